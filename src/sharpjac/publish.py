@@ -1,0 +1,354 @@
+"""Execute the book's chapters with papermill and build the static site.
+
+Data flow: ``notebooks/<chapter>.ipynb`` (committed without outputs, one cell tagged
+``parameters``) -> papermill with the chosen preset and seed ->
+``notebooks/executed/<chapter>.ipynb`` -> ``jupyter-book build`` with
+``execute_notebooks: "off"`` -> ``_build/html``.
+
+A chapter is re-executed only when its inputs changed: the executed copy stores, in its
+metadata, a hash of the notebook source, of every file under ``src/sharpjac`` and of the
+parameters; when the hash matches, the chapter is skipped.
+
+After a successful execution the injected-parameters cell is tagged ``remove-cell`` (so it
+does not show in the site) and a short "this page was computed with" box is inserted under
+the chapter's title, carrying the parameters, the date, the software versions and the wall
+time.
+
+Command line (the Makefile calls these)::
+
+    python -m sharpjac.publish notebooks --preset quick --seed 0 [--only data] [-p key value]
+    python -m sharpjac.publish build
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+PRESETS = ("smoke", "quick", "paper")
+EXECUTED_DIR = Path("notebooks") / "executed"
+_SOURCE_DIR = Path(__file__).resolve().parent
+
+
+class ChapterError(RuntimeError):
+    """A chapter raised while it was executed; the message names the notebook and the cell."""
+
+
+@dataclass(frozen=True)
+class ChapterResult:
+    """What happened to one chapter: ``status`` is ``"executed"`` or ``"cached"``."""
+
+    name: str
+    status: str
+    seconds: float
+    output: Path
+
+
+def repository_root(start: Path | None = None) -> Path:
+    """The directory holding ``_toc.yml`` (searched upwards from ``start`` or the cwd)."""
+    here = Path(start or Path.cwd()).resolve()
+    for candidate in (here, *here.parents):
+        if (candidate / "_toc.yml").is_file():
+            return candidate
+    raise FileNotFoundError(f"no _toc.yml found in {here} or any parent directory")
+
+
+def chapters(root: Path) -> list[str]:
+    """Chapter names (notebook stems) in table-of-contents order.
+
+    Every ``notebooks/executed/<name>`` entry of ``_toc.yml`` is a chapter; notebooks in
+    ``notebooks/`` that the table of contents does not list come last, so that a new notebook
+    is never silently skipped.
+    """
+    import yaml
+
+    toc = yaml.safe_load((root / "_toc.yml").read_text())
+    listed: list[str] = []
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            file = node.get("file")
+            if isinstance(file, str) and file.startswith(str(EXECUTED_DIR)):
+                listed.append(Path(file).stem)
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    walk(toc)
+    present = sorted(p.stem for p in (root / "notebooks").glob("*.ipynb"))
+    return [n for n in listed if n in present] + [n for n in present if n not in listed]
+
+
+def _source_digest() -> str:
+    digest = hashlib.sha256()
+    for path in sorted(_SOURCE_DIR.rglob("*.py")):
+        digest.update(str(path.relative_to(_SOURCE_DIR)).encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+def input_hash(notebook: Path, parameters: Mapping[str, Any]) -> str:
+    """Hash of everything an executed chapter depends on: notebook, package source, parameters."""
+    digest = hashlib.sha256()
+    digest.update(notebook.read_bytes())
+    digest.update(_source_digest().encode())
+    digest.update(json.dumps(dict(parameters), sort_keys=True, default=str).encode())
+    return digest.hexdigest()
+
+
+def _stored_hash(executed: Path) -> str | None:
+    try:
+        meta = json.loads(executed.read_text())["metadata"]
+        return meta.get("sharpjac", {}).get("input_hash")
+    except (OSError, ValueError, KeyError):
+        return None
+
+
+def environment_summary() -> dict[str, str]:
+    """Versions and device of the current process (the kernel runs the same interpreter)."""
+    import torch
+
+    from sharpjac import __version__
+
+    if torch.cuda.is_available():
+        device = f"GPU ({torch.cuda.get_device_name(0)})"
+    else:
+        device = f"CPU ({os.cpu_count()} cores)"
+    return {
+        "sharpjac": __version__,
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "device": device,
+    }
+
+
+def _format_seconds(seconds: float) -> str:
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    minutes, secs = divmod(round(seconds), 60)
+    return f"{minutes} min {secs:02d} s"
+
+
+def computed_with_box(parameters: Mapping[str, Any], seconds: float, env: Mapping[str, str]) -> str:
+    """Markdown for the "this page was computed with" box shown under a chapter's title."""
+    params = ", ".join(f"`{k} = {v!r}`" for k, v in parameters.items())
+    date = datetime.now(timezone.utc).strftime("%Y-%m-%d")
+    versions = ", ".join(f"{k} {v}" for k, v in env.items() if k != "device")
+    return (
+        ":::{admonition} This page was computed with\n"
+        ":class: note computed-with\n"
+        f"{params}; on {date}, in {_format_seconds(seconds)} on {env['device']}; {versions}.\n"
+        "Re-run it with other parameters: see {doc}`/book/guide`.\n"
+        ":::\n"
+    )
+
+
+def _postprocess(nb: Any, parameters: Mapping[str, Any], seconds: float, digest: str) -> None:
+    import nbformat
+
+    for cell in nb.cells:
+        tags = cell.metadata.setdefault("tags", [])
+        if "injected-parameters" in tags and "remove-cell" not in tags:
+            tags.append("remove-cell")
+    box = nbformat.v4.new_markdown_cell(computed_with_box(parameters, seconds, environment_summary()))
+    box.metadata["tags"] = ["computed-with"]
+    first_markdown = next((i for i, c in enumerate(nb.cells) if c.cell_type == "markdown"), -1)
+    nb.cells.insert(first_markdown + 1, box)
+    nb.metadata["sharpjac"] = {
+        "input_hash": digest,
+        "parameters": dict(parameters),
+        "seconds": round(seconds, 2),
+    }
+
+
+def _atomic_write_text(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def validate_parameters(parameters: Mapping[str, Any]) -> None:
+    """Reject a bad preset or seed before any notebook runs."""
+    preset = parameters.get("preset")
+    if preset not in PRESETS:
+        raise ValueError(f"preset={preset!r} is not a preset; accepted values: {', '.join(PRESETS)}")
+    seed = parameters.get("seed")
+    if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
+        raise ValueError(f"seed={seed!r} must be a non-negative integer")
+
+
+def execute_chapter(
+    root: Path,
+    name: str,
+    parameters: Mapping[str, Any],
+    *,
+    force: bool = False,
+    timeout: int | None = None,
+) -> ChapterResult:
+    """Execute ``notebooks/<name>.ipynb`` into ``notebooks/executed/<name>.ipynb``.
+
+    Skips the work when the executed copy was produced from the same inputs (see
+    :func:`input_hash`) unless ``force``. Raises :class:`ChapterError` naming the notebook and
+    the failing cell when the notebook raises; the partial output is kept as
+    ``notebooks/executed/<name>.failed.ipynb`` for inspection and never rendered.
+    """
+    import nbformat
+    import papermill
+    from papermill.exceptions import PapermillExecutionError
+
+    validate_parameters(parameters)
+    source = root / "notebooks" / f"{name}.ipynb"
+    if not source.is_file():
+        known = ", ".join(chapters(root))
+        raise FileNotFoundError(f"chapter {name!r}: no notebook {source}; chapters: {known}")
+    output = root / EXECUTED_DIR / f"{name}.ipynb"
+    failed = output.with_suffix(".failed.ipynb")
+    digest = input_hash(source, parameters)
+    if not force and output.is_file() and _stored_hash(output) == digest:
+        return ChapterResult(name, "cached", 0.0, output)
+
+    output.parent.mkdir(parents=True, exist_ok=True)
+    scratch = output.parent / f".{name}.running.ipynb"
+    env_backup = os.environ.get("SHARPJAC_PROGRESS")
+    os.environ["SHARPJAC_PROGRESS"] = "0"
+    start = time.perf_counter()
+    try:
+        papermill.execute_notebook(
+            str(source),
+            str(scratch),
+            parameters=dict(parameters),
+            cwd=str(root / "notebooks"),
+            kernel_name="python3",
+            progress_bar=False,
+            execution_timeout=timeout,
+        )
+    except PapermillExecutionError as err:
+        shutil.move(scratch, failed)
+        output.unlink(missing_ok=True)
+        snippet = "\n".join("    " + line for line in err.source.splitlines()[:12])
+        raise ChapterError(
+            f"notebook {source.relative_to(root)} failed in cell {err.exec_count} "
+            f"(cell index {err.cell_index}): {err.ename}: {err.evalue}\n"
+            f"  the cell:\n{snippet}\n  partial output kept in {failed.relative_to(root)}"
+        ) from None
+    finally:
+        if env_backup is None:
+            os.environ.pop("SHARPJAC_PROGRESS", None)
+        else:
+            os.environ["SHARPJAC_PROGRESS"] = env_backup
+    seconds = time.perf_counter() - start
+    nb = nbformat.read(str(scratch), as_version=4)
+    _postprocess(nb, parameters, seconds, digest)
+    _atomic_write_text(output, nbformat.writes(nb))
+    scratch.unlink(missing_ok=True)
+    failed.unlink(missing_ok=True)
+    return ChapterResult(name, "executed", seconds, output)
+
+
+def execute_all(
+    root: Path,
+    parameters: Mapping[str, Any],
+    *,
+    only: Iterable[str] | None = None,
+    force: bool = False,
+    log=print,
+) -> list[ChapterResult]:
+    """Execute every chapter (or those in ``only``); stop at the first that raises."""
+    validate_parameters(parameters)
+    names = chapters(root)
+    selected = list(only) if only else names
+    unknown = [n for n in selected if n not in names]
+    if unknown:
+        raise ValueError(f"unknown chapter(s) {unknown}; chapters: {', '.join(names)}")
+    results = []
+    for name in selected:
+        result = execute_chapter(root, name, parameters, force=force)
+        log(f"  {name:<34} {result.status:<9} {_format_seconds(result.seconds)}")
+        results.append(result)
+    return results
+
+
+def build_book(root: Path, *, builder: str = "html") -> None:
+    """Run ``jupyter-book build`` with ``-W -n --keep-going``; raise when it fails."""
+    exe = Path(sys.executable).with_name("jupyter-book")
+    command = [str(exe), "build", str(root), "--builder", builder, "-W", "-n", "--keep-going"]
+    missing = [n for n in chapters(root) if not (root / EXECUTED_DIR / f"{n}.ipynb").is_file()]
+    if missing:
+        raise FileNotFoundError(
+            f"chapters not executed yet: {', '.join(missing)}; run `make notebooks` first"
+        )
+    done = subprocess.run(command, cwd=root, capture_output=True, text=True)
+    if done.returncode != 0:
+        tail = "\n".join((done.stdout + done.stderr).splitlines()[-60:])
+        raise RuntimeError(f"jupyter-book build failed (exit {done.returncode}):\n{tail}")
+
+
+def _parse_value(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m sharpjac.publish",
+        description="Execute the book's chapters with papermill, or build the site.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("notebooks", help="execute chapters into notebooks/executed/")
+    run.add_argument("--preset", default="quick", help=f"one of {', '.join(PRESETS)}")
+    run.add_argument("--seed", type=int, default=0)
+    run.add_argument("--only", nargs="*", help="chapter names (notebook stems); default: all")
+    run.add_argument("-p", "--parameter", nargs=2, action="append", default=[],
+                     metavar=("NAME", "VALUE"), help="extra notebook parameter (JSON value)")
+    run.add_argument("--force", action="store_true", help="re-execute even when up to date")
+    sub.add_parser("build", help="build _build/html from the executed chapters")
+    sub.add_parser("list", help="list the chapters in table-of-contents order")
+    args = parser.parse_args(argv)
+    root = repository_root()
+    try:
+        if args.command == "list":
+            print("\n".join(chapters(root)))
+        elif args.command == "notebooks":
+            parameters = {"preset": args.preset, "seed": args.seed}
+            parameters.update({k: _parse_value(v) for k, v in args.parameter})
+            print(f"executing chapters with {parameters}")
+            start = time.perf_counter()
+            execute_all(root, parameters, only=args.only, force=args.force)
+            print(f"all chapters up to date ({_format_seconds(time.perf_counter() - start)})")
+        else:
+            start = time.perf_counter()
+            build_book(root)
+            print(f"site built in {_format_seconds(time.perf_counter() - start)}: "
+                  f"{root / '_build' / 'html' / 'index.html'}")
+    except (ChapterError, ValueError, FileNotFoundError, RuntimeError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,814 @@
+r"""Training with curvature and Jacobian tracking.
+
+One function, :func:`train`, runs one :class:`TrainConfig` and returns a tidy
+:class:`pandas.DataFrame` with one row per measurement. Everything the paper's experiments vary
+is a config field: full-batch gradient descent (the edge-of-stability setting) or mini-batch SGD,
+heavy-ball momentum, weight decay, label smoothing, SAM, data augmentation, a Jacobian penalty,
+learning-rate schedules and stopping rules.
+
+The update
+----------
+With the mini-batch (or full-batch) objective
+:math:`\mathcal J_B(\theta)=\mathcal L_B(\theta)+\lambda_J\,\widehat{\|Jf\|_F^2}` (data loss plus
+the optional Jacobian penalty), learning rate :math:`\eta_t`, momentum :math:`\mu` and weight
+decay :math:`\lambda`, one step is ``torch.optim.SGD``'s:
+
+.. math::
+    g_t = \nabla\mathcal J_B(\tilde\theta_t) + \lambda\theta_t,\qquad
+    b_t = \mu b_{t-1} + g_t\ (b_0=g_0),\qquad \theta_{t+1} = \theta_t - \eta_t b_t .
+
+Weight decay is therefore **coupled L2 regularisation** (the gradient of
+:math:`\frac\lambda2\|\theta\|^2` added to the gradient, then run through momentum), not the
+decoupled (AdamW-style) decay. Without SAM :math:`\tilde\theta_t=\theta_t`; with SAM radius
+:math:`\rho>0` (Foret et al. 2021)
+:math:`\tilde\theta_t=\theta_t+\rho\,\nabla\mathcal J_B(\theta_t)/\|\nabla\mathcal J_B(\theta_t)\|`
+(the ascent uses the data objective only, not the L2 term; the same mini-batch is used for
+both gradients), and the step is taken from :math:`\theta_t`.
+
+Jacobian penalty (Hoffman et al. 2019): per sample draw :math:`v_i` uniformly on the unit sphere
+of :math:`\mathbb R^k`; since :math:`\mathbb E[v v^\top]=I/k`,
+:math:`\widehat{\|Jf\|_F^2}=\frac1B\sum_i k\,\|\nabla_x (v_i^\top f(x_i))\|^2` is unbiased; it is
+differentiated with ``create_graph=True``. (With batch norm in training mode samples interact and
+the estimate is only approximate.)
+
+Randomness and exact resumption
+-------------------------------
+Nothing draws from an advancing random stream. The batch order of epoch :math:`e` comes from a
+generator seeded by ``(seed, e)``, the augmentation and penalty directions of step :math:`t`
+from ``(seed, t)``, the fixed measurement subsets from ``seed``. So a run resumed from a
+checkpoint draws exactly what an uninterrupted run draws, and ends with a bitwise-identical record.
+
+Measurements
+------------
+At scheduled steps :math:`t` (the state after :math:`t` updates; step 0 is the initialisation,
+the last step is always measured) a row records: ``train_loss, train_acc`` (full training set,
+data loss without penalty or L2), ``test_loss, test_acc``; ``sharpness`` = top eigenvalue of the
+Hessian of the data loss on a fixed subset (``sharpness_subset`` points), by
+:func:`sharpjac.curvature.lanczos` warm-started from the previous top eigenvector (with its
+residual, number of products and convergence flag); optionally ``gn_sharpness`` (top eigenvalue
+of the Gauss-Newton matrix on the same subset); ``jac_spectral_max, jac_spectral_mean,
+jac_frobenius_max, jac_frobenius_mean`` of the input-output Jacobian on a fixed subset
+(``jacobian_subset`` points) by :func:`sharpjac.jacobians.jacobian_stats`; the mediating
+factors ``curvature_norm`` (mean :math:`\|C_i\|` over the training set,
+:func:`sharpjac.losses.output_curvature_norm`), ``first_layer_norm`` (spectral norm of the first
+weight matrix; for a convolution, of its kernel reshaped to ``[out, in*kh*kw]``),
+``feature_norm`` (mean Euclidean norm of the input of the final Linear layer on the Jacobian
+subset); ``grad_norm`` (norm of the full-training-set gradient of the data loss) and
+``param_norm``. Models with batch norm are measured in eval mode and put back in the mode they
+were in. Wall times are kept out of the record (see :attr:`TrainResult`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+import random
+import signal
+import time
+import warnings
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+
+from . import losses as _losses
+from . import models as _models
+from ._util import derive_seed, generator, progress_enabled, resolve_device
+
+__all__ = [
+    "TrainConfig",
+    "TrainResult",
+    "train",
+    "sam_gradient",
+    "jacobian_penalty",
+    "augment_batch",
+    "lr_at",
+    "measurement_steps",
+    "OPTIMIZERS",
+    "LR_SCHEDULES",
+    "DTYPES",
+    "METRIC_COLUMNS",
+]
+
+OPTIMIZERS = ("gd", "sgd")
+LR_SCHEDULES = ("constant", "cosine", "step")
+DTYPES = ("float32", "float64")
+KILL_ENV = "SHARPJAC_TEST_KILL_AT_STEP"
+
+METRIC_COLUMNS = (
+    "step", "epoch", "lr", "train_loss", "train_acc", "test_loss", "test_acc",
+    "sharpness", "sharpness_residual", "sharpness_matvecs", "sharpness_converged", "gn_sharpness",
+    "jac_spectral_max", "jac_spectral_mean", "jac_frobenius_max", "jac_frobenius_mean",
+    "curvature_norm", "first_layer_norm", "feature_norm", "grad_norm", "param_norm", "diverged",
+)
+
+
+def _is_int(v) -> bool:
+    return isinstance(v, (int, np.integer)) and not isinstance(v, bool)
+
+
+def _is_num(v) -> bool:
+    return isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool)
+
+
+def _freeze(obj):
+    """Make JSON-like options canonical: mappings -> sorted dicts, sequences -> tuples."""
+    if isinstance(obj, Mapping):
+        return {str(k): _freeze(v) for k, v in sorted(obj.items())}
+    if isinstance(obj, (list, tuple)):
+        return tuple(_freeze(v) for v in obj)
+    return obj
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything that defines one training run (hashed by :mod:`sharpjac.runs`).
+
+    Data:
+        dataset: a name known to :func:`sharpjac.data.load` (``"mnist5k", "digits", "manifold",
+            "cifar10", "cifar100"``); dataset_options: extra keyword arguments for it;
+            (sizes go here, e.g. ``{"n_train": 1000, "n_test": 500}``; the split is stratified);
+        data_seed: seed given to the loader (the train/test split).
+    Model:
+        model: ``"mlp", "linear", "small_cnn", "resnet18"`` (:func:`sharpjac.models.build_model`);
+        model_options: its keyword arguments (e.g. ``{"widths": [200, 200], "activation": "tanh"}``).
+    Objective:
+        loss: ``"mse"`` or ``"ce"``; label_smoothing in [0, 1);
+        jacobian_penalty: coefficient of the Hoffman et al. penalty (0: off);
+        jacobian_penalty_projections: random projections per sample.
+    Optimiser:
+        optimizer: ``"gd"`` (full batch; ``batch_size`` must be None) or ``"sgd"`` (mini-batch;
+            ``batch_size=None`` also means full batch); lr > 0; momentum in [0, 1);
+        weight_decay >= 0 (coupled L2, see module docstring); batch_size; sam_rho >= 0 (0: off);
+        augment: random crops (padding 4) and horizontal flips for 3-channel images, random
+            shifts of up to 2 pixels for 1-channel images;
+        lr_schedule: ``"constant"``, ``"cosine"`` (to ``lr_min`` over the run) or ``"step"``
+            (times ``lr_step_gamma`` every ``lr_step_every`` steps).
+    Stopping (at least one of max_steps / max_epochs):
+        max_steps, max_epochs; target_train_loss, target_train_acc (checked at measurements).
+    Measurements:
+        measure_every (steps), measure_every_epochs, measure_num (that many log-spaced steps);
+        several may be combined (union); step 0 and the last step are always measured;
+        sharpness_subset / jacobian_subset: number of training points (None: all, 0: skip);
+        measure_gn: also the top Gauss-Newton eigenvalue; lanczos_tol, lanczos_max_iter;
+        eval_test: measure the test set.
+    Execution:
+        physical_batch_size: chunk size for full-batch gradients and measurements;
+        seed: initialisation, batch order, augmentation, subsets; dtype ``"float32"|"float64"``;
+        device ``"auto"`` (CUDA if available), ``"cpu"``, ``"cuda"``...;
+        checkpoint_every: steps between checkpoints (None: never; used by :mod:`sharpjac.runs`).
+    """
+
+    dataset: str = "mnist5k"
+    dataset_options: Mapping[str, Any] = field(default_factory=dict)
+    data_seed: int = 0
+    model: str = "mlp"
+    model_options: Mapping[str, Any] = field(default_factory=dict)
+    loss: str = "mse"
+    label_smoothing: float = 0.0
+    optimizer: str = "gd"
+    lr: float = 0.01
+    momentum: float = 0.0
+    weight_decay: float = 0.0
+    batch_size: int | None = None
+    sam_rho: float = 0.0
+    augment: bool = False
+    jacobian_penalty: float = 0.0
+    jacobian_penalty_projections: int = 1
+    lr_schedule: str = "constant"
+    lr_min: float = 0.0
+    lr_step_every: int | None = None
+    lr_step_gamma: float = 0.1
+    max_steps: int | None = None
+    max_epochs: int | None = None
+    target_train_loss: float | None = None
+    target_train_acc: float | None = None
+    measure_every: int | None = None
+    measure_every_epochs: int | None = None
+    measure_num: int | None = None
+    sharpness_subset: int | None = 1000
+    jacobian_subset: int | None = 500
+    measure_gn: bool = False
+    lanczos_tol: float = 1e-3
+    lanczos_max_iter: int = 30
+    eval_test: bool = True
+    physical_batch_size: int | None = 2048
+    seed: int = 0
+    dtype: str = "float32"
+    device: str = "auto"
+    checkpoint_every: int | None = None
+
+    def __post_init__(self):
+        object.__setattr__(self, "dataset_options", _freeze(dict(self.dataset_options)))
+        object.__setattr__(self, "model_options", _freeze(dict(self.model_options)))
+        self.validate()
+
+    # -- validation ----------------------------------------------------------------------------
+
+    def validate(self) -> None:
+        """Raise ValueError/TypeError naming the field, its value and what is accepted."""
+
+        def need(cond: bool, name: str, accepted: str) -> None:
+            if not cond:
+                raise ValueError(f"TrainConfig.{name}={getattr(self, name)!r} is invalid; accepted: {accepted}")
+
+        def opt_pos_int(name: str, allow_zero: bool = False) -> None:
+            v = getattr(self, name)
+            lo = 0 if allow_zero else 1
+            need(v is None or (_is_int(v) and v >= lo), name,
+                 f"None or an int >= {lo}")
+
+        from . import data as _data
+
+        need(self.dataset in _data.available(), "dataset", f"one of {sorted(_data.available())}")
+        need(_is_int(self.data_seed) and self.data_seed >= 0, "data_seed", "an int >= 0")
+        need("dtype" not in self.dataset_options, "dataset_options",
+             "data-set options without 'dtype' (use TrainConfig.dtype)")
+        need(self.model in _models.MODEL_NAMES, "model", f"one of {_models.MODEL_NAMES}")
+        need(self.loss in _losses.LOSS_NAMES, "loss", f"one of {_losses.LOSS_NAMES}")
+        need(_is_num(self.label_smoothing) and 0.0 <= self.label_smoothing < 1.0, "label_smoothing",
+             "a float in [0, 1)")
+        need(self.optimizer in OPTIMIZERS, "optimizer", f"one of {OPTIMIZERS}")
+        need(_is_num(self.lr) and math.isfinite(self.lr) and self.lr > 0, "lr", "a finite float > 0")
+        need(_is_num(self.momentum) and 0.0 <= self.momentum < 1.0, "momentum", "a float in [0, 1)")
+        need(_is_num(self.weight_decay) and self.weight_decay >= 0, "weight_decay", "a float >= 0")
+        opt_pos_int("batch_size")
+        if self.optimizer == "gd" and self.batch_size is not None:
+            raise ValueError(
+                f"TrainConfig.batch_size={self.batch_size!r} is invalid with optimizer='gd' (full-batch "
+                "gradient descent); accepted: None, or use optimizer='sgd' for mini-batches"
+            )
+        need(_is_num(self.sam_rho) and self.sam_rho >= 0, "sam_rho", "a float >= 0 (0 turns SAM off)")
+        need(isinstance(self.augment, bool), "augment", "True or False")
+        need(_is_num(self.jacobian_penalty) and self.jacobian_penalty >= 0, "jacobian_penalty",
+             "a float >= 0 (0 turns the penalty off)")
+        need(_is_int(self.jacobian_penalty_projections) and self.jacobian_penalty_projections >= 1,
+             "jacobian_penalty_projections", "an int >= 1")
+        need(self.lr_schedule in LR_SCHEDULES, "lr_schedule", f"one of {LR_SCHEDULES}")
+        need(_is_num(self.lr_min) and 0 <= self.lr_min <= self.lr, "lr_min", "a float in [0, lr]")
+        opt_pos_int("lr_step_every")
+        need(_is_num(self.lr_step_gamma) and self.lr_step_gamma > 0, "lr_step_gamma", "a float > 0")
+        if self.lr_schedule == "step" and self.lr_step_every is None:
+            raise ValueError("TrainConfig.lr_step_every=None is invalid with lr_schedule='step'; "
+                             "accepted: an int >= 1 (steps between decays)")
+        opt_pos_int("max_steps")
+        opt_pos_int("max_epochs")
+        if self.max_steps is None and self.max_epochs is None:
+            raise ValueError("TrainConfig.max_steps=None and max_epochs=None: at least one must be set; "
+                             "accepted: an int >= 1 for either")
+        need(self.target_train_loss is None or (_is_num(self.target_train_loss) and self.target_train_loss >= 0),
+             "target_train_loss", "None or a float >= 0")
+        need(self.target_train_acc is None or (_is_num(self.target_train_acc) and 0 <= self.target_train_acc <= 1),
+             "target_train_acc", "None or a float in [0, 1]")
+        opt_pos_int("measure_every")
+        opt_pos_int("measure_every_epochs")
+        opt_pos_int("measure_num")
+        opt_pos_int("sharpness_subset", allow_zero=True)
+        opt_pos_int("jacobian_subset", allow_zero=True)
+        need(isinstance(self.measure_gn, bool), "measure_gn", "True or False")
+        need(_is_num(self.lanczos_tol) and self.lanczos_tol > 0, "lanczos_tol", "a float > 0")
+        need(_is_int(self.lanczos_max_iter) and self.lanczos_max_iter >= 1, "lanczos_max_iter", "an int >= 1")
+        need(isinstance(self.eval_test, bool), "eval_test", "True or False")
+        opt_pos_int("physical_batch_size")
+        need(_is_int(self.seed), "seed", "an int")
+        need(self.dtype in DTYPES, "dtype", f"one of {DTYPES}")
+        need(isinstance(self.device, str) and (self.device == "auto" or _valid_device(self.device)), "device",
+             "'auto', 'cpu', 'cuda' or 'cuda:N'")
+        opt_pos_int("checkpoint_every")
+
+    # -- helpers -------------------------------------------------------------------------------
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-compatible dict of all fields (tuples become lists)."""
+        def conv(v):
+            if isinstance(v, Mapping):
+                return {k: conv(x) for k, x in v.items()}
+            if isinstance(v, (tuple, list)):
+                return [conv(x) for x in v]
+            return v
+        return {f.name: conv(getattr(self, f.name)) for f in dataclasses.fields(self)}
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> TrainConfig:
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(d) - names)
+        if unknown:
+            raise ValueError(f"unknown TrainConfig field(s) {unknown}; accepted: {sorted(names)}")
+        return cls(**dict(d))
+
+    def replace(self, **changes) -> TrainConfig:
+        """``dataclasses.replace`` with validation (unknown fields raise ValueError)."""
+        names = {f.name for f in dataclasses.fields(self)}
+        unknown = sorted(set(changes) - names)
+        if unknown:
+            raise ValueError(f"unknown TrainConfig field(s) {unknown}; accepted: {sorted(names)}")
+        return dataclasses.replace(self, **changes)
+
+
+def _valid_device(s: str) -> bool:
+    try:
+        torch.device(s)
+        return True
+    except (RuntimeError, TypeError):
+        return False
+
+
+# ------------------------------------------------------------------------------------------------
+# Schedules
+# ------------------------------------------------------------------------------------------------
+
+
+def lr_at(config: TrainConfig, step: int, total_steps: int) -> float:
+    r"""Learning rate :math:`\eta_t` for the step from :math:`\theta_t` to :math:`\theta_{t+1}`.
+
+    constant: :math:`\eta`; cosine: :math:`\eta_{\min}+\frac12(\eta-\eta_{\min})(1+\cos(\pi t/T))`;
+    step: :math:`\eta\,\gamma^{\lfloor t/s\rfloor}`.
+    """
+    if config.lr_schedule == "constant":
+        return float(config.lr)
+    if config.lr_schedule == "cosine":
+        frac = min(step, total_steps) / max(total_steps, 1)
+        return float(config.lr_min + 0.5 * (config.lr - config.lr_min) * (1 + math.cos(math.pi * frac)))
+    return float(config.lr * config.lr_step_gamma ** (step // config.lr_step_every))
+
+
+def measurement_steps(config: TrainConfig, total_steps: int, steps_per_epoch: int) -> set[int]:
+    """The set of steps at which the state is measured (always includes 0 and ``total_steps``)."""
+    steps = {0, int(total_steps)}
+    if config.measure_every:
+        steps.update(range(0, total_steps + 1, config.measure_every))
+    if config.measure_every_epochs:
+        steps.update(range(0, total_steps + 1, config.measure_every_epochs * steps_per_epoch))
+    if config.measure_num:
+        ls = np.unique(np.round(np.geomspace(1, max(total_steps, 1), config.measure_num)).astype(int))
+        steps.update(int(s) for s in ls)
+    return {s for s in steps if 0 <= s <= total_steps}
+
+
+# ------------------------------------------------------------------------------------------------
+# Building blocks (public for testing)
+# ------------------------------------------------------------------------------------------------
+
+
+def augment_batch(x: torch.Tensor, *, seed: int) -> torch.Tensor:
+    """Random augmentation of a batch of images ``[B, C, H, W]`` (new tensor; input untouched).
+
+    3 channels (CIFAR-like): zero-pad 4 pixels, random crop back to ``H x W``, horizontal flip with
+    probability 1/2. Otherwise (MNIST-like): random shift by up to 2 pixels in each direction
+    (zero fill). Randomness from a CPU generator seeded with ``seed``.
+    """
+    if x.ndim != 4:
+        raise ValueError(f"augment needs image batches of shape [B, C, H, W], got {tuple(x.shape)}")
+    g = torch.Generator().manual_seed(int(seed))
+    B, C, H, W = x.shape
+    pad = 4 if C == 3 else 2
+    oy = torch.randint(0, 2 * pad + 1, (B,), generator=g)
+    ox = torch.randint(0, 2 * pad + 1, (B,), generator=g)
+    flip = torch.rand(B, generator=g) < 0.5 if C == 3 else torch.zeros(B, dtype=torch.bool)
+    xp = torch.nn.functional.pad(x, (pad, pad, pad, pad))
+    dev = x.device
+    rows = (oy[:, None] + torch.arange(H)[None, :]).to(dev)  # [B, H]
+    cols = (ox[:, None] + torch.arange(W)[None, :]).to(dev)  # [B, W]
+    bi = torch.arange(B, device=dev)[:, None, None, None]
+    ci = torch.arange(C, device=dev)[None, :, None, None]
+    out = xp[bi, ci, rows[:, None, :, None], cols[:, None, None, :]]
+    flip = flip.to(dev)[:, None, None, None]
+    return torch.where(flip, out.flip(-1), out)
+
+
+def jacobian_penalty(model: nn.Module, x: torch.Tensor, *, seed: int, projections: int = 1) -> torch.Tensor:
+    r"""Hoffman et al. (2019) estimate of :math:`\frac1B\sum_i\|Jf(x_i)\|_F^2`, differentiable.
+
+    For each of ``projections`` draws, :math:`v_i\sim\mathrm{Unif}(S^{k-1})` per sample and
+    :math:`k\,\|\nabla_x(v_i^\top f(x_i))\|^2`; averaged over draws and samples.
+    """
+    g = torch.Generator().manual_seed(int(seed))
+    xr = x.detach().requires_grad_(True)
+    out = model(xr)
+    B, k = out.shape
+    total = out.new_zeros(())
+    for _ in range(projections):
+        v = torch.randn(B, k, generator=g, dtype=torch.float64).to(out.dtype).to(out.device)
+        v = v / torch.linalg.vector_norm(v, dim=1, keepdim=True)
+        (gx,) = torch.autograd.grad((out * v).sum(), xr, create_graph=True)
+        total = total + k * gx.pow(2).flatten(1).sum(1).mean()
+    return total / projections
+
+
+def _grads(params: list[torch.Tensor]) -> list[torch.Tensor]:
+    return [p.grad.detach().clone() if p.grad is not None else torch.zeros_like(p) for p in params]
+
+
+def sam_gradient(
+    objective: Callable[[], torch.Tensor], params: list[torch.Tensor], rho: float
+) -> tuple[float, list[torch.Tensor]]:
+    r"""SAM gradient :math:`\nabla\mathcal J(\theta+\rho g/\|g\|)`, :math:`g=\nabla\mathcal J(\theta)`.
+
+    ``objective()`` must compute the objective *and call backward* (accumulating into ``.grad``,
+    which is zeroed here before each call). The parameters are moved to the ascent point and then
+    copied back exactly. Returns the objective at :math:`\theta` and the gradients.
+    """
+    for p in params:
+        p.grad = None
+    loss = objective()
+    g = _grads(params)
+    gnorm = torch.sqrt(sum((gi.double() ** 2).sum() for gi in g))
+    saved = [p.detach().clone() for p in params]
+    scale = rho / (float(gnorm) + 1e-12)
+    with torch.no_grad():
+        for p, gi in zip(params, g):
+            p.add_(gi, alpha=scale)
+    for p in params:
+        p.grad = None
+    objective()
+    g_sam = _grads(params)
+    with torch.no_grad():
+        for p, s in zip(params, saved):
+            p.copy_(s)
+    return float(loss), g_sam
+
+
+# ------------------------------------------------------------------------------------------------
+# Result
+# ------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """What :func:`train` returns.
+
+    Attributes:
+        frame: the record (one row per measurement; ``frame.attrs`` holds ``config``,
+            ``diverged``, ``status``); deterministic given the config.
+        status: ``"completed"``, ``"target_reached"`` or ``"diverged"``.
+        diverged: True when the loss became NaN/inf (the record keeps what was measured before).
+        message: a human-readable summary.
+        wall_time_s: total seconds in this process (a resumed run counts only its own part).
+        measure_time_s: seconds spent in measurements.
+        steps: number of updates done in total.
+        resumed_from: step of the checkpoint this process started from (None: fresh).
+    """
+
+    frame: pd.DataFrame
+    status: str
+    diverged: bool
+    message: str
+    wall_time_s: float
+    measure_time_s: float
+    steps: int
+    resumed_from: int | None
+
+
+class Checkpointer(Protocol):
+    """What :func:`train` needs to checkpoint: ``load() -> dict | None`` and ``save(state)``."""
+
+    def load(self) -> dict | None: ...
+
+    def save(self, state: dict) -> None: ...
+
+
+# ------------------------------------------------------------------------------------------------
+# The training loop
+# ------------------------------------------------------------------------------------------------
+
+
+class _Setup:
+    """Data, model, subsets and schedules for one config (internal)."""
+
+    def __init__(self, config: TrainConfig):
+        from . import data as _data
+
+        self.config = c = config
+        self.device = resolve_device(c.device)
+        self.dtype = getattr(torch, c.dtype)
+        ds = _data.load(c.dataset, seed=c.data_seed, **dict(c.dataset_options))
+        self.num_classes = int(ds.num_classes)
+        if self.num_classes <= 0:
+            raise ValueError(f"TrainConfig.dataset={c.dataset!r} is a regression data set (num_classes=0); "
+                             "training supports classification data sets only")
+        self.input_shape = tuple(int(s) for s in ds.input_shape)
+        xtr, ytr = self._tensors(ds.x_train, ds.y_train)
+        xte, yte = self._tensors(ds.x_test, ds.y_test)
+        self.x_train, self.y_train = xtr.to(self.device), ytr.to(self.device)
+        self.x_test, self.y_test = xte.to(self.device), yte.to(self.device)
+        self.n = int(self.x_train.shape[0])
+        if c.augment and len(self.input_shape) != 3:
+            raise ValueError(f"TrainConfig.augment=True needs image data of shape (C, H, W); data set "
+                             f"{c.dataset!r} has input_shape {self.input_shape}")
+        self.batch = self.n if c.batch_size is None else min(c.batch_size, self.n)
+        self.steps_per_epoch = math.ceil(self.n / self.batch)
+        caps = []
+        if c.max_steps is not None:
+            caps.append(c.max_steps)
+        if c.max_epochs is not None:
+            caps.append(c.max_epochs * self.steps_per_epoch)
+        self.total_steps = int(min(caps))
+        self.schedule = measurement_steps(c, self.total_steps, self.steps_per_epoch)
+
+        def subset(size, tag):
+            if size == 0:
+                return None
+            if size is None or size >= self.n:
+                return self.x_train, self.y_train
+            idx = torch.randperm(self.n, generator=generator(c.seed, "subset", tag))[:size].sort().values
+            idx = idx.to(self.device)
+            return self.x_train[idx], self.y_train[idx]
+
+        self.sharp_data = subset(c.sharpness_subset, 2)
+        self.jac_data = subset(c.jacobian_subset, 3)
+        self.model = _models.build_model(c.model, input_shape=self.input_shape, num_classes=self.num_classes,
+                                         seed=c.seed, **dict(c.model_options)).to(device=self.device, dtype=self.dtype)
+        self.params = [p for p in self.model.parameters() if p.requires_grad]
+        self.loss_fn = _losses.get_loss(c.loss, label_smoothing=c.label_smoothing)
+        self.sum_loss_fn = _losses.get_loss(c.loss, label_smoothing=c.label_smoothing, reduction="none")
+        self.optimizer = torch.optim.SGD(self.params, lr=c.lr, momentum=c.momentum,
+                                         weight_decay=c.weight_decay, foreach=False)
+        self.has_bn = _models.has_batch_norm(self.model)
+        self.head = [m for m in self.model.modules() if isinstance(m, nn.Linear)][-1]
+        self.first = next(p for p in self.model.parameters() if p.ndim >= 2)
+
+    def _tensors(self, x, y):
+        x = torch.as_tensor(np.asarray(x) if not isinstance(x, torch.Tensor) else x).to(self.dtype)
+        y = torch.as_tensor(np.asarray(y) if not isinstance(y, torch.Tensor) else y).long()
+        return x, y
+
+    def chunks(self, n: int):
+        size = self.config.physical_batch_size or n
+        for s in range(0, n, size):
+            yield s, min(s + size, n)
+
+    def batch_indices(self, step: int) -> torch.Tensor | None:
+        if self.batch >= self.n:
+            return None
+        epoch, b = divmod(step, self.steps_per_epoch)
+        perm = torch.randperm(self.n, generator=generator(self.config.seed, "batch", epoch))
+        return perm[b * self.batch: (b + 1) * self.batch].to(self.device)
+
+
+class _EvalMode:
+    """Put a model with batch norm into eval mode for a measurement; restore the previous mode."""
+
+    def __init__(self, model: nn.Module, active: bool):
+        self.model, self.active = model, active
+
+    def __enter__(self):
+        self.prev = self.model.training
+        if self.active:
+            self.model.train(False)
+
+    def __exit__(self, *exc):
+        if self.active:
+            self.model.train(self.prev)
+
+
+def _objective_closure(S: _Setup, x: torch.Tensor, y: torch.Tensor, step: int):
+    """Closure computing the mini-batch objective in physical chunks and calling backward."""
+    c = S.config
+    n = x.shape[0]
+
+    def objective() -> torch.Tensor:
+        total = 0.0
+        for a, b in S.chunks(n):
+            w = (b - a) / n
+            xb = x[a:b]
+            out = S.model(xb)
+            loss = S.loss_fn(out, y[a:b])
+            obj = loss
+            if c.jacobian_penalty > 0:
+                pen = jacobian_penalty(S.model, xb, seed=derive_seed(c.seed, "jacpen", step, a),
+                                       projections=c.jacobian_penalty_projections)
+                obj = obj + c.jacobian_penalty * pen
+            (obj * w).backward()
+            total += float(loss.detach()) * w
+        return torch.tensor(total)
+
+    return objective
+
+
+def _train_step(S: _Setup, step: int, lr: float) -> float:
+    """One update; returns the mini-batch data loss at the current parameters."""
+    c = S.config
+    idx = S.batch_indices(step)
+    x, y = (S.x_train, S.y_train) if idx is None else (S.x_train[idx], S.y_train[idx])
+    if c.augment:
+        x = augment_batch(x, seed=derive_seed(c.seed, "augment", step))
+    objective = _objective_closure(S, x, y, step)
+    for group in S.optimizer.param_groups:
+        group["lr"] = lr
+    if c.sam_rho > 0:
+        loss, g = sam_gradient(objective, S.params, c.sam_rho)
+        for p, gi in zip(S.params, g):
+            p.grad = gi
+    else:
+        S.optimizer.zero_grad(set_to_none=True)
+        loss = float(objective())
+    if not math.isfinite(loss):
+        return loss
+    S.optimizer.step()
+    return loss
+
+
+def _evaluate(S: _Setup, x: torch.Tensor, y: torch.Tensor) -> tuple[float, float, torch.Tensor]:
+    outs = []
+    with torch.no_grad():
+        for a, b in S.chunks(x.shape[0]):
+            outs.append(S.model(x[a:b]))
+    out = torch.cat(outs)
+    loss = float(S.sum_loss_fn(out, y).double().mean())
+    acc = float((out.argmax(1) == y).double().mean())
+    return loss, acc, out
+
+
+def _measure(S: _Setup, step: int, lr: float, state: dict) -> dict:
+    from . import curvature as _curv
+    from . import jacobians as _jac
+
+    c = S.config
+    row: dict[str, Any] = {"step": int(step), "epoch": step / S.steps_per_epoch, "lr": lr}
+    with _EvalMode(S.model, S.has_bn):
+        tr_loss, tr_acc, out = _evaluate(S, S.x_train, S.y_train)
+        row.update(train_loss=tr_loss, train_acc=tr_acc)
+        if c.eval_test:
+            te_loss, te_acc, _ = _evaluate(S, S.x_test, S.y_test)
+        else:
+            te_loss = te_acc = float("nan")
+        row.update(test_loss=te_loss, test_acc=te_acc)
+        finite = math.isfinite(tr_loss)
+        row["curvature_norm"] = (_losses.output_curvature_norm(c.loss, out, S.y_train, label_smoothing=c.label_smoothing)
+                                 if finite else float("nan"))
+        # gradient norm of the full-training-set data loss
+        for p in S.params:
+            p.grad = None
+        grads = [torch.zeros_like(p) for p in S.params]
+        for a, b in S.chunks(S.n):
+            l = S.loss_fn(S.model(S.x_train[a:b]), S.y_train[a:b]) * ((b - a) / S.n)
+            gs = torch.autograd.grad(l, S.params)
+            grads = [g0 + g1 for g0, g1 in zip(grads, gs)]
+        row["grad_norm"] = float(torch.sqrt(sum((g.double() ** 2).sum() for g in grads)))
+        with torch.no_grad():
+            row["param_norm"] = float(torch.sqrt(sum((p.detach().double() ** 2).sum() for p in S.params)))
+            W = S.first.detach().flatten(1).double()
+            row["first_layer_norm"] = float(torch.linalg.matrix_norm(W, ord=2)) if finite else float("nan")
+        nan = float("nan")
+        row.update(sharpness=nan, sharpness_residual=nan, sharpness_matvecs=0, sharpness_converged=False,
+                   gn_sharpness=nan)
+        if S.sharp_data is not None and finite:
+            op = _curv.HessianOperator(S.model, S.loss_fn, S.sharp_data, batch_size=c.physical_batch_size)
+            res = _curv.lanczos(op, k=1, max_iter=c.lanczos_max_iter, tol=c.lanczos_tol,
+                                v0=state.get("v_hess"), seed=derive_seed(c.seed, "lanczos", step))
+            state["v_hess"] = res.eigenvectors[:, 0].detach().clone()
+            row.update(sharpness=float(res.eigenvalues[0]), sharpness_residual=float(res.residuals[0]),
+                       sharpness_matvecs=int(res.num_matvecs), sharpness_converged=bool(res.converged))
+            if c.measure_gn:
+                gop = _curv.GaussNewtonOperator(S.model, S.loss_fn, S.sharp_data, batch_size=c.physical_batch_size)
+                gres = _curv.lanczos(gop, k=1, max_iter=c.lanczos_max_iter, tol=c.lanczos_tol,
+                                     v0=state.get("v_gn"), seed=derive_seed(c.seed, "gn", step))
+                state["v_gn"] = gres.eigenvectors[:, 0].detach().clone()
+                row["gn_sharpness"] = float(gres.eigenvalues[0])
+        row.update(jac_spectral_max=nan, jac_spectral_mean=nan, jac_frobenius_max=nan, jac_frobenius_mean=nan,
+                   feature_norm=nan)
+        if S.jac_data is not None and finite:
+            xj = S.jac_data[0]
+            js = _jac.jacobian_stats(S.model, xj)
+            row.update(jac_spectral_max=float(js.spectral_max), jac_spectral_mean=float(js.spectral_mean),
+                       jac_frobenius_max=float(js.frobenius_max), jac_frobenius_mean=float(js.frobenius_mean))
+            feats = []
+            hook = S.head.register_forward_hook(lambda m, inp, out: feats.append(inp[0].detach()))
+            try:
+                with torch.no_grad():
+                    for a, b in S.chunks(xj.shape[0]):
+                        S.model(xj[a:b])
+            finally:
+                hook.remove()
+            F_ = torch.cat(feats).flatten(1).double()
+            row["feature_norm"] = float(torch.linalg.vector_norm(F_, dim=1).mean())
+    row["diverged"] = False
+    return row
+
+
+def _rng_states() -> dict:
+    return {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()}
+
+
+def _set_rng_states(st: dict) -> None:
+    torch.set_rng_state(st["torch"])
+    np.random.set_state(st["numpy"])
+    random.setstate(st["python"])
+
+
+def _frame(rows: list[dict], config: TrainConfig, status: str, diverged: bool, diverged_at) -> pd.DataFrame:
+    df = pd.DataFrame(rows, columns=list(METRIC_COLUMNS))
+    if len(df):
+        df["diverged"] = diverged
+    df = df.astype({"step": "int64", "sharpness_matvecs": "int64", "sharpness_converged": bool, "diverged": bool})
+    df.attrs["config"] = config.to_dict()
+    df.attrs["status"] = status
+    df.attrs["diverged"] = bool(diverged)
+    df.attrs["diverged_at_step"] = diverged_at
+    return df
+
+
+def train(
+    config: TrainConfig,
+    *,
+    checkpointer: Checkpointer | None = None,
+    progress: bool | None = None,
+) -> TrainResult:
+    """Run one configuration and return its record.
+
+    Args:
+        config: the run.
+        checkpointer: optional; if it holds a checkpoint the run resumes from it, and a new one is
+            saved every ``config.checkpoint_every`` steps (state after the step's measurement).
+        progress: tqdm bar (None: automatic, see :func:`sharpjac._util.progress_enabled`).
+
+    Returns:
+        :class:`TrainResult`. A diverging run (NaN/inf loss) stops, warns, and returns what was
+        recorded, with ``status="diverged"``.
+    """
+    if not isinstance(config, TrainConfig):
+        raise TypeError(f"config must be a TrainConfig, got {type(config).__name__}")
+    t0 = time.perf_counter()
+    S = _Setup(config)
+    c = config
+    rows: list[dict] = []
+    state: dict[str, Any] = {}
+    start = 0
+    resumed_from = None
+    ck = checkpointer.load() if checkpointer is not None else None
+    if ck is not None:
+        if ck.get("config") != c.to_dict():
+            raise ValueError("checkpoint belongs to a different config; delete it or use force=True")
+        S.model.load_state_dict(ck["model"])
+        S.optimizer.load_state_dict(ck["optimizer"])
+        rows = list(ck["rows"])
+        state = {k: (v.to(S.device) if isinstance(v, torch.Tensor) else v) for k, v in ck["state"].items()}
+        start = resumed_from = int(ck["step"])
+        _set_rng_states(ck["rng"])
+    kill_at = os.environ.get(KILL_ENV)
+    kill_at = int(kill_at) if kill_at else None
+
+    bar = None
+    if progress_enabled(progress):
+        from tqdm.auto import tqdm
+        bar = tqdm(total=S.total_steps, initial=start, desc=f"{c.loss} lr={c.lr:g}", leave=False)
+
+    measure_time = 0.0
+    status, diverged, diverged_at, message = "completed", False, None, ""
+    step = start
+    measured = {int(r["step"]) for r in rows}
+    try:
+        while True:
+            lr = lr_at(c, step, S.total_steps)
+            if step in S.schedule and step not in measured:
+                tm = time.perf_counter()
+                row = _measure(S, step, lr, state)
+                measure_time += time.perf_counter() - tm
+                rows.append(row)
+                measured.add(step)
+                if not math.isfinite(row["train_loss"]):
+                    status, diverged, diverged_at = "diverged", True, step
+                    message = f"training loss became {row['train_loss']} at step {step}"
+                    break
+                if (c.target_train_loss is not None and row["train_loss"] <= c.target_train_loss) or (
+                        c.target_train_acc is not None and row["train_acc"] >= c.target_train_acc):
+                    status = "target_reached"
+                    message = (f"target reached at step {step}: train_loss={row['train_loss']:.4g}, "
+                               f"train_acc={row['train_acc']:.4g}")
+                    break
+            if step >= S.total_steps:
+                message = f"completed {step} steps"
+                break
+            if checkpointer is not None and c.checkpoint_every and step > 0 and step % c.checkpoint_every == 0 \
+                    and step != resumed_from:
+                checkpointer.save({
+                    "config": c.to_dict(), "step": step, "model": S.model.state_dict(),
+                    "optimizer": S.optimizer.state_dict(), "rows": list(rows),
+                    "state": {k: (v.cpu() if isinstance(v, torch.Tensor) else v) for k, v in state.items()},
+                    "rng": _rng_states(),
+                })
+            if kill_at is not None and step == kill_at:
+                os.kill(os.getpid(), signal.SIGKILL)
+            loss = _train_step(S, step, lr)
+            if not math.isfinite(loss):
+                status, diverged, diverged_at = "diverged", True, step
+                message = f"training loss became {loss} at step {step} (lr={lr:g}); stopped"
+                break
+            step += 1
+            if bar is not None:
+                bar.update(1)
+    finally:
+        if bar is not None:
+            bar.close()
+    if diverged:
+        warnings.warn(f"run diverged: {message}; the record keeps the {len(rows)} measurements made before",
+                      RuntimeWarning, stacklevel=2)
+    df = _frame(rows, c, status, diverged, diverged_at)
+    return TrainResult(frame=df, status=status, diverged=diverged, message=message,
+                       wall_time_s=time.perf_counter() - t0, measure_time_s=measure_time, steps=step,
+                       resumed_from=resumed_from)

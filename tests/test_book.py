@@ -1,0 +1,246 @@
+"""The publishing pipeline end to end: every chapter at the smoke preset, the book built with
+``-W -n``, an offline site, and a headless-browser check of the rendered pages.
+
+The chapters are executed in a temporary copy of the book's sources with a temporary run store,
+so ``make test`` never touches the executed chapters or the cache of ``make book``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+from html.parser import HTMLParser
+from pathlib import Path
+from urllib.parse import urlparse
+
+import nbformat
+import pytest
+
+from sharpjac import publish
+
+ROOT = Path(__file__).resolve().parents[1]
+CHAPTERS = publish.chapters(ROOT)
+pytestmark = pytest.mark.book
+
+
+def _copy_sources(target: Path) -> Path:
+    for name in ["_config.yml", "_toc.yml"]:
+        shutil.copy(ROOT / name, target / name)
+    shutil.copytree(ROOT / "book", target / "book")
+    (target / "notebooks").mkdir()
+    for nb in (ROOT / "notebooks").glob("*.ipynb"):
+        shutil.copy(nb, target / "notebooks" / nb.name)
+    return target
+
+
+@pytest.fixture(scope="session")
+def smoke_book(tmp_path_factory):
+    """Execute every chapter at the smoke preset and build the book, once per session."""
+    root = _copy_sources(tmp_path_factory.mktemp("book"))
+    old = os.environ.get("SHARPJAC_CACHE")
+    os.environ["SHARPJAC_CACHE"] = str(tmp_path_factory.mktemp("runs"))
+    try:
+        results = publish.execute_all(root, {"preset": "smoke", "seed": 0}, log=lambda *_: None)
+    finally:
+        if old is None:
+            os.environ.pop("SHARPJAC_CACHE", None)
+        else:
+            os.environ["SHARPJAC_CACHE"] = old
+    publish.build_book(root)
+    return root, {r.name: r for r in results}
+
+
+@pytest.mark.parametrize("name", CHAPTERS)
+def test_chapter_runs_at_smoke_preset(smoke_book, name):
+    root, results = smoke_book
+    assert results[name].status == "executed"
+    nb = nbformat.read(str(root / "notebooks" / "executed" / f"{name}.ipynb"), as_version=4)
+    injected = [c for c in nb.cells if "injected-parameters" in c.metadata.get("tags", [])]
+    assert injected and all("remove-cell" in c.metadata["tags"] for c in injected)
+    box = [c for c in nb.cells if "computed-with" in c.metadata.get("tags", [])]
+    assert len(box) == 1 and "'smoke'" in box[0].source and "torch" in box[0].source
+    assert nb.metadata["sharpjac"]["parameters"] == {"preset": "smoke", "seed": 0}
+    errors = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])
+              if o.get("output_type") == "error"]
+    assert not errors
+
+
+def _html_pages(root: Path) -> list[Path]:
+    return sorted(p for p in (root / "_build" / "html").rglob("*.html") if "_static" not in p.parts)
+
+
+def test_book_builds_every_chapter(smoke_book):
+    root, _ = smoke_book
+    html = root / "_build" / "html"
+    assert (html / "index.html").is_file()
+    for name in CHAPTERS:
+        page = html / "notebooks" / "executed" / f"{name}.html"
+        assert page.is_file(), f"no page for chapter {name}"
+        text = page.read_text()
+        assert "This page was computed with" in text
+        assert "injected-parameters" not in text  # the injected cell is hidden
+
+
+class _ResourceCollector(HTMLParser):
+    """Collect every URL a page fetches by itself (not the links a reader may follow)."""
+
+    FETCHING = {("script", "src"), ("img", "src"), ("iframe", "src"), ("source", "src"),
+                ("video", "src"), ("audio", "src"), ("embed", "src"), ("object", "data"),
+                ("input", "src")}
+
+    def __init__(self):
+        super().__init__()
+        self.urls: list[str] = []
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        for t, attr in self.FETCHING:
+            if tag == t and attrs.get(attr):
+                self.urls.append(attrs[attr])
+        if tag == "link" and attrs.get("href"):
+            rel = (attrs.get("rel") or "").lower()
+            if any(r in rel for r in ("stylesheet", "preload", "icon", "modulepreload", "prefetch", "manifest")):
+                self.urls.append(attrs["href"])
+        style = attrs.get("style") or ""
+        self.urls += re.findall(r"url\(['\"]?([^'\")]+)", style)
+
+
+def _is_remote(url: str) -> bool:
+    parsed = urlparse(url)
+    return parsed.scheme in ("http", "https") or url.startswith("//")
+
+
+def test_site_fetches_nothing_from_another_host(smoke_book):
+    root, _ = smoke_book
+    offenders = []
+    for page in _html_pages(root):
+        collector = _ResourceCollector()
+        collector.feed(page.read_text())
+        offenders += [f"{page.name}: {u}" for u in collector.urls if _is_remote(u)]
+    for css in (root / "_build" / "html" / "_static").rglob("*.css"):
+        for url in re.findall(r"(?:url\(|@import\s+)['\"]?((?:https?:)?//[^'\")\s]+)", css.read_text(errors="ignore")):
+            offenders.append(f"{css.name}: {url}")
+    assert not offenders, "remote resources:\n" + "\n".join(offenders[:20])
+
+
+def test_resource_checker_catches_remote_script():
+    collector = _ResourceCollector()
+    collector.feed('<script src="https://cdn.example.org/mathjax.js"></script>'
+                   '<link rel="stylesheet" href="//fonts.example.org/x.css"><a href="https://ok.org">x</a>')
+    assert [u for u in collector.urls if _is_remote(u)] == [
+        "https://cdn.example.org/mathjax.js", "//fonts.example.org/x.css"]
+
+
+_HARNESS = """<!DOCTYPE html><html><body><pre id="out">pending</pre>
+<iframe id="page" src="{src}" width="1280" height="1000"></iframe>
+<script>
+const frame = document.getElementById('page');
+frame.onload = () => setTimeout(() => {{
+  const doc = frame.contentDocument;
+  const images = [...doc.images];
+  const broken = images.filter(i => !(i.complete && i.naturalWidth > 0)).map(i => i.src);
+  const resources = frame.contentWindow.performance.getEntriesByType('resource').map(e => e.name);
+  const remote = resources.filter(u => !u.startsWith('file:') && !u.startsWith('data:') && !u.startsWith('blob:'));
+  const text = doc.body.innerText;
+  document.getElementById('out').textContent = JSON.stringify({{
+    mjx: doc.querySelectorAll('mjx-container').length, images: images.length, broken: broken,
+    raw_math: /\\\\\\(|\\\\\\[|\\$\\$/.test(text), remote: remote}});
+}}, 6000);
+</script></body></html>"""
+
+
+def _chromium() -> str | None:
+    for name in ("chromium", "chromium-browser", "google-chrome"):
+        path = shutil.which(name)
+        if path:
+            return path
+    return None
+
+
+def _render(browser: str, html_dir: Path, page: Path) -> dict:
+    harness = html_dir / f"_harness_{page.stem}.html"
+    harness.write_text(_HARNESS.format(src=page.relative_to(html_dir).as_posix()))
+    with tempfile.TemporaryDirectory() as profile:
+        done = subprocess.run(
+            [browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+             "--disable-background-networking", "--disable-component-update", "--disable-sync",
+             "--allow-file-access-from-files", f"--user-data-dir={profile}", "--window-size=1280,1000",
+             "--virtual-time-budget=20000", "--dump-dom", harness.as_uri()],
+            capture_output=True, text=True, timeout=120)
+    harness.unlink()
+    match = re.search(r'<pre id="out">(.*?)</pre>', done.stdout, re.S)
+    assert match, f"no output from the browser for {page.name}: {done.stderr[-500:]}"
+    payload = match.group(1).replace("&quot;", '"').replace("&amp;", "&")
+    assert payload != "pending", f"{page.name} did not finish loading in the browser"
+    return json.loads(payload)
+
+
+def test_pages_render_in_a_browser(smoke_book):
+    browser = _chromium()
+    if browser is None:
+        if os.environ.get("CI"):
+            pytest.fail("CI must install Debian's chromium (.ci/run does) for the browser check")
+        pytest.skip("no chromium on this machine: install Debian's `chromium` to run the browser check")
+    root, _ = smoke_book
+    html = root / "_build" / "html"
+    pages = [html / "book" / "intro.html", html / "book" / "notation.html"]
+    pages += [html / "notebooks" / "executed" / f"{name}.html" for name in CHAPTERS]
+    results = {}
+    for page in pages:
+        result = results[page] = _render(browser, html, page)
+        assert not result["remote"], f"{page.name} asked for another host: {result['remote']}"
+        assert not result["broken"], f"{page.name}: images that do not load: {result['broken']}"
+        assert not result["raw_math"], f"{page.name} shows raw TeX"
+        if "math" in page.read_text():
+            assert result["mjx"] > 0, f"{page.name} has math that MathJax did not typeset"
+    first_chapter = pages[2]
+    assert results[first_chapter]["images"] > 0, f"{first_chapter.name} shows no figure"
+
+
+def _tiny_book(root: Path, cells: list[str]) -> Path:
+    (root / "notebooks").mkdir(parents=True)
+    (root / "_toc.yml").write_text("format: jb-book\nroot: intro\nchapters:\n  - file: notebooks/executed/tiny\n")
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_markdown_cell("# Tiny")]
+    params = nbformat.v4.new_code_cell('preset = "quick"\nseed = 0')
+    params.metadata["tags"] = ["parameters"]
+    nb.cells.append(params)
+    nb.cells += [nbformat.v4.new_code_cell(c) for c in cells]
+    nbformat.write(nb, str(root / "notebooks" / "tiny.ipynb"))
+    return root
+
+
+def test_failing_notebook_names_the_notebook_and_the_cell(tmp_path):
+    root = _tiny_book(tmp_path, ["x = 1", "raise RuntimeError('boom in cell three')"])
+    with pytest.raises(publish.ChapterError) as info:
+        publish.execute_chapter(root, "tiny", {"preset": "smoke", "seed": 0})
+    message = str(info.value)
+    assert "notebooks/tiny.ipynb" in message and "cell" in message
+    assert "RuntimeError: boom in cell three" in message and "raise RuntimeError" in message
+    assert not (root / "notebooks" / "executed" / "tiny.ipynb").exists()
+    assert (root / "notebooks" / "executed" / "tiny.failed.ipynb").exists()
+
+
+def test_only_changed_chapters_are_re_executed(tmp_path):
+    root = _tiny_book(tmp_path, ["y = seed + 1"])
+    params = {"preset": "smoke", "seed": 0}
+    assert publish.execute_chapter(root, "tiny", params).status == "executed"
+    assert publish.execute_chapter(root, "tiny", params).status == "cached"
+    assert publish.execute_chapter(root, "tiny", {"preset": "smoke", "seed": 1}).status == "executed"
+    nb_path = root / "notebooks" / "tiny.ipynb"
+    nb = nbformat.read(str(nb_path), as_version=4)
+    nb.cells.append(nbformat.v4.new_code_cell("z = 2"))
+    nbformat.write(nb, str(nb_path))
+    assert publish.execute_chapter(root, "tiny", {"preset": "smoke", "seed": 1}).status == "executed"
+    executed = nbformat.read(str(root / "notebooks" / "executed" / "tiny.ipynb"), as_version=4)
+    assert executed.metadata["sharpjac"]["parameters"]["seed"] == 1
+
+
+def test_unknown_chapter_is_rejected(tmp_path):
+    root = _tiny_book(tmp_path, [])
+    with pytest.raises(ValueError, match="unknown chapter.*nope.*tiny"):
+        publish.execute_all(root, {"preset": "smoke", "seed": 0}, only=["nope"])
