@@ -30,7 +30,7 @@ Conventions shared by all loaders:
   floating ``[N, m]`` and ``num_classes == 0``;
 - inputs are in the requested ``dtype`` (``torch.float32`` by default, ``torch.float64`` allowed);
 - image data sets are split **stratified** (each class keeps its share in train and test, to within
-  one image) and standardised with statistics of the **training** subset only (one scalar for the
+  one image; in the test set within two in the rare case where a class runs out) and standardised with statistics of the **training** subset only (one scalar for the
   grey-level sets, one per channel for CIFAR), recorded in ``extras["mean"]`` / ``extras["std"]``;
 - the returned tensors are fresh (raw arrays are cached in-process, never handed out).
 """
@@ -274,16 +274,28 @@ def _stratified_pick(labels: np.ndarray, count: int, gen: torch.Generator, num_c
 
 def _stratified_split(labels: np.ndarray, n_train: int, n_test: int, gen: torch.Generator,
                       num_classes: int) -> tuple[np.ndarray, np.ndarray]:
-    """Disjoint stratified train/test indices drawn from one pool; both orders shuffled."""
+    """Disjoint stratified train/test indices drawn from one pool; both orders shuffled.
+
+    Train quotas are the largest-remainder apportionment of ``n_train`` (each within one of
+    ``n_train * share``); test quotas likewise for ``n_test``, except that a class whose two
+    quotas exceed its size gives the excess to the classes furthest below their exact share.
+    """
     members = [np.flatnonzero(labels == c) for c in range(num_classes)]
-    sizes = np.array([len(m) for m in members], dtype=np.float64)
-    both = _largest_remainder(n_train + n_test, sizes)  # <= class sizes (see proof in tests)
-    train_q = _largest_remainder(n_train, both.astype(np.float64))
+    sizes = np.array([len(m) for m in members], dtype=np.int64)
+    train_q = _largest_remainder(n_train, sizes.astype(np.float64))
+    test_q = _largest_remainder(n_test, sizes.astype(np.float64))
+    spare = sizes - train_q
+    excess = np.maximum(test_q - spare, 0)
+    test_q = test_q - excess
+    exact = n_test * sizes / sizes.sum()
+    for _ in range(int(excess.sum())):
+        gap = np.where(test_q < spare, exact - test_q, -np.inf)
+        test_q[int(np.argmax(gap))] += 1
     train, test = [], []
     for c, m in enumerate(members):
         perm = m[torch.randperm(len(m), generator=gen).numpy()]
         train.append(perm[: train_q[c]])
-        test.append(perm[train_q[c]: both[c]])
+        test.append(perm[train_q[c]: train_q[c] + test_q[c]])
     train_idx, test_idx = np.concatenate(train), np.concatenate(test)
     train_idx = train_idx[torch.randperm(len(train_idx), generator=gen).numpy()]
     test_idx = test_idx[torch.randperm(len(test_idx), generator=gen).numpy()]
@@ -474,7 +486,7 @@ def _load_grey(name: str, seed: int, raw_fn: Callable[[], tuple[np.ndarray, np.n
     train_idx, test_idx = keep[tr], keep[te]  # indices into the raw array
     xtr = torch.from_numpy(x_all[train_idx].astype(np.float64))
     xte = torch.from_numpy(x_all[test_idx].astype(np.float64))
-    mean, std = float(xtr.mean()), float(xtr.std())
+    mean, std = float(xtr.mean()), float(xtr.std(correction=0))  # population std
     if standardize:
         xtr, xte = (xtr - mean) / std, (xte - mean) / std
     shape = (1, side, side)

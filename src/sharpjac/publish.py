@@ -241,6 +241,7 @@ def execute_chapter(
             parameters=dict(parameters),
             cwd=str(root / "notebooks"),
             kernel_name="python3",
+            language="python",
             progress_bar=False,
             execution_timeout=timeout,
         )

@@ -1,0 +1,141 @@
+"""Registry of named experiments (one small module per book chapter).
+
+>>> from sharpjac import experiments
+>>> "progressive_sharpening" in experiments.names()
+True
+>>> cfg = experiments.get("progressive_sharpening").config_cls.preset("smoke")
+
+Each registered :class:`Experiment` has a frozen config dataclass with ``smoke``, ``quick`` and
+``paper`` presets (``Config.preset(name)``, ``Config.from_preset(name, **overrides)``) and a
+``run(config, *, store=None, force=False, progress=None) -> DataFrame``.
+
+To add an experiment: write ``sharpjac/experiments/<name>.py`` defining a config subclass of
+:class:`~sharpjac.experiments.base.ExperimentConfig` (fields, ``PRESETS``, ``_check``, ``grid``)
+and calling :func:`register`; then add the module name to ``_BUILTIN`` below.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import pandas as pd
+
+from .base import PRESET_NAMES, ExperimentConfig, parse_overrides, run_experiment
+
+__all__ = ["Experiment", "register", "get", "names", "describe", "run", "ExperimentConfig", "PRESET_NAMES",
+           "parse_overrides"]
+
+_REGISTRY: dict[str, Experiment] = {}
+
+
+@dataclass(frozen=True)
+class Experiment:
+    """A registered experiment.
+
+    Attributes:
+        name: registry name (used by the CLI).
+        description: one line.
+        config_cls: the frozen config dataclass (with presets).
+        chapter: the book chapter / paper figure it belongs to.
+    """
+
+    name: str
+    description: str
+    config_cls: type
+    chapter: str = ""
+    runner: Callable[..., pd.DataFrame] | None = None
+
+    def preset(self, preset: str = "quick", **overrides) -> ExperimentConfig:
+        return self.config_cls.from_preset(preset, **overrides)
+
+    def run(self, config: ExperimentConfig | None = None, *, store=None, force: bool = False,
+            progress: bool | None = None) -> pd.DataFrame:
+        """Run ``config`` (default: the quick preset); one stored run per grid point."""
+        if config is None:
+            config = self.preset("quick")
+        if not isinstance(config, self.config_cls):
+            raise TypeError(f"config for experiment {self.name!r} must be a {self.config_cls.__name__}, "
+                            f"got {type(config).__name__}")
+        if self.runner is not None:
+            return self.runner(config, store=store, force=force, progress=progress)
+        return run_experiment(config, name=self.name, store=store, force=force, progress=progress)
+
+
+def register(name: str, config_cls: type, description: str, *, chapter: str = "",
+             runner: Callable[..., pd.DataFrame] | None = None) -> Experiment:
+    """Register an experiment (re-registering a name replaces it).
+
+    Args:
+        name: registry name.
+        config_cls: an :class:`ExperimentConfig` subclass with smoke/quick/paper presets.
+        description: one line (shown by ``python -m sharpjac list``).
+        chapter: book chapter / paper figure.
+        runner: ``run(config, *, store, force, progress) -> DataFrame``; default
+            :func:`~sharpjac.experiments.base.run_experiment` (grid points concatenated).
+    """
+    if not (isinstance(config_cls, type) and issubclass(config_cls, ExperimentConfig)):
+        raise TypeError(f"config_cls must subclass ExperimentConfig, got {config_cls!r}")
+    missing = [p for p in PRESET_NAMES if p not in config_cls.PRESETS]
+    if missing:
+        raise ValueError(f"experiment {name!r} lacks preset(s) {missing}; required: {PRESET_NAMES}")
+    exp = Experiment(name, description, config_cls, chapter, runner)
+    _REGISTRY[name] = exp
+    return exp
+
+
+def get(name: str) -> Experiment:
+    """The experiment called ``name``; ValueError listing the names if unknown."""
+    _load_builtin()
+    if name not in _REGISTRY:
+        raise ValueError(f"unknown experiment {name!r}; accepted: {sorted(_REGISTRY)}")
+    return _REGISTRY[name]
+
+
+def names() -> list[str]:
+    """Sorted names of the registered experiments."""
+    _load_builtin()
+    return sorted(_REGISTRY)
+
+
+def describe(name: str) -> str:
+    """Multi-line description: fields with types and defaults, presets and their values."""
+    exp = get(name)
+    cls = exp.config_cls
+    lines = [f"{exp.name}: {exp.description}"]
+    if exp.chapter:
+        lines.append(f"chapter: {exp.chapter}")
+    lines.append("")
+    lines.append("fields (default = the 'quick' preset):")
+    quick = cls.preset("quick")
+    hints = {f.name: f.type for f in dataclasses.fields(cls)}
+    for f in dataclasses.fields(cls):
+        lines.append(f"  {f.name}: {hints[f.name]} = {getattr(quick, f.name)!r}")
+    lines.append("")
+    lines.append("presets (fields that differ from the class defaults):")
+    for p in PRESET_NAMES:
+        vals = ", ".join(f"{k}={v!r}" for k, v in cls.PRESETS[p].items())
+        lines.append(f"  {p}: {vals}")
+    doc = (cls.__doc__ or "").strip()
+    if doc:
+        lines += ["", doc]
+    return "\n".join(lines)
+
+
+def run(name: str, config: ExperimentConfig | None = None, **kw) -> pd.DataFrame:
+    """``get(name).run(config, **kw)``."""
+    return get(name).run(config, **kw)
+
+
+_BUILTIN = ("progressive_sharpening", "label_smoothing_early")
+_loaded = False
+
+
+def _load_builtin() -> None:
+    global _loaded
+    if not _loaded:
+        _loaded = True
+        for mod in _BUILTIN:
+            importlib.import_module(f"{__name__}.{mod}")

@@ -1,0 +1,257 @@
+"""Shared machinery of the experiments: config base class, presets, grids, the runner.
+
+An experiment is a frozen dataclass (subclass of :class:`ExperimentConfig`) with
+
+* class attribute ``PRESETS = {"smoke": {...}, "quick": {...}, "paper": {...}}`` of field
+  overrides (the project's own choices; the paper's hyper-parameters are not known);
+* ``_check()``: extra validation (raise via :meth:`ExperimentConfig._need`);
+* ``grid()``: the list of ``(labels, TrainConfig)`` pairs it trains, ``labels`` a dict of the
+  grid coordinates (e.g. ``{"loss": "mse", "lr": 0.1, "seed": 0}``) that become columns.
+
+:func:`run_experiment` validates everything (every TrainConfig, and that the data set can be
+loaded) before any training, then runs each grid point through :func:`sharpjac.runs.run` (one
+stored run per point, so re-running reuses the store) and concatenates the records.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import types
+import typing
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import pandas as pd
+
+from .._util import progress_enabled
+from ..training import TrainConfig
+
+PRESET_NAMES = ("smoke", "quick", "paper")
+
+
+def _jsonable(v):
+    if isinstance(v, Mapping):
+        return {str(k): _jsonable(x) for k, x in v.items()}
+    if isinstance(v, (tuple, list)):
+        return [_jsonable(x) for x in v]
+    return v
+
+
+@dataclass(frozen=True)
+class ExperimentConfig:
+    """Fields every experiment has.
+
+    Attributes:
+        seeds: seeds of the runs (initialisation, batch order); the data split uses ``data_seed``.
+        data_seed: seed of the train/test split.
+        device: ``"auto"`` (CUDA if available, else CPU), ``"cpu"`` or ``"cuda"``.
+        dtype: ``"float32"`` or ``"float64"``.
+    """
+
+    seeds: tuple[int, ...] = (0,)
+    data_seed: int = 0
+    device: str = "auto"
+    dtype: str = "float32"
+
+    PRESETS: ClassVar[dict[str, dict[str, Any]]] = {}
+
+    def __post_init__(self):
+        # normalise lists to tuples so configs hash and compare by value
+        for f in dataclasses.fields(self):
+            v = getattr(self, f.name)
+            if isinstance(v, list):
+                object.__setattr__(self, f.name, tuple(v))
+        self.validate()
+
+    # -- presets ------------------------------------------------------------------------------
+
+    @classmethod
+    def preset(cls, name: str):
+        """The config of preset ``name`` (``"smoke"``, ``"quick"`` or ``"paper"``)."""
+        return cls.from_preset(name)
+
+    @classmethod
+    def from_preset(cls, preset: str = "quick", **overrides):
+        """Preset ``preset`` with some fields overridden (unknown fields raise ValueError)."""
+        if preset not in cls.PRESETS:
+            raise ValueError(f"unknown preset={preset!r} for {cls.__name__}; accepted: {sorted(cls.PRESETS)}")
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(overrides) - names)
+        if unknown:
+            raise ValueError(f"unknown field(s) {unknown} for {cls.__name__}; accepted: {sorted(names)}")
+        return cls(**{**cls.PRESETS[preset], **overrides})
+
+    # -- validation ---------------------------------------------------------------------------
+
+    def _need(self, cond: bool, name: str, accepted: str) -> None:
+        if not cond:
+            raise ValueError(f"{type(self).__name__}.{name}={getattr(self, name)!r} is invalid; accepted: {accepted}")
+
+    def validate(self) -> None:
+        """Check every field; raise ValueError naming the field, its value and what is accepted."""
+        self._need(isinstance(self.seeds, tuple) and len(self.seeds) > 0
+                   and all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in self.seeds),
+                   "seeds", "a non-empty tuple of ints >= 0")
+        self._need(isinstance(self.data_seed, int) and self.data_seed >= 0, "data_seed", "an int >= 0")
+        self._need(self.device in ("auto", "cpu", "cuda") or str(self.device).startswith("cuda:"), "device",
+                   "'auto', 'cpu', 'cuda' or 'cuda:N'")
+        self._need(self.dtype in ("float32", "float64"), "dtype", "'float32' or 'float64'")
+        self._check()
+
+    def _check(self) -> None:  # pragma: no cover - overridden
+        pass
+
+    def _need_positive(self, *names: str) -> None:
+        for name in names:
+            v = getattr(self, name)
+            vals = v if isinstance(v, tuple) else (v,)
+            self._need(len(vals) > 0 and all(isinstance(x, (int, float)) and not isinstance(x, bool) and x > 0
+                                             for x in vals), name,
+                       "positive number(s)" + (" (a non-empty tuple)" if isinstance(v, tuple) else ""))
+
+    # -- grid ---------------------------------------------------------------------------------
+
+    def grid(self) -> list[tuple[dict[str, Any], TrainConfig]]:  # pragma: no cover - overridden
+        raise NotImplementedError
+
+    def to_dict(self) -> dict[str, Any]:
+        return {f.name: _jsonable(getattr(self, f.name)) for f in dataclasses.fields(self)}
+
+    def key(self) -> str:
+        """Short hash of the config (names output files)."""
+        blob = json.dumps({"cls": type(self).__name__, **self.to_dict()}, sort_keys=True)
+        return hashlib.sha256(blob.encode()).hexdigest()[:12]
+
+
+# ------------------------------------------------------------------------------------------------
+# Parsing ``--set key=value``
+# ------------------------------------------------------------------------------------------------
+
+
+def _field_types(cls) -> dict[str, Any]:
+    hints = typing.get_type_hints(cls)
+    return {f.name: hints.get(f.name, Any) for f in dataclasses.fields(cls)}
+
+
+def _parse_scalar(text: str, tp) -> Any:
+    t = text.strip()
+    if t.lower() in ("none", "null"):
+        return None
+    origin = typing.get_origin(tp)
+    args = [a for a in typing.get_args(tp) if a is not type(None)]
+    if origin in (typing.Union, types.UnionType) and args:
+        tp = args[0]
+        origin = typing.get_origin(tp)
+    if tp is bool:
+        if t.lower() in ("true", "1", "yes", "on"):
+            return True
+        if t.lower() in ("false", "0", "no", "off"):
+            return False
+        raise ValueError(f"expected true/false, got {text!r}")
+    if tp is int:
+        return int(t)
+    if tp is float:
+        return float(t)
+    if tp is str:
+        return t
+    if origin is tuple or tp is tuple:
+        inner = typing.get_args(tp)
+        elt = inner[0] if inner else Any
+        if t.startswith("["):
+            items = json.loads(t)
+        else:
+            items = [s for s in t.split(",") if s.strip()]
+            return tuple(_parse_scalar(s, elt) if elt is not Any else _auto(s) for s in items)
+        return tuple(items)
+    return _auto(t)
+
+
+def _auto(t: str) -> Any:
+    try:
+        return json.loads(t)
+    except json.JSONDecodeError:
+        return t
+
+
+def parse_overrides(cls, assignments: Sequence[str]) -> dict[str, Any]:
+    """Parse ``["lr=0.1", "seeds=0,1,2", "losses=mse"]`` against the field types of ``cls``."""
+    types_ = _field_types(cls)
+    out: dict[str, Any] = {}
+    for a in assignments:
+        if "=" not in a:
+            raise ValueError(f"--set expects key=value, got {a!r}")
+        k, v = a.split("=", 1)
+        k = k.strip()
+        if k not in types_:
+            raise ValueError(f"unknown field {k!r} for {cls.__name__}; accepted: {sorted(types_)}")
+        try:
+            out[k] = _parse_scalar(v, types_[k])
+        except (ValueError, json.JSONDecodeError) as e:
+            raise ValueError(f"cannot parse --set {a!r} for field {k!r} of type {types_[k]}: {e}") from None
+    return out
+
+
+# ------------------------------------------------------------------------------------------------
+# Running
+# ------------------------------------------------------------------------------------------------
+
+
+def _preflight(configs: Sequence[TrainConfig]) -> None:
+    """Check every distinct data set loads (e.g. CIFAR present) before any training."""
+    from .. import data
+
+    seen = set()
+    for c in configs:
+        key = (c.dataset, c.data_seed, json.dumps(_jsonable(c.dataset_options), sort_keys=True))
+        if key in seen:
+            continue
+        seen.add(key)
+        try:
+            data.load(c.dataset, seed=c.data_seed, **dict(c.dataset_options))
+        except FileNotFoundError as e:
+            raise ValueError(f"dataset={c.dataset!r} is not available on this machine: {e}") from e
+
+
+def run_experiment(config: ExperimentConfig, *, name: str, store=None, force: bool = False,
+                   progress: bool | None = None) -> pd.DataFrame:
+    """Run every grid point of ``config`` (reusing the store) and concatenate the records.
+
+    Returns a DataFrame with the grid coordinates (and ``seed``) as leading columns, then the
+    training record's columns, then ``status`` (completed / target_reached / diverged) and ``run_key``. ``attrs``: ``experiment``, ``config``.
+    """
+    from ..runs import config_key, run
+
+    if not isinstance(config, ExperimentConfig):
+        raise TypeError(f"config must be an ExperimentConfig, got {type(config).__name__}")
+    points = config.grid()
+    _preflight([tc for _, tc in points])
+    show = progress_enabled(progress)
+    it = points
+    bar = None
+    if show:
+        from tqdm.auto import tqdm
+        bar = tqdm(points, desc=name, unit="run")
+        it = bar
+    frames = []
+    try:
+        for labels, tc in it:
+            if bar is not None:
+                bar.set_postfix({k: v for k, v in labels.items()})
+            df = run(tc, store=store, force=force, progress=show)
+            status = df.attrs.get("status", "")
+            df = df.copy()
+            df.attrs = {}
+            for i, (k, v) in enumerate(labels.items()):
+                df.insert(i, k, [v] * len(df))
+            df["status"] = status
+            df["run_key"] = config_key(tc)
+            frames.append(df)
+    finally:
+        if bar is not None:
+            bar.close()
+    out = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+    out.attrs = {"experiment": name, "config": config.to_dict()}
+    return out
