@@ -181,6 +181,9 @@ class _CurvatureOperator:
         self.batches = _Batches(data, batch_size)
         self.num_data = self.batches.num_points
         self.num_matvecs = 0
+        self._vectorise = True
+
+    _MAX_COLS = 32
 
     # -- helpers -------------------------------------------------------------------------------
 
@@ -196,6 +199,34 @@ class _CurvatureOperator:
     def _split(self, v: torch.Tensor) -> list[torch.Tensor]:
         """``[P]`` -> list of parameter-shaped tensors."""
         return [c.view(s) for c, s in zip(torch.split(v, self._numels), self._shapes)]
+
+    def _split_batched(self, V: torch.Tensor) -> list[torch.Tensor]:
+        """``[P, m]`` -> list of ``[m, *param.shape]`` tensors (columns first, for batching)."""
+        return [
+            c.T.reshape(V.shape[1], *s) for c, s in zip(torch.split(V, self._numels), self._shapes)
+        ]
+
+    def _columns(self, single, batched, V: torch.Tensor) -> torch.Tensor:
+        """Apply ``single([P] column) -> [P]`` to every column of ``V`` [P, m], or the vectorised
+        ``batched([P, c] chunk) -> [P, c]`` on chunks of at most ``_MAX_COLS`` columns; if the
+        vectorised path is not supported by some operation of the model it falls back to the
+        loop (once, for the lifetime of the operator)."""
+        m = V.shape[1]
+        if m > 1 and self._vectorise:
+            try:
+                return torch.cat(
+                    [batched(V[:, i : i + self._MAX_COLS]) for i in range(0, m, self._MAX_COLS)],
+                    dim=1,
+                )
+            except RuntimeError:
+                self._vectorise = False
+        return torch.stack([single(V[:, c]) for c in range(m)], dim=1)
+
+    def _flat_cols(self, parts: Sequence[torch.Tensor], batched: bool) -> torch.Tensor:
+        if batched:
+            m = parts[0].shape[0]
+            return torch.cat([g.reshape(m, -1) for g in parts], dim=1).T
+        return torch.cat([g.reshape(-1) for g in parts])
 
     def _batch(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return x.to(self.device), y.to(self.device)
@@ -316,21 +347,32 @@ class HessianOperator(_CurvatureOperator):
         state = {**self._buffers(), **params}
         loss = self.loss_fn(functional_call(self.model, state, (x,)), y)
         self._check_loss(loss)
-        grads = torch.autograd.grad(loss.reshape(()), leaves, create_graph=True)
-        m = V.shape[1]
-        cols = []
-        for c in range(m):
-            # H v = d/dtheta <grad, v>: a vector-Jacobian product of the gradient with v
+        grads = torch.autograd.grad(
+            loss.reshape(()), leaves, create_graph=True, allow_unused=True, materialize_grads=True
+        )
+        used = [i for i, g in enumerate(grads) if g.requires_grad]
+        if not used:  # loss linear in the parameters
+            return torch.zeros(self.num_params, V.shape[1], dtype=self.dtype, device=self.device)
+        g_used = [grads[i] for i in used]
+
+        # H v = d/dtheta <grad, v>: a vector-Jacobian product of the gradient with v
+        def single(v):
+            vs = self._split(v)
             hv = torch.autograd.grad(
-                grads, leaves, self._split(V[:, c]), retain_graph=c < m - 1, allow_unused=True
+                g_used, leaves, [vs[i] for i in used], retain_graph=True,
+                allow_unused=True, materialize_grads=True,
             )
-            cols.append(
-                torch.cat([
-                    (h if h is not None else torch.zeros_like(p)).reshape(-1)
-                    for h, p in zip(hv, leaves)
-                ])
+            return self._flat_cols(hv, batched=False)
+
+        def batched(Vc):
+            vs = self._split_batched(Vc)
+            hv = torch.autograd.grad(
+                g_used, leaves, [vs[i] for i in used], retain_graph=True,
+                allow_unused=True, materialize_grads=True, is_grads_batched=True,
             )
-        return torch.stack(cols, dim=1)
+            return self._flat_cols(hv, batched=True)
+
+        return self._columns(single, batched, V)
 
     def _forward_over_reverse(self, x, y, V):
         params = {n: p.detach() for n, p in self._params().items()}
@@ -342,22 +384,36 @@ class HessianOperator(_CurvatureOperator):
             return loss.reshape(())
 
         grad_fn = torch.func.grad(loss_of)
-        cols = []
-        for c in range(V.shape[1]):
-            tangent = dict(zip(self._names, self._split(V[:, c])))
-            try:
-                _, hv = torch.func.jvp(grad_fn, (params,), (tangent,))
-            except RuntimeError as err:
-                if "ZeroTensor" not in str(err):
-                    raise
+
+        def hvp(tangent):
+            return torch.func.jvp(grad_fn, (params,), (tangent,))[1]
+
+        def single(v):
+            hv = hvp(dict(zip(self._names, self._split(v))))
+            return self._flat_cols([hv[n] for n in self._names], batched=False)
+
+        def batched(Vc):
+            tangents = dict(zip(self._names, self._split_batched(Vc)))
+            hv = torch.func.vmap(hvp, randomness="same")(tangents)
+            return self._flat_cols([hv[n] for n in self._names], batched=True)
+
+        try:
+            return self._columns(single, batched, V)
+        except RuntimeError as err:
+            if "ZeroTensor" in str(err):
                 raise RuntimeError(
                     "method='forward_over_reverse' failed inside torch's forward-mode AD of the "
                     "loss's backward (a torch limitation, e.g. for F.mse_loss); use "
                     "method='double_backward' or write the loss with elementary ops, e.g. "
                     "((outputs - targets) ** 2).mean()"
                 ) from err
-            cols.append(torch.cat([hv[n].reshape(-1) for n in self._names]))
-        return torch.stack(cols, dim=1)
+            if "in-place operation" in str(err):
+                raise RuntimeError(
+                    "method='forward_over_reverse' (torch.func) cannot run a model that updates "
+                    "buffers in place (e.g. BatchNorm in train mode); use "
+                    "method='double_backward'"
+                ) from err
+            raise
 
 
 class GaussNewtonOperator(_CurvatureOperator):
@@ -380,31 +436,47 @@ class GaussNewtonOperator(_CurvatureOperator):
         super().__init__(model, loss_fn, data, batch_size=batch_size)
 
     def _batch_product(self, x, y, V):
-        params = {n: p.detach() for n, p in self._params().items()}
-        buffers = self._buffers()
-
-        def f(p):
-            return functional_call(self.model, {**buffers, **p}, (x,))
-
-        z, vjp_fn = torch.func.vjp(f, params)
+        params = self._params()
+        leaves = list(params.values())
+        z = functional_call(self.model, {**self._buffers(), **params}, (x,))
         zt = z.detach().requires_grad_(True)
         loss = self.loss_fn(zt, y)
         self._check_loss(loss)
         gz = torch.autograd.grad(loss.reshape(()), zt, create_graph=True)[0]
-        m = V.shape[1]
-        cols = []
-        for c in range(m):
-            tangent = dict(zip(self._names, self._split(V[:, c])))
-            _, jv = torch.func.jvp(f, (params,), (tangent,))
+        # Phi^T u for a dummy u; differentiating it w.r.t. u in direction v gives Phi v (the
+        # forward-mode product by two reverse passes; works for every model, also for modules
+        # that update buffers in place, which torch.func's jvp refuses)
+        u = torch.zeros_like(z, requires_grad=True)
+        phit_u = torch.autograd.grad(
+            z, leaves, u, create_graph=True, allow_unused=True, materialize_grads=True
+        )
+        used = [i for i, g in enumerate(phit_u) if g.requires_grad]
+
+        def gn(vs, batched: bool):
+            if used:
+                jv = torch.autograd.grad(
+                    [phit_u[i] for i in used], u, [vs[i] for i in used], retain_graph=True,
+                    allow_unused=True, materialize_grads=True, is_grads_batched=batched,
+                )[0]
+            else:
+                jv = torch.zeros((vs[0].shape[0], *z.shape) if batched else z.shape,
+                                 dtype=z.dtype, device=z.device)
             if gz.requires_grad:
-                cjv = torch.autograd.grad(gz, zt, jv, retain_graph=c < m - 1, allow_unused=True)[0]
+                cjv = torch.autograd.grad(
+                    gz, zt, jv, retain_graph=True, allow_unused=True, materialize_grads=True,
+                    is_grads_batched=batched,
+                )[0]
             else:  # loss linear in the outputs
-                cjv = None
-            if cjv is None:
-                cjv = torch.zeros_like(z)
-            (g,) = vjp_fn(cjv)
-            cols.append(torch.cat([g[n].reshape(-1) for n in self._names]))
-        return torch.stack(cols, dim=1)
+                cjv = torch.zeros_like(jv)
+            out = torch.autograd.grad(
+                z, leaves, cjv, retain_graph=True, allow_unused=True, materialize_grads=True,
+                is_grads_batched=batched,
+            )
+            return self._flat_cols(out, batched=batched)
+
+        return self._columns(
+            lambda v: gn(self._split(v), False), lambda Vc: gn(self._split_batched(Vc), True), V
+        )
 
 
 # --------------------------------------------------------------------------------------------

