@@ -82,7 +82,7 @@ def gauss_newton_matrix(model: nn.Module, x: Tensor, curvature: Tensor) -> Tenso
     Phi = _jac.per_sample_parameter_jacobians(model, x)  # [N, k, P]
     N, k, _ = Phi.shape
     C = _check_curvature(curvature, N, k, Phi.dtype)
-    G = torch.einsum("nkp,nkl,nlq->pq", Phi, C, Phi) / N
+    G = Phi.reshape(N * k, -1).T @ (C @ Phi).reshape(N * k, -1) / N
     return (G + G.T) / 2
 
 
@@ -119,7 +119,8 @@ def compare_nonzero_spectra(G: Tensor, K: Tensor, *, rank_tol: float = 1e-10) ->
     for name, M in (("G", G), ("K", K)):
         if not isinstance(M, Tensor) or M.ndim != 2 or M.shape[0] != M.shape[1]:
             raise ValueError(f"{name} must be a square 2-d tensor, got shape {tuple(getattr(M, 'shape', ()))}")
-    eg = torch.linalg.eigvalsh((G + G.T) / 2).flip(0).double().cpu().numpy()
+    eg_all = torch.linalg.eigvalsh((G + G.T) / 2).flip(0).double().cpu().numpy()
+    eg = eg_all
     ek = torch.linalg.eigvalsh((K + K.T) / 2).flip(0).double().cpu().numpy()
     m = min(len(eg), len(ek))
     eg, ek = eg[:m], ek[:m]
@@ -127,7 +128,7 @@ def compare_nonzero_spectra(G: Tensor, K: Tensor, *, rank_tol: float = 1e-10) ->
     top = float(max(eg[0], ek[0]))
     thr = rank_tol * top
     rank = int((ek > thr).sum())
-    zeros_g = int(G.shape[0] - (torch.linalg.eigvalsh((G + G.T) / 2) > thr).sum())
+    zeros_g = int(G.shape[0] - (eg_all > thr).sum())
     return SpectrumComparison(eg, ek, diff, diff / top if top > 0 else float("nan"), rank, zeros_g)
 
 

@@ -430,7 +430,7 @@ def sam_gradient(
     with torch.no_grad():
         for p, s in zip(params, saved):
             p.copy_(s)
-    return float(loss), g_sam
+    return float(torch.as_tensor(loss).detach()), g_sam
 
 
 # ------------------------------------------------------------------------------------------------
@@ -452,6 +452,7 @@ class TrainResult:
         measure_time_s: seconds spent in measurements.
         steps: number of updates done in total.
         resumed_from: step of the checkpoint this process started from (None: fresh).
+        model: the trained model (in the train/eval mode it had during training).
     """
 
     frame: pd.DataFrame
@@ -462,6 +463,7 @@ class TrainResult:
     measure_time_s: float
     steps: int
     resumed_from: int | None
+    model: nn.Module | None = None
 
 
 class Checkpointer(Protocol):
@@ -811,4 +813,4 @@ def train(
     df = _frame(rows, c, status, diverged, diverged_at)
     return TrainResult(frame=df, status=status, diverged=diverged, message=message,
                        wall_time_s=time.perf_counter() - t0, measure_time_s=measure_time, steps=step,
-                       resumed_from=resumed_from)
+                       resumed_from=resumed_from, model=S.model)

@@ -245,7 +245,13 @@ def run_experiment(config: ExperimentConfig, *, name: str, store=None, force: bo
             df = df.copy()
             df.attrs = {}
             for i, (k, v) in enumerate(labels.items()):
-                df.insert(i, k, [v] * len(df))
+                if k in df.columns:  # e.g. "lr" with a constant schedule: keep the record's column
+                    if not (df[k] == v).all():
+                        raise ValueError(f"grid label {k!r}={v!r} disagrees with the record's column {k!r}; "
+                                         "rename the label")
+                    df.insert(i, k, df.pop(k))
+                else:
+                    df.insert(i, k, [v] * len(df))
             df["status"] = status
             df["run_key"] = config_key(tc)
             frames.append(df)

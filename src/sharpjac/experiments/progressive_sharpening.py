@@ -6,7 +6,7 @@ the four Jacobian statistics, and the mediating factors. Expected: sharpness ris
 sharpening) until about :math:`2/\\eta` and then hovers there; the Jacobian rises with it.
 
 Presets are the project's own choices (the paper's are not known): ``smoke`` runs in seconds;
-``quick`` uses 1,000 real MNIST digits (``mnist5k``) and takes a few minutes on a 2-core CPU;
+``quick`` uses 500 real MNIST digits (``mnist5k``) and takes a few minutes on a 2-core CPU;
 ``paper`` is Cohen et al.'s setting in spirit: 5,000 CIFAR-10 images and a wider tanh MLP.
 """
 
@@ -43,16 +43,16 @@ class ProgressiveSharpeningConfig(ExperimentConfig):
     """
 
     dataset: str = "mnist5k"
-    n_train: int = 1000
+    n_train: int = 500
     n_test: int = 500
     classes: tuple[int, ...] | None = None
     widths: tuple[int, ...] = (100, 100)
     activation: str = "tanh"
     losses: tuple[str, ...] = ("mse", "ce")
-    lrs_mse: tuple[float, ...] = (0.05, 0.1, 0.2)
-    lrs_ce: tuple[float, ...] = (0.05, 0.1, 0.2)
+    lrs_mse: tuple[float, ...] = (0.15, 0.2, 0.25)
+    lrs_ce: tuple[float, ...] = (0.1, 0.2, 0.4)
     max_steps: int = 1000
-    measure_every: int = 25
+    measure_every: int = 50
     sharpness_subset: int | None = None
     jacobian_subset: int = 200
     measure_gn: bool = False

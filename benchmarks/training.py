@@ -1,0 +1,87 @@
+"""Training throughput with and without the measurement schedule, and the quick preset's run time.
+
+For one grid point per loss of the ``progressive_sharpening`` quick preset, times the same run
+twice in this process: (a) training only (measurements switched off except the mandatory first
+and last rows, no sharpness, no Jacobians), (b) with the preset's full schedule (sharpness by
+warm-started Lanczos, Jacobian statistics, mediating factors every ``measure_every`` steps).
+The tracking overhead is (b - a) / a (target: at most 1x). Then runs the whole quick preset into
+a fresh temporary store and reports its wall time (target: under 5 minutes on a 2-core CPU).
+
+Usage: python benchmarks/training.py [--threads N] [--skip-full]
+Prints tables of ratios; asserts nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import tempfile
+import time
+
+import torch
+
+from sharpjac import experiments
+from sharpjac.runs import RunStore
+from sharpjac.training import train
+
+
+def _time(cfg) -> tuple[float, float, int]:
+    t = time.perf_counter()
+    res = train(cfg, progress=False)
+    return time.perf_counter() - t, res.measure_time_s, len(res.frame)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
+    ap.add_argument("--skip-full", action="store_true", help="skip the full quick-preset run")
+    args = ap.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    os.environ.setdefault("SHARPJAC_PROGRESS", "0")
+    exp = experiments.get("progressive_sharpening")
+    cfg = exp.config_cls.preset("quick")
+    print(f"# machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
+          f"torch {torch.__version__}, {torch.get_num_threads()} threads")
+    print(f"# quick preset: n_train={cfg.n_train}, widths={cfg.widths}, max_steps={cfg.max_steps}, "
+          f"measure_every={cfg.measure_every}, sharpness_subset={cfg.sharpness_subset}, "
+          f"jacobian_subset={cfg.jacobian_subset}")
+    grid = cfg.grid()
+    picks = {}
+    for labels, tc in grid:  # middle learning rate of each loss
+        picks.setdefault(tc.loss, []).append((labels, tc))
+    rows = []
+    for loss, items in picks.items():
+        labels, tc = items[len(items) // 2]
+        bare = tc.replace(measure_every=None, sharpness_subset=0, jacobian_subset=0, eval_test=False,
+                          checkpoint_every=None)
+        tracked = tc.replace(checkpoint_every=None)
+        _time(bare.replace(max_steps=5))  # warm-up
+        tb, _, _ = _time(bare)
+        tt, tm, nrows = _time(tracked)
+        rows.append((loss, labels["lr"], tc.max_steps, tb, tt, tm, nrows))
+    print()
+    print("| loss | lr | steps | train only (s) | with tracking (s) | steps/s bare | steps/s tracked "
+          "| measurements | s / measurement | overhead (tracked-bare)/bare |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for loss, lr, steps, tb, tt, tm, n in rows:
+        print(f"| {loss} | {lr:g} | {steps} | {tb:.2f} | {tt:.2f} | {steps / tb:.1f} | {steps / tt:.1f} | {n} "
+              f"| {tm / n:.3f} | {(tt - tb) / tb:.2f}x |")
+    if args.skip_full:
+        return
+    with tempfile.TemporaryDirectory() as d:
+        t = time.perf_counter()
+        df = exp.run(cfg, store=RunStore(d), progress=False)
+        full = time.perf_counter() - t
+        t = time.perf_counter()
+        exp.run(cfg, store=RunStore(d), progress=False)
+        cached = time.perf_counter() - t
+    print()
+    print("| quick preset | runs | rows | wall time (s) | reload from store (s) |")
+    print("|---|---|---|---|---|")
+    print(f"| progressive_sharpening | {df['run_key'].nunique()} | {len(df)} | {full:.1f} | {cached:.2f} |")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,547 @@
+r"""Statistics of run records: rank correlations, bootstrap intervals, edge-of-stability windows.
+
+The experiment chapters answer the reviewers' request for *numbers instead of pictures*: how
+strongly do sharpness and the Jacobian statistics move together, with what uncertainty, and
+where does the link weaken. Everything here works on plain arrays or on the tidy records of
+:mod:`sharpjac.training` / :mod:`sharpjac.experiments` (one row per measurement).
+
+Rank correlations
+-----------------
+For paired samples :math:`(x_t, y_t)_{t=1}^n` (non-finite pairs dropped):
+
+* **Spearman's** :math:`\rho` is Pearson's correlation of the ranks (ties get the average of the
+  ranks they span):
+  :math:`\rho=\frac{\sum_t(r_t-\bar r)(s_t-\bar s)}{\sqrt{\sum_t(r_t-\bar r)^2\sum_t(s_t-\bar s)^2}}`.
+* **Kendall's** :math:`\tau_b=\frac{n_c-n_d}{\sqrt{(n_0-n_1)(n_0-n_2)}}` with :math:`n_c, n_d`
+  the concordant and discordant pairs, :math:`n_0=n(n-1)/2` and :math:`n_1, n_2` the pairs tied
+  in :math:`x` and in :math:`y` (the same convention as ``scipy.stats.kendalltau``).
+
+Both are NaN when fewer than 3 finite pairs remain or when one variable is constant.
+
+Bootstrap
+---------
+:func:`bootstrap_ci` is the percentile bootstrap: resample the :math:`m` values (e.g. one
+correlation per seed) with replacement :math:`B` times, recompute the statistic, and report the
+:math:`\alpha/2` and :math:`1-\alpha/2` quantiles of the replicates. With few seeds the interval
+is short and optimistic (a percentile bootstrap of 3 values can only take a handful of values);
+the chapters say so.
+
+The edge of stability
+---------------------
+Full-batch gradient descent with step :math:`\eta` is stable along the top Hessian direction only
+while the sharpness :math:`s_t\le2/\eta`. :func:`edge_index` finds the first measurement with
+:math:`s_t\ge\phi\cdot2/\eta` (default :math:`\phi=0.9`); the *before-the-edge window* is the
+measurements strictly before it, the phase where progressive sharpening is free of the stability
+cap. :func:`edge_summary` compares the end of a run with :math:`2/\eta`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import pandas as pd
+
+__all__ = [
+    "METHODS",
+    "JACOBIAN_COLUMNS",
+    "MEDIATOR_COLUMNS",
+    "rankdata",
+    "spearman",
+    "kendall",
+    "rank_correlation",
+    "Interval",
+    "bootstrap_ci",
+    "edge_index",
+    "before_edge",
+    "rolling_correlation",
+    "EdgeSummary",
+    "edge_summary",
+    "run_correlations",
+    "summarise_correlations",
+    "log_changes",
+    "dominant_mediator",
+]
+
+METHODS = ("spearman", "kendall")
+
+#: The four Jacobian statistics recorded by :func:`sharpjac.training.train`.
+JACOBIAN_COLUMNS = ("jac_spectral_max", "jac_spectral_mean", "jac_frobenius_max", "jac_frobenius_mean")
+
+#: The mediating factors recorded by :func:`sharpjac.training.train`, and the sign with which each
+#: enters sharpness at a fixed Jacobian (Proposition A): :math:`\overline{\|C\|}` and the feature
+#: norm multiply sharpness; growth of the first-layer norm raises the Jacobian without sharpness.
+MEDIATOR_COLUMNS = {"curvature_norm": +1, "feature_norm": +1, "first_layer_norm": -1}
+
+
+# ------------------------------------------------------------------------------------------------
+# Rank correlations
+# ------------------------------------------------------------------------------------------------
+
+
+def _vector(name: str, v) -> np.ndarray:
+    a = np.asarray(v, dtype=float)
+    if a.ndim != 1:
+        raise ValueError(f"{name} must be one-dimensional, got shape {a.shape}")
+    return a
+
+
+def _pairs(x, y) -> tuple[np.ndarray, np.ndarray]:
+    x, y = _vector("x", x), _vector("y", y)
+    if x.shape != y.shape:
+        raise ValueError(f"x and y must have the same length, got shapes {x.shape} and {y.shape}")
+    keep = np.isfinite(x) & np.isfinite(y)
+    return x[keep], y[keep]
+
+
+def rankdata(a) -> np.ndarray:
+    """Ranks 1..n of a 1-d array, ties receiving the average of the ranks they span.
+
+    Args:
+        a: values, shape ``[n]`` (finite).
+
+    Returns:
+        float array ``[n]``.
+    """
+    a = _vector("a", a)
+    order = np.argsort(a, kind="mergesort")
+    sorted_a = a[order]
+    # boundaries of runs of equal values
+    new = np.r_[True, sorted_a[1:] != sorted_a[:-1]]
+    run_id = np.cumsum(new) - 1
+    starts = np.flatnonzero(new)
+    ends = np.r_[starts[1:], len(a)]
+    avg = (starts + ends + 1) / 2.0  # mean of ranks start+1 .. end
+    ranks = np.empty(len(a))
+    ranks[order] = avg[run_id]
+    return ranks
+
+
+def spearman(x, y) -> float:
+    r"""Spearman's :math:`\rho` of paired samples (non-finite pairs dropped; NaN if undefined).
+
+    Args:
+        x, y: shape ``[n]``.
+    """
+    x, y = _pairs(x, y)
+    if len(x) < 3:
+        return float("nan")
+    rx, ry = rankdata(x), rankdata(y)
+    rx, ry = rx - rx.mean(), ry - ry.mean()
+    den = math.sqrt(float((rx * rx).sum() * (ry * ry).sum()))
+    if den == 0.0:
+        return float("nan")
+    return float(np.clip((rx * ry).sum() / den, -1.0, 1.0))
+
+
+def kendall(x, y) -> float:
+    r"""Kendall's :math:`\tau_b` of paired samples (non-finite pairs dropped; NaN if undefined).
+
+    Computed from all :math:`n(n-1)/2` pairs (:math:`O(n^2)` memory; fine for the few hundred
+    measurements of a run).
+
+    Args:
+        x, y: shape ``[n]``.
+    """
+    x, y = _pairs(x, y)
+    n = len(x)
+    if n < 3:
+        return float("nan")
+    i, j = np.triu_indices(n, k=1)
+    sx, sy = np.sign(x[i] - x[j]), np.sign(y[i] - y[j])
+    s = float((sx * sy).sum())  # n_c - n_d
+    n0 = n * (n - 1) / 2.0
+    n1, n2 = float((sx == 0).sum()), float((sy == 0).sum())
+    den = math.sqrt((n0 - n1) * (n0 - n2))
+    if den == 0.0:
+        return float("nan")
+    return float(np.clip(s / den, -1.0, 1.0))
+
+
+def rank_correlation(x, y, method: str = "spearman") -> float:
+    """Spearman's rho or Kendall's tau-b (``method``: ``"spearman"`` or ``"kendall"``)."""
+    if method == "spearman":
+        return spearman(x, y)
+    if method == "kendall":
+        return kendall(x, y)
+    raise ValueError(f"method={method!r} is not supported; accepted values: {METHODS}")
+
+
+# ------------------------------------------------------------------------------------------------
+# Bootstrap
+# ------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Interval:
+    """A point estimate with a percentile-bootstrap confidence interval.
+
+    Attributes:
+        estimate: the statistic on the original values.
+        low, high: the interval's end points.
+        level: its nominal coverage (e.g. 0.95).
+        n: number of values the statistic used (e.g. seeds).
+        n_resamples: bootstrap replicates.
+    """
+
+    estimate: float
+    low: float
+    high: float
+    level: float
+    n: int
+    n_resamples: int
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+    def __format__(self, spec: str) -> str:
+        spec = spec or ".2f"
+        return f"{self.estimate:{spec}} [{self.low:{spec}}, {self.high:{spec}}]"
+
+
+_NAMED_STATS: dict[str, Callable[..., np.ndarray]] = {"mean": np.mean, "median": np.median}
+
+
+def bootstrap_ci(values, statistic: str | Callable[[np.ndarray], float] = "mean", *, level: float = 0.95,
+                 n_resamples: int = 2000, seed: int) -> Interval:
+    r"""Percentile-bootstrap confidence interval of ``statistic(values)``.
+
+    Draws ``n_resamples`` samples of size :math:`m` with replacement from the :math:`m` finite
+    values, evaluates the statistic on each, and returns the :math:`(1\mp\text{level})/2`
+    quantiles of the replicates.
+
+    Args:
+        values: shape ``[m]`` (non-finite entries are dropped), e.g. one correlation per seed.
+        statistic: ``"mean"``, ``"median"`` or a callable on a 1-d array.
+        level: nominal coverage in (0, 1).
+        n_resamples: number of bootstrap replicates (>= 1).
+        seed: seed of the resampling (keyword-only).
+
+    Returns:
+        :class:`Interval` (all NaN when no finite value is left; ``low == high == estimate`` for
+        a single value).
+    """
+    v = _vector("values", values)
+    v = v[np.isfinite(v)]
+    if not (isinstance(level, (int, float)) and 0.0 < level < 1.0):
+        raise ValueError(f"level={level!r} is invalid; accepted: a float in (0, 1)")
+    if isinstance(n_resamples, bool) or not isinstance(n_resamples, (int, np.integer)) or n_resamples < 1:
+        raise ValueError(f"n_resamples={n_resamples!r} is invalid; accepted: an int >= 1")
+    if isinstance(statistic, str):
+        if statistic not in _NAMED_STATS:
+            raise ValueError(f"statistic={statistic!r} is not supported; accepted: {sorted(_NAMED_STATS)} "
+                             "or a callable")
+        fn = _NAMED_STATS[statistic]
+        vectorised = True
+    elif callable(statistic):
+        fn, vectorised = statistic, False
+    else:
+        raise TypeError(f"statistic must be a name or a callable, got {type(statistic).__name__}")
+    m = len(v)
+    if m == 0:
+        nan = float("nan")
+        return Interval(nan, nan, nan, float(level), 0, int(n_resamples))
+    estimate = float(fn(v))
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, m, size=(int(n_resamples), m))
+    samples = v[idx]
+    if vectorised:
+        reps = fn(samples, axis=1)
+    else:
+        reps = np.array([float(fn(s)) for s in samples])
+    alpha = 1.0 - level
+    low, high = np.quantile(reps, [alpha / 2, 1 - alpha / 2])
+    return Interval(estimate, float(low), float(high), float(level), m, int(n_resamples))
+
+
+# ------------------------------------------------------------------------------------------------
+# Edge of stability
+# ------------------------------------------------------------------------------------------------
+
+
+def _check_lr_fraction(lr, fraction) -> None:
+    if not (isinstance(lr, (int, float, np.floating)) and math.isfinite(lr) and lr > 0):
+        raise ValueError(f"lr={lr!r} is invalid; accepted: a finite float > 0")
+    if not (isinstance(fraction, (int, float, np.floating)) and fraction > 0):
+        raise ValueError(f"fraction={fraction!r} is invalid; accepted: a float > 0 (e.g. 0.9)")
+
+
+def edge_index(sharpness, lr: float, *, fraction: float = 0.9) -> int | None:
+    r"""Index of the first measurement with sharpness :math:`\ge` ``fraction`` :math:`\cdot 2/\eta`.
+
+    Args:
+        sharpness: shape ``[n]``, in measurement order (NaN never counts as reaching it).
+        lr: the step size :math:`\eta`.
+        fraction: :math:`\phi` in :math:`s_t\ge\phi\cdot2/\eta`.
+
+    Returns:
+        The index, or None when the run never gets there.
+    """
+    _check_lr_fraction(lr, fraction)
+    s = _vector("sharpness", sharpness)
+    with np.errstate(invalid="ignore"):
+        hit = np.flatnonzero(s >= fraction * 2.0 / lr)
+    return int(hit[0]) if len(hit) else None
+
+
+def before_edge(frame: pd.DataFrame, lr: float | None = None, *, fraction: float = 0.9,
+                column: str = "sharpness") -> pd.DataFrame:
+    r"""The rows of one run strictly before sharpness first reaches ``fraction`` :math:`\cdot2/\eta`.
+
+    Args:
+        frame: one run's record, rows in step order, with a ``column`` (sharpness) column and,
+            unless ``lr`` is given, an ``lr`` column (its first value is used).
+        lr: the step size (default: ``frame["lr"].iloc[0]``).
+        fraction: see :func:`edge_index`.
+        column: the sharpness column.
+
+    Returns:
+        A copy of the leading rows (all rows if the edge is never reached).
+    """
+    if column not in frame:
+        raise ValueError(f"column={column!r} is not in the frame; columns: {list(frame.columns)}")
+    if lr is None:
+        if "lr" not in frame or len(frame) == 0:
+            raise ValueError("lr=None needs a non-empty frame with an 'lr' column")
+        lr = float(frame["lr"].iloc[0])
+    i = edge_index(frame[column].to_numpy(), lr, fraction=fraction)
+    return frame.iloc[: len(frame) if i is None else i].copy()
+
+
+def rolling_correlation(x, y, window: int, method: str = "spearman", *, min_points: int | None = None
+                        ) -> np.ndarray:
+    r"""Rank correlation of :math:`(x, y)` in a centred window sliding along a run.
+
+    Entry :math:`t` is the correlation over measurements
+    :math:`[t-\lfloor w/2\rfloor,\ t-\lfloor w/2\rfloor+w)`; NaN where that window leaves the run
+    or holds fewer than ``min_points`` finite pairs.
+
+    Args:
+        x, y: shape ``[n]`` (in step order).
+        window: :math:`w`, number of measurements per window (>= 3).
+        method: ``"spearman"`` or ``"kendall"``.
+        min_points: default ``window`` (every pair finite); at least 3.
+
+    Returns:
+        float array ``[n]``.
+    """
+    x, y = _vector("x", x), _vector("y", y)
+    if x.shape != y.shape:
+        raise ValueError(f"x and y must have the same length, got shapes {x.shape} and {y.shape}")
+    if isinstance(window, bool) or not isinstance(window, (int, np.integer)) or window < 3:
+        raise ValueError(f"window={window!r} is invalid; accepted: an int >= 3")
+    if method not in METHODS:
+        raise ValueError(f"method={method!r} is not supported; accepted values: {METHODS}")
+    need = window if min_points is None else int(min_points)
+    if need < 3 or need > window:
+        raise ValueError(f"min_points={min_points!r} is invalid; accepted: an int in [3, window]")
+    n, half = len(x), window // 2
+    out = np.full(n, np.nan)
+    for t in range(n):
+        a = t - half
+        b = a + window
+        if a < 0 or b > n:
+            continue
+        xs, ys = x[a:b], y[a:b]
+        if int((np.isfinite(xs) & np.isfinite(ys)).sum()) >= need:
+            out[t] = rank_correlation(xs, ys, method)
+    return out
+
+
+@dataclass(frozen=True)
+class EdgeSummary:
+    r"""How the end of a full-batch run compares with the stability limit :math:`2/\eta`.
+
+    Attributes:
+        lr: :math:`\eta`; two_over_lr: :math:`2/\eta`.
+        final_sharpness: median sharpness over the last ``tail`` fraction of the measurements.
+        ratio: ``final_sharpness / two_over_lr`` (1 = exactly at the edge).
+        max_sharpness: largest sharpness measured.
+        edge_step: first step with sharpness :math:`\ge\phi\cdot2/\eta` (None: never).
+        reached: whether the edge (fraction :math:`\phi`) was reached.
+        fraction_at_edge: share of the measurements after ``edge_step`` within
+            :math:`\pm` ``band`` of :math:`2/\eta` (NaN if never reached).
+    """
+
+    lr: float
+    two_over_lr: float
+    final_sharpness: float
+    ratio: float
+    max_sharpness: float
+    edge_step: int | None
+    reached: bool
+    fraction_at_edge: float
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def edge_summary(steps, sharpness, lr: float, *, fraction: float = 0.9, tail: float = 0.2,
+                 band: float = 0.2) -> EdgeSummary:
+    r"""Summarise one run's sharpness against :math:`2/\eta`.
+
+    Args:
+        steps: measurement steps, shape ``[n]``.
+        sharpness: shape ``[n]``.
+        lr: the step size.
+        fraction: edge threshold :math:`\phi` (see :func:`edge_index`).
+        tail: fraction in (0, 1] of the last measurements whose median is the final sharpness.
+        band: relative half-width of the "at the edge" band.
+    """
+    st, s = _vector("steps", steps), _vector("sharpness", sharpness)
+    if st.shape != s.shape or len(s) == 0:
+        raise ValueError(f"steps and sharpness must be non-empty and of equal length, got {st.shape}, {s.shape}")
+    if not (0 < tail <= 1):
+        raise ValueError(f"tail={tail!r} is invalid; accepted: a float in (0, 1]")
+    if not band > 0:
+        raise ValueError(f"band={band!r} is invalid; accepted: a float > 0")
+    i = edge_index(s, lr, fraction=fraction)
+    limit = 2.0 / lr
+    k = max(1, int(math.ceil(tail * len(s))))
+    last = s[-k:]
+    last = last[np.isfinite(last)]
+    final = float(np.median(last)) if len(last) else float("nan")
+    finite = s[np.isfinite(s)]
+    at_edge = float("nan")
+    if i is not None:
+        after = s[i:]
+        after = after[np.isfinite(after)]
+        at_edge = float(np.mean(np.abs(after / limit - 1.0) <= band)) if len(after) else float("nan")
+    return EdgeSummary(lr=float(lr), two_over_lr=limit, final_sharpness=final, ratio=final / limit,
+                       max_sharpness=float(finite.max()) if len(finite) else float("nan"),
+                       edge_step=None if i is None else int(st[i]), reached=i is not None,
+                       fraction_at_edge=at_edge)
+
+
+# ------------------------------------------------------------------------------------------------
+# Tables over the runs of an experiment
+# ------------------------------------------------------------------------------------------------
+
+
+def _groups(df: pd.DataFrame, by: Sequence[str]):
+    missing = [c for c in by if c not in df]
+    if missing:
+        raise ValueError(f"by={list(by)}: columns {missing} are not in the frame; columns: {list(df.columns)}")
+    if not by:
+        yield (), df
+        return
+    for key, g in df.groupby(list(by), sort=True, dropna=False):
+        yield (key if isinstance(key, tuple) else (key,)), g
+
+
+def run_correlations(df: pd.DataFrame, *, x: str = "sharpness", ys: Sequence[str] = JACOBIAN_COLUMNS,
+                     by: Sequence[str] = ("seed",), method: str = "spearman", window: str = "all",
+                     fraction: float = 0.9, steps: tuple[int, int] | None = None) -> pd.DataFrame:
+    r"""One rank correlation per run and Jacobian statistic.
+
+    Args:
+        df: an experiment's records (one row per measurement; ``step`` column; runs told apart
+            by the ``by`` columns).
+        x: the first variable (default ``"sharpness"``).
+        ys: the second variables (default the four Jacobian statistics).
+        by: columns identifying a run (e.g. ``("loss", "lr", "seed")``).
+        method: ``"spearman"`` or ``"kendall"``.
+        window: ``"all"`` (every measurement) or ``"before_edge"`` (:func:`before_edge`; needs an
+            ``lr`` column).
+        fraction: edge threshold for ``window="before_edge"``.
+        steps: optional ``(first, last)`` step range (inclusive) applied before the window.
+
+    Returns:
+        DataFrame with the ``by`` columns, ``statistic`` (the y column), ``rho`` (the correlation),
+        ``n`` (measurements used), ``last_step`` (last step used) and ``method``.
+    """
+    if method not in METHODS:
+        raise ValueError(f"method={method!r} is not supported; accepted values: {METHODS}")
+    if window not in ("all", "before_edge"):
+        raise ValueError(f"window={window!r} is not supported; accepted values: ('all', 'before_edge')")
+    for c in [x, *ys, "step"]:
+        if c not in df:
+            raise ValueError(f"column {c!r} is not in the frame; columns: {list(df.columns)}")
+    rows = []
+    for key, g in _groups(df, by):
+        g = g.sort_values("step")
+        if steps is not None:
+            g = g[(g["step"] >= steps[0]) & (g["step"] <= steps[1])]
+        if window == "before_edge":
+            g = before_edge(g, fraction=fraction, column=x) if len(g) else g
+        for yc in ys:
+            xs, yv = g[x].to_numpy(float), g[yc].to_numpy(float)
+            ok = np.isfinite(xs) & np.isfinite(yv)
+            rows.append({**dict(zip(by, key)), "statistic": yc, "rho": rank_correlation(xs, yv, method),
+                         "n": int(ok.sum()), "last_step": int(g["step"].max()) if len(g) else -1,
+                         "method": method})
+    return pd.DataFrame(rows)
+
+
+def summarise_correlations(table: pd.DataFrame, *, by: Sequence[str] = ("statistic",), value: str = "rho",
+                           level: float = 0.95, n_resamples: int = 2000, seed: int) -> pd.DataFrame:
+    """Mean correlation per group with a percentile-bootstrap interval over its runs.
+
+    Args:
+        table: output of :func:`run_correlations`.
+        by: grouping columns (the runs within a group are resampled, e.g. the seeds).
+        value: column to summarise.
+        level, n_resamples, seed: see :func:`bootstrap_ci`.
+
+    Returns:
+        DataFrame with the ``by`` columns, ``mean``, ``low``, ``high``, ``runs`` (finite values).
+    """
+    if value not in table:
+        raise ValueError(f"value={value!r} is not in the table; columns: {list(table.columns)}")
+    rows = []
+    for key, g in _groups(table, by):
+        ci = bootstrap_ci(g[value].to_numpy(float), "mean", level=level, n_resamples=n_resamples, seed=seed)
+        rows.append({**dict(zip(by, key)), "mean": ci.estimate, "low": ci.low, "high": ci.high, "runs": ci.n})
+    return pd.DataFrame(rows)
+
+
+def log_changes(frame: pd.DataFrame, columns: Sequence[str], start_step: int, end_step: int) -> dict[str, float]:
+    r"""Natural-log change :math:`\log(q_{\text{end}}/q_{\text{start}})` of each column between two steps.
+
+    The values at the measurements nearest to ``start_step`` and ``end_step`` are used (one run,
+    with a ``step`` column). Non-positive or non-finite values give NaN.
+    """
+    if "step" not in frame or len(frame) == 0:
+        raise ValueError("frame must be a non-empty record with a 'step' column")
+    st = frame["step"].to_numpy()
+    a = int(np.argmin(np.abs(st - start_step)))
+    b = int(np.argmin(np.abs(st - end_step)))
+    out = {}
+    for c in columns:
+        if c not in frame:
+            raise ValueError(f"column {c!r} is not in the frame; columns: {list(frame.columns)}")
+        q0, q1 = float(frame[c].iloc[a]), float(frame[c].iloc[b])
+        ok = q0 > 0 and q1 > 0 and math.isfinite(q0) and math.isfinite(q1)
+        out[c] = math.log(q1 / q0) if ok else float("nan")
+    return out
+
+
+def dominant_mediator(changes: dict[str, float], *, sharpness: str = "sharpness",
+                      jacobian: str = "jac_spectral_max") -> tuple[str | None, float, dict[str, float]]:
+    r"""Which mediating factor best accounts for sharpness departing from the Jacobian.
+
+    A heuristic read of Proposition A: at a fixed Jacobian, sharpness scales with
+    :math:`\overline{\|C\|}` and with the feature norm, and Jacobian growth carried by the first
+    layer's weights does not reach sharpness. With log changes :math:`\Delta` over a window (from
+    :func:`log_changes`), the *decoupling* is :math:`r=\Delta\log s-\Delta\log\|Jf\|` and each
+    factor's signed contribution is :math:`\sigma_m\Delta\log m` (sign from
+    :data:`MEDIATOR_COLUMNS`). The dominant factor is the one whose contribution has the sign of
+    :math:`r` and the largest size.
+
+    Returns:
+        ``(name or None, r, contributions)``; None when no factor moves in the direction of
+        :math:`r`.
+    """
+    for c in (sharpness, jacobian):
+        if c not in changes:
+            raise ValueError(f"changes lacks {c!r}; keys: {sorted(changes)}")
+    r = changes[sharpness] - changes[jacobian]
+    contrib = {m: sign * changes[m] for m, sign in MEDIATOR_COLUMNS.items()
+               if m in changes and math.isfinite(changes[m])}
+    best, size = None, 0.0
+    for m, v in contrib.items():
+        if v * r > 0 and abs(v) > size:
+            best, size = m, abs(v)
+    return best, float(r), contrib

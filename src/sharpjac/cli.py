@@ -1,0 +1,146 @@
+"""Command line: ``python -m sharpjac {list,info,run} ...``.
+
+Examples::
+
+    python -m sharpjac list
+    python -m sharpjac info progressive_sharpening
+    python -m sharpjac run progressive_sharpening --preset smoke
+    python -m sharpjac run progressive_sharpening --preset quick --seed 1 --set lrs_mse=0.1,0.2 --set max_steps=500
+
+Runs are stored in ``$SHARPJAC_CACHE`` (default ``~/.cache/sharpjac/runs``) and reused; the
+combined table of an experiment is written as parquet (``--output``; default
+``<cache>/experiments/<name>-<preset>-<hash>.parquet``). Errors go to stderr with exit code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+__all__ = ["main", "build_parser"]
+
+
+class _Error(Exception):
+    pass
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m sharpjac",
+        description=("Experiments of the companion to 'On progressive sharpening, flat minima and "
+                     "generalisation' (arXiv:2305.14683). Each experiment trains a grid of small "
+                     "networks, tracks sharpness and the input-output Jacobian, and stores the results."),
+        epilog=("Start with 'list', then 'info NAME' to see an experiment's fields and presets, then "
+                "'run NAME --preset smoke' (seconds) or '--preset quick' (minutes on a laptop CPU). "
+                "Results are cached in $SHARPJAC_CACHE (default ~/.cache/sharpjac/runs) and reused."),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+    sub.add_parser("list", help="list the experiments (name, then a short description)")
+    info = sub.add_parser("info", help="fields, presets and defaults of one experiment")
+    info.add_argument("name", help="experiment name (see 'list')")
+    r = sub.add_parser(
+        "run", help="run an experiment (reusing stored runs)",
+        description="Run an experiment. Each grid point is one stored run; stored runs are loaded, not retrained.",
+        epilog="example: python -m sharpjac run progressive_sharpening --preset smoke --set max_steps=20",
+    )
+    r.add_argument("name", help="experiment name (see 'list')")
+    r.add_argument("--preset", default="quick", help="smoke (seconds), quick (minutes, default) or paper (GPU)")
+    r.add_argument("--seed", type=int, action="append", default=None,
+                   help="seed of the runs; repeat for several (default: the preset's seeds)")
+    r.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a field, e.g. --set max_steps=500 or --set lrs_mse=0.1,0.2 (repeatable)")
+    r.add_argument("--device", default=None, help="auto (default: CUDA if available), cpu or cuda")
+    r.add_argument("--cache", default=None, help="run store folder (default $SHARPJAC_CACHE or ~/.cache/sharpjac/runs)")
+    r.add_argument("--output", default=None, help="where to write the combined table (.parquet or .csv)")
+    r.add_argument("--force", action="store_true", help="retrain even if stored")
+    r.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    return p
+
+
+def _cmd_list() -> int:
+    from . import experiments
+
+    for name in experiments.names():
+        print(f"{name}  {experiments.get(name).description}")
+    return 0
+
+
+def _get(name: str):
+    from . import experiments
+
+    try:
+        return experiments.get(name)
+    except ValueError as e:
+        raise _Error(str(e)) from None
+
+
+def _cmd_info(name: str) -> int:
+    from . import experiments
+
+    _get(name)
+    print(experiments.describe(name))
+    return 0
+
+
+def _cmd_run(args) -> int:
+    from .experiments import parse_overrides
+    from .runs import RunStore, config_key
+
+    exp = _get(args.name)
+    try:
+        overrides = parse_overrides(exp.config_cls, args.overrides)
+        if args.seed is not None:
+            overrides["seeds"] = tuple(args.seed)
+        if args.device is not None:
+            overrides["device"] = args.device
+        config = exp.config_cls.from_preset(args.preset, **overrides)
+    except (ValueError, TypeError) as e:
+        raise _Error(str(e)) from None
+    store = RunStore(args.cache)
+    progress = False if args.no_progress else None
+    try:
+        df = exp.run(config, store=store, force=args.force, progress=progress)
+    except (ValueError, FileNotFoundError) as e:
+        raise _Error(str(e)) from None
+    out = Path(args.output) if args.output else (
+        store.root / "experiments" / f"{exp.name}-{args.preset}-{config.key()}.parquet")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    frame = df.copy()
+    frame.attrs = {}
+    if out.suffix == ".csv":
+        frame.to_csv(out, index=False)
+    else:
+        frame.to_parquet(out, index=False)
+    keys = sorted(set(df["run_key"])) if len(df) else []
+    statuses = df.groupby("run_key")["status"].first().value_counts().to_dict() if len(df) else {}
+    print(f"experiment {exp.name} (preset {args.preset}): {len(keys)} runs, {len(df)} rows, status {statuses}")
+    print(f"table: {out}")
+    print(f"runs:  {store.root} ({', '.join(k[:12] for k in keys)})")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else argv
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as e:  # argparse already printed to stderr
+        return int(e.code) if e.code is not None else 0
+    try:
+        if args.command == "list":
+            return _cmd_list()
+        if args.command == "info":
+            return _cmd_info(args.name)
+        if args.command == "run":
+            return _cmd_run(args)
+        parser.print_help()
+        return 0
+    except _Error as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
