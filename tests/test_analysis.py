@@ -136,7 +136,7 @@ def test_bootstrap_interval_coverage_on_a_synthetic_case():
     reps, hits = 300, 0
     for r in range(reps):
         v = rng.normal(loc=2.0, scale=1.5, size=40)
-        ci = A.bootstrap_ci(v, level=0.9, n_resamples=1000, seed=r)
+        ci = A.bootstrap_ci(v, level=0.9, n_resamples=500, seed=r)
         hits += ci.low <= 2.0 <= ci.high
     coverage = hits / reps
     # binomial sd at p=0.9, n=300 is 0.017; the percentile bootstrap undercovers slightly at n=40
@@ -223,6 +223,13 @@ def test_run_correlations_and_summary():
                               method="kendall")
     row = tab2[(tab2.lr == 0.2) & (tab2.seed == 0)].iloc[0]
     assert row.n == 8 and row.last_step == 70
+    # peak windows: y rises then falls while x rises then falls at another time
+    bump = pd.DataFrame({"seed": 0, "step": np.arange(9), "sharpness": [1, 2, 3, 4, 5, 4, 3, 2, 1.0],
+                         "jac_spectral_max": [1, 2, 3, 4, 5, 6, 7, 8, 9.0]})
+    early = A.run_correlations(bump, ys=("jac_spectral_max",), window="before_peak").iloc[0]
+    late = A.run_correlations(bump, ys=("jac_spectral_max",), window="after_peak").iloc[0]
+    assert early.rho == pytest.approx(1.0) and early.n == 5 and early.last_step == 4
+    assert late.rho == pytest.approx(-1.0) and late.n == 5
     summ = A.summarise_correlations(tab, by=("statistic",), seed=0)
     assert set(summ.statistic) == {"jac_spectral_max", "jac_frobenius_mean"}
     assert (summ.runs == 6).all()
@@ -246,3 +253,13 @@ def test_log_changes_and_dominant_mediator():
     ch2 = {"sharpness": 0.0, "jac_spectral_max": 1.0, "curvature_norm": 0.5, "feature_norm": 0.1,
            "first_layer_norm": -0.2}
     assert A.dominant_mediator(ch2)[0] is None
+
+
+def test_value_when():
+    df = pd.DataFrame({"step": [0, 10, 20, 30], "train_loss": [1.0, 0.5, 0.2, 0.1], "jac": [1.0, 2.0, 3.0, 4.0]})
+    assert A.value_when(df, "jac", at="train_loss", threshold=0.3) == 3.0
+    assert A.value_when(df, "jac", at="train_loss", threshold=0.5) == 2.0
+    assert np.isnan(A.value_when(df, "jac", at="train_loss", threshold=0.01))
+    assert A.value_when(df, "train_loss", at="jac", threshold=2.5, below=False) == 0.2
+    with pytest.raises(ValueError, match="'loss'"):
+        A.value_when(df, "jac", at="loss", threshold=0.1)

@@ -122,3 +122,13 @@ def test_progressive_sharpening_smoke_has_stability_limit_column(tmp_path):
     assert set(df["loss"]) == {"mse", "ce"}
     assert (df["two_over_lr"] == 2 / df["lr"]).all()
     assert df["sharpness"].notna().all() and df["jac_spectral_max"].notna().all()
+
+
+def test_progress_bar_is_silent_under_pytest_and_with_env(monkeypatch):
+    from sharpjac._util import progress_enabled
+
+    assert progress_enabled(None) is False  # PYTEST_CURRENT_TEST is set
+    assert progress_enabled(True) is True and progress_enabled(False) is False
+    monkeypatch.delenv("PYTEST_CURRENT_TEST", raising=False)
+    monkeypatch.setenv("SHARPJAC_PROGRESS", "0")
+    assert progress_enabled(None) is False

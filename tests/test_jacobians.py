@@ -112,25 +112,43 @@ def test_norms_match_numpy_svd(problem):
     np.testing.assert_allclose(jj.jacobian_norms(model, x, "frobenius").numpy(), frob, rtol=1e-10)
 
 
-def test_power_method_matches_exact_for_many_outputs():
+@pytest.mark.parametrize("method", ["power", "lanczos"])
+def test_matrix_free_methods_match_exact_for_many_outputs(method):
     torch.manual_seed(4)
-    # k = 40 outputs > n0 = 30 inputs: Jf^T Jf is the small side; power never forms Jf
+    # k = 40 outputs > n0 = 30 inputs; the matrix-free methods never form Jf
     model = nn.Sequential(nn.Linear(30, 20), nn.Tanh(), nn.Linear(20, 40)).to(DT)
     x = torch.randn(7, 30, dtype=DT)
     exact = np.linalg.svd(_oracle_jacobians(model, x).numpy(), compute_uv=False)[:, 0]
-    power = jj.jacobian_norms(model, x, method="power", chunk_size=3, seed=1).numpy()
-    np.testing.assert_allclose(power, exact, rtol=1e-9)
-    assert (power <= exact * (1 + 1e-12)).all()  # Rayleigh quotient: a lower estimate
-    # few iterations: still a lower estimate, and visibly less accurate
-    rough = jj.jacobian_norms(model, x, method="power", max_iter=2, seed=1).numpy()
+    est = jj.jacobian_norms(model, x, method=method, chunk_size=3, seed=1).numpy()
+    np.testing.assert_allclose(est, exact, rtol=1e-9)
+    assert (est <= exact * (1 + 1e-12)).all()  # Rayleigh quotient / Ritz value: lower estimate
+    # two steps: still a lower estimate, and visibly less accurate
+    rough = jj.jacobian_norms(model, x, method=method, max_iter=2, seed=1).numpy()
     assert (rough <= exact * (1 + 1e-12)).all() and np.abs(rough - exact).max() > 1e-9
 
 
-def test_power_method_on_cnn():
+@pytest.mark.parametrize("method", ["power", "lanczos"])
+def test_matrix_free_methods_on_cnn(method):
     model, shape = _cnn()
     x = torch.randn((5, *shape), dtype=DT)
     exact = np.linalg.svd(_oracle_jacobians(model, x).numpy(), compute_uv=False)[:, 0]
-    np.testing.assert_allclose(jj.jacobian_norms(model, x, method="power").numpy(), exact, rtol=1e-9)
+    np.testing.assert_allclose(jj.jacobian_norms(model, x, method=method).numpy(), exact, rtol=1e-9)
+
+
+def test_lanczos_converges_when_power_stalls():
+    """Close top singular values: Lanczos terminates in <= k + 1 steps, power does not."""
+    torch.manual_seed(11)
+    U = torch.linalg.qr(torch.randn(8, 8, dtype=DT))[0]
+    V = torch.linalg.qr(torch.randn(8, 8, dtype=DT))[0]
+    W = U @ torch.diag(torch.tensor([1.0, 0.999, 0.5, 0.4, 0.3, 0.2, 0.1, 0.05], dtype=DT)) @ V.T
+    model = nn.Sequential(nn.Linear(8, 8, bias=False)).to(DT)
+    with torch.no_grad():
+        model[0].weight.copy_(W)
+    x = torch.randn(2, 8, dtype=DT)
+    lz = jj.jacobian_norms(model, x, method="lanczos", max_iter=9)
+    pw = jj.jacobian_norms(model, x, method="power", max_iter=9)
+    torch.testing.assert_close(lz, torch.ones(2, dtype=DT), rtol=1e-12, atol=0)
+    assert ((1 - pw) > 1e-6).all()
 
 
 def test_stats_are_max_and_mean_of_norms(problem):
@@ -447,6 +465,8 @@ def test_errors_name_shapes_and_values():
         jj.jacobian_norms(model, x, "nuclear")
     with pytest.raises(ValueError, match="power"):
         jj.jacobian_norms(model, x, "frobenius", method="power")
+    with pytest.raises(ValueError, match="method"):
+        jj.jacobian_norms(model, x, method="svd")
     with pytest.raises(ValueError, match="chunk_size"):
         jj.input_jacobians(model, x, chunk_size=0)
     with pytest.raises(ValueError, match=r"\[3, 3, 3\]"):

@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 import torch
@@ -41,6 +42,8 @@ def test_key_is_stable_and_sensitive_to_config_and_version(monkeypatch):
     k = config_key(c)
     assert k == config_key(small()) and len(k) == 64
     assert k != config_key(small(lr=0.051))
+    assert config_key(small(lr=1)) == config_key(small(lr=1.0)) == config_key(small(lr=np.float64(1)))
+    assert config_key(small(max_steps=np.int64(24))) == k
     assert k != config_key(small(model_options={"widths": [11], "activation": "tanh"}))
     monkeypatch.setattr(runs, "__version__", "999")
     assert config_key(c) != k

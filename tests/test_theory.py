@@ -429,3 +429,25 @@ def test_rank_agreement():
     assert theory.rank_agreement([1, 2, 3, 4], [4, 3, 2, 1]) == pytest.approx(-1.0)
     # one discordant pair out of 6: tau = (5 - 1) / 6
     assert theory.rank_agreement([1, 2, 3, 4], [1, 2, 4, 3]) == pytest.approx(4 / 6)
+
+
+def test_nearest_sample_one_dimensional_fast_path_matches_brute_force():
+    rng = np.random.default_rng(4)
+    for N in (1, 2, 9):
+        support, sample = rng.uniform(-1, 2, size=(200, 1)), rng.uniform(0, 1, size=(N, 1))
+        dist, idx = theory.nearest_sample(torch.tensor(support), torch.tensor(sample))
+        D = np.abs(support - sample.T)
+        assert dist.numpy() == pytest.approx(D.min(1), abs=1e-15)
+        assert np.allclose(D[np.arange(200), idx.numpy()], D.min(1))
+
+
+def test_covering_slopes_on_exact_power_laws():
+    import pandas as pd
+
+    N = np.array([100, 400, 1600, 6400])
+    rows = [{"d": d, "N": n, "repeat": 0, "radius": 0.5 * n ** (-1 / d), "bound": n ** (-1 / d)}
+            for d in (1, 2) for n in N]
+    out = theory.covering_slopes(pd.DataFrame(rows)).set_index("d")
+    assert out.loc[1, "slope"] == pytest.approx(-1.0) and out.loc[2, "slope"] == pytest.approx(-0.5)
+    assert out.loc[2, "expected"] == -0.5
+    assert out.loc[1, "max_ratio"] == pytest.approx(0.5) and out.loc[1, "min_looseness"] == pytest.approx(2.0)

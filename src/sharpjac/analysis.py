@@ -63,6 +63,7 @@ __all__ = [
     "summarise_correlations",
     "log_changes",
     "dominant_mediator",
+    "value_when",
 ]
 
 METHODS = ("spearman", "kendall")
@@ -431,6 +432,9 @@ def _groups(df: pd.DataFrame, by: Sequence[str]):
         yield (key if isinstance(key, tuple) else (key,)), g
 
 
+_WINDOWS = ("all", "before_edge", "before_peak", "after_peak")
+
+
 def run_correlations(df: pd.DataFrame, *, x: str = "sharpness", ys: Sequence[str] = JACOBIAN_COLUMNS,
                      by: Sequence[str] = ("seed",), method: str = "spearman", window: str = "all",
                      fraction: float = 0.9, steps: tuple[int, int] | None = None) -> pd.DataFrame:
@@ -443,8 +447,9 @@ def run_correlations(df: pd.DataFrame, *, x: str = "sharpness", ys: Sequence[str
         ys: the second variables (default the four Jacobian statistics).
         by: columns identifying a run (e.g. ``("loss", "lr", "seed")``).
         method: ``"spearman"`` or ``"kendall"``.
-        window: ``"all"`` (every measurement) or ``"before_edge"`` (:func:`before_edge`; needs an
-            ``lr`` column).
+        window: ``"all"`` (every measurement), ``"before_edge"`` (:func:`before_edge`; needs an
+            ``lr`` column), ``"before_peak"`` (up to and including the measurement of largest
+            ``x``) or ``"after_peak"`` (from that measurement on).
         fraction: edge threshold for ``window="before_edge"``.
         steps: optional ``(first, last)`` step range (inclusive) applied before the window.
 
@@ -454,8 +459,8 @@ def run_correlations(df: pd.DataFrame, *, x: str = "sharpness", ys: Sequence[str
     """
     if method not in METHODS:
         raise ValueError(f"method={method!r} is not supported; accepted values: {METHODS}")
-    if window not in ("all", "before_edge"):
-        raise ValueError(f"window={window!r} is not supported; accepted values: ('all', 'before_edge')")
+    if window not in _WINDOWS:
+        raise ValueError(f"window={window!r} is not supported; accepted values: {_WINDOWS}")
     for c in [x, *ys, "step"]:
         if c not in df:
             raise ValueError(f"column {c!r} is not in the frame; columns: {list(df.columns)}")
@@ -466,6 +471,10 @@ def run_correlations(df: pd.DataFrame, *, x: str = "sharpness", ys: Sequence[str
             g = g[(g["step"] >= steps[0]) & (g["step"] <= steps[1])]
         if window == "before_edge":
             g = before_edge(g, fraction=fraction, column=x) if len(g) else g
+        elif window in ("before_peak", "after_peak") and len(g):
+            vals = g[x].to_numpy(float)
+            peak = int(np.nanargmax(vals)) if np.isfinite(vals).any() else len(g) - 1
+            g = g.iloc[: peak + 1] if window == "before_peak" else g.iloc[peak:]
         for yc in ys:
             xs, yv = g[x].to_numpy(float), g[yc].to_numpy(float)
             ok = np.isfinite(xs) & np.isfinite(yv)
@@ -545,3 +554,28 @@ def dominant_mediator(changes: dict[str, float], *, sharpness: str = "sharpness"
         if v * r > 0 and abs(v) > size:
             best, size = m, abs(v)
     return best, float(r), contrib
+
+
+def value_when(frame: pd.DataFrame, column: str, *, at: str, threshold: float, below: bool = True) -> float:
+    r"""Value of ``column`` at the first measurement where ``at`` crosses ``threshold``.
+
+    Used to compare runs at equal progress, e.g. the Jacobian when the training loss first falls
+    to a common level (``at="train_loss", below=True``), rather than at equal step counts.
+
+    Args:
+        frame: one run's record (rows in step order).
+        column: the quantity to read.
+        at: the column that defines the moment.
+        threshold: the level.
+        below: first row with ``frame[at] <= threshold`` (True) or ``>= threshold`` (False).
+
+    Returns:
+        The value, or NaN when the run never crosses.
+    """
+    for c in (column, at):
+        if c not in frame:
+            raise ValueError(f"column {c!r} is not in the frame; columns: {list(frame.columns)}")
+    a = frame[at].to_numpy(float)
+    with np.errstate(invalid="ignore"):
+        hit = np.flatnonzero(a <= threshold if below else a >= threshold)
+    return float(frame[column].iloc[hit[0]]) if len(hit) else float("nan")

@@ -51,7 +51,9 @@ __all__ = [
     "LogLogFit",
     "fit_loglog_slope",
     "covering_study",
+    "covering_slopes",
     "holder_curve",
+    "holder_study",
     "PropositionA",
     "proposition_a",
     "latent_path",
@@ -64,6 +66,7 @@ __all__ = [
     "t3_lower_bound",
     "ce_margin",
     "t3_ce_bound",
+    "t3_track",
     "voronoi_weights",
     "T4Bound",
     "t4_bound",
@@ -136,6 +139,13 @@ def nearest_sample(support: Tensor, sample: Tensor, *, chunk_size: int = 2048) -
         )
     _check_positive_int("chunk_size", chunk_size)
     s, x = s.to(torch.float64), x.to(torch.float64)
+    if s.shape[1] == 1:  # one dimension: sort and search, exact and O((M + N) log N)
+        xs, order = x[:, 0].sort()
+        pos = torch.searchsorted(xs, s[:, 0]).clamp(1, max(1, xs.numel() - 1))
+        left, right = (pos - 1).clamp_min(0), pos.clamp_max(xs.numel() - 1)
+        dl, dr = (s[:, 0] - xs[left]).abs(), (s[:, 0] - xs[right]).abs()
+        use_right = dr < dl
+        return torch.where(use_right, dr, dl), order[torch.where(use_right, right, left)]
     dists, idx = [], []
     with torch.no_grad():
         for sc in s.split(chunk_size):
@@ -315,6 +325,66 @@ def covering_study(
                 rows.append({"d": int(d), "N": int(N), "repeat": r,
                              "radius": covering_radius(probe, x), "bound": bound,
                              "lipschitz": ds.extras["lipschitz"]})
+    return pd.DataFrame(rows)
+
+
+def covering_slopes(df: pd.DataFrame, *, by: str = "d") -> pd.DataFrame:
+    r"""Summarise a :func:`covering_study` frame: fitted rates against the theory, per group.
+
+    For each value of ``by`` (default the dimension d), with the radius averaged over repeats:
+    ``slope`` of :math:`\log r` on :math:`\log N` (T1 predicts about :math:`-1/d`, a little
+    shallower because of the logarithm), its ``stderr``, ``slope_rate``, the slope of
+    :math:`\log r` on :math:`\log(\log N/N)` (T1 predicts :math:`1/d`), ``expected`` =
+    :math:`-1/d`, and ``max_ratio`` = the largest radius/bound over all rows (below 1 when the
+    bound holds everywhere) and ``min_looseness`` = the smallest bound/radius.
+    """
+    rows = []
+    for key, sub in df.groupby(by):
+        mean = sub.groupby("N")["radius"].mean()
+        N = mean.index.values.astype(float)
+        fit_n = fit_loglog_slope(N, mean.values)
+        fit_r = fit_loglog_slope(np.log(N) / N, mean.values)
+        ratio = (sub["radius"] / sub["bound"]).replace([np.inf, -np.inf], np.nan)
+        rows.append({by: key, "slope": fit_n.slope, "stderr": fit_n.stderr,
+                     "slope_rate": fit_r.slope, "expected": -1.0 / key if by == "d" else float("nan"),
+                     "max_ratio": float(ratio.max()), "min_looseness": float((1 / ratio).min())})
+    return pd.DataFrame(rows)
+
+
+def holder_study(
+    sizes: Sequence[int],
+    *,
+    alpha: float = 0.25,
+    lipschitz_candidates: Sequence[float] = (1.0, 10.0, 100.0),
+    num_probe: int = 20001,
+    repeats: int = 3,
+    epsilon: float = 0.1,
+    seed: int = 0,
+) -> pd.DataFrame:
+    r"""Covering radius of samples of :func:`holder_curve` (a non-Lipschitz generator) against N.
+
+    The probe is the image of a uniform latent grid of ``num_probe`` points (it contains the
+    cusp). For each candidate constant :math:`L` the column ``bound_L<L>`` holds T1's
+    :math:`\delta(N,\varepsilon)` with :math:`d=1`, :math:`L_g=L`: since the generator is not
+    Lipschitz, the measured radius (which decays like :math:`N^{-\alpha}`) eventually exceeds
+    every one of them.
+
+    Returns:
+        DataFrame ``N, repeat, radius, bound_L<L>...``.
+    """
+    probe = holder_curve(torch.linspace(0, 1, int(num_probe), dtype=torch.float64)[:, None], alpha)
+    rows = []
+    for N in sizes:
+        for r in range(repeats):
+            gen = torch.Generator().manual_seed(_derive(seed, 77, int(N), r))
+            x = holder_curve(torch.rand(int(N), 1, generator=gen, dtype=torch.float64), alpha)
+            row = {"N": int(N), "repeat": r, "radius": covering_radius(probe, x)}
+            for L in lipschitz_candidates:
+                try:
+                    row[f"bound_L{L:g}"] = t1_covering_bound(int(N), epsilon, 1, float(L))
+                except ValueError:
+                    row[f"bound_L{L:g}"] = float("nan")
+            rows.append(row)
     return pd.DataFrame(rows)
 
 
@@ -820,6 +890,98 @@ def t3_ce_bound(eta: Any, path_length: Any) -> Tensor:
     if not bool((D > 0).all()):
         raise ValueError(f"path_length must be > 0, got {path_length!r}")
     return math.sqrt(2.0) * ce_margin(eta) / D
+
+
+def t3_track(
+    model: nn.Module,
+    snapshots: Mapping[int, dict],
+    x: Tensor,
+    labels: Tensor,
+    latents: Tensor,
+    generator: Callable[[Tensor], Tensor],
+    *,
+    loss: str = "mse",
+    num_pairs: int = 10,
+    path_points: int = 100,
+    radius: float | None = None,
+    lv_samples: int = 16,
+    lv_ascent_steps: int = 2,
+    seed: int = 0,
+) -> pd.DataFrame:
+    r"""Theorem T3 along training: the bound on the hardest pairs and the Jacobians above it.
+
+    The ``num_pairs`` closest differently labelled training pairs (:func:`hardest_pairs`) are
+    joined by the paths :math:`\gamma_p(t)=g((1-t)z_i+tz_j)` in :math:`S`, of length :math:`D_p`
+    (a polyline of ``path_points`` points; an upper bound on :math:`d_S`). For each snapshot
+    (parameters loaded into ``model``, which is left holding the last one):
+
+    * ``rho`` (MSE: :math:`\max_i\|f(x_i)-e_{y_i}\|`) or ``eta`` (CE: the largest per-sample loss);
+    * ``bound_path``: the largest per-pair bound on :math:`\sup_{\gamma_p}\|Jf\|`,
+      :math:`(\sqrt2-2\rho)/D_p` (MSE) or :math:`\sqrt2m(\eta)/D_p` (CE);
+    * ``path_sup``: :math:`\sup_{\gamma_p}\|Jf\|` measured on the path points, for the pair with
+      the largest bound, and ``path_margin`` = min over pairs of measured sup minus bound (>= 0
+      up to the discretisation of the path when the theorem holds);
+    * ``sample_max`` :math:`\max_m\|Jf(x_m)\|`, ``local_variation`` :math:`\max_m\hat\phi_m` at
+      radius :math:`\delta` (default: the largest nearest-neighbour distance of the sample, a
+      proxy for the covering radius), and ``bound_theorem`` = ``bound_path - local_variation``,
+      T3's lower bound on ``sample_max``;
+    * ``train_loss`` (mean), ``train_acc``.
+
+    Args:
+        model: the network; snapshots: ``{step: state_dict}`` (e.g. :attr:`FitResult.snapshots`).
+        x: training inputs ``[N, n]``; labels: int64 ``[N]`` (the labels trained on);
+        latents: ``[N, d]`` with ``x == generator(latents)``; generator: :math:`g`.
+        loss: ``"mse"`` (one-hot targets) or ``"ce"``.
+
+    Returns:
+        DataFrame, one row per snapshot, sorted by step.
+    """
+    from . import losses as _losses
+
+    if loss not in ("mse", "ce"):
+        raise ValueError(f"loss={loss!r}; accepted: 'mse', 'ce'")
+    pairs = hardest_pairs(x, labels, num_pairs)
+    with torch.no_grad():
+        paths = latent_path(generator, latents[pairs.i], latents[pairs.j], path_points).to(x.dtype)
+        D = polyline_length(paths).to(torch.float64)
+    if radius is None:
+        nn_dist = _knn_distances(x, 1, 1024)[:, 0]
+        radius = float(nn_dist.max())
+    k_out = None
+    rows = []
+    per_loss = _losses.get_loss(loss, reduction="none")
+    for step in sorted(snapshots):
+        model.load_state_dict(snapshots[step])
+        with torch.no_grad():
+            out = model(x)
+            k_out = out.shape[1]
+            per = per_loss(out, labels)
+            if loss == "mse":
+                onehot = torch.nn.functional.one_hot(labels, k_out).to(out.dtype)
+                rho = residual_radius(out, onehot)
+                bounds = t3_lower_bound(torch.full_like(D, math.sqrt(2.0)), D, rho, 0.0)
+                level = rho
+            else:
+                eta = float(per.max())
+                bounds = t3_ce_bound(max(eta, 1e-300), D)
+                level = eta
+            jp = _jac.jacobian_norms(model, paths.reshape(-1, paths.shape[-1])).reshape(paths.shape[:2])
+            sup = jp.max(dim=1).values.to(torch.float64)
+            js = _jac.jacobian_norms(model, x)
+        phi = _jac.local_variation(model, x, radius, num_samples=lv_samples,
+                                   ascent_steps=lv_ascent_steps, seed=seed)
+        best = int(bounds.argmax())
+        rows.append({
+            "step": int(step), "train_loss": float(per.mean()),
+            "train_acc": float((out.argmax(1) == labels).double().mean()),
+            ("rho" if loss == "mse" else "eta"): level,
+            "bound_path": float(bounds[best]), "path_sup": float(sup[best]),
+            "path_margin": float((sup - bounds).min()), "path_length": float(D[best]),
+            "sample_max": float(js.max()), "sample_mean": float(js.mean()),
+            "local_variation": float(phi.max()),
+            "bound_theorem": float(bounds[best]) - float(phi.max()),
+        })
+    return pd.DataFrame(rows)
 
 
 # --------------------------------------------------------------------------------------------

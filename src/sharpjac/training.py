@@ -204,8 +204,18 @@ class TrainConfig:
     checkpoint_every: int | None = None
 
     def __post_init__(self):
-        object.__setattr__(self, "dataset_options", _freeze(dict(self.dataset_options)))
-        object.__setattr__(self, "model_options", _freeze(dict(self.model_options)))
+        for name in ("dataset_options", "model_options"):
+            v = getattr(self, name)
+            if not isinstance(v, Mapping):
+                raise TypeError(f"TrainConfig.{name} must be a mapping of options, got {type(v).__name__}")
+            object.__setattr__(self, name, _freeze(dict(v)))
+        # canonical numbers, so that lr=1 and lr=1.0 (or numpy scalars) give the same run key
+        for f in dataclasses.fields(self):
+            v = getattr(self, f.name)
+            if f.type in ("float", "float | None") and _is_num(v):
+                object.__setattr__(self, f.name, float(v))
+            elif f.type in ("int", "int | None") and isinstance(v, np.integer):
+                object.__setattr__(self, f.name, int(v))
         self.validate()
 
     # -- validation ----------------------------------------------------------------------------
@@ -488,7 +498,7 @@ class _Setup:
         self.config = c = config
         self.device = resolve_device(c.device)
         self.dtype = getattr(torch, c.dtype)
-        ds = _data.load(c.dataset, seed=c.data_seed, **dict(c.dataset_options))
+        ds = _data.load(c.dataset, seed=c.data_seed, dtype=self.dtype, **dict(c.dataset_options))
         self.num_classes = int(ds.num_classes)
         if self.num_classes <= 0:
             raise ValueError(f"TrainConfig.dataset={c.dataset!r} is a regression data set (num_classes=0); "

@@ -36,6 +36,8 @@ class ProgressiveSharpeningConfig(ExperimentConfig):
         lrs_mse, lrs_ce: step sizes for each loss.
         max_steps: GD steps per run.
         measure_every: steps between measurements.
+        measure_num: that many extra log-spaced measurement steps (resolve the fast early phase;
+            cross-entropy on small data sharpens, then saturates, within a few dozen steps).
         sharpness_subset: training points in the Hessian (None: all, the full-batch loss).
         jacobian_subset: training points for the Jacobian statistics.
         measure_gn: also track the top Gauss-Newton eigenvalue.
@@ -53,6 +55,7 @@ class ProgressiveSharpeningConfig(ExperimentConfig):
     lrs_ce: tuple[float, ...] = (0.1, 0.2, 0.4)
     max_steps: int = 1000
     measure_every: int = 50
+    measure_num: int | None = 12
     sharpness_subset: int | None = None
     jacobian_subset: int = 200
     measure_gn: bool = False
@@ -60,11 +63,11 @@ class ProgressiveSharpeningConfig(ExperimentConfig):
 
     PRESETS: ClassVar[dict[str, dict[str, Any]]] = {
         "smoke": dict(n_train=100, n_test=100, widths=(16,), lrs_mse=(0.1,), lrs_ce=(0.1,), max_steps=10,
-                      measure_every=5, jacobian_subset=20),
+                      measure_every=5, measure_num=None, jacobian_subset=20),
         "quick": dict(),
         "paper": dict(dataset="cifar10", n_train=5000, n_test=2000, widths=(200, 200),
                       lrs_mse=(0.01, 0.02, 0.04), lrs_ce=(0.01, 0.02, 0.04), max_steps=10000,
-                      measure_every=50, sharpness_subset=None, jacobian_subset=1000, measure_gn=True,
+                      measure_every=50, measure_num=30, sharpness_subset=None, jacobian_subset=1000, measure_gn=True,
                       seeds=(0, 1, 2)),
     }
 
@@ -82,6 +85,8 @@ class ProgressiveSharpeningConfig(ExperimentConfig):
             self._need_positive("lrs_mse")
         if "ce" in self.losses:
             self._need_positive("lrs_ce")
+        self._need(self.measure_num is None or (isinstance(self.measure_num, int) and self.measure_num > 0),
+                   "measure_num", "None or an int > 0")
         self._need(self.sharpness_subset is None or (isinstance(self.sharpness_subset, int)
                                                      and self.sharpness_subset > 0),
                    "sharpness_subset", "None (all training points) or an int > 0")
@@ -98,7 +103,8 @@ class ProgressiveSharpeningConfig(ExperimentConfig):
                         dataset=self.dataset, dataset_options=opts, data_seed=self.data_seed,
                         model="mlp", model_options={"widths": list(self.widths), "activation": self.activation},
                         loss=loss, optimizer="gd", lr=float(lr), max_steps=self.max_steps,
-                        measure_every=self.measure_every, sharpness_subset=self.sharpness_subset,
+                        measure_every=self.measure_every, measure_num=self.measure_num,
+                        sharpness_subset=self.sharpness_subset,
                         jacobian_subset=self.jacobian_subset, measure_gn=self.measure_gn,
                         lanczos_tol=self.lanczos_tol, seed=seed, dtype=self.dtype, device=self.device,
                         checkpoint_every=max(self.measure_every, self.max_steps // 10),
