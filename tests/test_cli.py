@@ -61,7 +61,7 @@ def test_run_smoke_in_a_subprocess(tmp_path):
            "SHARPJAC_PROGRESS": "0"}
     out_file = tmp_path / "table.csv"
     cmd = [sys.executable, "-m", "sharpjac", "run", "progressive_sharpening", "--preset", "smoke", "--seed", "0",
-           "--set", "losses=mse", "--set", "max_steps=6", "--output", str(out_file)]
+           "--set", "losses=mse", "--set", "max_steps=6", "--threads", "1", "--output", str(out_file)]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=180)
     assert proc.returncode == 0, proc.stderr
     assert str(out_file) in proc.stdout and str(tmp_path / "cache") in proc.stdout

@@ -54,6 +54,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--device", default=None, help="auto (default: CUDA if available), cpu or cuda")
     r.add_argument("--cache", default=None, help="run store folder (default $SHARPJAC_CACHE or ~/.cache/sharpjac/runs)")
     r.add_argument("--output", default=None, help="where to write the combined table (.parquet or .csv)")
+    r.add_argument("--threads", type=int, default=None,
+                   help="torch CPU threads (default: torch's choice; 1 is often fastest on a busy machine)")
     r.add_argument("--force", action="store_true", help="retrain even if stored")
     r.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     return p
@@ -98,6 +100,12 @@ def _cmd_run(args) -> int:
         config = exp.config_cls.from_preset(args.preset, **overrides)
     except (ValueError, TypeError) as e:
         raise _Error(str(e)) from None
+    if args.threads is not None:
+        if args.threads < 1:
+            raise _Error(f"--threads must be >= 1, got {args.threads}")
+        import torch
+
+        torch.set_num_threads(args.threads)
     store = RunStore(args.cache)
     progress = False if args.no_progress else None
     try:

@@ -9,7 +9,7 @@ early, where sharpness rises fast) plus one every :math:`\Delta T/\eta` steps. E
 runs with different step sizes comparable: before the edge they follow the same gradient-flow
 path, so what differs at the end is the effect of the stability cap :math:`2/\eta`.
 
-Presets are the project's own choices (the paper's are not known): ``quick`` uses 500 real MNIST
+Presets are the project's own choices (the paper's are not known): ``quick`` uses 250 real MNIST
 digits (``mnist5k``), whose tanh MLP starts with sharpness about 7 under squared error, hence
 step sizes whose :math:`2/\eta` lies between 7 and 10; ``paper`` uses 5,000 CIFAR-10 images and a
 wider MLP, Cohen et al.'s setting in spirit.
@@ -49,19 +49,19 @@ class SharpeningEoSConfig(ExperimentConfig):
     """
 
     dataset: str = "mnist5k"
-    n_train: int = 500
-    n_test: int = 200
+    n_train: int = 250
+    n_test: int = 100
     classes: tuple[int, ...] | None = None
     widths: tuple[int, ...] = (100, 100)
     activation: str = "tanh"
     losses: tuple[str, ...] = ("mse", "ce")
     lrs_mse: tuple[float, ...] = (0.17, 0.21, 0.25)
     lrs_ce: tuple[float, ...] = (0.3, 0.45, 0.6)
-    time_mse: float = 100.0
+    time_mse: float = 80.0
     time_ce: float = 30.0
     measure_num: int = 8
-    measure_dt_mse: float = 12.5
-    measure_dt_ce: float = 4.0
+    measure_dt_mse: float = 10.0
+    measure_dt_ce: float = 5.0
     sharpness_subset: int | None = None
     jacobian_subset: int = 100
     lanczos_tol: float = 1e-3
@@ -71,7 +71,7 @@ class SharpeningEoSConfig(ExperimentConfig):
                       time_ce=2.0, measure_num=3, measure_dt_mse=1.0, measure_dt_ce=1.0, jacobian_subset=10),
         "quick": dict(seeds=(0, 1)),
         "paper": dict(dataset="cifar10", n_train=5000, n_test=2000, widths=(200, 200),
-                      lrs_mse=(0.04, 0.08, 0.16), lrs_ce=(0.04, 0.08, 0.16), time_mse=400.0, time_ce=200.0,
+                      lrs_mse=(0.1, 0.14, 0.2), lrs_ce=(0.03, 0.05, 0.08), time_mse=400.0, time_ce=200.0,
                       measure_num=30, measure_dt_mse=4.0, measure_dt_ce=2.0, jacobian_subset=1000, seeds=(0, 1, 2)),
     }
 

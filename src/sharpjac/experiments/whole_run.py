@@ -9,7 +9,7 @@ Two label-smoothing values are compared by default: without smoothing the cross-
 saturates (:math:`\\overline{\\|C\\|}\\to0`), with smoothing it cannot.
 
 Presets are the project's own choices (the paper's are not known): ``quick`` uses 1,000 real MNIST
-digits and a tanh MLP; ``paper`` uses CIFAR-10 and ResNet-18 (a GPU and a local copy of CIFAR-10).
+digits and a 100-100 tanh MLP; ``paper`` uses CIFAR-10 and ResNet-18 (a GPU and a local copy of CIFAR-10).
 """
 
 from __future__ import annotations
@@ -44,9 +44,9 @@ class WholeRunConfig(ExperimentConfig):
 
     dataset: str = "mnist5k"
     n_train: int = 1000
-    n_test: int = 1000
+    n_test: int = 500
     model: str = "mlp"
-    widths: tuple[int, ...] = (200, 200)
+    widths: tuple[int, ...] = (100, 100)
     activation: str = "tanh"
     channels: tuple[int, ...] = (16, 32)
     resnet_width: float = 1.0
@@ -57,10 +57,10 @@ class WholeRunConfig(ExperimentConfig):
     weight_decay: float = 0.0
     augment: bool = False
     max_epochs: int = 40
-    measure_num: int = 30
-    measure_every_epochs: int | None = 4
-    sharpness_subset: int = 500
-    jacobian_subset: int = 200
+    measure_num: int = 20
+    measure_every_epochs: int | None = 8
+    sharpness_subset: int = 300
+    jacobian_subset: int = 100
 
     PRESETS: ClassVar[dict[str, dict[str, Any]]] = {
         "smoke": dict(n_train=200, n_test=100, widths=(16,), max_epochs=2, batch_size=50, measure_num=4,
