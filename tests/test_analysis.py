@@ -263,3 +263,115 @@ def test_value_when():
     assert A.value_when(df, "train_loss", at="jac", threshold=2.5, below=False) == 0.2
     with pytest.raises(ValueError, match="'loss'"):
         A.value_when(df, "jac", at="loss", threshold=0.1)
+
+
+# ------------------------------------------------------------------------------------------------
+# correlations across runs (paired / cluster bootstrap; added for the generalisation chapters)
+# ------------------------------------------------------------------------------------------------
+
+
+def test_paired_bootstrap_estimate_matches_scipy_and_is_seeded():
+    rng = np.random.default_rng(5)
+    x = rng.normal(size=25)
+    y = x + rng.normal(size=25)
+    ci = A.paired_bootstrap_ci(x, y, "kendall", n_resamples=400, seed=1)
+    assert ci.estimate == pytest.approx(scipy.stats.kendalltau(x, y).statistic)
+    assert ci.low <= ci.estimate <= ci.high and ci.n == 25
+    assert ci == A.paired_bootstrap_ci(x, y, "kendall", n_resamples=400, seed=1)
+    sp = A.paired_bootstrap_ci(x, y, "spearman", n_resamples=400, seed=1)
+    assert sp.estimate == pytest.approx(scipy.stats.spearmanr(x, y).statistic)
+
+
+def test_paired_bootstrap_replicates_by_brute_force():
+    """Same index draws, replicates recomputed with scipy: the quantiles agree."""
+    rng = np.random.default_rng(11)
+    x, y = rng.normal(size=12), rng.normal(size=12)
+    B = 300
+    idx = np.random.default_rng(9).integers(0, 12, size=(B, 12))
+    reps = []
+    for i in idx:
+        t = scipy.stats.kendalltau(x[i], y[i]).statistic
+        if np.isfinite(t):
+            reps.append(t)
+    lo, hi = np.quantile(reps, [0.05, 0.95])
+    ci = A.paired_bootstrap_ci(x, y, "kendall", level=0.9, n_resamples=B, seed=9)
+    assert ci.low == pytest.approx(lo) and ci.high == pytest.approx(hi)
+
+
+def test_paired_bootstrap_keeps_pairs_together():
+    # a perfectly monotone relation stays perfect in every resample (replicates with fewer than 3
+    # distinct pairs are undefined and dropped), so the interval is the point [1, 1]
+    x = np.arange(10.0)
+    ci = A.paired_bootstrap_ci(x, 2 * x + 1, "kendall", n_resamples=200, seed=0)
+    assert ci.estimate == ci.low == ci.high == pytest.approx(1.0)
+
+
+def test_cluster_bootstrap_resamples_whole_groups():
+    # groups of two identical runs: resampling groups is resampling 5 distinct points twice;
+    # the interval must equal the one obtained on the 5 distinct points duplicated per replicate
+    rng = np.random.default_rng(2)
+    x5, y5 = rng.normal(size=5), rng.normal(size=5)
+    x, y, g = np.repeat(x5, 2), np.repeat(y5, 2), np.repeat(np.arange(5), 2)
+    got = A.paired_bootstrap_ci(x, y, "spearman", groups=g, n_resamples=300, seed=4)
+    picks = np.random.default_rng(4).integers(0, 5, size=(300, 5))
+    reps = [A.spearman(np.repeat(x5[p], 2), np.repeat(y5[p], 2)) for p in picks]
+    reps = np.array([r for r in reps if np.isfinite(r)])
+    lo, hi = np.quantile(reps, [0.025, 0.975])
+    assert got.low == pytest.approx(lo) and got.high == pytest.approx(hi)
+    # resampling single runs instead gives a different (narrower-looking) interval
+    assert A.paired_bootstrap_ci(x, y, "spearman", n_resamples=300, seed=4) != got
+
+
+def test_paired_bootstrap_coverage_bivariate_normal():
+    """Kendall's tau of a bivariate normal is (2/pi) arcsin(r); the 90 % interval covers it."""
+    r = 0.6
+    truth = 2 / math.pi * math.asin(r)
+    rng = np.random.default_rng(321)
+    reps, hits = 80, 0
+    cov = [[1, r], [r, 1]]
+    for k in range(reps):
+        xy = rng.multivariate_normal([0, 0], cov, size=50)
+        ci = A.paired_bootstrap_ci(xy[:, 0], xy[:, 1], "kendall", level=0.9, n_resamples=300, seed=k)
+        hits += ci.low <= truth <= ci.high
+    assert 0.75 <= hits / reps <= 0.99  # binomial sd at 0.9 and 80 trials is 0.034
+
+
+def test_correlation_difference_hand_case_and_sign():
+    rng = np.random.default_rng(8)
+    t = rng.normal(size=30)
+    good, bad = t + 0.1 * rng.normal(size=30), rng.normal(size=30)
+    d = A.correlation_difference_ci(t, good, bad, "kendall", n_resamples=400, seed=0)
+    assert d.estimate == pytest.approx(A.kendall(t, good) - A.kendall(t, bad))
+    assert d.low > 0
+    rev = A.correlation_difference_ci(t, bad, good, "kendall", n_resamples=400, seed=0)
+    assert rev.estimate == pytest.approx(-d.estimate)
+    assert rev.low == pytest.approx(-d.high) and rev.high == pytest.approx(-d.low)
+    # identical predictors: the difference is exactly 0 in every replicate
+    z = A.correlation_difference_ci(t, good, good, n_resamples=100, seed=0)
+    assert z.estimate == z.low == z.high == 0.0
+
+
+def test_predictor_table_and_bad_inputs():
+    rng = np.random.default_rng(3)
+    df = pd.DataFrame({"gap": rng.normal(size=20), "cfg": np.repeat(np.arange(10), 2)})
+    df["j"] = df["gap"] + 0.2 * rng.normal(size=20)
+    df["s"] = rng.normal(size=20)
+    df.loc[3, "s"] = np.nan
+    tab = A.predictor_table(df, "gap", ["j", "s"], "kendall", group="cfg", n_resamples=200, seed=0)
+    assert list(tab["predictor"]) == ["j", "s"]
+    assert tab.loc[0, "estimate"] == pytest.approx(A.kendall(df["gap"], df["j"]))
+    assert tab.loc[1, "n"] == 19  # the NaN row is dropped
+    same = A.paired_bootstrap_ci(df["gap"], df["j"], groups=df["cfg"].astype(str), n_resamples=200, seed=0)
+    assert tab.loc[0, "low"] == pytest.approx(same.low)
+    with pytest.raises(ValueError, match="column 'nope'"):
+        A.predictor_table(df, "gap", ["nope"], seed=0)
+    with pytest.raises(ValueError, match="method='pearson'"):
+        A.paired_bootstrap_ci([1, 2, 3], [1, 2, 3], "pearson", seed=0)
+    with pytest.raises(ValueError, match="same length"):
+        A.correlation_difference_ci([1, 2, 3], [1, 2], [1, 2, 3], seed=0)
+    with pytest.raises(ValueError, match="groups must have shape"):
+        A.paired_bootstrap_ci([1, 2, 3], [1, 2, 3], groups=[0, 1], seed=0)
+    with pytest.raises(ValueError, match="level=0"):
+        A.paired_bootstrap_ci([1, 2, 3], [1, 2, 3], level=0, seed=0)
+    nan = A.paired_bootstrap_ci([1.0, 2.0], [1.0, 2.0], seed=0)
+    assert np.isnan(nan.estimate) and np.isnan(nan.low) and nan.n == 2

@@ -579,3 +579,160 @@ def value_when(frame: pd.DataFrame, column: str, *, at: str, threshold: float, b
     with np.errstate(invalid="ignore"):
         hit = np.flatnonzero(a <= threshold if below else a >= threshold)
     return float(frame[column].iloc[hit[0]]) if len(hit) else float("nan")
+
+
+# ------------------------------------------------------------------------------------------------
+# Correlations across runs: which end-of-training quantity tracks the generalisation gap
+# (added for the generalisation chapters: weight decay, SAM, batch size, regularisers, ...)
+# ------------------------------------------------------------------------------------------------
+#
+# Each run of a grid gives one point (gap, sharpness, Jacobian, ...). A rank correlation over the
+# runs says how well a quantity orders the runs by their gap. Its uncertainty is estimated with a
+# **paired percentile bootstrap**: resample the runs (pairs are kept together) with replacement,
+# recompute the correlation, take quantiles. Runs that share a configuration (seeds) are not
+# independent; ``groups`` resamples whole groups instead (a cluster bootstrap), which is the
+# more honest choice when a grid has few seeds per point.
+
+__all__ += ["paired_bootstrap_ci", "correlation_difference_ci", "predictor_table"]
+
+
+def _resample_indices(n: int, groups, n_resamples: int, rng: np.random.Generator) -> list[np.ndarray]:
+    """Index arrays of ``n_resamples`` bootstrap samples of ``n`` items (or of their groups)."""
+    if groups is None:
+        return list(rng.integers(0, n, size=(n_resamples, n)))
+    labels = np.asarray(groups)
+    uniq, inverse = np.unique(labels, return_inverse=True)
+    members = [np.flatnonzero(inverse == g) for g in range(len(uniq))]
+    picks = rng.integers(0, len(uniq), size=(n_resamples, len(uniq)))
+    return [np.concatenate([members[g] for g in row]) for row in picks]
+
+
+def _check_bootstrap_args(level, n_resamples) -> None:
+    if not (isinstance(level, (int, float)) and 0.0 < level < 1.0):
+        raise ValueError(f"level={level!r} is invalid; accepted: a float in (0, 1)")
+    if isinstance(n_resamples, bool) or not isinstance(n_resamples, (int, np.integer)) or n_resamples < 1:
+        raise ValueError(f"n_resamples={n_resamples!r} is invalid; accepted: an int >= 1")
+
+
+def _finite_columns(groups, *arrays) -> tuple[list[np.ndarray], np.ndarray | None]:
+    arrs = [_vector(f"arrays[{i}]", a) for i, a in enumerate(arrays)]
+    n = len(arrs[0])
+    for i, a in enumerate(arrs[1:], 1):
+        if len(a) != n:
+            raise ValueError(f"all inputs must have the same length, got {n} and {len(a)} (input {i})")
+    keep = np.ones(n, dtype=bool)
+    for a in arrs:
+        keep &= np.isfinite(a)
+    g = None
+    if groups is not None:
+        g = np.asarray(groups)
+        if g.shape != (n,):
+            raise ValueError(f"groups must have shape ({n},) like the data, got {g.shape}")
+        g = g[keep]
+    return [a[keep] for a in arrs], g
+
+
+def _interval(estimate: float, reps: np.ndarray, level: float, n: int, n_resamples: int) -> Interval:
+    reps = reps[np.isfinite(reps)]
+    if not math.isfinite(estimate) or len(reps) == 0:
+        return Interval(float(estimate), float("nan"), float("nan"), float(level), n, int(n_resamples))
+    alpha = 1.0 - level
+    low, high = np.quantile(reps, [alpha / 2, 1 - alpha / 2])
+    return Interval(float(estimate), float(low), float(high), float(level), n, int(n_resamples))
+
+
+def paired_bootstrap_ci(x, y, method: str = "kendall", *, groups=None, level: float = 0.95,
+                        n_resamples: int = 2000, seed: int) -> Interval:
+    r"""Rank correlation of paired samples with a paired percentile-bootstrap interval.
+
+    Each replicate draws :math:`n` pairs :math:`(x_t,y_t)` with replacement (or, with ``groups``,
+    draws the groups with replacement and keeps all their pairs) and recomputes the correlation;
+    replicates where it is undefined (e.g. a resample of identical pairs) are dropped.
+
+    Args:
+        x, y: shape ``[n]`` (pairs with a non-finite entry are dropped first).
+        method: ``"kendall"`` (tau-b) or ``"spearman"``.
+        groups: optional labels ``[n]`` (e.g. the grid point of each run): resample whole groups.
+        level: nominal coverage in (0, 1).
+        n_resamples: bootstrap replicates (>= 1).
+        seed: seed of the resampling (keyword-only).
+
+    Returns:
+        :class:`Interval` (``n`` = finite pairs used; NaN bounds when the correlation is undefined).
+    """
+    if method not in METHODS:
+        raise ValueError(f"method={method!r} is not supported; accepted values: {METHODS}")
+    _check_bootstrap_args(level, n_resamples)
+    (x, y), g = _finite_columns(groups, x, y)
+    est = rank_correlation(x, y, method)
+    rng = np.random.default_rng(seed)
+    reps = np.array([rank_correlation(x[i], y[i], method)
+                     for i in _resample_indices(len(x), g, int(n_resamples), rng)]) if len(x) else np.array([])
+    return _interval(est, reps, level, len(x), n_resamples)
+
+
+def correlation_difference_ci(target, a, b, method: str = "kendall", *, groups=None, level: float = 0.95,
+                              n_resamples: int = 2000, seed: int) -> Interval:
+    r"""Difference :math:`r(\text{target},a)-r(\text{target},b)` of two rank correlations, bootstrapped.
+
+    Both correlations are computed on the **same** resample of the runs in each replicate, so the
+    interval accounts for their dependence (they share the target). Used to ask which of two
+    quantities (e.g. the Jacobian and the sharpness) orders the runs more like their gap: an
+    interval above 0 favours ``a``.
+
+    Args:
+        target, a, b: shape ``[n]`` (runs with a non-finite entry in any of them are dropped).
+        method, groups, level, n_resamples, seed: see :func:`paired_bootstrap_ci`.
+
+    Returns:
+        :class:`Interval` of the difference.
+    """
+    if method not in METHODS:
+        raise ValueError(f"method={method!r} is not supported; accepted values: {METHODS}")
+    _check_bootstrap_args(level, n_resamples)
+    (t, a, b), g = _finite_columns(groups, target, a, b)
+
+    def diff(i):
+        return rank_correlation(t[i], a[i], method) - rank_correlation(t[i], b[i], method)
+
+    everything = np.arange(len(t))
+    est = diff(everything) if len(t) else float("nan")
+    rng = np.random.default_rng(seed)
+    reps = np.array([diff(i) for i in _resample_indices(len(t), g, int(n_resamples), rng)]) if len(t) else \
+        np.array([])
+    return _interval(est, reps, level, len(t), n_resamples)
+
+
+def predictor_table(frame: pd.DataFrame, target: str, predictors: Sequence[str], method: str = "kendall", *,
+                    group: str | Sequence[str] | None = None, level: float = 0.95, n_resamples: int = 2000,
+                    seed: int) -> pd.DataFrame:
+    """Rank correlation of ``target`` with each predictor over the rows (runs) of ``frame``.
+
+    Args:
+        frame: one row per run (e.g. the end-of-training measurements of a grid).
+        target: column to predict (e.g. ``"gap_loss"``).
+        predictors: columns (e.g. ``["sharpness", "jac_spectral_max"]``).
+        method: ``"kendall"`` or ``"spearman"``.
+        group: column(s) whose distinct values form the bootstrap clusters (None: resample rows).
+        level, n_resamples, seed: see :func:`paired_bootstrap_ci` (the same seed for every row).
+
+    Returns:
+        DataFrame with ``predictor``, ``estimate``, ``low``, ``high``, ``n``, ``method``.
+    """
+    cols = [target, *predictors]
+    if group is not None:
+        cols += [group] if isinstance(group, str) else list(group)
+    for c in cols:
+        if c not in frame:
+            raise ValueError(f"column {c!r} is not in the frame; columns: {list(frame.columns)}")
+    groups = None
+    if group is not None:
+        keys = frame[[group] if isinstance(group, str) else list(group)].astype(str)
+        groups = keys.agg("|".join, axis=1).to_numpy()
+    rows = []
+    for p in predictors:
+        ci = paired_bootstrap_ci(frame[target].to_numpy(float), frame[p].to_numpy(float), method, groups=groups,
+                                 level=level, n_resamples=n_resamples, seed=seed)
+        rows.append({"predictor": p, "estimate": ci.estimate, "low": ci.low, "high": ci.high, "n": ci.n,
+                     "method": method})
+    return pd.DataFrame(rows)
