@@ -478,7 +478,7 @@ def test_t4_study_bound_holds_and_terms_add_up():
                          n_train=30, d=1, widths=(8,), steps=20, num_probe=600, lv_samples=4,
                          lv_ascent_steps=0)
     assert list(df["name"]) == ["a", "noisy"]
-    assert np.allclose(df["total"], df[["empirical", "jacobian", "variation", "target"]].sum(1))
+    assert np.allclose(df["total"], df[["empirical", "jacobian", "variation", "target"]].sum(axis=1))
     assert (df["test_loss"] <= df["total"]).all()  # T4 on the probe's covering event
     assert df["empirical"].iloc[0] == pytest.approx(df["empirical_noisy"].iloc[0])
     assert df["empirical"].iloc[1] != pytest.approx(df["empirical_noisy"].iloc[1])
