@@ -11,8 +11,9 @@ Jacobian (or the reverse):
    layers of a ReLU network (Dinh et al. 2017) changes the sharpness at will while the function
    and its Jacobian stay the same: :func:`rescale_layers`, :func:`rescaling_study`;
 3. **the first-layer Jacobian** :math:`Jf_1`, absent from the conjugate matrix: a linear model
-   does not sharpen under squared error, and training only the first layer grows the Jacobian
-   more than the sharpness: :func:`train_layers_gd`.
+   does not sharpen under squared error; training only the first layer
+   (:func:`train_layers_gd`) tests whether Jacobian growth carried by :math:`W_1` shows in the
+   sharpness (it also moves the features, which the conjugate matrix does see).
 """
 
 from __future__ import annotations

@@ -129,7 +129,7 @@ def run(name: str, config: ExperimentConfig | None = None, **kw) -> pd.DataFrame
     return get(name).run(config, **kw)
 
 
-_BUILTIN = ("progressive_sharpening", "label_smoothing_early", "sharpening_eos", "whole_run")
+_BUILTIN = ("progressive_sharpening", "label_smoothing_early", "sharpening_eos", "whole_run", "generalisation")
 _loaded = False
 
 

@@ -55,13 +55,13 @@ class SharpeningEoSConfig(ExperimentConfig):
     widths: tuple[int, ...] = (100, 100)
     activation: str = "tanh"
     losses: tuple[str, ...] = ("mse", "ce")
-    lrs_mse: tuple[float, ...] = (0.17, 0.21, 0.25)
+    lrs_mse: tuple[float, ...] = (0.16, 0.2, 0.24)
     lrs_ce: tuple[float, ...] = (0.3, 0.45, 0.6)
     time_mse: float = 80.0
     time_ce: float = 30.0
     measure_num: int = 8
     measure_dt_mse: float = 10.0
-    measure_dt_ce: float = 5.0
+    measure_dt_ce: float = 1.0
     sharpness_subset: int | None = None
     jacobian_subset: int = 100
     lanczos_tol: float = 1e-3
@@ -69,7 +69,7 @@ class SharpeningEoSConfig(ExperimentConfig):
     PRESETS: ClassVar[dict[str, dict[str, Any]]] = {
         "smoke": dict(n_train=100, n_test=50, widths=(16,), lrs_mse=(0.2,), lrs_ce=(0.3,), time_mse=2.0,
                       time_ce=2.0, measure_num=3, measure_dt_mse=1.0, measure_dt_ce=1.0, jacobian_subset=10),
-        "quick": dict(seeds=(0, 1)),
+        "quick": dict(seeds=(0, 1, 2)),
         "paper": dict(dataset="cifar10", n_train=5000, n_test=2000, widths=(200, 200),
                       lrs_mse=(0.1, 0.14, 0.2), lrs_ce=(0.03, 0.05, 0.08), time_mse=400.0, time_ce=200.0,
                       measure_num=30, measure_dt_mse=4.0, measure_dt_ce=2.0, jacobian_subset=1000, seeds=(0, 1, 2)),

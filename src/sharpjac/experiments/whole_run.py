@@ -65,7 +65,7 @@ class WholeRunConfig(ExperimentConfig):
     PRESETS: ClassVar[dict[str, dict[str, Any]]] = {
         "smoke": dict(n_train=200, n_test=100, widths=(16,), max_epochs=2, batch_size=50, measure_num=4,
                       measure_every_epochs=None, sharpness_subset=50, jacobian_subset=20),
-        "quick": dict(seeds=(0, 1)),
+        "quick": dict(seeds=(0, 1, 2)),
         "paper": dict(dataset="cifar10", n_train=50000, n_test=10000, model="resnet18", lr=0.05, momentum=0.9,
                       batch_size=128, weight_decay=5e-4, augment=True, max_epochs=100, measure_num=60,
                       measure_every_epochs=5, sharpness_subset=2048, jacobian_subset=512, seeds=(0, 1, 2)),
