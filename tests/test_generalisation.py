@@ -164,6 +164,29 @@ def test_end_measurements_linear_model_and_dense_oracle():
         G.end_measurements(net, x, x, radius=1.0, centres=0, samples=2, ascent_steps=0, test_points=2, seed=0)
 
 
+def test_end_measurements_unsmoothed_losses_against_torch():
+    torch.manual_seed(1)
+    net = nn.Sequential(nn.Flatten(), nn.Linear(6, 4)).double()
+    x, xt = torch.randn(30, 6, dtype=torch.float64), torch.randn(11, 6, dtype=torch.float64)
+    y, yt = torch.randint(0, 4, (30,)), torch.randint(0, 4, (11,))
+    out = G.end_measurements(net, x, xt, radius=1.0, centres=3, samples=2, ascent_steps=0, test_points=5, seed=0,
+                             y_train=y, y_test=yt, loss="ce", chunk_size=7)
+    with torch.no_grad():
+        ce_tr = float(nn.functional.cross_entropy(net(x), y))
+        ce_te = float(nn.functional.cross_entropy(net(xt), yt))
+        mse_te = float(((net(xt) - nn.functional.one_hot(yt, 4)) ** 2).mean())
+    assert out["train_loss_unsmoothed"] == pytest.approx(ce_tr)
+    assert out["gap_loss_unsmoothed"] == pytest.approx(ce_te - ce_tr)
+    mse = G.end_measurements(net, x, xt, radius=1.0, centres=3, samples=2, ascent_steps=0, test_points=5, seed=0,
+                             y_train=y, y_test=yt, loss="mse")
+    assert mse["test_loss_unsmoothed"] == pytest.approx(mse_te)
+    assert np.isnan(G.end_measurements(net, x, xt, radius=1.0, centres=3, samples=2, ascent_steps=0, test_points=5,
+                                       seed=0)["gap_loss_unsmoothed"])
+    with pytest.raises(ValueError, match="y_train and y_test"):
+        G.end_measurements(net, x, xt, radius=1.0, centres=3, samples=2, ascent_steps=0, test_points=5, seed=0,
+                           loss="ce")
+
+
 def test_end_measurements_restore_batch_norm_mode():
     net = nn.Sequential(nn.Conv2d(1, 2, 3, padding=1), nn.BatchNorm2d(2), nn.Flatten(), nn.Linear(2 * 16, 3))
     x = torch.randn(6, 1, 4, 4)
@@ -205,6 +228,8 @@ def test_run_grid_stores_extras_and_reuses_everything(tmp_path, count_training):
     assert df.loc[last, "local_variation_max"].notna().all()
     assert df.loc[~last, list(G.END_COLUMNS)].isna().all().all()
     assert (df.loc[last, "variation_radius"] == df.attrs["variation_radius"]).all()
+    # no label smoothing here: the unsmoothed gap is the record's gap
+    np.testing.assert_allclose(df.loc[last, "gap_loss_unsmoothed"], df.loc[last, "gap_loss"], rtol=1e-5, atol=1e-6)
     # every run folder has its extras file, with the spec it was computed with
     files = list(tmp_path.glob("*/end-*.json"))
     assert len(files) == n and json.loads(files[0].read_text())["spec"]["centres"] == cfg.variation_centres

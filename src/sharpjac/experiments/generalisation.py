@@ -78,7 +78,8 @@ __all__ = [
 
 #: Columns added by :func:`end_measurements` (filled on each run's last row only).
 END_COLUMNS = ("local_variation_max", "local_variation_mean", "test_jac_spectral_max", "test_jac_spectral_mean",
-               "test_jac_frobenius_max", "test_jac_frobenius_mean", "variation_radius")
+               "test_jac_frobenius_max", "test_jac_frobenius_mean", "variation_radius", "train_loss_unsmoothed",
+               "test_loss_unsmoothed", "gap_loss_unsmoothed")
 
 #: Changes a grid point may make to the baseline (TrainConfig field names).
 _CHANGEABLE = ("lr", "momentum", "batch_size", "weight_decay", "label_smoothing", "sam_rho", "augment",
@@ -289,7 +290,7 @@ class GeneralisationConfig(ExperimentConfig):
         """Settings of the end-of-training extras (their hash names the stored file)."""
         return {"radius": float(f"{radius:.6g}"), "centres": self.variation_centres,
                 "samples": self.variation_samples, "ascent_steps": self.variation_ascent_steps,
-                "test_points": self.test_jacobian_points, "version": 1}
+                "test_points": self.test_jacobian_points, "version": 2}
 
 
 # ------------------------------------------------------------------------------------------------
@@ -369,7 +370,7 @@ class BatchSizeConfig(GeneralisationConfig):
         budgets: ``"epochs"`` and/or ``"updates"`` (see :meth:`GeneralisationConfig.train_config`).
     """
 
-    batch_sizes: tuple[int, ...] = (20, 100, 500)
+    batch_sizes: tuple[int, ...] = (50, 100, 500)
     lrs: tuple[float, ...] = (0.2, 0.8)
     budgets: tuple[str, ...] = BUDGETS
 
@@ -441,7 +442,7 @@ class RegularisersConfig(GeneralisationConfig):
     sam_rhos: tuple[float, ...] = (0.2,)
     augments: tuple[bool, ...] = (True,)
     larger_lrs: tuple[float, ...] = (0.8,)
-    smaller_batches: tuple[int, ...] = (20,)
+    smaller_batches: tuple[int, ...] = (50,)
 
     PRESETS: ClassVar[dict[str, dict[str, Any]]] = _presets({
         "smoke": dict(label_smoothings=(0.1,), weight_decays=(0.01,), sam_rhos=(0.1,), larger_lrs=(0.8,),
@@ -524,7 +525,9 @@ def nearest_neighbour_radius(x_train: torch.Tensor, x_test: torch.Tensor, *, poi
 
 
 def end_measurements(model: torch.nn.Module, x_train: torch.Tensor, x_test: torch.Tensor, *, radius: float,
-                     centres: int, samples: int, ascent_steps: int, test_points: int, seed: int) -> dict[str, float]:
+                     centres: int, samples: int, ascent_steps: int, test_points: int, seed: int,
+                     y_train: torch.Tensor | None = None, y_test: torch.Tensor | None = None,
+                     loss: str | None = None, chunk_size: int = 2048) -> dict[str, float]:
     r"""Measurements of a trained network that its training record does not hold.
 
     * ``local_variation_max`` / ``_mean``: max / mean over ``centres`` training points (a seeded
@@ -532,7 +535,11 @@ def end_measurements(model: torch.nn.Module, x_train: torch.Tensor, x_test: torc
       (a lower estimate of :math:`\sup_{x'\in B(x_i,r)}\|Jf(x')-Jf(x_i)\|_2`);
     * ``test_jac_*``: :func:`sharpjac.jacobians.jacobian_stats` on the first ``test_points`` test
       points;
-    * ``variation_radius``: ``radius``.
+    * ``variation_radius``: ``radius``;
+    * with ``loss`` and the labels: ``train_loss_unsmoothed``, ``test_loss_unsmoothed`` (mean
+      data loss **without** label smoothing on the whole training / test set) and their difference
+      ``gap_loss_unsmoothed``. The training record's losses are the objective's (smoothed for a
+      label-smoothed run), so these put every run's gap on the same loss.
 
     A model with batch norm is measured in eval mode (as the training record is) and put back in
     the mode it was in.
@@ -541,7 +548,11 @@ def end_measurements(model: torch.nn.Module, x_train: torch.Tensor, x_test: torc
         model: the trained network. x_train, x_test: inputs ``[N, *input_shape]`` (model's dtype
             and device). radius: r > 0. centres, samples, ascent_steps: see
             :func:`~sharpjac.jacobians.local_variation`. test_points: >= 1. seed: keyword-only.
+        y_train, y_test: class labels ``[N]``, ``[M]`` (needed with ``loss``).
+        loss: ``"ce"`` or ``"mse"`` (None: skip the unsmoothed losses, NaN).
+        chunk_size: inputs per forward pass for the losses.
     """
+    from .. import losses as _losses
     from .. import jacobians
     from ..models import has_batch_norm
 
@@ -560,6 +571,16 @@ def end_measurements(model: torch.nn.Module, x_train: torch.Tensor, x_test: torc
         lv = jacobians.local_variation(model, x_train[idx], float(radius), num_samples=samples,
                                        ascent_steps=ascent_steps, seed=int(seed))
         ts = jacobians.jacobian_stats(model, x_test[:test_points])
+        plain = {}
+        if loss is not None:
+            if y_train is None or y_test is None:
+                raise ValueError("loss given without y_train and y_test; accepted: both label tensors")
+            fn = _losses.get_loss(loss, reduction="none")
+            for name, x, y in (("train", x_train, y_train), ("test", x_test, y_test)):
+                with torch.no_grad():
+                    vals = torch.cat([fn(model(x[a:a + chunk_size]), y[a:a + chunk_size]).double()
+                                      for a in range(0, len(x), chunk_size)])
+                plain[name] = float(vals.mean())
     finally:
         if bn:
             model.train(was_training)
@@ -567,7 +588,10 @@ def end_measurements(model: torch.nn.Module, x_train: torch.Tensor, x_test: torc
     return {"local_variation_max": float(lv.max()), "local_variation_mean": float(lv.mean()),
             "test_jac_spectral_max": float(ts.spectral_max), "test_jac_spectral_mean": float(ts.spectral_mean),
             "test_jac_frobenius_max": float(ts.frobenius_max), "test_jac_frobenius_mean": float(ts.frobenius_mean),
-            "variation_radius": float(radius)}
+            "variation_radius": float(radius),
+            "train_loss_unsmoothed": plain.get("train", float("nan")),
+            "test_loss_unsmoothed": plain.get("test", float("nan")),
+            "gap_loss_unsmoothed": plain.get("test", float("nan")) - plain.get("train", float("nan"))}
 
 
 def _nan_extras(radius: float) -> dict[str, float]:
@@ -600,12 +624,14 @@ def _spec_hash(spec: dict[str, Any]) -> str:
 def _extras_for(result, tc: TrainConfig, spec: dict[str, Any], tensors) -> dict[str, float]:
     if result.diverged or result.model is None:
         return _nan_extras(spec["radius"])
-    x_train, x_test = tensors
+    x_train, y_train, x_test, y_test = tensors
     dev = next(result.model.parameters()).device
     dt = next(result.model.parameters()).dtype
     return end_measurements(result.model, x_train.to(device=dev, dtype=dt), x_test.to(device=dev, dtype=dt),
                             radius=spec["radius"], centres=spec["centres"], samples=spec["samples"],
-                            ascent_steps=spec["ascent_steps"], test_points=spec["test_points"], seed=tc.seed)
+                            ascent_steps=spec["ascent_steps"], test_points=spec["test_points"], seed=tc.seed,
+                            y_train=y_train.to(dev).long(), y_test=y_test.to(dev).long(), loss=tc.loss,
+                            chunk_size=tc.physical_batch_size or 2048)
 
 
 def _run_point(tc: TrainConfig, spec: dict[str, Any], tensors, *, store, force: bool, progress: bool
@@ -652,7 +678,7 @@ def run_grid(config: GeneralisationConfig, *, name: str, store=None, force: bool
     points = config.grid()
     _preflight([tc for _, tc in points])
     ds = data.load(config.dataset, seed=config.data_seed, n_train=config.n_train, n_test=config.n_test)
-    tensors = (ds.x_train, ds.x_test)
+    tensors = (ds.x_train, ds.y_train, ds.x_test, ds.y_test)
     radius = (float(config.variation_radius) if config.variation_radius is not None
               else nearest_neighbour_radius(ds.x_train, ds.x_test))
     spec = config.end_spec(radius)
