@@ -375,7 +375,7 @@ class BatchSizeConfig(GeneralisationConfig):
     budgets: tuple[str, ...] = BUDGETS
 
     PRESETS: ClassVar[dict[str, dict[str, Any]]] = _presets({
-        "smoke": dict(batch_sizes=(25, 50, 100), lrs=(0.2, 0.8)),
+        "smoke": dict(batch_sizes=(50, 100), lrs=(0.2, 0.8)),
         "paper": dict(batch_sizes=(32, 128, 512), lrs=(0.05, 0.2)),
     })
 

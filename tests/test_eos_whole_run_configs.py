@@ -1,0 +1,60 @@
+"""Configs of the sharpening_eos and whole_run experiments: grids, horizons, validation (no training)."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from sharpjac import experiments
+
+
+def test_registered_with_all_presets():
+    for name in ("sharpening_eos", "whole_run"):
+        exp = experiments.get(name)
+        for preset in experiments.PRESET_NAMES:
+            cfg = exp.preset(preset)
+            assert len(cfg.grid()) > 0
+
+
+def test_sharpening_eos_equal_time_and_schedule():
+    cfg = experiments.get("sharpening_eos").preset("quick")
+    points = cfg.grid()
+    assert len(points) == (len(cfg.lrs_mse) + len(cfg.lrs_ce)) * len(cfg.seeds)
+    for labels, tc in points:
+        horizon = cfg.time_mse if labels["loss"] == "mse" else cfg.time_ce
+        # ceil(T / eta) steps: the run covers time T, one step less would not
+        assert tc.max_steps * tc.lr >= horizon - 1e-9
+        assert (tc.max_steps - 1) * tc.lr < horizon
+        assert tc.optimizer == "gd" and tc.batch_size is None and tc.loss == labels["loss"]
+        assert tc.lr == labels["lr"] and tc.seed == labels["seed"]
+        dt = cfg.measure_dt_mse if labels["loss"] == "mse" else cfg.measure_dt_ce
+        assert tc.measure_every == min(max(1, round(dt / tc.lr)), tc.max_steps)
+    assert cfg.steps("mse", 0.16) == math.ceil(cfg.time_mse / 0.16)
+
+
+def test_sharpening_eos_validation_names_the_field():
+    exp = experiments.get("sharpening_eos")
+    with pytest.raises(ValueError, match="lrs_mse"):
+        exp.preset("quick", lrs_mse=(0.1, -0.2))
+    with pytest.raises(ValueError, match="losses"):
+        exp.preset("quick", losses=("hinge",))
+    with pytest.raises(ValueError, match="time_ce"):
+        exp.preset("quick", time_ce=0.0)
+    # a loss that is not run needs no valid step sizes
+    cfg = exp.preset("quick", losses=("mse",), lrs_ce=())
+    assert {lab["loss"] for lab, _ in cfg.grid()} == {"mse"}
+
+
+def test_whole_run_grid_and_validation():
+    exp = experiments.get("whole_run")
+    cfg = exp.preset("quick")
+    points = cfg.grid()
+    assert len(points) == len(cfg.smoothings) * len(cfg.seeds)
+    for labels, tc in points:
+        assert tc.loss == "ce" and tc.optimizer == "sgd" and tc.label_smoothing == labels["label_smoothing"]
+        assert tc.measure_num == cfg.measure_num and tc.max_epochs == cfg.max_epochs
+    with pytest.raises(ValueError, match="smoothings"):
+        exp.preset("quick", smoothings=(0.0, 1.0))
+    with pytest.raises(ValueError, match="measure_every_epochs"):
+        exp.preset("quick", measure_every_epochs=0)
