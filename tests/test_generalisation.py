@@ -143,7 +143,9 @@ def test_end_measurements_linear_model_and_dense_oracle():
     torch.manual_seed(0)
     lin = nn.Sequential(nn.Flatten(), nn.Linear(6, 3)).double()
     x = torch.randn(20, 2, 3, dtype=torch.float64)
-    out = G.end_measurements(lin, x, x, radius=1.5, centres=5, samples=4, ascent_steps=1, test_points=7, seed=0)
+    res = G.end_measurements(lin, x, x, radius=1.5, centres=5, samples=4, ascent_steps=1, test_points=7, seed=0)
+    assert isinstance(res, G.EndMeasurements) and tuple(res.as_dict()) == G.END_COLUMNS
+    out = res.as_dict()
     W = lin[1].weight.detach()
     # a linear model's Jacobian is W everywhere: no local variation, every norm is ||W||
     assert out["local_variation_max"] == pytest.approx(0.0, abs=1e-10)
@@ -152,7 +154,8 @@ def test_end_measurements_linear_model_and_dense_oracle():
     assert out["variation_radius"] == 1.5
     # a tanh network against dense Jacobians by torch.func.jacfwd
     net = nn.Sequential(nn.Flatten(), nn.Linear(6, 8), nn.Tanh(), nn.Linear(8, 3)).double()
-    out = G.end_measurements(net, x, x, radius=0.5, centres=6, samples=4, ascent_steps=0, test_points=9, seed=1)
+    out = G.end_measurements(net, x, x, radius=0.5, centres=6, samples=4, ascent_steps=0, test_points=9,
+                             seed=1).as_dict()
     J = torch.stack([torch.func.jacfwd(lambda z: net(z[None])[0])(xi).reshape(3, 6) for xi in x[:9]])
     s = torch.linalg.matrix_norm(J.detach(), 2)
     assert out["test_jac_spectral_max"] == pytest.approx(float(s.max()), rel=1e-8)
@@ -170,7 +173,7 @@ def test_end_measurements_unsmoothed_losses_against_torch():
     x, xt = torch.randn(30, 6, dtype=torch.float64), torch.randn(11, 6, dtype=torch.float64)
     y, yt = torch.randint(0, 4, (30,)), torch.randint(0, 4, (11,))
     out = G.end_measurements(net, x, xt, radius=1.0, centres=3, samples=2, ascent_steps=0, test_points=5, seed=0,
-                             y_train=y, y_test=yt, loss="ce", chunk_size=7)
+                             y_train=y, y_test=yt, loss="ce", chunk_size=7).as_dict()
     with torch.no_grad():
         ce_tr = float(nn.functional.cross_entropy(net(x), y))
         ce_te = float(nn.functional.cross_entropy(net(xt), yt))
@@ -178,10 +181,10 @@ def test_end_measurements_unsmoothed_losses_against_torch():
     assert out["train_loss_unsmoothed"] == pytest.approx(ce_tr)
     assert out["gap_loss_unsmoothed"] == pytest.approx(ce_te - ce_tr)
     mse = G.end_measurements(net, x, xt, radius=1.0, centres=3, samples=2, ascent_steps=0, test_points=5, seed=0,
-                             y_train=y, y_test=yt, loss="mse")
+                             y_train=y, y_test=yt, loss="mse").as_dict()
     assert mse["test_loss_unsmoothed"] == pytest.approx(mse_te)
     assert np.isnan(G.end_measurements(net, x, xt, radius=1.0, centres=3, samples=2, ascent_steps=0, test_points=5,
-                                       seed=0)["gap_loss_unsmoothed"])
+                                       seed=0).gap_loss_unsmoothed)
     with pytest.raises(ValueError, match="y_train and y_test"):
         G.end_measurements(net, x, xt, radius=1.0, centres=3, samples=2, ascent_steps=0, test_points=5, seed=0,
                            loss="ce")

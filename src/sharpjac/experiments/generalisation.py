@@ -70,6 +70,7 @@ __all__ = [
     "CausalTestConfig",
     "BASE_PRESETS",
     "END_COLUMNS",
+    "EndMeasurements",
     "end_measurements",
     "nearest_neighbour_radius",
     "final_measurements",
@@ -540,10 +541,29 @@ def nearest_neighbour_radius(x_train: torch.Tensor, x_test: torch.Tensor, *, poi
     return float(mins.median())
 
 
+@dataclass(frozen=True)
+class EndMeasurements:
+    """What :func:`end_measurements` returns (see there); ``as_dict()`` keys are :data:`END_COLUMNS`."""
+
+    local_variation_max: float
+    local_variation_mean: float
+    test_jac_spectral_max: float
+    test_jac_spectral_mean: float
+    test_jac_frobenius_max: float
+    test_jac_frobenius_mean: float
+    variation_radius: float
+    train_loss_unsmoothed: float
+    test_loss_unsmoothed: float
+    gap_loss_unsmoothed: float
+
+    def as_dict(self) -> dict[str, float]:
+        return dataclasses.asdict(self)
+
+
 def end_measurements(model: torch.nn.Module, x_train: torch.Tensor, x_test: torch.Tensor, *, radius: float,
                      centres: int, samples: int, ascent_steps: int, test_points: int, seed: int,
                      y_train: torch.Tensor | None = None, y_test: torch.Tensor | None = None,
-                     loss: str | None = None, chunk_size: int = 2048) -> dict[str, float]:
+                     loss: str | None = None, chunk_size: int = 2048) -> EndMeasurements:
     r"""Measurements of a trained network that its training record does not hold.
 
     * ``local_variation_max`` / ``_mean``: max / mean over ``centres`` training points (a seeded
@@ -601,13 +621,13 @@ def end_measurements(model: torch.nn.Module, x_train: torch.Tensor, x_test: torc
         if bn:
             model.train(was_training)
     lv = lv.double()
-    return {"local_variation_max": float(lv.max()), "local_variation_mean": float(lv.mean()),
-            "test_jac_spectral_max": float(ts.spectral_max), "test_jac_spectral_mean": float(ts.spectral_mean),
-            "test_jac_frobenius_max": float(ts.frobenius_max), "test_jac_frobenius_mean": float(ts.frobenius_mean),
-            "variation_radius": float(radius),
-            "train_loss_unsmoothed": plain.get("train", float("nan")),
-            "test_loss_unsmoothed": plain.get("test", float("nan")),
-            "gap_loss_unsmoothed": plain.get("test", float("nan")) - plain.get("train", float("nan"))}
+    nan = float("nan")
+    return EndMeasurements(
+        local_variation_max=float(lv.max()), local_variation_mean=float(lv.mean()),
+        test_jac_spectral_max=float(ts.spectral_max), test_jac_spectral_mean=float(ts.spectral_mean),
+        test_jac_frobenius_max=float(ts.frobenius_max), test_jac_frobenius_mean=float(ts.frobenius_mean),
+        variation_radius=float(radius), train_loss_unsmoothed=plain.get("train", nan),
+        test_loss_unsmoothed=plain.get("test", nan), gap_loss_unsmoothed=plain.get("test", nan) - plain.get("train", nan))
 
 
 def _nan_extras(radius: float) -> dict[str, float]:
@@ -643,11 +663,12 @@ def _extras_for(result, tc: TrainConfig, spec: dict[str, Any], tensors) -> dict[
     x_train, y_train, x_test, y_test = tensors
     dev = next(result.model.parameters()).device
     dt = next(result.model.parameters()).dtype
-    return end_measurements(result.model, x_train.to(device=dev, dtype=dt), x_test.to(device=dev, dtype=dt),
-                            radius=spec["radius"], centres=spec["centres"], samples=spec["samples"],
-                            ascent_steps=spec["ascent_steps"], test_points=spec["test_points"], seed=tc.seed,
-                            y_train=y_train.to(dev).long(), y_test=y_test.to(dev).long(), loss=tc.loss,
-                            chunk_size=tc.physical_batch_size or 2048)
+    out = end_measurements(result.model, x_train.to(device=dev, dtype=dt), x_test.to(device=dev, dtype=dt),
+                           radius=spec["radius"], centres=spec["centres"], samples=spec["samples"],
+                           ascent_steps=spec["ascent_steps"], test_points=spec["test_points"], seed=tc.seed,
+                           y_train=y_train.to(dev).long(), y_test=y_test.to(dev).long(), loss=tc.loss,
+                           chunk_size=tc.physical_batch_size or 2048)
+    return out.as_dict()
 
 
 def _run_point(tc: TrainConfig, spec: dict[str, Any], tensors, *, store, force: bool, progress: bool
