@@ -40,6 +40,20 @@ def _jsonable(v):
     return v
 
 
+def architecture_options(model: str, *, widths: Sequence[int] = (), activation: str = "tanh",
+                         channels: Sequence[int] = (), resnet_width: float = 1.0) -> dict[str, Any]:
+    """``TrainConfig.model_options`` for the architectures the experiments train.
+
+    ``"mlp"`` takes its hidden ``widths`` and ``activation``, ``"small_cnn"`` its ``channels``,
+    and ``"resnet18"`` its width multiplier ``resnet_width``.
+    """
+    if model == "mlp":
+        return {"widths": list(widths), "activation": activation}
+    if model == "small_cnn":
+        return {"channels": list(channels)}
+    return {"width": resnet_width}
+
+
 @dataclass(frozen=True)
 class ExperimentConfig:
     """Fields every experiment has.

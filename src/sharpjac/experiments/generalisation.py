@@ -58,7 +58,7 @@ import torch
 from .._util import progress_enabled
 from ..training import TrainConfig
 from . import register
-from .base import ExperimentConfig, _preflight
+from .base import ExperimentConfig, _preflight, architecture_options
 
 __all__ = [
     "GeneralisationConfig",
@@ -204,11 +204,8 @@ class GeneralisationConfig(ExperimentConfig):
     # -- building runs ------------------------------------------------------------------------
 
     def model_options(self) -> dict[str, Any]:
-        if self.model == "mlp":
-            return {"widths": list(self.widths), "activation": self.activation}
-        if self.model == "small_cnn":
-            return {"channels": list(self.channels)}
-        return {"width": float(self.resnet_width)}
+        return architecture_options(self.model, widths=self.widths, activation=self.activation,
+                                    channels=self.channels, resnet_width=float(self.resnet_width))
 
     def steps_per_epoch(self, batch_size: int | None = None) -> int:
         b = self.batch_size if batch_size is None else int(batch_size)

@@ -20,7 +20,7 @@ import pandas as pd
 
 from ..training import TrainConfig
 from . import register
-from .base import ExperimentConfig, run_experiment
+from .base import ExperimentConfig, run_experiment, architecture_options
 
 NAME = "label_smoothing_early"
 
@@ -85,11 +85,8 @@ class LabelSmoothingEarlyConfig(ExperimentConfig):
         self._need(self.weight_decay >= 0, "weight_decay", "a float >= 0")
 
     def model_options(self) -> dict[str, Any]:
-        if self.model == "mlp":
-            return {"widths": list(self.widths), "activation": self.activation}
-        if self.model == "small_cnn":
-            return {"channels": list(self.channels)}
-        return {"width": self.resnet_width}
+        return architecture_options(self.model, widths=self.widths, activation=self.activation,
+                                    channels=self.channels, resnet_width=self.resnet_width)
 
     def grid(self) -> list[tuple[dict[str, Any], TrainConfig]]:
         out = []

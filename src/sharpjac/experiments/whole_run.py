@@ -21,7 +21,7 @@ import pandas as pd
 
 from ..training import TrainConfig
 from . import register
-from .base import ExperimentConfig, run_experiment
+from .base import ExperimentConfig, run_experiment, architecture_options
 
 NAME = "whole_run"
 
@@ -90,11 +90,8 @@ class WholeRunConfig(ExperimentConfig):
                    "measure_every_epochs", "None or an int >= 1")
 
     def model_options(self) -> dict[str, Any]:
-        if self.model == "mlp":
-            return {"widths": list(self.widths), "activation": self.activation}
-        if self.model == "small_cnn":
-            return {"channels": list(self.channels)}
-        return {"width": self.resnet_width}
+        return architecture_options(self.model, widths=self.widths, activation=self.activation,
+                                    channels=self.channels, resnet_width=self.resnet_width)
 
     def grid(self) -> list[tuple[dict[str, Any], TrainConfig]]:
         out = []
