@@ -634,20 +634,10 @@ def _nan_extras(radius: float) -> dict[str, float]:
 
 
 def _store(store):
-    from ..runs import RunStore
+    """The run store a grid uses (same rules as :func:`sharpjac.runs.run`)."""
+    from ..runs import _as_store
 
-    if store is None:
-        return RunStore()
-    if store is False:
-        return None
-    if isinstance(store, RunStore):
-        return store
-    import os
-
-    if isinstance(store, (str, os.PathLike)):
-        return RunStore(store)
-    raise TypeError(f"store must be a RunStore, a path, None (default store) or False (no store), "
-                    f"got {type(store).__name__}")
+    return _as_store(store)
 
 
 def _spec_hash(spec: dict[str, Any]) -> str:
