@@ -49,13 +49,7 @@ def _linears(seq: nn.Sequential) -> list[int]:
     return [i for i, m in enumerate(seq) if isinstance(m, nn.Linear)]
 
 
-def _seq(model: nn.Module) -> nn.Sequential:
-    if isinstance(model, nn.Sequential):
-        return model
-    layers = getattr(model, "layers", None)
-    if isinstance(layers, nn.Sequential):
-        return layers
-    raise TypeError(f"model must be an nn.Sequential (or have .layers), got {type(model).__name__}")
+_seq = _jac._sequential  # the model as an nn.Sequential (itself or its .layers)
 
 
 def rescale_layers(model: nn.Module, layer: int, alpha: float) -> nn.Module:
