@@ -18,7 +18,10 @@ def derive_seed(seed: int, tag: str, *counters: int) -> int:
     ``e`` from ``(seed, "batch", e)``) rather than from one advancing stream, so a resumed run
     draws exactly what an uninterrupted one would.
     """
-    ss = np.random.SeedSequence([int(seed) & 0xFFFFFFFF, _TAGS[tag], *[int(c) for c in counters]])
+    seed = int(seed)
+    if not 0 <= seed < 2**32:  # masking would alias seed and seed + 2**32
+        raise ValueError(f"seed={seed} is invalid; accepted: an int in [0, 2**32)")
+    ss = np.random.SeedSequence([seed, _TAGS[tag], *[int(c) for c in counters]])
     return int(ss.generate_state(1, dtype=np.uint64)[0]) >> 1
 
 
@@ -27,11 +30,32 @@ def generator(seed: int, tag: str, *counters: int) -> torch.Generator:
     return torch.Generator().manual_seed(derive_seed(seed, tag, *counters))
 
 
+def available_devices() -> list[str]:
+    """The devices torch can use here: ``"cpu"`` and ``"cuda:k"`` for each visible GPU."""
+    n = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    return ["cpu"] + [f"cuda:{k}" for k in range(n)]
+
+
 def resolve_device(device: str) -> torch.device:
-    """``"auto"`` -> CUDA if available else CPU; other strings are passed to ``torch.device``."""
+    """``"auto"`` -> CUDA if available else CPU; ``"cpu"``, ``"cuda"``, ``"cuda:k"`` checked to exist.
+
+    Raises:
+        ValueError: one line naming the device and the devices available here.
+    """
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise ValueError(f"device={device!r} is not a device name; accepted: 'auto', 'cpu', 'cuda', 'cuda:k'") from None
+    if dev.type == "cpu":
+        return dev
+    have = available_devices()
+    if dev.type != "cuda" or (dev.index or 0) >= len(have) - 1:
+        why = "torch was built without CUDA" if not torch.backends.cuda.is_built() else "no such GPU is visible"
+        raise ValueError(f"device={device!r} is not available on this machine ({why}); "
+                         f"available: {', '.join(have)} (or 'auto')")
+    return dev
 
 
 def progress_enabled(progress: bool | None) -> bool:

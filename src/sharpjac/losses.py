@@ -1,6 +1,7 @@
 r"""Losses and their output-space curvature :math:`C_i=\nabla_z^2\ell(f(x_i),y_i)`.
 
-Two losses, both averaged over the batch, both taking int64 class ids as targets:
+Two losses, both averaged over the batch, both taking int64 class ids as targets (the squared
+error also takes real regression targets ``[N, k]`` of the outputs' shape, used as they are):
 
 * ``"mse"``: :math:`\frac1N\sum_i\frac1k\|z_i-t_i\|^2` with :math:`t_i` the one-hot label,
   optionally smoothed: :math:`t_i=(1-\alpha)\,e_{y_i}+\alpha\,\mathbf 1/k`. This equals
@@ -68,8 +69,11 @@ def get_loss(
 
     if name == "mse":
         def loss_fn(outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-            _check_io(outputs, targets)
-            t = smoothed_targets(targets, outputs.shape[1], ls, dtype=outputs.dtype)
+            if targets.is_floating_point() and targets.shape == outputs.shape:
+                t = targets.to(outputs.dtype)  # regression: real targets [N, k]
+            else:
+                _check_io(outputs, targets)
+                t = smoothed_targets(targets, outputs.shape[1], ls, dtype=outputs.dtype)
             per = ((outputs - t) ** 2).mean(dim=1)
             return per.mean() if reduction == "mean" else per
     else:

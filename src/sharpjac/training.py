@@ -36,11 +36,19 @@ Randomness and exact resumption
 Nothing draws from an advancing random stream. The batch order of epoch :math:`e` comes from a
 generator seeded by ``(seed, e)``, the augmentation and penalty directions of step :math:`t`
 from ``(seed, t)``, the fixed measurement subsets from ``seed``. So a run resumed from a
-checkpoint draws exactly what an uninterrupted run draws, and ends with a bitwise-identical record.
+checkpoint draws exactly what an uninterrupted run draws, and ends with a bitwise-identical record
+(checkpoints therefore hold no random-generator state). A run uses exactly ``threads`` torch
+threads, a field of its configuration and so of its run key: the same key gives the same numbers
+whatever the machine's load.
+
+Hooks
+-----
+What a run keeps is done by hooks (:mod:`sharpjac.hooks`): the record's measurements, snapshots of
+the network, and anything a caller adds (``train(config, hooks=[...])``).
 
 Measurements
 ------------
-At scheduled steps :math:`t` (the state after :math:`t` updates; step 0 is the initialisation,
+At scheduled steps (and at ``snapshot_steps``) :math:`t` (the state after :math:`t` updates; step 0 is the initialisation,
 the last step is always measured) a row records: ``train_loss, train_acc`` (full training set,
 data loss without penalty or L2), ``test_loss, test_acc``; ``sharpness`` = top eigenvalue of the
 Hessian of the data loss on a fixed subset (``sharpness_subset`` points), by
@@ -62,12 +70,9 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import os
-import random
-import signal
 import time
 import warnings
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -79,11 +84,15 @@ from torch import nn
 from . import losses as _losses
 from . import models as _models
 from ._util import derive_seed, generator, progress_enabled, resolve_device
+from .hooks import Measurements, RunContext, Snapshots, TrainHook
 
 __all__ = [
     "TrainConfig",
     "TrainResult",
     "train",
+    "initial_model",
+    "trainable_parameters",
+    "check_batch_size",
     "sam_gradient",
     "jacobian_penalty",
     "augment_batch",
@@ -98,7 +107,6 @@ __all__ = [
 OPTIMIZERS = ("gd", "sgd")
 LR_SCHEDULES = ("constant", "cosine", "step")
 DTYPES = ("float32", "float64")
-KILL_ENV = "SHARPJAC_TEST_KILL_AT_STEP"
 
 METRIC_COLUMNS = (
     "step", "epoch", "lr", "train_loss", "train_acc", "test_loss", "test_acc",
@@ -161,7 +169,20 @@ class TrainConfig:
         physical_batch_size: chunk size for full-batch gradients and measurements;
         seed: initialisation, batch order, augmentation, subsets; dtype ``"float32"|"float64"``;
         device ``"auto"`` (CUDA if available), ``"cpu"``, ``"cuda"``...;
-        checkpoint_every: steps between checkpoints (None: never; used by :mod:`sharpjac.runs`).
+        checkpoint_every: steps between checkpoints (None: never; used by :mod:`sharpjac.runs`);
+        threads: torch threads the run uses (part of the run's key: results can differ in the last
+            bits between thread counts, so the count is configuration, not machine state);
+        divergence_factor: a run diverges when its loss is not finite or exceeds this multiple of
+            its initial training loss.
+    Partial training and snapshots:
+        trainable_layers: 1-based blocks of :func:`sharpjac.jacobians.split_layers` that the
+            optimiser updates (None: all). The other parameters stay fixed but keep
+            ``requires_grad``, so the measured sharpness is that of the full Hessian;
+        snapshot_steps: steps at which a copy of the network is kept (and measured); the final
+            network is always kept (:attr:`TrainResult.snapshots`).
+    Regression: a data set with ``num_classes == 0`` (``manifold`` with ``task="regression"``) has
+    float targets ``[N, m]``; the network gets ``m`` outputs and the loss must be ``"mse"``
+    (the mean over samples and outputs of the squared error); accuracies are NaN.
     """
 
     dataset: str = "mnist5k"
@@ -202,6 +223,10 @@ class TrainConfig:
     dtype: str = "float32"
     device: str = "auto"
     checkpoint_every: int | None = None
+    trainable_layers: tuple[int, ...] | None = None
+    snapshot_steps: tuple[int, ...] = ()
+    divergence_factor: float = 1e3
+    threads: int = 1
 
     def __post_init__(self):
         for name in ("dataset_options", "model_options"):
@@ -216,6 +241,14 @@ class TrainConfig:
                 object.__setattr__(self, f.name, float(v))
             elif f.type in ("int", "int | None") and isinstance(v, np.integer):
                 object.__setattr__(self, f.name, int(v))
+        for name in ("trainable_layers", "snapshot_steps"):
+            v = getattr(self, name)
+            if v is None and name == "trainable_layers":
+                continue
+            if not isinstance(v, (list, tuple, set, frozenset)) or not all(_is_int(x) for x in v):
+                raise ValueError(f"TrainConfig.{name}={v!r} is invalid; accepted: a list of ints"
+                                 + (" or None" if name == "trainable_layers" else ""))
+            object.__setattr__(self, name, tuple(sorted({int(x) for x in v})))
         self.validate()
 
     # -- validation ----------------------------------------------------------------------------
@@ -236,7 +269,7 @@ class TrainConfig:
         from . import data as _data
 
         need(self.dataset in _data.available(), "dataset", f"one of {sorted(_data.available())}")
-        need(_is_int(self.data_seed) and self.data_seed >= 0, "data_seed", "an int >= 0")
+        need(_is_int(self.data_seed) and 0 <= self.data_seed < 2**32, "data_seed", "an int in [0, 2**32)")
         need("dtype" not in self.dataset_options, "dataset_options",
              "data-set options without 'dtype' (use TrainConfig.dtype)")
         need(self.model in _models.MODEL_NAMES, "model", f"one of {_models.MODEL_NAMES}")
@@ -285,11 +318,17 @@ class TrainConfig:
         need(_is_int(self.lanczos_max_iter) and self.lanczos_max_iter >= 1, "lanczos_max_iter", "an int >= 1")
         need(isinstance(self.eval_test, bool), "eval_test", "True or False")
         opt_pos_int("physical_batch_size")
-        need(_is_int(self.seed), "seed", "an int")
+        need(_is_int(self.seed) and 0 <= self.seed < 2**32, "seed", "an int in [0, 2**32)")
         need(self.dtype in DTYPES, "dtype", f"one of {DTYPES}")
         need(isinstance(self.device, str) and (self.device == "auto" or _valid_device(self.device)), "device",
              "'auto', 'cpu', 'cuda' or 'cuda:N'")
         opt_pos_int("checkpoint_every")
+        need(self.trainable_layers is None or (len(self.trainable_layers) > 0 and self.trainable_layers[0] >= 1),
+             "trainable_layers", "None (all layers) or a non-empty list of 1-based layer indices")
+        need(all(s >= 0 for s in self.snapshot_steps), "snapshot_steps", "a list of ints >= 0")
+        need(_is_num(self.divergence_factor) and math.isfinite(self.divergence_factor) and self.divergence_factor > 1,
+             "divergence_factor", "a finite float > 1 (a loss above that multiple of its initial value diverges)")
+        need(_is_int(self.threads) and self.threads >= 1, "threads", "an int >= 1 (torch threads of the run)")
 
     # -- helpers -------------------------------------------------------------------------------
 
@@ -456,13 +495,17 @@ class TrainResult:
         frame: the record (one row per measurement; ``frame.attrs`` holds ``config``,
             ``diverged``, ``status``); deterministic given the config.
         status: ``"completed"``, ``"target_reached"`` or ``"diverged"``.
-        diverged: True when the loss became NaN/inf (the record keeps what was measured before).
+        diverged: True when the loss became non-finite or exceeded ``divergence_factor`` times
+            its initial value (the record keeps what was measured before).
         message: a human-readable summary.
         wall_time_s: total seconds in this process (a resumed run counts only its own part).
         measure_time_s: seconds spent in measurements.
         steps: number of updates done in total.
         resumed_from: step of the checkpoint this process started from (None: fresh).
         model: the trained model (in the train/eval mode it had during training).
+        snapshots: ``{step: state_dict}`` (CPU copies) at each reached ``config.snapshot_steps``
+            and at the end (key ``steps``).
+        end: ``{hook name: values}`` returned by the hooks' ``on_end``.
     """
 
     frame: pd.DataFrame
@@ -474,10 +517,16 @@ class TrainResult:
     steps: int
     resumed_from: int | None
     model: nn.Module | None = None
+    snapshots: Mapping[int, Mapping[str, torch.Tensor]] = field(default_factory=dict)
+    end: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
 
 class Checkpointer(Protocol):
-    """What :func:`train` needs to checkpoint: ``load() -> dict | None`` and ``save(state)``."""
+    """What :func:`train` needs to checkpoint: ``load() -> dict | None`` and ``save(state)``.
+
+    A state holds only tensors, numbers, strings, None and lists/dicts of those, so that it can
+    be loaded with ``torch.load(weights_only=True)``.
+    """
 
     def load(self) -> dict | None: ...
 
@@ -489,30 +538,75 @@ class Checkpointer(Protocol):
 # ------------------------------------------------------------------------------------------------
 
 
+def _loaded_data(config: TrainConfig):
+    from . import data as _data
+
+    return _data.load(config.dataset, seed=config.data_seed, dtype=getattr(torch, config.dtype),
+                      **dict(config.dataset_options))
+
+
+def _output_size(ds) -> int:
+    """Number of network outputs: classes, or the regression target's width."""
+    if int(ds.num_classes) > 0:
+        return int(ds.num_classes)
+    return int(ds.y_train.reshape(ds.y_train.shape[0], -1).shape[1])
+
+
+def initial_model(config: TrainConfig, *, dataset=None) -> nn.Module:
+    """The network :func:`train` starts from: same constructor, seed, dtype and device.
+
+    Args:
+        config: the run.
+        dataset: the loaded :class:`~sharpjac.data.Dataset` (loaded from the config when None).
+    """
+    ds = _loaded_data(config) if dataset is None else dataset
+    model = _models.build_model(config.model, input_shape=tuple(int(s) for s in ds.input_shape),
+                                num_classes=_output_size(ds), seed=config.seed, **dict(config.model_options))
+    return model.to(device=resolve_device(config.device), dtype=getattr(torch, config.dtype))
+
+
+def trainable_parameters(model: nn.Module, layers: tuple[int, ...] | None) -> list[torch.Tensor]:
+    """The parameters of the 1-based blocks ``layers`` of :func:`sharpjac.jacobians.split_layers`.
+
+    ``None``: every parameter that requires a gradient. The other parameters keep
+    ``requires_grad``, so curvature operators still see the full Hessian; only the optimiser is
+    restricted.
+    """
+    params = [p for p in model.parameters() if p.requires_grad]
+    if layers is None:
+        return params
+    from .jacobians import split_layers
+
+    blocks = split_layers(model)
+    bad = [l for l in layers if not 1 <= l <= len(blocks)]
+    if bad:
+        raise ValueError(f"TrainConfig.trainable_layers={list(layers)!r} is invalid for a model with "
+                         f"{len(blocks)} layers; accepted: None or 1-based layer indices in [1, {len(blocks)}]")
+    chosen = {id(p) for l in layers for p in blocks[l - 1].parameters()}
+    return [p for p in params if id(p) in chosen]
+
+
 class _Setup:
     """Data, model, subsets and schedules for one config (internal)."""
 
     def __init__(self, config: TrainConfig):
-        from . import data as _data
-
         self.config = c = config
         self.device = resolve_device(c.device)
         self.dtype = getattr(torch, c.dtype)
-        ds = _data.load(c.dataset, seed=c.data_seed, dtype=self.dtype, **dict(c.dataset_options))
-        self.num_classes = int(ds.num_classes)
-        if self.num_classes <= 0:
-            raise ValueError(f"TrainConfig.dataset={c.dataset!r} is a regression data set (num_classes=0); "
-                             "training supports classification data sets only")
+        ds = _loaded_data(c)
+        self.regression = int(ds.num_classes) <= 0
+        if self.regression and (c.loss != "mse" or c.label_smoothing):
+            raise ValueError(f"TrainConfig.loss={c.loss!r} (label_smoothing={c.label_smoothing}) is invalid for the "
+                             f"regression data set {c.dataset!r}; accepted: loss='mse' with label_smoothing=0")
         self.input_shape = tuple(int(s) for s in ds.input_shape)
-        xtr, ytr = self._tensors(ds.x_train, ds.y_train)
-        xte, yte = self._tensors(ds.x_test, ds.y_test)
-        self.x_train, self.y_train = xtr.to(self.device), ytr.to(self.device)
-        self.x_test, self.y_test = xte.to(self.device), yte.to(self.device)
+        self.x_train, self.y_train = self._tensors(ds.x_train, ds.y_train)
+        self.x_test, self.y_test = self._tensors(ds.x_test, ds.y_test)
         self.n = int(self.x_train.shape[0])
         if c.augment and len(self.input_shape) != 3:
             raise ValueError(f"TrainConfig.augment=True needs image data of shape (C, H, W); data set "
                              f"{c.dataset!r} has input_shape {self.input_shape}")
-        self.batch = self.n if c.batch_size is None else min(c.batch_size, self.n)
+        check_batch_size(c, self.n)
+        self.batch = self.n if c.batch_size is None else c.batch_size
         self.steps_per_epoch = math.ceil(self.n / self.batch)
         caps = []
         if c.max_steps is not None:
@@ -520,7 +614,8 @@ class _Setup:
         if c.max_epochs is not None:
             caps.append(c.max_epochs * self.steps_per_epoch)
         self.total_steps = int(min(caps))
-        self.schedule = measurement_steps(c, self.total_steps, self.steps_per_epoch)
+        self.schedule = measurement_steps(c, self.total_steps, self.steps_per_epoch) | {
+            s for s in c.snapshot_steps if s <= self.total_steps}
 
         def subset(size, tag):
             if size == 0:
@@ -533,21 +628,18 @@ class _Setup:
 
         self.sharp_data = subset(c.sharpness_subset, 2)
         self.jac_data = subset(c.jacobian_subset, 3)
-        self.model = _models.build_model(c.model, input_shape=self.input_shape, num_classes=self.num_classes,
-                                         seed=c.seed, **dict(c.model_options)).to(device=self.device, dtype=self.dtype)
-        self.params = [p for p in self.model.parameters() if p.requires_grad]
+        self.model = initial_model(c, dataset=ds)
+        self.params = trainable_parameters(self.model, c.trainable_layers)
         self.loss_fn = _losses.get_loss(c.loss, label_smoothing=c.label_smoothing)
         self.sum_loss_fn = _losses.get_loss(c.loss, label_smoothing=c.label_smoothing, reduction="none")
         self.optimizer = torch.optim.SGD(self.params, lr=c.lr, momentum=c.momentum,
                                          weight_decay=c.weight_decay, foreach=False)
-        self.has_bn = _models.has_batch_norm(self.model)
-        self.head = [m for m in self.model.modules() if isinstance(m, nn.Linear)][-1]
-        self.first = next(p for p in self.model.parameters() if p.ndim >= 2)
 
     def _tensors(self, x, y):
         x = torch.as_tensor(np.asarray(x) if not isinstance(x, torch.Tensor) else x).to(self.dtype)
-        y = torch.as_tensor(np.asarray(y) if not isinstance(y, torch.Tensor) else y).long()
-        return x, y
+        y = torch.as_tensor(np.asarray(y) if not isinstance(y, torch.Tensor) else y)
+        y = y.to(self.dtype).reshape(y.shape[0], -1) if self.regression else y.long()
+        return x.to(self.device), y.to(self.device)
 
     def chunks(self, n: int):
         size = self.config.physical_batch_size or n
@@ -561,21 +653,19 @@ class _Setup:
         perm = torch.randperm(self.n, generator=generator(self.config.seed, "batch", epoch))
         return perm[b * self.batch: (b + 1) * self.batch].to(self.device)
 
+    def context(self, step: int, lr: float) -> RunContext:
+        return RunContext(config=self.config, model=self.model, step=step, lr=lr,
+                          epoch=step / self.steps_per_epoch, x_train=self.x_train, y_train=self.y_train,
+                          x_test=self.x_test, y_test=self.y_test, loss_fn=self.loss_fn,
+                          sum_loss_fn=self.sum_loss_fn, trained=self.params, sharpness_data=self.sharp_data,
+                          jacobian_data=self.jac_data, regression=self.regression, chunks=self.chunks)
 
-class _EvalMode:
-    """Put a model with batch norm into eval mode for a measurement; restore the previous mode."""
 
-    def __init__(self, model: nn.Module, active: bool):
-        self.model, self.active = model, active
-
-    def __enter__(self):
-        self.prev = self.model.training
-        if self.active:
-            self.model.train(False)
-
-    def __exit__(self, *exc):
-        if self.active:
-            self.model.train(self.prev)
+def check_batch_size(config: TrainConfig, n_train: int) -> None:
+    """Refuse a mini-batch larger than the training set (it would silently become full batch)."""
+    if config.batch_size is not None and config.batch_size > n_train:
+        raise ValueError(f"TrainConfig.batch_size={config.batch_size} exceeds the {n_train} training samples of "
+                         f"{config.dataset!r}; accepted: an int in [1, {n_train}], or None for full batch")
 
 
 def _objective_closure(S: _Setup, x: torch.Tensor, y: torch.Tensor, step: int):
@@ -625,96 +715,9 @@ def _train_step(S: _Setup, step: int, lr: float) -> float:
     return loss
 
 
-def _evaluate(S: _Setup, x: torch.Tensor, y: torch.Tensor) -> tuple[float, float, torch.Tensor]:
-    outs = []
-    with torch.no_grad():
-        for a, b in S.chunks(x.shape[0]):
-            outs.append(S.model(x[a:b]))
-    out = torch.cat(outs)
-    loss = float(S.sum_loss_fn(out, y).double().mean())
-    acc = float((out.argmax(1) == y).double().mean())
-    return loss, acc, out
-
-
-def _measure(S: _Setup, step: int, lr: float, state: dict) -> dict:
-    from . import curvature as _curv
-    from . import jacobians as _jac
-
-    c = S.config
-    row: dict[str, Any] = {"step": int(step), "epoch": step / S.steps_per_epoch, "lr": lr}
-    with _EvalMode(S.model, S.has_bn):
-        tr_loss, tr_acc, out = _evaluate(S, S.x_train, S.y_train)
-        row.update(train_loss=tr_loss, train_acc=tr_acc)
-        if c.eval_test:
-            te_loss, te_acc, _ = _evaluate(S, S.x_test, S.y_test)
-        else:
-            te_loss = te_acc = float("nan")
-        row.update(test_loss=te_loss, test_acc=te_acc)
-        finite = math.isfinite(tr_loss)
-        row["curvature_norm"] = (_losses.output_curvature_norm(c.loss, out, S.y_train, label_smoothing=c.label_smoothing)
-                                 if finite else float("nan"))
-        # gradient norm of the full-training-set data loss
-        for p in S.params:
-            p.grad = None
-        grads = [torch.zeros_like(p) for p in S.params]
-        for a, b in S.chunks(S.n):
-            l = S.loss_fn(S.model(S.x_train[a:b]), S.y_train[a:b]) * ((b - a) / S.n)
-            gs = torch.autograd.grad(l, S.params)
-            grads = [g0 + g1 for g0, g1 in zip(grads, gs)]
-        row["grad_norm"] = float(torch.sqrt(sum((g.double() ** 2).sum() for g in grads)))
-        with torch.no_grad():
-            row["param_norm"] = float(torch.sqrt(sum((p.detach().double() ** 2).sum() for p in S.params)))
-            W = S.first.detach().flatten(1).double()
-            row["first_layer_norm"] = float(torch.linalg.matrix_norm(W, ord=2)) if finite else float("nan")
-        nan = float("nan")
-        row.update(sharpness=nan, sharpness_residual=nan, sharpness_matvecs=0, sharpness_converged=False,
-                   gn_sharpness=nan)
-        if S.sharp_data is not None and finite:
-            op = _curv.HessianOperator(S.model, S.loss_fn, S.sharp_data, batch_size=c.physical_batch_size)
-            res = _curv.lanczos(op, k=1, max_iter=c.lanczos_max_iter, tol=c.lanczos_tol,
-                                v0=state.get("v_hess"), seed=derive_seed(c.seed, "lanczos", step))
-            state["v_hess"] = res.eigenvectors[:, 0].detach().clone()
-            row.update(sharpness=float(res.eigenvalues[0]), sharpness_residual=float(res.residuals[0]),
-                       sharpness_matvecs=int(res.num_matvecs), sharpness_converged=bool(res.converged))
-            if c.measure_gn:
-                gop = _curv.GaussNewtonOperator(S.model, S.loss_fn, S.sharp_data, batch_size=c.physical_batch_size)
-                gres = _curv.lanczos(gop, k=1, max_iter=c.lanczos_max_iter, tol=c.lanczos_tol,
-                                     v0=state.get("v_gn"), seed=derive_seed(c.seed, "gn", step))
-                state["v_gn"] = gres.eigenvectors[:, 0].detach().clone()
-                row["gn_sharpness"] = float(gres.eigenvalues[0])
-        row.update(jac_spectral_max=nan, jac_spectral_mean=nan, jac_frobenius_max=nan, jac_frobenius_mean=nan,
-                   feature_norm=nan)
-        if S.jac_data is not None and finite:
-            xj = S.jac_data[0]
-            js = _jac.jacobian_stats(S.model, xj)
-            row.update(jac_spectral_max=float(js.spectral_max), jac_spectral_mean=float(js.spectral_mean),
-                       jac_frobenius_max=float(js.frobenius_max), jac_frobenius_mean=float(js.frobenius_mean))
-            feats = []
-            hook = S.head.register_forward_hook(lambda m, inp, out: feats.append(inp[0].detach()))
-            try:
-                with torch.no_grad():
-                    for a, b in S.chunks(xj.shape[0]):
-                        S.model(xj[a:b])
-            finally:
-                hook.remove()
-            F_ = torch.cat(feats).flatten(1).double()
-            row["feature_norm"] = float(torch.linalg.vector_norm(F_, dim=1).mean())
-    row["diverged"] = False
-    return row
-
-
-def _rng_states() -> dict:
-    return {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()}
-
-
-def _set_rng_states(st: dict) -> None:
-    torch.set_rng_state(st["torch"])
-    np.random.set_state(st["numpy"])
-    random.setstate(st["python"])
-
-
 def _frame(rows: list[dict], config: TrainConfig, status: str, diverged: bool, diverged_at) -> pd.DataFrame:
-    df = pd.DataFrame(rows, columns=list(METRIC_COLUMNS))
+    extra = [k for r in rows for k in r if k not in METRIC_COLUMNS]
+    df = pd.DataFrame(rows, columns=list(METRIC_COLUMNS) + list(dict.fromkeys(extra)))
     if len(df):
         df["diverged"] = diverged
     df = df.astype({"step": "int64", "sharpness_matvecs": "int64", "sharpness_converged": bool, "diverged": bool})
@@ -725,31 +728,63 @@ def _frame(rows: list[dict], config: TrainConfig, status: str, diverged: bool, d
     return df
 
 
+class _Threads:
+    """Run with exactly ``config.threads`` torch threads; restore the previous count after."""
+
+    def __init__(self, n: int):
+        self.n = n
+
+    def __enter__(self):
+        self.prev = torch.get_num_threads()
+        torch.set_num_threads(self.n)
+
+    def __exit__(self, *exc):
+        torch.set_num_threads(self.prev)
+
+
+def _diverging(loss: float, initial: float | None, factor: float) -> bool:
+    """Not finite, or above ``factor`` times the initial training loss."""
+    if not math.isfinite(loss):
+        return True
+    return initial is not None and initial > 0 and loss > factor * initial
+
+
 def train(
     config: TrainConfig,
     *,
+    hooks: Sequence[TrainHook] = (),
     checkpointer: Checkpointer | None = None,
     progress: bool | None = None,
 ) -> TrainResult:
-    """Run one configuration and return its record.
+    """Run one configuration and return its record, final network and snapshots.
 
     Args:
-        config: the run.
+        config: the run. It runs with exactly ``config.threads`` torch threads (restored after),
+            so its numbers do not depend on the machine's load or core count.
+        hooks: extra :class:`~sharpjac.hooks.TrainHook` objects, called after the built-in
+            :class:`~sharpjac.hooks.Measurements` and :class:`~sharpjac.hooks.Snapshots`.
         checkpointer: optional; if it holds a checkpoint the run resumes from it, and a new one is
             saved every ``config.checkpoint_every`` steps (state after the step's measurement).
         progress: tqdm bar (None: automatic, see :func:`sharpjac._util.progress_enabled`).
 
     Returns:
-        :class:`TrainResult`. A diverging run (NaN/inf loss) stops, warns, and returns what was
-        recorded, with ``status="diverged"``.
+        :class:`TrainResult`. A diverging run (loss not finite, or above ``divergence_factor``
+        times its initial value) stops, warns, and returns what was recorded, with
+        ``status="diverged"``.
     """
     if not isinstance(config, TrainConfig):
         raise TypeError(f"config must be a TrainConfig, got {type(config).__name__}")
+    with _Threads(config.threads):
+        return _train(config, list(hooks), checkpointer, progress)
+
+
+def _train(config: TrainConfig, user_hooks: list[TrainHook], checkpointer, progress) -> TrainResult:
     t0 = time.perf_counter()
     S = _Setup(config)
     c = config
+    snapshots = Snapshots(c.snapshot_steps)
+    hooks: list[TrainHook] = [Measurements(), snapshots, *user_hooks]
     rows: list[dict] = []
-    state: dict[str, Any] = {}
     start = 0
     resumed_from = None
     ck = checkpointer.load() if checkpointer is not None else None
@@ -758,12 +793,10 @@ def train(
             raise ValueError("checkpoint belongs to a different config; delete it or use force=True")
         S.model.load_state_dict(ck["model"])
         S.optimizer.load_state_dict(ck["optimizer"])
-        rows = list(ck["rows"])
-        state = {k: (v.to(S.device) if isinstance(v, torch.Tensor) else v) for k, v in ck["state"].items()}
+        rows = [dict(r) for r in ck["rows"]]
+        for h in hooks:
+            h.load_state_dict(ck["hooks"].get(h.name, {}))
         start = resumed_from = int(ck["step"])
-        _set_rng_states(ck["rng"])
-    kill_at = os.environ.get(KILL_ENV)
-    kill_at = int(kill_at) if kill_at else None
 
     bar = None
     if progress_enabled(progress):
@@ -774,18 +807,26 @@ def train(
     status, diverged, diverged_at, message = "completed", False, None, ""
     step = start
     measured = {int(r["step"]) for r in rows}
+    initial_loss = rows[0]["train_loss"] if rows and rows[0]["step"] == 0 else None
     try:
         while True:
             lr = lr_at(c, step, S.total_steps)
             if step in S.schedule and step not in measured:
                 tm = time.perf_counter()
-                row = _measure(S, step, lr, state)
+                row: dict[str, Any] = {"step": int(step), "epoch": step / S.steps_per_epoch, "lr": lr}
+                ctx = S.context(step, lr)
+                for h in hooks:
+                    h.on_measure(ctx, row)
+                row["diverged"] = False
                 measure_time += time.perf_counter() - tm
                 rows.append(row)
                 measured.add(step)
-                if not math.isfinite(row["train_loss"]):
+                if step == 0:
+                    initial_loss = row["train_loss"]
+                if _diverging(row["train_loss"], initial_loss, c.divergence_factor):
                     status, diverged, diverged_at = "diverged", True, step
-                    message = f"training loss became {row['train_loss']} at step {step}"
+                    message = (f"training loss became {row['train_loss']:.4g} at step {step} (initial "
+                               f"{initial_loss:.4g}, limit {c.divergence_factor:g}x)")
                     break
                 if (c.target_train_loss is not None and row["train_loss"] <= c.target_train_loss) or (
                         c.target_train_acc is not None and row["train_acc"] >= c.target_train_acc):
@@ -800,16 +841,13 @@ def train(
                     and step != resumed_from:
                 checkpointer.save({
                     "config": c.to_dict(), "step": step, "model": S.model.state_dict(),
-                    "optimizer": S.optimizer.state_dict(), "rows": list(rows),
-                    "state": {k: (v.cpu() if isinstance(v, torch.Tensor) else v) for k, v in state.items()},
-                    "rng": _rng_states(),
+                    "optimizer": S.optimizer.state_dict(), "rows": [dict(r) for r in rows],
+                    "hooks": {h.name: h.state_dict() for h in hooks},
                 })
-            if kill_at is not None and step == kill_at:
-                os.kill(os.getpid(), signal.SIGKILL)
             loss = _train_step(S, step, lr)
-            if not math.isfinite(loss):
+            if _diverging(loss, initial_loss, c.divergence_factor):
                 status, diverged, diverged_at = "diverged", True, step
-                message = f"training loss became {loss} at step {step} (lr={lr:g}); stopped"
+                message = f"mini-batch loss became {loss:.4g} at step {step} (lr={lr:g}); stopped"
                 break
             step += 1
             if bar is not None:
@@ -819,8 +857,14 @@ def train(
             bar.close()
     if diverged:
         warnings.warn(f"run diverged: {message}; the record keeps the {len(rows)} measurements made before",
-                      RuntimeWarning, stacklevel=2)
+                      RuntimeWarning, stacklevel=3)
+    end: dict[str, Mapping[str, Any]] = {}
+    ctx = S.context(step, lr_at(c, step, S.total_steps))
+    for h in hooks:
+        values = h.on_end(ctx)
+        if values is not None:
+            end[h.name] = dict(values)
     df = _frame(rows, c, status, diverged, diverged_at)
     return TrainResult(frame=df, status=status, diverged=diverged, message=message,
                        wall_time_s=time.perf_counter() - t0, measure_time_s=measure_time, steps=step,
-                       resumed_from=resumed_from, model=S.model)
+                       resumed_from=resumed_from, model=S.model, snapshots=dict(snapshots.states), end=end)

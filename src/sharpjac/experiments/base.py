@@ -63,12 +63,15 @@ class ExperimentConfig:
         data_seed: seed of the train/test split.
         device: ``"auto"`` (CUDA if available, else CPU), ``"cpu"`` or ``"cuda"``.
         dtype: ``"float32"`` or ``"float64"``.
+        threads: torch threads of every run (part of each run's key, see
+            :class:`~sharpjac.training.TrainConfig`).
     """
 
     seeds: tuple[int, ...] = (0,)
     data_seed: int = 0
     device: str = "auto"
     dtype: str = "float32"
+    threads: int = 1
 
     PRESETS: ClassVar[dict[str, dict[str, Any]]] = {}
 
@@ -106,10 +109,13 @@ class ExperimentConfig:
 
     def validate(self) -> None:
         """Check every field; raise ValueError naming the field, its value and what is accepted."""
+        _check_field_types(self)
         self._need(isinstance(self.seeds, tuple) and len(self.seeds) > 0
-                   and all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in self.seeds),
-                   "seeds", "a non-empty tuple of ints >= 0")
-        self._need(isinstance(self.data_seed, int) and self.data_seed >= 0, "data_seed", "an int >= 0")
+                   and all(isinstance(s, int) and not isinstance(s, bool) and 0 <= s < 2**32 for s in self.seeds),
+                   "seeds", "a non-empty tuple of ints in [0, 2**32)")
+        self._need(isinstance(self.data_seed, int) and 0 <= self.data_seed < 2**32, "data_seed",
+                   "an int in [0, 2**32)")
+        self._need(isinstance(self.threads, int) and self.threads >= 1, "threads", "an int >= 1")
         self._need(self.device in ("auto", "cpu", "cuda") or str(self.device).startswith("cuda:"), "device",
                    "'auto', 'cpu', 'cuda' or 'cuda:N'")
         self._need(self.dtype in ("float32", "float64"), "dtype", "'float32' or 'float64'")
@@ -176,11 +182,49 @@ def _parse_scalar(text: str, tp) -> Any:
         elt = inner[0] if inner else Any
         if t.startswith("["):
             items = json.loads(t)
+            if not isinstance(items, list):
+                raise ValueError(f"expected a list, got {text!r}")
+            for item in items:
+                if elt is not Any and not _is_instance(item, elt):
+                    raise ValueError(f"item {item!r} of {text} is not of type {getattr(elt, '__name__', elt)}")
         else:
             items = [s for s in t.split(",") if s.strip()]
             return tuple(_parse_scalar(s, elt) if elt is not Any else _auto(s) for s in items)
         return tuple(items)
     return _auto(t)
+
+
+def _is_instance(value: Any, tp) -> bool:
+    """``isinstance`` for the scalar field types of configs: ints are not bools, floats accept ints."""
+    if tp is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if tp is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if tp is bool:
+        return isinstance(value, bool)
+    if tp is str:
+        return isinstance(value, str)
+    return True
+
+
+def _check_field_types(config) -> None:
+    """Refuse values of the wrong scalar type (e.g. a width of 1.5, which ``int()`` would truncate)."""
+    for name, tp in _field_types(type(config)).items():
+        value = getattr(config, name)
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        if typing.get_origin(tp) in (typing.Union, types.UnionType):
+            if value is None:
+                continue
+            tp = args[0] if len(args) == 1 else Any
+        if typing.get_origin(tp) is tuple:
+            inner = [a for a in typing.get_args(tp) if a is not Ellipsis]
+            elt = inner[0] if len(inner) == 1 else Any
+            ok = isinstance(value, tuple) and all(_is_instance(v, elt) for v in value)
+            what = f"a tuple of {getattr(elt, '__name__', elt)}"
+        else:
+            ok, what = _is_instance(value, tp), getattr(tp, "__name__", str(tp))
+        if not ok:
+            raise ValueError(f"{type(config).__name__}.{name}={value!r} is invalid; accepted: {what}")
 
 
 def _auto(t: str) -> Any:
@@ -214,19 +258,23 @@ def parse_overrides(cls, assignments: Sequence[str]) -> dict[str, Any]:
 
 
 def _preflight(configs: Sequence[TrainConfig]) -> None:
-    """Check every distinct data set loads (e.g. CIFAR present) before any training."""
+    """Before any training: every device exists, every data set loads (e.g. CIFAR present), and no
+    mini-batch is larger than its training set."""
     from .. import data
 
-    seen = set()
+    from .._util import resolve_device
+    from ..training import check_batch_size
+
+    sizes: dict[tuple, int] = {}
     for c in configs:
+        resolve_device(c.device)
         key = (c.dataset, c.data_seed, json.dumps(_jsonable(c.dataset_options), sort_keys=True))
-        if key in seen:
-            continue
-        seen.add(key)
-        try:
-            data.load(c.dataset, seed=c.data_seed, **dict(c.dataset_options))
-        except FileNotFoundError as e:
-            raise ValueError(f"dataset={c.dataset!r} is not available on this machine: {e}") from e
+        if key not in sizes:
+            try:
+                sizes[key] = data.load(c.dataset, seed=c.data_seed, **dict(c.dataset_options)).n_train
+            except FileNotFoundError as e:
+                raise ValueError(f"dataset={c.dataset!r} is not available on this machine: {e}") from e
+        check_batch_size(c, sizes[key])
 
 
 def run_experiment(config: ExperimentConfig, *, name: str, store=None, force: bool = False,

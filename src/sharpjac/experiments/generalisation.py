@@ -45,7 +45,6 @@ Presets are the project's own choices (the paper's hyper-parameters are not know
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import math
 from dataclasses import dataclass
@@ -249,7 +248,7 @@ class GeneralisationConfig(ExperimentConfig):
             max_epochs=epochs, max_steps=steps, measure_every=max(1, total // self.measure_linear),
             measure_num=self.measure_log or None, sharpness_subset=self.sharpness_subset,
             jacobian_subset=self.jacobian_subset, lanczos_tol=self.lanczos_tol,
-            lanczos_max_iter=self.lanczos_max_iter, seed=int(seed), dtype=self.dtype, device=self.device,
+            lanczos_max_iter=self.lanczos_max_iter, seed=int(seed), dtype=self.dtype, device=self.device, threads=self.threads,
             checkpoint_every=max(1, total // 5),
         )
 
@@ -633,24 +632,12 @@ def _nan_extras(radius: float) -> dict[str, float]:
     return out
 
 
-def _store(store):
-    """The run store a grid uses (same rules as :func:`sharpjac.runs.run`)."""
-    from ..runs import _as_store
-
-    return _as_store(store)
-
-
-def _spec_hash(spec: dict[str, Any]) -> str:
-    return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:16]
-
-
-def _extras_for(result, tc: TrainConfig, spec: dict[str, Any], tensors) -> dict[str, float]:
-    if result.diverged or result.model is None:
-        return _nan_extras(spec["radius"])
+def _end_values(model, tc: TrainConfig, spec: dict[str, Any], tensors) -> dict[str, float]:
+    """The :data:`END_COLUMNS` of a trained network (the end-of-training measurements)."""
     x_train, y_train, x_test, y_test = tensors
-    dev = next(result.model.parameters()).device
-    dt = next(result.model.parameters()).dtype
-    out = end_measurements(result.model, x_train.to(device=dev, dtype=dt), x_test.to(device=dev, dtype=dt),
+    dev = next(model.parameters()).device
+    dt = next(model.parameters()).dtype
+    out = end_measurements(model, x_train.to(device=dev, dtype=dt), x_test.to(device=dev, dtype=dt),
                            radius=spec["radius"], centres=spec["centres"], samples=spec["samples"],
                            ascent_steps=spec["ascent_steps"], test_points=spec["test_points"], seed=tc.seed,
                            y_train=y_train.to(dev).long(), y_test=y_test.to(dev).long(), loss=tc.loss,
@@ -660,30 +647,26 @@ def _extras_for(result, tc: TrainConfig, spec: dict[str, Any], tensors) -> dict[
 
 def _run_point(tc: TrainConfig, spec: dict[str, Any], tensors, *, store, force: bool, progress: bool
                ) -> tuple[pd.DataFrame, dict[str, float]]:
-    """Record and extras of one run: from the store when both are there, else by training."""
-    from ..runs import atomic_write
+    """Record and end-of-training values of one run.
+
+    The record comes from :func:`sharpjac.runs.run` (the store keeps the final network); the end
+    values are computed from that kept network once and stored beside the run as an artefact, so
+    nothing is ever trained twice.
+    """
+    from ..runs import _as_store, run
     from ..training import train
 
-    st = _store(store)
+    st = _as_store(store)
     if st is None:
         result = train(tc, progress=progress)
         frame = result.frame.copy()
-        return frame, _extras_for(result, tc, spec, tensors)
-    path = st.path(tc) / f"end-{_spec_hash(spec)}.json"
-    if force:
-        st.delete(tc)
-    elif st.has(tc) and path.exists():
-        with open(path) as f:
-            return st.load(tc), json.load(f)["values"]
-    if st.has(tc):  # stored by another experiment without these extras: train again for the network
-        result = train(tc, progress=progress)
-    else:
-        result = train(tc, checkpointer=st.checkpointer(tc), progress=progress)
-        st.save(tc, result)
-    extras = _extras_for(result, tc, spec, tensors)
-    blob = json.dumps({"spec": spec, "values": extras}, indent=2, sort_keys=True)
-    atomic_write(path, lambda f: f.write(blob), binary=False)
-    return st.load(tc), extras
+        values = _nan_extras(spec["radius"]) if result.diverged else _end_values(result.model, tc, spec, tensors)
+        return frame, values
+    rec = run(tc, store=st, force=force, progress=progress)
+    if rec.attrs.get("diverged"):
+        return rec, _nan_extras(spec["radius"])
+    values = st.artefact(tc, "end", spec, lambda: _end_values(st.load_model(tc), tc, spec, tensors))
+    return rec, dict(values)
 
 
 def run_grid(config: GeneralisationConfig, *, name: str, store=None, force: bool = False,

@@ -99,7 +99,7 @@ class LabelSmoothingEarlyConfig(ExperimentConfig):
                     batch_size=self.batch_size, weight_decay=self.weight_decay, augment=self.augment,
                     max_epochs=self.max_epochs, measure_every=self.measure_every,
                     sharpness_subset=self.sharpness_subset, jacobian_subset=self.jacobian_subset,
-                    seed=seed, dtype=self.dtype, device=self.device, checkpoint_every=self.measure_every * 10,
+                    seed=seed, dtype=self.dtype, device=self.device, threads=self.threads, checkpoint_every=self.measure_every * 10,
                 )
                 out.append(({"label_smoothing": float(ls), "seed": seed}, tc))
         return out

@@ -106,7 +106,7 @@ class ProgressiveSharpeningConfig(ExperimentConfig):
                         measure_every=self.measure_every, measure_num=self.measure_num,
                         sharpness_subset=self.sharpness_subset,
                         jacobian_subset=self.jacobian_subset, measure_gn=self.measure_gn,
-                        lanczos_tol=self.lanczos_tol, seed=seed, dtype=self.dtype, device=self.device,
+                        lanczos_tol=self.lanczos_tol, seed=seed, dtype=self.dtype, device=self.device, threads=self.threads,
                         checkpoint_every=max(self.measure_every, self.max_steps // 10),
                     )
                     out.append(({"loss": loss, "lr": float(lr), "seed": seed}, tc))

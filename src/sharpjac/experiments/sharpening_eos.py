@@ -120,7 +120,7 @@ class SharpeningEoSConfig(ExperimentConfig):
                         measure_every=min(every, steps),
                         measure_num=self.measure_num_mse if loss == "mse" else self.measure_num_ce,
                         sharpness_subset=self.sharpness_subset, jacobian_subset=self.jacobian_subset,
-                        lanczos_tol=self.lanczos_tol, seed=seed, dtype=self.dtype, device=self.device,
+                        lanczos_tol=self.lanczos_tol, seed=seed, dtype=self.dtype, device=self.device, threads=self.threads,
                         checkpoint_every=max(1, steps // 5),
                     )
                     out.append(({"loss": loss, "lr": float(lr), "seed": seed}, tc))

@@ -105,7 +105,7 @@ class WholeRunConfig(ExperimentConfig):
                     max_epochs=self.max_epochs, measure_num=self.measure_num,
                     measure_every_epochs=self.measure_every_epochs,
                     sharpness_subset=self.sharpness_subset, jacobian_subset=self.jacobian_subset,
-                    seed=seed, dtype=self.dtype, device=self.device,
+                    seed=seed, dtype=self.dtype, device=self.device, threads=self.threads,
                     checkpoint_every=max(1, (self.max_epochs * -(-self.n_train // self.batch_size)) // 10),
                 )
                 out.append(({"label_smoothing": float(ls), "seed": seed}, tc))
