@@ -17,6 +17,7 @@ from html.parser import HTMLParser
 from pathlib import Path
 from urllib.parse import urlparse
 
+import jupytext
 import nbformat
 import pytest
 
@@ -32,8 +33,8 @@ def _copy_sources(target: Path) -> Path:
         shutil.copy(ROOT / name, target / name)
     shutil.copytree(ROOT / "book", target / "book")
     (target / "notebooks").mkdir()
-    for nb in (ROOT / "notebooks").glob("*.ipynb"):
-        shutil.copy(nb, target / "notebooks" / nb.name)
+    for source in (ROOT / "notebooks").glob("*.md"):
+        shutil.copy(source, target / "notebooks" / source.name)
     return target
 
 
@@ -201,17 +202,42 @@ def test_pages_render_in_a_browser(smoke_book):
     assert results[first_chapter]["images"] > 0, f"{first_chapter.name} shows no figure"
 
 
-def _tiny_book(root: Path, cells: list[str]) -> Path:
-    (root / "notebooks").mkdir(parents=True)
-    (root / "_toc.yml").write_text("format: jb-book\nroot: intro\nchapters:\n  - file: notebooks/executed/tiny\n")
+def _tiny_source(cells: list[str]) -> str:
+    """A chapter's MyST Markdown text: a title, the parameters cell, then ``cells``."""
     nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     nb.cells = [nbformat.v4.new_markdown_cell("# Tiny")]
     params = nbformat.v4.new_code_cell('preset = "quick"\nseed = 0')
     params.metadata["tags"] = ["parameters"]
     nb.cells.append(params)
     nb.cells += [nbformat.v4.new_code_cell(c) for c in cells]
-    nbformat.write(nb, str(root / "notebooks" / "tiny.ipynb"))
+    return jupytext.writes(nb, fmt="md:myst")
+
+
+def _tiny_book(root: Path, cells: list[str]) -> Path:
+    (root / "notebooks").mkdir(parents=True)
+    (root / "_toc.yml").write_text("format: jb-book\nroot: intro\nchapters:\n  - file: notebooks/executed/tiny\n")
+    (root / "notebooks" / "tiny.md").write_text(_tiny_source(cells))
     return root
+
+
+def test_chapter_source_is_converted_from_myst(tmp_path):
+    root = _tiny_book(tmp_path, ["y = seed + 1\nprint(f'y is {y}')"])
+    assert "```{code-cell}" in (root / "notebooks" / "tiny.md").read_text()
+    assert publish.chapters(root) == ["tiny"]
+    result = publish.execute_chapter(root, "tiny", {"preset": "smoke", "seed": 4})
+    executed = nbformat.read(str(result.output), as_version=4)
+    outputs = [o.get("text", "") for c in executed.cells if c.cell_type == "code" for o in c.outputs]
+    assert "y is 5\n" in outputs  # the injected seed reached the code cells of the .md
+    assert "jupytext" not in executed.metadata
+    assert executed.metadata["papermill"]["input_path"] == "notebooks/tiny.md"
+
+
+def test_plain_markdown_is_not_a_chapter_source(tmp_path):
+    source = tmp_path / "plain.md"
+    source.write_text("# Not a notebook\n\n```python\nx = 1\n```\n")
+    with pytest.raises(ValueError, match="plain.md: format_name=.*accepted: 'myst'"):
+        publish.load_chapter(source)
 
 
 def test_failing_notebook_names_the_notebook_and_the_cell(tmp_path):
@@ -219,10 +245,56 @@ def test_failing_notebook_names_the_notebook_and_the_cell(tmp_path):
     with pytest.raises(publish.ChapterError) as info:
         publish.execute_chapter(root, "tiny", {"preset": "smoke", "seed": 0})
     message = str(info.value)
-    assert "notebooks/tiny.ipynb" in message and "cell" in message
+    assert "notebooks/tiny.md" in message and "cell" in message
     assert "RuntimeError: boom in cell three" in message and "raise RuntimeError" in message
     assert not (root / "notebooks" / "executed" / "tiny.ipynb").exists()
     assert (root / "notebooks" / "executed" / "tiny.failed.ipynb").exists()
+
+
+def test_failing_chapter_keeps_the_previous_good_copy(tmp_path):
+    root = _tiny_book(tmp_path, ["x = 1"])
+    good = publish.execute_chapter(root, "tiny", {"preset": "smoke", "seed": 0}).output
+    before = good.read_bytes()
+    (root / "notebooks" / "tiny.md").write_text(_tiny_source(["x = 1", "raise ValueError('broken edit')"]))
+    with pytest.raises(publish.ChapterError, match="ValueError: broken edit") as info:
+        publish.execute_chapter(root, "tiny", {"preset": "smoke", "seed": 0})
+    assert "previous executed copy notebooks/executed/tiny.ipynb is kept" in str(info.value)
+    assert good.read_bytes() == before
+    failed = nbformat.read(str(root / "notebooks" / "executed" / "tiny.failed.ipynb"), as_version=4)
+    assert any(o.get("output_type") == "error" for c in failed.cells if c.cell_type == "code" for o in c.outputs)
+    # fixing the chapter replaces the good copy and removes the failed one
+    (root / "notebooks" / "tiny.md").write_text(_tiny_source(["x = 2"]))
+    assert publish.execute_chapter(root, "tiny", {"preset": "smoke", "seed": 0}).status == "executed"
+    assert good.read_bytes() != before
+    assert not (root / "notebooks" / "executed" / "tiny.failed.ipynb").exists()
+
+
+def test_dead_kernel_names_the_chapter_and_the_cell(tmp_path):
+    kill = "import os, signal\nos.kill(os.getpid(), signal.SIGKILL)"
+    root = _tiny_book(tmp_path, ["x = 1", "\n# the kernel dies here\n" + kill, "y = 2"])
+    with pytest.raises(publish.ChapterError) as info:
+        publish.execute_chapter(root, "tiny", {"preset": "smoke", "seed": 0})
+    message = str(info.value)
+    assert "notebooks/tiny.md" in message and "kernel died" in message
+    # code cells of the source: 1 parameters, 2 `x = 1`, 3 the killing cell (its first non-blank line)
+    assert "code cell 3" in message and "which starts: # the kernel dies here" in message
+    assert (root / "notebooks" / "executed" / "tiny.failed.ipynb").exists()
+    assert not (root / "notebooks" / "executed" / "tiny.ipynb").exists()
+
+
+def test_last_started_cell_skips_the_injected_parameters_cell():
+    nb = nbformat.v4.new_notebook()
+    cells = [nbformat.v4.new_markdown_cell("# T"), nbformat.v4.new_code_cell("preset = 'quick'"),
+             nbformat.v4.new_code_cell("# Parameters\npreset = 'smoke'"), nbformat.v4.new_code_cell("a = 1"),
+             nbformat.v4.new_code_cell("\nb = 2\nc = 3"), nbformat.v4.new_code_cell("d = 4")]
+    cells[2].metadata["tags"] = ["injected-parameters"]
+    for index, cell in enumerate(cells):
+        cell.metadata["papermill"] = {"start_time": "2026-01-01T00:00:00" if index <= 4 else None}
+    nb.cells = cells
+    assert publish.last_started_cell(nb) == (4, 3, "b = 2")
+    for cell in cells:
+        cell.metadata["papermill"]["start_time"] = None
+    assert publish.last_started_cell(nb) is None
 
 
 def test_only_changed_chapters_are_re_executed(tmp_path):
@@ -231,13 +303,12 @@ def test_only_changed_chapters_are_re_executed(tmp_path):
     assert publish.execute_chapter(root, "tiny", params).status == "executed"
     assert publish.execute_chapter(root, "tiny", params).status == "cached"
     assert publish.execute_chapter(root, "tiny", {"preset": "smoke", "seed": 1}).status == "executed"
-    nb_path = root / "notebooks" / "tiny.ipynb"
-    nb = nbformat.read(str(nb_path), as_version=4)
-    nb.cells.append(nbformat.v4.new_code_cell("z = 2"))
-    nbformat.write(nb, str(nb_path))
+    source = root / "notebooks" / "tiny.md"
+    source.write_text(source.read_text() + "\n```{code-cell}\nz = 2\n```\n")
     assert publish.execute_chapter(root, "tiny", {"preset": "smoke", "seed": 1}).status == "executed"
     executed = nbformat.read(str(root / "notebooks" / "executed" / "tiny.ipynb"), as_version=4)
     assert executed.metadata["sharpjac"]["parameters"]["seed"] == 1
+    assert executed.cells[-1].source == "z = 2"
 
 
 def test_unknown_chapter_is_rejected(tmp_path):

@@ -6,7 +6,7 @@ import importlib
 import pytest
 
 MODULES = ["sharpjac", "sharpjac.curvature", "sharpjac.data", "sharpjac.jacobians",
-           "sharpjac.theory", "sharpjac.training", "sharpjac.analysis"]
+           "sharpjac.theory", "sharpjac.training", "sharpjac.analysis", "sharpjac.plotting"]
 
 
 @pytest.mark.parametrize("name", MODULES)

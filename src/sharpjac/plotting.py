@@ -12,11 +12,12 @@ Example:
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import matplotlib
 import matplotlib.pyplot as plt
 import seaborn as sns
+from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
 #: The book's palette (colour-blind safe), used in this order for categories.
 PALETTE = sns.color_palette("colorblind")
@@ -75,3 +76,30 @@ def legend_outside(ax, *, title: str | None = None) -> None:
 def category_colors(labels: Sequence) -> dict:
     """Map each label to a palette colour, in order, consistently across figures of a page."""
     return {label: PALETTE[i % len(PALETTE)] for i, label in enumerate(labels)}
+
+
+def log_ticks(axis) -> None:
+    """Plain-number ticks at $\\{1, 2, 5\\} \\times 10^k$ on a logarithmic axis, no minor labels.
+
+    Matplotlib labels a log axis with powers of ten ($10^{-1}$, $10^0$, ...) and, when the axis
+    spans less than a decade, with crowded minor labels. The book's experiment chapters plot step
+    sizes, batch sizes and losses on log axes that span one or two decades, where the values
+    $0.05, 0.1, 0.2, 0.5, 1, 2, 5$ read better. ``axis`` is a matplotlib ``Axis`` (``ax.xaxis`` or
+    ``ax.yaxis``) whose scale is already ``"log"``; major ticks are placed at $m \\cdot 10^k$ for
+    $m \\in \\{1, 2, 5\\}$ and labelled with ``format(v, "g")``; minor tick labels are removed.
+
+    Example:
+        >>> import matplotlib.pyplot as plt
+        >>> fig, ax = plt.subplots()
+        >>> ax.set_yscale("log")
+        >>> _ = ax.set_ylim(0.1, 10.0)
+        >>> log_ticks(ax.yaxis)
+        >>> # the locator also returns ticks just outside the view; 1% slack absorbs the rounding of m * 10**k
+        >>> ticks = [v for v in ax.yaxis.get_majorticklocs() if 0.099 <= v <= 10.1]
+        >>> [ax.yaxis.get_major_formatter()(v, i) for i, v in enumerate(ticks)]
+        ['0.1', '0.2', '0.5', '1', '2', '5', '10']
+        >>> plt.close(fig)
+    """
+    axis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
+    axis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
+    axis.set_minor_formatter(NullFormatter())

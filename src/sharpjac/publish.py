@@ -1,13 +1,20 @@
 """Execute the book's chapters with papermill and build the static site.
 
-Data flow: ``notebooks/<chapter>.ipynb`` (committed without outputs, one cell tagged
-``parameters``) -> papermill with the chosen preset and seed ->
-``notebooks/executed/<chapter>.ipynb`` -> ``jupyter-book build`` with
-``execute_notebooks: "off"`` -> ``_build/html``.
+Data flow: ``notebooks/<chapter>.md`` (a MyST Markdown notebook in jupytext's ``myst`` format,
+no outputs, one ``{code-cell}`` tagged ``parameters``) -> jupytext converts it to a notebook node
+in memory -> papermill with the chosen preset and seed -> ``notebooks/executed/<chapter>.ipynb``
+-> ``jupyter-book build`` with ``execute_notebooks: "off"`` -> ``_build/html``. The executed
+``.ipynb`` are build products; the ``.md`` files are the only sources.
 
 A chapter is re-executed only when its inputs changed: the executed copy stores, in its
-metadata, a hash of the notebook source, of every file under ``src/sharpjac`` and of the
+metadata, a hash of the chapter's ``.md`` text, of every file under ``src/sharpjac`` and of the
 parameters; when the hash matches, the chapter is skipped.
+
+A chapter that fails never costs the book its page: the executed copy is replaced only after a
+successful run (atomically), so the previous good copy stays; the failed run is kept as
+``notebooks/executed/<chapter>.failed.ipynb`` for inspection. The error names the chapter and the
+cell: the cell that raised, or, when the kernel died (out of memory, a crash in native code), the
+last cell that had started.
 
 After a successful execution the injected-parameters cell is tagged ``remove-cell`` (so it
 does not show in the site) and a short "this page was computed with" box is inserted under
@@ -27,15 +34,15 @@ import hashlib
 import json
 import os
 import platform
-import shutil
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 PRESETS = ("smoke", "quick", "paper")
 EXECUTED_DIR = Path("notebooks") / "executed"
@@ -43,7 +50,8 @@ _SOURCE_DIR = Path(__file__).resolve().parent
 
 
 class ChapterError(RuntimeError):
-    """A chapter raised while it was executed; the message names the notebook and the cell."""
+    """A chapter raised, or its kernel died, while it was executed; the message names the chapter's
+    source and the cell."""
 
 
 @dataclass(frozen=True)
@@ -66,11 +74,11 @@ def repository_root(start: Path | None = None) -> Path:
 
 
 def chapters(root: Path) -> list[str]:
-    """Chapter names (notebook stems) in table-of-contents order.
+    """Chapter names (stems of ``notebooks/<name>.md``) in table-of-contents order.
 
-    Every ``notebooks/executed/<name>`` entry of ``_toc.yml`` is a chapter; notebooks in
-    ``notebooks/`` that the table of contents does not list come last, so that a new notebook
-    is never silently skipped.
+    Every ``notebooks/executed/<name>`` entry of ``_toc.yml`` whose source ``notebooks/<name>.md``
+    exists is a chapter; sources in ``notebooks/`` that the table of contents does not list come
+    last, so that a new chapter is never silently skipped.
     """
     import yaml
 
@@ -89,7 +97,7 @@ def chapters(root: Path) -> list[str]:
                 walk(value)
 
     walk(toc)
-    present = sorted(p.stem for p in (root / "notebooks").glob("*.ipynb"))
+    present = sorted(p.stem for p in (root / "notebooks").glob("*.md"))
     return [n for n in listed if n in present] + [n for n in present if n not in listed]
 
 
@@ -102,7 +110,8 @@ def _source_digest() -> str:
 
 
 def input_hash(notebook: Path, parameters: Mapping[str, Any]) -> str:
-    """Hash of everything an executed chapter depends on: notebook, package source, parameters."""
+    """Hash of everything an executed chapter depends on: the chapter's source file (its ``.md``
+    text, byte for byte), the package source and the parameters."""
     digest = hashlib.sha256()
     digest.update(notebook.read_bytes())
     digest.update(_source_digest().encode())
@@ -157,6 +166,58 @@ def computed_with_box(parameters: Mapping[str, Any], seconds: float, env: Mappin
     )
 
 
+def load_chapter(source: Path) -> Any:
+    """Read a chapter's MyST Markdown source into an nbformat v4 notebook node for papermill.
+
+    Papermill cannot read ``.md`` files, so the conversion happens here, in memory, with jupytext
+    (the same conversion as ``jupytext --to ipynb``): every ``{code-cell}`` becomes a code cell with
+    its ``:tags:``, the text between them markdown cells. The jupytext header is dropped from the
+    notebook's metadata, so the executed copy is a plain notebook. Raises ``ValueError`` when the
+    file is not in jupytext's ``myst`` format (a plain Markdown file would silently have no code).
+    """
+    import jupytext
+    from jupytext.formats import guess_format
+
+    text = source.read_text(encoding="utf-8")
+    fmt, _ = guess_format(text, ".md")  # from the header, or else from the {code-cell} fences
+    if fmt != "myst":
+        raise ValueError(f"chapter source {source.name}: format_name={fmt!r}; accepted: 'myst' "
+                         "(a jupytext MyST Markdown notebook)")
+    nb = jupytext.reads(text, fmt="md:myst")
+    nb.metadata.pop("jupytext", None)
+    return nb
+
+
+def last_started_cell(nb: Any) -> tuple[int, int, str] | None:
+    """The last cell papermill started in ``nb``: ``(index, number, first_line)`` or ``None``.
+
+    Papermill stamps ``metadata.papermill.start_time`` on a cell when it starts it, and saves the
+    notebook then; after a dead kernel the last stamped cell is the one that was running. ``index``
+    is the cell's position in the executed notebook; ``number`` counts the code cells of the
+    chapter's source from 1 (papermill's injected-parameters cell is not counted), so it matches
+    what an author sees in the ``.md``; ``first_line`` is the cell's first non-blank source line.
+    """
+    found = None
+    number = 0
+    for index, cell in enumerate(nb.cells):
+        injected = "injected-parameters" in cell.metadata.get("tags", [])
+        if cell.cell_type == "code" and not injected:
+            number += 1
+        if cell.metadata.get("papermill", {}).get("start_time"):
+            first = next((line for line in cell.source.splitlines() if line.strip()), "")
+            found = (index, number if not injected else 0, first)
+    return found
+
+
+def _describe_previous(output: Path, root: Path) -> str:
+    try:
+        meta = json.loads(output.read_text())["metadata"].get("sharpjac", {})
+    except (OSError, ValueError, KeyError):
+        return "no previous executed copy exists"
+    return (f"the previous executed copy {output.relative_to(root)} is kept "
+            f"(computed with {meta.get('parameters', 'unknown parameters')})")
+
+
 def _postprocess(nb: Any, parameters: Mapping[str, Any], seconds: float, digest: str) -> None:
     import nbformat
 
@@ -178,7 +239,10 @@ def _postprocess(nb: Any, parameters: Mapping[str, Any], seconds: float, digest:
 def _atomic_write_text(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    umask = os.umask(0)
+    os.umask(umask)
     try:
+        os.fchmod(fd, 0o666 & ~umask)  # mkstemp creates 0600; give the file the usual permissions
         with os.fdopen(fd, "w") as handle:
             handle.write(text)
             handle.flush()
@@ -207,36 +271,44 @@ def execute_chapter(
     force: bool = False,
     timeout: int | None = None,
 ) -> ChapterResult:
-    """Execute ``notebooks/<name>.ipynb`` into ``notebooks/executed/<name>.ipynb``.
+    """Execute the chapter ``notebooks/<name>.md`` into ``notebooks/executed/<name>.ipynb``.
 
-    Skips the work when the executed copy was produced from the same inputs (see
-    :func:`input_hash`) unless ``force``. Raises :class:`ChapterError` naming the notebook and
-    the failing cell when the notebook raises; the partial output is kept as
-    ``notebooks/executed/<name>.failed.ipynb`` for inspection and never rendered.
+    The MyST Markdown source is converted in memory (:func:`load_chapter`) and run by papermill
+    with ``parameters`` injected after the cell tagged ``parameters``. Skips the work when the
+    executed copy was produced from the same inputs (see :func:`input_hash`) unless ``force``.
+
+    The executed copy is written only when the run succeeds. When the chapter raises, or its
+    kernel dies, the previous executed copy (if any) is left untouched, the partial output is kept
+    as ``notebooks/executed/<name>.failed.ipynb`` for inspection (never rendered), and
+    :class:`ChapterError` is raised naming the chapter's source and the cell: the cell that raised,
+    or the last cell that had started when the kernel died (its number and first line).
     """
     import nbformat
     import papermill
+    from nbclient.exceptions import DeadKernelError
     from papermill.exceptions import PapermillExecutionError
 
     validate_parameters(parameters)
-    source = root / "notebooks" / f"{name}.ipynb"
+    source = root / "notebooks" / f"{name}.md"
     if not source.is_file():
         known = ", ".join(chapters(root))
-        raise FileNotFoundError(f"chapter {name!r}: no notebook {source}; chapters: {known}")
+        raise FileNotFoundError(f"chapter {name!r}: no source {source}; chapters: {known}")
     output = root / EXECUTED_DIR / f"{name}.ipynb"
     failed = output.with_suffix(".failed.ipynb")
     digest = input_hash(source, parameters)
     if not force and output.is_file() and _stored_hash(output) == digest:
         return ChapterResult(name, "cached", 0.0, output)
 
+    notebook = load_chapter(source)
     output.parent.mkdir(parents=True, exist_ok=True)
     scratch = output.parent / f".{name}.running.ipynb"
+    scratch.unlink(missing_ok=True)
     env_backup = os.environ.get("SHARPJAC_PROGRESS")
     os.environ["SHARPJAC_PROGRESS"] = "0"
     start = time.perf_counter()
     try:
         papermill.execute_notebook(
-            str(source),
+            notebook,
             str(scratch),
             parameters=dict(parameters),
             cwd=str(root / "notebooks"),
@@ -246,13 +318,27 @@ def execute_chapter(
             execution_timeout=timeout,
         )
     except PapermillExecutionError as err:
-        shutil.move(scratch, failed)
-        output.unlink(missing_ok=True)
+        _keep_failed(scratch, failed, source, root)
         snippet = "\n".join("    " + line for line in err.source.splitlines()[:12])
         raise ChapterError(
-            f"notebook {source.relative_to(root)} failed in cell {err.exec_count} "
+            f"chapter {source.relative_to(root)} failed in cell {err.exec_count} "
             f"(cell index {err.cell_index}): {err.ename}: {err.evalue}\n"
-            f"  the cell:\n{snippet}\n  partial output kept in {failed.relative_to(root)}"
+            f"  the cell:\n{snippet}\n  partial output kept in {failed.relative_to(root)}; "
+            f"{_describe_previous(output, root)}"
+        ) from None
+    except DeadKernelError as err:
+        partial = _keep_failed(scratch, failed, source, root)
+        cell = last_started_cell(partial) if partial is not None else None
+        if cell is None:
+            where = "before any cell started"
+        elif cell[1] == 0:
+            where = f"in papermill's injected-parameters cell (cell index {cell[0]})"
+        else:
+            where = f"in code cell {cell[1]} (cell index {cell[0]}), which starts: {cell[2]}"
+        raise ChapterError(
+            f"chapter {source.relative_to(root)}: the kernel died ({err}) {where}\n"
+            f"  a dead kernel usually means the process ran out of memory or crashed in native code; "
+            f"partial output kept in {failed.relative_to(root)}; {_describe_previous(output, root)}"
         ) from None
     finally:
         if env_backup is None:
@@ -261,11 +347,31 @@ def execute_chapter(
             os.environ["SHARPJAC_PROGRESS"] = env_backup
     seconds = time.perf_counter() - start
     nb = nbformat.read(str(scratch), as_version=4)
+    nb.metadata.setdefault("papermill", {})["input_path"] = str(source.relative_to(root))
     _postprocess(nb, parameters, seconds, digest)
     _atomic_write_text(output, nbformat.writes(nb))
     scratch.unlink(missing_ok=True)
     failed.unlink(missing_ok=True)
     return ChapterResult(name, "executed", seconds, output)
+
+
+def _keep_failed(scratch: Path, failed: Path, source: Path, root: Path) -> Any:
+    """Move papermill's partial output to ``failed`` and return it (``None`` if none was saved).
+
+    Papermill records its input in ``metadata.papermill.input_path``; given a notebook node, that
+    would be the whole node, so it is replaced by the chapter's source path.
+    """
+    import nbformat
+
+    try:
+        nb = nbformat.read(str(scratch), as_version=4)
+    except (OSError, ValueError):
+        scratch.unlink(missing_ok=True)
+        return None
+    nb.metadata.setdefault("papermill", {})["input_path"] = str(source.relative_to(root))
+    _atomic_write_text(failed, nbformat.writes(nb))
+    scratch.unlink(missing_ok=True)
+    return nb
 
 
 def execute_all(
@@ -300,7 +406,7 @@ def build_book(root: Path, *, builder: str = "html") -> None:
         raise FileNotFoundError(
             f"chapters not executed yet: {', '.join(missing)}; run `make notebooks` first"
         )
-    done = subprocess.run(command, cwd=root, capture_output=True, text=True)
+    done = subprocess.run(command, cwd=root, capture_output=True, text=True, check=False)
     if done.returncode != 0:
         tail = "\n".join((done.stdout + done.stderr).splitlines()[-60:])
         raise RuntimeError(f"jupyter-book build failed (exit {done.returncode}):\n{tail}")
@@ -322,7 +428,7 @@ def main(argv: list[str] | None = None) -> int:
     run = sub.add_parser("notebooks", help="execute chapters into notebooks/executed/")
     run.add_argument("--preset", default="quick", help=f"one of {', '.join(PRESETS)}")
     run.add_argument("--seed", type=int, default=0)
-    run.add_argument("--only", nargs="*", help="chapter names (notebook stems); default: all")
+    run.add_argument("--only", nargs="*", help="chapter names (stems of notebooks/*.md); default: all")
     run.add_argument("-p", "--parameter", nargs=2, action="append", default=[],
                      metavar=("NAME", "VALUE"), help="extra notebook parameter (JSON value)")
     run.add_argument("--force", action="store_true", help="re-execute even when up to date")
