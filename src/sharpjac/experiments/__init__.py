@@ -11,22 +11,35 @@ Each registered :class:`Experiment` has a frozen config dataclass with ``smoke``
 
 To add an experiment: write ``sharpjac/experiments/<name>.py`` defining a config subclass of
 :class:`~sharpjac.experiments.base.ExperimentConfig` (fields, ``PRESETS``, ``_check``, ``grid``)
-and calling :func:`register`; then add the module name to ``_BUILTIN`` below.
+and calling :func:`register`; every module of this package is imported when the registry is
+first used.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import importlib
+import pkgutil
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import pandas as pd
 
-from .base import PRESET_NAMES, ExperimentConfig, parse_overrides, run_experiment
+from .base import (
+    PRESET_NAMES,
+    ExperimentConfig,
+    StudyConfig,
+    TrainedRun,
+    parse_overrides,
+    run_experiment,
+    run_study,
+    trained_run,
+)
 
-__all__ = ["Experiment", "register", "get", "names", "describe", "run", "ExperimentConfig", "PRESET_NAMES",
-           "parse_overrides"]
+__all__ = ["Experiment", "register", "get", "names", "describe", "run", "ExperimentConfig", "StudyConfig",
+           "TrainedRun", "trained_run", "PRESET_NAMES", "parse_overrides"]
+
+Result = pd.DataFrame | dict[str, pd.DataFrame]
 
 _REGISTRY: dict[str, Experiment] = {}
 
@@ -46,14 +59,19 @@ class Experiment:
     description: str
     config_cls: type
     chapter: str = ""
-    runner: Callable[..., pd.DataFrame] | None = None
+    runner: Callable[..., Result] | None = None
 
     def preset(self, preset: str = "quick", **overrides) -> ExperimentConfig:
         return self.config_cls.from_preset(preset, **overrides)
 
     def run(self, config: ExperimentConfig | None = None, *, store=None, force: bool = False,
-            progress: bool | None = None) -> pd.DataFrame:
-        """Run ``config`` (default: the quick preset); one stored run per grid point."""
+            progress: bool | None = None) -> Result:
+        """Run ``config`` (default: the quick preset), reusing the store.
+
+        A grid experiment returns one DataFrame (one stored run per grid point); a study
+        (:class:`~sharpjac.experiments.base.StudyConfig`, the theory chapters) returns
+        ``{table name: DataFrame}``.
+        """
         if config is None:
             config = self.preset("quick")
         if not isinstance(config, self.config_cls):
@@ -61,11 +79,13 @@ class Experiment:
                             f"got {type(config).__name__}")
         if self.runner is not None:
             return self.runner(config, store=store, force=force, progress=progress)
+        if isinstance(config, StudyConfig):
+            return run_study(config, name=self.name, store=store, force=force, progress=progress)
         return run_experiment(config, name=self.name, store=store, force=force, progress=progress)
 
 
 def register(name: str, config_cls: type, description: str, *, chapter: str = "",
-             runner: Callable[..., pd.DataFrame] | None = None) -> Experiment:
+             runner: Callable[..., Result] | None = None) -> Experiment:
     """Register an experiment (re-registering a name replaces it).
 
     Args:
@@ -74,7 +94,8 @@ def register(name: str, config_cls: type, description: str, *, chapter: str = ""
         description: one line (shown by ``python -m sharpjac list``).
         chapter: book chapter / paper figure.
         runner: ``run(config, *, store, force, progress) -> DataFrame``; default
-            :func:`~sharpjac.experiments.base.run_experiment` (grid points concatenated).
+            :func:`~sharpjac.experiments.base.run_experiment` (grid points concatenated), or
+            :func:`~sharpjac.experiments.base.run_study` for a :class:`StudyConfig`.
     """
     if not (isinstance(config_cls, type) and issubclass(config_cls, ExperimentConfig)):
         raise TypeError(f"config_cls must subclass ExperimentConfig, got {config_cls!r}")
@@ -124,18 +145,19 @@ def describe(name: str) -> str:
     return "\n".join(lines)
 
 
-def run(name: str, config: ExperimentConfig | None = None, **kw) -> pd.DataFrame:
+def run(name: str, config: ExperimentConfig | None = None, **kw) -> Result:
     """``get(name).run(config, **kw)``."""
     return get(name).run(config, **kw)
 
 
-_BUILTIN = ("progressive_sharpening", "label_smoothing_early", "sharpening_eos", "whole_run", "generalisation")
 _loaded = False
 
 
 def _load_builtin() -> None:
+    """Import every module of this package (each registers its experiments)."""
     global _loaded
     if not _loaded:
         _loaded = True
-        for mod in _BUILTIN:
-            importlib.import_module(f"{__name__}.{mod}")
+        for info in pkgutil.iter_modules(__path__):
+            if info.name != "base" and not info.name.startswith("_"):
+                importlib.import_module(f"{__name__}.{info.name}")

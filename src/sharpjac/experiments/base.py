@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import pandas as pd
+import torch
 
 from .._util import progress_enabled
 from ..training import TrainConfig
@@ -323,3 +324,85 @@ def run_experiment(config: ExperimentConfig, *, name: str, store=None, force: bo
     out = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
     out.attrs = {"experiment": name, "config": config.to_dict()}
     return out
+
+
+# ------------------------------------------------------------------------------------------------
+# Studies: experiments whose result is a set of tables (the theory chapters)
+# ------------------------------------------------------------------------------------------------
+
+
+class StudyConfig(ExperimentConfig):
+    """An experiment computed as a whole: a few training runs plus analysis, giving named tables.
+
+    The theory chapters are studies. A subclass defines its fields and ``PRESETS``, ``_check``,
+    :meth:`trains` (the :class:`~sharpjac.training.TrainConfig` runs it uses, so that they are
+    checked before any work and listed as what the study needs) and :meth:`compute`. Its result
+    is cached whole in the run store (:meth:`sharpjac.runs.RunStore.study`), and its training
+    runs, with their networks, are stored as ordinary runs, so a second call trains nothing.
+    """
+
+    def trains(self) -> list[TrainConfig]:
+        """The training runs the study uses (default: none)."""
+        return []
+
+    def grid(self) -> list[tuple[dict[str, Any], TrainConfig]]:
+        return [({"run": i}, tc) for i, tc in enumerate(self.trains())]
+
+    def compute(self, *, store, progress: bool | None) -> dict[str, pd.DataFrame]:  # pragma: no cover - overridden
+        """Compute the tables; ``store`` is a :class:`~sharpjac.runs.RunStore` or None (keep nothing)."""
+        raise NotImplementedError
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainedRun:
+    """A training run's record and its kept networks.
+
+    Attributes:
+        frame: the record (one row per measurement).
+        models: ``{step: network}`` for every kept snapshot, the last step included.
+        config: the run.
+    """
+
+    frame: pd.DataFrame
+    models: dict[int, torch.nn.Module]
+    config: TrainConfig
+
+    @property
+    def final(self) -> torch.nn.Module:
+        """The network at the end of training."""
+        return self.models[max(self.models)]
+
+
+def trained_run(config: TrainConfig, *, store, progress: bool | None = None) -> TrainedRun:
+    """Train ``config`` (or load it from ``store``) and return its record with its kept networks."""
+    from ..runs import _as_store, run
+    from ..training import initial_model, train
+
+    st = _as_store(store)
+    if st is None:
+        result = train(config, progress=progress)
+        models = {}
+        for step, state in result.snapshots.items():
+            m = initial_model(config)
+            m.load_state_dict(state)
+            models[int(step)] = m
+        return TrainedRun(result.frame, models, config)
+    frame = run(config, store=st, progress=progress)
+    return TrainedRun(frame, {s: st.load_model(config, s) for s in st.model_steps(config)}, config)
+
+
+def run_study(config: StudyConfig, *, name: str, store=None, force: bool = False,
+              progress: bool | None = None) -> dict[str, pd.DataFrame]:
+    """Compute a study's tables, or load them from the store (``force``: compute again)."""
+    from ..runs import _as_store
+
+    if not isinstance(config, StudyConfig):
+        raise TypeError(f"config must be a StudyConfig, got {type(config).__name__}")
+    _preflight(config.trains())
+    st = _as_store(store)
+    if st is None:
+        return config.compute(store=None, progress=progress)
+    spec = {"experiment": name, "config": config.to_dict()}
+    if force:
+        st.delete_study(name, spec)
+    return st.study(name, spec, lambda: config.compute(store=st, progress=progress))

@@ -1,0 +1,290 @@
+r"""Theorem T1: the covering radius of a sample of the data manifold, and its rate in N."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import Tensor
+
+from ._common import _as_points, _check_nonneg, _check_positive_int, _derive
+
+# --------------------------------------------------------------------------------------------
+# T1: covering
+# --------------------------------------------------------------------------------------------
+
+
+def nearest_sample(support: Tensor, sample: Tensor, *, chunk_size: int = 2048) -> tuple[Tensor, Tensor]:
+    r"""Distance from each support point to its nearest sample point, and that point's index.
+
+    Args:
+        support: points :math:`s_1,\dots,s_M` ``[M, *shape]`` (flattened to ``[M, n]``).
+        sample: points :math:`x_1,\dots,x_N` ``[N, *shape]``.
+        chunk_size: support points per ``torch.cdist`` call (memory ``chunk_size * N``).
+
+    Returns:
+        ``(dist [M], index [M])`` with ``dist[m] = min_i ||s_m - x_i||`` (Euclidean) and
+        ``index[m]`` the minimiser (the Voronoi cell of the sample that contains ``s_m``).
+    """
+    s = _as_points("support", support)
+    x = _as_points("sample", sample)
+    if s.shape[1] != x.shape[1]:
+        raise ValueError(
+            f"support has points of dimension {s.shape[1]} (shape {tuple(support.shape)}) but "
+            f"sample has dimension {x.shape[1]} (shape {tuple(sample.shape)}); they must agree"
+        )
+    _check_positive_int("chunk_size", chunk_size)
+    s, x = s.to(torch.float64), x.to(torch.float64)
+    if s.shape[1] == 1:  # one dimension: sort and search, exact and O((M + N) log N)
+        xs, order = x[:, 0].sort()
+        pos = torch.searchsorted(xs, s[:, 0]).clamp(1, max(1, xs.numel() - 1))
+        left, right = (pos - 1).clamp_min(0), pos.clamp_max(xs.numel() - 1)
+        dl, dr = (s[:, 0] - xs[left]).abs(), (s[:, 0] - xs[right]).abs()
+        use_right = dr < dl
+        return torch.where(use_right, dr, dl), order[torch.where(use_right, right, left)]
+    dists, idx = [], []
+    with torch.no_grad():
+        for sc in s.split(chunk_size):
+            D = torch.cdist(sc, x)
+            dmin, imin = D.min(dim=1)
+            dists.append(dmin)
+            idx.append(imin)
+    return torch.cat(dists), torch.cat(idx)
+
+
+def covering_radius(support: Tensor, sample: Tensor, *, chunk_size: int = 2048) -> float:
+    r"""Empirical covering radius :math:`\max_m\min_i\|s_m-x_i\|` of a sample on a support probe.
+
+    The smallest :math:`\delta` such that every probe point :math:`s_m\in S` lies in some ball
+    :math:`B(x_i,\delta)`. With a dense probe of :math:`S` it estimates (from below) the covering
+    radius :math:`\sup_{s\in S}\min_i\|s-x_i\|` that Theorem T1 bounds.
+
+    Args:
+        support: probe points of the support ``[M, *shape]``.
+        sample: the sample ``[N, *shape]``.
+        chunk_size: see :func:`nearest_sample`.
+
+    Returns:
+        float.
+    """
+    dist, _ = nearest_sample(support, sample, chunk_size=chunk_size)
+    return float(dist.max())
+
+
+def t1_covering_bound(N: int, epsilon: float, d: int, lipschitz: float) -> float:
+    r"""Theorem T1's covering function :math:`\delta(N,\varepsilon)=2L_g\sqrt d\,(\log(N/\varepsilon)/N)^{1/d}`.
+
+    For :math:`\mu=g_\#\mathrm{Unif}[0,1]^d` with :math:`g` :math:`L_g`-Lipschitz, an i.i.d.
+    :math:`N`-sample covers the support with balls of this radius with probability at least
+    :math:`1-\varepsilon`, provided :math:`N\ge\log(N/\varepsilon)`.
+
+    Args:
+        N: sample size (>= 1).
+        epsilon: failure probability, in (0, 1).
+        d: latent (intrinsic) dimension (>= 1).
+        lipschitz: :math:`L_g>0`.
+
+    Returns:
+        float.
+
+    Raises:
+        ValueError: the hypothesis :math:`N\ge\log(N/\varepsilon)` fails (message names N,
+            epsilon and log(N/epsilon)), or an argument is out of range.
+    """
+    N = _check_positive_int("N", N)
+    d = _check_positive_int("d", d)
+    if isinstance(epsilon, bool) or not isinstance(epsilon, (int, float, np.floating)) or not 0 < epsilon < 1:
+        raise ValueError(f"epsilon={epsilon!r} must be a number in (0, 1)")
+    lipschitz = _check_nonneg("lipschitz", lipschitz)
+    log_term = math.log(N / epsilon)
+    if N < log_term:
+        raise ValueError(
+            f"Theorem T1 needs N >= log(N/epsilon); got N={N}, epsilon={epsilon!r}, "
+            f"log(N/epsilon)={log_term:.4g}. Use a larger N or a larger epsilon."
+        )
+    return 2.0 * lipschitz * math.sqrt(d) * (log_term / N) ** (1.0 / d)
+
+
+@dataclass(frozen=True)
+class LogLogFit:
+    r"""Least-squares fit :math:`\log y = a + b\log x`.
+
+    Attributes:
+        slope: :math:`b`.
+        intercept: :math:`a` (natural log).
+        stderr: standard error of the slope (nan with two points).
+        r2: coefficient of determination of the fit in log-log space.
+    """
+
+    slope: float
+    intercept: float
+    stderr: float
+    r2: float
+
+    def predict(self, x: Any) -> np.ndarray:
+        """:math:`e^a x^b` at ``x``."""
+        return np.exp(self.intercept) * np.asarray(x, dtype=float) ** self.slope
+
+
+def fit_loglog_slope(x: Any, y: Any) -> LogLogFit:
+    r"""Fit a power law :math:`y\approx e^a x^b` by least squares on :math:`(\log x,\log y)`.
+
+    Args:
+        x, y: positive numbers, same length >= 2 (array-likes or tensors).
+
+    Returns:
+        :class:`LogLogFit`.
+    """
+    x = np.asarray(x.detach().cpu() if isinstance(x, Tensor) else x, dtype=float).ravel()
+    y = np.asarray(y.detach().cpu() if isinstance(y, Tensor) else y, dtype=float).ravel()
+    if x.shape != y.shape or x.size < 2:
+        raise ValueError(f"x and y must have the same length >= 2; got lengths {x.size} and {y.size}")
+    if not (np.all(x > 0) and np.all(y > 0) and np.all(np.isfinite(x)) and np.all(np.isfinite(y))):
+        raise ValueError("x and y must be finite and positive for a log-log fit")
+    lx, ly = np.log(x), np.log(y)
+    A = np.stack([np.ones_like(lx), lx], axis=1)
+    coef, *_ = np.linalg.lstsq(A, ly, rcond=None)
+    resid = ly - A @ coef
+    n = x.size
+    sxx = float(((lx - lx.mean()) ** 2).sum())
+    if sxx == 0:
+        raise ValueError("x must take at least two distinct values")
+    stderr = math.sqrt(float(resid @ resid) / (n - 2) / sxx) if n > 2 else float("nan")
+    sst = float(((ly - ly.mean()) ** 2).sum())
+    r2 = 1.0 - float(resid @ resid) / sst if sst > 0 else 1.0
+    return LogLogFit(slope=float(coef[1]), intercept=float(coef[0]), stderr=stderr, r2=r2)
+
+
+def holder_curve(z: Tensor, alpha: float = 0.25) -> Tensor:
+    r"""A one-dimensional generator with a cusp: :math:`g(z)=\operatorname{sign}(t)|t|^{\alpha}`,
+    :math:`t=z-\tfrac12`.
+
+    For :math:`0<\alpha<1` it is :math:`\alpha`-Hölder but **not Lipschitz** (its slope
+    :math:`\alpha|t|^{\alpha-1}` is unbounded at :math:`t=0`), so Theorem T1 does not apply:
+    near the cusp a latent gap :math:`h` becomes a gap :math:`\approx h^\alpha` in the data, and
+    the covering radius decays like :math:`N^{-\alpha}` instead of :math:`N^{-1}`.
+
+    Args:
+        z: latents ``[M, 1]`` in :math:`[0,1]`.
+        alpha: exponent in (0, 1] (1 gives a Lipschitz map).
+
+    Returns:
+        points ``[M, 1]``.
+    """
+    if not isinstance(z, Tensor) or z.ndim != 2 or z.shape[1] != 1:
+        raise ValueError(f"z must be a tensor of shape [M, 1], got {getattr(z, 'shape', type(z).__name__)}")
+    if not 0 < float(alpha) <= 1:
+        raise ValueError(f"alpha={alpha!r} must lie in (0, 1]")
+    t = z - 0.5
+    return torch.sign(t) * t.abs() ** float(alpha)
+
+
+def covering_study(
+    dims: Sequence[int],
+    sizes: Sequence[int],
+    *,
+    num_probe: int = 20000,
+    repeats: int = 3,
+    n: int = 16,
+    lipschitz: float = 1.0,
+    epsilon: float = 0.1,
+    generator_seed: int = 0,
+    seed: int = 0,
+) -> pd.DataFrame:
+    r"""Empirical covering radius of ``manifold`` samples against :math:`N`, with T1's bound.
+
+    For each latent dimension :math:`d` the ``manifold`` data set's generator :math:`g` (fixed by
+    ``generator_seed``, :math:`L_g=` ``lipschitz``) gives :math:`S=g([0,1]^d)\subset\mathbb R^n`.
+    A probe of ``num_probe`` points of :math:`S` (its own seed) stands in for :math:`S`; for every
+    :math:`N` in ``sizes`` and every repeat, a fresh i.i.d. sample of :math:`N` points is drawn
+    and its covering radius measured (:func:`covering_radius`).
+
+    Returns:
+        DataFrame with one row per (d, N, repeat): ``d, N, repeat, radius, bound`` (T1's
+        :math:`\delta(N,\varepsilon)`, nan where :math:`N<\log(N/\varepsilon)`), ``lipschitz``.
+    """
+    from .. import data as _data
+
+    rows = []
+    for d in dims:
+        ds = _data.load("manifold", seed=seed, d=int(d), n=n, n_train=1, n_test=1,
+                        lipschitz=lipschitz, generator_seed=generator_seed, dtype=torch.float64)
+        draw = ds.extras["sample_support"]
+        probe = draw(num_probe, seed=_derive(seed, 10_000 + int(d)))
+        for N in sizes:
+            for r in range(repeats):
+                x = draw(int(N), seed=_derive(seed, int(d), int(N), r))
+                try:
+                    bound = t1_covering_bound(int(N), epsilon, int(d), ds.extras["lipschitz"])
+                except ValueError:
+                    bound = float("nan")
+                rows.append({"d": int(d), "N": int(N), "repeat": r,
+                             "radius": covering_radius(probe, x), "bound": bound,
+                             "lipschitz": ds.extras["lipschitz"]})
+    return pd.DataFrame(rows)
+
+
+def covering_slopes(df: pd.DataFrame, *, by: str = "d") -> pd.DataFrame:
+    r"""Summarise a :func:`covering_study` frame: fitted rates against the theory, per group.
+
+    For each value of ``by`` (default the dimension d), with the radius averaged over repeats:
+    ``slope`` of :math:`\log r` on :math:`\log N` (T1 predicts about :math:`-1/d`, a little
+    shallower because of the logarithm), its ``stderr``, ``slope_rate``, the slope of
+    :math:`\log r` on :math:`\log(\log N/N)` (T1 predicts :math:`1/d`), ``expected`` =
+    :math:`-1/d`, and ``max_ratio`` = the largest radius/bound over all rows (below 1 when the
+    bound holds everywhere) and ``min_looseness`` = the smallest bound/radius.
+    """
+    rows = []
+    for key, sub in df.groupby(by):
+        mean = sub.groupby("N")["radius"].mean()
+        N = mean.index.values.astype(float)
+        fit_n = fit_loglog_slope(N, mean.values)
+        fit_r = fit_loglog_slope(np.log(N) / N, mean.values)
+        ratio = (sub["radius"] / sub["bound"]).replace([np.inf, -np.inf], np.nan)
+        rows.append({by: key, "slope": fit_n.slope, "stderr": fit_n.stderr,
+                     "slope_rate": fit_r.slope, "expected": -1.0 / key if by == "d" else float("nan"),
+                     "max_ratio": float(ratio.max()), "min_looseness": float((1 / ratio).min())})
+    return pd.DataFrame(rows)
+
+
+def holder_study(
+    sizes: Sequence[int],
+    *,
+    alpha: float = 0.25,
+    lipschitz_candidates: Sequence[float] = (1.0, 10.0, 100.0),
+    num_probe: int = 20001,
+    repeats: int = 3,
+    epsilon: float = 0.1,
+    seed: int = 0,
+) -> pd.DataFrame:
+    r"""Covering radius of samples of :func:`holder_curve` (a non-Lipschitz generator) against N.
+
+    The probe is the image of a uniform latent grid of ``num_probe`` points (it contains the
+    cusp). For each candidate constant :math:`L` the column ``bound_L<L>`` holds T1's
+    :math:`\delta(N,\varepsilon)` with :math:`d=1`, :math:`L_g=L`: since the generator is not
+    Lipschitz, the measured radius (which decays like :math:`N^{-\alpha}`) eventually exceeds
+    every one of them.
+
+    Returns:
+        DataFrame ``N, repeat, radius, bound_L<L>...``.
+    """
+    probe = holder_curve(torch.linspace(0, 1, int(num_probe), dtype=torch.float64)[:, None], alpha)
+    rows = []
+    for N in sizes:
+        for r in range(repeats):
+            gen = torch.Generator().manual_seed(_derive(seed, 77, int(N), r))
+            x = holder_curve(torch.rand(int(N), 1, generator=gen, dtype=torch.float64), alpha)
+            row = {"N": int(N), "repeat": r, "radius": covering_radius(probe, x)}
+            for L in lipschitz_candidates:
+                try:
+                    row[f"bound_L{L:g}"] = t1_covering_bound(int(N), epsilon, 1, float(L))
+                except ValueError:
+                    row[f"bound_L{L:g}"] = float("nan")
+            rows.append(row)
+    return pd.DataFrame(rows)
+
