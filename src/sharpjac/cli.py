@@ -9,7 +9,8 @@ Examples::
 
 Runs are stored in ``$SHARPJAC_CACHE`` (default ``~/.cache/sharpjac/runs``) and reused; the
 combined table of an experiment is written as parquet (``--output``; default
-``<cache>/experiments/<name>-<preset>-<hash>.parquet``). Errors go to stderr with exit code 2.
+``<cache>/experiments/<name>-<preset>-<hash>.parquet``). Both are checked writable before anything
+trains. Errors (bad input, an unwritable or damaged store) are one line on stderr with exit code 2.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import argparse
 import sys
 from pathlib import Path
 
-__all__ = ["main", "build_parser"]
+__all__ = ["build_parser", "main"]
 
 
 class _Error(Exception):
@@ -86,9 +87,31 @@ def _cmd_info(name: str) -> int:
     return 0
 
 
+def _check_output(out: Path) -> None:
+    """Raise StoreError unless ``out`` can be written: its folder exists and accepts a new file."""
+    import os
+    import tempfile
+
+    from .runs import StoreError
+
+    parent = out.parent
+    if out.is_dir():
+        raise StoreError(f"--output={str(out)!r} is a folder; give a file name ending in .parquet or .csv")
+    if not parent.is_dir():
+        raise StoreError(f"--output={str(out)!r}: folder {str(parent)!r} does not exist; create it or choose "
+                         "another --output")
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".write-probe-", dir=parent)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as e:
+        raise StoreError(f"--output={str(out)!r}: folder {str(parent)!r} is not writable ({e.strerror or e}); "
+                         "choose another --output") from None
+
+
 def _cmd_run(args) -> int:
     from .experiments import parse_overrides
-    from .runs import RunStore, config_key
+    from .runs import RunStore, StoreError
 
     exp = _get(args.name)
     try:
@@ -107,20 +130,37 @@ def _cmd_run(args) -> int:
 
         torch.set_num_threads(args.threads)
     store = RunStore(args.cache)
+    out = Path(args.output) if args.output else (
+        store.root / "experiments" / f"{exp.name}-{args.preset}-{config.key()}.parquet")
+    # everything the run will write is checked before anything trains
+    try:
+        try:
+            store.check_writable()
+        except StoreError:
+            # a read-only store folder can still serve stored runs when the table goes elsewhere;
+            # runs.run refuses (before training) any run it would have to train
+            if not args.output or not store.root.is_dir():
+                raise
+        if not args.output:
+            out.parent.mkdir(parents=True, exist_ok=True)
+        _check_output(out)
+    except StoreError as e:
+        raise _Error(str(e)) from None
     progress = False if args.no_progress else None
     try:
         df = exp.run(config, store=store, force=args.force, progress=progress)
-    except (ValueError, FileNotFoundError) as e:
+    except (StoreError, ValueError, FileNotFoundError) as e:
         raise _Error(str(e)) from None
-    out = Path(args.output) if args.output else (
-        store.root / "experiments" / f"{exp.name}-{args.preset}-{config.key()}.parquet")
-    out.parent.mkdir(parents=True, exist_ok=True)
     frame = df.copy()
     frame.attrs = {}
-    if out.suffix == ".csv":
-        frame.to_csv(out, index=False)
-    else:
-        frame.to_parquet(out, index=False)
+    try:
+        if out.suffix == ".csv":
+            frame.to_csv(out, index=False)
+        else:
+            frame.to_parquet(out, index=False)
+    except OSError as e:
+        raise _Error(f"cannot write --output={str(out)!r} ({e.strerror or e}); the runs are stored in "
+                     f"{store.root}, re-run with another --output") from None
     keys = sorted(set(df["run_key"])) if len(df) else []
     statuses = df.groupby("run_key")["status"].first().value_counts().to_dict() if len(df) else {}
     print(f"experiment {exp.name} (preset {args.preset}): {len(keys)} runs, {len(df)} rows, status {statuses}")

@@ -1,47 +1,97 @@
 """The on-disk store of training runs, and :func:`run` (train once, then load).
 
+Keys
+----
 A run is keyed by the SHA-256 of the canonical JSON (sorted keys, no spaces) of
 ``{"config": TrainConfig.to_dict(), "version": sharpjac.__version__, "device": "cpu"|"cuda"}``:
 changing any config field, the package version or the kind of device gives a new run. The store
-lives in ``$SHARPJAC_CACHE`` (default ``~/.cache/sharpjac/runs``), one folder per key::
+lives in ``$SHARPJAC_CACHE`` (default ``~/.cache/sharpjac/runs``)::
 
-    <root>/<key>/record.parquet   the DataFrame (one row per measurement)
-    <root>/<key>/meta.json        config, versions, status, wall times (written last)
-    <root>/<key>/checkpoint.pt    the latest checkpoint while the run is in progress
+    <root>/<key>/record.parquet          the DataFrame (one row per measurement)
+    <root>/<key>/model-<step>.pt         the network's state dict after <step> updates (the final
+                                         state and every requested snapshot step)
+    <root>/<key>/meta.json               config, versions, status, wall times, and the SHA-256 of
+                                         every file above; written LAST
+    <root>/<key>/artefacts/<name>-<h>.json   derived values of the run (:meth:`RunStore.artefact`)
+    <root>/<key>/checkpoint-<step>.pt    the two newest checkpoints while the run is in progress,
+    <root>/<key>/checkpoint-<step>.pt.sha256   each with a SHA-256 sidecar
+    <root>/studies/<name>-<key16>/       derived tables that train nothing (:meth:`RunStore.study`):
+                                         one parquet per table and a meta.json with checksums
+    <root>/.locks/<key>.lock             the per-run lock
 
-Every file is written atomically: to a temporary file in the same folder, flushed and
-``fsync``-ed, then moved over the target with ``os.replace`` (and the folder fsync-ed), so a
-crash leaves either the old file or the new one, never a torn one. A run counts as stored once
-``meta.json`` exists. A run killed (even with SIGKILL) and started again resumes from its last
-checkpoint and ends with the same record as an uninterrupted run (see
-:mod:`sharpjac.training`). Wall times live in ``meta.json`` only, never in the record.
+Guarantees
+----------
+*Atomic*: every file is written to a temporary file in the same folder, flushed and
+``fsync``-ed, then moved over its target with ``os.replace`` (and the folder fsync-ed), so a crash
+leaves the old file or the new one, never a torn one. A run counts as stored once ``meta.json``
+exists, and ``meta.json`` is written after everything it describes.
+
+*Verified*: ``meta.json`` holds a ``"files"`` map ``{filename: sha256}`` and a self-checksum
+(``"meta_sha256"``, the SHA-256 of the canonical JSON of the meta without that field); it must
+also be byte-for-byte the form it was written in. Every load checks the bytes against the
+recorded SHA-256 *before* parsing them, so a flipped byte in any stored file (record, networks,
+meta, study tables, artefacts) is a :class:`StoreError` naming the file and the remedy, never a
+silently different result. Networks and checkpoints are parsed with
+``torch.load(weights_only=True)`` (no pickled code is ever run); tables with parquet; the rest is
+JSON.
+
+*Resumable*: a run killed (even with SIGKILL) resumes from its newest good checkpoint and ends
+with the same record as an uninterrupted run (see :mod:`sharpjac.training`). A checkpoint that
+is unreadable, fails its checksum, is refused by ``weights_only`` or belongs to another config
+is moved aside to ``<name>.damaged-<n>`` with a ``RuntimeWarning`` and the previous generation
+(else a fresh start) is used: damage never causes a crash loop.
+
+*Locked and checked up front*: :func:`run` checks that the store is writable before any
+training and holds a per-run file lock while it trains, so a second process asking for the same
+run waits and then reuses the stored result. Reading a stored run writes nothing, so a
+read-only store can still be read.
+
+Wall times live in ``meta.json`` only, never in the record.
 """
 
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import platform
+import re
 import shutil
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+import warnings
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+import filelock
 import numpy as np
 import pandas as pd
 import torch
+from torch import nn
 
 from . import __version__
 from ._util import resolve_device
 from .training import TrainConfig, TrainResult, train
 
-__all__ = ["RunStore", "run", "config_key", "atomic_write", "default_root"]
+__all__ = ["RunStore", "StoreError", "run", "config_key", "atomic_write", "default_root"]
 
 CACHE_ENV = "SHARPJAC_CACHE"
+META = "meta.json"
+RECORD = "record.parquet"
+META_CHECKSUM = "meta_sha256"
+_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+_MODEL_RE = re.compile(r"^model-(\d+)\.pt$")
+_CKPT_RE = re.compile(r"^checkpoint-(\d+)\.pt$")
+
+
+class StoreError(RuntimeError):
+    """A stored file is damaged or unreadable, or the store cannot be written.
+
+    The message is one line naming the file or folder and what to do about it.
+    """
 
 
 def default_root() -> Path:
@@ -54,13 +104,17 @@ def _canonical_json(obj: Any) -> str:
     return json.dumps(obj, sort_keys=True, separators=(",", ":"), allow_nan=True)
 
 
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
 def config_key(config: TrainConfig) -> str:
     """SHA-256 hex digest of the config, the package version and the resolved device type."""
     if not isinstance(config, TrainConfig):
         raise TypeError(f"config must be a TrainConfig, got {type(config).__name__}")
     payload = {"config": config.to_dict(), "version": __version__,
                "device": resolve_device(config.device).type}
-    return hashlib.sha256(_canonical_json(payload).encode()).hexdigest()
+    return _sha256(_canonical_json(payload).encode())
 
 
 def _fsync_dir(path: Path) -> None:
@@ -100,26 +154,251 @@ def atomic_write(path: str | os.PathLike, write: Callable[[Any], None], *, binar
     _fsync_dir(path.parent)
 
 
-class _FileCheckpointer:
-    """Checkpoints of one run in ``<run dir>/checkpoint.pt`` (atomic ``torch.save``)."""
+def _write_bytes(path: Path, data: bytes) -> str:
+    """Atomically write ``data``; return its SHA-256."""
+    atomic_write(path, lambda f: f.write(data))
+    return _sha256(data)
 
-    def __init__(self, path: Path):
-        self.path = path
+
+# -- verified JSON ------------------------------------------------------------------------------
+
+
+def _json_text(obj: Mapping) -> str:
+    """The one written form of a verified JSON file (pretty, sorted keys, trailing newline)."""
+    return json.dumps(obj, indent=2, sort_keys=True, allow_nan=True) + "\n"
+
+
+def _write_verified_json(path: Path, obj: Mapping) -> None:
+    """Write ``obj`` plus its self-checksum field ``meta_sha256`` atomically."""
+    body = {k: v for k, v in obj.items() if k != META_CHECKSUM}
+    body[META_CHECKSUM] = _sha256(_canonical_json(body).encode())
+    atomic_write(path, lambda f: f.write(_json_text(body).encode()))
+
+
+def _read_verified_json(path: Path, remedy: str) -> dict:
+    """Read a file written by :func:`_write_verified_json`; StoreError unless it is intact.
+
+    Intact means: valid UTF-8 JSON object, its self-checksum matches, and the bytes are exactly
+    the written form (so even a change that keeps the parsed content equal is caught).
+    """
+    try:
+        raw = path.read_bytes()
+    except OSError as e:
+        raise StoreError(f"cannot read {path} ({e.strerror or e}); {remedy}") from None
+    try:
+        obj = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError):
+        raise StoreError(f"{path} is damaged (not valid JSON); {remedy}") from None
+    if not isinstance(obj, dict) or not isinstance(obj.get(META_CHECKSUM), str):
+        raise StoreError(f"{path} has no checksum (damaged, or written by an older sharpjac); {remedy}")
+    body = {k: v for k, v in obj.items() if k != META_CHECKSUM}
+    if _sha256(_canonical_json(body).encode()) != obj[META_CHECKSUM] or _json_text(obj).encode() != raw:
+        raise StoreError(f"{path} is damaged (fails its SHA-256 check); {remedy}")
+    return body
+
+
+def _read_checked(path: Path, expected: str | None, remedy: str) -> bytes:
+    """Bytes of ``path`` after checking them against the SHA-256 ``expected``."""
+    if expected is None:
+        raise StoreError(f"{path} has no recorded checksum in {META}; {remedy}")
+    try:
+        data = path.read_bytes()
+    except OSError as e:
+        raise StoreError(f"cannot read {path} ({e.strerror or e}); {remedy}") from None
+    if _sha256(data) != expected:
+        raise StoreError(f"{path} is damaged (fails its SHA-256 check); {remedy}")
+    return data
+
+
+def _parquet_bytes(df: pd.DataFrame, *, index: bool | None) -> bytes:
+    frame = df.copy()
+    frame.attrs = {}
+    buf = io.BytesIO()
+    frame.to_parquet(buf, index=index)
+    return buf.getvalue()
+
+
+def _torch_bytes(obj: Any) -> bytes:
+    buf = io.BytesIO()
+    torch.save(obj, buf)
+    return buf.getvalue()
+
+
+def _check_name(name: Any, what: str) -> str:
+    if not isinstance(name, str) or not _NAME_RE.match(name):
+        raise ValueError(f"{what}={name!r} is invalid; accepted: a non-empty string of letters, digits, '_', '.', "
+                         "'-' starting with a letter or digit")
+    return name
+
+
+def _spec_json(spec: Any, what: str) -> Any:
+    """``spec`` as plain JSON data (tuples become lists); ValueError if it is not JSON-serialisable."""
+    if not isinstance(spec, Mapping):
+        raise ValueError(f"{what}={spec!r} is invalid; accepted: a mapping of JSON-serialisable values")
+    try:
+        return json.loads(_canonical_json(dict(spec)))
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"{what}={spec!r} is invalid ({e}); accepted: a mapping of JSON-serialisable values") from None
+
+
+def _json_safe_attrs(attrs: Mapping) -> dict:
+    """The entries of ``attrs`` that survive a JSON round trip (others are dropped)."""
+    out = {}
+    for k, v in attrs.items():
+        try:
+            out[str(k)] = json.loads(_canonical_json(v))
+        except (TypeError, ValueError):
+            continue
+    return out
+
+
+# -- checkpoints --------------------------------------------------------------------------------
+
+_NP_TAG = "__sharpjac_numpy__"
+
+
+def _encode_numpy(obj: Any) -> Any:
+    """Replace numpy arrays/scalars by tagged tensors so that ``weights_only=True`` can load them."""
+    if isinstance(obj, (np.ndarray, np.generic)):
+        arr = np.asarray(obj)
+        return {_NP_TAG: torch.from_numpy(arr.copy()), "dtype": arr.dtype.str, "scalar": isinstance(obj, np.generic)}
+    if isinstance(obj, dict):
+        return {k: _encode_numpy(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_encode_numpy(v) for v in obj]
+    if isinstance(obj, tuple):
+        return tuple(_encode_numpy(v) for v in obj)
+    return obj
+
+
+def _decode_numpy(obj: Any) -> Any:
+    if isinstance(obj, dict):
+        if _NP_TAG in obj and set(obj) == {_NP_TAG, "dtype", "scalar"}:
+            arr = obj[_NP_TAG].numpy().astype(np.dtype(obj["dtype"]))
+            return arr[()] if obj["scalar"] else arr
+        return {k: _decode_numpy(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_decode_numpy(v) for v in obj]
+    if isinstance(obj, tuple):
+        return tuple(_decode_numpy(v) for v in obj)
+    return obj
+
+
+def _set_aside(path: Path) -> Path:
+    """Move ``path`` to the first free ``<name>.damaged-<n>`` beside it (evidence is kept)."""
+    n = 1
+    while (path.parent / f"{path.name}.damaged-{n}").exists():
+        n += 1
+    target = path.parent / f"{path.name}.damaged-{n}"
+    os.replace(path, target)
+    return target
+
+
+class _FileCheckpointer:
+    """Checkpoints of one run: ``checkpoint-<step>.pt`` with a ``.sha256`` sidecar, two generations.
+
+    ``save`` writes the checkpoint, then its sidecar (each atomically), then removes all but the
+    two newest generations. ``load`` tries the newest generation first: if it has no sidecar, is
+    unreadable, fails its checksum, is refused by ``torch.load(weights_only=True)`` or belongs
+    to another config, it is moved aside (``<name>.damaged-<n>``) with a ``RuntimeWarning`` and
+    the previous generation is tried; ``None`` (start fresh) when none is good.
+
+    Args:
+        folder: the run folder.
+        config: the run's ``TrainConfig.to_dict()`` (None: accept any config).
+    """
+
+    KEEP = 2
+
+    def __init__(self, folder: Path, config: Mapping | None = None):
+        self.folder = Path(folder)
+        self.config = None if config is None else dict(config)
+
+    def path_for(self, step: int) -> Path:
+        """The checkpoint file of ``step`` (its sidecar is ``<path>.sha256``)."""
+        return self.folder / f"checkpoint-{int(step):09d}.pt"
+
+    def generations(self) -> list[Path]:
+        """Checkpoint files present, newest (highest step) first."""
+        if not self.folder.is_dir():
+            return []
+        found = [(int(m.group(1)), p) for p in self.folder.iterdir() if (m := _CKPT_RE.match(p.name))]
+        return [p for _, p in sorted(found, reverse=True)]
+
+    def _try_load(self, path: Path) -> tuple[dict | None, str]:
+        side = path.with_name(path.name + ".sha256")
+        try:
+            expected = side.read_text().split()[0]
+        except (OSError, IndexError, UnicodeDecodeError):
+            return None, "has no readable SHA-256 sidecar"
+        try:
+            data = path.read_bytes()
+        except OSError as e:
+            return None, f"is unreadable ({e.strerror or e})"
+        if _sha256(data) != expected:
+            return None, "fails its SHA-256 check"
+        try:
+            state = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+        except Exception as e:  # noqa: BLE001 - any refusal or parse error means: not usable
+            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            return None, f"was refused by torch.load(weights_only=True) ({first[:200]})"
+        if not isinstance(state, dict) or "step" not in state:
+            return None, "is not a checkpoint dict"
+        state = _decode_numpy(state)
+        if self.config is not None and state.get("config") != self.config:
+            return None, "belongs to a different config"
+        return state, ""
 
     def load(self) -> dict | None:
-        if not self.path.exists():
-            return None
-        return torch.load(self.path, map_location="cpu", weights_only=False)
+        gens = self.generations()
+        for i, path in enumerate(gens):
+            state, why = self._try_load(path)
+            if state is not None:
+                return state
+            aside = _set_aside(path)
+            side = path.with_name(path.name + ".sha256")
+            if side.exists():
+                _set_aside(side)
+            then = "falling back to the previous checkpoint" if i + 1 < len(gens) else "starting afresh"
+            warnings.warn(f"checkpoint {path} {why}; moved aside to {aside.name}, {then}", RuntimeWarning,
+                          stacklevel=2)
+        return None
 
     def save(self, state: dict) -> None:
-        atomic_write(self.path, lambda f: torch.save(state, f))
+        path = self.path_for(int(state["step"]))
+        digest = _write_bytes(path, _torch_bytes(_encode_numpy(state)))
+        atomic_write(path.with_name(path.name + ".sha256"), lambda f: f.write(f"{digest}  {path.name}\n".encode()))
+        for old in self.generations()[self.KEEP:]:
+            old.unlink(missing_ok=True)
+            old.with_name(old.name + ".sha256").unlink(missing_ok=True)
 
     def clear(self) -> None:
-        self.path.unlink(missing_ok=True)
+        for p in self.generations():
+            p.unlink(missing_ok=True)
+            p.with_name(p.name + ".sha256").unlink(missing_ok=True)
+
+
+def _build_model(config: TrainConfig) -> nn.Module:
+    """The run's initial model, exactly as :func:`~sharpjac.training.train` builds it."""
+    from . import training
+
+    initial_model = getattr(training, "initial_model", None)
+    if initial_model is not None:
+        return initial_model(config)
+    from .snapshots import build_initial_model
+
+    return build_initial_model(config)
+
+
+def _snapshots(result: TrainResult) -> Mapping[int, Mapping[str, torch.Tensor]]:
+    snaps = getattr(result, "snapshots", None)
+    if snaps is None:
+        snaps = {result.steps: result.model.state_dict()} if result.model is not None else {}
+    return snaps
 
 
 class RunStore:
-    """A folder of stored runs, keyed by :func:`config_key`.
+    """A folder of stored runs, keyed by :func:`config_key` (layout and guarantees: module docstring).
 
     Args:
         root: folder (default :func:`default_root`).
@@ -131,43 +410,127 @@ class RunStore:
     def __repr__(self) -> str:
         return f"RunStore({str(self.root)!r})"
 
+    # -- locations and checks ------------------------------------------------------------------
+
     def path(self, config: TrainConfig) -> Path:
         """Folder of the run of ``config``."""
         return self.root / config_key(config)
 
-    def has(self, config: TrainConfig) -> bool:
-        p = self.path(config)
-        return (p / "meta.json").exists() and (p / "record.parquet").exists()
+    def _remedy(self, folder: Path) -> str:
+        return f"delete {folder} or use force=True / --force"
 
-    def load(self, config: TrainConfig) -> pd.DataFrame:
-        """The stored record (``attrs``: config, status, diverged, key); KeyError if absent."""
-        if not self.has(config):
-            raise KeyError(f"no stored run for this config in {self.root} (key {config_key(config)[:12]})")
-        p = self.path(config)
-        df = pd.read_parquet(p / "record.parquet")
-        meta = self.meta(config)
-        df.attrs = {"config": meta["config"], "status": meta["status"], "diverged": meta["diverged"],
-                    "diverged_at_step": meta.get("diverged_at_step"), "key": meta["key"]}
-        return df
+    def check_writable(self) -> None:
+        """Create the root if needed and prove a file can be written there; StoreError otherwise."""
+        root = self.root
+        hint = f"set ${CACHE_ENV} or --cache to a writable folder"
+        if root.exists() and not root.is_dir():
+            raise StoreError(f"run store {root} is a file, not a folder; {hint}")
+        try:
+            root.mkdir(parents=True, exist_ok=True)
+            fd, probe = tempfile.mkstemp(prefix=".write-probe-", dir=root)
+            os.close(fd)
+            os.unlink(probe)
+        except OSError as e:
+            raise StoreError(f"run store {root} is not writable ({e.strerror or e}); {hint}") from None
 
-    def meta(self, config: TrainConfig) -> dict:
-        """The stored ``meta.json`` (versions, status, wall times)."""
-        with open(self.path(config) / "meta.json") as f:
-            return json.load(f)
+    def lock(self, config: TrainConfig) -> filelock.FileLock:
+        """The per-run lock ``<root>/.locks/<key>.lock`` (use as a context manager)."""
+        return self._lock(config_key(config))
+
+    def _lock(self, name: str) -> filelock.FileLock:
+        locks = self.root / ".locks"
+        locks.mkdir(parents=True, exist_ok=True)
+        return filelock.FileLock(str(locks / f"{name}.lock"))
 
     def checkpointer(self, config: TrainConfig) -> _FileCheckpointer:
-        return _FileCheckpointer(self.path(config) / "checkpoint.pt")
+        """The checkpointer :func:`run` gives :func:`~sharpjac.training.train` for ``config``."""
+        return _FileCheckpointer(self.path(config), config.to_dict())
+
+    # -- runs ----------------------------------------------------------------------------------
+
+    def has(self, config: TrainConfig) -> bool:
+        """Whether the run is stored (its ``meta.json`` exists; :meth:`load` verifies it)."""
+        return (self.path(config) / META).is_file()
+
+    def _missing(self, config: TrainConfig) -> KeyError:
+        return KeyError(f"no stored run for this config in {self.root} (key {config_key(config)[:12]})")
+
+    def meta(self, config: TrainConfig) -> dict:
+        """The verified ``meta.json`` (versions, status, wall times, file checksums)."""
+        if not self.has(config):
+            raise self._missing(config)
+        p = self.path(config)
+        meta = _read_verified_json(p / META, self._remedy(p))
+        if not isinstance(meta.get("files"), dict) or RECORD not in meta["files"]:
+            raise StoreError(f"{p / META} lists no file checksums (written by an older sharpjac); {self._remedy(p)}")
+        return meta
+
+    def load(self, config: TrainConfig) -> pd.DataFrame:
+        """The verified record; ``attrs``: config, status, diverged, diverged_at_step, key, source="store".
+
+        Raises:
+            KeyError: not stored. StoreError: a file is damaged or unreadable.
+        """
+        meta = self.meta(config)
+        p = self.path(config)
+        data = _read_checked(p / RECORD, meta["files"].get(RECORD), self._remedy(p))
+        try:
+            df = pd.read_parquet(io.BytesIO(data))
+        except Exception as e:  # noqa: BLE001 - checksum matched but parquet refused: still a damaged run
+            raise StoreError(f"{p / RECORD} cannot be read as parquet ({type(e).__name__}); {self._remedy(p)}") from None
+        df.attrs = {"config": meta["config"], "status": meta["status"], "diverged": meta["diverged"],
+                    "diverged_at_step": meta.get("diverged_at_step"), "key": meta["key"], "source": "store"}
+        return df
+
+    def model_steps(self, config: TrainConfig) -> list[int]:
+        """The steps whose network state is stored (the final step is always among them)."""
+        return [int(s) for s in self.meta(config).get("model_steps", [])]
+
+    def load_state(self, config: TrainConfig, step: int | None = None) -> dict[str, torch.Tensor]:
+        """The verified state dict (CPU tensors) after ``step`` updates (None: the final state)."""
+        meta = self.meta(config)
+        p = self.path(config)
+        stored = [int(s) for s in meta.get("model_steps", [])]
+        if step is None:
+            step = meta.get("final_step")
+            if step is None:
+                raise StoreError(f"{p / META} records no final network; {self._remedy(p)}")
+        if not isinstance(step, (int, np.integer)) or isinstance(step, bool) or int(step) not in stored:
+            raise ValueError(f"step={step!r} is not stored for this run; accepted: None (final) or one of {stored}")
+        name = f"model-{int(step)}.pt"
+        data = _read_checked(p / name, meta["files"].get(name), self._remedy(p))
+        try:
+            state = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+        except Exception as e:  # noqa: BLE001
+            raise StoreError(f"{p / name} cannot be loaded safely ({type(e).__name__}); {self._remedy(p)}") from None
+        if not isinstance(state, dict):
+            raise StoreError(f"{p / name} is not a state dict; {self._remedy(p)}")
+        return state
+
+    def load_model(self, config: TrainConfig, step: int | None = None) -> nn.Module:
+        """The run's network after ``step`` updates (None: final), on the config's device and dtype."""
+        state = self.load_state(config, step)
+        model = _build_model(config)
+        model.load_state_dict(state)
+        return model
 
     def save(self, config: TrainConfig, result: TrainResult) -> Path:
-        """Write the record, then the meta (atomic each); remove the checkpoint."""
+        """Write the record and every network snapshot, then the meta (atomic each); drop checkpoints."""
         p = self.path(config)
         p.mkdir(parents=True, exist_ok=True)
-        df = result.frame.copy()
-        df.attrs = {}
-        atomic_write(p / "record.parquet", lambda f: df.to_parquet(f, index=False))
+        files = {RECORD: _write_bytes(p / RECORD, _parquet_bytes(result.frame, index=False))}
+        steps = []
+        for step, state in sorted(_snapshots(result).items()):
+            cpu = {k: (v.detach().cpu().clone() if isinstance(v, torch.Tensor) else v) for k, v in state.items()}
+            name = f"model-{int(step)}.pt"
+            files[name] = _write_bytes(p / name, _torch_bytes(cpu))
+            steps.append(int(step))
         meta = {
             "key": config_key(config),
             "config": config.to_dict(),
+            "files": files,
+            "model_steps": steps,
+            "final_step": int(result.steps) if int(result.steps) in steps else None,
             "sharpjac_version": __version__,
             "torch_version": torch.__version__,
             "numpy_version": np.__version__,
@@ -176,23 +539,119 @@ class RunStore:
             "platform": platform.platform(),
             "device": str(resolve_device(config.device)),
             "status": result.status,
-            "diverged": result.diverged,
+            "diverged": bool(result.diverged),
             "diverged_at_step": result.frame.attrs.get("diverged_at_step"),
             "message": result.message,
-            "steps": result.steps,
+            "steps": int(result.steps),
             "rows": len(result.frame),
             "wall_time_s": result.wall_time_s,
             "measure_time_s": result.measure_time_s,
             "resumed_from": result.resumed_from,
             "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         }
-        atomic_write(p / "meta.json", lambda f: f.write(json.dumps(meta, indent=2, sort_keys=True)), binary=False)
+        _write_verified_json(p / META, meta)
         self.checkpointer(config).clear()
         return p
 
     def delete(self, config: TrainConfig) -> None:
-        """Forget the run (record, meta and checkpoint)."""
+        """Forget the run (record, networks, meta, artefacts and checkpoints)."""
         shutil.rmtree(self.path(config), ignore_errors=True)
+
+    # -- derived results -----------------------------------------------------------------------
+
+    def study(self, name: str, spec: Mapping, compute: Callable[[], pd.DataFrame | Mapping[str, pd.DataFrame]]
+              ) -> pd.DataFrame | dict[str, pd.DataFrame]:
+        """A derived table (or tables) that trains nothing, computed once and then loaded, verified.
+
+        Keyed by the SHA-256 of the canonical JSON of ``{name, spec, sharpjac version}`` and kept in
+        ``<root>/studies/<name>-<key16>/``: one parquet per table and a ``meta.json`` holding their
+        checksums and each table's JSON-serialisable ``attrs`` (others are dropped).
+
+        Args:
+            name: a file-name-safe label (letters, digits, ``_ . -``).
+            spec: JSON-serialisable mapping of everything the result depends on.
+            compute: builds the result: a DataFrame or a mapping ``{table name: DataFrame}``.
+
+        Returns:
+            The same kind of object ``compute`` returns (read back from the store).
+        """
+        _check_name(name, "name")
+        spec_j = _spec_json(spec, "spec")
+        key = _sha256(_canonical_json({"name": name, "spec": spec_j, "version": __version__}).encode())
+        folder = self.root / "studies" / f"{name}-{key[:16]}"
+        if (folder / META).is_file():
+            return self._load_study(folder)
+        self.check_writable()
+        with self._lock(f"study-{name}-{key[:16]}"):
+            if (folder / META).is_file():
+                return self._load_study(folder)
+            result = compute()
+            if isinstance(result, pd.DataFrame):
+                kind, tables = "frame", {"frame": result}
+            elif isinstance(result, Mapping) and all(isinstance(v, pd.DataFrame) for v in result.values()):
+                kind, tables = "tables", {_check_name(k, "table name"): v for k, v in result.items()}
+            else:
+                raise ValueError(f"study {name!r}: compute() returned {type(result).__name__}; accepted: a DataFrame "
+                                 "or a mapping of table names to DataFrames")
+            folder.mkdir(parents=True, exist_ok=True)
+            files = {f"{t}.parquet": _write_bytes(folder / f"{t}.parquet", _parquet_bytes(df, index=None))
+                     for t, df in tables.items()}
+            meta = {"name": name, "spec": spec_j, "key": key, "kind": kind, "tables": list(tables), "files": files,
+                    "attrs": {t: _json_safe_attrs(df.attrs) for t, df in tables.items()},
+                    "sharpjac_version": __version__, "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+            _write_verified_json(folder / META, meta)
+        return self._load_study(folder)
+
+    def _load_study(self, folder: Path) -> pd.DataFrame | dict[str, pd.DataFrame]:
+        remedy = f"delete {folder}"
+        meta = _read_verified_json(folder / META, remedy)
+        out = {}
+        for t in meta["tables"]:
+            fname = f"{t}.parquet"
+            data = _read_checked(folder / fname, meta["files"].get(fname), remedy)
+            try:
+                df = pd.read_parquet(io.BytesIO(data))
+            except Exception as e:  # noqa: BLE001
+                raise StoreError(f"{folder / fname} cannot be read as parquet ({type(e).__name__}); {remedy}") from None
+            df.attrs = dict(meta["attrs"].get(t, {}))
+            out[t] = df
+        return out["frame"] if meta["kind"] == "frame" else out
+
+    def artefact(self, config: TrainConfig, name: str, spec: Mapping, compute: Callable[[], Mapping[str, Any]]
+                 ) -> dict:
+        """Derived values of a stored run (e.g. end-of-training measurements of its network), cached.
+
+        Kept in ``<root>/<key>/artefacts/<name>-<h>.json`` (``h``: 16 hex digits of the SHA-256 of
+        ``{name, spec}``) with a self-checksum; computed under the run's lock.
+
+        Args:
+            config: a stored run (KeyError if it is not stored).
+            name: a file-name-safe label; spec: JSON-serialisable mapping the values depend on.
+            compute: returns a mapping of JSON-serialisable values (NaN allowed).
+
+        Returns:
+            The values as a dict (read back from the store).
+        """
+        _check_name(name, "name")
+        spec_j = _spec_json(spec, "spec")
+        if not self.has(config):
+            raise self._missing(config)
+        h = _sha256(_canonical_json({"name": name, "spec": spec_j}).encode())[:16]
+        path = self.path(config) / "artefacts" / f"{name}-{h}.json"
+        remedy = f"delete {path}"
+        if path.is_file():
+            return _read_verified_json(path, remedy)["values"]
+        self.check_writable()
+        with self.lock(config):
+            if not path.is_file():
+                values = compute()
+                if not isinstance(values, Mapping):
+                    raise ValueError(f"artefact {name!r}: compute() returned {type(values).__name__}; accepted: a "
+                                     "mapping of JSON-serialisable values")
+                values_j = _spec_json(values, f"artefact {name!r} values")
+                _write_verified_json(path, {"name": name, "spec": spec_j, "values": values_j,
+                                            "sharpjac_version": __version__})
+        return _read_verified_json(path, remedy)["values"]
 
 
 def _as_store(store) -> RunStore | None:
@@ -211,26 +670,43 @@ def _as_store(store) -> RunStore | None:
 def run(config: TrainConfig, *, store=None, force: bool = False, progress: bool | None = None) -> pd.DataFrame:
     """Return the record of ``config``: from the store when present, else by training (and storing).
 
+    A stored run is verified and loaded without writing anything. Otherwise the store is checked
+    writable before any training, the per-run lock is taken, the store is checked again (another
+    process may have finished the run meanwhile), and the run is trained (resuming from its
+    newest good checkpoint) and saved.
+
     Args:
         config: the run.
         store: a :class:`RunStore`, a folder path, None (the default store) or False (train and
             keep nothing).
-        force: retrain even if stored (discarding any checkpoint).
+        force: retrain even if stored (discarding the stored run and any checkpoint).
         progress: tqdm bar (None: automatic).
 
     Returns:
-        The DataFrame (``attrs``: config, status, diverged, key).
+        The DataFrame; ``attrs``: config, status, diverged, diverged_at_step, key, and ``source``
+        (``"store"`` if loaded, ``"trained"`` if trained by this call).
+
+    Raises:
+        StoreError: the stored run is damaged (delete its folder or use ``force=True``), or the
+            store is not writable when training is needed.
     """
     if not isinstance(config, TrainConfig):
         raise TypeError(f"config must be a TrainConfig, got {type(config).__name__}")
     st = _as_store(store)
     if st is None:
-        return train(config, progress=progress).frame
-    if force:
-        st.delete(config)
-    elif st.has(config):
+        df = train(config, progress=progress).frame
+        df.attrs["source"] = "trained"
+        return df
+    if not force and st.has(config):
         return st.load(config)
-    ck = st.checkpointer(config)
-    result = train(config, checkpointer=ck, progress=progress)
-    st.save(config, result)
-    return st.load(config)
+    st.check_writable()
+    with st.lock(config):
+        if force:
+            st.delete(config)
+        elif st.has(config):  # another process stored it while we waited
+            return st.load(config)
+        result = train(config, checkpointer=st.checkpointer(config), progress=progress)
+        st.save(config, result)
+        df = st.load(config)
+    df.attrs["source"] = "trained"
+    return df
