@@ -575,10 +575,7 @@ class RunStore:
         Returns:
             The same kind of object ``compute`` returns (read back from the store).
         """
-        _check_name(name, "name")
-        spec_j = _spec_json(spec, "spec")
-        key = _sha256(_canonical_json({"name": name, "spec": spec_j, "version": __version__}).encode())
-        folder = self.root / "studies" / f"{name}-{key[:16]}"
+        folder, key, spec_j = self._study_folder(name, spec)
         if (folder / META).is_file():
             return self._load_study(folder)
         self.check_writable()
@@ -601,6 +598,18 @@ class RunStore:
                     "sharpjac_version": __version__, "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
             _write_verified_json(folder / META, meta)
         return self._load_study(folder)
+
+    def _study_folder(self, name: str, spec: Mapping) -> tuple[Path, str, Any]:
+        _check_name(name, "name")
+        spec_j = _spec_json(spec, "spec")
+        key = _sha256(_canonical_json({"name": name, "spec": spec_j, "version": __version__}).encode())
+        return self.root / "studies" / f"{name}-{key[:16]}", key, spec_j
+
+    def delete_study(self, name: str, spec: Mapping) -> None:
+        """Forget a cached study (the next :meth:`study` call computes it again)."""
+        folder, key, _ = self._study_folder(name, spec)
+        with self._lock(f"study-{name}-{key[:16]}"):
+            shutil.rmtree(folder, ignore_errors=True)
 
     def _load_study(self, folder: Path) -> pd.DataFrame | dict[str, pd.DataFrame]:
         remedy = f"delete {folder}"
