@@ -1,6 +1,6 @@
 r"""Per-sample input-output Jacobians, their norms, and the layer structure behind them.
 
-Notation follows the paper (``shared/spec/paper.md`` sections 2-3). The network is a composition
+Notation follows the book's notation page and its chapter *The conjugate matrix*. The network is a composition
 of blocks :math:`f = f_L \circ \dots \circ f_1`, with features :math:`x^{(0)} = x` and
 :math:`x^{(l)} = f_l(\theta_l, x^{(l-1)}) \in \mathbb R^{n_l}` (flattened), :math:`k = n_L`.
 
@@ -14,8 +14,8 @@ of blocks :math:`f = f_L \circ \dots \circ f_1`, with features :math:`x^{(0)} = 
   :math:`\Phi_i = \partial f/\partial\theta\,(x_i) \in \mathbb R^{k\times P}`
   (:func:`per_sample_parameter_jacobians`), whose layer-:math:`l` block is
   :math:`Jf_{L:l+1}(x_i)\,Df_l(x_i)`;
-* the conjugate matrix :math:`K = AA^\top` of the Gauss-Newton matrix
-  :math:`G = A^\top A = \frac1N\sum_i \Phi_i^\top C_i \Phi_i` (:func:`conjugate_matrix`);
+* (the conjugate matrix :math:`K = AA^\top` of the Gauss-Newton matrix, built from these layer
+  quantities, is in :mod:`sharpjac.conjugate`);
 * Lipschitz bounds and the local variation :math:`V_B(Jf)` of the Jacobian on a ball
   (:func:`lipschitz_lower_bound`, :func:`lipschitz_upper_bound`, :func:`local_variation`).
 
@@ -63,8 +63,6 @@ __all__ = [
     "partial_products",
     "layer_parameter_jacobians",
     "per_sample_parameter_jacobians",
-    "conjugate_matrix",
-    "conjugate_matrix_by_layer",
     "lipschitz_lower_bound",
     "lipschitz_upper_bound",
     "local_variation",
@@ -734,93 +732,6 @@ def per_sample_parameter_jacobians(model: nn.Module, x: Tensor, *, chunk_size: i
             B = xb.shape[0]
             out.append(torch.cat([D[n].reshape(B, D[n].shape[1], -1) for n in params], dim=-1))
     return torch.cat(out)
-
-
-def _psd_sqrt(curvature: Tensor, N: int, k: int, dtype: torch.dtype, device: torch.device) -> Tensor:
-    r"""Symmetric square roots :math:`C_i^{1/2}` via ``eigh`` ([N, k, k])."""
-    if not isinstance(curvature, Tensor):
-        raise TypeError(f"curvature must be a torch.Tensor of shape [N, k, k] = [{N}, {k}, {k}], got {type(curvature).__name__}")
-    C = curvature.to(dtype=dtype, device=device)
-    if C.shape == (k, k):
-        C = C.expand(N, k, k)
-    if C.shape != (N, k, k):
-        raise ValueError(
-            f"curvature must have shape [N, k, k] = [{N}, {k}, {k}] (or [k, k]), got {tuple(curvature.shape)}"
-        )
-    scale = C.abs().amax(dim=(-2, -1)).clamp_min(torch.finfo(dtype).tiny)
-    tol = math.sqrt(torch.finfo(dtype).eps)
-    if ((C - C.mT).abs().amax(dim=(-2, -1)) > tol * scale).any():
-        raise ValueError("curvature must be symmetric (each C_i = C_i^T)")
-    evals, evecs = torch.linalg.eigh((C + C.mT) / 2)
-    if (evals[:, 0] < -tol * scale).any():
-        raise ValueError(
-            f"curvature must be positive semi-definite; smallest eigenvalue {float(evals.min()):.3g}"
-        )
-    return (evecs * evals.clamp_min(0).sqrt()[:, None, :]) @ evecs.mT
-
-
-def conjugate_matrix_by_layer(model: nn.Module, x: Tensor, curvature: Tensor) -> list[Tensor]:
-    r"""Per-layer parts :math:`K^{(l)}` of the conjugate matrix, :math:`K=\sum_lK^{(l)}`.
-
-    .. math::
-        K^{(l)}_{ij}=\tfrac1N\,C_i^{1/2}\,Jf_{L:l+1}(x_i)\,Df_l(x_i)\,Df_l(x_j)^\top\,
-        Jf_{L:l+1}(x_j)^\top\,C_j^{1/2}\in\mathbb R^{k\times k},
-
-    built explicitly from the layer quantities (:func:`layer_jacobians`,
-    :func:`partial_products`, :func:`layer_parameter_jacobians`, evaluated for all samples at
-    once) with :math:`C_i^{1/2}` the symmetric square root (``eigh``). It is evaluated as
-    :math:`B^{(l)}B^{(l)\top}/N` with rows :math:`B^{(l)}_i = C_i^{1/2}Jf_{L:l+1}(x_i)Df_l(x_i)`
-    ([k, p_l]), which is the same product, associated to avoid the [n_l, n_l] kernel blocks.
-    Index (i, c) of K is row ``i * k + c`` (sample-major). :math:`K=AA^\top` with
-    :math:`A_i=N^{-1/2}C_i^{1/2}\Phi_i`, so K and :math:`G=A^\top A` share their non-zero
-    eigenvalues. Small models only (dense :math:`Nk\times Nk` output, per-sample :math:`Df_l`).
-
-    Args:
-        model: sequential model (see :func:`split_layers`); all its trainable parameters must
-            live in the blocks.
-        x: inputs [N, *input_shape].
-        curvature: output-space curvature :math:`C_i=\nabla_z^2\ell`, PSD, shape [N, k, k]
-            (or [k, k], shared), e.g. :math:`\frac2kI` for MSE or
-            :math:`\mathrm{diag}(p)-pp^\top` for cross-entropy.
-
-    Returns:
-        list of L tensors [N k, N k].
-    """
-    _check_model(model)
-    _check_batch(model, x)
-    k = _probe(model, x)
-    N = x.shape[0]
-    blocks = split_layers(model)
-    n_block = sum(p.numel() for b in blocks for _, p in _trainable(b))
-    n_model = sum(p.numel() for _, p in _trainable(model))
-    if n_block != n_model:
-        raise ValueError(
-            f"model has {n_model} trainable parameters but its layers hold {n_block}; "
-            "all trainable parameters must be in the sequential blocks"
-        )
-    S = _psd_sqrt(curvature, N, k, x.dtype, x.device)
-    with torch.no_grad():
-        feats = layer_features(model, x)
-        Js = _block_jacobians(blocks, feats)  # [N, n_l, n_{l-1}]
-        Ds = _block_param_jacobians(blocks, feats)  # [N, n_l, p_l]
-        L = len(blocks)
-        # partial products Jf_{L:l+1} for all samples, l = L..1
-        P = [None] * (L + 1)
-        P[L] = torch.eye(k, dtype=x.dtype, device=x.device).expand(N, k, k)
-        for l in range(L, 0, -1):
-            P[l - 1] = P[l] @ Js[l - 1]
-        parts = []
-        for l in range(1, L + 1):
-            B = (S @ P[l] @ Ds[l - 1]).reshape(N * k, -1)  # rows C_i^{1/2} Jf_{L:l+1} Df_l
-            parts.append(B @ B.mT / N)
-    return parts
-
-
-def conjugate_matrix(model: nn.Module, x: Tensor, curvature: Tensor) -> Tensor:
-    r"""The conjugate matrix :math:`K=\sum_lK^{(l)}` ([N k, N k]), see
-    :func:`conjugate_matrix_by_layer`. Its non-zero eigenvalues are those of the Gauss-Newton
-    matrix :math:`G=\frac1N\sum_i\Phi_i^\top C_i\Phi_i`."""
-    return torch.stack(conjugate_matrix_by_layer(model, x, curvature)).sum(0)
 
 
 # --------------------------------------------------------------------------------------------
