@@ -12,20 +12,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-import torch
 
 import sharpjac
 from sharpjac import runs
 from sharpjac.runs import RunStore, atomic_write, config_key, run
 from sharpjac.training import KILL_ENV, TrainConfig
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    prev = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(prev)
 
 
 def small(**kw) -> TrainConfig:
