@@ -106,7 +106,8 @@ def conjugate_matrix_by_layer(model: nn.Module, x: Tensor, curvature: Tensor) ->
     :func:`~sharpjac.jacobians.partial_products`, :func:`~sharpjac.jacobians.layer_parameter_jacobians`,
     evaluated for all samples at once) with :math:`C_i^{1/2}` the symmetric square root
     (``eigh``). It is evaluated as :math:`B^{(l)}B^{(l)\top}/N` with rows
-    :math:`B^{(l)}_i = C_i^{1/2}Jf_{L:l+1}(x_i)Df_l(x_i)` ([k, p_l]), which is the same product, associated to avoid the [n_l, n_l] kernel blocks.
+    :math:`B^{(l)}_i = C_i^{1/2}Jf_{L:l+1}(x_i)Df_l(x_i)` ([k, p_l]), which is the same product,
+    associated to avoid the [n_l, n_l] kernel blocks.
     Index (i, c) of K is row ``i * k + c`` (sample-major). :math:`K=AA^\top` with
     :math:`A_i=N^{-1/2}C_i^{1/2}\Phi_i`, so K and :math:`G=A^\top A` share their non-zero
     eigenvalues. Small models only (dense :math:`Nk\times Nk` output, per-sample :math:`Df_l`).

@@ -52,6 +52,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.func import functional_call, jacrev, jvp, vjp, vmap
 
+from . import validation as V
+
 __all__ = [
     "JacobianStats",
     "input_jacobians",
@@ -124,7 +126,9 @@ def _check_single(model: nn.Module, x_single: Tensor) -> None:
     if not isinstance(x_single, Tensor):
         raise TypeError(f"x_single must be a torch.Tensor of shape input_shape, got {type(x_single).__name__}")
     if x_single.ndim < 1:
-        raise ValueError(f"x_single must be one sample of shape input_shape (no batch dimension), got shape {tuple(x_single.shape)}")
+        raise ValueError(
+            f"x_single must be one sample of shape input_shape (no batch dimension), got shape {tuple(x_single.shape)}"
+        )
     _check_batch(model, x_single.unsqueeze(0), "x_single")
 
 
@@ -159,11 +163,6 @@ def _probe(model: nn.Module, x: Tensor, name: str = "x") -> int:
             " expected [1, ...] (batch dimension first)"
         )
     return int(out[0].numel())
-
-
-def _check_chunk(chunk_size: int) -> None:
-    if not isinstance(chunk_size, int) or isinstance(chunk_size, bool) or chunk_size < 1:
-        raise ValueError(f"chunk_size must be a positive int, got {chunk_size!r}")
 
 
 def _vmap_error(err: Exception) -> RuntimeError:
@@ -223,7 +222,7 @@ def input_jacobians(
     """
     _check_model(model)
     _check_batch(model, x)
-    _check_chunk(chunk_size)
+    V.positive_int("chunk_size", chunk_size)
     _probe(model, x)
     with torch.set_grad_enabled(create_graph and torch.is_grad_enabled()):
         return torch.cat(list(_jacobian_chunks(model, x, chunk_size)))
@@ -356,7 +355,7 @@ def jacobian_norms(
         raise ValueError(f"method={method!r} supports norm='spectral' only, got norm={norm!r}")
     _check_model(model)
     _check_batch(model, x)
-    _check_chunk(chunk_size)
+    V.positive_int("chunk_size", chunk_size)
     k = _probe(model, x)
     with torch.set_grad_enabled(create_graph and torch.is_grad_enabled()):
         if method != "exact":
@@ -499,7 +498,7 @@ def jacobian_stats(model: nn.Module, x: Tensor, *, chunk_size: int = 256) -> Jac
     """
     _check_model(model)
     _check_batch(model, x)
-    _check_chunk(chunk_size)
+    V.positive_int("chunk_size", chunk_size)
     k = _probe(model, x)
     spec, frob = [], []
     with torch.no_grad():
@@ -714,7 +713,7 @@ def per_sample_parameter_jacobians(model: nn.Module, x: Tensor, *, chunk_size: i
     """
     _check_model(model)
     _check_batch(model, x)
-    _check_chunk(chunk_size)
+    V.positive_int("chunk_size", chunk_size)
     _probe(model, x)
     params = dict(_trainable(model))
 
@@ -840,7 +839,8 @@ def lipschitz_upper_bound(
     ``Conv2d``: the spectral norm of the convolution as a linear operator on inputs of the
     module's input shape (needs ``input_shape``), by Lanczos on :math:`A^\top A` (the transpose
     through autograd) stopped at relative Ritz residual ``tol`` - a converged estimate (from
-    below) accurate to ~``tol``, tested against the SVD of the dense convolution matrix; BatchNorm (eval mode): :math:`\max_c|\gamma_c|/\sqrt{v_c+\epsilon}`;
+    below) accurate to ~``tol``, tested against the SVD of the dense convolution matrix;
+    BatchNorm (eval mode): :math:`\max_c|\gamma_c|/\sqrt{v_c+\epsilon}`;
     activations: Tanh, ReLU, Identity, Flatten, Softplus 1, ELU :math:`\max(1,\alpha)`,
     LeakyReLU :math:`\max(1,|a|)`, Sigmoid 1/4, GELU 1.1289, SiLU 1.0998; AvgPool2d via
     Lanczos; non-overlapping MaxPool2d 1. Biases do not matter.
@@ -949,7 +949,7 @@ def local_variation(
     """
     _check_model(model)
     _check_batch(model, x)
-    _check_chunk(chunk_size)
+    V.positive_int("chunk_size", chunk_size)
     k = _probe(model, x)
     if not isinstance(radius, (int, float)) or isinstance(radius, bool) or not radius >= 0 or math.isinf(radius):
         raise ValueError(f"radius must be a finite number >= 0, got {radius!r}")
