@@ -43,6 +43,8 @@ import numbers
 from collections.abc import Iterable
 from typing import Any, TypeVar
 
+import numpy as np
+
 __all__ = [
     "InvalidTypeError",
     "boolean",
@@ -174,7 +176,7 @@ def fraction(name: str, value: Any, *, high_open: bool = False) -> float:
 
 def boolean(name: str, value: Any) -> bool:
     """``True`` or ``False`` (also NumPy's ``bool_``); ``0``/``1`` and strings are refused."""
-    if type(value).__name__ == "bool_" or isinstance(value, bool):
+    if isinstance(value, (bool, np.bool_)):
         return bool(value)
     raise _fail(name, value, "True or False", wrong_type=True)
 
