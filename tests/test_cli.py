@@ -8,18 +8,9 @@ import sys
 
 import pandas as pd
 import pytest
-import torch
 
 from sharpjac import experiments
 from sharpjac.cli import main
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    prev = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(prev)
 
 
 def test_list_one_line_per_experiment_name_first(capsys):

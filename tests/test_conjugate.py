@@ -117,7 +117,7 @@ def test_conjugate_identity_on_mlp(loss):
     x, y = _data(N=6)
     C = losses.output_curvature(loss, model(x), y)
     G = cj.gauss_newton_matrix(model, x, C)
-    K = jj.conjugate_matrix(model, x, C)
+    K = cj.conjugate_matrix(model, x, C)
     res = cj.compare_nonzero_spectra(G, K)
     assert res.max_rel_diff < 1e-10
     # CE: C_i has the null vector 1, so rank <= N (k - 1)
@@ -129,7 +129,7 @@ def test_layer_shares_match_eigenvector_mass_of_g():
     model = _mlp(seed=7)
     x, y = _data(N=5)
     C = losses.output_curvature("ce", model(x), y)
-    parts = jj.conjugate_matrix_by_layer(model, x, C)
+    parts = cj.conjugate_matrix_by_layer(model, x, C)
     sh = cj.layer_shares(parts, top=4)
     assert np.allclose(sh.shares.sum(1), 1.0, atol=1e-10)
     assert np.all(sh.shares > -1e-12)
@@ -191,7 +191,7 @@ def test_input_rescaling_scaling_laws():
     for c, lam1, lam in zip(scales, df["lambda_max_layer1"], df["lambda_max"]):
         K1c = (c**2 * gram + 1) * BB
         assert math.isclose(lam1, float(torch.linalg.eigvalsh(K1c)[-1]), rel_tol=1e-9)
-        parts = jj.conjugate_matrix_by_layer(model, x, C)
+        parts = cj.conjugate_matrix_by_layer(model, x, C)
         Kc = K1c + sum(parts[1:])
         assert math.isclose(lam, float(torch.linalg.eigvalsh(Kc)[-1]), rel_tol=1e-9)
     # the original model is untouched

@@ -35,16 +35,6 @@ from sharpjac.curvature import (
 DT = torch.float64
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny float64 problems: one intra-op thread avoids oversubscription on a shared machine
-    (10x faster here); restored afterwards."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def mse(z, y):
     """Mean squared error written with elementary ops (== F.mse_loss, reduction='mean')."""
     return ((z - y) ** 2).mean()

@@ -17,6 +17,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from sharpjac import data
+from sharpjac.data import _common, cifar, digits, mnist
 
 NAMES = {"mnist5k", "digits", "manifold", "cifar10", "cifar100"}
 
@@ -28,7 +29,7 @@ def _no_download(monkeypatch):
     def refuse(url, path):
         raise AssertionError(f"test tried to download {url}")
 
-    monkeypatch.setattr(data, "_download", refuse)
+    monkeypatch.setattr(cifar, "_download", refuse)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -173,7 +174,7 @@ def test_split_deterministic_by_seed_and_disjoint(name):
     assert not set(tr) & set(te)
     # disjoint by content too: no train image (as a row hash) appears in the test set,
     # apart from exact duplicate images that the raw data itself contains
-    raw = data._mnist5k_raw()[0] if name == "mnist5k" else data._digits_raw()[0]
+    raw = mnist._mnist5k_raw()[0] if name == "mnist5k" else digits._digits_raw()[0]
     raw_hashes = [hashlib.sha1(r.tobytes()).hexdigest() for r in raw]
     dup = {h for h in raw_hashes if raw_hashes.count(h) > 1} if name == "digits" else set()
     h_tr = {hashlib.sha1(r.numpy().tobytes()).hexdigest() for r in a.x_train}
@@ -185,7 +186,7 @@ def test_split_deterministic_by_seed_and_disjoint(name):
 @pytest.mark.parametrize(("n_train", "n_test"), [(None, None), (1000, 250), (333, 77)])
 def test_split_is_stratified(name, n_train, n_test):
     ds = data.load(name, seed=2, n_train=n_train, n_test=n_test)
-    raw_y = (data._mnist5k_raw() if name == "mnist5k" else data._digits_raw())[1]
+    raw_y = (mnist._mnist5k_raw() if name == "mnist5k" else digits._digits_raw())[1]
     share = np.bincount(raw_y, minlength=10) / len(raw_y)
     for y, size in ((ds.y_train, ds.n_train), (ds.y_test, ds.n_test)):
         counts = np.bincount(y.numpy(), minlength=10)
@@ -230,7 +231,7 @@ def test_stratified_split_property(sizes, frac_train, frac_total, seed):
     total = max(2, int(frac_total * len(labels)))
     n_train = min(total - 1, max(1, int(frac_train * total)))
     n_test = total - n_train
-    tr, te = data._stratified_split(labels, n_train, n_test,
+    tr, te = _common._stratified_split(labels, n_train, n_test,
                                     torch.Generator().manual_seed(seed), len(sizes))
     assert len(tr) == n_train and len(te) == n_test
     assert len(set(tr) | set(te)) == n_train + n_test  # disjoint, no repeats
@@ -432,7 +433,7 @@ def _fake_cifar(tmp_path, kind: str, per_class_train: int = 2, per_class_test: i
 
 
 def _accept(monkeypatch, path):
-    monkeypatch.setitem(data._CIFAR_MD5, path.name, hashlib.md5(path.read_bytes()).hexdigest())
+    monkeypatch.setitem(cifar._CIFAR_MD5, path.name, hashlib.md5(path.read_bytes()).hexdigest())
 
 
 def test_cifar10_from_fake_archive(tmp_path, monkeypatch):
@@ -491,7 +492,7 @@ def test_cifar100_label_modes(tmp_path, monkeypatch, mode, classes):
 def test_cifar_corrupt_archive_names_file_and_checksums(tmp_path, monkeypatch):
     path, _ = _fake_cifar(tmp_path, "cifar10")
     good = hashlib.md5(path.read_bytes()).hexdigest()
-    monkeypatch.setitem(data._CIFAR_MD5, path.name, good)
+    monkeypatch.setitem(cifar._CIFAR_MD5, path.name, good)
     blob = bytearray(path.read_bytes())
     blob[len(blob) // 2] ^= 0xFF
     path.write_bytes(bytes(blob))

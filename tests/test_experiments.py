@@ -6,21 +6,12 @@ import dataclasses
 
 import pandas as pd
 import pytest
-import torch
 
 from sharpjac import experiments, runs
 from sharpjac.experiments import parse_overrides
 from sharpjac.experiments.label_smoothing_early import LabelSmoothingEarlyConfig
 from sharpjac.experiments.progressive_sharpening import ProgressiveSharpeningConfig
 from sharpjac.runs import RunStore
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    prev = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(prev)
 
 
 def test_registry_lists_the_builtin_experiments():

@@ -17,14 +17,6 @@ from sharpjac.runs import RunStore, config_key
 CHAPTERS = ("weight_decay", "sam_augmentation", "batch_size", "learning_rate", "regularisers", "causal_test")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    prev = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(prev)
-
-
 # ------------------------------------------------------------------------------------------------
 # presets and canonical configs
 # ------------------------------------------------------------------------------------------------

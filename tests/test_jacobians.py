@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call, jacfwd, vmap
 
+from sharpjac import conjugate as cj
 from sharpjac import jacobians as jj
 
 DT = torch.float64
@@ -305,8 +306,8 @@ def test_conjugate_matrix_spectrum_equals_gauss_newton(loss, name):
     x = torch.randn((N, *shape), dtype=DT)
     k = model(x[:1]).shape[1]
     C = _mse_curvature(N, k) if loss == "mse" else _ce_curvature(model, x)
-    parts = jj.conjugate_matrix_by_layer(model, x, C)
-    K = jj.conjugate_matrix(model, x, C)
+    parts = cj.conjugate_matrix_by_layer(model, x, C)
+    K = cj.conjugate_matrix(model, x, C)
     assert K.shape == (N * k, N * k) and len(parts) == len(jj.split_layers(model))
     torch.testing.assert_close(K, sum(parts), rtol=0, atol=1e-14)
     torch.testing.assert_close(K, K.T, rtol=0, atol=1e-14)
@@ -335,7 +336,7 @@ def test_first_layer_weights_absent_from_conjugate_matrix():
     N = 4
     x = torch.randn(N, 10, dtype=DT)
     C = _ce_curvature(model, x)
-    parts0 = jj.conjugate_matrix_by_layer(model, x, C)
+    parts0 = cj.conjugate_matrix_by_layer(model, x, C)
     K0 = sum(parts0)
     J0 = jj.jacobian_norms(model, x)
 
@@ -347,7 +348,7 @@ def test_first_layer_weights_absent_from_conjugate_matrix():
     W1, W2 = model[0].weight.detach().clone(), model[2].weight.detach().clone()
     with torch.no_grad():
         model[0].weight += null_perturbation(x, 12, 5.0)
-    K1 = jj.conjugate_matrix(model, x, C)
+    K1 = cj.conjugate_matrix(model, x, C)
     J1 = jj.jacobian_norms(model, x)
     torch.testing.assert_close(K1, K0, rtol=0, atol=1e-12)
     assert (J1 > 3 * J0).all()  # the Jacobian changed a lot, K did not
@@ -356,7 +357,7 @@ def test_first_layer_weights_absent_from_conjugate_matrix():
         model[0].weight.copy_(W1)
         h1 = jj.layer_features(model, x)[1]
         model[2].weight += null_perturbation(h1, 9, 5.0)
-    parts2 = jj.conjugate_matrix_by_layer(model, x, C)
+    parts2 = cj.conjugate_matrix_by_layer(model, x, C)
     # layers 2, 3: features, D_l and Jf_3 unchanged -> same parts; layer 1: Jf_{L:2} = Jf_3 D_2 W_2
     # changed -> its part changes
     for l in (1, 2):
@@ -422,7 +423,11 @@ def test_local_variation_linear_tanh_and_radius():
     v_big = jj.local_variation(tanh, x, 0.5, num_samples=8, seed=1)
     assert v_small.shape == (4,)
     assert (v_small > 0).all() and (v_big > v_small).all()
-    assert (jj.local_variation(tanh, x, 0.0) == 0).all()
+    # radius 0: the same Jacobian is computed twice, but inside batches of different composition,
+    # and float64 rounding may differ with the batch layout (6.8e-17 was seen, not 0): compare to a
+    # few hundred ulps of the Jacobian's own norm instead of to exact zero.
+    scale = 1e3 * torch.finfo(DT).eps * jj.jacobian_norms(tanh, x)
+    assert (jj.local_variation(tanh, x, 0.0) <= scale).all()
     no_ascent = jj.local_variation(tanh, x, 0.5, num_samples=8, ascent_steps=0, seed=1)
     assert (v_big >= no_ascent).all()  # ascent only ever improves the estimate
 
@@ -470,9 +475,9 @@ def test_errors_name_shapes_and_values():
     with pytest.raises(ValueError, match="chunk_size"):
         jj.input_jacobians(model, x, chunk_size=0)
     with pytest.raises(ValueError, match=r"\[3, 3, 3\]"):
-        jj.conjugate_matrix(model, x, torch.eye(4, dtype=DT))
+        cj.conjugate_matrix(model, x, torch.eye(4, dtype=DT))
     with pytest.raises(ValueError, match="semi-definite"):
-        jj.conjugate_matrix(model, x, -torch.eye(3, dtype=DT))
+        cj.conjugate_matrix(model, x, -torch.eye(3, dtype=DT))
     with pytest.raises(ValueError, match="radius"):
         jj.local_variation(model, x, -1.0)
     with pytest.raises(ValueError, match=r"jacobians\[1\] has shape \(2, 2\)"):

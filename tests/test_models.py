@@ -12,14 +12,6 @@ from sharpjac import jacobians
 from sharpjac.models import MLP, ResNet18, SmallCNN, build_model, has_batch_norm
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    prev = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(prev)
-
-
 def _params(m):
     return torch.cat([p.detach().flatten() for p in m.parameters()])
 

@@ -16,7 +16,6 @@ from types import SimpleNamespace
 import numpy as np
 import pandas as pd
 import pytest
-import torch
 
 import sharpjac
 from sharpjac import runs
@@ -24,14 +23,6 @@ from sharpjac.runs import RunStore, StoreError, atomic_write, config_key, run
 from sharpjac.training import TrainConfig
 
 SRC = str(Path(sharpjac.__file__).resolve().parents[1])
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    prev = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(prev)
 
 
 def small(**kw) -> TrainConfig:

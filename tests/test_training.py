@@ -25,14 +25,6 @@ from sharpjac.training import (
 )
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    prev = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(prev)
-
-
 DIGITS = dict(dataset="digits", dataset_options={"n_train": 60, "n_test": 30}, model="mlp",
               model_options={"widths": [12], "activation": "tanh"}, device="cpu")
 

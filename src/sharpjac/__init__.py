@@ -8,12 +8,14 @@ The public surface is small; the modules carry the rest:
 - :mod:`sharpjac.curvature`: Hessian and Gauss-Newton operators over a data set, Lanczos,
   spectral density, trace, sharpness;
 - :mod:`sharpjac.jacobians`: per-sample input-output Jacobians, their norms, layer structure,
-  Lipschitz helpers;
+  Lipschitz helpers; :mod:`sharpjac.conjugate`: the conjugate matrix :math:`K` of the Gauss-Newton
+  matrix, built from the layer quantities;
 - :mod:`sharpjac.theory`: the theorems' quantities; :mod:`sharpjac.analysis`: statistics of runs;
 - :mod:`sharpjac.data`, :mod:`sharpjac.models`, :mod:`sharpjac.losses`,
   :mod:`sharpjac.training`, :mod:`sharpjac.runs`, :mod:`sharpjac.experiments`;
 - :mod:`sharpjac.plotting` (the book's figure style) and :mod:`sharpjac.publish` (papermill and
-  the book build).
+  the book build);
+- :mod:`sharpjac.validation`: the generic argument validators every module uses.
 
 Example:
     >>> import torch

@@ -44,6 +44,8 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import pandas as pd
 
+from . import validation as V
+
 __all__ = [
     "METHODS",
     "JACOBIAN_COLUMNS",
@@ -263,10 +265,8 @@ def bootstrap_ci(values, statistic: str | Callable[[np.ndarray], float] = "mean"
 
 
 def _check_lr_fraction(lr, fraction) -> None:
-    if not (isinstance(lr, (int, float, np.floating)) and math.isfinite(lr) and lr > 0):
-        raise ValueError(f"lr={lr!r} is invalid; accepted: a finite float > 0")
-    if not (isinstance(fraction, (int, float, np.floating)) and fraction > 0):
-        raise ValueError(f"fraction={fraction!r} is invalid; accepted: a float > 0 (e.g. 0.9)")
+    V.positive("lr", lr)
+    V.positive("fraction", fraction)
 
 
 def edge_index(sharpness, lr: float, *, fraction: float = 0.9) -> int | None:
@@ -608,10 +608,8 @@ def _resample_indices(n: int, groups, n_resamples: int, rng: np.random.Generator
 
 
 def _check_bootstrap_args(level, n_resamples) -> None:
-    if not (isinstance(level, (int, float)) and 0.0 < level < 1.0):
-        raise ValueError(f"level={level!r} is invalid; accepted: a float in (0, 1)")
-    if isinstance(n_resamples, bool) or not isinstance(n_resamples, (int, np.integer)) or n_resamples < 1:
-        raise ValueError(f"n_resamples={n_resamples!r} is invalid; accepted: an int >= 1")
+    V.real("level", level, minimum=0, maximum=1, low_open=True, high_open=True)
+    V.positive_int("n_resamples", n_resamples)
 
 
 def _finite_columns(groups, *arrays) -> tuple[list[np.ndarray], np.ndarray | None]:

@@ -1,6 +1,6 @@
 r"""The conjugate matrix :math:`K` of the Gauss-Newton matrix, formed explicitly (small models).
 
-The Gauss-Newton matrix of the training loss (``shared/spec/paper.md`` section 3) is
+The Gauss-Newton matrix of the training loss (the book's chapter *The conjugate matrix*) is
 
 .. math::
     G=\frac1N\sum_{i=1}^N\Phi_i^\top C_i\Phi_i = A^\top A,\qquad
@@ -9,9 +9,10 @@ The Gauss-Newton matrix of the training loss (``shared/spec/paper.md`` section 3
 with :math:`\Phi_i=\partial f/\partial\theta\,(x_i)` and :math:`C_i=\nabla_z^2\ell`. Its conjugate
 :math:`K=AA^\top\in\mathbb R^{Nk\times Nk}` has the same non-zero eigenvalues, and splits over the
 layers, :math:`K=\sum_lK^{(l)}`, with blocks built from layer Jacobians and layer parameter
-derivatives (:func:`sharpjac.jacobians.conjugate_matrix_by_layer`). This module holds what the
-conjugate-matrix chapter computes on top of that:
+derivatives. This module holds :math:`K` and what the conjugate-matrix chapter computes with it:
 
+* :func:`conjugate_matrix_by_layer` / :func:`conjugate_matrix` -- the parts :math:`K^{(l)}` and
+  their sum, from the layer quantities of :mod:`sharpjac.jacobians`;
 * :func:`gauss_newton_matrix` -- :math:`G` as a dense ``[P, P]`` matrix from per-sample parameter
   Jacobians (the other side of the identity);
 * :func:`compare_nonzero_spectra` -- the two spectra side by side;
@@ -32,6 +33,7 @@ hundred (float64 recommended).
 from __future__ import annotations
 
 import copy
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -44,6 +46,8 @@ from torch.func import jacrev, vmap
 from . import jacobians as _jac
 
 __all__ = [
+    "conjugate_matrix",
+    "conjugate_matrix_by_layer",
     "gauss_newton_matrix",
     "SpectrumComparison",
     "compare_nonzero_spectra",
@@ -54,15 +58,106 @@ __all__ = [
 ]
 
 
-def _check_curvature(curvature: Tensor, N: int, k: int, dtype: torch.dtype) -> Tensor:
+def _check_curvature(curvature: Tensor, N: int, k: int, dtype: torch.dtype, device: torch.device) -> Tensor:
+    """Validate the output-space curvature and return it as ``[N, k, k]`` (a ``[k, k]`` one is shared)."""
     if not isinstance(curvature, Tensor):
-        raise TypeError(f"curvature must be a torch.Tensor [N, k, k] = [{N}, {k}, {k}], got {type(curvature).__name__}")
-    C = curvature.to(dtype)
+        raise TypeError(
+            f"curvature must be a torch.Tensor of shape [N, k, k] = [{N}, {k}, {k}], got {type(curvature).__name__}"
+        )
+    C = curvature.to(dtype=dtype, device=device)
     if C.shape == (k, k):
         C = C.expand(N, k, k)
     if C.shape != (N, k, k):
-        raise ValueError(f"curvature must have shape [N, k, k] = [{N}, {k}, {k}] (or [k, k]), got {tuple(curvature.shape)}")
+        raise ValueError(
+            f"curvature must have shape [N, k, k] = [{N}, {k}, {k}] (or [k, k]), got {tuple(curvature.shape)}"
+        )
     return C
+
+
+def _psd_sqrt(curvature: Tensor, N: int, k: int, dtype: torch.dtype, device: torch.device) -> Tensor:
+    r"""Symmetric square roots :math:`C_i^{1/2}` via ``eigh`` ([N, k, k]).
+
+    Symmetry and positive semi-definiteness are checked to a relative tolerance
+    :math:`\sqrt{\varepsilon}` of the dtype times :math:`\max|C_i|` (a curvature computed in floating
+    point is symmetric and PSD only up to rounding); eigenvalues in :math:`[-\text{tol}, 0)` are
+    clamped to zero.
+    """
+    C = _check_curvature(curvature, N, k, dtype, device)
+    scale = C.abs().amax(dim=(-2, -1)).clamp_min(torch.finfo(dtype).tiny)
+    tol = math.sqrt(torch.finfo(dtype).eps)
+    if ((C - C.mT).abs().amax(dim=(-2, -1)) > tol * scale).any():
+        raise ValueError("curvature must be symmetric (each C_i = C_i^T)")
+    evals, evecs = torch.linalg.eigh((C + C.mT) / 2)
+    if (evals[:, 0] < -tol * scale).any():
+        raise ValueError(
+            f"curvature must be positive semi-definite; smallest eigenvalue {float(evals.min()):.3g}"
+        )
+    return (evecs * evals.clamp_min(0).sqrt()[:, None, :]) @ evecs.mT
+
+
+def conjugate_matrix_by_layer(model: nn.Module, x: Tensor, curvature: Tensor) -> list[Tensor]:
+    r"""Per-layer parts :math:`K^{(l)}` of the conjugate matrix, :math:`K=\sum_lK^{(l)}`.
+
+    .. math::
+        K^{(l)}_{ij}=\tfrac1N\,C_i^{1/2}\,Jf_{L:l+1}(x_i)\,Df_l(x_i)\,Df_l(x_j)^\top\,
+        Jf_{L:l+1}(x_j)^\top\,C_j^{1/2}\in\mathbb R^{k\times k},
+
+    built explicitly from the layer quantities (:func:`~sharpjac.jacobians.layer_jacobians`,
+    :func:`~sharpjac.jacobians.partial_products`, :func:`~sharpjac.jacobians.layer_parameter_jacobians`,
+    evaluated for all samples at once) with :math:`C_i^{1/2}` the symmetric square root
+    (``eigh``). It is evaluated as :math:`B^{(l)}B^{(l)\top}/N` with rows
+    :math:`B^{(l)}_i = C_i^{1/2}Jf_{L:l+1}(x_i)Df_l(x_i)` ([k, p_l]), which is the same product,
+    associated to avoid the [n_l, n_l] kernel blocks.
+    Index (i, c) of K is row ``i * k + c`` (sample-major). :math:`K=AA^\top` with
+    :math:`A_i=N^{-1/2}C_i^{1/2}\Phi_i`, so K and :math:`G=A^\top A` share their non-zero
+    eigenvalues. Small models only (dense :math:`Nk\times Nk` output, per-sample :math:`Df_l`).
+
+    Args:
+        model: sequential model (see :func:`sharpjac.jacobians.split_layers`); all its trainable
+            parameters must live in the blocks.
+        x: inputs [N, *input_shape].
+        curvature: output-space curvature :math:`C_i=\nabla_z^2\ell`, PSD, shape [N, k, k]
+            (or [k, k], shared), e.g. :math:`\frac2kI` for MSE or
+            :math:`\mathrm{diag}(p)-pp^\top` for cross-entropy.
+
+    Returns:
+        list of L tensors [N k, N k].
+    """
+    _jac._check_model(model)
+    _jac._check_batch(model, x)
+    k = _jac._probe(model, x)
+    N = x.shape[0]
+    blocks = _jac.split_layers(model)
+    n_block = sum(p.numel() for b in blocks for _, p in _jac._trainable(b))
+    n_model = sum(p.numel() for _, p in _jac._trainable(model))
+    if n_block != n_model:
+        raise ValueError(
+            f"model has {n_model} trainable parameters but its layers hold {n_block}; "
+            "all trainable parameters must be in the sequential blocks"
+        )
+    S = _psd_sqrt(curvature, N, k, x.dtype, x.device)
+    with torch.no_grad():
+        feats = _jac.layer_features(model, x)
+        Js = _jac._block_jacobians(blocks, feats)  # [N, n_l, n_{l-1}]
+        Ds = _jac._block_param_jacobians(blocks, feats)  # [N, n_l, p_l]
+        L = len(blocks)
+        # partial products Jf_{L:l+1} for all samples, l = L..1
+        P = [None] * (L + 1)
+        P[L] = torch.eye(k, dtype=x.dtype, device=x.device).expand(N, k, k)
+        for l in range(L, 0, -1):
+            P[l - 1] = P[l] @ Js[l - 1]
+        parts = []
+        for l in range(1, L + 1):
+            B = (S @ P[l] @ Ds[l - 1]).reshape(N * k, -1)  # rows C_i^{1/2} Jf_{L:l+1} Df_l
+            parts.append(B @ B.mT / N)
+    return parts
+
+
+def conjugate_matrix(model: nn.Module, x: Tensor, curvature: Tensor) -> Tensor:
+    r"""The conjugate matrix :math:`K=\sum_lK^{(l)}` ([N k, N k]), see
+    :func:`conjugate_matrix_by_layer`. Its non-zero eigenvalues are those of the Gauss-Newton
+    matrix :math:`G=\frac1N\sum_i\Phi_i^\top C_i\Phi_i`."""
+    return torch.stack(conjugate_matrix_by_layer(model, x, curvature)).sum(0)
 
 
 def gauss_newton_matrix(model: nn.Module, x: Tensor, curvature: Tensor) -> Tensor:
@@ -81,7 +176,7 @@ def gauss_newton_matrix(model: nn.Module, x: Tensor, curvature: Tensor) -> Tenso
     """
     Phi = _jac.per_sample_parameter_jacobians(model, x)  # [N, k, P]
     N, k, _ = Phi.shape
-    C = _check_curvature(curvature, N, k, Phi.dtype)
+    C = _check_curvature(curvature, N, k, Phi.dtype, Phi.device)
     G = Phi.reshape(N * k, -1).T @ (C @ Phi).reshape(N * k, -1) / N
     return (G + G.T) / 2
 
@@ -160,7 +255,7 @@ def layer_shares(parts: Sequence[Tensor], *, top: int = 10) -> LayerShares:
 
     Args:
         parts: the :math:`K^{(l)}`, each [M, M] symmetric PSD
-            (:func:`sharpjac.jacobians.conjugate_matrix_by_layer`).
+            (:func:`conjugate_matrix_by_layer`).
         top: number of top eigenpairs (1 <= top <= M).
     """
     if not parts:
@@ -229,11 +324,7 @@ def first_layer_kernel(model: nn.Module, x: Tensor, curvature: Tensor) -> Tensor
             return rest(act(hi.unsqueeze(0))).reshape(-1)
 
         Jh = vmap(jacrev(g))(h)  # [N, k, n1]
-    C = _check_curvature(curvature, N, k, x.dtype).to(x.device)
-    ev, U = torch.linalg.eigh((C + C.mT) / 2)
-    if float(ev.min()) < -1e-8 * max(float(ev.abs().max()), 1e-300):
-        raise ValueError(f"curvature must be positive semi-definite; smallest eigenvalue {float(ev.min()):.3g}")
-    S = (U * ev.clamp_min(0).sqrt()[:, None, :]) @ U.mT  # symmetric square roots C_i^(1/2)
+    S = _psd_sqrt(curvature, N, k, x.dtype, x.device)  # symmetric square roots C_i^(1/2)
     B = (S @ Jh).reshape(N * k, -1)
     gram = x0 @ x0.T + (1.0 if lin.bias is not None else 0.0)
     return torch.kron(gram, torch.ones(k, k, dtype=x.dtype, device=x.device)) * (B @ B.T) / N
@@ -282,7 +373,7 @@ def input_rescaling(model: nn.Module, x: Tensor, curvature: Tensor, scales: Sequ
         xc = x * c
         with torch.no_grad():
             change = float((mc(xc) - out0).abs().max())
-        parts = _jac.conjugate_matrix_by_layer(mc, xc, curvature)
+        parts = conjugate_matrix_by_layer(mc, xc, curvature)
         K = torch.stack(parts).sum(0)
         later = torch.stack(parts[1:]).sum(0) if len(parts) > 1 else torch.zeros_like(K)
         st = _jac.jacobian_stats(mc, xc)

@@ -60,6 +60,8 @@ from scipy.linalg import eigh_tridiagonal
 from torch import nn
 from torch.func import functional_call
 
+from . import validation as V
+
 __all__ = [
     "HessianOperator",
     "GaussNewtonOperator",
@@ -100,8 +102,7 @@ class _Batches:
 
     def __init__(self, data: Any, batch_size: int | None):
         if batch_size is not None:
-            if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-                raise ValueError(f"batch_size must be a positive int or None, got {batch_size!r}")
+            batch_size = V.positive_int("batch_size", batch_size)
         self.batch_size = batch_size
         if _is_pair(data):
             x, y = data
@@ -340,8 +341,7 @@ class HessianOperator(_CurvatureOperator):
         batch_size: int | None = None,
         method: str = "double_backward",
     ):
-        if method not in self._METHODS:
-            raise ValueError(f"method must be one of {self._METHODS}, got {method!r}")
+        V.one_of("method", method, self._METHODS)
         self.method = method
         super().__init__(model, loss_fn, data, batch_size=batch_size)
 
@@ -719,14 +719,11 @@ def lanczos(
     """
     mv = _MatVec(op)
     P = mv.dim
-    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
-        raise ValueError(f"k must be a positive int, got {k!r}")
+    k = V.positive_int("k", k)
     if k > P:
         raise ValueError(f"k={k} exceeds the operator's dimension: op has shape {(P, P)}, so k <= {P}")
-    if max_iter < k:
-        raise ValueError(f"max_iter={max_iter} must be at least k={k}")
-    if not tol > 0:
-        raise ValueError(f"tol must be positive, got {tol!r}")
+    max_iter = V.positive_int("max_iter", max_iter, minimum=k)
+    V.positive("tol", tol)
     q = _start_vector(P, v0, seed, mv.dtype, mv.device)
     alpha, beta, basis, converged = _lanczos_run(
         mv, q, min(max_iter, P), k=k, tol=tol, restart_seed=seed
@@ -782,8 +779,7 @@ def power_iteration(
     """
     mv = _MatVec(op)
     P = mv.dim
-    if max_iter < 1:
-        raise ValueError(f"max_iter must be >= 1, got {max_iter!r}")
+    max_iter = V.positive_int("max_iter", max_iter)
     v = _start_vector(P, v0, seed, mv.dtype, mv.device)
     theta_old = None
     converged = False
@@ -883,8 +879,8 @@ def spectral_density(
     """
     mv = _MatVec(op)
     P = mv.dim
-    if num_iter < 1 or num_runs < 1:
-        raise ValueError(f"num_iter and num_runs must be >= 1, got num_iter={num_iter}, num_runs={num_runs}")
+    num_iter = V.positive_int("num_iter", num_iter)
+    num_runs = V.positive_int("num_runs", num_runs)
     m = min(num_iter, P)
     gen = torch.Generator(device="cpu").manual_seed(seed)
     nodes = np.zeros((num_runs, m))
@@ -901,8 +897,7 @@ def spectral_density(
     span = float(nodes.max() - nodes.min())
     if sigma is None:
         sigma = max(0.01 * span, 1e-12 * max(1.0, float(np.abs(nodes).max())))
-    if not sigma > 0:
-        raise ValueError(f"sigma must be positive, got {sigma!r}")
+    sigma = V.positive("sigma", sigma)
     if grid is None:
         g = np.linspace(nodes.min() - 5 * sigma, nodes.max() + 5 * sigma, grid_size)
     else:
@@ -967,8 +962,7 @@ def trace(op: Any, *, num_samples: int = 100, seed: int = 0, chunk_size: int = 1
         :class:`TraceEstimate` (``estimate, stderr = trace(op)``).
     """
     mv = _MatVec(op)
-    if num_samples < 1:
-        raise ValueError(f"num_samples must be >= 1, got {num_samples!r}")
+    num_samples = V.positive_int("num_samples", num_samples)
     gen = torch.Generator(device="cpu").manual_seed(seed)
     vals = []
     done = 0

@@ -1,6 +1,6 @@
 r"""Per-sample input-output Jacobians, their norms, and the layer structure behind them.
 
-Notation follows the paper (``shared/spec/paper.md`` sections 2-3). The network is a composition
+Notation follows the book's notation page and its chapter *The conjugate matrix*. The network is a composition
 of blocks :math:`f = f_L \circ \dots \circ f_1`, with features :math:`x^{(0)} = x` and
 :math:`x^{(l)} = f_l(\theta_l, x^{(l-1)}) \in \mathbb R^{n_l}` (flattened), :math:`k = n_L`.
 
@@ -14,8 +14,8 @@ of blocks :math:`f = f_L \circ \dots \circ f_1`, with features :math:`x^{(0)} = 
   :math:`\Phi_i = \partial f/\partial\theta\,(x_i) \in \mathbb R^{k\times P}`
   (:func:`per_sample_parameter_jacobians`), whose layer-:math:`l` block is
   :math:`Jf_{L:l+1}(x_i)\,Df_l(x_i)`;
-* the conjugate matrix :math:`K = AA^\top` of the Gauss-Newton matrix
-  :math:`G = A^\top A = \frac1N\sum_i \Phi_i^\top C_i \Phi_i` (:func:`conjugate_matrix`);
+* (the conjugate matrix :math:`K = AA^\top` of the Gauss-Newton matrix, built from these layer
+  quantities, is in :mod:`sharpjac.conjugate`);
 * Lipschitz bounds and the local variation :math:`V_B(Jf)` of the Jacobian on a ball
   (:func:`lipschitz_lower_bound`, :func:`lipschitz_upper_bound`, :func:`local_variation`).
 
@@ -52,6 +52,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.func import functional_call, jacrev, jvp, vjp, vmap
 
+from . import validation as V
+
 __all__ = [
     "JacobianStats",
     "input_jacobians",
@@ -63,8 +65,6 @@ __all__ = [
     "partial_products",
     "layer_parameter_jacobians",
     "per_sample_parameter_jacobians",
-    "conjugate_matrix",
-    "conjugate_matrix_by_layer",
     "lipschitz_lower_bound",
     "lipschitz_upper_bound",
     "local_variation",
@@ -126,7 +126,9 @@ def _check_single(model: nn.Module, x_single: Tensor) -> None:
     if not isinstance(x_single, Tensor):
         raise TypeError(f"x_single must be a torch.Tensor of shape input_shape, got {type(x_single).__name__}")
     if x_single.ndim < 1:
-        raise ValueError(f"x_single must be one sample of shape input_shape (no batch dimension), got shape {tuple(x_single.shape)}")
+        raise ValueError(
+            f"x_single must be one sample of shape input_shape (no batch dimension), got shape {tuple(x_single.shape)}"
+        )
     _check_batch(model, x_single.unsqueeze(0), "x_single")
 
 
@@ -161,11 +163,6 @@ def _probe(model: nn.Module, x: Tensor, name: str = "x") -> int:
             " expected [1, ...] (batch dimension first)"
         )
     return int(out[0].numel())
-
-
-def _check_chunk(chunk_size: int) -> None:
-    if not isinstance(chunk_size, int) or isinstance(chunk_size, bool) or chunk_size < 1:
-        raise ValueError(f"chunk_size must be a positive int, got {chunk_size!r}")
 
 
 def _vmap_error(err: Exception) -> RuntimeError:
@@ -225,7 +222,7 @@ def input_jacobians(
     """
     _check_model(model)
     _check_batch(model, x)
-    _check_chunk(chunk_size)
+    V.positive_int("chunk_size", chunk_size)
     _probe(model, x)
     with torch.set_grad_enabled(create_graph and torch.is_grad_enabled()):
         return torch.cat(list(_jacobian_chunks(model, x, chunk_size)))
@@ -358,7 +355,7 @@ def jacobian_norms(
         raise ValueError(f"method={method!r} supports norm='spectral' only, got norm={norm!r}")
     _check_model(model)
     _check_batch(model, x)
-    _check_chunk(chunk_size)
+    V.positive_int("chunk_size", chunk_size)
     k = _probe(model, x)
     with torch.set_grad_enabled(create_graph and torch.is_grad_enabled()):
         if method != "exact":
@@ -501,7 +498,7 @@ def jacobian_stats(model: nn.Module, x: Tensor, *, chunk_size: int = 256) -> Jac
     """
     _check_model(model)
     _check_batch(model, x)
-    _check_chunk(chunk_size)
+    V.positive_int("chunk_size", chunk_size)
     k = _probe(model, x)
     spec, frob = [], []
     with torch.no_grad():
@@ -716,7 +713,7 @@ def per_sample_parameter_jacobians(model: nn.Module, x: Tensor, *, chunk_size: i
     """
     _check_model(model)
     _check_batch(model, x)
-    _check_chunk(chunk_size)
+    V.positive_int("chunk_size", chunk_size)
     _probe(model, x)
     params = dict(_trainable(model))
 
@@ -734,93 +731,6 @@ def per_sample_parameter_jacobians(model: nn.Module, x: Tensor, *, chunk_size: i
             B = xb.shape[0]
             out.append(torch.cat([D[n].reshape(B, D[n].shape[1], -1) for n in params], dim=-1))
     return torch.cat(out)
-
-
-def _psd_sqrt(curvature: Tensor, N: int, k: int, dtype: torch.dtype, device: torch.device) -> Tensor:
-    r"""Symmetric square roots :math:`C_i^{1/2}` via ``eigh`` ([N, k, k])."""
-    if not isinstance(curvature, Tensor):
-        raise TypeError(f"curvature must be a torch.Tensor of shape [N, k, k] = [{N}, {k}, {k}], got {type(curvature).__name__}")
-    C = curvature.to(dtype=dtype, device=device)
-    if C.shape == (k, k):
-        C = C.expand(N, k, k)
-    if C.shape != (N, k, k):
-        raise ValueError(
-            f"curvature must have shape [N, k, k] = [{N}, {k}, {k}] (or [k, k]), got {tuple(curvature.shape)}"
-        )
-    scale = C.abs().amax(dim=(-2, -1)).clamp_min(torch.finfo(dtype).tiny)
-    tol = math.sqrt(torch.finfo(dtype).eps)
-    if ((C - C.mT).abs().amax(dim=(-2, -1)) > tol * scale).any():
-        raise ValueError("curvature must be symmetric (each C_i = C_i^T)")
-    evals, evecs = torch.linalg.eigh((C + C.mT) / 2)
-    if (evals[:, 0] < -tol * scale).any():
-        raise ValueError(
-            f"curvature must be positive semi-definite; smallest eigenvalue {float(evals.min()):.3g}"
-        )
-    return (evecs * evals.clamp_min(0).sqrt()[:, None, :]) @ evecs.mT
-
-
-def conjugate_matrix_by_layer(model: nn.Module, x: Tensor, curvature: Tensor) -> list[Tensor]:
-    r"""Per-layer parts :math:`K^{(l)}` of the conjugate matrix, :math:`K=\sum_lK^{(l)}`.
-
-    .. math::
-        K^{(l)}_{ij}=\tfrac1N\,C_i^{1/2}\,Jf_{L:l+1}(x_i)\,Df_l(x_i)\,Df_l(x_j)^\top\,
-        Jf_{L:l+1}(x_j)^\top\,C_j^{1/2}\in\mathbb R^{k\times k},
-
-    built explicitly from the layer quantities (:func:`layer_jacobians`,
-    :func:`partial_products`, :func:`layer_parameter_jacobians`, evaluated for all samples at
-    once) with :math:`C_i^{1/2}` the symmetric square root (``eigh``). It is evaluated as
-    :math:`B^{(l)}B^{(l)\top}/N` with rows :math:`B^{(l)}_i = C_i^{1/2}Jf_{L:l+1}(x_i)Df_l(x_i)`
-    ([k, p_l]), which is the same product, associated to avoid the [n_l, n_l] kernel blocks.
-    Index (i, c) of K is row ``i * k + c`` (sample-major). :math:`K=AA^\top` with
-    :math:`A_i=N^{-1/2}C_i^{1/2}\Phi_i`, so K and :math:`G=A^\top A` share their non-zero
-    eigenvalues. Small models only (dense :math:`Nk\times Nk` output, per-sample :math:`Df_l`).
-
-    Args:
-        model: sequential model (see :func:`split_layers`); all its trainable parameters must
-            live in the blocks.
-        x: inputs [N, *input_shape].
-        curvature: output-space curvature :math:`C_i=\nabla_z^2\ell`, PSD, shape [N, k, k]
-            (or [k, k], shared), e.g. :math:`\frac2kI` for MSE or
-            :math:`\mathrm{diag}(p)-pp^\top` for cross-entropy.
-
-    Returns:
-        list of L tensors [N k, N k].
-    """
-    _check_model(model)
-    _check_batch(model, x)
-    k = _probe(model, x)
-    N = x.shape[0]
-    blocks = split_layers(model)
-    n_block = sum(p.numel() for b in blocks for _, p in _trainable(b))
-    n_model = sum(p.numel() for _, p in _trainable(model))
-    if n_block != n_model:
-        raise ValueError(
-            f"model has {n_model} trainable parameters but its layers hold {n_block}; "
-            "all trainable parameters must be in the sequential blocks"
-        )
-    S = _psd_sqrt(curvature, N, k, x.dtype, x.device)
-    with torch.no_grad():
-        feats = layer_features(model, x)
-        Js = _block_jacobians(blocks, feats)  # [N, n_l, n_{l-1}]
-        Ds = _block_param_jacobians(blocks, feats)  # [N, n_l, p_l]
-        L = len(blocks)
-        # partial products Jf_{L:l+1} for all samples, l = L..1
-        P = [None] * (L + 1)
-        P[L] = torch.eye(k, dtype=x.dtype, device=x.device).expand(N, k, k)
-        for l in range(L, 0, -1):
-            P[l - 1] = P[l] @ Js[l - 1]
-        parts = []
-        for l in range(1, L + 1):
-            B = (S @ P[l] @ Ds[l - 1]).reshape(N * k, -1)  # rows C_i^{1/2} Jf_{L:l+1} Df_l
-            parts.append(B @ B.mT / N)
-    return parts
-
-
-def conjugate_matrix(model: nn.Module, x: Tensor, curvature: Tensor) -> Tensor:
-    r"""The conjugate matrix :math:`K=\sum_lK^{(l)}` ([N k, N k]), see
-    :func:`conjugate_matrix_by_layer`. Its non-zero eigenvalues are those of the Gauss-Newton
-    matrix :math:`G=\frac1N\sum_i\Phi_i^\top C_i\Phi_i`."""
-    return torch.stack(conjugate_matrix_by_layer(model, x, curvature)).sum(0)
 
 
 # --------------------------------------------------------------------------------------------
@@ -929,7 +839,8 @@ def lipschitz_upper_bound(
     ``Conv2d``: the spectral norm of the convolution as a linear operator on inputs of the
     module's input shape (needs ``input_shape``), by Lanczos on :math:`A^\top A` (the transpose
     through autograd) stopped at relative Ritz residual ``tol`` - a converged estimate (from
-    below) accurate to ~``tol``, tested against the SVD of the dense convolution matrix; BatchNorm (eval mode): :math:`\max_c|\gamma_c|/\sqrt{v_c+\epsilon}`;
+    below) accurate to ~``tol``, tested against the SVD of the dense convolution matrix;
+    BatchNorm (eval mode): :math:`\max_c|\gamma_c|/\sqrt{v_c+\epsilon}`;
     activations: Tanh, ReLU, Identity, Flatten, Softplus 1, ELU :math:`\max(1,\alpha)`,
     LeakyReLU :math:`\max(1,|a|)`, Sigmoid 1/4, GELU 1.1289, SiLU 1.0998; AvgPool2d via
     Lanczos; non-overlapping MaxPool2d 1. Biases do not matter.
@@ -1038,7 +949,7 @@ def local_variation(
     """
     _check_model(model)
     _check_batch(model, x)
-    _check_chunk(chunk_size)
+    V.positive_int("chunk_size", chunk_size)
     k = _probe(model, x)
     if not isinstance(radius, (int, float)) or isinstance(radius, bool) or not radius >= 0 or math.isinf(radius):
         raise ValueError(f"radius must be a finite number >= 0, got {radius!r}")

@@ -20,16 +20,16 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 
+from . import validation as V
+
 __all__ = ["LOSS_NAMES", "get_loss", "smoothed_targets", "output_curvature", "output_curvature_norm"]
 
 LOSS_NAMES = ("mse", "ce")
 
 
 def _check(name: str, label_smoothing: float) -> None:
-    if name not in LOSS_NAMES:
-        raise ValueError(f"loss={name!r} is not supported; accepted values: {LOSS_NAMES}")
-    if not (0.0 <= float(label_smoothing) < 1.0):
-        raise ValueError(f"label_smoothing must lie in [0, 1), got {label_smoothing!r}")
+    V.one_of("loss", name, LOSS_NAMES)
+    V.fraction("label_smoothing", label_smoothing, high_open=True)
 
 
 def _check_io(outputs: torch.Tensor, targets: torch.Tensor) -> None:

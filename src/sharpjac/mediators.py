@@ -1,7 +1,7 @@
 r"""The paper's three mediating factors between sharpness and the Jacobian, as experiments.
 
-``shared/spec/paper.md`` section 3 lists what can move sharpness without moving the input-output
-Jacobian (or the reverse):
+The book's chapter *The ansatz and its mediating factors* lists what can move sharpness without
+moving the input-output Jacobian (or the reverse):
 
 1. **the output curvature** :math:`C_i` -- cross-entropy saturates (:math:`\|C_i\|\to0` as the
    predictions become confident) unless the targets are smoothed:

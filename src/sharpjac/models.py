@@ -30,6 +30,8 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from . import validation as V
+
 __all__ = ["MLP", "SmallCNN", "ResNet18", "build_model", "has_batch_norm", "MODEL_NAMES", "ACTIVATIONS", "INITS"]
 
 ACTIVATIONS = ("tanh", "relu", "elu", "gelu", "identity")
@@ -52,15 +54,12 @@ def _activation(name: str) -> nn.Module:
 
 
 def _check_seed(seed) -> int:
-    if isinstance(seed, bool) or not isinstance(seed, int):
-        raise TypeError(f"seed must be an int, got {seed!r} of type {type(seed).__name__}")
-    return seed
+    return V.integer("seed", seed)
 
 
 def _apply_init(module: nn.Module, init: str) -> None:
     """Re-initialise Linear/Conv layers of ``module`` in place (called inside ``fork_rng``)."""
-    if init not in INITS:
-        raise ValueError(f"init={init!r} is not supported; accepted values: {INITS}")
+    V.one_of("init", init, INITS)
     if init == "default":
         return  # constructors already used PyTorch's default
     gain = 1.0 if init == "lecun" else 2.0

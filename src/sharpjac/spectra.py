@@ -1,7 +1,7 @@
 r"""The top of the Hessian spectrum and its Gauss-Newton part.
 
-The Hessian of the training loss splits as :math:`H=G+R` (``shared/spec/paper.md`` section 3):
-the Gauss-Newton matrix :math:`G=\frac1N\sum_i\Phi_i^\top C_i\Phi_i` (PSD for convex losses)
+The Hessian of the training loss splits as :math:`H=G+R` (the book's chapter *The structure of the
+Hessian*): the Gauss-Newton matrix :math:`G=\frac1N\sum_i\Phi_i^\top C_i\Phi_i` (PSD for convex losses)
 and the residual term :math:`R=\frac1N\sum_i\sum_c\partial_{z_c}\ell\,\nabla^2_\theta f_c(x_i)`.
 This module measures, matrix-free (:mod:`sharpjac.curvature`):
 
@@ -27,6 +27,7 @@ import torch
 from torch import nn
 
 from . import curvature as _curv
+from . import validation as V
 
 __all__ = [
     "TopSpectra",
@@ -92,8 +93,7 @@ def top_spectra(
     Returns:
         :class:`TopSpectra`.
     """
-    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
-        raise ValueError(f"k must be a positive int, got {k!r}")
+    k = V.positive_int("k", k)
     H = _curv.HessianOperator(model, loss_fn, data, batch_size=batch_size)
     G = _curv.GaussNewtonOperator(model, loss_fn, data, batch_size=batch_size)
     rh = _curv.lanczos(H, k, max_iter=max_iter, tol=tol, seed=seed)
@@ -115,8 +115,7 @@ class ResidualOperator:
 
     def __init__(self, model: nn.Module, loss_fn: LossFn, data: Any, *, batch_size: int | None = None,
                  sign: float = 1.0):
-        if sign not in (1, -1, 1.0, -1.0):
-            raise ValueError(f"sign must be +1 or -1, got {sign!r}")
+        V.one_of("sign", sign, (1, -1))
         self.H = _curv.HessianOperator(model, loss_fn, data, batch_size=batch_size)
         self.G = _curv.GaussNewtonOperator(model, loss_fn, data, batch_size=batch_size)
         self.sign = float(sign)
@@ -168,8 +167,7 @@ def outlier_gap(eigenvalues, *, skip: int = 0) -> tuple[int, float]:
     if pos < 2:
         raise ValueError(f"need at least two leading positive eigenvalues, got {lam[:3]!r}")
     ratios = lam[: pos - 1] / lam[1:pos]
-    if not 0 <= skip < ratios.size:
-        raise ValueError(f"skip must be in [0, {ratios.size - 1}], got {skip!r}")
+    skip = V.integer("skip", skip, minimum=0, maximum=ratios.size - 1)
     j = int(np.argmax(ratios[skip:])) + skip
     return j + 1, float(ratios[j])
 
