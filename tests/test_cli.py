@@ -53,13 +53,82 @@ def test_run_smoke_in_a_subprocess(tmp_path):
     out_file = tmp_path / "table.csv"
     cmd = [sys.executable, "-m", "sharpjac", "run", "progressive_sharpening", "--preset", "smoke", "--seed", "0",
            "--set", "losses=mse", "--set", "max_steps=6", "--threads", "1", "--output", str(out_file)]
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=180)
+    proc = subprocess.run(cmd, check=False, env=env, capture_output=True, text=True, timeout=180)
     assert proc.returncode == 0, proc.stderr
     assert str(out_file) in proc.stdout and str(tmp_path / "cache") in proc.stdout
     df = pd.read_csv(out_file)
     assert set(df["loss"]) == {"mse"} and df["step"].max() == 6
     runs_made = [p for p in (tmp_path / "cache").iterdir() if len(p.name) == 64]
     assert len(runs_made) == 1
-    bad = subprocess.run([sys.executable, "-m", "sharpjac", "info", "nope"], env=env, capture_output=True,
-                         text=True, timeout=120)
+    bad = subprocess.run([sys.executable, "-m", "sharpjac", "info", "nope"], check=False, env=env,
+                         capture_output=True, text=True, timeout=120)
     assert bad.returncode == 2 and "unknown experiment" in bad.stderr and bad.stdout == ""
+
+
+SMOKE = ["run", "progressive_sharpening", "--preset", "smoke", "--seed", "0", "--set", "losses=mse",
+         "--set", "max_steps=2", "--no-progress"]
+
+
+def _no_training(monkeypatch):
+    from sharpjac import runs
+
+    monkeypatch.setattr(runs, "train", lambda *a, **k: pytest.fail("training started before the check"))
+
+
+def _one_line_error(cap) -> str:
+    assert cap.out == "" and "Traceback" not in cap.err
+    lines = cap.err.strip().splitlines()
+    assert len(lines) == 1, cap.err
+    return lines[0]
+
+
+def test_cache_that_is_a_file_is_refused_before_training(tmp_path, monkeypatch, capsys):
+    _no_training(monkeypatch)
+    f = tmp_path / "cachefile"
+    f.write_text("not a folder")
+    assert main([*SMOKE, "--cache", str(f)]) == 2
+    line = _one_line_error(capsys.readouterr())
+    assert str(f) in line and "is a file, not a folder" in line and "--cache" in line
+    assert f.read_text() == "not a folder"
+
+
+@pytest.mark.parametrize("where", ["missing folder", "a folder"])
+def test_unwritable_output_is_refused_before_training(tmp_path, monkeypatch, capsys, where):
+    _no_training(monkeypatch)
+    out = tmp_path / "nonexistent" / "dir" / "x.parquet" if where == "missing folder" else tmp_path
+    assert main([*SMOKE, "--cache", str(tmp_path / "cache"), "--output", str(out)]) == 2
+    line = _one_line_error(capsys.readouterr())
+    assert f"--output={str(out)!r}" in line
+    assert ("does not exist" in line) if where == "missing folder" else ("is a folder" in line)
+    assert not [p for p in (tmp_path / "cache").iterdir() if len(p.name) == 64], "no run may have started"
+
+
+def test_damaged_store_is_one_line_and_a_read_only_store_still_serves(tmp_path, monkeypatch, capsys):
+    import tempfile
+
+    cache = tmp_path / "cache"
+    assert main([*SMOKE, "--cache", str(cache), "--output", str(tmp_path / "a.csv")]) == 0
+    capsys.readouterr()
+    # read-only store (simulated: no temp file can be created in it), table written elsewhere: served
+    real = tempfile.mkstemp
+
+    def mkstemp(*a, dir=None, **k):
+        if dir is not None and str(cache) in str(dir):
+            raise PermissionError(13, "Read-only file system", str(dir))
+        return real(*a, dir=dir, **k)
+
+    monkeypatch.setattr(tempfile, "mkstemp", mkstemp)
+    _no_training(monkeypatch)
+    assert main([*SMOKE, "--cache", str(cache), "--output", str(tmp_path / "b.csv")]) == 0
+    capsys.readouterr()
+    pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "a.csv"), pd.read_csv(tmp_path / "b.csv"))
+    # without --output the table would go into the read-only store: refused up front
+    assert main([*SMOKE, "--cache", str(cache)]) == 2
+    assert "not writable" in _one_line_error(capsys.readouterr())
+    # a damaged stored run: one line naming the file and the remedy
+    monkeypatch.setattr(tempfile, "mkstemp", real)
+    (rec,) = [p / "record.parquet" for p in cache.iterdir() if len(p.name) == 64]
+    rec.write_bytes(rec.read_bytes()[:-1] + bytes([rec.read_bytes()[-1] ^ 1]))
+    assert main([*SMOKE, "--cache", str(cache), "--output", str(tmp_path / "c.csv")]) == 2
+    line = _one_line_error(capsys.readouterr())
+    assert str(rec) in line and "--force" in line

@@ -76,7 +76,7 @@ from . import __version__
 from ._util import resolve_device
 from .training import TrainConfig, TrainResult, train
 
-__all__ = ["RunStore", "StoreError", "run", "config_key", "atomic_write", "default_root"]
+__all__ = ["RunStore", "StoreError", "atomic_write", "config_key", "default_root", "run"]
 
 CACHE_ENV = "SHARPJAC_CACHE"
 META = "meta.json"
@@ -232,9 +232,9 @@ def _check_name(name: Any, what: str) -> str:
 
 
 def _spec_json(spec: Any, what: str) -> Any:
-    """``spec`` as plain JSON data (tuples become lists); ValueError if it is not JSON-serialisable."""
+    """``spec`` as plain JSON data (tuples become lists); TypeError/ValueError if not a JSON mapping."""
     if not isinstance(spec, Mapping):
-        raise ValueError(f"{what}={spec!r} is invalid; accepted: a mapping of JSON-serialisable values")
+        raise TypeError(f"{what}={spec!r} is invalid; accepted: a mapping of JSON-serialisable values")
     try:
         return json.loads(_canonical_json(dict(spec)))
     except (TypeError, ValueError) as e:
