@@ -214,10 +214,29 @@ def test_lr_schedules_and_measurement_schedule():
     (dict(model="vgg"), r"model='vgg'.*mlp"),
     (dict(dtype="float16"), r"dtype='float16'.*float32"),
     (dict(sam_rho=-1.0), r"sam_rho=-1.0"),
+    (dict(seed=2**32), r"seed=4294967296.*\[0, 2\*\*32\)"),
+    (dict(seed=-1), r"seed=-1.*\[0, 2\*\*32\)"),
+    (dict(threads=0), r"threads=0.*int >= 1"),
+    (dict(divergence_factor=1.0), r"divergence_factor=1.0.*> 1"),
+    (dict(trainable_layers=[]), r"trainable_layers=\(\).*non-empty"),
+    (dict(trainable_layers=[1.5]), r"trainable_layers=\[1.5\].*list of ints"),
+    (dict(snapshot_steps=[-1]), r"snapshot_steps=\(-1,\).*>= 0"),
+    (dict(device="tpu"), r"device='tpu'"),
 ])
 def test_config_validation_names_field_and_accepted_values(kw, pattern):
     with pytest.raises(ValueError, match=pattern):
         _cfg(**kw)
+
+
+def test_errors_that_need_the_data_stop_before_training():
+    # a mini-batch larger than the training set would silently become full batch
+    with pytest.raises(ValueError, match=r"batch_size=1000 exceeds the 60 training samples.*\[1, 60\]"):
+        train(_cfg(optimizer="sgd", batch_size=1000))
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match=r"device='cuda' is not available on this machine.*available: cpu"):
+            train(_cfg(device="cuda"))
+    with pytest.raises(ValueError, match=r"trainable_layers=\[5\].*2 layers"):
+        train(_cfg(trainable_layers=[5]))
 
 
 def test_augment_needs_images():
@@ -311,6 +330,82 @@ def test_divergence_stops_and_keeps_the_record():
     df = res.frame
     assert len(df) >= 1 and df["diverged"].all() and df.attrs["diverged"]
     assert "step" in res.message and df.attrs["diverged_at_step"] is not None
+
+
+def test_divergence_is_declared_at_a_stated_multiple_of_the_initial_loss():
+    # a loss that stays finite but explodes (1.8e25 was once recorded as "completed")
+    c = _cfg(lr=5.0, max_steps=8, measure_every=1)
+    free = train(c.replace(divergence_factor=1e300))
+    initial = free.frame["train_loss"].iloc[0]
+    assert free.status == "completed" and free.frame["train_loss"].max() > 1e6 * initial  # finite, exploded
+    with pytest.warns(RuntimeWarning, match="diverged"):
+        res = train(c.replace(divergence_factor=100.0))
+    assert res.status == "diverged" and "limit 100x" in res.message
+    first_over = int((free.frame["train_loss"] > 100.0 * initial).to_numpy().argmax())
+    # stopped at the first measured loss above 100x the initial one, or earlier on a mini-batch loss
+    assert res.frame["step"].iloc[-1] <= free.frame["step"].iloc[first_over]
+
+
+def test_threads_are_configuration_not_machine_state():
+    from sharpjac.runs import config_key
+
+    c = _cfg(max_steps=5, measure_every=1, sharpness_subset=30, jacobian_subset=10)
+    # different thread counts are different runs ...
+    assert config_key(c) != config_key(c.replace(threads=2))
+    # ... and one run gives the same bits whatever the caller's thread count
+    torch.set_num_threads(2)
+    try:
+        a = train(c).frame
+        assert torch.get_num_threads() == 2  # restored
+    finally:
+        torch.set_num_threads(1)
+    b = train(c).frame
+    pd.testing.assert_frame_equal(a, b, check_exact=True)
+
+
+def test_trainable_layers_restrict_the_optimiser_not_the_hessian():
+    c = _cfg(dtype="float64", max_steps=3, measure_every=1, trainable_layers=[2], sharpness_subset=None)
+    res = train(c)
+    from sharpjac.training import initial_model
+
+    init = initial_model(c).state_dict()
+    final = res.model.state_dict()
+    assert torch.equal(final["layers.1.weight"], init["layers.1.weight"])  # layer 1 frozen: bit-identical
+    assert not torch.equal(final["layers.3.weight"], init["layers.3.weight"])
+    # the measured sharpness is the full Hessian's: compare with a dense float64 Hessian of all parameters
+    from torch.func import functional_call, hessian
+
+    model = res.model
+    names = [n for n, _ in model.named_parameters()]
+    shapes = [p.shape for p in model.parameters()]
+    sizes = [p.numel() for p in model.parameters()]
+    x, y, _ = _data(c)
+    loss_fn = get_loss("mse")
+
+    def f(t):
+        ps = {n: q.view(sh) for n, q, sh in zip(names, torch.split(t, sizes), shapes)}
+        return loss_fn(functional_call(model, ps, (x,)), y)
+
+    H = hessian(f)(_flat(model))
+    top = float(torch.linalg.eigvalsh(H)[-1])
+    # Lanczos stops at relative residual lanczos_tol=1e-3; its Ritz value is then within ~tol^2 * |lambda|
+    assert res.frame["sharpness"].iloc[-1] == pytest.approx(top, rel=1e-4)
+
+
+def test_regression_targets_train_with_mean_squared_error():
+    c = TrainConfig(dataset="manifold", dataset_options={"d": 1, "n": 4, "n_train": 40, "n_test": 10,
+                                                         "task": "regression", "num_outputs": 2},
+                    model="mlp", model_options={"widths": [8], "activation": "tanh"}, loss="mse", lr=0.1,
+                    max_steps=4, measure_every=1, dtype="float64", device="cpu", snapshot_steps=[0, 2])
+    res = train(c)
+    ds = data.load("manifold", dtype=torch.float64, **dict(c.dataset_options))
+    with torch.no_grad():
+        expected = float(((res.model(ds.x_train) - ds.y_train) ** 2).mean())  # mean over samples and outputs
+    assert res.frame["train_loss"].iloc[-1] == pytest.approx(expected, rel=1e-12)
+    assert res.frame["train_acc"].isna().all() and (res.frame["curvature_norm"] == 1.0).all()  # C = (2/m) I, m=2
+    assert sorted(res.snapshots) == [0, 2, 4]
+    with pytest.raises(ValueError, match="regression"):
+        train(c.replace(loss="ce"))
 
 
 def test_target_train_accuracy_stops_early():
