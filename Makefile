@@ -5,7 +5,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 PRESET ?= quick
 SEED   ?= 0
-# make chapter NB=data PRESET=smoke  re-runs one chapter
+# make chapter NB=data PRESET=smoke  re-runs one chapter (notebooks/data.md)
 NB     ?=
 STAMP  := $(VENV)/.installed-stamp
 
@@ -16,7 +16,7 @@ help:
 	@echo "make test       run the test suite (unit tests, notebooks at smoke, book build, browser)"
 	@echo "make notebooks  execute the chapters: PRESET=smoke|quick|paper SEED=0"
 	@echo "make chapter NB=<name> PRESET=... SEED=...   re-run one chapter"
-	@echo "make lab        open the notebooks in JupyterLab"
+	@echo "make lab        open the chapters (notebooks/*.md) as notebooks in JupyterLab"
 	@echo "make bench      run the benchmarks (prints ratios)"
 	@echo "make clean      remove executed notebooks and the built site"
 
@@ -41,8 +41,11 @@ chapter: $(STAMP)
 book: notebooks
 	$(PY) -m sharpjac.publish build
 
+# .jupyter/labconfig/default_setting_overrides.json makes jupytext's "Jupytext Notebook" the
+# default viewer of .md files, for this command only (your own JupyterLab settings still win).
 lab: $(STAMP)
-	$(VENV)/bin/jupyter lab notebooks/
+	JUPYTER_CONFIG_PATH="$(CURDIR)/.jupyter$${JUPYTER_CONFIG_PATH:+:$$JUPYTER_CONFIG_PATH}" \
+		$(VENV)/bin/jupyter lab notebooks/
 
 bench: $(STAMP)
 	@for script in benchmarks/*.py; do echo "== $$script"; $(PY) $$script || exit 1; done

@@ -1,18 +1,23 @@
-"""The project's layout promises: one dependency list, clean parameterised notebooks, a complete toc."""
+"""The project's layout promises: one dependency list, clean parameterised MyST chapters, a complete toc."""
 
 from __future__ import annotations
 
 import json
+import re
+import shutil
+import subprocess
 import tomllib
 from pathlib import Path
 
+import jupytext
 import pytest
 import yaml
+from jupytext.formats import guess_format
 
 from sharpjac import publish
 
 ROOT = Path(__file__).resolve().parents[1]
-NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.md"))
 
 
 def test_top_level_layout():
@@ -36,24 +41,65 @@ def test_pyproject_pins():
     deps = project["dependencies"]
     assert "torch==2.13.0" in deps
     assert any(d.startswith("jupyter-book") and "<2" in d for d in deps)
-    for needed in ["papermill", "jupyterlab", "matplotlib", "seaborn", "sphinx-proof",
+    for needed in ["papermill", "jupytext", "jupyterlab", "matplotlib", "seaborn", "sphinx-proof",
                    "sphinx-mathjax-offline", "sphinxcontrib-bibtex", "tqdm"]:
         assert any(d.startswith(needed) for d in deps), needed
     assert not any(d.startswith("torchvision") for d in deps)
 
 
+def test_there_are_chapters():
+    assert len(NOTEBOOKS) >= 10, f"expected the book's chapters as notebooks/*.md, found {len(NOTEBOOKS)}"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
+def test_chapter_is_a_myst_notebook(path):
+    text = path.read_text()
+    header = yaml.safe_load(text.split("---\n")[1]) if text.startswith("---\n") else None
+    assert header, f"{path.name} has no jupytext YAML header"
+    assert header["jupytext"]["text_representation"]["format_name"] == "myst", path.name
+    assert header["kernelspec"]["name"] == "python3", path.name
+    assert guess_format(text, ".md")[0] == "myst", path.name
+
+
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
 def test_notebook_is_clean_and_parameterised(path):
-    nb = json.loads(path.read_text())
-    code = [c for c in nb["cells"] if c["cell_type"] == "code"]
-    assert all(not c.get("outputs") and c.get("execution_count") is None for c in code), \
-        f"{path.name} is committed with outputs"
-    tagged = [c for c in code if "parameters" in c.get("metadata", {}).get("tags", [])]
+    nb = jupytext.reads(path.read_text(), fmt="md:myst")
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    assert code, f"{path.name} has no code cells: is every code cell a ```{{code-cell}} block?"
+    tagged = [c for c in code if "parameters" in c.metadata.get("tags", [])]
     assert len(tagged) == 1, f"{path.name}: exactly one cell must be tagged 'parameters'"
-    source = "".join(tagged[0]["source"])
-    assert "preset" in source and "seed" in source, f"{path.name}: parameters need preset and seed"
-    assert nb["cells"][0]["cell_type"] == "markdown" and "".join(nb["cells"][0]["source"]).startswith("# "), \
+    for name in ("preset", "seed"):
+        assert re.search(rf"^{name}\s*=", tagged[0].source, re.MULTILINE), f"{path.name}: parameters need {name}"
+    assert nb.cells[0].cell_type == "markdown" and nb.cells[0].source.startswith("# "), \
         f"{path.name}: the first cell must be the chapter's title"
+    # TeX in a text notebook has single backslashes; `\\lambda` would be an escaped JSON string pasted in
+    # (`\\` followed by a space or a newline, TeX's line break, is allowed)
+    doubled = [line for c in nb.cells if c.cell_type == "markdown" for line in c.source.splitlines()
+               if re.search(r"\\\\[A-Za-z]", line)]
+    assert not doubled, f"{path.name}: double-escaped TeX: {doubled[:3]}"
+
+
+def test_no_notebook_json_is_tracked():
+    if shutil.which("git") is None or not (ROOT / ".git").exists():
+        pytest.skip("not a git checkout: nothing is tracked")
+    tracked = subprocess.run(["git", "ls-files", "--", "*.ipynb"], cwd=ROOT, capture_output=True, text=True,
+                             check=True).stdout.split()
+    assert tracked == [], f"notebooks are sources as notebooks/*.md; tracked .ipynb: {tracked}"
+
+
+def test_book_excludes_the_chapter_sources():
+    config = yaml.safe_load((ROOT / "_config.yml").read_text())
+    assert "notebooks/*.md" in config["exclude_patterns"]
+    assert not any("executed" in pattern for pattern in config["exclude_patterns"])
+
+
+def test_lab_settings_open_markdown_as_notebooks():
+    overrides = json.loads((ROOT / ".jupyter" / "labconfig" / "default_setting_overrides.json").read_text())
+    viewers = overrides["@jupyterlab/docmanager-extension:plugin"]["defaultViewers"]
+    assert viewers["markdown"] == "Jupytext Notebook"
+    assert ".jupyter" in (ROOT / "Makefile").read_text().split("\nlab:")[1].split("\n\n")[0]
+    config = tomllib.loads((ROOT / "notebooks" / "jupytext.toml").read_text())
+    assert "formats" not in config, "chapters must not be paired with .ipynb files"
 
 
 def test_every_notebook_is_in_the_toc():

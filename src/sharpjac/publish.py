@@ -335,10 +335,11 @@ def execute_chapter(
             where = f"in papermill's injected-parameters cell (cell index {cell[0]})"
         else:
             where = f"in code cell {cell[1]} (cell index {cell[0]}), which starts: {cell[2]}"
+        kept = f"partial output kept in {failed.relative_to(root)}" if partial is not None else "no partial output"
         raise ChapterError(
             f"chapter {source.relative_to(root)}: the kernel died ({err}) {where}\n"
             f"  a dead kernel usually means the process ran out of memory or crashed in native code; "
-            f"partial output kept in {failed.relative_to(root)}; {_describe_previous(output, root)}"
+            f"{kept}; {_describe_previous(output, root)}"
         ) from None
     finally:
         if env_backup is None:
