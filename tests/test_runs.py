@@ -16,6 +16,7 @@ from types import SimpleNamespace
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
 import sharpjac
 from sharpjac import runs
@@ -130,12 +131,10 @@ def test_store_argument_validation(tmp_path):
 
 def test_stored_network_is_the_trained_network(tmp_path):
     store = RunStore(tmp_path)
-    c = small(max_steps=8)
+    c = small(max_steps=8, snapshot_steps=[0])
     result = runs.train(c)
     init = runs._build_model(c).state_dict()
-    # the integrator's TrainResult carries snapshots; emulate one with step 0 and the final step
-    with_snaps = SimpleNamespace(**vars(result), snapshots={0: init, 8: result.model.state_dict()})
-    store.save(c, with_snaps)
+    store.save(c, result)
     assert store.model_steps(c) == [0, 8]
     final = store.load_state(c)
     for k, v in result.model.state_dict().items():
