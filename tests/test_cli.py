@@ -40,11 +40,34 @@ def test_help_is_useful(capsys):
     (["run", "progressive_sharpening", "--preset", "smoke", "--set", "lrs_mse=-0.1"], "lrs_mse"),
     (["run", "progressive_sharpening", "--preset", "smoke", "--set", "nokey"], "key=value"),
     (["frobnicate"], "invalid choice"),
+    # a width of 1.5 would be truncated to 1 while the record says 1.5
+    (["run", "progressive_sharpening", "--preset", "smoke", "--set", "widths=[1.5]"], "item 1.5 of [1.5] is not"),
+    (["run", "progressive_sharpening", "--preset", "smoke", "--threads", "0"], "threads=0 is invalid"),
+    (["run", "progressive_sharpening", "--preset", "smoke", "--seed", "4294967296"], "[0, 2**32)"),
+    (["run", "weight_decay", "--preset", "smoke", "--set", "batch_size=100000"],
+     "batch_size=100000 exceeds the 200 training samples"),
 ])
-def test_errors_go_to_stderr_with_exit_code_2(argv, pattern, capsys):
-    assert main(argv) == 2
+def test_errors_go_to_stderr_with_exit_code_2(argv, pattern, capsys, tmp_path, monkeypatch):
+    from sharpjac import runs
+
+    monkeypatch.setattr(runs, "train", lambda *a, **k: pytest.fail("an invalid input must stop before training"))
+    assert main([*argv, "--cache", str(tmp_path)] if argv[0] == "run" and "--preset" in argv else argv) == 2
     cap = capsys.readouterr()
     assert pattern in cap.err and cap.out == ""
+    if argv[0] != "frobnicate":  # argparse's own usage message is several lines
+        assert len(cap.err.strip().splitlines()) == 1
+
+
+def test_a_device_that_is_not_there_is_one_line(capsys, tmp_path):
+    import torch
+
+    if torch.cuda.is_available():  # the error needs a machine without CUDA; with one, cuda:99 is missing
+        argv, pattern = ["--device", "cuda:99"], "device='cuda:99' is not available"
+    else:
+        argv, pattern = ["--device", "cuda"], "device='cuda' is not available on this machine"
+    assert main(["run", "progressive_sharpening", "--preset", "smoke", "--cache", str(tmp_path), *argv]) == 2
+    err = capsys.readouterr().err
+    assert pattern in err and "available: cpu" in err and len(err.strip().splitlines()) == 1
 
 
 def test_run_smoke_in_a_subprocess(tmp_path):

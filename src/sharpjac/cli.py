@@ -56,7 +56,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--cache", default=None, help="run store folder (default $SHARPJAC_CACHE or ~/.cache/sharpjac/runs)")
     r.add_argument("--output", default=None, help="where to write the combined table (.parquet or .csv)")
     r.add_argument("--threads", type=int, default=None,
-                   help="torch CPU threads (default: torch's choice; 1 is often fastest on a busy machine)")
+                   help="torch CPU threads of every run (default 1); part of each run's key, so the numbers "
+                        "never depend on the machine's load")
     r.add_argument("--force", action="store_true", help="retrain even if stored")
     r.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     return p
@@ -120,15 +121,15 @@ def _cmd_run(args) -> int:
             overrides["seeds"] = tuple(args.seed)
         if args.device is not None:
             overrides["device"] = args.device
+        if args.threads is not None:
+            overrides["threads"] = args.threads
         config = exp.config_cls.from_preset(args.preset, **overrides)
+        if config.device != "auto":
+            from ._util import resolve_device
+
+            resolve_device(config.device)
     except (ValueError, TypeError) as e:
         raise _Error(str(e)) from None
-    if args.threads is not None:
-        if args.threads < 1:
-            raise _Error(f"--threads must be >= 1, got {args.threads}")
-        import torch
-
-        torch.set_num_threads(args.threads)
     store = RunStore(args.cache)
     out = Path(args.output) if args.output else (
         store.root / "experiments" / f"{exp.name}-{args.preset}-{config.key()}.parquet")
@@ -151,16 +152,28 @@ def _cmd_run(args) -> int:
         df = exp.run(config, store=store, force=args.force, progress=progress)
     except (StoreError, ValueError, FileNotFoundError) as e:
         raise _Error(str(e)) from None
-    frame = df.copy()
-    frame.attrs = {}
-    try:
-        if out.suffix == ".csv":
-            frame.to_csv(out, index=False)
-        else:
-            frame.to_parquet(out, index=False)
-    except OSError as e:
-        raise _Error(f"cannot write --output={str(out)!r} ({e.strerror or e}); the runs are stored in "
-                     f"{store.root}, re-run with another --output") from None
+    tables = df if isinstance(df, dict) else {"": df}
+    written = []
+    for name, table in tables.items():
+        path = out if not name else out.with_name(f"{out.stem}.{name}{out.suffix}")
+        frame = table.copy()
+        frame.attrs = {}
+        try:
+            if path.suffix == ".csv":
+                frame.to_csv(path, index=False)
+            else:
+                frame.to_parquet(path, index=False)
+        except OSError as e:
+            raise _Error(f"cannot write --output={str(path)!r} ({e.strerror or e}); the runs are stored in "
+                         f"{store.root}, re-run with another --output") from None
+        written.append(path)
+    if isinstance(df, dict):
+        sizes = ", ".join(f"{name} ({len(t)} rows)" for name, t in df.items())
+        print(f"experiment {exp.name} (preset {args.preset}): tables {sizes}")
+        for path in written:
+            print(f"table: {path}")
+        print(f"runs:  {store.root}")
+        return 0
     keys = sorted(set(df["run_key"])) if len(df) else []
     statuses = df.groupby("run_key")["status"].first().value_counts().to_dict() if len(df) else {}
     print(f"experiment {exp.name} (preset {args.preset}): {len(keys)} runs, {len(df)} rows, status {statuses}")
