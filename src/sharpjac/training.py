@@ -85,6 +85,8 @@ from . import losses as _losses
 from . import models as _models
 from ._util import derive_seed, generator, progress_enabled, resolve_device
 from .hooks import Measurements, RunContext, Snapshots, TrainHook
+from .validation import is_int as _is_int
+from .validation import is_real as _is_num
 
 __all__ = [
     "TrainConfig",
@@ -114,14 +116,6 @@ METRIC_COLUMNS = (
     "jac_spectral_max", "jac_spectral_mean", "jac_frobenius_max", "jac_frobenius_mean",
     "curvature_norm", "first_layer_norm", "feature_norm", "grad_norm", "param_norm", "diverged",
 )
-
-
-def _is_int(v) -> bool:
-    return isinstance(v, (int, np.integer)) and not isinstance(v, bool)
-
-
-def _is_num(v) -> bool:
-    return isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool)
 
 
 def _freeze(obj):

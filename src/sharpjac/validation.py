@@ -47,6 +47,8 @@ import numpy as np
 
 __all__ = [
     "InvalidTypeError",
+    "is_int",
+    "is_real",
     "boolean",
     "finite_float",
     "fraction",
@@ -76,12 +78,17 @@ def _fail(name: str, value: Any, accepted: str, *, wrong_type: bool = False) -> 
     return ValueError(f"{name}={value!r} is invalid; accepted: {accepted}")
 
 
-def _is_int(value: Any) -> bool:
+def is_int(value: Any) -> bool:
+    """An integer (Python or numpy), not a bool."""
     return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
 
-def _is_real(value: Any) -> bool:
+def is_real(value: Any) -> bool:
+    """A real number (Python or numpy, integers included), not a bool."""
     return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+_is_int, _is_real = is_int, is_real
 
 
 def _range_text(kind: str, minimum: Any, maximum: Any, low_open: bool = False, high_open: bool = False) -> str:

@@ -2,12 +2,13 @@ r"""Argument checks and seed derivation shared by the theory modules."""
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import numpy as np
 import torch
 from torch import Tensor
+
+from .. import validation
 
 
 def _as_points(name: str, x: Any) -> Tensor:
@@ -26,28 +27,13 @@ def _as_points(name: str, x: Any) -> Tensor:
 
 
 def _check_positive_int(name: str, value: Any, minimum: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise ValueError(f"{name}={value!r} must be an integer >= {minimum}")
-    return int(value)
+    return validation.integer(name, value, minimum=minimum)
 
 
 def _check_nonneg(name: str, value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
-        raise ValueError(f"{name}={value!r} must be a finite number >= 0")
-    value = float(value)
-    if not (math.isfinite(value) and value >= 0):
-        raise ValueError(f"{name}={value!r} must be a finite number >= 0")
-    return value
-
+    return validation.non_negative(name, value)
 
 
 def _derive(*keys: int) -> int:
     """A non-negative 31-bit seed derived from integer keys (numpy SeedSequence)."""
     return int(np.random.SeedSequence([int(k) & 0xFFFFFFFF for k in keys]).generate_state(1)[0] >> 1)
-
-
-# --------------------------------------------------------------------------------------------
-# Proposition A
-# --------------------------------------------------------------------------------------------
-
-
