@@ -9,11 +9,13 @@ SEED   ?= 0
 NB     ?=
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: help install test notebooks book chapter lab bench clean distclean
+.PHONY: help install test lint format notebooks book chapter lab bench clean distclean
 
 help:
 	@echo "make book       build the website (quick preset) into _build/html"
-	@echo "make test       run the test suite (unit tests, notebooks at smoke, book build, browser)"
+	@echo "make test       lint, then the test suite (unit tests, notebooks at smoke, book build, browser)"
+	@echo "make lint       ruff check + ruff format --check on src, tests, benchmarks and the chapters"
+	@echo "make format     apply ruff's fixes and formatting (chapters' code cells included)"
 	@echo "make notebooks  execute the chapters: PRESET=smoke|quick|paper SEED=0"
 	@echo "make chapter NB=<name> PRESET=... SEED=...   re-run one chapter"
 	@echo "make lab        open the chapters (notebooks/*.md) as notebooks in JupyterLab"
@@ -28,8 +30,19 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-test: $(STAMP)
+test: $(STAMP) lint
 	$(PY) -m pytest
+
+# ruff on the package, tests, benchmarks and the chapters' code (settings in pyproject.toml)
+lint: $(STAMP)
+	$(PY) -m ruff check src tests benchmarks
+	$(PY) -m ruff format --check src tests benchmarks
+	$(PY) -m sharpjac.publish lint
+
+format: $(STAMP)
+	$(PY) -m ruff check --fix src tests benchmarks
+	$(PY) -m ruff format src tests benchmarks
+	$(PY) -m sharpjac.publish lint --fix
 
 notebooks: $(STAMP)
 	$(PY) -m sharpjac.publish notebooks --preset $(PRESET) --seed $(SEED)
