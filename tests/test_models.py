@@ -92,3 +92,11 @@ def test_build_model_validation_messages():
         MLP(input_dim=3, init="xavier")
     with pytest.raises(TypeError, match="seed"):
         MLP(input_dim=3, seed=1.5)
+
+
+def test_fractional_widths_are_refused_not_truncated():
+    # int(1.5) == 1 would train width 1 while the configuration records 1.5
+    with pytest.raises(ValueError, match=r"widths\[1\]=1.5 \(float\) is invalid"):
+        build_model("mlp", input_shape=(4,), num_classes=2, widths=[3, 1.5])
+    with pytest.raises(ValueError, match=r"channels\[0\]=2.5"):
+        build_model("small_cnn", input_shape=(1, 8, 8), num_classes=2, channels=[2.5])

@@ -122,9 +122,8 @@ class MLP(nn.Sequential):
         init: str = "default",
     ):
         n0 = _input_dim(input_dim, input_shape)
-        widths = tuple(int(w) for w in widths)
-        if any(w <= 0 for w in widths):
-            raise ValueError(f"widths must be positive ints, got {widths!r}")
+        # int() would truncate a width of 1.5 to 1 while the configuration says 1.5: refuse it
+        widths = tuple(V.positive_int(f"widths[{i}]", w) for i, w in enumerate(widths))
         if int(num_classes) <= 0:
             raise ValueError(f"num_classes must be a positive int, got {num_classes!r}")
         _activation(activation)  # validate early
@@ -177,9 +176,9 @@ class SmallCNN(nn.Sequential):
         pool: int = 2,
         init: str = "default",
     ):
-        channels = tuple(int(c) for c in channels)
-        if not channels or any(c <= 0 for c in channels):
-            raise ValueError(f"channels must be a non-empty tuple of positive ints, got {channels!r}")
+        channels = tuple(V.positive_int(f"channels[{i}]", c) for i, c in enumerate(channels))
+        if not channels:
+            raise ValueError(f"channels={channels!r} is invalid; accepted: a non-empty tuple of positive ints")
         if int(in_channels) <= 0:
             raise ValueError(f"in_channels must be a positive int, got {in_channels!r}")
         if int(num_classes) <= 0:
