@@ -20,10 +20,11 @@ import hashlib
 import json
 import types
 import typing
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+import numpy as np
 import pandas as pd
 import torch
 
@@ -262,7 +263,6 @@ def _preflight(configs: Sequence[TrainConfig]) -> None:
     """Before any training: every device exists, every data set loads (e.g. CIFAR present), and no
     mini-batch is larger than its training set."""
     from .. import data
-
     from .._util import resolve_device
     from ..training import check_batch_size
 
@@ -278,12 +278,46 @@ def _preflight(configs: Sequence[TrainConfig]) -> None:
         check_batch_size(c, sizes[key])
 
 
+def _labelled(labels: Mapping[str, Any], record: pd.DataFrame, last_row: Mapping[str, Any], key: str
+              ) -> pd.DataFrame:
+    """One run's record with its grid labels first, ``last_row`` values on its last row, then
+    ``status`` and ``run_key``."""
+    status = record.attrs.get("status", "")
+    df = record.copy()
+    df.attrs = {}
+    for i, (k, v) in enumerate(labels.items()):
+        if k in df.columns:  # e.g. "lr" with a constant schedule: keep the record's column
+            if not (df[k] == v).all():
+                raise ValueError(f"grid label {k!r}={v!r} disagrees with the record's column {k!r}; "
+                                 "rename the label")
+            df.insert(i, k, df.pop(k))
+        else:
+            df.insert(i, k, [v] * len(df))
+    last = (df["step"] == df["step"].max()).to_numpy() if len(df) else np.zeros(0, dtype=bool)
+    for c, v in last_row.items():
+        df[c] = np.where(last, v, np.nan)
+    df["status"] = status
+    df["run_key"] = key
+    return df
+
+
 def run_experiment(config: ExperimentConfig, *, name: str, store=None, force: bool = False,
-                   progress: bool | None = None) -> pd.DataFrame:
+                   progress: bool | None = None,
+                   run_point: Callable[[TrainConfig, bool], tuple[pd.DataFrame, Mapping[str, Any]]] | None = None,
+                   ) -> pd.DataFrame:
     """Run every grid point of ``config`` (reusing the store) and concatenate the records.
 
+    Args:
+        config, name, store, force, progress: the experiment, its registry name, the run store
+            (see :func:`sharpjac.runs.run`), retrain even if stored, progress bar.
+        run_point: ``run_point(train_config, progress) -> (record, last_row)``; default: the record
+            of :func:`sharpjac.runs.run` and no extra values. ``last_row`` holds values measured at
+            the end of the run (they go on the run's last row, NaN elsewhere). A grid point that
+            occurs twice (same run key) is run once.
+
     Returns a DataFrame with the grid coordinates (and ``seed``) as leading columns, then the
-    training record's columns, then ``status`` (completed / target_reached / diverged) and ``run_key``. ``attrs``: ``experiment``, ``config``.
+    training record's columns, the ``last_row`` columns, then ``status`` (completed /
+    target_reached / diverged) and ``run_key``. ``attrs``: ``experiment``, ``config``.
     """
     from ..runs import config_key, run
 
@@ -292,32 +326,24 @@ def run_experiment(config: ExperimentConfig, *, name: str, store=None, force: bo
     points = config.grid()
     _preflight([tc for _, tc in points])
     show = progress_enabled(progress)
-    it = points
+    if run_point is None:
+        def run_point(tc: TrainConfig, show: bool) -> tuple[pd.DataFrame, Mapping[str, Any]]:
+            return run(tc, store=store, force=force, progress=show), {}
     bar = None
+    it = points
     if show:
         from tqdm.auto import tqdm
-        bar = tqdm(points, desc=name, unit="run")
-        it = bar
-    frames = []
+        bar = it = tqdm(points, desc=name, unit="run")
+    frames, done = [], {}
     try:
         for labels, tc in it:
             if bar is not None:
                 bar.set_postfix({k: v for k, v in labels.items()})
-            df = run(tc, store=store, force=force, progress=show)
-            status = df.attrs.get("status", "")
-            df = df.copy()
-            df.attrs = {}
-            for i, (k, v) in enumerate(labels.items()):
-                if k in df.columns:  # e.g. "lr" with a constant schedule: keep the record's column
-                    if not (df[k] == v).all():
-                        raise ValueError(f"grid label {k!r}={v!r} disagrees with the record's column {k!r}; "
-                                         "rename the label")
-                    df.insert(i, k, df.pop(k))
-                else:
-                    df.insert(i, k, [v] * len(df))
-            df["status"] = status
-            df["run_key"] = config_key(tc)
-            frames.append(df)
+            key = config_key(tc)
+            if key not in done:
+                done[key] = run_point(tc, show)
+            record, last_row = done[key]
+            frames.append(_labelled(labels, record, last_row, key))
     finally:
         if bar is not None:
             bar.close()

@@ -54,10 +54,9 @@ import numpy as np
 import pandas as pd
 import torch
 
-from .._util import progress_enabled
 from ..training import TrainConfig
 from . import register
-from .base import ExperimentConfig, _preflight, architecture_options
+from .base import ExperimentConfig, architecture_options, run_experiment
 
 __all__ = [
     "GeneralisationConfig",
@@ -584,8 +583,8 @@ def end_measurements(model: torch.nn.Module, x_train: torch.Tensor, x_test: torc
         loss: ``"ce"`` or ``"mse"`` (None: skip the unsmoothed losses, NaN).
         chunk_size: inputs per forward pass for the losses.
     """
-    from .. import losses as _losses
     from .. import jacobians
+    from .. import losses as _losses
     from ..models import has_batch_norm
 
     if not (_is_num(radius) and radius > 0):
@@ -678,53 +677,25 @@ def run_grid(config: GeneralisationConfig, *, name: str, store=None, force: bool
     ``status`` and ``run_key``. ``attrs``: ``experiment``, ``config``, ``variation_radius``.
     """
     from .. import data
-    from ..runs import config_key
 
     if not isinstance(config, GeneralisationConfig):
         raise TypeError(f"config must be a GeneralisationConfig, got {type(config).__name__}")
-    points = config.grid()
-    _preflight([tc for _, tc in points])
     ds = data.load(config.dataset, seed=config.data_seed, n_train=config.n_train, n_test=config.n_test)
     tensors = (ds.x_train, ds.y_train, ds.x_test, ds.y_test)
     radius = (float(config.variation_radius) if config.variation_radius is not None
               else nearest_neighbour_radius(ds.x_train, ds.x_test))
     spec = config.end_spec(radius)
-    show = progress_enabled(progress)
-    it = points
-    bar = None
-    if show:
-        from tqdm.auto import tqdm
-        bar = it = tqdm(points, desc=name, unit="run")
-    frames, done = [], {}
-    try:
-        for labels, tc in it:
-            key = config_key(tc)
-            if key not in done:
-                done[key] = _run_point(tc, spec, tensors, store=store, force=force, progress=show)
-            rec, extras = done[key]
-            status = rec.attrs.get("status", "")
-            df = rec.copy()
-            df.attrs = {}
-            for i, (k, v) in enumerate(labels.items()):
-                if k in df.columns:
-                    if not (df[k] == v).all():
-                        raise ValueError(f"grid label {k!r}={v!r} disagrees with the record's column {k!r}")
-                    df.insert(i, k, df.pop(k))
-                else:
-                    df.insert(i, k, [v] * len(df))
-            df["gap_loss"] = df["test_loss"] - df["train_loss"]
-            df["gap_acc"] = df["train_acc"] - df["test_acc"]
-            last = df["step"] == df["step"].max()
-            for c in END_COLUMNS:
-                df[c] = np.where(last, extras.get(c, np.nan), np.nan)
-            df["status"] = status
-            df["run_key"] = key
-            frames.append(df)
-    finally:
-        if bar is not None:
-            bar.close()
-    out = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
-    out.attrs = {"experiment": name, "config": config.to_dict(), "variation_radius": spec["radius"]}
+
+    def run_point(tc: TrainConfig, show: bool) -> tuple[pd.DataFrame, dict[str, float]]:
+        record, values = _run_point(tc, spec, tensors, store=store, force=force, progress=show)
+        attrs = dict(record.attrs)
+        record = record.assign(gap_loss=record["test_loss"] - record["train_loss"],
+                               gap_acc=record["train_acc"] - record["test_acc"])
+        record.attrs = attrs
+        return record, {c: values.get(c, np.nan) for c in END_COLUMNS}
+
+    out = run_experiment(config, name=name, store=store, force=force, progress=progress, run_point=run_point)
+    out.attrs["variation_radius"] = spec["radius"]
     return out
 
 

@@ -21,7 +21,7 @@ import pandas as pd
 
 from ..training import TrainConfig
 from . import register
-from .base import ExperimentConfig, run_experiment, architecture_options
+from .base import ExperimentConfig, architecture_options, run_experiment
 
 NAME = "whole_run"
 
