@@ -124,7 +124,7 @@ class ConjugateMatrixConfig(StudyConfig):
             sh = conjugate.layer_shares(parts, top=self.top)
             L = sh.shares.shape[1]
             labels = [f"lambda_{j + 1}" for j in range(len(sh.eigenvalues))] + ["trace"]
-            table = pd.DataFrame(np.vstack([sh.shares, sh.trace_shares]), columns=[f"layer_{l + 1}" for l in range(L)])
+            table = pd.DataFrame(np.vstack([sh.shares, sh.trace_shares]), columns=[f"layer_{i + 1}" for i in range(L)])
             table.insert(0, "value", np.concatenate([sh.eigenvalues, [sh.traces.sum()]]))
             table.insert(0, "label", labels)
             table.insert(0, "loss", self.loss)
