@@ -1,0 +1,118 @@
+"""The ``ansatz`` study (book chapter *The ansatz and its mediating factors*), smoke preset."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+import torch
+
+from sharpjac import experiments, runs
+from sharpjac.experiments.ansatz import BLIND_RUNS, AnsatzConfig, linear_model_sharpness
+from sharpjac.runs import RunStore
+from sharpjac.training import initial_model
+
+
+@pytest.fixture(scope="module")
+def study(tmp_path_factory):
+    """The smoke study computed once into a fresh store: (config, store, tables)."""
+    store = RunStore(tmp_path_factory.mktemp("ansatz-store"))
+    config = AnsatzConfig.preset("smoke")
+    tables = experiments.get("ansatz").run(config, store=store, progress=False)
+    return config, store, tables
+
+
+def test_smoke_tables_have_the_expected_columns(study):
+    config, _, t = study
+    assert set(t) == {"bounds", "prop_record", "rescaling", "ce", "blind", "summary"}
+    assert {"seed", "step", "lambda_max", "upper_phi", "upper_layers", "lower_phi", "lower_jacobian",
+            "jacobian_max", "first_layer_norm", "holds"} <= set(t["bounds"].columns)
+    assert sorted(t["bounds"]["step"]) == sorted(config.snapshot_steps)
+    assert {"seed", "step", "sharpness", "gn_sharpness", "jac_spectral_max"} <= set(t["prop_record"].columns)
+    assert {"seed", "layer", "alpha", "sharpness", "jac_spectral_max", "output_change"} <= set(t["rescaling"].columns)
+    assert len(t["rescaling"]) == config.n_alphas
+    assert {"label_smoothing", "curvature_norm", "curvature_floor", "sharpness"} <= set(t["ce"].columns)
+    assert set(t["ce"]["label_smoothing"]) == {0.0, config.label_smoothing}
+    assert set(t["blind"]["run"]) == set(BLIND_RUNS)
+    assert list(t["summary"].columns) == ["seed", "num_classes", "proposition_a_holds", "linear_lr",
+                                          "linear_sharpness_exact"]
+    # Proposition A is a theorem: it must hold at every snapshot
+    assert t["bounds"]["holds"].all() and t["summary"]["proposition_a_holds"].all()
+
+
+def test_second_run_trains_and_computes_nothing(study, monkeypatch):
+    config, store, tables = study
+    monkeypatch.setattr(runs, "train", lambda *a, **k: pytest.fail("must not train"))
+    monkeypatch.setattr(AnsatzConfig, "compute", lambda *a, **k: pytest.fail("must not compute"))
+    again = experiments.get("ansatz").run(config, store=store, progress=False)
+    for name, df in tables.items():
+        pd.testing.assert_frame_equal(df, again[name], check_exact=True)
+
+
+def test_exact_gauss_newton_top_eigenvalue_matches_the_training_record(study):
+    # two independent computations of lambda_max(G) at the same networks on the same data: the exact one
+    # (eigvalsh of the explicit matrix, Proposition A) and the run's Lanczos estimate (gn_sharpness)
+    _, _, t = study
+    rec = t["prop_record"].set_index("step")
+    for _, row in t["bounds"].iterrows():
+        # Lanczos stops at a residual of 1e-3 (relative); the Ritz value is then far more accurate
+        assert rec.loc[row.step, "gn_sharpness"] == pytest.approx(row.lambda_max, rel=1e-3)
+
+
+def test_linear_model_sharpness_is_constant_and_matches_the_closed_form(study):
+    _, _, t = study
+    lin = t["blind"][t["blind"]["run"] == "linear model"]
+    exact = float(t["summary"]["linear_sharpness_exact"].iloc[0])
+    # Lanczos with relative tolerance 1e-3 on a constant Hessian
+    assert lin["sharpness"].to_numpy() == pytest.approx(exact, rel=1e-3)
+    assert float(t["summary"]["linear_lr"].iloc[0]) == pytest.approx(1 / exact, rel=1e-5)  # 6 significant digits
+
+
+def test_linear_model_sharpness_against_autograd_hessian():
+    # oracle: the Hessian of the mean squared error of f(x) = W x + b by autograd, on random data
+    g = torch.Generator().manual_seed(0)
+    N, n, k = 7, 4, 3
+    x = torch.randn(N, n, generator=g, dtype=torch.float64)
+    t = torch.randn(N, k, generator=g, dtype=torch.float64)
+
+    def loss(theta):
+        W, b = theta[: k * n].reshape(k, n), theta[k * n:]
+        return ((x @ W.T + b - t) ** 2).mean()
+
+    theta = torch.randn(k * n + k, generator=g, dtype=torch.float64)
+    H = torch.autograd.functional.hessian(loss, theta)
+    # eigvalsh in float64 of a 15 x 15 matrix: agreement to rounding
+    assert linear_model_sharpness(x, k) == pytest.approx(float(torch.linalg.eigvalsh(H)[-1]), rel=1e-12)
+    with pytest.raises(ValueError, match="num_outputs=0"):
+        linear_model_sharpness(x, 0)
+
+
+def test_first_layer_only_run_leaves_the_other_layers_at_initialisation(study):
+    config, store, _ = study
+    tc = config.blind_runs(config.seeds[0])["first layer only"]
+    start, end = initial_model(tc).state_dict(), store.load_model(tc).state_dict()
+    changed = {name for name in start if not torch.equal(start[name], end[name])}
+    assert changed == {"1.weight", "1.bias"}, changed  # Sequential(Flatten, Linear, ReLU, ...): block 1
+
+
+@pytest.mark.parametrize("field, value, pattern", [
+    ("label_smoothing", 0.0, r"AnsatzConfig\.label_smoothing=0\.0 is invalid; accepted: a float in \(0, 1\)"),
+    ("rescaled_layer", 3, r"AnsatzConfig\.rescaled_layer=3 is invalid; accepted: an int in \[1, 2\]"),
+    ("snapshot_steps", (0, 11), r"AnsatzConfig\.snapshot_steps=\(0, 11\) is invalid"),
+    ("n_prop", 0, r"AnsatzConfig\.n_prop=0 is invalid"),
+])
+def test_bad_fields_give_one_line_errors(field, value, pattern):
+    with pytest.raises(ValueError, match=pattern) as err:
+        AnsatzConfig.from_preset("smoke", **{field: value})
+    assert "\n" not in str(err.value)
+
+
+def test_presets_and_runs():
+    smoke, quick, paper = (AnsatzConfig.preset(p) for p in ("smoke", "quick", "paper"))
+    assert smoke.steps == 10 and quick.steps == 600 and paper.steps == 2000
+    assert quick.snapshot_steps == (0, 30, 100, 300, 600) and quick.lr == 0.5 and quick.dtype == "float64"
+    runs_ = smoke.trains()
+    assert len(runs_) == 7  # Proposition A, two cross-entropy, four blind-spot runs
+    blind = smoke.blind_runs(0)
+    assert [blind[n].trainable_layers for n in BLIND_RUNS] == [None, (1,), (3,), None]
+    assert blind["linear model"].model == "linear"
+    assert len(AnsatzConfig.from_preset("smoke", seeds=(0, 1)).trains()) == 14

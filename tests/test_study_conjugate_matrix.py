@@ -1,0 +1,102 @@
+"""The ``conjugate_matrix`` study (book chapter *The conjugate matrix*), smoke preset."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from sharpjac import data, experiments, models, runs
+from sharpjac.experiments.conjugate_matrix import ConjugateMatrixConfig
+from sharpjac.runs import RunStore
+
+
+@pytest.fixture(scope="module")
+def study(tmp_path_factory):
+    """The smoke study computed once into a fresh store: (config, store, tables)."""
+    store = RunStore(tmp_path_factory.mktemp("conjugate-store"))
+    config = ConjugateMatrixConfig.preset("smoke")
+    tables = experiments.get("conjugate_matrix").run(config, store=store, progress=False)
+    return config, store, tables
+
+
+def test_smoke_tables_have_the_expected_columns(study):
+    config, _, t = study
+    assert set(t) == {"comparison", "spectra", "shares", "rescaling", "summary"}
+    assert list(t["comparison"].columns) == ["seed", "loss", "num_params", "n_points", "nk", "rank",
+                                             "zero_eigenvalues_g", "max_abs_diff", "max_rel_diff", "lambda_max",
+                                             "trace_g", "trace_k"]
+    assert set(t["comparison"]["loss"]) == {"ce", "mse"}
+    assert list(t["spectra"].columns) == ["seed", "loss", "index", "eigenvalue_g", "eigenvalue_k"]
+    assert list(t["shares"].columns) == ["seed", "loss", "label", "value", "layer_1", "layer_2", "layer_3"]
+    assert list(t["shares"]["label"]) == [f"lambda_{j}" for j in range(1, config.top + 1)] + ["trace"]
+    assert {"scale", "output_change", "jac_spectral_max", "lambda_max", "lambda_max_layer1",
+            "lambda_max_later"} <= set(t["rescaling"].columns)
+    assert len(t["rescaling"]) == config.n_scales
+    assert list(t["summary"].columns) == ["seed", "loss", "num_params", "num_classes", "n_layers",
+                                          "first_layer_diff", "first_layer_scale"]
+
+
+def test_second_run_computes_nothing(study, monkeypatch):
+    config, store, tables = study
+    monkeypatch.setattr(runs, "train", lambda *a, **k: pytest.fail("must not train"))
+    monkeypatch.setattr(ConjugateMatrixConfig, "compute", lambda *a, **k: pytest.fail("must not compute"))
+    again = experiments.get("conjugate_matrix").run(config, store=store, progress=False)
+    for name, df in tables.items():
+        pd.testing.assert_frame_equal(df, again[name], check_exact=True)
+    assert config.trains() == []  # the study trains nothing
+
+
+def test_identity_and_structure(study):
+    config, _, t = study
+    cmp = t["comparison"].set_index("loss")
+    # G and K are built by different code from different factors: agreement to float64 rounding
+    assert (cmp["max_abs_diff"] < 1e-10).all()
+    assert np.allclose(cmp["trace_g"], cmp["trace_k"], rtol=1e-12, atol=0)  # rounding of a sum of ~100 terms
+    # cross-entropy curvature annihilates the all-ones vector: rank K <= N (k - 1)
+    assert cmp.loc["ce", "rank"] <= config.n_points * 9
+    shares = t["shares"][["layer_1", "layer_2", "layer_3"]].to_numpy()
+    assert (shares >= -1e-12).all() and np.allclose(shares.sum(1), 1, atol=1e-10)  # PSD terms, rounding only
+    s = t["summary"].iloc[0]
+    assert s.first_layer_diff < 1e-10 * max(1.0, s.first_layer_scale)
+    assert (t["rescaling"]["output_change"] < 1e-10).all()  # the same function in rescaled coordinates
+
+
+def test_mse_lambda_max_against_autograd_jacobians(study):
+    # oracle: for C_i = (2/k) I, lambda_max(G) = 2/(N k) * sigma_max(Phi)^2 with Phi the [N k, P] stack of
+    # per-sample parameter Jacobians, here by torch.autograd.functional.jacobian
+    config, _, t = study
+    ds = data.load("digits", seed=config.data_seed, n_train=config.n_points, n_test=config.n_test,
+                   dtype=torch.float64)
+    model = models.MLP(input_shape=ds.input_shape, widths=config.widths, num_classes=ds.num_classes,
+                       activation=config.activation, seed=config.seeds[0]).double()
+    names = [n for n, _ in model.named_parameters()]
+    params = tuple(p.detach() for p in model.parameters())
+
+    def out(*ps):
+        return torch.func.functional_call(model, dict(zip(names, ps)), (ds.x_train,)).reshape(-1)
+
+    Phi = torch.cat([j.reshape(j.shape[0], -1) for j in torch.autograd.functional.jacobian(out, params)], dim=1)
+    N, k = config.n_points, int(ds.num_classes)
+    expected = 2.0 / (N * k) * float(torch.linalg.matrix_norm(Phi, ord=2)) ** 2
+    got = float(t["comparison"].set_index("loss").loc["mse", "lambda_max"])
+    assert got == pytest.approx(expected, rel=1e-10)  # float64 SVD against eigvalsh: rounding only
+
+
+@pytest.mark.parametrize("field, value, pattern", [
+    ("loss", "hinge", r"ConjugateMatrixConfig\.loss='hinge' is invalid; accepted: one of \('mse', 'ce'\)"),
+    ("activation", "swish", r"ConjugateMatrixConfig\.activation='swish' is invalid; accepted: one of"),
+    ("top", 1000, r"ConjugateMatrixConfig\.top=1000 is invalid"),
+    ("n_scales", 0, r"ConjugateMatrixConfig\.n_scales=0 is invalid"),
+])
+def test_bad_fields_give_one_line_errors(field, value, pattern):
+    with pytest.raises(ValueError, match=pattern) as err:
+        ConjugateMatrixConfig.from_preset("smoke", **{field: value})
+    assert "\n" not in str(err.value)
+
+
+def test_presets_carry_the_chapter_sizes():
+    assert [(ConjugateMatrixConfig.preset(p).n_points, ConjugateMatrixConfig.preset(p).widths,
+             ConjugateMatrixConfig.preset(p).n_scales) for p in ("smoke", "quick", "paper")] == [
+        (12, (8, 8), 7), (40, (20, 20), 13), (50, (32, 32), 13)]
