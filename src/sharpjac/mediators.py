@@ -12,7 +12,7 @@ moving the input-output Jacobian (or the reverse):
    and its Jacobian stay the same: :func:`rescale_layers`, :func:`rescaling_study`;
 3. **the first-layer Jacobian** :math:`Jf_1`, absent from the conjugate matrix: a linear model
    does not sharpen under squared error; training only the first layer
-   (:func:`train_layers_gd`) tests whether Jacobian growth carried by :math:`W_1` shows in the
+   (``TrainConfig.trainable_layers=[1]``, see :mod:`sharpjac.training`) tests whether Jacobian growth carried by :math:`W_1` shows in the
    sharpness (it also moves the features, which the conjugate matrix does see).
 """
 
@@ -21,9 +21,7 @@ from __future__ import annotations
 import copy
 import math
 from collections.abc import Callable, Sequence
-from typing import Any
 
-import numpy as np
 import pandas as pd
 import torch
 from torch import Tensor, nn
@@ -35,7 +33,6 @@ __all__ = [
     "rescale_layers",
     "rescaling_study",
     "smoothed_curvature_at_optimum",
-    "train_layers_gd",
     "HOMOGENEOUS",
 ]
 
@@ -156,94 +153,3 @@ def smoothed_curvature_at_optimum(num_classes: int, label_smoothing: float) -> f
     t[0] += 1.0 - a
     C = torch.diag(t) - torch.outer(t, t)
     return float(torch.linalg.eigvalsh(C)[-1].clamp_min(0))
-
-
-def train_layers_gd(
-    model: nn.Module,
-    loss_fn: LossFn,
-    x: Tensor,
-    y: Tensor,
-    *,
-    layers: Sequence[int] | None,
-    lr: float,
-    steps: int,
-    measure_every: int,
-    sharpness_data: tuple[Tensor, Tensor] | None = None,
-    jacobian_data: Tensor | None = None,
-    tol: float = 1e-3,
-    max_iter: int = 40,
-    seed: int = 0,
-) -> tuple[pd.DataFrame, nn.Module]:
-    r"""Full-batch gradient descent on the parameters of some layers only; the rest stay fixed.
-
-    :math:`\theta_l\leftarrow\theta_l-\eta\nabla_{\theta_l}\mathcal L` for the blocks
-    :math:`l\in` ``layers`` of :func:`sharpjac.jacobians.split_layers` (1-based; ``None``: all). The
-    sharpness is always that of the **full** Hessian (all parameters), the quantity the ansatz is
-    about. (:func:`sharpjac.training.train` has no option to freeze layers, hence this loop.)
-
-    Args:
-        model: sequential model; a deep copy is trained, ``model`` is not modified.
-        loss_fn: mean loss ``loss_fn(outputs, targets)``.
-        x, y: training data (full batch).
-        layers: 1-based block indices to train, or None for all.
-        lr: step size > 0.
-        steps: number of updates >= 1.
-        measure_every: measure every that many steps (and at 0 and ``steps``).
-        sharpness_data: data for the Hessian (default ``(x, y)``).
-        jacobian_data: inputs for the Jacobian statistics (default ``x``).
-        tol, max_iter: Lanczos controls (warm-started from the previous top eigenvector).
-        seed: seed of the first Lanczos start vector.
-
-    Returns:
-        ``(frame, trained_model)``; frame columns ``step, train_loss, train_acc, sharpness,
-        sharpness_converged, jac_spectral_max, jac_spectral_mean, jac_frobenius_mean,
-        first_layer_norm, trained_norm`` (``first_layer_norm`` is :math:`\|W_1\|_2` of the first
-        ``nn.Linear``; ``trained_norm`` the Euclidean norm of the trained parameters).
-    """
-    if not (isinstance(lr, (int, float)) and lr > 0 and math.isfinite(lr)):
-        raise ValueError(f"lr must be a finite number > 0, got {lr!r}")
-    for name, v in (("steps", steps), ("measure_every", measure_every)):
-        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-            raise ValueError(f"{name} must be an int >= 1, got {v!r}")
-    m = copy.deepcopy(model)
-    blocks = _jac.split_layers(m)
-    if layers is None:
-        chosen = list(range(1, len(blocks) + 1))
-    else:
-        chosen = sorted({int(l) for l in layers})
-        if not chosen or chosen[0] < 1 or chosen[-1] > len(blocks):
-            raise ValueError(f"layers must be None or 1-based block indices in [1, {len(blocks)}], got {layers!r}")
-    params = [p for l in chosen for p in blocks[l - 1].parameters() if p.requires_grad]
-    first = next((mod for mod in m.modules() if isinstance(mod, nn.Linear)), None)
-    sdata = (x, y) if sharpness_data is None else sharpness_data
-    jx = x if jacobian_data is None else jacobian_data
-    rows: list[dict[str, Any]] = []
-    v0 = None
-    for step in range(steps + 1):
-        if step % measure_every == 0 or step == steps:
-            with torch.no_grad():
-                out = m(x)
-                loss = float(loss_fn(out, y))
-                acc = float((out.argmax(1) == y).double().mean()) if y.ndim == 1 else float("nan")
-            res = _curv.lanczos(_curv.HessianOperator(m, loss_fn, sdata), 1, tol=tol, max_iter=max_iter,
-                                v0=v0, seed=seed)
-            v0 = res.eigenvectors[:, 0].detach().clone()
-            st = _jac.jacobian_stats(m, jx)
-            rows.append(dict(
-                step=step, train_loss=loss, train_acc=acc, sharpness=float(res.eigenvalues[0]),
-                sharpness_converged=bool(res.converged), jac_spectral_max=st.spectral_max,
-                jac_spectral_mean=st.spectral_mean, jac_frobenius_mean=st.frobenius_mean,
-                first_layer_norm=float(torch.linalg.matrix_norm(first.weight.detach().double(), ord=2))
-                if first is not None else float("nan"),
-                trained_norm=float(torch.sqrt(sum((p.detach().double() ** 2).sum() for p in params))),
-            ))
-        if step == steps:
-            break
-        loss_t = loss_fn(m(x), y)
-        grads = torch.autograd.grad(loss_t, params)
-        if not math.isfinite(float(loss_t.detach())):
-            break
-        with torch.no_grad():
-            for p, g in zip(params, grads):
-                p.sub_(lr * g)  # the trained copy's own parameters
-    return pd.DataFrame(rows), m
