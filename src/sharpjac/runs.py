@@ -254,36 +254,6 @@ def _json_safe_attrs(attrs: Mapping) -> dict:
 
 # -- checkpoints --------------------------------------------------------------------------------
 
-_NP_TAG = "__sharpjac_numpy__"
-
-
-def _encode_numpy(obj: Any) -> Any:
-    """Replace numpy arrays/scalars by tagged tensors so that ``weights_only=True`` can load them."""
-    if isinstance(obj, (np.ndarray, np.generic)):
-        arr = np.asarray(obj)
-        return {_NP_TAG: torch.from_numpy(arr.copy()), "dtype": arr.dtype.str, "scalar": isinstance(obj, np.generic)}
-    if isinstance(obj, dict):
-        return {k: _encode_numpy(v) for k, v in obj.items()}
-    if isinstance(obj, list):
-        return [_encode_numpy(v) for v in obj]
-    if isinstance(obj, tuple):
-        return tuple(_encode_numpy(v) for v in obj)
-    return obj
-
-
-def _decode_numpy(obj: Any) -> Any:
-    if isinstance(obj, dict):
-        if _NP_TAG in obj and set(obj) == {_NP_TAG, "dtype", "scalar"}:
-            arr = obj[_NP_TAG].numpy().astype(np.dtype(obj["dtype"]))
-            return arr[()] if obj["scalar"] else arr
-        return {k: _decode_numpy(v) for k, v in obj.items()}
-    if isinstance(obj, list):
-        return [_decode_numpy(v) for v in obj]
-    if isinstance(obj, tuple):
-        return tuple(_decode_numpy(v) for v in obj)
-    return obj
-
-
 def _set_aside(path: Path) -> Path:
     """Move ``path`` to the first free ``<name>.damaged-<n>`` beside it (evidence is kept)."""
     n = 1
@@ -344,7 +314,6 @@ class _FileCheckpointer:
             return None, f"was refused by torch.load(weights_only=True) ({first[:200]})"
         if not isinstance(state, dict) or "step" not in state:
             return None, "is not a checkpoint dict"
-        state = _decode_numpy(state)
         if self.config is not None and state.get("config") != self.config:
             return None, "belongs to a different config"
         return state, ""
@@ -366,7 +335,7 @@ class _FileCheckpointer:
 
     def save(self, state: dict) -> None:
         path = self.path_for(int(state["step"]))
-        digest = _write_bytes(path, _torch_bytes(_encode_numpy(state)))
+        digest = _write_bytes(path, _torch_bytes(state))
         atomic_write(path.with_name(path.name + ".sha256"), lambda f: f.write(f"{digest}  {path.name}\n".encode()))
         for old in self.generations()[self.KEEP:]:
             old.unlink(missing_ok=True)
@@ -380,21 +349,9 @@ class _FileCheckpointer:
 
 def _build_model(config: TrainConfig) -> nn.Module:
     """The run's initial model, exactly as :func:`~sharpjac.training.train` builds it."""
-    from . import training
+    from .training import initial_model
 
-    initial_model = getattr(training, "initial_model", None)
-    if initial_model is not None:
-        return initial_model(config)
-    from .snapshots import build_initial_model
-
-    return build_initial_model(config)
-
-
-def _snapshots(result: TrainResult) -> Mapping[int, Mapping[str, torch.Tensor]]:
-    snaps = getattr(result, "snapshots", None)
-    if snaps is None:
-        snaps = {result.steps: result.model.state_dict()} if result.model is not None else {}
-    return snaps
+    return initial_model(config)
 
 
 class RunStore:
@@ -520,7 +477,7 @@ class RunStore:
         p.mkdir(parents=True, exist_ok=True)
         files = {RECORD: _write_bytes(p / RECORD, _parquet_bytes(result.frame, index=False))}
         steps = []
-        for step, state in sorted(_snapshots(result).items()):
+        for step, state in sorted(result.snapshots.items()):
             cpu = {k: (v.detach().cpu().clone() if isinstance(v, torch.Tensor) else v) for k, v in state.items()}
             name = f"model-{int(step)}.pt"
             files[name] = _write_bytes(p / name, _torch_bytes(cpu))
