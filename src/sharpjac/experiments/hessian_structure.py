@@ -103,7 +103,7 @@ class HessianStructureConfig(StudyConfig):
         return [self.train_config(s) for s in self.seeds]
 
     def compute(self, *, store, progress: bool | None) -> dict[str, pd.DataFrame]:
-        """Tables (every one has a ``seed`` column; ``moment`` is ``init``/``mid``/``end``).
+        r"""Tables (every one has a ``seed`` column; ``moment`` is ``init``/``mid``/``end``).
 
         * ``summary``: one row per seed and moment: ``step``, ``train_loss``, ``train_acc``,
           ``test_acc``, ``lambda1_H``, ``lambda1_G``, ``lambda2_H``, ``R_max``, ``R_min``,
