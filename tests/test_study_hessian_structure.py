@@ -66,7 +66,7 @@ def test_top_gauss_newton_eigenvalue_matches_dense_oracle(computed):
     (tc,) = cfg.trains()
     model = trained_run(tc, store=store).models[cfg.steps].double()
     ds = data.load("mnist5k", seed=tc.data_seed, n_train=cfg.n_train, n_test=500)
-    x, y = ds.x_train.double(), ds.y_train
+    x = ds.x_train.double()
     params = {k: v.detach() for k, v in model.named_parameters()}
 
     def out(p):
@@ -95,7 +95,7 @@ def test_second_run_trains_and_computes_nothing(computed, monkeypatch):
 
 
 def test_another_analysis_of_the_same_run_trains_nothing(computed, monkeypatch):
-    store, cfg, _ = computed
+    store, _, _ = computed
     monkeypatch.setattr(runs, "train", lambda *a, **k: pytest.fail("must reuse the stored run and networks"))
     other = HessianStructureConfig.from_preset("smoke", **{**TINY, "k": 3})
     tables = experiments.get(NAME).run(other, store=store, progress=False)
