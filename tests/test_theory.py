@@ -453,26 +453,6 @@ def test_covering_slopes_on_exact_power_laws():
     assert out.loc[1, "max_ratio"] == pytest.approx(0.5) and out.loc[1, "min_looseness"] == pytest.approx(2.0)
 
 
-def test_t3_track_path_inequality_and_columns():
-    ds = data.load("manifold", seed=1, d=2, n=6, lipschitz=30.0, n_train=40, n_test=1, dtype=DT)
-    model = MLP(6, (12,), 2, seed=1).to(DT)
-    fitted = theory.fit(model, ds.x_train, ds.y_train, loss="ce", lr=0.1, momentum=0.9, steps=40,
-                        snapshot_steps=(0, 40))
-    df = theory.t3_track(model, fitted.snapshots, ds.x_train, ds.y_train, ds.extras["latent_train"],
-                         ds.extras["generator"], loss="ce", num_pairs=4, path_points=400,
-                         lv_samples=4, lv_ascent_steps=0)
-    assert list(df["step"]) == [0, 40]
-    # the measured sup on each path is at least the bound (up to the path discretisation)
-    assert (df["path_margin"] >= -1e-6 * df["path_sup"]).all()
-    assert np.allclose(df["bound_theorem"], df["bound_path"] - df["local_variation"])
-    # eta is the largest per-sample CE at the last snapshot, and the bound follows the closed form
-    with torch.no_grad():
-        eta = float(losses.get_loss("ce", reduction="none")(model(ds.x_train), ds.y_train).max())
-    assert df["eta"].iloc[-1] == pytest.approx(eta)
-    assert df["bound_path"].iloc[-1] == pytest.approx(
-        float(theory.t3_ce_bound(eta, df["path_length"].iloc[-1])), rel=1e-10)
-
-
 def test_t4_study_bound_holds_and_terms_add_up():
     df = theory.t4_study([dict(name="a", lr=0.05), dict(name="noisy", lr=0.05, label_noise=0.3)],
                          n_train=30, d=1, widths=(8,), steps=20, num_probe=600, lv_samples=4,

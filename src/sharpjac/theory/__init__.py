@@ -52,7 +52,6 @@ from .low_loss import (
     residual_radius,
     t3_ce_bound,
     t3_lower_bound,
-    t3_track,
 )
 from .proposition_a import PropositionA, proposition_a
 
@@ -78,7 +77,6 @@ __all__ = [
     "t3_lower_bound",
     "ce_margin",
     "t3_ce_bound",
-    "t3_track",
     "voronoi_weights",
     "T4Bound",
     "t4_bound",

@@ -3,18 +3,13 @@ r"""Theorem T3: low loss forces a large Jacobian."""
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import pandas as pd
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
-from .. import jacobians as _jac
 from ._common import _as_points, _check_nonneg, _check_positive_int
-from .intrinsic_dimension import _knn_distances
-from .lipschitz import latent_path, polyline_length
 
 # --------------------------------------------------------------------------------------------
 # T3: low loss forces a large Jacobian
@@ -163,95 +158,3 @@ def t3_ce_bound(eta: Any, path_length: Any) -> Tensor:
     if not bool((D > 0).all()):
         raise ValueError(f"path_length must be > 0, got {path_length!r}")
     return math.sqrt(2.0) * ce_margin(eta) / D
-
-
-def t3_track(
-    model: nn.Module,
-    snapshots: Mapping[int, dict],
-    x: Tensor,
-    labels: Tensor,
-    latents: Tensor,
-    generator: Callable[[Tensor], Tensor],
-    *,
-    loss: str = "mse",
-    num_pairs: int = 10,
-    path_points: int = 100,
-    radius: float | None = None,
-    lv_samples: int = 16,
-    lv_ascent_steps: int = 2,
-    seed: int = 0,
-) -> pd.DataFrame:
-    r"""Theorem T3 along training: the bound on the hardest pairs and the Jacobians above it.
-
-    The ``num_pairs`` closest differently labelled training pairs (:func:`hardest_pairs`) are
-    joined by the paths :math:`\gamma_p(t)=g((1-t)z_i+tz_j)` in :math:`S`, of length :math:`D_p`
-    (a polyline of ``path_points`` points; an upper bound on :math:`d_S`). For each snapshot
-    (parameters loaded into ``model``, which is left holding the last one):
-
-    * ``rho`` (MSE: :math:`\max_i\|f(x_i)-e_{y_i}\|`) or ``eta`` (CE: the largest per-sample loss);
-    * ``bound_path``: the largest per-pair bound on :math:`\sup_{\gamma_p}\|Jf\|`,
-      :math:`(\sqrt2-2\rho)/D_p` (MSE) or :math:`\sqrt2m(\eta)/D_p` (CE);
-    * ``path_sup``: :math:`\sup_{\gamma_p}\|Jf\|` measured on the path points, for the pair with
-      the largest bound, and ``path_margin`` = min over pairs of measured sup minus bound (>= 0
-      up to the discretisation of the path when the theorem holds);
-    * ``sample_max`` :math:`\max_m\|Jf(x_m)\|`, ``local_variation`` :math:`\max_m\hat\phi_m` at
-      radius :math:`\delta` (default: the largest nearest-neighbour distance of the sample, a
-      proxy for the covering radius), and ``bound_theorem`` = ``bound_path - local_variation``,
-      T3's lower bound on ``sample_max``;
-    * ``train_loss`` (mean), ``train_acc``.
-
-    Args:
-        model: the network; snapshots: ``{step: state_dict}`` (e.g. :attr:`FitResult.snapshots`).
-        x: training inputs ``[N, n]``; labels: int64 ``[N]`` (the labels trained on);
-        latents: ``[N, d]`` with ``x == generator(latents)``; generator: :math:`g`.
-        loss: ``"mse"`` (one-hot targets) or ``"ce"``.
-
-    Returns:
-        DataFrame, one row per snapshot, sorted by step.
-    """
-    from .. import losses as _losses
-
-    if loss not in ("mse", "ce"):
-        raise ValueError(f"loss={loss!r}; accepted: 'mse', 'ce'")
-    pairs = hardest_pairs(x, labels, num_pairs)
-    with torch.no_grad():
-        paths = latent_path(generator, latents[pairs.i], latents[pairs.j], path_points).to(x.dtype)
-        D = polyline_length(paths).to(torch.float64)
-    if radius is None:
-        nn_dist = _knn_distances(x, 1, 1024)[:, 0]
-        radius = float(nn_dist.max())
-    k_out = None
-    rows = []
-    per_loss = _losses.get_loss(loss, reduction="none")
-    for step in sorted(snapshots):
-        model.load_state_dict(snapshots[step])
-        with torch.no_grad():
-            out = model(x)
-            k_out = out.shape[1]
-            per = per_loss(out, labels)
-            if loss == "mse":
-                onehot = torch.nn.functional.one_hot(labels, k_out).to(out.dtype)
-                rho = residual_radius(out, onehot)
-                bounds = t3_lower_bound(torch.full_like(D, math.sqrt(2.0)), D, rho, 0.0)
-                level = rho
-            else:
-                eta = float(per.max())
-                bounds = t3_ce_bound(max(eta, 1e-300), D)
-                level = eta
-            jp = _jac.jacobian_norms(model, paths.reshape(-1, paths.shape[-1])).reshape(paths.shape[:2])
-            sup = jp.max(dim=1).values.to(torch.float64)
-            js = _jac.jacobian_norms(model, x)
-        phi = _jac.local_variation(model, x, radius, num_samples=lv_samples,
-                                   ascent_steps=lv_ascent_steps, seed=seed)
-        best = int(bounds.argmax())
-        rows.append({
-            "step": int(step), "train_loss": float(per.mean()),
-            "train_acc": float((out.argmax(1) == labels).double().mean()),
-            ("rho" if loss == "mse" else "eta"): level,
-            "bound_path": float(bounds[best]), "path_sup": float(sup[best]),
-            "path_margin": float((sup - bounds).min()), "path_length": float(D[best]),
-            "sample_max": float(js.max()), "sample_mean": float(js.mean()),
-            "local_variation": float(phi.max()),
-            "bound_theorem": float(bounds[best]) - float(phi.max()),
-        })
-    return pd.DataFrame(rows)

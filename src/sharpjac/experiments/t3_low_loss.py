@@ -1,0 +1,238 @@
+r"""Theorem T3 along training: low loss forces a large Jacobian.
+
+For the book chapter *T3: low loss forces a large Jacobian*. Four full-batch gradient-descent runs
+(heavy-ball momentum 0.9) of a small tanh MLP on two-class ``manifold`` data (:math:`d=2` in
+:math:`\mathbb R^{16}`, float64): squared error (step size 0.05) and cross-entropy (0.1), each
+with the true labels and with random labels (``label_noise=0.5``: every label a fair coin flip).
+At each kept network, :func:`t3_track` evaluates the T3 bound on the hardest pairs (the closest
+differently labelled training pairs, joined by paths in the support) and the Jacobians above it.
+
+Presets are the project's own choices: ``smoke`` runs in seconds, ``quick`` in a few minutes on
+a laptop CPU, ``paper`` trains wider networks on 1,000 points for 20,000 steps.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import pandas as pd
+import torch
+from torch import Tensor, nn
+
+from ..training import TrainConfig
+from . import register
+from .base import StudyConfig, trained_run
+
+NAME = "t3_low_loss"
+MOMENTUM = 0.9
+LABELS = {"true": 0.0, "random": 0.5}  # label_noise of each labelling (two classes: 0.5 is a fair coin)
+
+
+def t3_track(
+    models: Mapping[int, nn.Module],
+    x: Tensor,
+    labels: Tensor,
+    latents: Tensor,
+    generator: Callable[[Tensor], Tensor],
+    *,
+    loss: str = "mse",
+    num_pairs: int = 10,
+    path_points: int = 100,
+    radius: float | None = None,
+    lv_samples: int = 16,
+    lv_ascent_steps: int = 2,
+    seed: int = 0,
+) -> pd.DataFrame:
+    r"""Theorem T3 along training: the bound on the hardest pairs and the Jacobians above it.
+
+    The ``num_pairs`` closest differently labelled training pairs
+    (:func:`sharpjac.theory.hardest_pairs`) are joined by the paths
+    :math:`\gamma_p(t)=g((1-t)z_i+tz_j)` in :math:`S`, of length :math:`D_p` (a polyline of
+    ``path_points`` points; an upper bound on :math:`d_S`). For each network:
+
+    * ``rho`` (MSE: :math:`\max_i\|f(x_i)-e_{y_i}\|`) or ``eta`` (CE: the largest per-sample loss);
+    * ``bound_path``: the largest per-pair bound on :math:`\sup_{\gamma_p}\|Jf\|`,
+      :math:`(\sqrt2-2\rho)/D_p` (MSE) or :math:`\sqrt2m(\eta)/D_p` (CE);
+    * ``path_sup``: :math:`\sup_{\gamma_p}\|Jf\|` measured on the path points, for the pair with
+      the largest bound, and ``path_margin`` = min over pairs of measured sup minus bound (>= 0
+      up to the discretisation of the path when the theorem holds);
+    * ``path_length``: :math:`D_p` of that pair;
+    * ``sample_max`` :math:`\max_m\|Jf(x_m)\|`, ``sample_mean``, ``local_variation``
+      :math:`\max_m\hat\phi_m` at radius :math:`\delta` (default: the largest nearest-neighbour
+      distance of the sample, a proxy for the covering radius), and ``bound_theorem`` =
+      ``bound_path - local_variation``, T3's lower bound on ``sample_max``;
+    * ``train_loss`` (mean), ``train_acc``.
+
+    Args:
+        models: ``{step: network}`` (e.g. :attr:`sharpjac.experiments.TrainedRun.models`); not
+            modified.
+        x: training inputs ``[N, n]``; labels: int64 ``[N]`` (the labels trained on);
+        latents: ``[N, d]`` with ``x == generator(latents)``; generator: :math:`g`.
+        loss: ``"mse"`` (one-hot targets, the book's :math:`\frac1k\|z-e_y\|^2`) or ``"ce"``.
+        num_pairs, path_points: the hardest pairs and the points of each path.
+        radius, lv_samples, lv_ascent_steps, seed: the local-variation search
+            (:func:`sharpjac.jacobians.local_variation`).
+
+    Returns:
+        DataFrame, one row per network, sorted by step.
+    """
+    from .. import jacobians as _jac
+    from .. import losses as _losses
+    from .. import theory
+    from ..theory.intrinsic_dimension import _knn_distances
+
+    if loss not in ("mse", "ce"):
+        raise ValueError(f"loss={loss!r} is invalid; accepted: 'mse', 'ce'")
+    if not models:
+        raise ValueError("models={} is invalid; accepted: a non-empty mapping {step: network}")
+    pairs = theory.hardest_pairs(x, labels, num_pairs)
+    with torch.no_grad():
+        paths = theory.latent_path(generator, latents[pairs.i], latents[pairs.j], path_points).to(x.dtype)
+        D = theory.polyline_length(paths).to(torch.float64)
+    if radius is None:
+        radius = float(_knn_distances(x, 1, 1024)[:, 0].max())
+    rows = []
+    per_loss = _losses.get_loss(loss, reduction="none")
+    for step in sorted(models):
+        model = models[step]
+        with torch.no_grad():
+            out = model(x)
+            per = per_loss(out, labels)
+            if loss == "mse":
+                onehot = torch.nn.functional.one_hot(labels, out.shape[1]).to(out.dtype)
+                level = theory.residual_radius(out, onehot)
+                bounds = theory.t3_lower_bound(torch.full_like(D, math.sqrt(2.0)), D, level, 0.0)
+            else:
+                level = float(per.max())
+                # eta = 0 exactly (float underflow) would make the bound infinite; clamp to the tiniest double
+                bounds = theory.t3_ce_bound(max(level, 1e-300), D)
+            jp = _jac.jacobian_norms(model, paths.reshape(-1, paths.shape[-1])).reshape(paths.shape[:2])
+            sup = jp.max(dim=1).values.to(torch.float64)
+            js = _jac.jacobian_norms(model, x)
+        phi = _jac.local_variation(model, x, radius, num_samples=lv_samples, ascent_steps=lv_ascent_steps,
+                                   seed=seed)
+        best = int(bounds.argmax())
+        rows.append({
+            "step": int(step), "train_loss": float(per.mean()),
+            "train_acc": float((out.argmax(1) == labels).double().mean()),
+            ("rho" if loss == "mse" else "eta"): level,
+            "bound_path": float(bounds[best]), "path_sup": float(sup[best]),
+            "path_margin": float((sup - bounds).min()), "path_length": float(D[best]),
+            "sample_max": float(js.max()), "sample_mean": float(js.mean()),
+            "local_variation": float(phi.max()),
+            "bound_theorem": float(bounds[best]) - float(phi.max()),
+        })
+    return pd.DataFrame(rows)
+
+
+@dataclass(frozen=True)
+class T3Config(StudyConfig):
+    r"""Theorem T3 along four runs: MSE and CE, true and random labels.
+
+    ``data_seed`` draws the sample (and the random labels); each of ``seeds`` the initialisation
+    and the local-variation search (the chapter uses one seed for both).
+
+    Attributes:
+        n_train: training points (10 test points).
+        widths: hidden widths of the tanh MLP (two outputs).
+        steps: gradient-descent steps.
+        snapshots: steps at which the bound is evaluated (each in ``[0, steps]``).
+        num_pairs: hardest pairs on which the bound is evaluated.
+        lr_mse, lr_ce: step sizes of the squared-error and cross-entropy runs.
+        chord_points: points of the paths whose length is compared with the Euclidean distance.
+    """
+
+    n_train: int = 100
+    widths: tuple[int, ...] = (32, 32)
+    steps: int = 1000
+    snapshots: tuple[int, ...] = (0, 30, 100, 300, 1000)
+    num_pairs: int = 10
+    lr_mse: float = 0.05
+    lr_ce: float = 0.1
+    chord_points: int = 200
+    device: str = "cpu"
+    dtype: str = "float64"
+
+    PRESETS: ClassVar[dict[str, dict[str, Any]]] = {
+        "smoke": dict(n_train=60, widths=(16,), steps=60, snapshots=(0, 20, 60)),
+        "quick": dict(n_train=100, widths=(32, 32), steps=1000, snapshots=(0, 30, 100, 300, 1000)),
+        "paper": dict(n_train=1000, widths=(256, 256), steps=20000,
+                      snapshots=(0, 30, 100, 300, 1000, 3000, 10000, 20000)),
+    }
+
+    def _check(self) -> None:
+        self._need_positive("n_train", "widths", "steps", "num_pairs", "lr_mse", "lr_ce")
+        self._need(self.n_train >= 2, "n_train", "an int >= 2")
+        self._need(self.chord_points >= 2, "chord_points", "an int >= 2")
+        self._need(len(self.snapshots) > 0 and all(0 <= s <= self.steps for s in self.snapshots), "snapshots",
+                   f"a non-empty tuple of steps in [0, steps={self.steps}]")
+
+    def dataset_options(self, labels: str) -> dict[str, Any]:
+        """Options of the two-class ``manifold`` data set for ``labels`` (``"true"`` or ``"random"``)."""
+        return {"d": 2, "n": 16, "lipschitz": 30.0, "n_train": self.n_train, "n_test": 10,
+                "label_noise": LABELS[labels]}
+
+    def train_config(self, loss: str, labels: str, seed: int) -> TrainConfig:
+        """Full-batch GD with momentum 0.9 on ``loss``, kept at ``snapshots``."""
+        return TrainConfig(
+            dataset="manifold", dataset_options=self.dataset_options(labels), data_seed=self.data_seed,
+            model="mlp", model_options={"widths": list(self.widths), "activation": "tanh"},
+            loss=loss, optimizer="gd", lr=self.lr_mse if loss == "mse" else self.lr_ce, momentum=MOMENTUM,
+            max_steps=self.steps, sharpness_subset=0, jacobian_subset=0,
+            snapshot_steps=tuple(sorted(set(self.snapshots))), seed=seed, dtype=self.dtype, device=self.device,
+            threads=self.threads,
+        )
+
+    def runs(self) -> list[tuple[dict[str, Any], TrainConfig]]:
+        """``({"seed", "labels", "loss"}, TrainConfig)`` for every run, in the chapter's order."""
+        return [({"seed": seed, "labels": labels, "loss": loss}, self.train_config(loss, labels, seed))
+                for seed in self.seeds for labels in LABELS for loss in ("mse", "ce")]
+
+    def trains(self) -> list[TrainConfig]:
+        return [tc for _, tc in self.runs()]
+
+    def compute(self, *, store, progress: bool | None) -> dict[str, pd.DataFrame]:
+        """Tables:
+
+        * ``track``: one row per run (``seed``, ``loss``, ``labels``) and kept step, with the
+          columns of :func:`t3_track` (``rho`` for MSE runs, ``eta`` for CE runs, NaN otherwise);
+        * ``chords``: for the ``num_pairs`` hardest pairs of the true-label sample,
+          ``euclidean_distance``, ``path_length`` (the polyline of ``chord_points`` points of
+          the latent path in :math:`S`) and their ``ratio``.
+        """
+        from .. import data, theory
+
+        dt = getattr(torch, self.dtype)
+        frames = []
+        for lab, tc in self.runs():
+            run = trained_run(tc, store=store, progress=progress)
+            ds = data.load("manifold", seed=self.data_seed, dtype=dt, **self.dataset_options(lab["labels"]))
+            dev = next(run.final.parameters()).device
+            missing = sorted(set(self.snapshots) - set(run.models))
+            if missing:
+                raise RuntimeError(f"run {lab} kept no network at steps {missing}: it stopped at step "
+                                   f"{max(run.models)} ({run.frame.attrs.get('status', '?')})")
+            track = t3_track({s: run.models[s] for s in sorted(set(self.snapshots))}, ds.x_train.to(dev),
+                             ds.y_train.to(dev), ds.extras["latent_train"].to(dev), ds.extras["generator"],
+                             loss=lab["loss"], num_pairs=self.num_pairs, seed=lab["seed"])
+            for i, (k, v) in enumerate(lab.items()):
+                track.insert(i, k, v)
+            frames.append(track)
+        track = pd.concat(frames, ignore_index=True)
+        ds = data.load("manifold", seed=self.data_seed, dtype=dt, **self.dataset_options("true"))
+        pairs = theory.hardest_pairs(ds.x_train, ds.y_train, self.num_pairs)
+        with torch.no_grad():
+            paths = theory.latent_path(ds.extras["generator"], ds.extras["latent_train"][pairs.i],
+                                       ds.extras["latent_train"][pairs.j], self.chord_points)
+            lengths = theory.polyline_length(paths)
+        chords = pd.DataFrame({"euclidean_distance": pairs.distance.numpy(), "path_length": lengths.numpy(),
+                               "ratio": (lengths / pairs.distance).numpy()})
+        return {"track": track, "chords": chords}
+
+
+EXPERIMENT = register(NAME, T3Config,
+                      "T3 along GD training (MSE/CE, true/random labels): low loss forces a large Jacobian",
+                      chapter="T3: low loss forces a large Jacobian")

@@ -1,0 +1,111 @@
+"""The ``hessian_structure`` study: tables, reuse of the store, validation, and a dense oracle.
+
+Oracle: the top eigenvalue of the Gauss-Newton matrix :math:`G=\\frac1N\\sum_i\\Phi_i^\\top C_i\\Phi_i`
+equals that of the small Gram matrix :math:`\\frac1N C^{1/2}\\Phi\\Phi^\\top C^{1/2}` (same non-zero
+spectrum), built from the dense per-sample Jacobians (``torch.func.jacrev``) and the closed-form
+softmax curvature :math:`C_i=\\mathrm{diag}(p_i)-p_ip_i^\\top`, in float64 with ``numpy.linalg.eigvalsh``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from torch.func import functional_call, jacrev
+
+from sharpjac import data, experiments, runs
+from sharpjac.experiments.base import trained_run
+from sharpjac.experiments.hessian_structure import HessianStructureConfig
+from sharpjac.runs import RunStore
+
+NAME = "hessian_structure"
+# a smaller smoke run: every test stays a few seconds
+TINY = dict(n_train=40, widths=(6,), steps=5, batch=20, k=4, residual_iter=10, density_iter=8, density_runs=1)
+
+
+@pytest.fixture(scope="module")
+def computed(tmp_path_factory):
+    store = RunStore(tmp_path_factory.mktemp("store"))
+    cfg = HessianStructureConfig.from_preset("smoke", **TINY)
+    return store, cfg, experiments.get(NAME).run(cfg, store=store, progress=False)
+
+
+def test_smoke_preset_is_the_chapter_setting():
+    cfg = experiments.get(NAME).preset("smoke")
+    assert (cfg.n_train, cfg.widths, cfg.steps, cfg.batch, cfg.lr, cfg.k) == (100, (16,), 10, 50, 0.1, 6)
+    assert experiments.get(NAME).preset("quick").k == 16 and experiments.get(NAME).preset("paper").n_train == 4000
+    (tc,) = cfg.trains()
+    assert tc.optimizer == "sgd" and tc.batch_size == 50 and tc.snapshot_steps == (0, 2) and tc.max_steps == 10
+
+
+def test_tables_and_columns(computed):
+    _, cfg, tables = computed
+    assert set(tables) == {"summary", "spectrum", "density", "density_summary"}
+    s = tables["summary"]
+    assert list(s["moment"]) == ["init", "mid", "end"] and list(s["step"]) == [0, 1, 5]
+    for col in ("train_loss", "train_acc", "test_acc", "lambda1_H", "lambda1_G", "lambda2_H", "R_max", "R_min",
+                "gap_j", "gap_ratio", "gap1_j", "gap1_ratio", "gapH1_j", "class_directions", "converged",
+                "num_params", "num_classes"):
+        assert col in s.columns, col
+    assert (s["num_params"] == 784 * 6 + 6 + 6 * 10 + 10).all() and (s["num_classes"] == 10).all()
+    sp = tables["spectrum"]
+    assert len(sp) == 3 * cfg.k and list(sp.columns) == ["seed", "moment", "j", "hessian", "gauss_newton",
+                                                         "relative_difference", "overlap"]
+    # eigenvalues come out in decreasing order, and overlaps are fractions of a squared norm
+    for _, t in sp.groupby("moment"):
+        assert (np.diff(t["gauss_newton"]) <= 0).all()
+    assert ((sp["overlap"] >= 0) & (sp["overlap"] <= 1 + 1e-6)).all()
+    assert set(tables["density"]["moment"]) == {"init", "end"}
+    assert ((tables["density_summary"]["negative_mass"] >= 0) & (tables["density_summary"]["negative_mass"] <= 1)).all()
+    # Weyl: lambda_1(H) <= lambda_1(G) + lambda_max(R); Lanczos at tolerance 1e-2 gives each side to about 1%
+    assert (s["lambda1_H"] <= (s["lambda1_G"] + s["R_max"]) * 1.02).all()
+
+
+def test_top_gauss_newton_eigenvalue_matches_dense_oracle(computed):
+    store, cfg, tables = computed
+    (tc,) = cfg.trains()
+    model = trained_run(tc, store=store).models[cfg.steps].double()
+    ds = data.load("mnist5k", seed=tc.data_seed, n_train=cfg.n_train, n_test=500)
+    x = ds.x_train.double()
+    params = {k: v.detach() for k, v in model.named_parameters()}
+
+    def out(p):
+        return functional_call(model, p, (x,))
+
+    J = jacrev(out)(params)  # {name: [N, 10, *shape]}
+    Phi = torch.cat([j.reshape(x.shape[0], 10, -1) for j in J.values()], dim=2)  # [N, 10, P]
+    p = torch.softmax(out(params), dim=1)
+    C = torch.diag_embed(p) - p[:, :, None] * p[:, None, :]  # [N, 10, 10]
+    w, V = torch.linalg.eigh(C)
+    Chalf = V @ torch.diag_embed(w.clamp_min(0).sqrt()) @ V.transpose(1, 2)
+    A = (Chalf @ Phi).reshape(-1, Phi.shape[2]) / np.sqrt(x.shape[0])  # G = A^T A
+    top = float(np.linalg.eigvalsh((A @ A.T).numpy())[-1])
+    got = float(tables["summary"].set_index("moment").loc["end", "lambda1_G"])
+    # float32 network and Lanczos at relative residual 1e-2: the top Ritz value is within about 1e-3
+    assert got == pytest.approx(top, rel=1e-2)
+
+
+def test_second_run_trains_and_computes_nothing(computed, monkeypatch):
+    store, cfg, tables = computed
+    monkeypatch.setattr(runs, "train", lambda *a, **k: pytest.fail("must reuse the stored run"))
+    monkeypatch.setattr(HessianStructureConfig, "compute", lambda *a, **k: pytest.fail("must reuse the study"))
+    again = experiments.get(NAME).run(cfg, store=store, progress=False)
+    for name, df in tables.items():
+        assert again[name].equals(df), name
+
+
+def test_another_analysis_of_the_same_run_trains_nothing(computed, monkeypatch):
+    store, _, _ = computed
+    monkeypatch.setattr(runs, "train", lambda *a, **k: pytest.fail("must reuse the stored run and networks"))
+    other = HessianStructureConfig.from_preset("smoke", **{**TINY, "k": 3})
+    tables = experiments.get(NAME).run(other, store=store, progress=False)
+    assert len(tables["spectrum"]) == 3 * 3
+
+
+@pytest.mark.parametrize("kw, field", [(dict(loss="hinge"), "loss"), (dict(k=0), "k"), (dict(batch=500), "batch"),
+                                       (dict(widths=(16, 1.5)), "widths"), (dict(steps=3), "steps")])
+def test_validation_names_the_field(kw, field):
+    with pytest.raises(ValueError) as e:
+        HessianStructureConfig.from_preset("smoke", **kw)
+    msg = str(e.value)
+    assert f"HessianStructureConfig.{field}=" in msg and "accepted" in msg and "\n" not in msg

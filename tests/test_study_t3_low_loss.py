@@ -1,0 +1,119 @@
+"""The ``t3_low_loss`` study and :func:`t3_track`: tables, reuse of the store, validation, oracles.
+
+Oracles: the largest per-sample cross-entropy recomputed from the kept network, the closed form
+:func:`sharpjac.theory.t3_ce_bound` (itself tested on a linear model), the residual radius
+:math:`\\rho=\\max_i\\|f(x_i)-e_{y_i}\\|` by hand, and the path inequality of T3 (the measured supremum
+on a fine path lies above the bound).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from sharpjac import data, experiments, losses, runs, theory
+from sharpjac.experiments.base import trained_run
+from sharpjac.experiments.t3_low_loss import T3Config, t3_track
+from sharpjac.runs import RunStore
+from sharpjac.training import TrainConfig
+
+NAME = "t3_low_loss"
+TINY = dict(n_train=30, widths=(8,), steps=20, snapshots=(0, 20), num_pairs=4, chord_points=50)
+
+
+@pytest.fixture(scope="module")
+def computed(tmp_path_factory):
+    store = RunStore(tmp_path_factory.mktemp("store"))
+    cfg = T3Config.from_preset("smoke", **TINY)
+    return store, cfg, experiments.get(NAME).run(cfg, store=store, progress=False)
+
+
+def test_presets_are_the_chapter_settings():
+    smoke, quick = (experiments.get(NAME).preset(p) for p in ("smoke", "quick"))
+    assert (smoke.n_train, smoke.widths, smoke.steps, smoke.snapshots) == (60, (16,), 60, (0, 20, 60))
+    assert (quick.n_train, quick.steps, quick.num_pairs) == (100, 1000, 10)
+    tcs = {(lab["labels"], lab["loss"]): tc for lab, tc in quick.runs()}
+    assert len(tcs) == 4 and tcs[("true", "mse")].lr == 0.05 and tcs[("random", "ce")].lr == 0.1
+    assert tcs[("random", "ce")].dataset_options["label_noise"] == 0.5
+    assert all(tc.optimizer == "gd" and tc.momentum == 0.9 and tc.dtype == "float64" for tc in tcs.values())
+
+
+def test_tables_and_columns(computed):
+    _, cfg, tables = computed
+    assert set(tables) == {"track", "chords"}
+    t = tables["track"]
+    assert list(t.columns[:4]) == ["seed", "labels", "loss", "step"]
+    for col in ("train_loss", "train_acc", "rho", "eta", "bound_path", "path_sup", "path_margin", "path_length",
+                "sample_max", "sample_mean", "local_variation", "bound_theorem"):
+        assert col in t.columns, col
+    assert len(t) == 4 * 2 and set(t["labels"]) == {"true", "random"} and set(t["loss"]) == {"mse", "ce"}
+    assert t.loc[t["loss"] == "mse", "eta"].isna().all() and t.loc[t["loss"] == "ce", "rho"].isna().all()
+    assert np.allclose(t["bound_theorem"], t["bound_path"] - t["local_variation"])
+    c = tables["chords"]
+    assert list(c.columns) == ["euclidean_distance", "path_length", "ratio"] and len(c) == cfg.num_pairs
+    # a path between two points is at least as long as the straight segment (rounding only)
+    assert (c["ratio"] >= 1 - 1e-12).all() and (np.diff(c["euclidean_distance"]) >= 0).all()
+
+
+def test_numbers_match_the_kept_networks(computed):
+    store, cfg, tables = computed
+    t = tables["track"].set_index(["labels", "loss", "step"])
+    for lab, tc in cfg.runs():
+        model = trained_run(tc, store=store).models[cfg.steps]
+        ds = data.load("manifold", seed=cfg.data_seed, dtype=torch.float64, **cfg.dataset_options(lab["labels"]))
+        row = t.loc[(lab["labels"], lab["loss"], cfg.steps)]
+        with torch.no_grad():
+            out = model(ds.x_train)
+        if lab["loss"] == "ce":
+            eta = float(losses.get_loss("ce", reduction="none")(out, ds.y_train).max())
+            assert row["eta"] == pytest.approx(eta, rel=1e-12)  # float64, same operations
+            assert row["bound_path"] == pytest.approx(float(theory.t3_ce_bound(eta, row["path_length"])), rel=1e-10)
+        else:
+            onehot = torch.nn.functional.one_hot(ds.y_train, 2).double()
+            rho = float((out - onehot).norm(dim=1).max())
+            assert row["rho"] == pytest.approx(rho, rel=1e-12)
+            assert row["bound_path"] == pytest.approx((math.sqrt(2) - 2 * rho) / row["path_length"], rel=1e-10)
+
+
+def test_t3_track_path_inequality_and_columns():
+    # moved from the tests of sharpjac.theory; trained in memory through the one training loop
+    tc = TrainConfig(dataset="manifold", dataset_options=dict(d=2, n=6, lipschitz=30.0, n_train=40, n_test=1),
+                     data_seed=1, model="mlp", model_options={"widths": [12], "activation": "tanh"}, loss="ce",
+                     optimizer="gd", lr=0.1, momentum=0.9, max_steps=40, snapshot_steps=(0,), sharpness_subset=0,
+                     jacobian_subset=0, seed=1, dtype="float64", device="cpu")
+    run = trained_run(tc, store=False)
+    ds = data.load("manifold", seed=1, d=2, n=6, lipschitz=30.0, n_train=40, n_test=1, dtype=torch.float64)
+    df = t3_track(run.models, ds.x_train, ds.y_train, ds.extras["latent_train"], ds.extras["generator"], loss="ce",
+                  num_pairs=4, path_points=400, lv_samples=4, lv_ascent_steps=0)
+    assert list(df["step"]) == [0, 40]
+    # the measured sup on each path is at least the bound (up to the path discretisation)
+    assert (df["path_margin"] >= -1e-6 * df["path_sup"]).all()
+    assert np.allclose(df["bound_theorem"], df["bound_path"] - df["local_variation"])
+    with torch.no_grad():
+        eta = float(losses.get_loss("ce", reduction="none")(run.final(ds.x_train), ds.y_train).max())
+    assert df["eta"].iloc[-1] == pytest.approx(eta)
+    assert df["bound_path"].iloc[-1] == pytest.approx(float(theory.t3_ce_bound(eta, df["path_length"].iloc[-1])),
+                                                      rel=1e-10)
+    with pytest.raises(ValueError, match="loss='hinge' is invalid"):
+        t3_track(run.models, ds.x_train, ds.y_train, ds.extras["latent_train"], ds.extras["generator"], loss="hinge")
+
+
+def test_second_run_trains_and_computes_nothing(computed, monkeypatch):
+    store, cfg, tables = computed
+    monkeypatch.setattr(runs, "train", lambda *a, **k: pytest.fail("must reuse the stored runs"))
+    monkeypatch.setattr(T3Config, "compute", lambda *a, **k: pytest.fail("must reuse the study"))
+    again = experiments.get(NAME).run(cfg, store=store, progress=False)
+    for name, df in tables.items():
+        assert again[name].equals(df), name
+
+
+@pytest.mark.parametrize("kw, field", [(dict(num_pairs=0), "num_pairs"), (dict(lr_ce=-0.1), "lr_ce"),
+                                       (dict(snapshots=(0, 61)), "snapshots"), (dict(chord_points=1), "chord_points")])
+def test_validation_names_the_field(kw, field):
+    with pytest.raises(ValueError) as e:
+        T3Config.from_preset("smoke", **kw)
+    msg = str(e.value)
+    assert f"T3Config.{field}=" in msg and "accepted" in msg and "\n" not in msg
