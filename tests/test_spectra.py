@@ -1,4 +1,4 @@
-"""Tests for sharpjac.spectra and sharpjac.snapshots against independent oracles.
+"""Tests for sharpjac.spectra and the training run's snapshots against independent oracles.
 
 Oracles: dense Hessians from ``torch.func.hessian`` in flat parameters, dense Gauss-Newton
 matrices from forward-mode per-sample Jacobians (``torch.func.jacfwd``), ``eigvalsh``, the closed
@@ -14,7 +14,8 @@ import torch
 from torch import nn
 from torch.func import functional_call, hessian, jacfwd
 
-from sharpjac import losses, snapshots, spectra
+from sharpjac import data, losses, spectra
+from sharpjac.experiments import trained_run
 from sharpjac.models import build_model
 from sharpjac.training import TrainConfig
 
@@ -130,11 +131,12 @@ def _tiny_config(**kw):
 
 
 def test_snapshots_match_handwritten_gradient_descent():
-    cfg = _tiny_config()
-    run = snapshots.train_with_snapshots(cfg, [0, 2, 6], progress=False)
-    assert sorted(run.models) == [0, 2, 6]
-    assert run.frame["step"].max() == 6 and list(run.frame["step"]) == [0, 3, 6]
-    x, y, _, _ = snapshots.training_tensors(cfg)
+    cfg = _tiny_config(snapshot_steps=[0, 2])
+    run = trained_run(cfg, store=None)
+    assert sorted(run.models) == [0, 2, 6]  # the final network is always kept
+    assert list(run.frame["step"]) == [0, 2, 3, 6]  # snapshot steps are measured too
+    ds = data.load("digits", dtype=DT, n_train=40, n_test=20)
+    x, y = ds.x_train, ds.y_train
     model = build_model("mlp", input_shape=(1, 8, 8), num_classes=10, seed=3, widths=[6]).to(DT)
     lf = losses.get_loss("mse")
     for step in range(7):
@@ -162,9 +164,7 @@ def _step(model, grads, lr):
 
 
 def test_snapshots_validation():
-    with pytest.raises(ValueError, match="max_steps"):
-        snapshots.train_with_snapshots(_tiny_config(max_steps=None, max_epochs=2), [0])
-    with pytest.raises(ValueError, match="steps"):
-        snapshots.train_with_snapshots(_tiny_config(), [0, 7])
-    with pytest.raises(TypeError):
-        snapshots.train_with_snapshots({"lr": 1}, [0])
+    with pytest.raises(ValueError, match=r"snapshot_steps=\(-1,\).*>= 0"):
+        _tiny_config(snapshot_steps=[-1])
+    with pytest.raises(ValueError, match="snapshot_steps"):
+        _tiny_config(snapshot_steps=[1.5])
