@@ -166,10 +166,13 @@ def _load_manifold(name: str, seed: int, *, given: set[str], **opts: Any) -> Dat
     n_test = V.integer("n_test", opts["n_test"], minimum=1)
     task = V.one_of("task", opts["task"], ("classification", "regression"))
     if task == "classification":
-        for bad in ("num_outputs", "target_noise"):
+        for bad in ("num_outputs",):
             if bad in given:
                 raise ValueError(f"option {bad!r} applies to task='regression' only; "
                                  "use num_classes for classification")
+        if "target_noise" in given:
+            raise ValueError("option 'target_noise' applies to task='regression' only; "
+                             "use label_noise for classification")
         num_classes = V.integer("num_classes", 2 if opts["num_classes"] is None
                                  else opts["num_classes"], minimum=2)
         noise = V.fraction("label_noise", 0.0 if opts["label_noise"] is None
