@@ -77,16 +77,6 @@ def test_fit_loglog_slope_recovers_power_law():
         theory.fit_loglog_slope([1, 2], [1, -1])
 
 
-def test_covering_study_under_bound_and_slope():
-    df = theory.covering_study([1, 2], [50, 200, 800], num_probe=4000, repeats=2, seed=0)
-    assert set(df.columns) >= {"d", "N", "repeat", "radius", "bound"}
-    assert (df["radius"] < df["bound"]).all()  # T1 holds with room (it is loose)
-    for d in (1, 2):
-        sub = df[df.d == d].groupby("N")["radius"].mean()
-        slope = theory.fit_loglog_slope(sub.index.values, sub.values).slope
-        assert abs(slope + 1 / d) < 0.3, (d, slope)
-
-
 def test_holder_curve_is_not_lipschitz_and_covers_slowly():
     z = torch.tensor([[0.5], [0.5 + 1e-8], [1.0]], dtype=DT)
     g = theory.holder_curve(z, alpha=0.25)
@@ -441,18 +431,6 @@ def test_nearest_sample_one_dimensional_fast_path_matches_brute_force():
         assert np.allclose(D[np.arange(200), idx.numpy()], D.min(1))
 
 
-def test_covering_slopes_on_exact_power_laws():
-    import pandas as pd
-
-    N = np.array([100, 400, 1600, 6400])
-    rows = [{"d": d, "N": n, "repeat": 0, "radius": 0.5 * n ** (-1 / d), "bound": n ** (-1 / d)}
-            for d in (1, 2) for n in N]
-    out = theory.covering_slopes(pd.DataFrame(rows)).set_index("d")
-    assert out.loc[1, "slope"] == pytest.approx(-1.0) and out.loc[2, "slope"] == pytest.approx(-0.5)
-    assert out.loc[2, "expected"] == -0.5
-    assert out.loc[1, "max_ratio"] == pytest.approx(0.5) and out.loc[1, "min_looseness"] == pytest.approx(2.0)
-
-
 def test_t3_track_path_inequality_and_columns():
     ds = data.load("manifold", seed=1, d=2, n=6, lipschitz=30.0, n_train=40, n_test=1, dtype=DT)
     model = MLP(6, (12,), 2, seed=1).to(DT)
@@ -471,23 +449,3 @@ def test_t3_track_path_inequality_and_columns():
     assert df["eta"].iloc[-1] == pytest.approx(eta)
     assert df["bound_path"].iloc[-1] == pytest.approx(
         float(theory.t3_ce_bound(eta, df["path_length"].iloc[-1])), rel=1e-10)
-
-
-def test_t4_study_bound_holds_and_terms_add_up():
-    df = theory.t4_study([dict(name="a", lr=0.05), dict(name="noisy", lr=0.05, label_noise=0.3)],
-                         n_train=30, d=1, widths=(8,), steps=20, num_probe=600, lv_samples=4,
-                         lv_ascent_steps=0)
-    assert list(df["name"]) == ["a", "noisy"]
-    assert np.allclose(df["total"], df[["empirical", "jacobian", "variation", "target"]].sum(axis=1))
-    assert (df["test_loss"] <= df["total"]).all()  # T4 on the probe's covering event
-    assert df["empirical"].iloc[0] == pytest.approx(df["empirical_noisy"].iloc[0])
-    assert df["empirical"].iloc[1] != pytest.approx(df["empirical_noisy"].iloc[1])
-    with pytest.raises(ValueError, match="unknown keys"):
-        theory.t4_study([dict(lr=0.1, bogus=1)], n_train=10, steps=1, num_probe=50)
-
-
-def test_holder_study_columns():
-    df = theory.holder_study([50, 100], alpha=0.5, lipschitz_candidates=(1.0, 10.0), num_probe=1001,
-                             repeats=1)
-    assert list(df.columns) == ["N", "repeat", "radius", "bound_L1", "bound_L10"]
-    assert np.allclose(df["bound_L10"], 10 * df["bound_L1"])
