@@ -86,7 +86,7 @@ class DataConfig(StudyConfig):
             ex = ds.extras
             generated = "generator" in ex
             rows.append({
-                "label": label, "name": ds.name, "n_train": int(len(ds.y_train)), "n_test": int(len(ds.y_test)),
+                "label": label, "name": ds.name, "n_train": len(ds.y_train), "n_test": len(ds.y_test),
                 "num_classes": int(ds.num_classes), "input_shape": "x".join(str(int(s)) for s in ds.input_shape),
                 "description": ds.description,
                 "pixel_mean": np.nan if generated else float(ex["mean"]),
