@@ -16,11 +16,11 @@ import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from torch import nn
 from torch.func import functional_call, hessian, jacfwd
 
 from sharpjac import curvature, data, losses, theory
 from sharpjac.models import MLP
+from sharpjac.training import TrainConfig, train
 
 DT = torch.float64
 
@@ -75,16 +75,6 @@ def test_fit_loglog_slope_recovers_power_law():
     assert noisy.stderr > 0 and abs(noisy.slope + 0.5) < 0.1
     with pytest.raises(ValueError, match="positive"):
         theory.fit_loglog_slope([1, 2], [1, -1])
-
-
-def test_covering_study_under_bound_and_slope():
-    df = theory.covering_study([1, 2], [50, 200, 800], num_probe=4000, repeats=2, seed=0)
-    assert set(df.columns) >= {"d", "N", "repeat", "radius", "bound"}
-    assert (df["radius"] < df["bound"]).all()  # T1 holds with room (it is loose)
-    for d in (1, 2):
-        sub = df[df.d == d].groupby("N")["radius"].mean()
-        slope = theory.fit_loglog_slope(sub.index.values, sub.values).slope
-        assert abs(slope + 1 / d) < 0.3, (d, slope)
 
 
 def test_holder_curve_is_not_lipschitz_and_covers_slowly():
@@ -205,34 +195,19 @@ def test_proposition_a_rejects_bad_curvature():
 
 @pytest.fixture(scope="module")
 def trained_manifold_net():
-    ds = data.load("manifold", seed=0, d=1, n=4, n_train=40, n_test=10, task="regression",
-                   lipschitz=4.0, dtype=DT)
-    model = MLP(4, (32, 32), 1, activation="tanh", seed=0).to(DT)
-    res = theory.fit(model, ds.x_train, ds.y_train, lr=0.05, steps=400, momentum=0.9)
-    return ds, model, res
-
-
-def test_fit_decreases_loss_and_keeps_snapshots():
-    torch.manual_seed(0)
-    model = MLP(3, (5,), 2, seed=0).to(DT)
-    x, y = torch.randn(10, 3, dtype=DT), torch.randint(0, 2, (10,))
-    before = {n: p.detach().clone() for n, p in model.named_parameters()}
-    # one GD step by hand
-    loss = losses.get_loss("ce")(model(x), y)
-    grads = torch.autograd.grad(loss, list(model.parameters()))
-    res = theory.fit(model, x, y, loss="ce", lr=0.3, steps=1, snapshot_steps=(0, 1), record_every=1)
-    for (n, p), g in zip(model.named_parameters(), grads):
-        assert torch.allclose(p, before[n] - 0.3 * g, atol=1e-14)
-    assert set(res.snapshots) == {0, 1}
-    assert torch.equal(res.snapshots[0]["1.weight"], before["1.weight"])
-    assert res.train_loss[0] == pytest.approx(float(loss.detach()))
-    res2 = theory.fit(model, x, y, loss="ce", lr=0.3, steps=60)
-    assert res2.train_loss[-1] < res2.train_loss[0] and not res2.diverged
+    options = dict(d=1, n=4, n_train=40, n_test=10, task="regression", lipschitz=4.0)
+    ds = data.load("manifold", seed=0, dtype=DT, **options)
+    config = TrainConfig(dataset="manifold", dataset_options=options, model="mlp",
+                         model_options={"widths": [32, 32], "activation": "tanh"}, loss="mse", optimizer="gd",
+                         lr=0.05, momentum=0.9, max_steps=400, measure_every=400, sharpness_subset=0,
+                         jacobian_subset=0, eval_test=False, dtype="float64", device="cpu")
+    res = train(config)
+    return ds, res.model, res.frame["train_loss"].to_numpy()
 
 
 def test_t2_sandwich_orders_estimates(trained_manifold_net):
-    ds, model, fitres = trained_manifold_net
-    assert fitres.train_loss[-1] < 0.1 * fitres.train_loss[0]
+    ds, model, train_loss = trained_manifold_net
+    assert train_loss[-1] < 0.1 * train_loss[0]
     probe = ds.extras["sample_support"](3000, seed=5)
     res = theory.t2_sandwich(model, ds.x_train, probe, generator=ds.extras["generator"],
                              num_paths=16, path_points=200, seed=0)
@@ -424,13 +399,6 @@ def test_intrinsic_dimension_exact_cases():
         theory.levina_bickel_dimension(x, 1, 5)
 
 
-def test_rank_agreement():
-    assert theory.rank_agreement([1, 2, 3, 4], [10, 20, 30, 40]) == pytest.approx(1.0)
-    assert theory.rank_agreement([1, 2, 3, 4], [4, 3, 2, 1]) == pytest.approx(-1.0)
-    # one discordant pair out of 6: tau = (5 - 1) / 6
-    assert theory.rank_agreement([1, 2, 3, 4], [1, 2, 4, 3]) == pytest.approx(4 / 6)
-
-
 def test_nearest_sample_one_dimensional_fast_path_matches_brute_force():
     rng = np.random.default_rng(4)
     for N in (1, 2, 9):
@@ -441,33 +409,3 @@ def test_nearest_sample_one_dimensional_fast_path_matches_brute_force():
         assert np.allclose(D[np.arange(200), idx.numpy()], D.min(1))
 
 
-def test_covering_slopes_on_exact_power_laws():
-    import pandas as pd
-
-    N = np.array([100, 400, 1600, 6400])
-    rows = [{"d": d, "N": n, "repeat": 0, "radius": 0.5 * n ** (-1 / d), "bound": n ** (-1 / d)}
-            for d in (1, 2) for n in N]
-    out = theory.covering_slopes(pd.DataFrame(rows)).set_index("d")
-    assert out.loc[1, "slope"] == pytest.approx(-1.0) and out.loc[2, "slope"] == pytest.approx(-0.5)
-    assert out.loc[2, "expected"] == -0.5
-    assert out.loc[1, "max_ratio"] == pytest.approx(0.5) and out.loc[1, "min_looseness"] == pytest.approx(2.0)
-
-
-def test_t4_study_bound_holds_and_terms_add_up():
-    df = theory.t4_study([dict(name="a", lr=0.05), dict(name="noisy", lr=0.05, label_noise=0.3)],
-                         n_train=30, d=1, widths=(8,), steps=20, num_probe=600, lv_samples=4,
-                         lv_ascent_steps=0)
-    assert list(df["name"]) == ["a", "noisy"]
-    assert np.allclose(df["total"], df[["empirical", "jacobian", "variation", "target"]].sum(axis=1))
-    assert (df["test_loss"] <= df["total"]).all()  # T4 on the probe's covering event
-    assert df["empirical"].iloc[0] == pytest.approx(df["empirical_noisy"].iloc[0])
-    assert df["empirical"].iloc[1] != pytest.approx(df["empirical_noisy"].iloc[1])
-    with pytest.raises(ValueError, match="unknown keys"):
-        theory.t4_study([dict(lr=0.1, bogus=1)], n_train=10, steps=1, num_probe=50)
-
-
-def test_holder_study_columns():
-    df = theory.holder_study([50, 100], alpha=0.5, lipschitz_candidates=(1.0, 10.0), num_probe=1001,
-                             repeats=1)
-    assert list(df.columns) == ["N", "repeat", "radius", "bound_L1", "bound_L10"]
-    assert np.allclose(df["bound_L10"], 10 * df["bound_L1"])

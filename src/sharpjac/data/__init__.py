@@ -95,7 +95,7 @@ _OPTIONS: dict[str, dict[str, Any]] = {
     "manifold": {"n_train": 1000, "n_test": 1000, "d": 2, "n": 16, "hidden": 32,
                  "lipschitz": 1.0, "generator_seed": 0, "task": "classification",
                  "num_classes": None, "num_outputs": None, "target_lipschitz": None,
-                 "label_noise": None, "dtype": torch.float32},
+                 "label_noise": None, "target_noise": None, "dtype": torch.float32},
     "cifar10": {"n_train": None, "n_test": None, "classes": None, "standardize": True,
                 "label_noise": 0.0, "root": None, "download": False, "dtype": torch.float32},
     "cifar100": {"n_train": None, "n_test": None, "classes": None, "standardize": True,
@@ -136,7 +136,7 @@ def load(name: str, *, seed: int = 0, **options: Any) -> Dataset:
     ``"coarse"``: 20 super-classes).
 
     Manifold options: ``d``, ``n``, ``hidden``, ``lipschitz``, ``generator_seed``, ``task``,
-    ``num_classes``, ``num_outputs``, ``target_lipschitz``, ``label_noise``, ``n_train``,
+    ``num_classes``, ``num_outputs``, ``target_lipschitz``, ``label_noise``, ``target_noise``, ``n_train``,
     ``n_test``, ``dtype``; see :func:`sharpjac.data.manifold._load_manifold`.
 
     Returns:

@@ -126,6 +126,8 @@ def _load_manifold(name: str, seed: int, *, given: set[str], **opts: Any) -> Dat
     latents of the train and test points and the label noise are drawn from ``seed``.
 
     - ``task="regression"``: ``y = f^*(x)`` as float ``[N, num_outputs]`` (default 1 output);
+      ``target_noise`` :math:`\sigma\ge0` adds i.i.d. :math:`\mathcal N(0,\sigma^2)` noise to the
+      **training** targets only (the test targets stay :math:`f^*(x)`);
     - ``task="classification"`` (default): ``y = argmax_c f^*_c(x)`` with ``m = num_classes``
       (default 2) scores; ``label_noise`` flips that fraction of training labels (exactly).
 
@@ -142,7 +144,7 @@ def _load_manifold(name: str, seed: int, *, given: set[str], **opts: Any) -> Dat
     :math:`h` of :math:`g`), ``lipschitz`` (1.0), ``generator_seed`` (0), ``task``,
     ``num_classes`` (classification, default 2), ``num_outputs`` (regression, default 1),
     ``target_lipschitz`` (default: one period of each score across the support), ``label_noise``
-    (classification, default 0.0), ``dtype``.
+    (classification, default 0.0), ``target_noise`` (regression, default 0.0), ``dtype``.
 
     extras: ``generator`` (the :class:`ManifoldGenerator`, latents ``[M, d]`` -> ``[M, n]``),
     ``latent_train`` / ``latent_test`` (``[N, d]`` in the data dtype; ``x == generator(latent)``),
@@ -152,7 +154,8 @@ def _load_manifold(name: str, seed: int, *, given: set[str], **opts: Any) -> Dat
     ``target_weight`` ``W``, ``target_phase`` ``c``, ``target_offset`` ``t`` (class-balancing
     constants for classification, zero for regression), ``target_lipschitz`` (:math:`L^*`); for
     classification also ``label_fn`` (``x -> argmax``), ``label_noise``, ``noisy_mask``,
-    ``y_train_clean``, ``class_counts``.
+    ``y_train_clean``, ``class_counts``; for regression ``target_noise`` and ``y_train_clean``
+    (:math:`f^*` at the training inputs).
     """
     d = V.integer("d", opts["d"], minimum=1)
     n = V.integer("n", opts["n"], minimum=1)
@@ -167,6 +170,9 @@ def _load_manifold(name: str, seed: int, *, given: set[str], **opts: Any) -> Dat
             if bad in given:
                 raise ValueError(f"option {bad!r} applies to task='regression' only; "
                                  "use num_classes for classification")
+        if "target_noise" in given:
+            raise ValueError("option 'target_noise' applies to task='regression' only; "
+                             "use label_noise for classification")
         num_classes = V.integer("num_classes", 2 if opts["num_classes"] is None
                                  else opts["num_classes"], minimum=2)
         noise = V.fraction("label_noise", 0.0 if opts["label_noise"] is None
@@ -180,6 +186,7 @@ def _load_manifold(name: str, seed: int, *, given: set[str], **opts: Any) -> Dat
         m = V.integer("num_outputs", 1 if opts["num_outputs"] is None else opts["num_outputs"],
                        minimum=1)
         num_classes, noise = 0, 0.0
+    target_noise = 0.0 if opts["target_noise"] is None else V.non_negative("target_noise", opts["target_noise"])
     target_lipschitz = opts["target_lipschitz"]
     if target_lipschitz is not None:
         target_lipschitz = V.positive("target_lipschitz", target_lipschitz)
@@ -235,8 +242,14 @@ def _load_manifold(name: str, seed: int, *, given: set[str], **opts: Any) -> Dat
         extras["class_counts"] = torch.bincount(y_clean, minlength=num_classes)
         what = f"{num_classes}-class labels argmax sin(Wx+c)+t"
     else:
-        y_train, y_test = target_fn(x_train), target_fn(x_test)
-        what = f"regression target sin(Wx+c) with {m} output(s)"
+        y_clean, y_test = target_fn(x_train), target_fn(x_test)
+        y_train = y_clean
+        if target_noise > 0:
+            eps = torch.randn(y_clean.shape, generator=_torch_generator(seed, "target_noise"), dtype=torch.float64)
+            y_train = (y_clean.to(torch.float64) + target_noise * eps).to(y_clean.dtype)
+        extras.update({"target_noise": target_noise, "y_train_clean": y_clean})
+        what = f"regression target sin(Wx+c) with {m} output(s)" + (
+            f", Gaussian noise of std {target_noise:g} on the training targets" if target_noise else "")
     desc = (
         f"manifold: {n_train} train / {n_test} test points on g([0,1]^{d}) in R^{n} "
         f"(L_g={g.lipschitz_bound:.3g}, generator_seed={generator_seed}), {what}, "

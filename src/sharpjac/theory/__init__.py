@@ -11,8 +11,7 @@ What is here:
 * **T1 (covering)**: :func:`covering_radius` (the empirical covering radius of a sample, measured
   on a dense probe of :math:`S`), :func:`t1_covering_bound`
   (:math:`\delta(N,\varepsilon)=2L_g\sqrt d(\log(N/\varepsilon)/N)^{1/d}`), :func:`fit_loglog_slope`,
-  :func:`covering_study` (radius against :math:`N` for the ``manifold`` data), and
-  :func:`holder_curve` (a generator with a cusp, which is *not* Lipschitz).
+  and :func:`holder_curve` (a generator with a cusp, which is *not* Lipschitz).
 * **Proposition A** (the ansatz made two-sided for the Gauss-Newton matrix):
   :func:`proposition_a`.
 * **T2 (sample Jacobian vs Lipschitz constant)**: :func:`t2_sandwich`, with the path helpers
@@ -22,27 +21,21 @@ What is here:
 * **T4 (generalisation)**: :func:`voronoi_weights`, :func:`t4_bound`.
 * **Intrinsic dimension**: :func:`twonn_dimension` (Facco et al. 2017),
   :func:`levina_bickel_dimension` (Levina & Bickel 2004).
-* Small helpers: :func:`fit` (full-batch gradient descent with snapshots, for the theory
-  chapters, which need the trained model itself), :func:`rank_agreement` (Kendall's tau).
 
 Every randomised routine takes a keyword-only ``seed``; results are frozen dataclasses; nothing
 here changes a model's train/eval mode or device.
 """
 
 
-from ._fit import FitResult, fit, rank_agreement
 from .covering import (
     LogLogFit,
     covering_radius,
-    covering_slopes,
-    covering_study,
     fit_loglog_slope,
     holder_curve,
-    holder_study,
     nearest_sample,
     t1_covering_bound,
 )
-from .generalisation import T4Bound, t4_bound, t4_study, voronoi_weights
+from .generalisation import T4Bound, t4_bound, voronoi_weights
 from .intrinsic_dimension import levina_bickel_dimension, twonn_dimension
 from .lipschitz import T2Sandwich, latent_path, polyline_length, t2_sandwich
 from .low_loss import (
@@ -61,10 +54,7 @@ __all__ = [
     "t1_covering_bound",
     "LogLogFit",
     "fit_loglog_slope",
-    "covering_study",
-    "covering_slopes",
     "holder_curve",
-    "holder_study",
     "PropositionA",
     "proposition_a",
     "latent_path",
@@ -80,11 +70,7 @@ __all__ = [
     "voronoi_weights",
     "T4Bound",
     "t4_bound",
-    "t4_study",
     "twonn_dimension",
     "levina_bickel_dimension",
-    "FitResult",
-    "fit",
-    "rank_agreement",
 ]
 

@@ -3,16 +3,14 @@ r"""Theorem T1: the covering radius of a sample of the data manifold, and its ra
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import pandas as pd
 import torch
 from torch import Tensor
 
-from ._common import _as_points, _check_nonneg, _check_positive_int, _derive
+from ._common import _as_points, _check_nonneg, _check_positive_int
 
 # --------------------------------------------------------------------------------------------
 # T1: covering
@@ -182,109 +180,3 @@ def holder_curve(z: Tensor, alpha: float = 0.25) -> Tensor:
         raise ValueError(f"alpha={alpha!r} must lie in (0, 1]")
     t = z - 0.5
     return torch.sign(t) * t.abs() ** float(alpha)
-
-
-def covering_study(
-    dims: Sequence[int],
-    sizes: Sequence[int],
-    *,
-    num_probe: int = 20000,
-    repeats: int = 3,
-    n: int = 16,
-    lipschitz: float = 1.0,
-    epsilon: float = 0.1,
-    generator_seed: int = 0,
-    seed: int = 0,
-) -> pd.DataFrame:
-    r"""Empirical covering radius of ``manifold`` samples against :math:`N`, with T1's bound.
-
-    For each latent dimension :math:`d` the ``manifold`` data set's generator :math:`g` (fixed by
-    ``generator_seed``, :math:`L_g=` ``lipschitz``) gives :math:`S=g([0,1]^d)\subset\mathbb R^n`.
-    A probe of ``num_probe`` points of :math:`S` (its own seed) stands in for :math:`S`; for every
-    :math:`N` in ``sizes`` and every repeat, a fresh i.i.d. sample of :math:`N` points is drawn
-    and its covering radius measured (:func:`covering_radius`).
-
-    Returns:
-        DataFrame with one row per (d, N, repeat): ``d, N, repeat, radius, bound`` (T1's
-        :math:`\delta(N,\varepsilon)`, nan where :math:`N<\log(N/\varepsilon)`), ``lipschitz``.
-    """
-    from .. import data as _data
-
-    rows = []
-    for d in dims:
-        ds = _data.load("manifold", seed=seed, d=int(d), n=n, n_train=1, n_test=1,
-                        lipschitz=lipschitz, generator_seed=generator_seed, dtype=torch.float64)
-        draw = ds.extras["sample_support"]
-        probe = draw(num_probe, seed=_derive(seed, 10_000 + int(d)))
-        for N in sizes:
-            for r in range(repeats):
-                x = draw(int(N), seed=_derive(seed, int(d), int(N), r))
-                try:
-                    bound = t1_covering_bound(int(N), epsilon, int(d), ds.extras["lipschitz"])
-                except ValueError:
-                    bound = float("nan")
-                rows.append({"d": int(d), "N": int(N), "repeat": r,
-                             "radius": covering_radius(probe, x), "bound": bound,
-                             "lipschitz": ds.extras["lipschitz"]})
-    return pd.DataFrame(rows)
-
-
-def covering_slopes(df: pd.DataFrame, *, by: str = "d") -> pd.DataFrame:
-    r"""Summarise a :func:`covering_study` frame: fitted rates against the theory, per group.
-
-    For each value of ``by`` (default the dimension d), with the radius averaged over repeats:
-    ``slope`` of :math:`\log r` on :math:`\log N` (T1 predicts about :math:`-1/d`, a little
-    shallower because of the logarithm), its ``stderr``, ``slope_rate``, the slope of
-    :math:`\log r` on :math:`\log(\log N/N)` (T1 predicts :math:`1/d`), ``expected`` =
-    :math:`-1/d`, and ``max_ratio`` = the largest radius/bound over all rows (below 1 when the
-    bound holds everywhere) and ``min_looseness`` = the smallest bound/radius.
-    """
-    rows = []
-    for key, sub in df.groupby(by):
-        mean = sub.groupby("N")["radius"].mean()
-        N = mean.index.values.astype(float)
-        fit_n = fit_loglog_slope(N, mean.values)
-        fit_r = fit_loglog_slope(np.log(N) / N, mean.values)
-        ratio = (sub["radius"] / sub["bound"]).replace([np.inf, -np.inf], np.nan)
-        rows.append({by: key, "slope": fit_n.slope, "stderr": fit_n.stderr,
-                     "slope_rate": fit_r.slope, "expected": -1.0 / key if by == "d" else float("nan"),
-                     "max_ratio": float(ratio.max()), "min_looseness": float((1 / ratio).min())})
-    return pd.DataFrame(rows)
-
-
-def holder_study(
-    sizes: Sequence[int],
-    *,
-    alpha: float = 0.25,
-    lipschitz_candidates: Sequence[float] = (1.0, 10.0, 100.0),
-    num_probe: int = 20001,
-    repeats: int = 3,
-    epsilon: float = 0.1,
-    seed: int = 0,
-) -> pd.DataFrame:
-    r"""Covering radius of samples of :func:`holder_curve` (a non-Lipschitz generator) against N.
-
-    The probe is the image of a uniform latent grid of ``num_probe`` points (it contains the
-    cusp). For each candidate constant :math:`L` the column ``bound_L<L>`` holds T1's
-    :math:`\delta(N,\varepsilon)` with :math:`d=1`, :math:`L_g=L`: since the generator is not
-    Lipschitz, the measured radius (which decays like :math:`N^{-\alpha}`) eventually exceeds
-    every one of them.
-
-    Returns:
-        DataFrame ``N, repeat, radius, bound_L<L>...``.
-    """
-    probe = holder_curve(torch.linspace(0, 1, int(num_probe), dtype=torch.float64)[:, None], alpha)
-    rows = []
-    for N in sizes:
-        for r in range(repeats):
-            gen = torch.Generator().manual_seed(_derive(seed, 77, int(N), r))
-            x = holder_curve(torch.rand(int(N), 1, generator=gen, dtype=torch.float64), alpha)
-            row = {"N": int(N), "repeat": r, "radius": covering_radius(probe, x)}
-            for L in lipschitz_candidates:
-                try:
-                    row[f"bound_L{L:g}"] = t1_covering_bound(int(N), epsilon, 1, float(L))
-                except ValueError:
-                    row[f"bound_L{L:g}"] = float("nan")
-            rows.append(row)
-    return pd.DataFrame(rows)
-

@@ -1,0 +1,126 @@
+r"""The data sets of the book (book chapter *The data in this book*): summaries, class counts and
+the generated ``manifold`` sets in coordinates that can be drawn.
+
+Nothing is trained. The study loads ``mnist5k``, ``digits`` and three ``manifold`` sets (a curve
+:math:`d=1` in :math:`\mathbb R^2`, a surface :math:`d=2` in :math:`\mathbb R^3`, and a surface
+:math:`d=2` in :math:`\mathbb R^{16}`) through :func:`sharpjac.data.load` and tabulates what the
+chapter shows. CIFAR is not part of the study: whether its archives are present is a property of
+the machine, not of the configuration, so the chapter asks the loader directly.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import numpy as np
+import pandas as pd
+import torch
+
+from . import register
+from .base import StudyConfig
+
+NAME = "data"
+
+
+@dataclass(frozen=True)
+class DataConfig(StudyConfig):
+    r"""Sizes of the data sets the chapter loads.
+
+    Attributes:
+        n_train, n_test: ``mnist5k`` split (``digits`` uses at most 1,400 / 397 of them).
+        n_points: training points of each generated ``manifold`` set.
+        data_seed: seed of the splits and of the generated latents. ``seeds``, ``device`` and
+            ``threads`` are not used (nothing is trained); ``dtype`` is that of the loaded inputs.
+    """
+
+    n_train: int = 4000
+    n_test: int = 1000
+    n_points: int = 2000
+
+    PRESETS: ClassVar[dict[str, dict[str, Any]]] = {
+        "smoke": dict(n_train=500, n_test=200, n_points=400),
+        "quick": dict(n_train=4000, n_test=1000, n_points=2000),
+        "paper": dict(n_train=4000, n_test=1000, n_points=2000),
+    }
+
+    def _check(self) -> None:
+        self._need_positive("n_train", "n_test", "n_points")
+        self._need(self.n_train + self.n_test <= 5000, "n_train",
+                   f"an int with n_train + n_test <= 5000 (mnist5k has 5,000 images; n_test={self.n_test})")
+
+    def _loads(self) -> dict[str, tuple[str, dict[str, Any]]]:
+        """``{label: (data set, options)}`` of everything the study loads."""
+        pts = {"n_train": self.n_points, "n_test": 10}
+        return {
+            "mnist5k": ("mnist5k", {"n_train": self.n_train, "n_test": self.n_test}),
+            "digits": ("digits", {"n_train": min(self.n_train, 1400), "n_test": min(self.n_test, 397)}),
+            "curve": ("manifold", {"d": 1, "n": 2, **pts}),
+            "surface": ("manifold", {"d": 2, "n": 3, **pts}),
+            "surface16": ("manifold", {"d": 2, "n": 16, **pts}),
+        }
+
+    def compute(self, *, store, progress: bool | None) -> dict[str, pd.DataFrame]:
+        r"""Tables:
+
+        * ``datasets``: one row per loaded set (``label``: mnist5k, digits, curve, surface,
+          surface16): ``name, n_train, n_test, num_classes, input_shape, description``,
+          ``pixel_mean, pixel_std`` (the raw training statistics used to standardise the image
+          sets; NaN for generated data), ``d, n, lipschitz`` (:math:`L_g`) and
+          ``target_lipschitz`` (:math:`L^*`) for generated data (NaN otherwise);
+        * ``class_counts``: ``label, class, train, test`` (images per class in each split);
+        * ``curve``: the curve's training points ``x1, x2, label``;
+        * ``surface``: the surface's training points ``x1, x2, x3, label``;
+        * ``principal_components``: the 16-dimensional surface projected on its first two
+          principal components of the (centred) training points, ``pc1, pc2``, with the latent
+          coordinates ``z1, z2`` of each point;
+        * ``explained``: ``component`` (1..4) and ``fraction`` of the variance it carries.
+        """
+        from .. import data as _data
+
+        dt = getattr(torch, self.dtype)
+        loaded = {label: _data.load(name, seed=self.data_seed, dtype=dt, **opts)
+                  for label, (name, opts) in self._loads().items()}
+        rows, counts = [], []
+        for label, ds in loaded.items():
+            ex = ds.extras
+            generated = "generator" in ex
+            rows.append({
+                "label": label, "name": ds.name, "n_train": len(ds.y_train), "n_test": len(ds.y_test),
+                "num_classes": int(ds.num_classes), "input_shape": "x".join(str(int(s)) for s in ds.input_shape),
+                "description": ds.description,
+                "pixel_mean": np.nan if generated else float(ex["mean"]),
+                "pixel_std": np.nan if generated else float(ex["std"]),
+                "d": int(ex["d"]) if generated else -1, "n": int(ex["n"]) if generated else -1,
+                "lipschitz": float(ex["lipschitz"]) if generated else np.nan,
+                "target_lipschitz": float(ex["target_lipschitz"]) if generated else np.nan,
+            })
+            if not generated:
+                train = np.bincount(ds.y_train.numpy(), minlength=ds.num_classes)
+                test = np.bincount(ds.y_test.numpy(), minlength=ds.num_classes)
+                counts += [{"label": label, "class": c, "train": int(train[c]), "test": int(test[c])}
+                           for c in range(ds.num_classes)]
+        curve, surface, high = loaded["curve"], loaded["surface"], loaded["surface16"]
+        curve_df = pd.DataFrame(curve.x_train.double().numpy(), columns=["x1", "x2"])
+        curve_df["label"] = curve.y_train.numpy()
+        surface_df = pd.DataFrame(surface.x_train.double().numpy(), columns=["x1", "x2", "x3"])
+        surface_df["label"] = surface.y_train.numpy()
+        x = high.x_train.double()
+        x = x - x.mean(0)
+        _, s, vt = torch.linalg.svd(x, full_matrices=False)
+        pcs = (x @ vt[:2].T).numpy()
+        z = high.extras["latent_train"].double().numpy()
+        explained = (s**2 / (s**2).sum())[:4].numpy()
+        return {
+            "datasets": pd.DataFrame(rows),
+            "class_counts": pd.DataFrame(counts),
+            "curve": curve_df,
+            "surface": surface_df,
+            "principal_components": pd.DataFrame({"pc1": pcs[:, 0], "pc2": pcs[:, 1], "z1": z[:, 0], "z2": z[:, 1]}),
+            "explained": pd.DataFrame({"component": np.arange(1, len(explained) + 1), "fraction": explained}),
+        }
+
+
+EXPERIMENT = register(NAME, DataConfig,
+                      "the book's data sets: sizes, class counts, pixel statistics, the generated manifolds",
+                      chapter="The data in this book")

@@ -1,0 +1,270 @@
+r"""Theorem T4 evaluated: a generalisation bound from the sample Jacobian (book chapter *T4: a
+generalisation bound from the sample Jacobian*).
+
+For each intrinsic dimension :math:`d`, a few small tanh MLPs are trained by full-batch gradient
+descent with momentum on the ``manifold`` regression task (:math:`f^*(x)=\sin(w^\top x+c)`,
+:math:`L^*=\|w\|` known): a baseline, a smaller learning rate, weight decay, and Gaussian noise on
+the training targets. For every trained network the four terms of T4's bound are computed for the
+loss :math:`\ell(z,y)=|z-y|` (:math:`K=K'=1`):
+
+.. math:: \sum_i\mu(\mathcal V_i)\,\ell(f(x_i),y_i)+\delta\big[\max_i\|Jf(x_i)\|+V+L^*\big],
+
+with Voronoi weights, covering radius :math:`\delta` and test loss measured on a probe of fresh
+points of the support; the runs are then ranked by the bound, by the sample Jacobian and by the
+sharpness against their test loss (Kendall's :math:`\tau_b`, :func:`sharpjac.analysis.kendall`).
+Finally the intrinsic dimension of MNIST images (``mnist5k``) is estimated, to show what the rate
+:math:`(\log N/N)^{1/d}` of T1 and T4 means for real data.
+
+All training goes through :func:`sharpjac.training.train` (via the run store); the tables are
+cached as a study.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import numpy as np
+import pandas as pd
+import torch
+
+from .. import analysis
+from .. import jacobians as _jac
+from ..theory import (
+    covering_radius,
+    levina_bickel_dimension,
+    t1_covering_bound,
+    t4_bound,
+    twonn_dimension,
+    voronoi_weights,
+)
+from ..theory._common import _derive
+from ..training import TrainConfig
+from . import register
+from .base import StudyConfig, trained_run
+
+NAME = "t4_generalisation"
+
+#: the sample sizes of the ``rates`` table (the rate of T1 and T4 against N).
+RATE_SIZES = (1e3, 1e4, 1e5, 1e6, 1e7)
+
+
+@dataclass(frozen=True)
+class T4GeneralisationConfig(StudyConfig):
+    r"""T4's bound for a few regression runs on generated data, and MNIST's intrinsic dimension.
+
+    Attributes:
+        steps: full-batch gradient-descent steps of every run.
+        num_probe: fresh points of the support (Voronoi weights, :math:`\delta`, test loss).
+        widths: hidden widths of the tanh MLPs.
+        dims: intrinsic dimensions :math:`d` of the ``manifold`` data.
+        mnist: MNIST images used for the intrinsic-dimension estimates (a fifth of them, at most
+            1,000, come from the loader's test split).
+        n_train: training points :math:`N`.
+        n: ambient dimension; lipschitz: :math:`L_g` of the generator.
+        run_names, lrs, weight_decays, label_noises: one entry per run (same lengths): its name,
+            learning rate, weight decay (coupled L2) and the standard deviation of the Gaussian
+            noise added to its training targets.
+        momentum: heavy-ball momentum of every run.
+        lv_samples, lv_ascent_steps: search of the local variation
+            (:func:`sharpjac.jacobians.local_variation`).
+        epsilon: failure probability used for the ``rates`` table (T1's :math:`\varepsilon`).
+        seeds: seeds of the networks' initialisation; data_seed: seed of the data (training
+            latents, target noise, probe, MNIST split). dtype: of the runs (float64 by default).
+    """
+
+    steps: int = 1000
+    num_probe: int = 4000
+    widths: tuple[int, ...] = (32, 32)
+    dims: tuple[int, ...] = (1, 2)
+    mnist: int = 5000
+    n_train: int = 100
+    n: int = 16
+    lipschitz: float = 30.0
+    run_names: tuple[str, ...] = ("baseline", "small lr", "weight decay", "label noise")
+    lrs: tuple[float, ...] = (0.05, 0.01, 0.05, 0.05)
+    weight_decays: tuple[float, ...] = (0.0, 0.0, 3e-3, 0.0)
+    label_noises: tuple[float, ...] = (0.0, 0.0, 0.0, 0.3)
+    momentum: float = 0.9
+    lv_samples: int = 16
+    lv_ascent_steps: int = 2
+    epsilon: float = 0.1
+    dtype: str = "float64"
+
+    PRESETS: ClassVar[dict[str, dict[str, Any]]] = {
+        "smoke": dict(steps=30, num_probe=500, widths=(16,), dims=(1, 2), mnist=500),
+        "quick": dict(steps=1000, num_probe=4000, widths=(32, 32), dims=(1, 2), mnist=5000),
+        "paper": dict(steps=5000, num_probe=20000, widths=(128, 128), dims=(1, 2, 3), mnist=5000),
+    }
+
+    def _check(self) -> None:
+        self._need_positive("steps", "num_probe", "widths", "dims", "n_train", "n", "lipschitz", "lrs",
+                            "lv_samples")
+        self._need(10 <= self.mnist <= 5000, "mnist", "an int in [10, 5000] (mnist5k has 5,000 images)")
+        self._need(len(self.run_names) > 0 and len(set(self.run_names)) == len(self.run_names), "run_names",
+                   "a non-empty tuple of distinct names")
+        for name in ("lrs", "weight_decays", "label_noises"):
+            self._need(len(getattr(self, name)) == len(self.run_names), name,
+                       f"a tuple with one entry per run ({len(self.run_names)}, like run_names)")
+        for name in ("weight_decays", "label_noises"):
+            self._need(all(v >= 0 for v in getattr(self, name)), name, "numbers >= 0")
+        self._need(0 <= self.momentum < 1, "momentum", "a number in [0, 1)")
+        self._need(self.lv_ascent_steps >= 0, "lv_ascent_steps", "an int >= 0")
+        self._need(0 < self.epsilon < 1, "epsilon", "a number in (0, 1)")
+
+    # -- the runs -------------------------------------------------------------------------------
+
+    def _data_options(self, d: int, noise: float = 0.0) -> dict[str, Any]:
+        opts: dict[str, Any] = {"d": int(d), "n": self.n, "n_train": self.n_train, "n_test": 1,
+                                "task": "regression", "lipschitz": self.lipschitz}
+        if noise:
+            opts["target_noise"] = float(noise)
+        return opts
+
+    def train_config(self, d: int, run: int, seed: int) -> TrainConfig:
+        """The :class:`~sharpjac.training.TrainConfig` of run ``run`` (an index into ``run_names``)."""
+        return TrainConfig(
+            dataset="manifold", dataset_options=self._data_options(d, self.label_noises[run]),
+            data_seed=self.data_seed, model="mlp",
+            model_options={"widths": list(self.widths), "activation": "tanh"},
+            loss="mse", optimizer="gd", lr=float(self.lrs[run]), momentum=float(self.momentum),
+            weight_decay=float(self.weight_decays[run]), max_steps=self.steps,
+            sharpness_subset=None, jacobian_subset=None, lanczos_tol=1e-6, lanczos_max_iter=100,
+            eval_test=False, seed=seed, dtype=self.dtype, device=self.device, threads=self.threads,
+        )
+
+    def trains(self) -> list[TrainConfig]:
+        return [self.train_config(d, r, s) for s in self.seeds for d in self.dims for r in range(len(self.run_names))]
+
+    # -- the tables -----------------------------------------------------------------------------
+
+    def compute(self, *, store, progress: bool | None) -> dict[str, pd.DataFrame]:
+        r"""Tables:
+
+        * ``runs``: one row per (seed, d, run): ``seed, d, name, lr, weight_decay, label_noise,
+          train_mse`` (on the training targets, noisy for the label-noise run), ``status``,
+          ``test_loss`` (:math:`\mathbb E_\mu|f-f^*|` on the probe), ``empirical`` (Voronoi-weighted
+          loss on the clean targets :math:`f^*(x_i)`, as the theorem requires),
+          ``empirical_noisy`` (on the noisy training targets), ``jacobian, variation, target,
+          total`` (T4's terms and bound, clean), ``total_noisy``, ``dominant`` (largest term),
+          ``delta, jac_max, local_variation, sharpness`` (top Hessian eigenvalue of the training
+          MSE at the end, from the run's record), ``trivial`` (test loss of the best constant
+          predictor, the sample mean of :math:`f^*`), ``vacuous`` (``total >= trivial``),
+          ``L_star``;
+        * ``by_dim``: one row per (seed, d): ``delta``, ``n_runs``, ``n_vacuous``, ``best_ratio``
+          (smallest bound / test loss), ``dominant`` (the runs' largest terms, comma-joined),
+          ``holds`` (test loss <= bound in every run), ``tau_bound``, ``tau_jacobian``,
+          ``tau_sharpness`` (Kendall's :math:`\tau_b` of the bound, the sample-maximum Jacobian and
+          the sharpness against the test loss);
+        * ``mnist``: one row per seed: ``n_images``, ``d_twonn``, ``d_levina_bickel``, ``d_rate``
+          (the TwoNN estimate rounded, at least 1), ``shrink_1e3_1e6`` (the factor by which
+          :math:`(\log(N/\varepsilon)/N)^{1/d}` shrinks from :math:`N=10^3` to :math:`10^6` at
+          that ``d_rate``);
+        * ``rates``: the rate :math:`(\log(N/\varepsilon)/N)^{1/d}` against N for d = 1, 2 and
+          ``d_rate`` (first seed): ``d, label, N, rate``.
+        """
+        from .. import data as _data
+
+        dt = getattr(torch, self.dtype)
+        run_rows, dim_rows, mnist_rows = [], [], []
+        for seed in self.seeds:
+            for d in self.dims:
+                ds = _data.load("manifold", seed=self.data_seed, dtype=dt, **self._data_options(d))
+                x, y_clean = ds.x_train, ds.y_train
+                probe = ds.extras["sample_support"](self.num_probe, seed=_derive(self.data_seed, 4))
+                y_probe = ds.extras["target_fn"](probe)
+                delta = covering_radius(probe, x)
+                weights = voronoi_weights(x, probe)
+                L_star = float(ds.extras["target_lipschitz"])
+                trivial = float((y_probe - y_clean.mean()).abs().mean())
+                rows = []
+                for r, name in enumerate(self.run_names):
+                    tc = self.train_config(d, r, seed)
+                    tr = trained_run(tc, store=store, progress=progress)
+                    y_train = y_clean
+                    if self.label_noises[r]:
+                        y_train = _data.load("manifold", seed=self.data_seed, dtype=dt,
+                                             **self._data_options(d, self.label_noises[r])).y_train
+                    rows.append(self._evaluate(tr, x, y_clean, y_train, probe, y_probe, delta, weights, L_star,
+                                               trivial, seed=seed) | {"seed": seed, "d": int(d), "name": name})
+                frame = pd.DataFrame(rows)
+                run_rows += rows
+                dim_rows.append({
+                    "seed": seed, "d": int(d), "delta": delta, "n_runs": len(frame),
+                    "n_vacuous": int(frame["vacuous"].sum()),
+                    "best_ratio": float((frame["total"] / frame["test_loss"]).min()),
+                    "dominant": ", ".join(sorted(set(frame["dominant"]))),
+                    "holds": bool((frame["test_loss"] <= frame["total"]).all()),
+                    "tau_bound": analysis.kendall(frame["total"], frame["test_loss"]),
+                    "tau_jacobian": analysis.kendall(frame["jac_max"], frame["test_loss"]),
+                    "tau_sharpness": analysis.kendall(frame["sharpness"], frame["test_loss"]),
+                })
+            mnist_rows.append({"seed": seed} | self._mnist_dimension())
+        runs = pd.DataFrame(run_rows)
+        lead = ["seed", "d", "name"]
+        runs = runs[lead + [c for c in runs.columns if c not in lead]]
+        mnist = pd.DataFrame(mnist_rows)
+        return {"runs": runs, "by_dim": pd.DataFrame(dim_rows), "mnist": mnist,
+                "rates": self._rates(int(mnist["d_rate"].iloc[0]))}
+
+    def _evaluate(self, tr, x, y_clean, y_train, probe, y_probe, delta: float, weights, L_star: float,
+                  trivial: float, *, seed: int) -> dict[str, Any]:
+        """T4's terms for one trained run (the network at its last step)."""
+        model = tr.final
+        dev = next(model.parameters()).device
+        x_d = x.to(dev)
+        last = tr.frame.iloc[-1]
+        with torch.no_grad():
+            out = model(x_d).cpu()
+            test_loss = float((model(probe.to(dev)).cpu() - y_probe).abs().mean())
+        jn = _jac.jacobian_norms(model, x_d)
+        phi = _jac.local_variation(model, x_d, delta, num_samples=self.lv_samples,
+                                   ascent_steps=self.lv_ascent_steps, seed=seed)
+        jac_max, lv = float(jn.max()), float(phi.max())
+        clean = t4_bound((out - y_clean).abs()[:, 0], weights, delta, 1.0, 1.0, L_star, jac_max, lv,
+                         vacuous_at=trivial)
+        noisy = t4_bound((out - y_train).abs()[:, 0], weights, delta, 1.0, 1.0, L_star, jac_max, lv,
+                         vacuous_at=trivial)
+        return {
+            "lr": tr.config.lr, "weight_decay": tr.config.weight_decay,
+            "label_noise": float(dict(tr.config.dataset_options).get("target_noise", 0.0)),
+            "train_mse": float(last["train_loss"]), "status": str(tr.frame.attrs.get("status", "")),
+            "test_loss": test_loss,
+            "empirical": clean.empirical, "empirical_noisy": noisy.empirical,
+            "jacobian": clean.jacobian, "variation": clean.variation, "target": clean.target,
+            "total": clean.total, "total_noisy": noisy.total, "dominant": clean.dominant,
+            "delta": delta, "jac_max": jac_max, "local_variation": lv,
+            "sharpness": float(last["sharpness"]), "trivial": trivial, "vacuous": bool(clean.vacuous),
+            "L_star": L_star,
+        }
+
+    def _mnist_dimension(self) -> dict[str, Any]:
+        """TwoNN and Levina-Bickel estimates of the intrinsic dimension of ``mnist`` MNIST images."""
+        from .. import data as _data
+
+        n_test = min(self.mnist // 5, 1000)
+        ds = _data.load("mnist5k", seed=self.data_seed, n_train=self.mnist - n_test, n_test=n_test,
+                        dtype=torch.float64)
+        images = torch.cat([ds.x_train, ds.x_test])
+        d_twonn = twonn_dimension(images)
+        d_rate = max(1, round(d_twonn))
+        rate = [(math.log(N / self.epsilon) / N) ** (1 / d_rate) for N in (1e3, 1e6)]
+        return {"n_images": int(images.shape[0]), "d_twonn": float(d_twonn),
+                "d_levina_bickel": float(levina_bickel_dimension(images, 10, 20)), "d_rate": d_rate,
+                "shrink_1e3_1e6": rate[1] / rate[0]}
+
+    def _rates(self, d_rate: int) -> pd.DataFrame:
+        r""":math:`(\log(N/\varepsilon)/N)^{1/d}` (T1's covering function without :math:`2L_g\sqrt d`)."""
+        rows = []
+        for d, label in ((1, "d = 1"), (2, "d = 2"), (d_rate, f"d = {d_rate} (MNIST, TwoNN)")):
+            for N in RATE_SIZES:
+                rows.append({"d": d, "label": label, "N": N,
+                             "rate": t1_covering_bound(int(N), self.epsilon, d, 1.0) / (2 * np.sqrt(d))})
+        return pd.DataFrame(rows)
+
+
+EXPERIMENT = register(NAME, T4GeneralisationConfig,
+                      "T4: the generalisation bound evaluated term by term on manifold regression runs; "
+                      "MNIST's intrinsic dimension",
+                      chapter="T4: a generalisation bound from the sample Jacobian")

@@ -1,0 +1,113 @@
+"""The ``t1_covering`` study: covering radius of manifold samples against N, and the cusp generator.
+
+Oracles: T1's closed form :math:`2L_g\\sqrt d(\\log(N/\\varepsilon)/N)^{1/d}` written out with numpy,
+``numpy.polyfit`` in log-log space for the slopes, exact power laws for the slope summary.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from sharpjac import experiments, theory
+from sharpjac.experiments import t1_covering as t1
+from sharpjac.runs import RunStore
+
+T1Config = t1.T1CoveringConfig
+
+
+@pytest.fixture(scope="module")
+def smoke(tmp_path_factory):
+    store = RunStore(tmp_path_factory.mktemp("t1-store"))
+    cfg = T1Config.preset("smoke")
+    return store, cfg, experiments.get("t1_covering").run(cfg, store=store)
+
+
+def test_smoke_tables_and_columns(smoke):
+    _, cfg, tables = smoke
+    assert set(tables) == {"samples", "slopes", "holder", "holder_summary"}
+    samples = tables["samples"]
+    assert list(samples.columns) == ["seed", "d", "N", "repeat", "radius", "bound", "lipschitz"]
+    assert len(samples) == len(cfg.dims) * len(cfg.sizes) * cfg.repeats
+    assert list(tables["slopes"].columns) == ["d", "slope", "stderr", "slope_rate", "expected", "max_ratio",
+                                              "min_looseness"]
+    assert list(tables["holder"].columns) == ["seed", "N", "repeat", "radius", "bound_L1", "bound_L10", "bound_L100"]
+    assert list(tables["holder_summary"].columns) == ["alpha", "slope", "stderr", "first_violation_L1",
+                                                      "first_violation_L10", "first_violation_L100"]
+    assert (samples["radius"] < samples["bound"]).all()  # T1 holds with room (it is loose)
+
+
+def test_bound_column_is_t1_closed_form(smoke):
+    _, cfg, tables = smoke
+    s = tables["samples"]
+    oracle = 2 * s["lipschitz"] * np.sqrt(s["d"]) * (np.log(s["N"] / cfg.epsilon) / s["N"]) ** (1 / s["d"])
+    # same formula, different order of floating-point operations: agree to rounding
+    np.testing.assert_allclose(s["bound"], oracle, rtol=1e-12)
+
+
+def test_holder_summary_matches_polyfit_and_first_violation(smoke):
+    _, _, tables = smoke
+    holder, summary = tables["holder"], tables["holder_summary"].iloc[0]
+    mean = holder.groupby("N")["radius"].mean()
+    slope = np.polyfit(np.log(mean.index.values.astype(float)), np.log(mean.values), 1)[0]
+    assert summary["slope"] == pytest.approx(slope, rel=1e-9)  # least squares solved two ways
+    for L in ("L1", "L10", "L100"):
+        over = holder.loc[holder["radius"] > holder[f"bound_{L}"], "N"]
+        expected = over.min() if len(over) else np.nan
+        assert summary[f"first_violation_{L}"] == pytest.approx(expected, nan_ok=True)
+
+
+def test_second_run_computes_nothing(smoke, monkeypatch):
+    store, cfg, first = smoke
+
+    def fail(*a, **k):
+        raise AssertionError("the stored study was computed again")
+
+    monkeypatch.setattr("sharpjac.runs.train", fail)
+    monkeypatch.setattr(T1Config, "compute", fail)
+    again = experiments.get("t1_covering").run(cfg, store=store)
+    for name, df in first.items():
+        pd.testing.assert_frame_equal(again[name], df)
+
+
+@pytest.mark.parametrize("kw, field", [
+    ({"epsilon": 1.5}, "epsilon"),
+    ({"alpha": 0.0}, "alpha"),
+    ({"sizes": (100,)}, "sizes"),
+    ({"dims": (0, 1)}, "dims"),
+    ({"num_probe": 2.5}, "num_probe"),
+])
+def test_validation_names_the_field(kw, field):
+    with pytest.raises(ValueError, match=rf"^T1CoveringConfig\.{field}=\S.*accepted: [^\n]*$"):
+        T1Config.from_preset("smoke", **kw)
+
+
+def test_covering_study_under_bound_and_slope():
+    df = t1.covering_study([1, 2], [50, 200, 800], num_probe=4000, repeats=2, seed=0)
+    assert set(df.columns) >= {"d", "N", "repeat", "radius", "bound"}
+    assert (df["radius"] < df["bound"]).all()  # T1 holds with room (it is loose)
+    for d in (1, 2):
+        sub = df[df.d == d].groupby("N")["radius"].mean()
+        slope = theory.fit_loglog_slope(sub.index.values, sub.values).slope
+        # three sizes, two repeats: the fitted slope is noisy, so only its neighbourhood of -1/d is checked
+        assert abs(slope + 1 / d) < 0.3, (d, slope)
+
+
+def test_covering_slopes_on_exact_power_laws():
+    N = np.array([100, 400, 1600, 6400])
+    rows = [{"d": d, "N": n, "repeat": 0, "radius": 0.5 * n ** (-1 / d), "bound": n ** (-1 / d)}
+            for d in (1, 2) for n in N]
+    out = t1.covering_slopes(pd.DataFrame(rows)).set_index("d")
+    assert out.loc[1, "slope"] == pytest.approx(-1.0) and out.loc[2, "slope"] == pytest.approx(-0.5)
+    assert out.loc[2, "expected"] == -0.5
+    assert out.loc[1, "max_ratio"] == pytest.approx(0.5) and out.loc[1, "min_looseness"] == pytest.approx(2.0)
+
+
+def test_holder_study_columns():
+    df = t1.holder_study([50, 100], alpha=0.5, lipschitz_candidates=(1.0, 10.0), num_probe=1001, repeats=1)
+    assert list(df.columns) == ["N", "repeat", "radius", "bound_L1", "bound_L10"]
+    assert np.allclose(df["bound_L10"], 10 * df["bound_L1"])
+    assert math.isclose(df["bound_L1"].iloc[0], theory.t1_covering_bound(50, 0.1, 1, 1.0))
