@@ -71,9 +71,14 @@ def problem_cnn(n: int, seed: int):
     g = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
     model = nn.Sequential(
-        nn.Conv2d(3, 16, 3, padding=1), nn.Tanh(), nn.MaxPool2d(2),
-        nn.Conv2d(16, 32, 3, padding=1), nn.Tanh(), nn.MaxPool2d(2),
-        nn.Flatten(), nn.Linear(32 * 8 * 8, 10),
+        nn.Conv2d(3, 16, 3, padding=1),
+        nn.Tanh(),
+        nn.MaxPool2d(2),
+        nn.Conv2d(16, 32, 3, padding=1),
+        nn.Tanh(),
+        nn.MaxPool2d(2),
+        nn.Flatten(),
+        nn.Linear(32 * 8 * 8, 10),
     )
     labels = torch.randint(0, 10, (n,), generator=g)
     means = torch.randn(10, 3, 32, 32, generator=g)
@@ -157,11 +162,23 @@ def bench_cost(problems, reps):
         G = GaussNewtonOperator(model, loss_fn, (x, y))
         t = medians({"grad": grad, "db": lambda: H_db @ v, "fr": lambda: H_fr @ v, "gn": lambda: G @ v}, reps)
         for key, label in (("db", "Hv double backward"), ("fr", "Hv forward-over-reverse"), ("gn", "Gauss-Newton Gv")):
-            rows.append([name, f"{num_params(model):,}", len(x), label, f"{1e3 * t[key]:.1f}",
-                         f"{1e3 * t['grad']:.1f}", f"{t[key] / t['grad']:.2f}x"])
-    table("(i) cost of one curvature product / one gradient (baseline: torch.autograd.grad of the "
-          "same loss; target <= 2.5x)",
-          ["problem", "P", "N", "product", "ms", "grad ms", "ratio"], rows)
+            rows.append(
+                [
+                    name,
+                    f"{num_params(model):,}",
+                    len(x),
+                    label,
+                    f"{1e3 * t[key]:.1f}",
+                    f"{1e3 * t['grad']:.1f}",
+                    f"{t[key] / t['grad']:.2f}x",
+                ]
+            )
+    table(
+        "(i) cost of one curvature product / one gradient (baseline: torch.autograd.grad of the "
+        "same loss; target <= 2.5x)",
+        ["problem", "P", "N", "product", "ms", "grad ms", "ratio"],
+        rows,
+    )
 
 
 def reference_top(model, loss_fn, x, y):
@@ -177,9 +194,11 @@ def bench_top_eigenvalue(problems):
     for name, model, loss_fn, x, y in problems:
         t_ref, (ref, ref_res) = timed(lambda: reference_top(model, loss_fn, x, y))
         lam2 = float(ref_res.eigenvalues[1])
-        print(f"\n[{name}] reference lambda_max = {ref:.10g} (float64 lanczos, tol 1e-10, "
-              f"{ref_res.num_matvecs} products, residual {float(ref_res.residuals[0]):.1e}, {t_ref:.1f} s); "
-              f"lambda_2/lambda_1 = {lam2 / ref:.3f}")
+        print(
+            f"\n[{name}] reference lambda_max = {ref:.10g} (float64 lanczos, tol 1e-10, "
+            f"{ref_res.num_matvecs} products, residual {float(ref_res.residuals[0]):.1e}, {t_ref:.1f} s); "
+            f"lambda_2/lambda_1 = {lam2 / ref:.3f}"
+        )
         op = HessianOperator(model, loss_fn, (x, y))
         P = op.shape[0]
         v0 = torch.randn(P, generator=torch.Generator().manual_seed(7))
@@ -191,8 +210,16 @@ def bench_top_eigenvalue(problems):
         rec = Recorder(op)
         t, r = timed(lambda: lanczos(rec, 1, tol=1e-4, v0=v0))
         m_hit = rec.first_within(ref, 1e-4)
-        rows.append([name, "lanczos (ours), stop: rel. residual <= 1e-4", r.num_matvecs, f"{t:.2f}",
-                     fmt_err(err(float(r.eigenvalues[0]))), m_hit])
+        rows.append(
+            [
+                name,
+                "lanczos (ours), stop: rel. residual <= 1e-4",
+                r.num_matvecs,
+                f"{t:.2f}",
+                fmt_err(err(float(r.eigenvalues[0]))),
+                m_hit,
+            ]
+        )
         lz_products = r.num_matvecs
 
         # scipy eigsh(tol=0, which="LM") on a LinearOperator wrapping the same operator
@@ -215,16 +242,35 @@ def bench_top_eigenvalue(problems):
             if err(float(u @ w_)) <= 1e-4:
                 hit = i + 1
                 break
-        rows.append([name, "power iteration, stop: rel. change <= 1e-3", pw.num_matvecs, f"{t:.2f}",
-                     fmt_err(err(float(pw.eigenvalues[0]))), hit if hit else f"> {pw.num_matvecs}"])
+        rows.append(
+            [
+                name,
+                "power iteration, stop: rel. change <= 1e-3",
+                pw.num_matvecs,
+                f"{t:.2f}",
+                fmt_err(err(float(pw.eigenvalues[0]))),
+                hit if hit else f"> {pw.num_matvecs}",
+            ]
+        )
         # lanczos with the same number of products as power iteration
         t, r_eq = timed(lambda: lanczos(op, 1, tol=1e-14, max_iter=pw.num_matvecs, v0=v0))
-        rows.append([name, f"lanczos, max_iter={pw.num_matvecs} (= power iteration), tol=1e-14", r_eq.num_matvecs,
-                     f"{t:.2f}", fmt_err(err(float(r_eq.eigenvalues[0]))), "-"])
+        rows.append(
+            [
+                name,
+                f"lanczos, max_iter={pw.num_matvecs} (= power iteration), tol=1e-14",
+                r_eq.num_matvecs,
+                f"{t:.2f}",
+                fmt_err(err(float(r_eq.eigenvalues[0]))),
+                "-",
+            ]
+        )
         rows.append([name, "ratio eigsh / lanczos products", f"{eigsh_products / lz_products:.1f}x", "", "", ""])
-    table("(ii) top eigenvalue vs a float64 reference (error = |value - ref| / ref; 'products to 1e-4' "
-          "= first product count whose estimate is within 1e-4; targets: lanczos <= 20, eigsh/lanczos >= 2x)",
-          ["problem", "method", "products", "seconds", "rel. error", "products to 1e-4"], rows)
+    table(
+        "(ii) top eigenvalue vs a float64 reference (error = |value - ref| / ref; 'products to 1e-4' "
+        "= first product count whose estimate is within 1e-4; targets: lanczos <= 20, eigsh/lanczos >= 2x)",
+        ["problem", "method", "products", "seconds", "rel. error", "products to 1e-4"],
+        rows,
+    )
 
 
 def bench_tracking(steps, n, seed, check_every):
@@ -256,39 +302,78 @@ def bench_tracking(steps, n, seed, check_every):
             hits.append(rec.first_within(ref, 1e-4))
     with torch.no_grad():
         loss1 = float(loss_fn(model(x), y))
-    rows = [[name, n, steps, f"{lr:.3g} (= 1/lambda_0)", f"{loss0:.4f} -> {loss1:.4f}",
-             f"{lams[0]:.4f} -> {lams[-1]:.4f}", f"{np.mean(warm):.1f} (max {max(warm)})",
-             f"{np.mean(cold):.1f}", f"{np.mean(hits):.1f}", fmt_err(max(errs)), f"{np.mean(times):.2f}"]]
-    table("(iii) warm-started tracking along full-batch GD (lanczos tol 1e-4, v0 = previous top "
-          "eigenvector; baseline: cold start at every checked step; error vs lanczos tol 1e-7 "
-          f"every {check_every} steps; 'warm to 1e-4' = products until the warm estimate is within "
-          "1e-4 at those steps; target <= 8 products on average)",
-          ["problem", "N", "steps", "lr", "loss", "sharpness", "products warm", "products cold",
-           "warm to 1e-4", "max rel. error", "s/measure"], rows)
+    rows = [
+        [
+            name,
+            n,
+            steps,
+            f"{lr:.3g} (= 1/lambda_0)",
+            f"{loss0:.4f} -> {loss1:.4f}",
+            f"{lams[0]:.4f} -> {lams[-1]:.4f}",
+            f"{np.mean(warm):.1f} (max {max(warm)})",
+            f"{np.mean(cold):.1f}",
+            f"{np.mean(hits):.1f}",
+            fmt_err(max(errs)),
+            f"{np.mean(times):.2f}",
+        ]
+    ]
+    table(
+        "(iii) warm-started tracking along full-batch GD (lanczos tol 1e-4, v0 = previous top "
+        "eigenvector; baseline: cold start at every checked step; error vs lanczos tol 1e-7 "
+        f"every {check_every} steps; 'warm to 1e-4' = products until the warm estimate is within "
+        "1e-4 at those steps; target <= 8 products on average)",
+        [
+            "problem",
+            "N",
+            "steps",
+            "lr",
+            "loss",
+            "sharpness",
+            "products warm",
+            "products cold",
+            "warm to 1e-4",
+            "max rel. error",
+            "s/measure",
+        ],
+        rows,
+    )
 
 
 def bench_jacobians(problems, reps):
     try:
         from sharpjac.jacobians import jacobian_norms
     except Exception:  # noqa: BLE001
-        table("(iv) per-sample Jacobian norms / one forward pass", ["problem", "result"],
-              [["-", "n/a (jacobians module missing)"]])
+        table(
+            "(iv) per-sample Jacobian norms / one forward pass",
+            ["problem", "result"],
+            [["-", "n/a (jacobians module missing)"]],
+        )
         return
     rows = []
     for name, model, _, x, _ in problems:
+
         def fwd():
             with torch.no_grad():
                 return model(x)
 
-        t = medians({"fwd": fwd,
-                     "spectral": lambda: jacobian_norms(model, x, "spectral"),
-                     "frobenius": lambda: jacobian_norms(model, x, "frobenius")}, reps)
+        t = medians(
+            {
+                "fwd": fwd,
+                "spectral": lambda: jacobian_norms(model, x, "spectral"),
+                "frobenius": lambda: jacobian_norms(model, x, "frobenius"),
+            },
+            reps,
+        )
         for key in ("spectral", "frobenius"):
-            rows.append([name, len(x), key, f"{1e3 * t[key]:.1f}", f"{1e3 * t['fwd']:.1f}",
-                         f"{t[key] / t['fwd']:.1f}x"])
-    table("(iv) per-sample input-output Jacobian norms (sharpjac.jacobians.jacobian_norms) / one "
-          "forward pass (baseline: model(x) under no_grad; target <= 20x)",
-          ["problem", "N", "norm", "ms", "forward ms", "ratio"], rows)
+            rows.append(
+                [name, len(x), key, f"{1e3 * t[key]:.1f}", f"{1e3 * t['fwd']:.1f}", f"{t[key] / t['fwd']:.1f}x"]
+            )
+    table(
+        "(iv) per-sample input-output Jacobian norms (sharpjac.jacobians.jacobian_norms) / one "
+        "forward pass (baseline: model(x) under no_grad; target <= 20x)",
+        ["problem", "N", "norm", "ms", "forward ms", "ratio"],
+        rows,
+    )
 
 
 def main(argv=None):
@@ -300,8 +385,10 @@ def main(argv=None):
     if args.threads:
         torch.set_num_threads(args.threads)
     n_mlp, n_cnn, steps, reps = (250, 128, 15, 3) if args.quick else (1000, 512, 50, 7)
-    print(f"sharpjac curvature benchmark: torch {torch.__version__}, {torch.get_num_threads()} threads, "
-          f"float32 (references in float64){' [quick]' if args.quick else ''}")
+    print(
+        f"sharpjac curvature benchmark: torch {torch.__version__}, {torch.get_num_threads()} threads, "
+        f"float32 (references in float64){' [quick]' if args.quick else ''}"
+    )
     problems = [problem_mlp(n_mlp, args.seed), problem_cnn(n_cnn, args.seed)]
     bench_cost(problems, reps)
     bench_top_eigenvalue(problems)

@@ -19,15 +19,21 @@ from sharpjac import jacobians as jj
 
 
 def mlp() -> nn.Module:
-    return nn.Sequential(nn.Flatten(), nn.Linear(3072, 200), nn.Tanh(), nn.Linear(200, 200),
-                         nn.Tanh(), nn.Linear(200, 10))
+    return nn.Sequential(
+        nn.Flatten(), nn.Linear(3072, 200), nn.Tanh(), nn.Linear(200, 200), nn.Tanh(), nn.Linear(200, 10)
+    )
 
 
 def cnn() -> nn.Module:
     return nn.Sequential(
-        nn.Conv2d(3, 16, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Conv2d(16, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Flatten(), nn.Linear(32 * 8 * 8, 10),
+        nn.Conv2d(3, 16, 3, padding=1),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Conv2d(16, 32, 3, padding=1),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Flatten(),
+        nn.Linear(32 * 8 * 8, 10),
     )
 
 
@@ -69,8 +75,10 @@ def main() -> None:
             ("jacobian_norms frobenius", lambda: jj.jacobian_norms(model, x, "frobenius")),
             ("jacobian_stats (all four, one evaluation)", lambda: jj.jacobian_stats(model, x)),
             ("input_jacobians + svd/frobenius of [N,k,n0]", full_jacobian_then_norms),
-            ("jacobian_norms spectral, method='lanczos'",
-             lambda: jj.jacobian_norms(model, x, "spectral", method="lanczos")),
+            (
+                "jacobian_norms spectral, method='lanczos'",
+                lambda: jj.jacobian_norms(model, x, "spectral", method="lanczos"),
+            ),
         ]
         base = None
         for label, fn in rows:

@@ -42,11 +42,15 @@ def main() -> None:
     os.environ.setdefault("SHARPJAC_PROGRESS", "0")
     exp = experiments.get("progressive_sharpening")
     cfg = exp.config_cls.preset("quick")
-    print(f"# machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
-          f"torch {torch.__version__}, {torch.get_num_threads()} threads")
-    print(f"# quick preset: n_train={cfg.n_train}, widths={cfg.widths}, max_steps={cfg.max_steps}, "
-          f"measure_every={cfg.measure_every}, sharpness_subset={cfg.sharpness_subset}, "
-          f"jacobian_subset={cfg.jacobian_subset}")
+    print(
+        f"# machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads"
+    )
+    print(
+        f"# quick preset: n_train={cfg.n_train}, widths={cfg.widths}, max_steps={cfg.max_steps}, "
+        f"measure_every={cfg.measure_every}, sharpness_subset={cfg.sharpness_subset}, "
+        f"jacobian_subset={cfg.jacobian_subset}"
+    )
     grid = cfg.grid()
     picks = {}
     for labels, tc in grid:  # middle learning rate of each loss
@@ -54,20 +58,25 @@ def main() -> None:
     rows = []
     for loss, items in picks.items():
         labels, tc = items[len(items) // 2]
-        bare = tc.replace(measure_every=None, sharpness_subset=0, jacobian_subset=0, eval_test=False,
-                          checkpoint_every=None)
+        bare = tc.replace(
+            measure_every=None, sharpness_subset=0, jacobian_subset=0, eval_test=False, checkpoint_every=None
+        )
         tracked = tc.replace(checkpoint_every=None)
         _time(bare.replace(max_steps=5))  # warm-up
         tb, _, _ = _time(bare)
         tt, tm, nrows = _time(tracked)
         rows.append((loss, labels["lr"], tc.max_steps, tb, tt, tm, nrows))
     print()
-    print("| loss | lr | steps | train only (s) | with tracking (s) | steps/s bare | steps/s tracked "
-          "| measurements | s / measurement | overhead (tracked-bare)/bare |")
+    print(
+        "| loss | lr | steps | train only (s) | with tracking (s) | steps/s bare | steps/s tracked "
+        "| measurements | s / measurement | overhead (tracked-bare)/bare |"
+    )
     print("|---|---|---|---|---|---|---|---|---|---|")
     for loss, lr, steps, tb, tt, tm, n in rows:
-        print(f"| {loss} | {lr:g} | {steps} | {tb:.2f} | {tt:.2f} | {steps / tb:.1f} | {steps / tt:.1f} | {n} "
-              f"| {tm / n:.3f} | {(tt - tb) / tb:.2f}x |")
+        print(
+            f"| {loss} | {lr:g} | {steps} | {tb:.2f} | {tt:.2f} | {steps / tb:.1f} | {steps / tt:.1f} | {n} "
+            f"| {tm / n:.3f} | {(tt - tb) / tb:.2f}x |"
+        )
     if args.skip_full:
         return
     with tempfile.TemporaryDirectory() as d:

@@ -44,8 +44,7 @@ def test_kendall_hand_cases():
 
 @pytest.mark.filterwarnings("ignore::scipy.stats.ConstantInputWarning")
 @settings(max_examples=30, deadline=None)
-@given(st.integers(min_value=3, max_value=40), st.integers(min_value=0, max_value=10_000),
-       st.booleans())
+@given(st.integers(min_value=3, max_value=40), st.integers(min_value=0, max_value=10_000), st.booleans())
 def test_correlations_match_scipy(n, seed, ties):
     rng = np.random.default_rng(seed)
     x = rng.normal(size=n)
@@ -186,7 +185,7 @@ def test_rolling_correlation_against_direct_windows():
     r = A.rolling_correlation(x, y, w)
     assert np.isnan(r[:3]).all() and np.isnan(r[-3:]).all()
     for t in range(3, 27):
-        assert r[t] == pytest.approx(scipy.stats.spearmanr(x[t - 3:t + 4], y[t - 3:t + 4]).statistic)
+        assert r[t] == pytest.approx(scipy.stats.spearmanr(x[t - 3 : t + 4], y[t - 3 : t + 4]).statistic)
     rk = A.rolling_correlation(x, y, 6, "kendall")
     assert rk[3] == pytest.approx(scipy.stats.kendalltau(x[0:6], y[0:6]).statistic)
     # the sign flip in the middle of the run shows
@@ -206,9 +205,16 @@ def _fake_runs():
         for lr in (0.1, 0.2):
             for t in range(12):
                 s = 1.0 + t * (1 + seed)  # rises without bound
-                rows.append({"seed": seed, "lr": lr, "step": t * 10, "sharpness": s,
-                             "jac_spectral_max": s ** 2 + 0.01 * seed,
-                             "jac_frobenius_mean": -s})
+                rows.append(
+                    {
+                        "seed": seed,
+                        "lr": lr,
+                        "step": t * 10,
+                        "sharpness": s,
+                        "jac_spectral_max": s**2 + 0.01 * seed,
+                        "jac_frobenius_mean": -s,
+                    }
+                )
     return pd.DataFrame(rows)
 
 
@@ -219,13 +225,18 @@ def test_run_correlations_and_summary():
     assert np.allclose(tab.loc[tab.statistic == "jac_spectral_max", "rho"], 1.0)
     assert np.allclose(tab.loc[tab.statistic == "jac_frobenius_mean", "rho"], -1.0)
     # before the edge: with lr=0.2 (edge 9 at fraction 0.9) seed 0 has s = 1..8 before, 8 points
-    tab2 = A.run_correlations(df, ys=("jac_spectral_max",), by=("lr", "seed"), window="before_edge",
-                              method="kendall")
+    tab2 = A.run_correlations(df, ys=("jac_spectral_max",), by=("lr", "seed"), window="before_edge", method="kendall")
     row = tab2[(tab2.lr == 0.2) & (tab2.seed == 0)].iloc[0]
     assert row.n == 8 and row.last_step == 70
     # peak windows: y rises then falls while x rises then falls at another time
-    bump = pd.DataFrame({"seed": 0, "step": np.arange(9), "sharpness": [1, 2, 3, 4, 5, 4, 3, 2, 1.0],
-                         "jac_spectral_max": [1, 2, 3, 4, 5, 6, 7, 8, 9.0]})
+    bump = pd.DataFrame(
+        {
+            "seed": 0,
+            "step": np.arange(9),
+            "sharpness": [1, 2, 3, 4, 5, 4, 3, 2, 1.0],
+            "jac_spectral_max": [1, 2, 3, 4, 5, 6, 7, 8, 9.0],
+        }
+    )
     early = A.run_correlations(bump, ys=("jac_spectral_max",), window="before_peak").iloc[0]
     late = A.run_correlations(bump, ys=("jac_spectral_max",), window="after_peak").iloc[0]
     assert early.rho == pytest.approx(1.0) and early.n == 5 and early.last_step == 4
@@ -239,9 +250,16 @@ def test_run_correlations_and_summary():
 
 
 def test_log_changes_and_dominant_mediator():
-    df = pd.DataFrame({"step": [0, 50, 100], "sharpness": [10.0, 8.0, 5.0],
-                       "jac_spectral_max": [1.0, 2.0, 2.0], "curvature_norm": [0.2, 0.1, 0.05],
-                       "feature_norm": [3.0, 3.0, 3.3], "first_layer_norm": [1.0, 1.0, 1.1]})
+    df = pd.DataFrame(
+        {
+            "step": [0, 50, 100],
+            "sharpness": [10.0, 8.0, 5.0],
+            "jac_spectral_max": [1.0, 2.0, 2.0],
+            "curvature_norm": [0.2, 0.1, 0.05],
+            "feature_norm": [3.0, 3.0, 3.3],
+            "first_layer_norm": [1.0, 1.0, 1.1],
+        }
+    )
     ch = A.log_changes(df, list(df.columns[1:]), 0, 95)
     assert ch["sharpness"] == pytest.approx(math.log(0.5))
     assert ch["curvature_norm"] == pytest.approx(math.log(0.25))
@@ -250,8 +268,13 @@ def test_log_changes_and_dominant_mediator():
     assert name == "curvature_norm"
     assert contrib["first_layer_norm"] == pytest.approx(-math.log(1.1))
     # no factor moves with the decoupling: None
-    ch2 = {"sharpness": 0.0, "jac_spectral_max": 1.0, "curvature_norm": 0.5, "feature_norm": 0.1,
-           "first_layer_norm": -0.2}
+    ch2 = {
+        "sharpness": 0.0,
+        "jac_spectral_max": 1.0,
+        "curvature_norm": 0.5,
+        "feature_norm": 0.1,
+        "first_layer_norm": -0.2,
+    }
     assert A.dominant_mediator(ch2)[0] is None
 
 

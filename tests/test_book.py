@@ -65,8 +65,9 @@ def test_chapter_runs_at_smoke_preset(smoke_book, name):
     box = [c for c in nb.cells if "computed-with" in c.metadata.get("tags", [])]
     assert len(box) == 1 and "'smoke'" in box[0].source and "torch" in box[0].source
     assert nb.metadata["sharpjac"]["parameters"] == {"preset": "smoke", "seed": 0}
-    errors = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])
-              if o.get("output_type") == "error"]
+    errors = [
+        o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []) if o.get("output_type") == "error"
+    ]
     assert not errors
 
 
@@ -89,9 +90,17 @@ def test_book_builds_every_chapter(smoke_book):
 class _ResourceCollector(HTMLParser):
     """Collect every URL a page fetches by itself (not the links a reader may follow)."""
 
-    FETCHING = {("script", "src"), ("img", "src"), ("iframe", "src"), ("source", "src"),
-                ("video", "src"), ("audio", "src"), ("embed", "src"), ("object", "data"),
-                ("input", "src")}
+    FETCHING = {
+        ("script", "src"),
+        ("img", "src"),
+        ("iframe", "src"),
+        ("source", "src"),
+        ("video", "src"),
+        ("audio", "src"),
+        ("embed", "src"),
+        ("object", "data"),
+        ("input", "src"),
+    }
 
     def __init__(self):
         super().__init__()
@@ -130,10 +139,14 @@ def test_site_fetches_nothing_from_another_host(smoke_book):
 
 def test_resource_checker_catches_remote_script():
     collector = _ResourceCollector()
-    collector.feed('<script src="https://cdn.example.org/mathjax.js"></script>'
-                   '<link rel="stylesheet" href="//fonts.example.org/x.css"><a href="https://ok.org">x</a>')
+    collector.feed(
+        '<script src="https://cdn.example.org/mathjax.js"></script>'
+        '<link rel="stylesheet" href="//fonts.example.org/x.css"><a href="https://ok.org">x</a>'
+    )
     assert [u for u in collector.urls if _is_remote(u)] == [
-        "https://cdn.example.org/mathjax.js", "//fonts.example.org/x.css"]
+        "https://cdn.example.org/mathjax.js",
+        "//fonts.example.org/x.css",
+    ]
 
 
 _HARNESS = """<!DOCTYPE html><html><body><pre id="out">pending</pre>
@@ -167,11 +180,27 @@ def _render(browser: str, html_dir: Path, page: Path) -> dict:
     harness.write_text(_HARNESS.format(src=page.relative_to(html_dir).as_posix()))
     with tempfile.TemporaryDirectory() as profile:
         done = subprocess.run(
-            [browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-             "--disable-background-networking", "--disable-component-update", "--disable-sync",
-             "--allow-file-access-from-files", f"--user-data-dir={profile}", "--window-size=1280,1000",
-             "--virtual-time-budget=20000", "--dump-dom", harness.as_uri()],
-            capture_output=True, text=True, timeout=120)
+            [
+                browser,
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-quic",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--allow-file-access-from-files",
+                f"--user-data-dir={profile}",
+                "--window-size=1280,1000",
+                "--virtual-time-budget=20000",
+                "--dump-dom",
+                harness.as_uri(),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
     harness.unlink()
     match = re.search(r'<pre id="out">(.*?)</pre>', done.stdout, re.S)
     assert match, f"no output from the browser for {page.name}: {done.stderr[-500:]}"
@@ -284,9 +313,14 @@ def test_dead_kernel_names_the_chapter_and_the_cell(tmp_path):
 
 def test_last_started_cell_skips_the_injected_parameters_cell():
     nb = nbformat.v4.new_notebook()
-    cells = [nbformat.v4.new_markdown_cell("# T"), nbformat.v4.new_code_cell("preset = 'quick'"),
-             nbformat.v4.new_code_cell("# Parameters\npreset = 'smoke'"), nbformat.v4.new_code_cell("a = 1"),
-             nbformat.v4.new_code_cell("\nb = 2\nc = 3"), nbformat.v4.new_code_cell("d = 4")]
+    cells = [
+        nbformat.v4.new_markdown_cell("# T"),
+        nbformat.v4.new_code_cell("preset = 'quick'"),
+        nbformat.v4.new_code_cell("# Parameters\npreset = 'smoke'"),
+        nbformat.v4.new_code_cell("a = 1"),
+        nbformat.v4.new_code_cell("\nb = 2\nc = 3"),
+        nbformat.v4.new_code_cell("d = 4"),
+    ]
     cells[2].metadata["tags"] = ["injected-parameters"]
     for index, cell in enumerate(cells):
         cell.metadata["papermill"] = {"start_time": "2026-01-01T00:00:00" if index <= 4 else None}

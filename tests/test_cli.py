@@ -34,19 +34,24 @@ def test_help_is_useful(capsys):
     assert "--preset" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("argv, pattern", [
-    (["info", "nope"], "unknown experiment 'nope'"),
-    (["run", "progressive_sharpening", "--preset", "huge"], "unknown preset='huge'"),
-    (["run", "progressive_sharpening", "--preset", "smoke", "--set", "lrs_mse=-0.1"], "lrs_mse"),
-    (["run", "progressive_sharpening", "--preset", "smoke", "--set", "nokey"], "key=value"),
-    (["frobnicate"], "invalid choice"),
-    # a width of 1.5 would be truncated to 1 while the record says 1.5
-    (["run", "progressive_sharpening", "--preset", "smoke", "--set", "widths=[1.5]"], "item 1.5 of [1.5] is not"),
-    (["run", "progressive_sharpening", "--preset", "smoke", "--threads", "0"], "threads=0 is invalid"),
-    (["run", "progressive_sharpening", "--preset", "smoke", "--seed", "4294967296"], "[0, 2**32)"),
-    (["run", "weight_decay", "--preset", "smoke", "--set", "batch_size=100000"],
-     "batch_size=100000 exceeds the 200 training samples"),
-])
+@pytest.mark.parametrize(
+    "argv, pattern",
+    [
+        (["info", "nope"], "unknown experiment 'nope'"),
+        (["run", "progressive_sharpening", "--preset", "huge"], "unknown preset='huge'"),
+        (["run", "progressive_sharpening", "--preset", "smoke", "--set", "lrs_mse=-0.1"], "lrs_mse"),
+        (["run", "progressive_sharpening", "--preset", "smoke", "--set", "nokey"], "key=value"),
+        (["frobnicate"], "invalid choice"),
+        # a width of 1.5 would be truncated to 1 while the record says 1.5
+        (["run", "progressive_sharpening", "--preset", "smoke", "--set", "widths=[1.5]"], "item 1.5 of [1.5] is not"),
+        (["run", "progressive_sharpening", "--preset", "smoke", "--threads", "0"], "threads=0 is invalid"),
+        (["run", "progressive_sharpening", "--preset", "smoke", "--seed", "4294967296"], "[0, 2**32)"),
+        (
+            ["run", "weight_decay", "--preset", "smoke", "--set", "batch_size=100000"],
+            "batch_size=100000 exceeds the 200 training samples",
+        ),
+    ],
+)
 def test_errors_go_to_stderr_with_exit_code_2(argv, pattern, capsys, tmp_path, monkeypatch):
     from sharpjac import runs
 
@@ -71,11 +76,27 @@ def test_a_device_that_is_not_there_is_one_line(capsys, tmp_path):
 
 
 def test_run_smoke_in_a_subprocess(tmp_path):
-    env = {**os.environ, "SHARPJAC_CACHE": str(tmp_path / "cache"), "OMP_NUM_THREADS": "1",
-           "SHARPJAC_PROGRESS": "0"}
+    env = {**os.environ, "SHARPJAC_CACHE": str(tmp_path / "cache"), "OMP_NUM_THREADS": "1", "SHARPJAC_PROGRESS": "0"}
     out_file = tmp_path / "table.csv"
-    cmd = [sys.executable, "-m", "sharpjac", "run", "progressive_sharpening", "--preset", "smoke", "--seed", "0",
-           "--set", "losses=mse", "--set", "max_steps=6", "--threads", "1", "--output", str(out_file)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "sharpjac",
+        "run",
+        "progressive_sharpening",
+        "--preset",
+        "smoke",
+        "--seed",
+        "0",
+        "--set",
+        "losses=mse",
+        "--set",
+        "max_steps=6",
+        "--threads",
+        "1",
+        "--output",
+        str(out_file),
+    ]
     proc = subprocess.run(cmd, check=False, env=env, capture_output=True, text=True, timeout=180)
     assert proc.returncode == 0, proc.stderr
     assert str(out_file) in proc.stdout and str(tmp_path / "cache") in proc.stdout
@@ -83,13 +104,30 @@ def test_run_smoke_in_a_subprocess(tmp_path):
     assert set(df["loss"]) == {"mse"} and df["step"].max() == 6
     runs_made = [p for p in (tmp_path / "cache").iterdir() if len(p.name) == 64]
     assert len(runs_made) == 1
-    bad = subprocess.run([sys.executable, "-m", "sharpjac", "info", "nope"], check=False, env=env,
-                         capture_output=True, text=True, timeout=120)
+    bad = subprocess.run(
+        [sys.executable, "-m", "sharpjac", "info", "nope"],
+        check=False,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert bad.returncode == 2 and "unknown experiment" in bad.stderr and bad.stdout == ""
 
 
-SMOKE = ["run", "progressive_sharpening", "--preset", "smoke", "--seed", "0", "--set", "losses=mse",
-         "--set", "max_steps=2", "--no-progress"]
+SMOKE = [
+    "run",
+    "progressive_sharpening",
+    "--preset",
+    "smoke",
+    "--seed",
+    "0",
+    "--set",
+    "losses=mse",
+    "--set",
+    "max_steps=2",
+    "--no-progress",
+]
 
 
 def _no_training(monkeypatch):

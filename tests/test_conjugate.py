@@ -17,7 +17,6 @@ from torch import nn
 from torch.func import functional_call, hessian, jacfwd
 
 from sharpjac import conjugate as cj
-from sharpjac import jacobians as jj
 from sharpjac import losses
 from sharpjac.curvature import GaussNewtonOperator
 
@@ -89,8 +88,7 @@ def test_shared_curvature_broadcasts():
     x, _ = _data()
     k = 3
     C = 2.0 / k * torch.eye(k, dtype=DT)
-    assert torch.allclose(cj.gauss_newton_matrix(model, x, C),
-                          cj.gauss_newton_matrix(model, x, C.expand(len(x), k, k)))
+    assert torch.allclose(cj.gauss_newton_matrix(model, x, C), cj.gauss_newton_matrix(model, x, C.expand(len(x), k, k)))
     with pytest.raises(ValueError, match="curvature must have shape"):
         cj.gauss_newton_matrix(model, x, torch.eye(4, dtype=DT))
 
@@ -142,11 +140,11 @@ def test_layer_shares_match_eigenvector_mass_of_g():
     bounds = np.cumsum([0] + [sizes[2 * i] + sizes[2 * i + 1] for i in range(3)])
     for j in range(4):
         v = V[:, -1 - j]
-        mass = [float((v[bounds[l]:bounds[l + 1]] ** 2).sum()) for l in range(3)]
+        mass = [float((v[bounds[l] : bounds[l + 1]] ** 2).sum()) for l in range(3)]
         assert np.allclose(mass, sh.shares[j], atol=1e-8)
     # traces: trace K^(l) = trace of G's layer-l diagonal block
     for l in range(3):
-        blk = G[bounds[l]:bounds[l + 1], bounds[l]:bounds[l + 1]]
+        blk = G[bounds[l] : bounds[l + 1], bounds[l] : bounds[l + 1]]
         assert math.isclose(float(blk.trace()), sh.traces[l], rel_tol=1e-10)
     with pytest.raises(ValueError, match="top"):
         cj.layer_shares(parts, top=0)

@@ -142,8 +142,10 @@ def test_mnist_images_are_mlxtends_at_the_recorded_indices(mnist_oracle):
     x_raw, y_raw = mnist_oracle
     ds = data.load("mnist5k", seed=3, n_train=500, n_test=300, dtype=torch.float64)
     mean, std = ds.extras["mean"], ds.extras["std"]
-    for x, y, idx in ((ds.x_train, ds.y_train, ds.extras["train_indices"]),
-                      (ds.x_test, ds.y_test, ds.extras["test_indices"])):
+    for x, y, idx in (
+        (ds.x_train, ds.y_train, ds.extras["train_indices"]),
+        (ds.x_test, ds.y_test, ds.extras["test_indices"]),
+    ):
         back = (x * std + mean).reshape(len(x), 784).numpy()
         np.testing.assert_allclose(back, x_raw[idx.numpy()], atol=1e-9)
         np.testing.assert_array_equal(y.numpy(), y_raw[idx.numpy()])
@@ -231,8 +233,7 @@ def test_stratified_split_property(sizes, frac_train, frac_total, seed):
     total = max(2, int(frac_total * len(labels)))
     n_train = min(total - 1, max(1, int(frac_train * total)))
     n_test = total - n_train
-    tr, te = _common._stratified_split(labels, n_train, n_test,
-                                    torch.Generator().manual_seed(seed), len(sizes))
+    tr, te = _common._stratified_split(labels, n_train, n_test, torch.Generator().manual_seed(seed), len(sizes))
     assert len(tr) == n_train and len(te) == n_test
     assert len(set(tr) | set(te)) == n_train + n_test  # disjoint, no repeats
     share = np.array(sizes) / len(labels)
@@ -316,13 +317,11 @@ def test_manifold_sample_support():
 
 @pytest.mark.parametrize("num_outputs", [1, 3])
 def test_manifold_regression_target_and_its_lipschitz_constant(num_outputs):
-    ds = data.load("manifold", task="regression", num_outputs=num_outputs, n_train=300,
-                   n_test=100, dtype=torch.float64)
+    ds = data.load("manifold", task="regression", num_outputs=num_outputs, n_train=300, n_test=100, dtype=torch.float64)
     assert ds.num_classes == 0 and ds.y_train.shape == (300, num_outputs)
     assert ds.y_train.dtype == torch.float64
     w, c = ds.extras["target_weight"].numpy(), ds.extras["target_phase"].numpy()
-    np.testing.assert_allclose(ds.y_train.numpy(), np.sin(ds.x_train.numpy() @ w.T + c),
-                               atol=1e-12)
+    np.testing.assert_allclose(ds.y_train.numpy(), np.sin(ds.x_train.numpy() @ w.T + c), atol=1e-12)
     l_star = ds.extras["target_lipschitz"]
     assert l_star == pytest.approx(np.linalg.norm(w, 2), rel=1e-12)
     f = ds.extras["target_fn"]
@@ -342,8 +341,7 @@ def test_manifold_regression_target_and_its_lipschitz_constant(num_outputs):
 
 
 def test_manifold_target_lipschitz_option():
-    ds = data.load("manifold", task="regression", num_outputs=2, target_lipschitz=3.0,
-                   n_train=10, n_test=10)
+    ds = data.load("manifold", task="regression", num_outputs=2, target_lipschitz=3.0, n_train=10, n_test=10)
     assert ds.extras["target_lipschitz"] == pytest.approx(3.0, rel=1e-12)
     assert np.linalg.norm(ds.extras["target_weight"].numpy(), 2) == pytest.approx(3.0, rel=1e-12)
 
@@ -361,8 +359,7 @@ def test_manifold_classification_labels(d, num_classes):
 
 def test_manifold_label_noise_exact():
     clean = data.load("manifold", num_classes=3, n_train=500, n_test=200, seed=9)
-    noisy = data.load("manifold", num_classes=3, n_train=500, n_test=200, seed=9,
-                      label_noise=0.2)
+    noisy = data.load("manifold", num_classes=3, n_train=500, n_test=200, seed=9, label_noise=0.2)
     mask = noisy.extras["noisy_mask"]
     assert int(mask.sum()) == 100 and noisy.extras["label_noise"] == 0.2
     assert torch.all(noisy.y_train[mask] != clean.y_train[mask])
@@ -380,8 +377,7 @@ def _batch_bytes(d: dict, bytes_keys: bool) -> bytes:
     if bytes_keys:  # as written by Python 2 (the official files): keys come back via latin1
         d = {k.encode("latin1"): v for k, v in d.items()}
         # the official files name numpy's old module path
-        return pickle.dumps(d, protocol=2).replace(b"cnumpy._core.multiarray\n",
-                                                   b"cnumpy.core.multiarray\n")
+        return pickle.dumps(d, protocol=2).replace(b"cnumpy._core.multiarray\n", b"cnumpy.core.multiarray\n")
     return pickle.dumps(d, protocol=2)
 
 
@@ -398,14 +394,20 @@ def _fake_cifar(tmp_path, kind: str, per_class_train: int = 2, per_class_test: i
         chunks = np.array_split(np.arange(len(labels)), 5)
         for i, idx in enumerate(chunks, start=1):
             files[f"data_batch_{i}"] = _batch_bytes(
-                {"batch_label": f"training batch {i} of 5", "labels": labels[idx].tolist(),
-                 "data": x[idx], "filenames": [f"img{j}.png" for j in idx]}, bytes_keys=True)
+                {
+                    "batch_label": f"training batch {i} of 5",
+                    "labels": labels[idx].tolist(),
+                    "data": x[idx],
+                    "filenames": [f"img{j}.png" for j in idx],
+                },
+                bytes_keys=True,
+            )
         lt = np.tile(np.arange(classes), per_class_test)
         xt = rng.integers(0, 256, size=(len(lt), 3072), dtype=np.uint8)
         files["test_batch"] = _batch_bytes({"labels": lt.tolist(), "data": xt}, bytes_keys=True)
         files["batches.meta"] = _batch_bytes(
-            {"label_names": [f"class{c}" for c in range(classes)], "num_vis": 3072},
-            bytes_keys=True)
+            {"label_names": [f"class{c}" for c in range(classes)], "num_vis": 3072}, bytes_keys=True
+        )
         raw = {"train": (x, labels), "test": (xt, lt)}
     else:
         folder, archive = "cifar-100-python", "cifar-100-python.tar.gz"
@@ -414,11 +416,13 @@ def _fake_cifar(tmp_path, kind: str, per_class_train: int = 2, per_class_test: i
         ft = np.tile(np.arange(100), per_class_test)
         xt = rng.integers(0, 256, size=(len(ft), 3072), dtype=np.uint8)
         for split, xs, ys in (("train", x, fine), ("test", xt, ft)):
-            files[split] = _batch_bytes({"data": xs, "fine_labels": ys.tolist(),
-                                         "coarse_labels": (ys // 5).tolist()}, bytes_keys=False)
-        files["meta"] = _batch_bytes({"fine_label_names": [f"f{c}" for c in range(100)],
-                                      "coarse_label_names": [f"c{c}" for c in range(20)]},
-                                     bytes_keys=False)
+            files[split] = _batch_bytes(
+                {"data": xs, "fine_labels": ys.tolist(), "coarse_labels": (ys // 5).tolist()}, bytes_keys=False
+            )
+        files["meta"] = _batch_bytes(
+            {"fine_label_names": [f"f{c}" for c in range(100)], "coarse_label_names": [f"c{c}" for c in range(20)]},
+            bytes_keys=False,
+        )
         raw = {"train": (x, fine), "test": (xt, ft)}
     path = tmp_path / archive
     with tarfile.open(path, "w:gz") as tar:
@@ -447,10 +451,8 @@ def test_cifar10_from_fake_archive(tmp_path, monkeypatch):
     assert (tmp_path / "cifar-10-batches-py" / "data_batch_3").is_file()  # extracted
     # per-channel standardisation with train statistics; images are the archive's
     flat = ds.x_train.transpose(0, 1).reshape(3, -1)
-    torch.testing.assert_close(flat.mean(dim=1), torch.zeros(3, dtype=torch.float64),
-                               atol=1e-10, rtol=0)
-    torch.testing.assert_close(flat.std(dim=1, unbiased=False),
-                               torch.ones(3, dtype=torch.float64), atol=1e-10, rtol=0)
+    torch.testing.assert_close(flat.mean(dim=1), torch.zeros(3, dtype=torch.float64), atol=1e-10, rtol=0)
+    torch.testing.assert_close(flat.std(dim=1, unbiased=False), torch.ones(3, dtype=torch.float64), atol=1e-10, rtol=0)
     x_raw, y_raw = raw["train"]
     idx = ds.extras["train_indices"].numpy()
     mean = torch.tensor(ds.extras["mean"], dtype=torch.float64).view(1, 3, 1, 1)

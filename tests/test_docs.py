@@ -5,8 +5,16 @@ import importlib
 
 import pytest
 
-MODULES = ["sharpjac", "sharpjac.curvature", "sharpjac.data", "sharpjac.jacobians",
-           "sharpjac.theory", "sharpjac.training", "sharpjac.analysis", "sharpjac.plotting"]
+MODULES = [
+    "sharpjac",
+    "sharpjac.curvature",
+    "sharpjac.data",
+    "sharpjac.jacobians",
+    "sharpjac.theory",
+    "sharpjac.training",
+    "sharpjac.analysis",
+    "sharpjac.plotting",
+]
 
 
 @pytest.mark.parametrize("name", MODULES)

@@ -58,16 +58,19 @@ def test_progressive_sharpening_grid_is_full_batch_gd_over_losses_and_rates():
     assert sorted(lab["label_smoothing"] for lab, _ in ls.grid()) == [0.0, 0.1, 0.2]
 
 
-@pytest.mark.parametrize("cls, kw, pattern", [
-    (ProgressiveSharpeningConfig, dict(lrs_mse=(0.1, -0.2)), r"lrs_mse=\(0.1, -0.2\).*positive"),
-    (ProgressiveSharpeningConfig, dict(losses=("mse", "hinge")), r"losses=.*'mse', 'ce'"),
-    (ProgressiveSharpeningConfig, dict(dataset="imagenet"), r"dataset='imagenet'.*mnist5k"),
-    (ProgressiveSharpeningConfig, dict(seeds=()), r"seeds=\(\).*non-empty"),
-    (LabelSmoothingEarlyConfig, dict(smoothings=(0.0, 1.2)), r"smoothings=.*\[0, 1\)"),
-    (LabelSmoothingEarlyConfig, dict(lr=-1.0), r"lr=-1.0.*positive"),
-    (LabelSmoothingEarlyConfig, dict(model="vgg"), r"model='vgg'.*'mlp'"),
-    (LabelSmoothingEarlyConfig, dict(device="tpu"), r"device='tpu'"),
-])
+@pytest.mark.parametrize(
+    "cls, kw, pattern",
+    [
+        (ProgressiveSharpeningConfig, dict(lrs_mse=(0.1, -0.2)), r"lrs_mse=\(0.1, -0.2\).*positive"),
+        (ProgressiveSharpeningConfig, dict(losses=("mse", "hinge")), r"losses=.*'mse', 'ce'"),
+        (ProgressiveSharpeningConfig, dict(dataset="imagenet"), r"dataset='imagenet'.*mnist5k"),
+        (ProgressiveSharpeningConfig, dict(seeds=()), r"seeds=\(\).*non-empty"),
+        (LabelSmoothingEarlyConfig, dict(smoothings=(0.0, 1.2)), r"smoothings=.*\[0, 1\)"),
+        (LabelSmoothingEarlyConfig, dict(lr=-1.0), r"lr=-1.0.*positive"),
+        (LabelSmoothingEarlyConfig, dict(model="vgg"), r"model='vgg'.*'mlp'"),
+        (LabelSmoothingEarlyConfig, dict(device="tpu"), r"device='tpu'"),
+    ],
+)
 def test_validation_names_field_and_accepted_values(cls, kw, pattern):
     with pytest.raises(ValueError, match=pattern):
         cls.from_preset("smoke", **kw)
@@ -89,11 +92,18 @@ def test_unavailable_dataset_is_reported_before_any_training(tmp_path, monkeypat
 
 
 def test_parse_overrides_uses_field_types():
-    o = parse_overrides(ProgressiveSharpeningConfig,
-                        ["lrs_mse=0.1,0.2", "max_steps=30", "sharpness_subset=none", "measure_gn=true",
-                         "losses=mse", "classes=[0, 1]"])
-    assert o == {"lrs_mse": (0.1, 0.2), "max_steps": 30, "sharpness_subset": None, "measure_gn": True,
-                 "losses": ("mse",), "classes": (0, 1)}
+    o = parse_overrides(
+        ProgressiveSharpeningConfig,
+        ["lrs_mse=0.1,0.2", "max_steps=30", "sharpness_subset=none", "measure_gn=true", "losses=mse", "classes=[0, 1]"],
+    )
+    assert o == {
+        "lrs_mse": (0.1, 0.2),
+        "max_steps": 30,
+        "sharpness_subset": None,
+        "measure_gn": True,
+        "losses": ("mse",),
+        "classes": (0, 1),
+    }
     with pytest.raises(ValueError, match="unknown field 'lr_mse'"):
         parse_overrides(ProgressiveSharpeningConfig, ["lr_mse=0.1"])
     with pytest.raises(ValueError, match="max_steps"):
@@ -117,8 +127,9 @@ def test_smoke_run_reuses_the_store_one_run_per_grid_point(tmp_path, monkeypatch
 
 
 def test_progressive_sharpening_smoke_has_stability_limit_column(tmp_path):
-    df = experiments.run("progressive_sharpening", ProgressiveSharpeningConfig.preset("smoke"),
-                         store=RunStore(tmp_path), progress=False)
+    df = experiments.run(
+        "progressive_sharpening", ProgressiveSharpeningConfig.preset("smoke"), store=RunStore(tmp_path), progress=False
+    )
     assert set(df["loss"]) == {"mse", "ce"}
     assert (df["two_over_lr"] == 2 / df["lr"]).all()
     assert df["sharpness"].notna().all() and df["jac_spectral_max"].notna().all()

@@ -95,20 +95,23 @@ def test_grids_cover_their_axes():
     assert sorted({tc.jacobian_penalty for _, tc in causal.grid()}) == sorted(causal.penalties)
 
 
-@pytest.mark.parametrize("cls, kw, pattern", [
-    (G.WeightDecayConfig, dict(weight_decays=(0.0, -1.0)), r"weight_decays=.*floats >= 0"),
-    (G.WeightDecayConfig, dict(lrs=()), r"lrs=\(\).*non-empty"),
-    (G.BatchSizeConfig, dict(budgets=("epochs", "steps")), r"budgets=.*'epochs', 'updates'"),
-    (G.BatchSizeConfig, dict(batch_sizes=(10, 2.5)), r"batch_sizes=\(10, 2.5\).*accepted: a tuple of int"),
-    (G.RegularisersConfig, dict(larger_lrs=(0.1,)), r"larger_lrs=\(0.1,\).*> the baseline lr"),
-    (G.RegularisersConfig, dict(smaller_batches=(500,)), r"smaller_batches=\(500,\)"),
-    (G.RegularisersConfig, dict(sam_rhos=(0.0,)), r"sam_rhos=\(0.0,\).*> 0"),
-    (G.CausalTestConfig, dict(penalties=(-0.1,)), r"penalties="),
-    (G.SamAugmentationConfig, dict(augments=(1,)), r"augments=\(1,\).*(booleans|tuple of bool)"),
-    (G.LearningRateConfig, dict(variation_radius=-1.0), r"variation_radius=-1.0"),
-    (G.LearningRateConfig, dict(sharpness_subset=0), r"sharpness_subset=0"),
-    (G.LearningRateConfig, dict(loss="hinge"), r"loss='hinge'"),
-])
+@pytest.mark.parametrize(
+    "cls, kw, pattern",
+    [
+        (G.WeightDecayConfig, dict(weight_decays=(0.0, -1.0)), r"weight_decays=.*floats >= 0"),
+        (G.WeightDecayConfig, dict(lrs=()), r"lrs=\(\).*non-empty"),
+        (G.BatchSizeConfig, dict(budgets=("epochs", "steps")), r"budgets=.*'epochs', 'updates'"),
+        (G.BatchSizeConfig, dict(batch_sizes=(10, 2.5)), r"batch_sizes=\(10, 2.5\).*accepted: a tuple of int"),
+        (G.RegularisersConfig, dict(larger_lrs=(0.1,)), r"larger_lrs=\(0.1,\).*> the baseline lr"),
+        (G.RegularisersConfig, dict(smaller_batches=(500,)), r"smaller_batches=\(500,\)"),
+        (G.RegularisersConfig, dict(sam_rhos=(0.0,)), r"sam_rhos=\(0.0,\).*> 0"),
+        (G.CausalTestConfig, dict(penalties=(-0.1,)), r"penalties="),
+        (G.SamAugmentationConfig, dict(augments=(1,)), r"augments=\(1,\).*(booleans|tuple of bool)"),
+        (G.LearningRateConfig, dict(variation_radius=-1.0), r"variation_radius=-1.0"),
+        (G.LearningRateConfig, dict(sharpness_subset=0), r"sharpness_subset=0"),
+        (G.LearningRateConfig, dict(loss="hinge"), r"loss='hinge'"),
+    ],
+)
 def test_validation_names_the_field(cls, kw, pattern):
     with pytest.raises(ValueError, match=pattern):
         cls.from_preset("quick", **kw)
@@ -146,8 +149,9 @@ def test_end_measurements_linear_model_and_dense_oracle():
     assert out["variation_radius"] == 1.5
     # a tanh network against dense Jacobians by torch.func.jacfwd
     net = nn.Sequential(nn.Flatten(), nn.Linear(6, 8), nn.Tanh(), nn.Linear(8, 3)).double()
-    out = G.end_measurements(net, x, x, radius=0.5, centres=6, samples=4, ascent_steps=0, test_points=9,
-                             seed=1).as_dict()
+    out = G.end_measurements(
+        net, x, x, radius=0.5, centres=6, samples=4, ascent_steps=0, test_points=9, seed=1
+    ).as_dict()
     J = torch.stack([torch.func.jacfwd(lambda z: net(z[None])[0])(xi).reshape(3, 6) for xi in x[:9]])
     s = torch.linalg.matrix_norm(J.detach(), 2)
     assert out["test_jac_spectral_max"] == pytest.approx(float(s.max()), rel=1e-8)
@@ -164,22 +168,51 @@ def test_end_measurements_unsmoothed_losses_against_torch():
     net = nn.Sequential(nn.Flatten(), nn.Linear(6, 4)).double()
     x, xt = torch.randn(30, 6, dtype=torch.float64), torch.randn(11, 6, dtype=torch.float64)
     y, yt = torch.randint(0, 4, (30,)), torch.randint(0, 4, (11,))
-    out = G.end_measurements(net, x, xt, radius=1.0, centres=3, samples=2, ascent_steps=0, test_points=5, seed=0,
-                             y_train=y, y_test=yt, loss="ce", chunk_size=7).as_dict()
+    out = G.end_measurements(
+        net,
+        x,
+        xt,
+        radius=1.0,
+        centres=3,
+        samples=2,
+        ascent_steps=0,
+        test_points=5,
+        seed=0,
+        y_train=y,
+        y_test=yt,
+        loss="ce",
+        chunk_size=7,
+    ).as_dict()
     with torch.no_grad():
         ce_tr = float(nn.functional.cross_entropy(net(x), y))
         ce_te = float(nn.functional.cross_entropy(net(xt), yt))
         mse_te = float(((net(xt) - nn.functional.one_hot(yt, 4)) ** 2).mean())
     assert out["train_loss_unsmoothed"] == pytest.approx(ce_tr)
     assert out["gap_loss_unsmoothed"] == pytest.approx(ce_te - ce_tr)
-    mse = G.end_measurements(net, x, xt, radius=1.0, centres=3, samples=2, ascent_steps=0, test_points=5, seed=0,
-                             y_train=y, y_test=yt, loss="mse").as_dict()
+    mse = G.end_measurements(
+        net,
+        x,
+        xt,
+        radius=1.0,
+        centres=3,
+        samples=2,
+        ascent_steps=0,
+        test_points=5,
+        seed=0,
+        y_train=y,
+        y_test=yt,
+        loss="mse",
+    ).as_dict()
     assert mse["test_loss_unsmoothed"] == pytest.approx(mse_te)
-    assert np.isnan(G.end_measurements(net, x, xt, radius=1.0, centres=3, samples=2, ascent_steps=0, test_points=5,
-                                       seed=0).gap_loss_unsmoothed)
+    assert np.isnan(
+        G.end_measurements(
+            net, x, xt, radius=1.0, centres=3, samples=2, ascent_steps=0, test_points=5, seed=0
+        ).gap_loss_unsmoothed
+    )
     with pytest.raises(ValueError, match="y_train and y_test"):
-        G.end_measurements(net, x, xt, radius=1.0, centres=3, samples=2, ascent_steps=0, test_points=5, seed=0,
-                           loss="ce")
+        G.end_measurements(
+            net, x, xt, radius=1.0, centres=3, samples=2, ascent_steps=0, test_points=5, seed=0, loss="ce"
+        )
 
 
 def test_end_measurements_restore_batch_norm_mode():
@@ -273,7 +306,9 @@ def test_workload_counts_distinct_runs_updates_and_measurements(tmp_path):
     wl = lr.workload()
     assert wl["runs"] == len(lr.grid()) and wl["measurements"] == len(df)
     assert wl["updates"] == wl["gradient_passes"] == df.groupby("run_key")["step"].max().sum()
-    sam = G.SamAugmentationConfig.preset("smoke", ).workload()
+    sam = G.SamAugmentationConfig.preset(
+        "smoke",
+    ).workload()
     assert sam["gradient_passes"] > sam["updates"]
     h = lr.gpu_hours_estimate(seconds_per_step=2.0, steps_per_measurement=10.0)
     assert h == pytest.approx((wl["gradient_passes"] + 10.0 * wl["measurements"]) * 2.0 / 3600)

@@ -29,32 +29,33 @@ DT = torch.float64
 def _mlp_tanh(seed=0):
     torch.manual_seed(seed)
     # Flatten + 6 -> 8 -> 7 -> 3; inputs [2, 3]
-    return nn.Sequential(nn.Flatten(), nn.Linear(6, 8), nn.Tanh(), nn.Linear(8, 7), nn.Tanh(),
-                         nn.Linear(7, 3)).to(DT), (2, 3)
+    return nn.Sequential(nn.Flatten(), nn.Linear(6, 8), nn.Tanh(), nn.Linear(8, 7), nn.Tanh(), nn.Linear(7, 3)).to(
+        DT
+    ), (2, 3)
 
 
 def _mlp_tanh_wide_in(seed=1):
     torch.manual_seed(seed)
     # n0 = 12 > n1 = 5 >= k = 3: exercises the W1 W1^T Gram fast path of the norms
-    return nn.Sequential(nn.Flatten(), nn.Linear(12, 5), nn.Tanh(), nn.Linear(5, 4), nn.Tanh(),
-                         nn.Linear(4, 3)).to(DT), (3, 4)
+    return nn.Sequential(nn.Flatten(), nn.Linear(12, 5), nn.Tanh(), nn.Linear(5, 4), nn.Tanh(), nn.Linear(4, 3)).to(
+        DT
+    ), (3, 4)
 
 
 def _mlp_relu(seed=2):
     torch.manual_seed(seed)
-    return nn.Sequential(nn.Linear(5, 7), nn.ReLU(), nn.Linear(7, 6), nn.ReLU(),
-                         nn.Linear(6, 2)).to(DT), (5,)
+    return nn.Sequential(nn.Linear(5, 7), nn.ReLU(), nn.Linear(7, 6), nn.ReLU(), nn.Linear(6, 2)).to(DT), (5,)
 
 
 def _cnn(seed=3):
     torch.manual_seed(seed)
     # 1x5x5 -> 2x5x5 -> 2x2x2 -> 3
-    return nn.Sequential(nn.Conv2d(1, 2, 3, padding=1), nn.Tanh(), nn.Conv2d(2, 2, 3, stride=2),
-                         nn.ELU(), nn.Flatten(), nn.Linear(8, 3)).to(DT), (1, 5, 5)
+    return nn.Sequential(
+        nn.Conv2d(1, 2, 3, padding=1), nn.Tanh(), nn.Conv2d(2, 2, 3, stride=2), nn.ELU(), nn.Flatten(), nn.Linear(8, 3)
+    ).to(DT), (1, 5, 5)
 
 
-MODELS = {"mlp_tanh": _mlp_tanh, "mlp_tanh_wide_in": _mlp_tanh_wide_in, "mlp_relu": _mlp_relu,
-          "cnn": _cnn}
+MODELS = {"mlp_tanh": _mlp_tanh, "mlp_tanh_wide_in": _mlp_tanh_wide_in, "mlp_relu": _mlp_relu, "cnn": _cnn}
 
 
 @pytest.fixture(params=list(MODELS))
@@ -100,15 +101,16 @@ def test_chunk_size_does_not_change_result(problem):
     ref = jj.input_jacobians(model, x, chunk_size=256)
     for cs in (1, 4):
         torch.testing.assert_close(jj.input_jacobians(model, x, chunk_size=cs), ref, rtol=0, atol=1e-14)
-        torch.testing.assert_close(jj.jacobian_norms(model, x, chunk_size=cs),
-                                   jj.jacobian_norms(model, x), rtol=1e-13, atol=0)
+        torch.testing.assert_close(
+            jj.jacobian_norms(model, x, chunk_size=cs), jj.jacobian_norms(model, x), rtol=1e-13, atol=0
+        )
 
 
 def test_norms_match_numpy_svd(problem):
     model, x = problem
     Jo = _oracle_jacobians(model, x).numpy()
     spec = np.linalg.svd(Jo, compute_uv=False)[:, 0]
-    frob = np.sqrt((Jo ** 2).sum(axis=(1, 2)))
+    frob = np.sqrt((Jo**2).sum(axis=(1, 2)))
     np.testing.assert_allclose(jj.jacobian_norms(model, x, "spectral").numpy(), spec, rtol=1e-10)
     np.testing.assert_allclose(jj.jacobian_norms(model, x, "frobenius").numpy(), frob, rtol=1e-10)
 
@@ -158,8 +160,9 @@ def test_stats_are_max_and_mean_of_norms(problem):
     Jo = _oracle_jacobians(model, x).numpy()
     spec = np.linalg.svd(Jo, compute_uv=False)[:, 0]
     frob = np.linalg.norm(Jo, axis=(1, 2))
-    expect = dict(spectral_max=spec.max(), spectral_mean=spec.mean(), frobenius_max=frob.max(),
-                  frobenius_mean=frob.mean())
+    expect = dict(
+        spectral_max=spec.max(), spectral_mean=spec.mean(), frobenius_max=frob.max(), frobenius_mean=frob.mean()
+    )
     d = st.as_dict()
     assert set(d) == set(expect)
     for key, val in expect.items():
@@ -248,7 +251,7 @@ def _flat_param_jacobian(model, x):
     def f(th, xi):
         parts, o = {}, 0
         for n, s in zip(names, shapes):
-            parts[n] = th[o:o + math.prod(s)].reshape(s)
+            parts[n] = th[o : o + math.prod(s)].reshape(s)
             o += math.prod(s)
         return functional_call(model, parts, (xi.unsqueeze(0),)).reshape(-1)
 
@@ -267,7 +270,7 @@ def test_parameter_jacobian_blocks(problem):
         Ds = jj.layer_parameter_jacobians(model, x[i])
         assert [D.shape[1] for D in Ds] == sizes
         for l, D in enumerate(Ds, start=1):
-            torch.testing.assert_close(Phi[i][:, offs[l - 1]:offs[l]], P[l] @ D, rtol=0, atol=1e-13)
+            torch.testing.assert_close(Phi[i][:, offs[l - 1] : offs[l]], P[l] @ D, rtol=0, atol=1e-13)
 
 
 def test_dense_layer_parameter_kernel_closed_form():
@@ -318,7 +321,7 @@ def test_conjugate_matrix_spectrum_equals_gauss_newton(loss, name):
     eg = np.sort(np.linalg.eigvalsh(G.numpy()))[::-1]
     assert G.shape[0] > N * k
     np.testing.assert_allclose(ek, eg[: N * k], rtol=0, atol=1e-8 * max(1.0, eg[0]))
-    np.testing.assert_allclose(eg[N * k:], 0, atol=1e-8 * max(1.0, eg[0]))
+    np.testing.assert_allclose(eg[N * k :], 0, atol=1e-8 * max(1.0, eg[0]))
     if loss == "ce":  # C_i 1 = 0: K has (at least) N zero eigenvalues
         assert np.sum(np.abs(ek) < 1e-10) >= N
 
@@ -345,7 +348,7 @@ def test_first_layer_weights_absent_from_conjugate_matrix():
         proj = torch.eye(Z.shape[1], dtype=DT) - torch.linalg.pinv(Z) @ Z
         return scale * torch.randn(rows, Z.shape[1], dtype=DT) @ proj
 
-    W1, W2 = model[0].weight.detach().clone(), model[2].weight.detach().clone()
+    W1 = model[0].weight.detach().clone()
     with torch.no_grad():
         model[0].weight += null_perturbation(x, 12, 5.0)
     K1 = cj.conjugate_matrix(model, x, C)
@@ -370,8 +373,7 @@ def test_first_layer_weights_absent_from_conjugate_matrix():
 
 def test_lipschitz_bounds_sandwich_finite_difference_ratios():
     torch.manual_seed(6)
-    model = nn.Sequential(nn.Linear(4, 16), nn.Tanh(), nn.Linear(16, 16), nn.ELU(alpha=1.5),
-                          nn.Linear(16, 2)).to(DT)
+    model = nn.Sequential(nn.Linear(4, 16), nn.Tanh(), nn.Linear(16, 16), nn.ELU(alpha=1.5), nn.Linear(16, 2)).to(DT)
     x = torch.randn(20, 4, dtype=DT)
     lower = jj.lipschitz_lower_bound(model, x)
     upper = jj.lipschitz_upper_bound(model)
@@ -398,8 +400,12 @@ def test_conv_operator_norm_matches_dense_matrix():
     torch.manual_seed(7)
     conv = nn.Conv2d(2, 3, 3, stride=2, padding=1).to(DT)
     shape = (2, 7, 7)
-    A = jacfwd(lambda z: F.conv2d(z.unsqueeze(0), conv.weight, None, 2, 1)[0].reshape(-1))(
-        torch.zeros(shape, dtype=DT)).reshape(-1, math.prod(shape)).detach().numpy()
+    A = (
+        jacfwd(lambda z: F.conv2d(z.unsqueeze(0), conv.weight, None, 2, 1)[0].reshape(-1))(torch.zeros(shape, dtype=DT))
+        .reshape(-1, math.prod(shape))
+        .detach()
+        .numpy()
+    )
     dense = np.linalg.svd(A, compute_uv=False)[0]
     est = jj.lipschitz_upper_bound(nn.Sequential(conv), input_shape=shape)
     assert est == pytest.approx(dense, rel=1e-9)
@@ -444,7 +450,7 @@ def test_local_variation_against_brute_force_grid():
     for i in range(2):
         grid = x[i, 0] + torch.linspace(-r, r, 4001, dtype=DT)[:, None]
         Jg = _oracle_jacobians(model, grid)
-        J0 = _oracle_jacobians(model, x[i:i + 1])
+        J0 = _oracle_jacobians(model, x[i : i + 1])
         sup = torch.linalg.matrix_norm(Jg - J0, ord=2).max()
         assert est[i] <= sup * (1 + 1e-9) + 1e-12  # a lower estimate
         assert est[i] >= 0.97 * sup  # and a good one

@@ -13,7 +13,7 @@ from sharpjac.losses import get_loss, output_curvature, output_curvature_norm, s
 
 def _per_sample_hessian(name, z, y, ls):
     loss = get_loss(name, label_smoothing=ls)
-    return torch.stack([torch.func.hessian(lambda zi: loss(zi[None], y[i:i + 1]))(z[i]) for i in range(len(y))])
+    return torch.stack([torch.func.hessian(lambda zi: loss(zi[None], y[i : i + 1]))(z[i]) for i in range(len(y))])
 
 
 @pytest.mark.parametrize("name", ["mse", "ce"])

@@ -92,7 +92,7 @@ def test_rescaling_study_sharpness_changes_jacobian_does_not():
     p1 = model[1].weight.numel() + model[1].bias.numel()
     p2 = model[3].weight.numel()
     top1 = float(torch.linalg.eigvalsh(H[:p1, :p1])[-1])
-    top2 = float(torch.linalg.eigvalsh(H[p1:p1 + p2, p1:p1 + p2])[-1])
+    top2 = float(torch.linalg.eigvalsh(H[p1 : p1 + p2, p1 : p1 + p2])[-1])
     for a, s in zip(df["alpha"], df["sharpness"]):
         assert s >= max(top1 / a**2, top2 * a**2) * (1 - 1e-9)
     assert df["sharpness"].iloc[0] > 2 * df["sharpness"].iloc[1]
@@ -112,8 +112,9 @@ def test_rescale_validation():
 def test_smoothed_curvature_at_optimum_against_numerical_minimiser(alpha):
     k = 5
     z = torch.zeros(k, dtype=DT, requires_grad=True)
-    opt = torch.optim.LBFGS([z], lr=1, max_iter=500, tolerance_grad=1e-14, tolerance_change=1e-16,
-                            line_search_fn="strong_wolfe")
+    opt = torch.optim.LBFGS(
+        [z], lr=1, max_iter=500, tolerance_grad=1e-14, tolerance_change=1e-16, line_search_fn="strong_wolfe"
+    )
     y = torch.tensor([2])
     lf = losses.get_loss("ce", label_smoothing=alpha)
 

@@ -33,11 +33,14 @@ def test_linear_model_and_no_bias():
     assert m[1].bias is None
 
 
-@pytest.mark.parametrize("make", [
-    lambda s: MLP(input_dim=6, widths=(8,), num_classes=3, seed=s),
-    lambda s: SmallCNN(in_channels=1, num_classes=4, channels=(4, 8), seed=s),
-    lambda s: ResNet18(num_classes=5, width=0.125, seed=s),
-])
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda s: MLP(input_dim=6, widths=(8,), num_classes=3, seed=s),
+        lambda s: SmallCNN(in_channels=1, num_classes=4, channels=(4, 8), seed=s),
+        lambda s: ResNet18(num_classes=5, width=0.125, seed=s),
+    ],
+)
 def test_seeded_init_is_reproducible_and_leaves_global_rng_alone(make):
     torch.manual_seed(123)
     before = torch.get_rng_state()

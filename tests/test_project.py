@@ -6,11 +6,11 @@ import json
 import re
 import shutil
 import subprocess
-import tomllib
 from pathlib import Path
 
 import jupytext
 import pytest
+import tomllib
 import yaml
 from jupytext.formats import guess_format
 
@@ -21,8 +21,20 @@ NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.md"))
 
 
 def test_top_level_layout():
-    for name in ["README.md", "book", "notebooks", "src/sharpjac", "tests", "environment.yml",
-                 "_config.yml", "_toc.yml", "pyproject.toml", "Makefile", ".ci/run", "benchmarks"]:
+    for name in [
+        "README.md",
+        "book",
+        "notebooks",
+        "src/sharpjac",
+        "tests",
+        "environment.yml",
+        "_config.yml",
+        "_toc.yml",
+        "pyproject.toml",
+        "Makefile",
+        ".ci/run",
+        "benchmarks",
+    ]:
         assert (ROOT / name).exists(), f"missing {name}"
 
 
@@ -41,8 +53,17 @@ def test_pyproject_pins():
     deps = project["dependencies"]
     assert "torch==2.13.0" in deps
     assert any(d.startswith("jupyter-book") and "<2" in d for d in deps)
-    for needed in ["papermill", "jupytext", "jupyterlab", "matplotlib", "seaborn", "sphinx-proof",
-                   "sphinx-mathjax-offline", "sphinxcontrib-bibtex", "tqdm"]:
+    for needed in [
+        "papermill",
+        "jupytext",
+        "jupyterlab",
+        "matplotlib",
+        "seaborn",
+        "sphinx-proof",
+        "sphinx-mathjax-offline",
+        "sphinxcontrib-bibtex",
+        "tqdm",
+    ]:
         assert any(d.startswith(needed) for d in deps), needed
     assert not any(d.startswith("torchvision") for d in deps)
 
@@ -70,20 +91,27 @@ def test_notebook_is_clean_and_parameterised(path):
     assert len(tagged) == 1, f"{path.name}: exactly one cell must be tagged 'parameters'"
     for name in ("preset", "seed"):
         assert re.search(rf"^{name}\s*=", tagged[0].source, re.MULTILINE), f"{path.name}: parameters need {name}"
-    assert nb.cells[0].cell_type == "markdown" and nb.cells[0].source.startswith("# "), \
+    assert nb.cells[0].cell_type == "markdown" and nb.cells[0].source.startswith("# "), (
         f"{path.name}: the first cell must be the chapter's title"
+    )
     # TeX in a text notebook has single backslashes; `\\lambda` would be an escaped JSON string pasted in
     # (`\\` followed by a space or a newline, TeX's line break, is allowed)
-    doubled = [line for c in nb.cells if c.cell_type == "markdown" for line in c.source.splitlines()
-               if re.search(r"\\\\[A-Za-z]", line)]
+    doubled = [
+        line
+        for c in nb.cells
+        if c.cell_type == "markdown"
+        for line in c.source.splitlines()
+        if re.search(r"\\\\[A-Za-z]", line)
+    ]
     assert not doubled, f"{path.name}: double-escaped TeX: {doubled[:3]}"
 
 
 def test_no_notebook_json_is_tracked():
     if shutil.which("git") is None or not (ROOT / ".git").exists():
         pytest.skip("not a git checkout: nothing is tracked")
-    tracked = subprocess.run(["git", "ls-files", "--", "*.ipynb"], cwd=ROOT, capture_output=True, text=True,
-                             check=True).stdout.split()
+    tracked = subprocess.run(
+        ["git", "ls-files", "--", "*.ipynb"], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout.split()
     assert tracked == [], f"notebooks are sources as notebooks/*.md; tracked .ipynb: {tracked}"
 
 

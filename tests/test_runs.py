@@ -27,25 +27,52 @@ SRC = str(Path(sharpjac.__file__).resolve().parents[1])
 
 
 def small(**kw) -> TrainConfig:
-    base = {"dataset": "digits", "dataset_options": {"n_train": 64, "n_test": 32}, "model": "mlp",
-            "model_options": {"widths": [10], "activation": "tanh"}, "loss": "ce", "optimizer": "sgd",
-            "batch_size": 16, "momentum": 0.9, "lr": 0.05, "max_steps": 20, "measure_every": 4,
-            "sharpness_subset": 32, "jacobian_subset": 8, "lanczos_max_iter": 10, "checkpoint_every": 5,
-            "augment": True, "device": "cpu"}
+    base = {
+        "dataset": "digits",
+        "dataset_options": {"n_train": 64, "n_test": 32},
+        "model": "mlp",
+        "model_options": {"widths": [10], "activation": "tanh"},
+        "loss": "ce",
+        "optimizer": "sgd",
+        "batch_size": 16,
+        "momentum": 0.9,
+        "lr": 0.05,
+        "max_steps": 20,
+        "measure_every": 4,
+        "sharpness_subset": 32,
+        "jacobian_subset": 8,
+        "lanczos_max_iter": 10,
+        "checkpoint_every": 5,
+        "augment": True,
+        "device": "cpu",
+    }
     base.update(kw)
     return TrainConfig(**base)
 
 
 def long_config() -> TrainConfig:
     """Thousands of tiny steps, so that a subprocess is still training long after its first checkpoint."""
-    return small(dataset_options={"n_train": 60, "n_test": 30}, model_options={"widths": [8]}, augment=False,
-                 momentum=0.0, batch_size=20, max_steps=1200, measure_every=300, sharpness_subset=16,
-                 lanczos_max_iter=5, checkpoint_every=20)
+    return small(
+        dataset_options={"n_train": 60, "n_test": 30},
+        model_options={"widths": [8]},
+        augment=False,
+        momentum=0.0,
+        batch_size=20,
+        max_steps=1200,
+        measure_every=300,
+        sharpness_subset=16,
+        lanczos_max_iter=5,
+        checkpoint_every=20,
+    )
 
 
 def _env() -> dict:
-    return {**os.environ, "PYTHONPATH": SRC + os.pathsep + os.environ.get("PYTHONPATH", ""), "OMP_NUM_THREADS": "1",
-            "SHARPJAC_PROGRESS": "0"}
+    return {
+        **os.environ,
+        "PYTHONPATH": SRC + os.pathsep + os.environ.get("PYTHONPATH", ""),
+        "OMP_NUM_THREADS": "1",
+        "SHARPJAC_PROGRESS": "0",
+    }
 
 
 RUN_SCRIPT = (
@@ -59,8 +86,13 @@ RUN_SCRIPT = (
 
 
 def _spawn(config: TrainConfig, root: Path) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-c", RUN_SCRIPT, json.dumps(config.to_dict()), str(root)], env=_env(),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-c", RUN_SCRIPT, json.dumps(config.to_dict()), str(root)],
+        env=_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def _tree(root: Path) -> dict[str, tuple[int, int]]:
@@ -225,8 +257,9 @@ def _readers(f):
     }
 
 
-@pytest.mark.parametrize("which", ["record.parquet", "meta.json", "model-4.pt", "study parquet", "study meta",
-                                   "artefact"])
+@pytest.mark.parametrize(
+    "which", ["record.parquet", "meta.json", "model-4.pt", "study parquet", "study meta", "artefact"]
+)
 def test_a_flipped_byte_in_any_stored_file_is_detected(filled, which):
     path, read = _readers(filled)[which]
     read()  # intact: reads fine

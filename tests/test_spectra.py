@@ -48,7 +48,7 @@ def _dense(model, loss_fn, x, y):
     H = hessian(lambda th: loss_fn(f(th, x), y))(theta)
     Phi = torch.stack([jacfwd(lambda th: f(th, xi[None])[0])(theta) for xi in x])
     z = model(x).detach().requires_grad_(True)
-    C = torch.stack([hessian(lambda zi: loss_fn(zi[None], y[i:i + 1]))(z[i].detach()) for i in range(len(x))])
+    C = torch.stack([hessian(lambda zi: loss_fn(zi[None], y[i : i + 1]))(z[i].detach()) for i in range(len(x))])
     G = torch.einsum("nkp,nkl,nlq->pq", Phi, C, Phi)  # loss_fn of one sample: mean = itself
     return H, G / len(x)
 
@@ -123,9 +123,22 @@ def test_class_mean_overlap():
 
 
 def _tiny_config(**kw):
-    base = dict(dataset="digits", dataset_options={"n_train": 40, "n_test": 20}, model="mlp",
-                model_options={"widths": [6]}, loss="mse", optimizer="gd", lr=0.05, max_steps=6,
-                measure_every=3, sharpness_subset=0, jacobian_subset=0, dtype="float64", device="cpu", seed=3)
+    base = dict(
+        dataset="digits",
+        dataset_options={"n_train": 40, "n_test": 20},
+        model="mlp",
+        model_options={"widths": [6]},
+        loss="mse",
+        optimizer="gd",
+        lr=0.05,
+        max_steps=6,
+        measure_every=3,
+        sharpness_subset=0,
+        jacobian_subset=0,
+        dtype="float64",
+        device="cpu",
+        seed=3,
+    )
     base.update(kw)
     return TrainConfig(**base)
 
@@ -149,14 +162,16 @@ def test_snapshots_match_handwritten_gradient_descent():
             model = _step(model, grads, 0.05)
     # the recorded loss at step 6 is the loss of the step-6 snapshot
     with torch.no_grad():
-        assert np.isclose(float(run.frame.loc[run.frame.step == 6, "train_loss"].iloc[0]),
-                          float(lf(run.models[6](x), y)), rtol=1e-10)
+        assert np.isclose(
+            float(run.frame.loc[run.frame.step == 6, "train_loss"].iloc[0]), float(lf(run.models[6](x), y)), rtol=1e-10
+        )
     # snapshots are independent copies
     assert not torch.equal(next(run.models[2].parameters()), next(run.models[6].parameters()))
 
 
 def _step(model, grads, lr):
     import copy
+
     new = copy.deepcopy(model)
     for p, g in zip(new.parameters(), grads):
         p.sub_(lr * g)

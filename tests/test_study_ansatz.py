@@ -24,8 +24,18 @@ def study(tmp_path_factory):
 def test_smoke_tables_have_the_expected_columns(study):
     config, _, t = study
     assert set(t) == {"bounds", "prop_record", "rescaling", "ce", "blind", "summary"}
-    assert {"seed", "step", "lambda_max", "upper_phi", "upper_layers", "lower_phi", "lower_jacobian",
-            "jacobian_max", "first_layer_norm", "holds"} <= set(t["bounds"].columns)
+    assert {
+        "seed",
+        "step",
+        "lambda_max",
+        "upper_phi",
+        "upper_layers",
+        "lower_phi",
+        "lower_jacobian",
+        "jacobian_max",
+        "first_layer_norm",
+        "holds",
+    } <= set(t["bounds"].columns)
     assert sorted(t["bounds"]["step"]) == sorted(config.snapshot_steps)
     assert {"seed", "step", "sharpness", "gn_sharpness", "jac_spectral_max"} <= set(t["prop_record"].columns)
     assert {"seed", "layer", "alpha", "sharpness", "jac_spectral_max", "output_change"} <= set(t["rescaling"].columns)
@@ -33,8 +43,13 @@ def test_smoke_tables_have_the_expected_columns(study):
     assert {"label_smoothing", "curvature_norm", "curvature_floor", "sharpness"} <= set(t["ce"].columns)
     assert set(t["ce"]["label_smoothing"]) == {0.0, config.label_smoothing}
     assert set(t["blind"]["run"]) == set(BLIND_RUNS)
-    assert list(t["summary"].columns) == ["seed", "num_classes", "proposition_a_holds", "linear_lr",
-                                          "linear_sharpness_exact"]
+    assert list(t["summary"].columns) == [
+        "seed",
+        "num_classes",
+        "proposition_a_holds",
+        "linear_lr",
+        "linear_sharpness_exact",
+    ]
     # Proposition A is a theorem: it must hold at every snapshot
     assert t["bounds"]["holds"].all() and t["summary"]["proposition_a_holds"].all()
 
@@ -75,7 +90,7 @@ def test_linear_model_sharpness_against_autograd_hessian():
     t = torch.randn(N, k, generator=g, dtype=torch.float64)
 
     def loss(theta):
-        W, b = theta[: k * n].reshape(k, n), theta[k * n:]
+        W, b = theta[: k * n].reshape(k, n), theta[k * n :]
         return ((x @ W.T + b - t) ** 2).mean()
 
     theta = torch.randn(k * n + k, generator=g, dtype=torch.float64)
@@ -94,12 +109,15 @@ def test_first_layer_only_run_leaves_the_other_layers_at_initialisation(study):
     assert changed == {"1.weight", "1.bias"}, changed  # Sequential(Flatten, Linear, ReLU, ...): block 1
 
 
-@pytest.mark.parametrize("field, value, pattern", [
-    ("label_smoothing", 0.0, r"AnsatzConfig\.label_smoothing=0\.0 is invalid; accepted: a float in \(0, 1\)"),
-    ("rescaled_layer", 3, r"AnsatzConfig\.rescaled_layer=3 is invalid; accepted: an int in \[1, 2\]"),
-    ("snapshot_steps", (0, 11), r"AnsatzConfig\.snapshot_steps=\(0, 11\) is invalid"),
-    ("n_prop", 0, r"AnsatzConfig\.n_prop=0 is invalid"),
-])
+@pytest.mark.parametrize(
+    "field, value, pattern",
+    [
+        ("label_smoothing", 0.0, r"AnsatzConfig\.label_smoothing=0\.0 is invalid; accepted: a float in \(0, 1\)"),
+        ("rescaled_layer", 3, r"AnsatzConfig\.rescaled_layer=3 is invalid; accepted: an int in \[1, 2\]"),
+        ("snapshot_steps", (0, 11), r"AnsatzConfig\.snapshot_steps=\(0, 11\) is invalid"),
+        ("n_prop", 0, r"AnsatzConfig\.n_prop=0 is invalid"),
+    ],
+)
 def test_bad_fields_give_one_line_errors(field, value, pattern):
     with pytest.raises(ValueError, match=pattern) as err:
         AnsatzConfig.from_preset("smoke", **{field: value})

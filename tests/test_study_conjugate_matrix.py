@@ -24,18 +24,37 @@ def study(tmp_path_factory):
 def test_smoke_tables_have_the_expected_columns(study):
     config, _, t = study
     assert set(t) == {"comparison", "spectra", "shares", "rescaling", "summary"}
-    assert list(t["comparison"].columns) == ["seed", "loss", "num_params", "n_points", "nk", "rank",
-                                             "zero_eigenvalues_g", "max_abs_diff", "max_rel_diff", "lambda_max",
-                                             "trace_g", "trace_k"]
+    assert list(t["comparison"].columns) == [
+        "seed",
+        "loss",
+        "num_params",
+        "n_points",
+        "nk",
+        "rank",
+        "zero_eigenvalues_g",
+        "max_abs_diff",
+        "max_rel_diff",
+        "lambda_max",
+        "trace_g",
+        "trace_k",
+    ]
     assert set(t["comparison"]["loss"]) == {"ce", "mse"}
     assert list(t["spectra"].columns) == ["seed", "loss", "index", "eigenvalue_g", "eigenvalue_k"]
     assert list(t["shares"].columns) == ["seed", "loss", "label", "value", "layer_1", "layer_2", "layer_3"]
     assert list(t["shares"]["label"]) == [f"lambda_{j}" for j in range(1, config.top + 1)] + ["trace"]
-    assert {"scale", "output_change", "jac_spectral_max", "lambda_max", "lambda_max_layer1",
-            "lambda_max_later"} <= set(t["rescaling"].columns)
+    assert {"scale", "output_change", "jac_spectral_max", "lambda_max", "lambda_max_layer1", "lambda_max_later"} <= set(
+        t["rescaling"].columns
+    )
     assert len(t["rescaling"]) == config.n_scales
-    assert list(t["summary"].columns) == ["seed", "loss", "num_params", "num_classes", "n_layers",
-                                          "first_layer_diff", "first_layer_scale"]
+    assert list(t["summary"].columns) == [
+        "seed",
+        "loss",
+        "num_params",
+        "num_classes",
+        "n_layers",
+        "first_layer_diff",
+        "first_layer_scale",
+    ]
 
 
 def test_second_run_computes_nothing(study, monkeypatch):
@@ -67,10 +86,14 @@ def test_mse_lambda_max_against_autograd_jacobians(study):
     # oracle: for C_i = (2/k) I, lambda_max(G) = 2/(N k) * sigma_max(Phi)^2 with Phi the [N k, P] stack of
     # per-sample parameter Jacobians, here by torch.autograd.functional.jacobian
     config, _, t = study
-    ds = data.load("digits", seed=config.data_seed, n_train=config.n_points, n_test=config.n_test,
-                   dtype=torch.float64)
-    model = models.MLP(input_shape=ds.input_shape, widths=config.widths, num_classes=ds.num_classes,
-                       activation=config.activation, seed=config.seeds[0]).double()
+    ds = data.load("digits", seed=config.data_seed, n_train=config.n_points, n_test=config.n_test, dtype=torch.float64)
+    model = models.MLP(
+        input_shape=ds.input_shape,
+        widths=config.widths,
+        num_classes=ds.num_classes,
+        activation=config.activation,
+        seed=config.seeds[0],
+    ).double()
     names = [n for n, _ in model.named_parameters()]
     params = tuple(p.detach() for p in model.parameters())
 
@@ -84,12 +107,15 @@ def test_mse_lambda_max_against_autograd_jacobians(study):
     assert got == pytest.approx(expected, rel=1e-10)  # float64 SVD against eigvalsh: rounding only
 
 
-@pytest.mark.parametrize("field, value, pattern", [
-    ("loss", "hinge", r"ConjugateMatrixConfig\.loss='hinge' is invalid; accepted: one of \('mse', 'ce'\)"),
-    ("activation", "swish", r"ConjugateMatrixConfig\.activation='swish' is invalid; accepted: one of"),
-    ("top", 1000, r"ConjugateMatrixConfig\.top=1000 is invalid"),
-    ("n_scales", 0, r"ConjugateMatrixConfig\.n_scales=0 is invalid"),
-])
+@pytest.mark.parametrize(
+    "field, value, pattern",
+    [
+        ("loss", "hinge", r"ConjugateMatrixConfig\.loss='hinge' is invalid; accepted: one of \('mse', 'ce'\)"),
+        ("activation", "swish", r"ConjugateMatrixConfig\.activation='swish' is invalid; accepted: one of"),
+        ("top", 1000, r"ConjugateMatrixConfig\.top=1000 is invalid"),
+        ("n_scales", 0, r"ConjugateMatrixConfig\.n_scales=0 is invalid"),
+    ],
+)
 def test_bad_fields_give_one_line_errors(field, value, pattern):
     with pytest.raises(ValueError, match=pattern) as err:
         ConjugateMatrixConfig.from_preset("smoke", **{field: value})
@@ -97,6 +123,11 @@ def test_bad_fields_give_one_line_errors(field, value, pattern):
 
 
 def test_presets_carry_the_chapter_sizes():
-    assert [(ConjugateMatrixConfig.preset(p).n_points, ConjugateMatrixConfig.preset(p).widths,
-             ConjugateMatrixConfig.preset(p).n_scales) for p in ("smoke", "quick", "paper")] == [
-        (12, (8, 8), 7), (40, (20, 20), 13), (50, (32, 32), 13)]
+    assert [
+        (
+            ConjugateMatrixConfig.preset(p).n_points,
+            ConjugateMatrixConfig.preset(p).widths,
+            ConjugateMatrixConfig.preset(p).n_scales,
+        )
+        for p in ("smoke", "quick", "paper")
+    ] == [(12, (8, 8), 7), (40, (20, 20), 13), (50, (32, 32), 13)]

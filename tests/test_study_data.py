@@ -80,11 +80,14 @@ def test_second_run_computes_nothing(smoke, monkeypatch):
         pd.testing.assert_frame_equal(again[name], df)
 
 
-@pytest.mark.parametrize("kw, field", [
-    ({"n_points": 0}, "n_points"),
-    ({"n_train": 4500, "n_test": 1000}, "n_train"),
-    ({"n_test": 1.5}, "n_test"),
-])
+@pytest.mark.parametrize(
+    "kw, field",
+    [
+        ({"n_points": 0}, "n_points"),
+        ({"n_train": 4500, "n_test": 1000}, "n_train"),
+        ({"n_test": 1.5}, "n_test"),
+    ],
+)
 def test_validation_names_the_field(kw, field):
     with pytest.raises(ValueError, match=rf"^DataConfig\.{field}=\S.*accepted: [^\n]*$"):
         DataConfig.from_preset("smoke", **kw)

@@ -43,14 +43,37 @@ def test_tables_and_columns(computed):
     assert set(tables) == {"summary", "spectrum", "density", "density_summary"}
     s = tables["summary"]
     assert list(s["moment"]) == ["init", "mid", "end"] and list(s["step"]) == [0, 1, 5]
-    for col in ("train_loss", "train_acc", "test_acc", "lambda1_H", "lambda1_G", "lambda2_H", "R_max", "R_min",
-                "gap_j", "gap_ratio", "gap1_j", "gap1_ratio", "gapH1_j", "class_directions", "converged",
-                "num_params", "num_classes"):
+    for col in (
+        "train_loss",
+        "train_acc",
+        "test_acc",
+        "lambda1_H",
+        "lambda1_G",
+        "lambda2_H",
+        "R_max",
+        "R_min",
+        "gap_j",
+        "gap_ratio",
+        "gap1_j",
+        "gap1_ratio",
+        "gapH1_j",
+        "class_directions",
+        "converged",
+        "num_params",
+        "num_classes",
+    ):
         assert col in s.columns, col
     assert (s["num_params"] == 784 * 6 + 6 + 6 * 10 + 10).all() and (s["num_classes"] == 10).all()
     sp = tables["spectrum"]
-    assert len(sp) == 3 * cfg.k and list(sp.columns) == ["seed", "moment", "j", "hessian", "gauss_newton",
-                                                         "relative_difference", "overlap"]
+    assert len(sp) == 3 * cfg.k and list(sp.columns) == [
+        "seed",
+        "moment",
+        "j",
+        "hessian",
+        "gauss_newton",
+        "relative_difference",
+        "overlap",
+    ]
     # eigenvalues come out in decreasing order, and overlaps are fractions of a squared norm
     for _, t in sp.groupby("moment"):
         assert (np.diff(t["gauss_newton"]) <= 0).all()
@@ -102,8 +125,16 @@ def test_another_analysis_of_the_same_run_trains_nothing(computed, monkeypatch):
     assert len(tables["spectrum"]) == 3 * 3
 
 
-@pytest.mark.parametrize("kw, field", [(dict(loss="hinge"), "loss"), (dict(k=0), "k"), (dict(batch=500), "batch"),
-                                       (dict(widths=(16, 1.5)), "widths"), (dict(steps=3), "steps")])
+@pytest.mark.parametrize(
+    "kw, field",
+    [
+        (dict(loss="hinge"), "loss"),
+        (dict(k=0), "k"),
+        (dict(batch=500), "batch"),
+        (dict(widths=(16, 1.5)), "widths"),
+        (dict(steps=3), "steps"),
+    ],
+)
 def test_validation_names_the_field(kw, field):
     with pytest.raises(ValueError) as e:
         HessianStructureConfig.from_preset("smoke", **kw)

@@ -32,11 +32,24 @@ def test_smoke_tables_and_columns(smoke):
     samples = tables["samples"]
     assert list(samples.columns) == ["seed", "d", "N", "repeat", "radius", "bound", "lipschitz"]
     assert len(samples) == len(cfg.dims) * len(cfg.sizes) * cfg.repeats
-    assert list(tables["slopes"].columns) == ["d", "slope", "stderr", "slope_rate", "expected", "max_ratio",
-                                              "min_looseness"]
+    assert list(tables["slopes"].columns) == [
+        "d",
+        "slope",
+        "stderr",
+        "slope_rate",
+        "expected",
+        "max_ratio",
+        "min_looseness",
+    ]
     assert list(tables["holder"].columns) == ["seed", "N", "repeat", "radius", "bound_L1", "bound_L10", "bound_L100"]
-    assert list(tables["holder_summary"].columns) == ["alpha", "slope", "stderr", "first_violation_L1",
-                                                      "first_violation_L10", "first_violation_L100"]
+    assert list(tables["holder_summary"].columns) == [
+        "alpha",
+        "slope",
+        "stderr",
+        "first_violation_L1",
+        "first_violation_L10",
+        "first_violation_L100",
+    ]
     assert (samples["radius"] < samples["bound"]).all()  # T1 holds with room (it is loose)
 
 
@@ -73,13 +86,16 @@ def test_second_run_computes_nothing(smoke, monkeypatch):
         pd.testing.assert_frame_equal(again[name], df)
 
 
-@pytest.mark.parametrize("kw, field", [
-    ({"epsilon": 1.5}, "epsilon"),
-    ({"alpha": 0.0}, "alpha"),
-    ({"sizes": (100,)}, "sizes"),
-    ({"dims": (0, 1)}, "dims"),
-    ({"num_probe": 2.5}, "num_probe"),
-])
+@pytest.mark.parametrize(
+    "kw, field",
+    [
+        ({"epsilon": 1.5}, "epsilon"),
+        ({"alpha": 0.0}, "alpha"),
+        ({"sizes": (100,)}, "sizes"),
+        ({"dims": (0, 1)}, "dims"),
+        ({"num_probe": 2.5}, "num_probe"),
+    ],
+)
 def test_validation_names_the_field(kw, field):
     with pytest.raises(ValueError, match=rf"^T1CoveringConfig\.{field}=\S.*accepted: [^\n]*$"):
         T1Config.from_preset("smoke", **kw)
@@ -98,8 +114,9 @@ def test_covering_study_under_bound_and_slope():
 
 def test_covering_slopes_on_exact_power_laws():
     N = np.array([100, 400, 1600, 6400])
-    rows = [{"d": d, "N": n, "repeat": 0, "radius": 0.5 * n ** (-1 / d), "bound": n ** (-1 / d)}
-            for d in (1, 2) for n in N]
+    rows = [
+        {"d": d, "N": n, "repeat": 0, "radius": 0.5 * n ** (-1 / d), "bound": n ** (-1 / d)} for d in (1, 2) for n in N
+    ]
     out = t1.covering_slopes(pd.DataFrame(rows)).set_index("d")
     assert out.loc[1, "slope"] == pytest.approx(-1.0) and out.loc[2, "slope"] == pytest.approx(-0.5)
     assert out.loc[2, "expected"] == -0.5

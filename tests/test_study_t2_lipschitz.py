@@ -42,9 +42,23 @@ def test_table_columns_and_sandwich(computed):
     assert set(tables) == {"sandwich"}
     s = tables["sandwich"]
     assert list(s["step"]) == [0, 20]
-    assert list(s.columns) == ["seed", "step", "train_mse", "sample_max", "probe_sup", "local_variation", "upper",
-                               "upper_pointwise", "radius", "path_lipschitz", "path_slope", "num_probe", "num_paths",
-                               "holds", "margin"]
+    assert list(s.columns) == [
+        "seed",
+        "step",
+        "train_mse",
+        "sample_max",
+        "probe_sup",
+        "local_variation",
+        "upper",
+        "upper_pointwise",
+        "radius",
+        "path_lipschitz",
+        "path_slope",
+        "num_probe",
+        "num_paths",
+        "holds",
+        "margin",
+    ]
     # the left side and the crude right side bracket the pointwise right side (exact orderings)
     assert (s["sample_max"] <= s["upper_pointwise"]).all() and (s["upper_pointwise"] <= s["upper"] + 1e-12).all()
     assert s["train_mse"].iloc[-1] < s["train_mse"].iloc[0]
@@ -76,8 +90,15 @@ def test_second_run_trains_and_computes_nothing(computed, monkeypatch):
     assert again["sandwich"].equals(tables["sandwich"])
 
 
-@pytest.mark.parametrize("kw, field", [(dict(n_train=0), "n_train"), (dict(snapshots=(0, 41)), "snapshots"),
-                                       (dict(path_points=1), "path_points"), (dict(num_probe=-5), "num_probe")])
+@pytest.mark.parametrize(
+    "kw, field",
+    [
+        (dict(n_train=0), "n_train"),
+        (dict(snapshots=(0, 41)), "snapshots"),
+        (dict(path_points=1), "path_points"),
+        (dict(num_probe=-5), "num_probe"),
+    ],
+)
 def test_validation_names_the_field(kw, field):
     with pytest.raises(ValueError) as e:
         T2Config.from_preset("smoke", **kw)

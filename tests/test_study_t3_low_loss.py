@@ -46,8 +46,20 @@ def test_tables_and_columns(computed):
     assert set(tables) == {"track", "chords"}
     t = tables["track"]
     assert list(t.columns[:4]) == ["seed", "labels", "loss", "step"]
-    for col in ("train_loss", "train_acc", "rho", "eta", "bound_path", "path_sup", "path_margin", "path_length",
-                "sample_max", "sample_mean", "local_variation", "bound_theorem"):
+    for col in (
+        "train_loss",
+        "train_acc",
+        "rho",
+        "eta",
+        "bound_path",
+        "path_sup",
+        "path_margin",
+        "path_length",
+        "sample_max",
+        "sample_mean",
+        "local_variation",
+        "bound_theorem",
+    ):
         assert col in t.columns, col
     assert len(t) == 4 * 2 and set(t["labels"]) == {"true", "random"} and set(t["loss"]) == {"mse", "ce"}
     assert t.loc[t["loss"] == "mse", "eta"].isna().all() and t.loc[t["loss"] == "ce", "rho"].isna().all()
@@ -80,14 +92,38 @@ def test_numbers_match_the_kept_networks(computed):
 
 def test_t3_track_path_inequality_and_columns():
     # moved from the tests of sharpjac.theory; trained in memory through the one training loop
-    tc = TrainConfig(dataset="manifold", dataset_options=dict(d=2, n=6, lipschitz=30.0, n_train=40, n_test=1),
-                     data_seed=1, model="mlp", model_options={"widths": [12], "activation": "tanh"}, loss="ce",
-                     optimizer="gd", lr=0.1, momentum=0.9, max_steps=40, snapshot_steps=(0,), sharpness_subset=0,
-                     jacobian_subset=0, seed=1, dtype="float64", device="cpu")
+    tc = TrainConfig(
+        dataset="manifold",
+        dataset_options=dict(d=2, n=6, lipschitz=30.0, n_train=40, n_test=1),
+        data_seed=1,
+        model="mlp",
+        model_options={"widths": [12], "activation": "tanh"},
+        loss="ce",
+        optimizer="gd",
+        lr=0.1,
+        momentum=0.9,
+        max_steps=40,
+        snapshot_steps=(0,),
+        sharpness_subset=0,
+        jacobian_subset=0,
+        seed=1,
+        dtype="float64",
+        device="cpu",
+    )
     run = trained_run(tc, store=False)
     ds = data.load("manifold", seed=1, d=2, n=6, lipschitz=30.0, n_train=40, n_test=1, dtype=torch.float64)
-    df = t3_track(run.models, ds.x_train, ds.y_train, ds.extras["latent_train"], ds.extras["generator"], loss="ce",
-                  num_pairs=4, path_points=400, lv_samples=4, lv_ascent_steps=0)
+    df = t3_track(
+        run.models,
+        ds.x_train,
+        ds.y_train,
+        ds.extras["latent_train"],
+        ds.extras["generator"],
+        loss="ce",
+        num_pairs=4,
+        path_points=400,
+        lv_samples=4,
+        lv_ascent_steps=0,
+    )
     assert list(df["step"]) == [0, 40]
     # the measured sup on each path is at least the bound (up to the path discretisation)
     assert (df["path_margin"] >= -1e-6 * df["path_sup"]).all()
@@ -95,8 +131,9 @@ def test_t3_track_path_inequality_and_columns():
     with torch.no_grad():
         eta = float(losses.get_loss("ce", reduction="none")(run.final(ds.x_train), ds.y_train).max())
     assert df["eta"].iloc[-1] == pytest.approx(eta)
-    assert df["bound_path"].iloc[-1] == pytest.approx(float(theory.t3_ce_bound(eta, df["path_length"].iloc[-1])),
-                                                      rel=1e-10)
+    assert df["bound_path"].iloc[-1] == pytest.approx(
+        float(theory.t3_ce_bound(eta, df["path_length"].iloc[-1])), rel=1e-10
+    )
     with pytest.raises(ValueError, match="loss='hinge' is invalid"):
         t3_track(run.models, ds.x_train, ds.y_train, ds.extras["latent_train"], ds.extras["generator"], loss="hinge")
 
@@ -110,8 +147,15 @@ def test_second_run_trains_and_computes_nothing(computed, monkeypatch):
         assert again[name].equals(df), name
 
 
-@pytest.mark.parametrize("kw, field", [(dict(num_pairs=0), "num_pairs"), (dict(lr_ce=-0.1), "lr_ce"),
-                                       (dict(snapshots=(0, 61)), "snapshots"), (dict(chord_points=1), "chord_points")])
+@pytest.mark.parametrize(
+    "kw, field",
+    [
+        (dict(num_pairs=0), "num_pairs"),
+        (dict(lr_ce=-0.1), "lr_ce"),
+        (dict(snapshots=(0, 61)), "snapshots"),
+        (dict(chord_points=1), "chord_points"),
+    ],
+)
 def test_validation_names_the_field(kw, field):
     with pytest.raises(ValueError) as e:
         T3Config.from_preset("smoke", **kw)

@@ -33,17 +33,58 @@ def test_smoke_tables_and_columns(smoke):
     assert set(tables) == {"runs", "by_dim", "mnist", "rates"}
     runs = tables["runs"]
     assert len(runs) == len(cfg.dims) * len(cfg.run_names)
-    assert {"seed", "d", "name", "lr", "weight_decay", "label_noise", "train_mse", "status", "test_loss",
-            "empirical", "empirical_noisy", "jacobian", "variation", "target", "total", "total_noisy", "dominant",
-            "delta", "jac_max", "local_variation", "sharpness", "trivial", "vacuous", "L_star"} == set(runs.columns)
-    assert list(tables["by_dim"].columns) == ["seed", "d", "delta", "n_runs", "n_vacuous", "best_ratio", "dominant",
-                                              "holds", "tau_bound", "tau_jacobian", "tau_sharpness"]
-    assert list(tables["mnist"].columns) == ["seed", "n_images", "d_twonn", "d_levina_bickel", "d_rate",
-                                             "shrink_1e3_1e6"]
+    assert {
+        "seed",
+        "d",
+        "name",
+        "lr",
+        "weight_decay",
+        "label_noise",
+        "train_mse",
+        "status",
+        "test_loss",
+        "empirical",
+        "empirical_noisy",
+        "jacobian",
+        "variation",
+        "target",
+        "total",
+        "total_noisy",
+        "dominant",
+        "delta",
+        "jac_max",
+        "local_variation",
+        "sharpness",
+        "trivial",
+        "vacuous",
+        "L_star",
+    } == set(runs.columns)
+    assert list(tables["by_dim"].columns) == [
+        "seed",
+        "d",
+        "delta",
+        "n_runs",
+        "n_vacuous",
+        "best_ratio",
+        "dominant",
+        "holds",
+        "tau_bound",
+        "tau_jacobian",
+        "tau_sharpness",
+    ]
+    assert list(tables["mnist"].columns) == [
+        "seed",
+        "n_images",
+        "d_twonn",
+        "d_levina_bickel",
+        "d_rate",
+        "shrink_1e3_1e6",
+    ]
     assert tables["mnist"]["n_images"].iloc[0] == cfg.mnist
     # sums of four floats computed in another order: equal to rounding
-    np.testing.assert_allclose(runs["total"], runs[["empirical", "jacobian", "variation", "target"]].sum(axis=1),
-                               rtol=1e-12)
+    np.testing.assert_allclose(
+        runs["total"], runs[["empirical", "jacobian", "variation", "target"]].sum(axis=1), rtol=1e-12
+    )
     assert (runs["test_loss"] <= runs["total"]).all()  # T4 on the probe's covering event
     assert (runs["status"] == "completed").all() and (runs["sharpness"] > 0).all()
     clean, noisy = runs[runs.label_noise == 0], runs[runs.label_noise > 0]
@@ -111,14 +152,17 @@ def test_training_runs_are_the_configured_regression_runs():
     assert cfg.train_config(1, 2, 0).weight_decay == 3e-3
 
 
-@pytest.mark.parametrize("kw, field", [
-    ({"lrs": (0.1,)}, "lrs"),
-    ({"label_noises": (0.0, 0.0, 0.0, -0.3)}, "label_noises"),
-    ({"momentum": 1.0}, "momentum"),
-    ({"mnist": 6000}, "mnist"),
-    ({"run_names": ("a", "a", "b", "c")}, "run_names"),
-    ({"steps": 0}, "steps"),
-])
+@pytest.mark.parametrize(
+    "kw, field",
+    [
+        ({"lrs": (0.1,)}, "lrs"),
+        ({"label_noises": (0.0, 0.0, 0.0, -0.3)}, "label_noises"),
+        ({"momentum": 1.0}, "momentum"),
+        ({"mnist": 6000}, "mnist"),
+        ({"run_names": ("a", "a", "b", "c")}, "run_names"),
+        ({"steps": 0}, "steps"),
+    ],
+)
 def test_validation_names_the_field(kw, field):
     with pytest.raises(ValueError, match=rf"^T4GeneralisationConfig\.{field}=\S.*accepted: [^\n]*$"):
         T4Config.from_preset("smoke", **kw)

@@ -40,8 +40,10 @@ def test_covering_radius_matches_brute_force(seed):
     got = theory.covering_radius(torch.tensor(support), torch.tensor(sample), chunk_size=7)
     assert got == pytest.approx(best, rel=1e-10)
     # float32 input, image-shaped points: flattened, same value
-    got32 = theory.covering_radius(torch.tensor(support, dtype=torch.float32).reshape(57, 2, 2),
-                                   torch.tensor(sample, dtype=torch.float32).reshape(13, 2, 2))
+    got32 = theory.covering_radius(
+        torch.tensor(support, dtype=torch.float32).reshape(57, 2, 2),
+        torch.tensor(sample, dtype=torch.float32).reshape(13, 2, 2),
+    )
     assert got32 == pytest.approx(best, rel=1e-5)
 
 
@@ -87,8 +89,10 @@ def test_holder_curve_is_not_lipschitz_and_covers_slowly():
     radii = []
     sizes = [50, 200, 800]
     for N in sizes:
-        vals = [theory.covering_radius(probe, theory.holder_curve(torch.rand(N, 1, generator=gen, dtype=DT), 0.25))
-                for _ in range(4)]
+        vals = [
+            theory.covering_radius(probe, theory.holder_curve(torch.rand(N, 1, generator=gen, dtype=DT), 0.25))
+            for _ in range(4)
+        ]
         radii.append(np.mean(vals))
     slope = theory.fit_loglog_slope(sizes, radii).slope
     assert -0.45 < slope < -0.15  # about -alpha, far from the Lipschitz rate -1
@@ -106,7 +110,7 @@ def _dense_gauss_newton(model, x, y, loss_name):
     def outputs(flat):
         params, i = {}, 0
         for n, s in zip(names, shapes):
-            params[n] = flat[i:i + math.prod(s)].reshape(s)
+            params[n] = flat[i : i + math.prod(s)].reshape(s)
             i += math.prod(s)
         return functional_call(model, params, (x,))
 
@@ -114,7 +118,7 @@ def _dense_gauss_newton(model, x, y, loss_name):
     z = outputs(flat0).detach()
     N, k = z.shape
     loss_fn = losses.get_loss(loss_name)
-    C = torch.stack([hessian(lambda zi: loss_fn(zi[None], y[i:i + 1]))(z[i]) for i in range(N)])
+    C = torch.stack([hessian(lambda zi: loss_fn(zi[None], y[i : i + 1]))(z[i]) for i in range(N)])
     G = torch.einsum("nkp,nkl,nlq->pq", Phi, C, Phi) / N
     return G, C
 
@@ -197,10 +201,23 @@ def test_proposition_a_rejects_bad_curvature():
 def trained_manifold_net():
     options = dict(d=1, n=4, n_train=40, n_test=10, task="regression", lipschitz=4.0)
     ds = data.load("manifold", seed=0, dtype=DT, **options)
-    config = TrainConfig(dataset="manifold", dataset_options=options, model="mlp",
-                         model_options={"widths": [32, 32], "activation": "tanh"}, loss="mse", optimizer="gd",
-                         lr=0.05, momentum=0.9, max_steps=400, measure_every=400, sharpness_subset=0,
-                         jacobian_subset=0, eval_test=False, dtype="float64", device="cpu")
+    config = TrainConfig(
+        dataset="manifold",
+        dataset_options=options,
+        model="mlp",
+        model_options={"widths": [32, 32], "activation": "tanh"},
+        loss="mse",
+        optimizer="gd",
+        lr=0.05,
+        momentum=0.9,
+        max_steps=400,
+        measure_every=400,
+        sharpness_subset=0,
+        jacobian_subset=0,
+        eval_test=False,
+        dtype="float64",
+        device="cpu",
+    )
     res = train(config)
     return ds, res.model, res.frame["train_loss"].to_numpy()
 
@@ -209,11 +226,14 @@ def test_t2_sandwich_orders_estimates(trained_manifold_net):
     ds, model, train_loss = trained_manifold_net
     assert train_loss[-1] < 0.1 * train_loss[0]
     probe = ds.extras["sample_support"](3000, seed=5)
-    res = theory.t2_sandwich(model, ds.x_train, probe, generator=ds.extras["generator"],
-                             num_paths=16, path_points=200, seed=0)
+    res = theory.t2_sandwich(
+        model, ds.x_train, probe, generator=ds.extras["generator"], num_paths=16, path_points=200, seed=0
+    )
     # oracle for the sample maximum: jacfwd per sample + numpy SVD
     J = torch.stack([jacfwd(lambda v: model(v[None])[0])(xi) for xi in ds.x_train])
-    assert res.sample_max == pytest.approx(float(np.linalg.norm(J.detach().numpy(), ord=2, axis=(1, 2)).max()), rel=1e-9)
+    assert res.sample_max == pytest.approx(
+        float(np.linalg.norm(J.detach().numpy(), ord=2, axis=(1, 2)).max()), rel=1e-9
+    )
     assert res.radius == pytest.approx(theory.covering_radius(probe, ds.x_train))
     # chord / length <= max segment slope along each path (exact)
     assert res.path_lipschitz <= res.path_slope * (1 + 1e-12)
@@ -243,8 +263,9 @@ def test_hardest_pairs_matches_brute_force():
     rng = np.random.default_rng(1)
     x = rng.normal(size=(30, 3))
     y = rng.integers(0, 3, size=30)
-    pairs = sorted((float(np.linalg.norm(x[i] - x[j])), i, j)
-                   for i in range(30) for j in range(i + 1, 30) if y[i] != y[j])
+    pairs = sorted(
+        (float(np.linalg.norm(x[i] - x[j])), i, j) for i in range(30) for j in range(i + 1, 30) if y[i] != y[j]
+    )
     res = theory.hardest_pairs(torch.tensor(x), torch.tensor(y), k=5, chunk_size=7)
     assert res.distance.numpy() == pytest.approx([p[0] for p in pairs[:5]], rel=1e-10)
     assert list(zip(res.i.tolist(), res.j.tolist())) == [(p[1], p[2]) for p in pairs[:5]]
@@ -284,8 +305,9 @@ def test_t3_bound_on_linear_model(seed):
     Ws = coef_s[:n].T
     i, j = 0, 1
     u = (xs[i] - xs[j]) / (xs[i] - xs[j]).norm()
-    b = theory.t3_lower_bound([(ys[i] - ys[j]).norm()], [(xs[i] - xs[j]).norm()],
-                              theory.residual_radius(X1s @ coef_s, ys), 0.0)
+    b = theory.t3_lower_bound(
+        [(ys[i] - ys[j]).norm()], [(xs[i] - xs[j]).norm()], theory.residual_radius(X1s @ coef_s, ys), 0.0
+    )
     assert float(b[0]) == pytest.approx(float((Ws @ u).norm()), rel=1e-6)
 
 
@@ -323,8 +345,9 @@ def test_t3_ce_bound_on_linear_model(seed, k):
 
 
 def test_t4_terms_by_hand():
-    res = theory.t4_bound([1.0, 2.0], [0.25, 0.75], delta=0.1, K=2.0, K_prime=3.0, L_star=4.0,
-                          jac_max=5.0, local_var=1.0, vacuous_at=4.0)
+    res = theory.t4_bound(
+        [1.0, 2.0], [0.25, 0.75], delta=0.1, K=2.0, K_prime=3.0, L_star=4.0, jac_max=5.0, local_var=1.0, vacuous_at=4.0
+    )
     assert res.empirical == pytest.approx(1.75)
     assert res.jacobian == pytest.approx(1.0)
     assert res.variation == pytest.approx(0.2)
@@ -359,8 +382,9 @@ def test_t4_bound_holds_pointwise_on_a_linear_model():
     probe = torch.rand(20000, 2, generator=g, dtype=DT)
     delta = theory.covering_radius(probe, sample)
     weights = theory.voronoi_weights(sample, probe)
-    res = theory.t4_bound((f(sample) - fstar(sample)).abs(), weights, delta, 1.0, 1.0,
-                          float(w.norm()), float(a.norm()), 0.0)
+    res = theory.t4_bound(
+        (f(sample) - fstar(sample)).abs(), weights, delta, 1.0, 1.0, float(w.norm()), float(a.norm()), 0.0
+    )
     test_loss = float((f(probe) - fstar(probe)).abs().mean())
     assert test_loss <= res.total
     assert res.empirical == pytest.approx(float((weights * (f(sample) - fstar(sample)).abs()).sum()))
@@ -371,8 +395,7 @@ def test_t4_bound_holds_pointwise_on_a_linear_model():
 
 @pytest.fixture(scope="module")
 def manifold_points():
-    return {d: data.load("manifold", seed=0, d=d, n=16, n_train=3000, n_test=1, dtype=DT).x_train
-            for d in range(1, 6)}
+    return {d: data.load("manifold", seed=0, d=d, n=16, n_train=3000, n_test=1, dtype=DT).x_train for d in range(1, 6)}
 
 
 @pytest.mark.parametrize("d", [1, 2, 3, 4, 5])
@@ -407,5 +430,3 @@ def test_nearest_sample_one_dimensional_fast_path_matches_brute_force():
         D = np.abs(support - sample.T)
         assert dist.numpy() == pytest.approx(D.min(1), abs=1e-15)
         assert np.allclose(D[np.arange(200), idx.numpy()], D.min(1))
-
-

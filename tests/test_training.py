@@ -3,8 +3,6 @@ validation, determinism, divergence, and one scientific check (progressive sharp
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import pandas as pd
 import pytest
@@ -24,9 +22,13 @@ from sharpjac.training import (
     train,
 )
 
-
-DIGITS = dict(dataset="digits", dataset_options={"n_train": 60, "n_test": 30}, model="mlp",
-              model_options={"widths": [12], "activation": "tanh"}, device="cpu")
+DIGITS = dict(
+    dataset="digits",
+    dataset_options={"n_train": 60, "n_test": 30},
+    model="mlp",
+    model_options={"widths": [12], "activation": "tanh"},
+    device="cpu",
+)
 
 
 def _cfg(**kw):
@@ -41,8 +43,9 @@ def _data(c: TrainConfig):
 
 
 def _init(c: TrainConfig, ds):
-    return build_model(c.model, input_shape=ds.input_shape, num_classes=ds.num_classes, seed=c.seed,
-                       **dict(c.model_options)).to(getattr(torch, c.dtype))
+    return build_model(
+        c.model, input_shape=ds.input_shape, num_classes=ds.num_classes, seed=c.seed, **dict(c.model_options)
+    ).to(getattr(torch, c.dtype))
 
 
 def _flat(model):
@@ -77,10 +80,10 @@ def test_weight_decay_and_momentum_match_closed_form_steps():
     w0 = _flat(m0)
     loss_fn = get_loss("mse")
     _, g0, _ = _loss_and_grad(m0, w0, x, y, loss_fn)
-    b1 = g0 + 0.01 * w0                   # coupled L2: gradient of (wd/2)||w||^2 added
+    b1 = g0 + 0.01 * w0  # coupled L2: gradient of (wd/2)||w||^2 added
     w1 = w0 - 0.3 * b1
     _, g1, _ = _loss_and_grad(m0, w1, x, y, loss_fn)
-    b2 = 0.5 * b1 + g1 + 0.01 * w1        # heavy-ball momentum
+    b2 = 0.5 * b1 + g1 + 0.01 * w1  # heavy-ball momentum
     w2 = w1 - 0.3 * b2
     res = train(c)
     torch.testing.assert_close(_flat(res.model), w2, rtol=1e-12, atol=1e-13)
@@ -169,13 +172,13 @@ def test_augmentation_shifts_and_crops_flips():
     assert torch.equal(out, augment_batch(x, seed=5)) and not torch.equal(out, augment_batch(x, seed=6))
     xp = torch.nn.functional.pad(x, (2, 2, 2, 2))
     for i in range(16):  # each image is a zero-filled shift by at most 2 pixels
-        assert any(torch.equal(out[i], xp[i, :, a:a + 10, b:b + 10]) for a in range(5) for b in range(5))
+        assert any(torch.equal(out[i], xp[i, :, a : a + 10, b : b + 10]) for a in range(5) for b in range(5))
     x3 = torch.rand(16, 3, 8, 8, generator=g)
     out3 = augment_batch(x3, seed=1)
     xp3 = torch.nn.functional.pad(x3, (4, 4, 4, 4))
     flips = 0
     for i in range(16):
-        crops = [xp3[i, :, a:a + 8, b:b + 8] for a in range(9) for b in range(9)]
+        crops = [xp3[i, :, a : a + 8, b : b + 8] for a in range(9) for b in range(9)]
         plain = any(torch.equal(out3[i], cr) for cr in crops)
         flipped = any(torch.equal(out3[i], cr.flip(-1)) for cr in crops)
         assert plain or flipped
@@ -201,28 +204,31 @@ def test_lr_schedules_and_measurement_schedule():
     assert sorted(measurement_steps(e, 50, 10)) == [0, 7, 14, 20, 21, 28, 35, 40, 42, 49, 50]
 
 
-@pytest.mark.parametrize("kw, pattern", [
-    (dict(optimizer="adam"), r"optimizer='adam'.*one of \('gd', 'sgd'\)"),
-    (dict(lr=-0.1), r"lr=-0.1.*> 0"),
-    (dict(loss="hinge"), r"loss='hinge'.*\('mse', 'ce'\)"),
-    (dict(lr_schedule="linear"), r"lr_schedule='linear'.*constant"),
-    (dict(dataset="imagenet"), r"dataset='imagenet'.*mnist5k"),
-    (dict(batch_size=10), r"batch_size=10.*optimizer='gd'"),
-    (dict(momentum=1.0), r"momentum=1.0.*\[0, 1\)"),
-    (dict(max_steps=None), r"max_steps=None and max_epochs=None"),
-    (dict(label_smoothing=1.5), r"label_smoothing=1.5"),
-    (dict(model="vgg"), r"model='vgg'.*mlp"),
-    (dict(dtype="float16"), r"dtype='float16'.*float32"),
-    (dict(sam_rho=-1.0), r"sam_rho=-1.0"),
-    (dict(seed=2**32), r"seed=4294967296.*\[0, 2\*\*32\)"),
-    (dict(seed=-1), r"seed=-1.*\[0, 2\*\*32\)"),
-    (dict(threads=0), r"threads=0.*int >= 1"),
-    (dict(divergence_factor=1.0), r"divergence_factor=1.0.*> 1"),
-    (dict(trainable_layers=[]), r"trainable_layers=\(\).*non-empty"),
-    (dict(trainable_layers=[1.5]), r"trainable_layers=\[1.5\].*list of ints"),
-    (dict(snapshot_steps=[-1]), r"snapshot_steps=\(-1,\).*>= 0"),
-    (dict(device="tpu"), r"device='tpu'"),
-])
+@pytest.mark.parametrize(
+    "kw, pattern",
+    [
+        (dict(optimizer="adam"), r"optimizer='adam'.*one of \('gd', 'sgd'\)"),
+        (dict(lr=-0.1), r"lr=-0.1.*> 0"),
+        (dict(loss="hinge"), r"loss='hinge'.*\('mse', 'ce'\)"),
+        (dict(lr_schedule="linear"), r"lr_schedule='linear'.*constant"),
+        (dict(dataset="imagenet"), r"dataset='imagenet'.*mnist5k"),
+        (dict(batch_size=10), r"batch_size=10.*optimizer='gd'"),
+        (dict(momentum=1.0), r"momentum=1.0.*\[0, 1\)"),
+        (dict(max_steps=None), r"max_steps=None and max_epochs=None"),
+        (dict(label_smoothing=1.5), r"label_smoothing=1.5"),
+        (dict(model="vgg"), r"model='vgg'.*mlp"),
+        (dict(dtype="float16"), r"dtype='float16'.*float32"),
+        (dict(sam_rho=-1.0), r"sam_rho=-1.0"),
+        (dict(seed=2**32), r"seed=4294967296.*\[0, 2\*\*32\)"),
+        (dict(seed=-1), r"seed=-1.*\[0, 2\*\*32\)"),
+        (dict(threads=0), r"threads=0.*int >= 1"),
+        (dict(divergence_factor=1.0), r"divergence_factor=1.0.*> 1"),
+        (dict(trainable_layers=[]), r"trainable_layers=\(\).*non-empty"),
+        (dict(trainable_layers=[1.5]), r"trainable_layers=\[1.5\].*list of ints"),
+        (dict(snapshot_steps=[-1]), r"snapshot_steps=\(-1,\).*>= 0"),
+        (dict(device="tpu"), r"device='tpu'"),
+    ],
+)
 def test_config_validation_names_field_and_accepted_values(kw, pattern):
     with pytest.raises(ValueError, match=pattern):
         _cfg(**kw)
@@ -251,10 +257,22 @@ def test_augment_needs_images():
 
 
 def test_measurements_match_dense_oracles():
-    c = TrainConfig(dataset="digits", dataset_options={"n_train": 40, "n_test": 20}, model="mlp",
-                    model_options={"widths": [6], "activation": "tanh"}, loss="ce", label_smoothing=0.1,
-                    dtype="float64", device="cpu", max_steps=1, sharpness_subset=None, jacobian_subset=15,
-                    lanczos_tol=1e-10, lanczos_max_iter=200, measure_gn=True)
+    c = TrainConfig(
+        dataset="digits",
+        dataset_options={"n_train": 40, "n_test": 20},
+        model="mlp",
+        model_options={"widths": [6], "activation": "tanh"},
+        loss="ce",
+        label_smoothing=0.1,
+        dtype="float64",
+        device="cpu",
+        max_steps=1,
+        sharpness_subset=None,
+        jacobian_subset=15,
+        lanczos_tol=1e-10,
+        lanczos_max_iter=200,
+        measure_gn=True,
+    )
     x, y, ds = _data(c)
     model = _init(c, ds)
     w0 = _flat(model)
@@ -293,9 +311,19 @@ def test_measurements_match_dense_oracles():
 
 
 def test_batch_norm_model_is_measured_in_eval_mode_and_mode_restored():
-    c = TrainConfig(dataset="digits", dataset_options={"n_train": 40, "n_test": 20}, model="small_cnn",
-                    model_options={"channels": [4], "batch_norm": True}, loss="ce", dtype="float64",
-                    device="cpu", max_steps=1, sharpness_subset=20, jacobian_subset=5, lanczos_max_iter=5)
+    c = TrainConfig(
+        dataset="digits",
+        dataset_options={"n_train": 40, "n_test": 20},
+        model="small_cnn",
+        model_options={"channels": [4], "batch_norm": True},
+        loss="ce",
+        dtype="float64",
+        device="cpu",
+        max_steps=1,
+        sharpness_subset=20,
+        jacobian_subset=5,
+        lanczos_max_iter=5,
+    )
     x, y, ds = _data(c)
     model = _init(c, ds).eval()
     with torch.no_grad():
@@ -312,9 +340,22 @@ def test_batch_norm_model_is_measured_in_eval_mode_and_mode_restored():
 
 
 def test_same_seed_same_record_bitwise():
-    c = TrainConfig(**dict(DIGITS, dataset_options={"n_train": 80, "n_test": 40}), loss="ce", optimizer="sgd",
-                    batch_size=16, momentum=0.9, lr=0.05, augment=True, jacobian_penalty=0.01, sam_rho=0.02,
-                    max_epochs=2, measure_every=3, sharpness_subset=30, jacobian_subset=10, lanczos_max_iter=8)
+    c = TrainConfig(
+        **dict(DIGITS, dataset_options={"n_train": 80, "n_test": 40}),
+        loss="ce",
+        optimizer="sgd",
+        batch_size=16,
+        momentum=0.9,
+        lr=0.05,
+        augment=True,
+        jacobian_penalty=0.01,
+        sam_rho=0.02,
+        max_epochs=2,
+        measure_every=3,
+        sharpness_subset=30,
+        jacobian_subset=10,
+        lanczos_max_iter=8,
+    )
     a, b = train(c).frame, train(c).frame
     pd.testing.assert_frame_equal(a, b, check_exact=True)
     assert len(a) == 5 and a["step"].tolist() == [0, 3, 6, 9, 10]
@@ -393,10 +434,19 @@ def test_trainable_layers_restrict_the_optimiser_not_the_hessian():
 
 
 def test_regression_targets_train_with_mean_squared_error():
-    c = TrainConfig(dataset="manifold", dataset_options={"d": 1, "n": 4, "n_train": 40, "n_test": 10,
-                                                         "task": "regression", "num_outputs": 2},
-                    model="mlp", model_options={"widths": [8], "activation": "tanh"}, loss="mse", lr=0.1,
-                    max_steps=4, measure_every=1, dtype="float64", device="cpu", snapshot_steps=[0, 2])
+    c = TrainConfig(
+        dataset="manifold",
+        dataset_options={"d": 1, "n": 4, "n_train": 40, "n_test": 10, "task": "regression", "num_outputs": 2},
+        model="mlp",
+        model_options={"widths": [8], "activation": "tanh"},
+        loss="mse",
+        lr=0.1,
+        max_steps=4,
+        measure_every=1,
+        dtype="float64",
+        device="cpu",
+        snapshot_steps=[0, 2],
+    )
     res = train(c)
     ds = data.load("manifold", dtype=torch.float64, **dict(c.dataset_options))
     with torch.no_grad():
@@ -422,10 +472,21 @@ def test_target_train_accuracy_stops_early():
 
 def test_full_batch_gd_mse_sharpens_progressively_to_two_over_lr():
     lr = 0.2
-    c = TrainConfig(dataset="mnist5k", dataset_options={"n_train": 300, "n_test": 100}, model="mlp",
-                    model_options={"widths": [100, 100], "activation": "tanh"}, loss="mse", optimizer="gd",
-                    lr=lr, max_steps=600, measure_every=20, sharpness_subset=None, jacobian_subset=0,
-                    eval_test=False, device="cpu")
+    c = TrainConfig(
+        dataset="mnist5k",
+        dataset_options={"n_train": 300, "n_test": 100},
+        model="mlp",
+        model_options={"widths": [100, 100], "activation": "tanh"},
+        loss="mse",
+        optimizer="gd",
+        lr=lr,
+        max_steps=600,
+        measure_every=20,
+        sharpness_subset=None,
+        jacobian_subset=0,
+        eval_test=False,
+        device="cpu",
+    )
     df = train(c).frame
     s = df["sharpness"].to_numpy()
     limit = 2 / lr

@@ -53,8 +53,9 @@ def resolve_device(device: str) -> torch.device:
     have = available_devices()
     if dev.type != "cuda" or (dev.index or 0) >= len(have) - 1:
         why = "torch was built without CUDA" if not torch.backends.cuda.is_built() else "no such GPU is visible"
-        raise ValueError(f"device={device!r} is not available on this machine ({why}); "
-                         f"available: {', '.join(have)} (or 'auto')")
+        raise ValueError(
+            f"device={device!r} is not available on this machine ({why}); available: {', '.join(have)} (or 'auto')"
+        )
     return dev
 
 

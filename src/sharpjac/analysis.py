@@ -207,8 +207,14 @@ class Interval:
 _NAMED_STATS: dict[str, Callable[..., np.ndarray]] = {"mean": np.mean, "median": np.median}
 
 
-def bootstrap_ci(values, statistic: str | Callable[[np.ndarray], float] = "mean", *, level: float = 0.95,
-                 n_resamples: int = 2000, seed: int) -> Interval:
+def bootstrap_ci(
+    values,
+    statistic: str | Callable[[np.ndarray], float] = "mean",
+    *,
+    level: float = 0.95,
+    n_resamples: int = 2000,
+    seed: int,
+) -> Interval:
     r"""Percentile-bootstrap confidence interval of ``statistic(values)``.
 
     Draws ``n_resamples`` samples of size :math:`m` with replacement from the :math:`m` finite
@@ -234,8 +240,9 @@ def bootstrap_ci(values, statistic: str | Callable[[np.ndarray], float] = "mean"
         raise ValueError(f"n_resamples={n_resamples!r} is invalid; accepted: an int >= 1")
     if isinstance(statistic, str):
         if statistic not in _NAMED_STATS:
-            raise ValueError(f"statistic={statistic!r} is not supported; accepted: {sorted(_NAMED_STATS)} "
-                             "or a callable")
+            raise ValueError(
+                f"statistic={statistic!r} is not supported; accepted: {sorted(_NAMED_STATS)} or a callable"
+            )
         fn = _NAMED_STATS[statistic]
         vectorised = True
     elif callable(statistic):
@@ -287,8 +294,9 @@ def edge_index(sharpness, lr: float, *, fraction: float = 0.9) -> int | None:
     return int(hit[0]) if len(hit) else None
 
 
-def before_edge(frame: pd.DataFrame, lr: float | None = None, *, fraction: float = 0.9,
-                column: str = "sharpness") -> pd.DataFrame:
+def before_edge(
+    frame: pd.DataFrame, lr: float | None = None, *, fraction: float = 0.9, column: str = "sharpness"
+) -> pd.DataFrame:
     r"""The rows of one run strictly before sharpness first reaches ``fraction`` :math:`\cdot2/\eta`.
 
     Args:
@@ -311,8 +319,7 @@ def before_edge(frame: pd.DataFrame, lr: float | None = None, *, fraction: float
     return frame.iloc[: len(frame) if i is None else i].copy()
 
 
-def rolling_correlation(x, y, window: int, method: str = "spearman", *, min_points: int | None = None
-                        ) -> np.ndarray:
+def rolling_correlation(x, y, window: int, method: str = "spearman", *, min_points: int | None = None) -> np.ndarray:
     r"""Rank correlation of :math:`(x, y)` in a centred window sliding along a run.
 
     Entry :math:`t` is the correlation over measurements
@@ -379,8 +386,9 @@ class EdgeSummary:
         return asdict(self)
 
 
-def edge_summary(steps, sharpness, lr: float, *, fraction: float = 0.9, tail: float = 0.2,
-                 band: float = 0.2) -> EdgeSummary:
+def edge_summary(
+    steps, sharpness, lr: float, *, fraction: float = 0.9, tail: float = 0.2, band: float = 0.2
+) -> EdgeSummary:
     r"""Summarise one run's sharpness against :math:`2/\eta`.
 
     Args:
@@ -410,10 +418,16 @@ def edge_summary(steps, sharpness, lr: float, *, fraction: float = 0.9, tail: fl
         after = s[i:]
         after = after[np.isfinite(after)]
         at_edge = float(np.mean(np.abs(after / limit - 1.0) <= band)) if len(after) else float("nan")
-    return EdgeSummary(lr=float(lr), two_over_lr=limit, final_sharpness=final, ratio=final / limit,
-                       max_sharpness=float(finite.max()) if len(finite) else float("nan"),
-                       edge_step=None if i is None else int(st[i]), reached=i is not None,
-                       fraction_at_edge=at_edge)
+    return EdgeSummary(
+        lr=float(lr),
+        two_over_lr=limit,
+        final_sharpness=final,
+        ratio=final / limit,
+        max_sharpness=float(finite.max()) if len(finite) else float("nan"),
+        edge_step=None if i is None else int(st[i]),
+        reached=i is not None,
+        fraction_at_edge=at_edge,
+    )
 
 
 # ------------------------------------------------------------------------------------------------
@@ -435,9 +449,17 @@ def _groups(df: pd.DataFrame, by: Sequence[str]):
 _WINDOWS = ("all", "before_edge", "before_peak", "after_peak")
 
 
-def run_correlations(df: pd.DataFrame, *, x: str = "sharpness", ys: Sequence[str] = JACOBIAN_COLUMNS,
-                     by: Sequence[str] = ("seed",), method: str = "spearman", window: str = "all",
-                     fraction: float = 0.9, steps: tuple[int, int] | None = None) -> pd.DataFrame:
+def run_correlations(
+    df: pd.DataFrame,
+    *,
+    x: str = "sharpness",
+    ys: Sequence[str] = JACOBIAN_COLUMNS,
+    by: Sequence[str] = ("seed",),
+    method: str = "spearman",
+    window: str = "all",
+    fraction: float = 0.9,
+    steps: tuple[int, int] | None = None,
+) -> pd.DataFrame:
     r"""One rank correlation per run and Jacobian statistic.
 
     Args:
@@ -478,14 +500,28 @@ def run_correlations(df: pd.DataFrame, *, x: str = "sharpness", ys: Sequence[str
         for yc in ys:
             xs, yv = g[x].to_numpy(float), g[yc].to_numpy(float)
             ok = np.isfinite(xs) & np.isfinite(yv)
-            rows.append({**dict(zip(by, key)), "statistic": yc, "rho": rank_correlation(xs, yv, method),
-                         "n": int(ok.sum()), "last_step": int(g["step"].max()) if len(g) else -1,
-                         "method": method})
+            rows.append(
+                {
+                    **dict(zip(by, key)),
+                    "statistic": yc,
+                    "rho": rank_correlation(xs, yv, method),
+                    "n": int(ok.sum()),
+                    "last_step": int(g["step"].max()) if len(g) else -1,
+                    "method": method,
+                }
+            )
     return pd.DataFrame(rows)
 
 
-def summarise_correlations(table: pd.DataFrame, *, by: Sequence[str] = ("statistic",), value: str = "rho",
-                           level: float = 0.95, n_resamples: int = 2000, seed: int) -> pd.DataFrame:
+def summarise_correlations(
+    table: pd.DataFrame,
+    *,
+    by: Sequence[str] = ("statistic",),
+    value: str = "rho",
+    level: float = 0.95,
+    n_resamples: int = 2000,
+    seed: int,
+) -> pd.DataFrame:
     """Mean correlation per group with a percentile-bootstrap interval over its runs.
 
     Args:
@@ -527,8 +563,9 @@ def log_changes(frame: pd.DataFrame, columns: Sequence[str], start_step: int, en
     return out
 
 
-def dominant_mediator(changes: dict[str, float], *, sharpness: str = "sharpness",
-                      jacobian: str = "jac_spectral_max") -> tuple[str | None, float, dict[str, float]]:
+def dominant_mediator(
+    changes: dict[str, float], *, sharpness: str = "sharpness", jacobian: str = "jac_spectral_max"
+) -> tuple[str | None, float, dict[str, float]]:
     r"""Which mediating factor best accounts for sharpness departing from the Jacobian.
 
     A heuristic read of Proposition A: at a fixed Jacobian, sharpness scales with
@@ -547,8 +584,9 @@ def dominant_mediator(changes: dict[str, float], *, sharpness: str = "sharpness"
         if c not in changes:
             raise ValueError(f"changes lacks {c!r}; keys: {sorted(changes)}")
     r = changes[sharpness] - changes[jacobian]
-    contrib = {m: sign * changes[m] for m, sign in MEDIATOR_COLUMNS.items()
-               if m in changes and math.isfinite(changes[m])}
+    contrib = {
+        m: sign * changes[m] for m, sign in MEDIATOR_COLUMNS.items() if m in changes and math.isfinite(changes[m])
+    }
     best, size = None, 0.0
     for m, v in contrib.items():
         if v * r > 0 and abs(v) > size:
@@ -639,8 +677,9 @@ def _interval(estimate: float, reps: np.ndarray, level: float, n: int, n_resampl
     return Interval(float(estimate), float(low), float(high), float(level), n, int(n_resamples))
 
 
-def paired_bootstrap_ci(x, y, method: str = "kendall", *, groups=None, level: float = 0.95,
-                        n_resamples: int = 2000, seed: int) -> Interval:
+def paired_bootstrap_ci(
+    x, y, method: str = "kendall", *, groups=None, level: float = 0.95, n_resamples: int = 2000, seed: int
+) -> Interval:
     r"""Rank correlation of paired samples with a paired percentile-bootstrap interval.
 
     Each replicate draws :math:`n` pairs :math:`(x_t,y_t)` with replacement (or, with ``groups``,
@@ -664,13 +703,17 @@ def paired_bootstrap_ci(x, y, method: str = "kendall", *, groups=None, level: fl
     (x, y), g = _finite_columns(groups, x, y)
     est = rank_correlation(x, y, method)
     rng = np.random.default_rng(seed)
-    reps = np.array([rank_correlation(x[i], y[i], method)
-                     for i in _resample_indices(len(x), g, int(n_resamples), rng)]) if len(x) else np.array([])
+    reps = (
+        np.array([rank_correlation(x[i], y[i], method) for i in _resample_indices(len(x), g, int(n_resamples), rng)])
+        if len(x)
+        else np.array([])
+    )
     return _interval(est, reps, level, len(x), n_resamples)
 
 
-def correlation_difference_ci(target, a, b, method: str = "kendall", *, groups=None, level: float = 0.95,
-                              n_resamples: int = 2000, seed: int) -> Interval:
+def correlation_difference_ci(
+    target, a, b, method: str = "kendall", *, groups=None, level: float = 0.95, n_resamples: int = 2000, seed: int
+) -> Interval:
     r"""Difference :math:`r(\text{target},a)-r(\text{target},b)` of two rank correlations, bootstrapped.
 
     Both correlations are computed on the **same** resample of the runs in each replicate, so the
@@ -696,14 +739,21 @@ def correlation_difference_ci(target, a, b, method: str = "kendall", *, groups=N
     everything = np.arange(len(t))
     est = diff(everything) if len(t) else float("nan")
     rng = np.random.default_rng(seed)
-    reps = np.array([diff(i) for i in _resample_indices(len(t), g, int(n_resamples), rng)]) if len(t) else \
-        np.array([])
+    reps = np.array([diff(i) for i in _resample_indices(len(t), g, int(n_resamples), rng)]) if len(t) else np.array([])
     return _interval(est, reps, level, len(t), n_resamples)
 
 
-def predictor_table(frame: pd.DataFrame, target: str, predictors: Sequence[str], method: str = "kendall", *,
-                    group: str | Sequence[str] | None = None, level: float = 0.95, n_resamples: int = 2000,
-                    seed: int) -> pd.DataFrame:
+def predictor_table(
+    frame: pd.DataFrame,
+    target: str,
+    predictors: Sequence[str],
+    method: str = "kendall",
+    *,
+    group: str | Sequence[str] | None = None,
+    level: float = 0.95,
+    n_resamples: int = 2000,
+    seed: int,
+) -> pd.DataFrame:
     """Rank correlation of ``target`` with each predictor over the rows (runs) of ``frame``.
 
     Args:
@@ -729,8 +779,16 @@ def predictor_table(frame: pd.DataFrame, target: str, predictors: Sequence[str],
         groups = keys.agg("|".join, axis=1).to_numpy()
     rows = []
     for p in predictors:
-        ci = paired_bootstrap_ci(frame[target].to_numpy(float), frame[p].to_numpy(float), method, groups=groups,
-                                 level=level, n_resamples=n_resamples, seed=seed)
-        rows.append({"predictor": p, "estimate": ci.estimate, "low": ci.low, "high": ci.high, "n": ci.n,
-                     "method": method})
+        ci = paired_bootstrap_ci(
+            frame[target].to_numpy(float),
+            frame[p].to_numpy(float),
+            method,
+            groups=groups,
+            level=level,
+            n_resamples=n_resamples,
+            seed=seed,
+        )
+        rows.append(
+            {"predictor": p, "estimate": ci.estimate, "low": ci.low, "high": ci.high, "n": ci.n, "method": method}
+        )
     return pd.DataFrame(rows)

@@ -29,12 +29,16 @@ class _Error(Exception):
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m sharpjac",
-        description=("Experiments of the companion to 'On progressive sharpening, flat minima and "
-                     "generalisation' (arXiv:2305.14683). Each experiment trains a grid of small "
-                     "networks, tracks sharpness and the input-output Jacobian, and stores the results."),
-        epilog=("Start with 'list', then 'info NAME' to see an experiment's fields and presets, then "
-                "'run NAME --preset smoke' (seconds) or '--preset quick' (minutes on a laptop CPU). "
-                "Results are cached in $SHARPJAC_CACHE (default ~/.cache/sharpjac/runs) and reused."),
+        description=(
+            "Experiments of the companion to 'On progressive sharpening, flat minima and "
+            "generalisation' (arXiv:2305.14683). Each experiment trains a grid of small "
+            "networks, tracks sharpness and the input-output Jacobian, and stores the results."
+        ),
+        epilog=(
+            "Start with 'list', then 'info NAME' to see an experiment's fields and presets, then "
+            "'run NAME --preset smoke' (seconds) or '--preset quick' (minutes on a laptop CPU). "
+            "Results are cached in $SHARPJAC_CACHE (default ~/.cache/sharpjac/runs) and reused."
+        ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
@@ -42,22 +46,38 @@ def build_parser() -> argparse.ArgumentParser:
     info = sub.add_parser("info", help="fields, presets and defaults of one experiment")
     info.add_argument("name", help="experiment name (see 'list')")
     r = sub.add_parser(
-        "run", help="run an experiment (reusing stored runs)",
+        "run",
+        help="run an experiment (reusing stored runs)",
         description="Run an experiment. Each grid point is one stored run; stored runs are loaded, not retrained.",
         epilog="example: python -m sharpjac run progressive_sharpening --preset smoke --set max_steps=20",
     )
     r.add_argument("name", help="experiment name (see 'list')")
     r.add_argument("--preset", default="quick", help="smoke (seconds), quick (minutes, default) or paper (GPU)")
-    r.add_argument("--seed", type=int, action="append", default=None,
-                   help="seed of the runs; repeat for several (default: the preset's seeds)")
-    r.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a field, e.g. --set max_steps=500 or --set lrs_mse=0.1,0.2 (repeatable)")
+    r.add_argument(
+        "--seed",
+        type=int,
+        action="append",
+        default=None,
+        help="seed of the runs; repeat for several (default: the preset's seeds)",
+    )
+    r.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a field, e.g. --set max_steps=500 or --set lrs_mse=0.1,0.2 (repeatable)",
+    )
     r.add_argument("--device", default=None, help="auto (default: CUDA if available), cpu or cuda")
     r.add_argument("--cache", default=None, help="run store folder (default $SHARPJAC_CACHE or ~/.cache/sharpjac/runs)")
     r.add_argument("--output", default=None, help="where to write the combined table (.parquet or .csv)")
-    r.add_argument("--threads", type=int, default=None,
-                   help="torch CPU threads of every run (default 1); part of each run's key, so the numbers "
-                        "never depend on the machine's load")
+    r.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="torch CPU threads of every run (default 1); part of each run's key, so the numbers "
+        "never depend on the machine's load",
+    )
     r.add_argument("--force", action="store_true", help="retrain even if stored")
     r.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     return p
@@ -99,15 +119,18 @@ def _check_output(out: Path) -> None:
     if out.is_dir():
         raise StoreError(f"--output={str(out)!r} is a folder; give a file name ending in .parquet or .csv")
     if not parent.is_dir():
-        raise StoreError(f"--output={str(out)!r}: folder {str(parent)!r} does not exist; create it or choose "
-                         "another --output")
+        raise StoreError(
+            f"--output={str(out)!r}: folder {str(parent)!r} does not exist; create it or choose another --output"
+        )
     try:
         fd, probe = tempfile.mkstemp(prefix=".write-probe-", dir=parent)
         os.close(fd)
         os.unlink(probe)
     except OSError as e:
-        raise StoreError(f"--output={str(out)!r}: folder {str(parent)!r} is not writable ({e.strerror or e}); "
-                         "choose another --output") from None
+        raise StoreError(
+            f"--output={str(out)!r}: folder {str(parent)!r} is not writable ({e.strerror or e}); "
+            "choose another --output"
+        ) from None
 
 
 def _cmd_run(args) -> int:
@@ -131,8 +154,11 @@ def _cmd_run(args) -> int:
     except (ValueError, TypeError) as e:
         raise _Error(str(e)) from None
     store = RunStore(args.cache)
-    out = Path(args.output) if args.output else (
-        store.root / "experiments" / f"{exp.name}-{args.preset}-{config.key()}.parquet")
+    out = (
+        Path(args.output)
+        if args.output
+        else (store.root / "experiments" / f"{exp.name}-{args.preset}-{config.key()}.parquet")
+    )
     # everything the run will write is checked before anything trains
     try:
         try:
@@ -164,8 +190,10 @@ def _cmd_run(args) -> int:
             else:
                 frame.to_parquet(path, index=False)
         except OSError as e:
-            raise _Error(f"cannot write --output={str(path)!r} ({e.strerror or e}); the runs are stored in "
-                         f"{store.root}, re-run with another --output") from None
+            raise _Error(
+                f"cannot write --output={str(path)!r} ({e.strerror or e}); the runs are stored in "
+                f"{store.root}, re-run with another --output"
+            ) from None
         written.append(path)
     if isinstance(df, dict):
         sizes = ", ".join(f"{name} ({len(t)} rows)" for name, t in df.items())

@@ -89,9 +89,7 @@ def _psd_sqrt(curvature: Tensor, N: int, k: int, dtype: torch.dtype, device: tor
         raise ValueError("curvature must be symmetric (each C_i = C_i^T)")
     evals, evecs = torch.linalg.eigh((C + C.mT) / 2)
     if (evals[:, 0] < -tol * scale).any():
-        raise ValueError(
-            f"curvature must be positive semi-definite; smallest eigenvalue {float(evals.min()):.3g}"
-        )
+        raise ValueError(f"curvature must be positive semi-definite; smallest eigenvalue {float(evals.min()):.3g}")
     return (evecs * evals.clamp_min(0).sqrt()[:, None, :]) @ evecs.mT
 
 
@@ -272,8 +270,9 @@ def layer_shares(parts: Sequence[Tensor], *, top: int = 10) -> LayerShares:
     q = torch.einsum("mj,lmn,nj->jl", evecs, P, evecs)  # [top, L]
     shares = q / evals[:, None]
     traces = P.diagonal(dim1=1, dim2=2).sum(1)
-    return LayerShares(evals.cpu().numpy(), shares.cpu().numpy(), (traces / traces.sum()).cpu().numpy(),
-                       traces.cpu().numpy())
+    return LayerShares(
+        evals.cpu().numpy(), shares.cpu().numpy(), (traces / traces.sum()).cpu().numpy(), traces.cpu().numpy()
+    )
 
 
 def _first_dense_split(model: nn.Module) -> tuple[nn.Module, nn.Linear, nn.Module, nn.Module]:
@@ -283,12 +282,11 @@ def _first_dense_split(model: nn.Module) -> tuple[nn.Module, nn.Linear, nn.Modul
     lin = [i for i, m in enumerate(mods) if isinstance(m, nn.Linear)]
     if not lin or any(list(m.parameters()) for i, m in enumerate(mods) if i != lin[0]):
         raise ValueError(
-            "first_layer_kernel needs a first block [parameter-free..., nn.Linear, parameter-free...], "
-            f"got {blocks[0]}"
+            f"first_layer_kernel needs a first block [parameter-free..., nn.Linear, parameter-free...], got {blocks[0]}"
         )
     i = lin[0]
     pre = nn.Sequential(*mods[:i])
-    act = nn.Sequential(*mods[i + 1:])
+    act = nn.Sequential(*mods[i + 1 :])
     rest = nn.Sequential(*[m for b in blocks[1:] for m in b])
     return pre, mods[i], act, rest
 
@@ -378,11 +376,16 @@ def input_rescaling(model: nn.Module, x: Tensor, curvature: Tensor, scales: Sequ
         later = torch.stack(parts[1:]).sum(0) if len(parts) > 1 else torch.zeros_like(K)
         st = _jac.jacobian_stats(mc, xc)
         tr = [float(p.trace()) for p in parts]
-        rows.append(dict(
-            scale=c, output_change=change, jac_spectral_max=st.spectral_max, jac_spectral_mean=st.spectral_mean,
-            lambda_max=float(torch.linalg.eigvalsh(K)[-1]),
-            lambda_max_layer1=float(torch.linalg.eigvalsh(parts[0])[-1]),
-            lambda_max_later=float(torch.linalg.eigvalsh(later)[-1]),
-            trace_share_layer1=tr[0] / sum(tr),
-        ))
+        rows.append(
+            dict(
+                scale=c,
+                output_change=change,
+                jac_spectral_max=st.spectral_max,
+                jac_spectral_mean=st.spectral_mean,
+                lambda_max=float(torch.linalg.eigvalsh(K)[-1]),
+                lambda_max_layer1=float(torch.linalg.eigvalsh(parts[0])[-1]),
+                lambda_max_later=float(torch.linalg.eigvalsh(later)[-1]),
+                trace_share_layer1=tr[0] / sum(tr),
+            )
+        )
     return pd.DataFrame(rows)

@@ -126,10 +126,7 @@ class _Batches:
     def __iter__(self):
         for item in self._source:
             if not _is_pair(item):
-                raise TypeError(
-                    f"data must yield (x, y) pairs of tensors, got an item of type "
-                    f"{type(item).__name__}"
-                )
+                raise TypeError(f"data must yield (x, y) pairs of tensors, got an item of type {type(item).__name__}")
             x, y = item
             if x.shape[0] != y.shape[0]:
                 raise ValueError(
@@ -203,9 +200,7 @@ class _CurvatureOperator:
 
     def _split_batched(self, V: torch.Tensor) -> list[torch.Tensor]:
         """``[P, m]`` -> list of ``[m, *param.shape]`` tensors (columns first, for batching)."""
-        return [
-            c.T.reshape(V.shape[1], *s) for c, s in zip(torch.split(V, self._numels), self._shapes)
-        ]
+        return [c.T.reshape(V.shape[1], *s) for c, s in zip(torch.split(V, self._numels), self._shapes)]
 
     def _columns(self, single, batched, V: torch.Tensor) -> torch.Tensor:
         """Apply ``single([P] column) -> [P]`` to every column of ``V`` [P, m], or the vectorised
@@ -236,8 +231,7 @@ class _CurvatureOperator:
         if not isinstance(loss, torch.Tensor) or loss.numel() != 1:
             shape = tuple(loss.shape) if isinstance(loss, torch.Tensor) else type(loss).__name__
             raise ValueError(
-                f"loss_fn(outputs, targets) must return a scalar (the mean loss over the batch), "
-                f"got shape {shape}"
+                f"loss_fn(outputs, targets) must return a scalar (the mean loss over the batch), got shape {shape}"
             )
 
     def _check_vector(self, v: Any) -> tuple[torch.Tensor, bool]:
@@ -368,16 +362,25 @@ class HessianOperator(_CurvatureOperator):
         def single(v):
             vs = self._split(v)
             hv = torch.autograd.grad(
-                g_used, leaves, [vs[i] for i in used], retain_graph=True,
-                allow_unused=True, materialize_grads=True,
+                g_used,
+                leaves,
+                [vs[i] for i in used],
+                retain_graph=True,
+                allow_unused=True,
+                materialize_grads=True,
             )
             return self._flat_cols(hv, batched=False)
 
         def batched(Vc):
             vs = self._split_batched(Vc)
             hv = torch.autograd.grad(
-                g_used, leaves, [vs[i] for i in used], retain_graph=True,
-                allow_unused=True, materialize_grads=True, is_grads_batched=True,
+                g_used,
+                leaves,
+                [vs[i] for i in used],
+                retain_graph=True,
+                allow_unused=True,
+                materialize_grads=True,
+                is_grads_batched=True,
             )
             return self._flat_cols(hv, batched=True)
 
@@ -456,36 +459,46 @@ class GaussNewtonOperator(_CurvatureOperator):
         # forward-mode product by two reverse passes; works for every model, also for modules
         # that update buffers in place, which torch.func's jvp refuses)
         u = torch.zeros_like(z, requires_grad=True)
-        phit_u = torch.autograd.grad(
-            z, leaves, u, create_graph=True, allow_unused=True, materialize_grads=True
-        )
+        phit_u = torch.autograd.grad(z, leaves, u, create_graph=True, allow_unused=True, materialize_grads=True)
         used = [i for i, g in enumerate(phit_u) if g.requires_grad]
 
         def gn(vs, batched: bool):
             if used:
                 jv = torch.autograd.grad(
-                    [phit_u[i] for i in used], u, [vs[i] for i in used], retain_graph=True,
-                    allow_unused=True, materialize_grads=True, is_grads_batched=batched,
+                    [phit_u[i] for i in used],
+                    u,
+                    [vs[i] for i in used],
+                    retain_graph=True,
+                    allow_unused=True,
+                    materialize_grads=True,
+                    is_grads_batched=batched,
                 )[0]
             else:
-                jv = torch.zeros((vs[0].shape[0], *z.shape) if batched else z.shape,
-                                 dtype=z.dtype, device=z.device)
+                jv = torch.zeros((vs[0].shape[0], *z.shape) if batched else z.shape, dtype=z.dtype, device=z.device)
             if gz.requires_grad:
                 cjv = torch.autograd.grad(
-                    gz, zt, jv, retain_graph=True, allow_unused=True, materialize_grads=True,
+                    gz,
+                    zt,
+                    jv,
+                    retain_graph=True,
+                    allow_unused=True,
+                    materialize_grads=True,
                     is_grads_batched=batched,
                 )[0]
             else:  # loss linear in the outputs
                 cjv = torch.zeros_like(jv)
             out = torch.autograd.grad(
-                z, leaves, cjv, retain_graph=True, allow_unused=True, materialize_grads=True,
+                z,
+                leaves,
+                cjv,
+                retain_graph=True,
+                allow_unused=True,
+                materialize_grads=True,
                 is_grads_batched=batched,
             )
             return self._flat_cols(out, batched=batched)
 
-        return self._columns(
-            lambda v: gn(self._split(v), False), lambda Vc: gn(self._split_batched(Vc), True), V
-        )
+        return self._columns(lambda v: gn(self._split(v), False), lambda Vc: gn(self._split_batched(Vc), True), V)
 
 
 # --------------------------------------------------------------------------------------------
@@ -500,9 +513,7 @@ class _MatVec:
     def __init__(self, op: Any, name: str = "op"):
         shape = getattr(op, "shape", None)
         if shape is None or not hasattr(op, "__matmul__"):
-            raise TypeError(
-                f"{name} must support `{name} @ v` and have a `.shape`, got {type(op).__name__}"
-            )
+            raise TypeError(f"{name} must support `{name} @ v` and have a `.shape`, got {type(op).__name__}")
         shape = tuple(int(s) for s in shape)
         if len(shape) != 2 or shape[0] != shape[1]:
             raise ValueError(f"{name} must be square with shape (P, P), got shape {shape}")
@@ -510,9 +521,7 @@ class _MatVec:
         self.dim = shape[0]
         self.count = 0
         op_dtype = getattr(op, "dtype", None)
-        self.torch_native = isinstance(op, (torch.Tensor, _CurvatureOperator)) or isinstance(
-            op_dtype, torch.dtype
-        )
+        self.torch_native = isinstance(op, (torch.Tensor, _CurvatureOperator)) or isinstance(op_dtype, torch.dtype)
         if self.torch_native:
             self.dtype = op_dtype if op_dtype is not None else torch.float64
             self.device = getattr(op, "device", torch.device("cpu"))
@@ -725,9 +734,7 @@ def lanczos(
     max_iter = V.positive_int("max_iter", max_iter, minimum=k)
     V.positive("tol", tol)
     q = _start_vector(P, v0, seed, mv.dtype, mv.device)
-    alpha, beta, basis, converged = _lanczos_run(
-        mv, q, min(max_iter, P), k=k, tol=tol, restart_seed=seed
-    )
+    alpha, beta, basis, converged = _lanczos_run(mv, q, min(max_iter, P), k=k, tol=tol, restart_seed=seed)
     m = len(alpha)
     theta, s = _tridiag_eig(alpha, beta[:-1])
     order = np.argsort(theta)[::-1][:k]

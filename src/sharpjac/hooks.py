@@ -160,7 +160,7 @@ class Measurements(TrainHook):
         with _EvalMode(model, _models.has_batch_norm(model)):
             tr_loss, tr_acc, out = evaluate(run, run.x_train, run.y_train)
             row.update(train_loss=tr_loss, train_acc=tr_acc)
-            te_loss, te_acc = (evaluate(run, run.x_test, run.y_test)[:2] if c.eval_test else (nan, nan))
+            te_loss, te_acc = evaluate(run, run.x_test, run.y_test)[:2] if c.eval_test else (nan, nan)
             row.update(test_loss=te_loss, test_acc=te_acc)
             finite = math.isfinite(tr_loss)
             if not finite:
@@ -168,8 +168,9 @@ class Measurements(TrainHook):
             elif run.regression:  # C = (2/m) I for the mean squared error over m outputs
                 row["curvature_norm"] = 2.0 / out.shape[1]
             else:
-                row["curvature_norm"] = _losses.output_curvature_norm(c.loss, out, run.y_train,
-                                                                      label_smoothing=c.label_smoothing)
+                row["curvature_norm"] = _losses.output_curvature_norm(
+                    c.loss, out, run.y_train, label_smoothing=c.label_smoothing
+                )
             grads = [torch.zeros_like(p) for p in params]
             n = run.x_train.shape[0]
             for a, b in run.chunks(n):
@@ -181,29 +182,56 @@ class Measurements(TrainHook):
                 first = next(p for p in params if p.ndim >= 2)
                 W = first.detach().flatten(1).double()
                 row["first_layer_norm"] = float(torch.linalg.matrix_norm(W, ord=2)) if finite else nan
-            row.update(sharpness=nan, sharpness_residual=nan, sharpness_matvecs=0, sharpness_converged=False,
-                       gn_sharpness=nan)
+            row.update(
+                sharpness=nan, sharpness_residual=nan, sharpness_matvecs=0, sharpness_converged=False, gn_sharpness=nan
+            )
             if run.sharpness_data is not None and finite:
                 op = _curv.HessianOperator(model, run.loss_fn, run.sharpness_data, batch_size=c.physical_batch_size)
-                res = _curv.lanczos(op, k=1, max_iter=c.lanczos_max_iter, tol=c.lanczos_tol,
-                                    v0=self.vectors.get("hessian"), seed=derive_seed(c.seed, "lanczos", run.step))
+                res = _curv.lanczos(
+                    op,
+                    k=1,
+                    max_iter=c.lanczos_max_iter,
+                    tol=c.lanczos_tol,
+                    v0=self.vectors.get("hessian"),
+                    seed=derive_seed(c.seed, "lanczos", run.step),
+                )
                 self.vectors["hessian"] = res.eigenvectors[:, 0].detach().clone()
-                row.update(sharpness=float(res.eigenvalues[0]), sharpness_residual=float(res.residuals[0]),
-                           sharpness_matvecs=int(res.num_matvecs), sharpness_converged=bool(res.converged))
+                row.update(
+                    sharpness=float(res.eigenvalues[0]),
+                    sharpness_residual=float(res.residuals[0]),
+                    sharpness_matvecs=int(res.num_matvecs),
+                    sharpness_converged=bool(res.converged),
+                )
                 if c.measure_gn:
-                    gop = _curv.GaussNewtonOperator(model, run.loss_fn, run.sharpness_data,
-                                                    batch_size=c.physical_batch_size)
-                    gres = _curv.lanczos(gop, k=1, max_iter=c.lanczos_max_iter, tol=c.lanczos_tol,
-                                         v0=self.vectors.get("gauss_newton"), seed=derive_seed(c.seed, "gn", run.step))
+                    gop = _curv.GaussNewtonOperator(
+                        model, run.loss_fn, run.sharpness_data, batch_size=c.physical_batch_size
+                    )
+                    gres = _curv.lanczos(
+                        gop,
+                        k=1,
+                        max_iter=c.lanczos_max_iter,
+                        tol=c.lanczos_tol,
+                        v0=self.vectors.get("gauss_newton"),
+                        seed=derive_seed(c.seed, "gn", run.step),
+                    )
                     self.vectors["gauss_newton"] = gres.eigenvectors[:, 0].detach().clone()
                     row["gn_sharpness"] = float(gres.eigenvalues[0])
-            row.update(jac_spectral_max=nan, jac_spectral_mean=nan, jac_frobenius_max=nan, jac_frobenius_mean=nan,
-                       feature_norm=nan)
+            row.update(
+                jac_spectral_max=nan,
+                jac_spectral_mean=nan,
+                jac_frobenius_max=nan,
+                jac_frobenius_mean=nan,
+                feature_norm=nan,
+            )
             if run.jacobian_data is not None and finite:
                 xj = run.jacobian_data[0]
                 js = _jac.jacobian_stats(model, xj)
-                row.update(jac_spectral_max=float(js.spectral_max), jac_spectral_mean=float(js.spectral_mean),
-                           jac_frobenius_max=float(js.frobenius_max), jac_frobenius_mean=float(js.frobenius_mean))
+                row.update(
+                    jac_spectral_max=float(js.spectral_max),
+                    jac_spectral_mean=float(js.spectral_mean),
+                    jac_frobenius_max=float(js.frobenius_max),
+                    jac_frobenius_mean=float(js.frobenius_mean),
+                )
                 head = [m for m in model.modules() if isinstance(m, nn.Linear)][-1]
                 feats: list[torch.Tensor] = []
                 handle = head.register_forward_hook(lambda m, inp, out: feats.append(inp[0].detach()))

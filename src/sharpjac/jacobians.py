@@ -174,9 +174,7 @@ def _vmap_error(err: Exception) -> RuntimeError:
     )
 
 
-def _jacobian_chunks(
-    fn: Callable[[Tensor], Tensor], x: Tensor, chunk_size: int
-) -> Iterator[Tensor]:
+def _jacobian_chunks(fn: Callable[[Tensor], Tensor], x: Tensor, chunk_size: int) -> Iterator[Tensor]:
     """Yield per-sample Jacobians [B, k, n] of the batched ``fn`` chunk by chunk."""
     f = _per_sample(fn)
     jac = vmap(jacrev(f))
@@ -193,9 +191,7 @@ def _jacobian_chunks(
 # --------------------------------------------------------------------------------------------
 
 
-def input_jacobians(
-    model: nn.Module, x: Tensor, *, chunk_size: int = 256, create_graph: bool = False
-) -> Tensor:
+def input_jacobians(model: nn.Module, x: Tensor, *, chunk_size: int = 256, create_graph: bool = False) -> Tensor:
     r"""Per-sample input-output Jacobians :math:`Jf(x_i)=\partial f/\partial x\,(x_i)`.
 
     Computed with ``torch.func.vmap(torch.func.jacrev(f_1))`` where ``f_1`` evaluates the model on
@@ -285,7 +281,7 @@ def _first_linear_split(model: nn.Module, x: Tensor) -> tuple[nn.Linear | None, 
     flat = x.ndim == 2
     for i, m in enumerate(mods):
         if isinstance(m, nn.Linear):
-            return (m, nn.Sequential(*mods[i + 1:])) if flat else (None, None)
+            return (m, nn.Sequential(*mods[i + 1 :])) if flat else (None, None)
         if isinstance(m, nn.Flatten) and m.start_dim == 1 and m.end_dim == -1:
             flat = True
         elif not isinstance(m, nn.Identity):
@@ -385,9 +381,7 @@ def _gauss_newton_matvec(model: nn.Module, xb: Tensor) -> Callable[[Tensor], Ten
     return matvec
 
 
-def _power_spectral(
-    model: nn.Module, x: Tensor, *, chunk_size: int, max_iter: int, tol: float, seed: int
-) -> Tensor:
+def _power_spectral(model: nn.Module, x: Tensor, *, chunk_size: int, max_iter: int, tol: float, seed: int) -> Tensor:
     if not isinstance(max_iter, int) or max_iter < 1:
         raise ValueError(f"max_iter must be a positive int, got {max_iter!r}")
     if not tol > 0:
@@ -419,9 +413,7 @@ def _power_spectral(
     return torch.cat(out)
 
 
-def _lanczos_spectral(
-    model: nn.Module, x: Tensor, *, chunk_size: int, max_iter: int, tol: float, seed: int
-) -> Tensor:
+def _lanczos_spectral(model: nn.Module, x: Tensor, *, chunk_size: int, max_iter: int, tol: float, seed: int) -> Tensor:
     """Batched Lanczos (full re-orthogonalisation) on each sample's Jf^T Jf."""
     if not isinstance(max_iter, int) or max_iter < 1:
         raise ValueError(f"max_iter must be a positive int, got {max_iter!r}")
@@ -437,7 +429,7 @@ def _lanczos_spectral(
         betas: list[Tensor] = []
         try:
             mv = _gauss_newton_matvec(model, xb)
-            for j in range(min(max_iter, n)):
+            for _ in range(min(max_iter, n)):
                 w = mv(Q[-1].reshape(xb.shape)).reshape(B, n)
                 alphas.append((w * Q[-1]).sum(1))
                 Qm = torch.stack(Q, dim=1)  # [B, j+1, n]
@@ -564,8 +556,7 @@ def split_layers(model: nn.Module) -> list[nn.Sequential]:
             pending.append(m)
     if not blocks:
         raise ValueError(
-            f"model {type(model).__name__} has no child module with trainable parameters; "
-            "cannot split it into layers"
+            f"model {type(model).__name__} has no child module with trainable parameters; cannot split it into layers"
         )
     return [nn.Sequential(*b) for b in blocks]
 
@@ -588,9 +579,7 @@ def layer_features(model: nn.Module, x: Tensor) -> list[Tensor]:
         try:
             feats.append(b(feats[-1]))
         except RuntimeError as err:
-            raise ValueError(
-                f"model cannot be evaluated on x of shape {tuple(x.shape)}: {err}"
-            ) from err
+            raise ValueError(f"model cannot be evaluated on x of shape {tuple(x.shape)}: {err}") from err
     return feats
 
 
@@ -661,8 +650,8 @@ def partial_products(jacobians: Sequence[Tensor]) -> list[Tensor]:
             raise ValueError(f"jacobians[{l}] must be a 2-d tensor [n_l, n_(l-1)], got {getattr(J, 'shape', J)!r}")
         if l > 0 and jacobians[l].shape[1] != jacobians[l - 1].shape[0]:
             raise ValueError(
-                f"jacobians[{l}] has shape {tuple(J.shape)} but jacobians[{l-1}] has shape "
-                f"{tuple(jacobians[l-1].shape)}; need jacobians[l].shape[1] == jacobians[l-1].shape[0]"
+                f"jacobians[{l}] has shape {tuple(J.shape)} but jacobians[{l - 1}] has shape "
+                f"{tuple(jacobians[l - 1].shape)}; need jacobians[l].shape[1] == jacobians[l-1].shape[0]"
             )
     last = jacobians[-1]
     P = [torch.eye(last.shape[0], dtype=last.dtype, device=last.device)]
@@ -778,8 +767,14 @@ def _leaves(module: nn.Module) -> Iterator[nn.Module]:
 
 
 def _linear_op_norm(
-    op: Callable[[Tensor], Tensor], shape: tuple[int, ...], dtype: torch.dtype, device: torch.device,
-    *, max_iter: int, tol: float, seed: int,
+    op: Callable[[Tensor], Tensor],
+    shape: tuple[int, ...],
+    dtype: torch.dtype,
+    device: torch.device,
+    *,
+    max_iter: int,
+    tol: float,
+    seed: int,
 ) -> float:
     r"""Spectral norm :math:`\sqrt{\lambda_{\max}(A^\top A)}` of a linear map A (on [1, *shape]).
 
@@ -802,7 +797,7 @@ def _linear_op_norm(
     alphas: list[float] = []
     betas: list[float] = []
     theta = 0.0
-    for j in range(min(max_iter, n)):
+    for _ in range(min(max_iter, n)):
         w = matvec(Q[-1])
         alphas.append(float(w @ Q[-1]))
         Qm = torch.stack(Q)
@@ -866,9 +861,7 @@ def lipschitz_upper_bound(
     for m in _leaves(seq):
         needs_shape = isinstance(m, (nn.Conv2d, nn.AvgPool2d, nn.MaxPool2d))
         if needs_shape and shape is None:
-            raise ValueError(
-                f"input_shape is required for a model with {type(m).__name__}; got input_shape=None"
-            )
+            raise ValueError(f"input_shape is required for a model with {type(m).__name__}; got input_shape=None")
         if isinstance(m, nn.Linear):
             c = float(torch.linalg.matrix_norm(m.weight.detach(), ord=2))
         elif isinstance(m, nn.Conv2d):
@@ -980,7 +973,7 @@ def local_variation(
     cb = max(1, chunk_size // num_samples)
     with torch.no_grad():
         for start in range(0, N, cb):
-            xc = x[start:start + cb].reshape(-1, n0)
+            xc = x[start : start + cb].reshape(-1, n0)
             B = xc.shape[0]
             J0 = jac(xc)  # [B, k, n0]
             d = torch.randn((B, num_samples, n0), generator=gen, dtype=x.dtype, device=x.device)

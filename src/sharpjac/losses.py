@@ -43,8 +43,9 @@ def _check_io(outputs: torch.Tensor, targets: torch.Tensor) -> None:
         raise TypeError(f"targets must be integer class ids (int64), got dtype {targets.dtype}")
 
 
-def smoothed_targets(targets: torch.Tensor, num_classes: int, label_smoothing: float = 0.0,
-                     *, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+def smoothed_targets(
+    targets: torch.Tensor, num_classes: int, label_smoothing: float = 0.0, *, dtype: torch.dtype = torch.float32
+) -> torch.Tensor:
     r"""One-hot targets :math:`(1-\alpha)e_y+\alpha\mathbf1/k`, shape ``[N, k]``."""
     t = F.one_hot(targets.long(), num_classes).to(dtype)
     if label_smoothing:
@@ -68,6 +69,7 @@ def get_loss(
     ls = float(label_smoothing)
 
     if name == "mse":
+
         def loss_fn(outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
             if targets.is_floating_point() and targets.shape == outputs.shape:
                 t = targets.to(outputs.dtype)  # regression: real targets [N, k]
@@ -77,6 +79,7 @@ def get_loss(
             per = ((outputs - t) ** 2).mean(dim=1)
             return per.mean() if reduction == "mean" else per
     else:
+
         def loss_fn(outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
             _check_io(outputs, targets)
             return F.cross_entropy(outputs, targets.long(), label_smoothing=ls, reduction=reduction)

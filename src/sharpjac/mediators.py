@@ -12,7 +12,8 @@ moving the input-output Jacobian (or the reverse):
    and its Jacobian stay the same: :func:`rescale_layers`, :func:`rescaling_study`;
 3. **the first-layer Jacobian** :math:`Jf_1`, absent from the conjugate matrix: a linear model
    does not sharpen under squared error; training only the first layer
-   (``TrainConfig.trainable_layers=[1]``, see :mod:`sharpjac.training`) tests whether Jacobian growth carried by :math:`W_1` shows in the
+   (``TrainConfig.trainable_layers=[1]``, see :mod:`sharpjac.training`) tests whether Jacobian
+   growth carried by :math:`W_1` shows in the
    sharpness (it also moves the features, which the conjugate matrix does see).
 """
 
@@ -71,13 +72,14 @@ def rescale_layers(model: nn.Module, layer: int, alpha: float) -> nn.Module:
     seq = _seq(model)
     lin = _linears(seq)
     if isinstance(layer, bool) or not isinstance(layer, int) or not 1 <= layer < len(lin):
-        raise ValueError(f"layer must be an int in [1, {len(lin) - 1}] (the model has {len(lin)} Linear layers), "
-                         f"got {layer!r}")
+        raise ValueError(
+            f"layer must be an int in [1, {len(lin) - 1}] (the model has {len(lin)} Linear layers), got {layer!r}"
+        )
     alpha = float(alpha)
     if not (alpha > 0 and math.isfinite(alpha)):
         raise ValueError(f"alpha must be a finite number > 0, got {alpha!r}")
     a, b = lin[layer - 1], lin[layer]
-    between = list(seq)[a + 1:b]
+    between = list(seq)[a + 1 : b]
     bad = [type(m).__name__ for m in between if not isinstance(m, HOMOGENEOUS)]
     if bad:
         raise ValueError(
@@ -94,8 +96,18 @@ def rescale_layers(model: nn.Module, layer: int, alpha: float) -> nn.Module:
     return new
 
 
-def rescaling_study(model: nn.Module, loss_fn: LossFn, x: Tensor, y: Tensor, alphas: Sequence[float], *,
-                    layer: int = 1, tol: float = 1e-4, max_iter: int = 100, seed: int = 0) -> pd.DataFrame:
+def rescaling_study(
+    model: nn.Module,
+    loss_fn: LossFn,
+    x: Tensor,
+    y: Tensor,
+    alphas: Sequence[float],
+    *,
+    layer: int = 1,
+    tol: float = 1e-4,
+    max_iter: int = 100,
+    seed: int = 0,
+) -> pd.DataFrame:
     r"""Sharpness, Jacobian and loss of the rescaled networks :func:`rescale_layers` (``layer``, alpha).
 
     Returns:
@@ -120,13 +132,19 @@ def rescaling_study(model: nn.Module, loss_fn: LossFn, x: Tensor, y: Tensor, alp
         J = _jac.input_jacobians(m, x)
         st = _jac.jacobian_stats(m, x)
         res = _curv.lanczos(_curv.HessianOperator(m, loss_fn, (x, y)), 1, tol=tol, max_iter=max_iter, seed=seed)
-        rows.append(dict(
-            alpha=a, loss=loss, output_change=float((out - out0).abs().max()),
-            jacobian_change=float((J - J0).abs().max()), jac_spectral_max=st.spectral_max,
-            jac_spectral_mean=st.spectral_mean, sharpness=float(res.eigenvalues[0]),
-            sharpness_converged=bool(res.converged),
-            param_norm=float(torch.sqrt(sum((p.detach().double() ** 2).sum() for p in m.parameters()))),
-        ))
+        rows.append(
+            dict(
+                alpha=a,
+                loss=loss,
+                output_change=float((out - out0).abs().max()),
+                jacobian_change=float((J - J0).abs().max()),
+                jac_spectral_max=st.spectral_max,
+                jac_spectral_mean=st.spectral_mean,
+                sharpness=float(res.eigenvalues[0]),
+                sharpness_converged=bool(res.converged),
+                param_norm=float(torch.sqrt(sum((p.detach().double() ** 2).sum() for p in m.parameters()))),
+            )
+        )
     return pd.DataFrame(rows)
 
 

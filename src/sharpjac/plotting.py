@@ -46,8 +46,7 @@ def use_book_style() -> None:
     )
 
 
-def subplots(nrows: int = 1, ncols: int = 1, *, width: float | None = None,
-             height: float | None = None, **kwargs):
+def subplots(nrows: int = 1, ncols: int = 1, *, width: float | None = None, height: float | None = None, **kwargs):
     """``plt.subplots`` with the book's default panel size (3.4 x 3.0 inches per panel)."""
     w = width if width is not None else min(3.6 * ncols, 11.0)
     h = height if height is not None else 3.0 * nrows
@@ -56,8 +55,9 @@ def subplots(nrows: int = 1, ncols: int = 1, *, width: float | None = None,
 
 def edge_of_stability(ax, lr: float, *, color=None, label: bool = True) -> None:
     """Draw the stability threshold $2/\\eta$ of full-batch gradient descent as a dashed line."""
-    ax.axhline(2.0 / lr, ls="--", lw=1.0, color=color or BOUND_COLOR,
-               label=f"$2/\\eta$ = {2.0 / lr:.3g}" if label else None)
+    ax.axhline(
+        2.0 / lr, ls="--", lw=1.0, color=color or BOUND_COLOR, label=f"$2/\\eta$ = {2.0 / lr:.3g}" if label else None
+    )
 
 
 def label_axes(ax, x: str, y: str, *, title: str | None = None) -> None:

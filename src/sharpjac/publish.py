@@ -181,16 +181,16 @@ def load_chapter(source: Path) -> Any:
     text = source.read_text(encoding="utf-8")
     fmt, _ = guess_format(text, ".md")  # from the header, or else from the {code-cell} fences
     if fmt != "myst":
-        raise ValueError(f"chapter source {source.name}: format_name={fmt!r}; accepted: 'myst' "
-                         "(a jupytext MyST Markdown notebook)")
+        raise ValueError(
+            f"chapter source {source.name}: format_name={fmt!r}; accepted: 'myst' (a jupytext MyST Markdown notebook)"
+        )
     nb = jupytext.reads(text, fmt="md:myst")
     nb.metadata.pop("jupytext", None)
     return nb
 
 
 def _ruff(*args: str, stdin: str | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "ruff", *args], input=stdin, capture_output=True, text=True,
-                          cwd=cwd)
+    return subprocess.run([sys.executable, "-m", "ruff", *args], input=stdin, capture_output=True, text=True, cwd=cwd)
 
 
 def lint_chapters(root: Path, *, fix: bool = False) -> list[str]:
@@ -210,10 +210,21 @@ def lint_chapters(root: Path, *, fix: bool = False) -> list[str]:
         for name, nb in books.items():
             script = "\n\n".join(c.source for c in nb.cells if c.cell_type == "code") + "\n"
             # checked as notebooks/<name>.py, so that the per-file settings for notebooks apply
-            res = _ruff("check", "--output-format", "concise", "--stdin-filename", f"notebooks/{name}.py", "-",
-                        stdin=script, cwd=root)
-            findings += [f"notebooks/{name}.md (code cells joined): {line.split(':', 1)[-1].strip()}"
-                         for line in res.stdout.splitlines() if line.startswith("notebooks/")]
+            res = _ruff(
+                "check",
+                "--output-format",
+                "concise",
+                "--stdin-filename",
+                f"notebooks/{name}.py",
+                "-",
+                stdin=script,
+                cwd=root,
+            )
+            findings += [
+                f"notebooks/{name}.md (code cells joined): {line.split(':', 1)[-1].strip()}"
+                for line in res.stdout.splitlines()
+                if line.startswith("notebooks/")
+            ]
             for i, cell in enumerate(c for c in nb.cells if c.cell_type == "code"):
                 path = Path(tmp) / f"{name}__{i + 1:03d}.py"
                 path.write_text(cell.source.rstrip("\n") + "\n", encoding="utf-8")
@@ -264,8 +275,10 @@ def _describe_previous(output: Path, root: Path) -> str:
         meta = json.loads(output.read_text())["metadata"].get("sharpjac", {})
     except (OSError, ValueError, KeyError):
         return "no previous executed copy exists"
-    return (f"the previous executed copy {output.relative_to(root)} is kept "
-            f"(computed with {meta.get('parameters', 'unknown parameters')})")
+    return (
+        f"the previous executed copy {output.relative_to(root)} is kept "
+        f"(computed with {meta.get('parameters', 'unknown parameters')})"
+    )
 
 
 def _postprocess(nb: Any, parameters: Mapping[str, Any], seconds: float, digest: str) -> None:
@@ -454,9 +467,7 @@ def build_book(root: Path, *, builder: str = "html") -> None:
     command = [str(exe), "build", str(root), "--builder", builder, "-W", "-n", "--keep-going"]
     missing = [n for n in chapters(root) if not (root / EXECUTED_DIR / f"{n}.ipynb").is_file()]
     if missing:
-        raise FileNotFoundError(
-            f"chapters not executed yet: {', '.join(missing)}; run `make notebooks` first"
-        )
+        raise FileNotFoundError(f"chapters not executed yet: {', '.join(missing)}; run `make notebooks` first")
     done = subprocess.run(command, cwd=root, capture_output=True, text=True, check=False)
     if done.returncode != 0:
         tail = "\n".join((done.stdout + done.stderr).splitlines()[-60:])
@@ -480,8 +491,15 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--preset", default="quick", help=f"one of {', '.join(PRESETS)}")
     run.add_argument("--seed", type=int, default=0)
     run.add_argument("--only", nargs="*", help="chapter names (stems of notebooks/*.md); default: all")
-    run.add_argument("-p", "--parameter", nargs=2, action="append", default=[],
-                     metavar=("NAME", "VALUE"), help="extra notebook parameter (JSON value)")
+    run.add_argument(
+        "-p",
+        "--parameter",
+        nargs=2,
+        action="append",
+        default=[],
+        metavar=("NAME", "VALUE"),
+        help="extra notebook parameter (JSON value)",
+    )
     run.add_argument("--force", action="store_true", help="re-execute even when up to date")
     sub.add_parser("build", help="build _build/html from the executed chapters")
     sub.add_parser("list", help="list the chapters in table-of-contents order")
@@ -506,8 +524,10 @@ def main(argv: list[str] | None = None) -> int:
         else:
             start = time.perf_counter()
             build_book(root)
-            print(f"site built in {_format_seconds(time.perf_counter() - start)}: "
-                  f"{root / '_build' / 'html' / 'index.html'}")
+            print(
+                f"site built in {_format_seconds(time.perf_counter() - start)}: "
+                f"{root / '_build' / 'html' / 'index.html'}"
+            )
     except (ChapterError, ValueError, FileNotFoundError, RuntimeError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1

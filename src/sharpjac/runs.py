@@ -112,8 +112,7 @@ def config_key(config: TrainConfig) -> str:
     """SHA-256 hex digest of the config, the package version and the resolved device type."""
     if not isinstance(config, TrainConfig):
         raise TypeError(f"config must be a TrainConfig, got {type(config).__name__}")
-    payload = {"config": config.to_dict(), "version": __version__,
-               "device": resolve_device(config.device).type}
+    payload = {"config": config.to_dict(), "version": __version__, "device": resolve_device(config.device).type}
     return _sha256(_canonical_json(payload).encode())
 
 
@@ -226,8 +225,10 @@ def _torch_bytes(obj: Any) -> bytes:
 
 def _check_name(name: Any, what: str) -> str:
     if not isinstance(name, str) or not _NAME_RE.match(name):
-        raise ValueError(f"{what}={name!r} is invalid; accepted: a non-empty string of letters, digits, '_', '.', "
-                         "'-' starting with a letter or digit")
+        raise ValueError(
+            f"{what}={name!r} is invalid; accepted: a non-empty string of letters, digits, '_', '.', "
+            "'-' starting with a letter or digit"
+        )
     return name
 
 
@@ -253,6 +254,7 @@ def _json_safe_attrs(attrs: Mapping) -> dict:
 
 
 # -- checkpoints --------------------------------------------------------------------------------
+
 
 def _set_aside(path: Path) -> Path:
     """Move ``path`` to the first free ``<name>.damaged-<n>`` beside it (evidence is kept)."""
@@ -329,15 +331,14 @@ class _FileCheckpointer:
             if side.exists():
                 _set_aside(side)
             then = "falling back to the previous checkpoint" if i + 1 < len(gens) else "starting afresh"
-            warnings.warn(f"checkpoint {path} {why}; moved aside to {aside.name}, {then}", RuntimeWarning,
-                          stacklevel=2)
+            warnings.warn(f"checkpoint {path} {why}; moved aside to {aside.name}, {then}", RuntimeWarning, stacklevel=2)
         return None
 
     def save(self, state: dict) -> None:
         path = self.path_for(int(state["step"]))
         digest = _write_bytes(path, _torch_bytes(state))
         atomic_write(path.with_name(path.name + ".sha256"), lambda f: f.write(f"{digest}  {path.name}\n".encode()))
-        for old in self.generations()[self.KEEP:]:
+        for old in self.generations()[self.KEEP :]:
             old.unlink(missing_ok=True)
             old.with_name(old.name + ".sha256").unlink(missing_ok=True)
 
@@ -434,9 +435,17 @@ class RunStore:
         try:
             df = pd.read_parquet(io.BytesIO(data))
         except Exception as e:  # noqa: BLE001 - checksum matched but parquet refused: still a damaged run
-            raise StoreError(f"{p / RECORD} cannot be read as parquet ({type(e).__name__}); {self._remedy(p)}") from None
-        df.attrs = {"config": meta["config"], "status": meta["status"], "diverged": meta["diverged"],
-                    "diverged_at_step": meta.get("diverged_at_step"), "key": meta["key"], "source": "store"}
+            raise StoreError(
+                f"{p / RECORD} cannot be read as parquet ({type(e).__name__}); {self._remedy(p)}"
+            ) from None
+        df.attrs = {
+            "config": meta["config"],
+            "status": meta["status"],
+            "diverged": meta["diverged"],
+            "diverged_at_step": meta.get("diverged_at_step"),
+            "key": meta["key"],
+            "source": "store",
+        }
         return df
 
     def model_steps(self, config: TrainConfig) -> list[int]:
@@ -516,8 +525,9 @@ class RunStore:
 
     # -- derived results -----------------------------------------------------------------------
 
-    def study(self, name: str, spec: Mapping, compute: Callable[[], pd.DataFrame | Mapping[str, pd.DataFrame]]
-              ) -> pd.DataFrame | dict[str, pd.DataFrame]:
+    def study(
+        self, name: str, spec: Mapping, compute: Callable[[], pd.DataFrame | Mapping[str, pd.DataFrame]]
+    ) -> pd.DataFrame | dict[str, pd.DataFrame]:
         """A derived table (or tables) that trains nothing, computed once and then loaded, verified.
 
         Keyed by the SHA-256 of the canonical JSON of ``{name, spec, sharpjac version}`` and kept in
@@ -545,14 +555,26 @@ class RunStore:
             elif isinstance(result, Mapping) and all(isinstance(v, pd.DataFrame) for v in result.values()):
                 kind, tables = "tables", {_check_name(k, "table name"): v for k, v in result.items()}
             else:
-                raise ValueError(f"study {name!r}: compute() returned {type(result).__name__}; accepted: a DataFrame "
-                                 "or a mapping of table names to DataFrames")
+                raise ValueError(
+                    f"study {name!r}: compute() returned {type(result).__name__}; accepted: a DataFrame "
+                    "or a mapping of table names to DataFrames"
+                )
             folder.mkdir(parents=True, exist_ok=True)
-            files = {f"{t}.parquet": _write_bytes(folder / f"{t}.parquet", _parquet_bytes(df, index=None))
-                     for t, df in tables.items()}
-            meta = {"name": name, "spec": spec_j, "key": key, "kind": kind, "tables": list(tables), "files": files,
-                    "attrs": {t: _json_safe_attrs(df.attrs) for t, df in tables.items()},
-                    "sharpjac_version": __version__, "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+            files = {
+                f"{t}.parquet": _write_bytes(folder / f"{t}.parquet", _parquet_bytes(df, index=None))
+                for t, df in tables.items()
+            }
+            meta = {
+                "name": name,
+                "spec": spec_j,
+                "key": key,
+                "kind": kind,
+                "tables": list(tables),
+                "files": files,
+                "attrs": {t: _json_safe_attrs(df.attrs) for t, df in tables.items()},
+                "sharpjac_version": __version__,
+                "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            }
             _write_verified_json(folder / META, meta)
         return self._load_study(folder)
 
@@ -583,8 +605,7 @@ class RunStore:
             out[t] = df
         return out["frame"] if meta["kind"] == "frame" else out
 
-    def artefact(self, config: TrainConfig, name: str, spec: Mapping, compute: Callable[[], Mapping[str, Any]]
-                 ) -> dict:
+    def artefact(self, config: TrainConfig, name: str, spec: Mapping, compute: Callable[[], Mapping[str, Any]]) -> dict:
         """Derived values of a stored run (e.g. end-of-training measurements of its network), cached.
 
         Kept in ``<root>/<key>/artefacts/<name>-<h>.json`` (``h``: 16 hex digits of the SHA-256 of
@@ -612,11 +633,14 @@ class RunStore:
             if not path.is_file():
                 values = compute()
                 if not isinstance(values, Mapping):
-                    raise ValueError(f"artefact {name!r}: compute() returned {type(values).__name__}; accepted: a "
-                                     "mapping of JSON-serialisable values")
+                    raise ValueError(
+                        f"artefact {name!r}: compute() returned {type(values).__name__}; accepted: a "
+                        "mapping of JSON-serialisable values"
+                    )
                 values_j = _spec_json(values, f"artefact {name!r} values")
-                _write_verified_json(path, {"name": name, "spec": spec_j, "values": values_j,
-                                            "sharpjac_version": __version__})
+                _write_verified_json(
+                    path, {"name": name, "spec": spec_j, "values": values_j, "sharpjac_version": __version__}
+                )
         return _read_verified_json(path, remedy)["values"]
 
 
@@ -629,8 +653,9 @@ def _as_store(store) -> RunStore | None:
         return store
     if isinstance(store, (str, os.PathLike)):
         return RunStore(store)
-    raise TypeError(f"store must be a RunStore, a path, None (default store) or False (no store), "
-                    f"got {type(store).__name__}")
+    raise TypeError(
+        f"store must be a RunStore, a path, None (default store) or False (no store), got {type(store).__name__}"
+    )
 
 
 def run(config: TrainConfig, *, store=None, force: bool = False, progress: bool | None = None) -> pd.DataFrame:

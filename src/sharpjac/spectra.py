@@ -99,9 +99,16 @@ def top_spectra(
     rh = _curv.lanczos(H, k, max_iter=max_iter, tol=tol, seed=seed)
     rg = _curv.lanczos(G, k, max_iter=max_iter, tol=tol, seed=seed)
     np_ = lambda t: t.detach().double().cpu().numpy()  # noqa: E731
-    return TopSpectra(np_(rh.eigenvalues), np_(rg.eigenvalues), np_(rh.residuals), np_(rg.residuals),
-                      rh.eigenvectors, rg.eigenvectors, rh.num_matvecs + rg.num_matvecs,
-                      bool(rh.converged and rg.converged))
+    return TopSpectra(
+        np_(rh.eigenvalues),
+        np_(rg.eigenvalues),
+        np_(rh.residuals),
+        np_(rg.residuals),
+        rh.eigenvectors,
+        rg.eigenvectors,
+        rh.num_matvecs + rg.num_matvecs,
+        bool(rh.converged and rg.converged),
+    )
 
 
 class ResidualOperator:
@@ -113,8 +120,9 @@ class ResidualOperator:
     top-eigenvalue solver.
     """
 
-    def __init__(self, model: nn.Module, loss_fn: LossFn, data: Any, *, batch_size: int | None = None,
-                 sign: float = 1.0):
+    def __init__(
+        self, model: nn.Module, loss_fn: LossFn, data: Any, *, batch_size: int | None = None, sign: float = 1.0
+    ):
         V.one_of("sign", sign, (1, -1))
         self.H = _curv.HessianOperator(model, loss_fn, data, batch_size=batch_size)
         self.G = _curv.GaussNewtonOperator(model, loss_fn, data, batch_size=batch_size)
@@ -134,17 +142,27 @@ class ResidualOperator:
         return self.sign * (self.H.to_dense() - self.G.to_dense())
 
 
-def residual_extremes(model: nn.Module, loss_fn: LossFn, data: Any, *, batch_size: int | None = None,
-                      tol: float = 1e-3, max_iter: int = 100, seed: int = 0) -> tuple[float, float]:
+def residual_extremes(
+    model: nn.Module,
+    loss_fn: LossFn,
+    data: Any,
+    *,
+    batch_size: int | None = None,
+    tol: float = 1e-3,
+    max_iter: int = 100,
+    seed: int = 0,
+) -> tuple[float, float]:
     r""":math:`(\lambda_{\max}(R),\lambda_{\min}(R))` of the residual term, by Lanczos on :math:`\pm R`.
 
     By Weyl's inequality every eigenvalue of :math:`H=G+R` lies within
     :math:`[\lambda_{\min}(R),\lambda_{\max}(R)]` of the corresponding eigenvalue of :math:`G`.
     """
-    hi = _curv.lanczos(ResidualOperator(model, loss_fn, data, batch_size=batch_size), 1,
-                       max_iter=max_iter, tol=tol, seed=seed)
-    lo = _curv.lanczos(ResidualOperator(model, loss_fn, data, batch_size=batch_size, sign=-1), 1,
-                       max_iter=max_iter, tol=tol, seed=seed)
+    hi = _curv.lanczos(
+        ResidualOperator(model, loss_fn, data, batch_size=batch_size), 1, max_iter=max_iter, tol=tol, seed=seed
+    )
+    lo = _curv.lanczos(
+        ResidualOperator(model, loss_fn, data, batch_size=batch_size, sign=-1), 1, max_iter=max_iter, tol=tol, seed=seed
+    )
     return float(hi.eigenvalues[0]), -float(lo.eigenvalues[0])
 
 
@@ -172,8 +190,9 @@ def outlier_gap(eigenvalues, *, skip: int = 0) -> tuple[int, float]:
     return j + 1, float(ratios[j])
 
 
-def class_mean_overlap(model: nn.Module, loss_fn: LossFn, x: torch.Tensor, y: torch.Tensor,
-                       vectors: torch.Tensor, *, num_classes: int) -> np.ndarray:
+def class_mean_overlap(
+    model: nn.Module, loss_fn: LossFn, x: torch.Tensor, y: torch.Tensor, vectors: torch.Tensor, *, num_classes: int
+) -> np.ndarray:
     r"""Fraction of each eigenvector that lies in the span of the per-class mean gradients.
 
     For each class :math:`c`, :math:`g_c=\nabla_\theta\frac1{N_c}\sum_{i:y_i=c}\ell(f(x_i),y_i)`.

@@ -48,7 +48,7 @@ the network, and anything a caller adds (``train(config, hooks=[...])``).
 
 Measurements
 ------------
-At scheduled steps (and at ``snapshot_steps``) :math:`t` (the state after :math:`t` updates; step 0 is the initialisation,
+At scheduled steps :math:`t` and at ``snapshot_steps`` (the state after :math:`t` updates; step 0 is the initialisation,
 the last step is always measured) a row records: ``train_loss, train_acc`` (full training set,
 data loss without penalty or L2), ``test_loss, test_acc``; ``sharpness`` = top eigenvalue of the
 Hessian of the data loss on a fixed subset (``sharpness_subset`` points), by
@@ -111,10 +111,28 @@ LR_SCHEDULES = ("constant", "cosine", "step")
 DTYPES = ("float32", "float64")
 
 METRIC_COLUMNS = (
-    "step", "epoch", "lr", "train_loss", "train_acc", "test_loss", "test_acc",
-    "sharpness", "sharpness_residual", "sharpness_matvecs", "sharpness_converged", "gn_sharpness",
-    "jac_spectral_max", "jac_spectral_mean", "jac_frobenius_max", "jac_frobenius_mean",
-    "curvature_norm", "first_layer_norm", "feature_norm", "grad_norm", "param_norm", "diverged",
+    "step",
+    "epoch",
+    "lr",
+    "train_loss",
+    "train_acc",
+    "test_loss",
+    "test_acc",
+    "sharpness",
+    "sharpness_residual",
+    "sharpness_matvecs",
+    "sharpness_converged",
+    "gn_sharpness",
+    "jac_spectral_max",
+    "jac_spectral_mean",
+    "jac_frobenius_max",
+    "jac_frobenius_mean",
+    "curvature_norm",
+    "first_layer_norm",
+    "feature_norm",
+    "grad_norm",
+    "param_norm",
+    "diverged",
 )
 
 
@@ -240,8 +258,10 @@ class TrainConfig:
             if v is None and name == "trainable_layers":
                 continue
             if not isinstance(v, (list, tuple, set, frozenset)) or not all(_is_int(x) for x in v):
-                raise ValueError(f"TrainConfig.{name}={v!r} is invalid; accepted: a list of ints"
-                                 + (" or None" if name == "trainable_layers" else ""))
+                raise ValueError(
+                    f"TrainConfig.{name}={v!r} is invalid; accepted: a list of ints"
+                    + (" or None" if name == "trainable_layers" else "")
+                )
             object.__setattr__(self, name, tuple(sorted({int(x) for x in v})))
         self.validate()
 
@@ -257,19 +277,22 @@ class TrainConfig:
         def opt_pos_int(name: str, allow_zero: bool = False) -> None:
             v = getattr(self, name)
             lo = 0 if allow_zero else 1
-            need(v is None or (_is_int(v) and v >= lo), name,
-                 f"None or an int >= {lo}")
+            need(v is None or (_is_int(v) and v >= lo), name, f"None or an int >= {lo}")
 
         from . import data as _data
 
         need(self.dataset in _data.available(), "dataset", f"one of {sorted(_data.available())}")
         need(_is_int(self.data_seed) and 0 <= self.data_seed < 2**32, "data_seed", "an int in [0, 2**32)")
-        need("dtype" not in self.dataset_options, "dataset_options",
-             "data-set options without 'dtype' (use TrainConfig.dtype)")
+        need(
+            "dtype" not in self.dataset_options,
+            "dataset_options",
+            "data-set options without 'dtype' (use TrainConfig.dtype)",
+        )
         need(self.model in _models.MODEL_NAMES, "model", f"one of {_models.MODEL_NAMES}")
         need(self.loss in _losses.LOSS_NAMES, "loss", f"one of {_losses.LOSS_NAMES}")
-        need(_is_num(self.label_smoothing) and 0.0 <= self.label_smoothing < 1.0, "label_smoothing",
-             "a float in [0, 1)")
+        need(
+            _is_num(self.label_smoothing) and 0.0 <= self.label_smoothing < 1.0, "label_smoothing", "a float in [0, 1)"
+        )
         need(self.optimizer in OPTIMIZERS, "optimizer", f"one of {OPTIMIZERS}")
         need(_is_num(self.lr) and math.isfinite(self.lr) and self.lr > 0, "lr", "a finite float > 0")
         need(_is_num(self.momentum) and 0.0 <= self.momentum < 1.0, "momentum", "a float in [0, 1)")
@@ -282,26 +305,42 @@ class TrainConfig:
             )
         need(_is_num(self.sam_rho) and self.sam_rho >= 0, "sam_rho", "a float >= 0 (0 turns SAM off)")
         need(isinstance(self.augment, bool), "augment", "True or False")
-        need(_is_num(self.jacobian_penalty) and self.jacobian_penalty >= 0, "jacobian_penalty",
-             "a float >= 0 (0 turns the penalty off)")
-        need(_is_int(self.jacobian_penalty_projections) and self.jacobian_penalty_projections >= 1,
-             "jacobian_penalty_projections", "an int >= 1")
+        need(
+            _is_num(self.jacobian_penalty) and self.jacobian_penalty >= 0,
+            "jacobian_penalty",
+            "a float >= 0 (0 turns the penalty off)",
+        )
+        need(
+            _is_int(self.jacobian_penalty_projections) and self.jacobian_penalty_projections >= 1,
+            "jacobian_penalty_projections",
+            "an int >= 1",
+        )
         need(self.lr_schedule in LR_SCHEDULES, "lr_schedule", f"one of {LR_SCHEDULES}")
         need(_is_num(self.lr_min) and 0 <= self.lr_min <= self.lr, "lr_min", "a float in [0, lr]")
         opt_pos_int("lr_step_every")
         need(_is_num(self.lr_step_gamma) and self.lr_step_gamma > 0, "lr_step_gamma", "a float > 0")
         if self.lr_schedule == "step" and self.lr_step_every is None:
-            raise ValueError("TrainConfig.lr_step_every=None is invalid with lr_schedule='step'; "
-                             "accepted: an int >= 1 (steps between decays)")
+            raise ValueError(
+                "TrainConfig.lr_step_every=None is invalid with lr_schedule='step'; "
+                "accepted: an int >= 1 (steps between decays)"
+            )
         opt_pos_int("max_steps")
         opt_pos_int("max_epochs")
         if self.max_steps is None and self.max_epochs is None:
-            raise ValueError("TrainConfig.max_steps=None and max_epochs=None: at least one must be set; "
-                             "accepted: an int >= 1 for either")
-        need(self.target_train_loss is None or (_is_num(self.target_train_loss) and self.target_train_loss >= 0),
-             "target_train_loss", "None or a float >= 0")
-        need(self.target_train_acc is None or (_is_num(self.target_train_acc) and 0 <= self.target_train_acc <= 1),
-             "target_train_acc", "None or a float in [0, 1]")
+            raise ValueError(
+                "TrainConfig.max_steps=None and max_epochs=None: at least one must be set; "
+                "accepted: an int >= 1 for either"
+            )
+        need(
+            self.target_train_loss is None or (_is_num(self.target_train_loss) and self.target_train_loss >= 0),
+            "target_train_loss",
+            "None or a float >= 0",
+        )
+        need(
+            self.target_train_acc is None or (_is_num(self.target_train_acc) and 0 <= self.target_train_acc <= 1),
+            "target_train_acc",
+            "None or a float in [0, 1]",
+        )
         opt_pos_int("measure_every")
         opt_pos_int("measure_every_epochs")
         opt_pos_int("measure_num")
@@ -314,26 +353,37 @@ class TrainConfig:
         opt_pos_int("physical_batch_size")
         need(_is_int(self.seed) and 0 <= self.seed < 2**32, "seed", "an int in [0, 2**32)")
         need(self.dtype in DTYPES, "dtype", f"one of {DTYPES}")
-        need(isinstance(self.device, str) and (self.device == "auto" or _valid_device(self.device)), "device",
-             "'auto', 'cpu', 'cuda' or 'cuda:N'")
+        need(
+            isinstance(self.device, str) and (self.device == "auto" or _valid_device(self.device)),
+            "device",
+            "'auto', 'cpu', 'cuda' or 'cuda:N'",
+        )
         opt_pos_int("checkpoint_every")
-        need(self.trainable_layers is None or (len(self.trainable_layers) > 0 and self.trainable_layers[0] >= 1),
-             "trainable_layers", "None (all layers) or a non-empty list of 1-based layer indices")
+        need(
+            self.trainable_layers is None or (len(self.trainable_layers) > 0 and self.trainable_layers[0] >= 1),
+            "trainable_layers",
+            "None (all layers) or a non-empty list of 1-based layer indices",
+        )
         need(all(s >= 0 for s in self.snapshot_steps), "snapshot_steps", "a list of ints >= 0")
-        need(_is_num(self.divergence_factor) and math.isfinite(self.divergence_factor) and self.divergence_factor > 1,
-             "divergence_factor", "a finite float > 1 (a loss above that multiple of its initial value diverges)")
+        need(
+            _is_num(self.divergence_factor) and math.isfinite(self.divergence_factor) and self.divergence_factor > 1,
+            "divergence_factor",
+            "a finite float > 1 (a loss above that multiple of its initial value diverges)",
+        )
         need(_is_int(self.threads) and self.threads >= 1, "threads", "an int >= 1 (torch threads of the run)")
 
     # -- helpers -------------------------------------------------------------------------------
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-compatible dict of all fields (tuples become lists)."""
+
         def conv(v):
             if isinstance(v, Mapping):
                 return {k: conv(x) for k, x in v.items()}
             if isinstance(v, (tuple, list)):
                 return [conv(x) for x in v]
             return v
+
         return {f.name: conv(getattr(self, f.name)) for f in dataclasses.fields(self)}
 
     @classmethod
@@ -535,8 +585,9 @@ class Checkpointer(Protocol):
 def _loaded_data(config: TrainConfig):
     from . import data as _data
 
-    return _data.load(config.dataset, seed=config.data_seed, dtype=getattr(torch, config.dtype),
-                      **dict(config.dataset_options))
+    return _data.load(
+        config.dataset, seed=config.data_seed, dtype=getattr(torch, config.dtype), **dict(config.dataset_options)
+    )
 
 
 def _output_size(ds) -> int:
@@ -554,8 +605,13 @@ def initial_model(config: TrainConfig, *, dataset=None) -> nn.Module:
         dataset: the loaded :class:`~sharpjac.data.Dataset` (loaded from the config when None).
     """
     ds = _loaded_data(config) if dataset is None else dataset
-    model = _models.build_model(config.model, input_shape=tuple(int(s) for s in ds.input_shape),
-                                num_classes=_output_size(ds), seed=config.seed, **dict(config.model_options))
+    model = _models.build_model(
+        config.model,
+        input_shape=tuple(int(s) for s in ds.input_shape),
+        num_classes=_output_size(ds),
+        seed=config.seed,
+        **dict(config.model_options),
+    )
     return model.to(device=resolve_device(config.device), dtype=getattr(torch, config.dtype))
 
 
@@ -574,8 +630,10 @@ def trainable_parameters(model: nn.Module, layers: tuple[int, ...] | None) -> li
     blocks = split_layers(model)
     bad = [l for l in layers if not 1 <= l <= len(blocks)]
     if bad:
-        raise ValueError(f"TrainConfig.trainable_layers={list(layers)!r} is invalid for a model with "
-                         f"{len(blocks)} layers; accepted: None or 1-based layer indices in [1, {len(blocks)}]")
+        raise ValueError(
+            f"TrainConfig.trainable_layers={list(layers)!r} is invalid for a model with "
+            f"{len(blocks)} layers; accepted: None or 1-based layer indices in [1, {len(blocks)}]"
+        )
     chosen = {id(p) for l in layers for p in blocks[l - 1].parameters()}
     return [p for p in params if id(p) in chosen]
 
@@ -590,15 +648,19 @@ class _Setup:
         ds = _loaded_data(c)
         self.regression = int(ds.num_classes) <= 0
         if self.regression and (c.loss != "mse" or c.label_smoothing):
-            raise ValueError(f"TrainConfig.loss={c.loss!r} (label_smoothing={c.label_smoothing}) is invalid for the "
-                             f"regression data set {c.dataset!r}; accepted: loss='mse' with label_smoothing=0")
+            raise ValueError(
+                f"TrainConfig.loss={c.loss!r} (label_smoothing={c.label_smoothing}) is invalid for the "
+                f"regression data set {c.dataset!r}; accepted: loss='mse' with label_smoothing=0"
+            )
         self.input_shape = tuple(int(s) for s in ds.input_shape)
         self.x_train, self.y_train = self._tensors(ds.x_train, ds.y_train)
         self.x_test, self.y_test = self._tensors(ds.x_test, ds.y_test)
         self.n = int(self.x_train.shape[0])
         if c.augment and len(self.input_shape) != 3:
-            raise ValueError(f"TrainConfig.augment=True needs image data of shape (C, H, W); data set "
-                             f"{c.dataset!r} has input_shape {self.input_shape}")
+            raise ValueError(
+                f"TrainConfig.augment=True needs image data of shape (C, H, W); data set "
+                f"{c.dataset!r} has input_shape {self.input_shape}"
+            )
         check_batch_size(c, self.n)
         self.batch = self.n if c.batch_size is None else c.batch_size
         self.steps_per_epoch = math.ceil(self.n / self.batch)
@@ -609,7 +671,8 @@ class _Setup:
             caps.append(c.max_epochs * self.steps_per_epoch)
         self.total_steps = int(min(caps))
         self.schedule = measurement_steps(c, self.total_steps, self.steps_per_epoch) | {
-            s for s in c.snapshot_steps if s <= self.total_steps}
+            s for s in c.snapshot_steps if s <= self.total_steps
+        }
 
         def subset(size, tag):
             if size == 0:
@@ -626,8 +689,9 @@ class _Setup:
         self.params = trainable_parameters(self.model, c.trainable_layers)
         self.loss_fn = _losses.get_loss(c.loss, label_smoothing=c.label_smoothing)
         self.sum_loss_fn = _losses.get_loss(c.loss, label_smoothing=c.label_smoothing, reduction="none")
-        self.optimizer = torch.optim.SGD(self.params, lr=c.lr, momentum=c.momentum,
-                                         weight_decay=c.weight_decay, foreach=False)
+        self.optimizer = torch.optim.SGD(
+            self.params, lr=c.lr, momentum=c.momentum, weight_decay=c.weight_decay, foreach=False
+        )
 
     def _tensors(self, x, y):
         x = torch.as_tensor(np.asarray(x) if not isinstance(x, torch.Tensor) else x).to(self.dtype)
@@ -645,21 +709,36 @@ class _Setup:
             return None
         epoch, b = divmod(step, self.steps_per_epoch)
         perm = torch.randperm(self.n, generator=generator(self.config.seed, "batch", epoch))
-        return perm[b * self.batch: (b + 1) * self.batch].to(self.device)
+        return perm[b * self.batch : (b + 1) * self.batch].to(self.device)
 
     def context(self, step: int, lr: float) -> RunContext:
-        return RunContext(config=self.config, model=self.model, step=step, lr=lr,
-                          epoch=step / self.steps_per_epoch, x_train=self.x_train, y_train=self.y_train,
-                          x_test=self.x_test, y_test=self.y_test, loss_fn=self.loss_fn,
-                          sum_loss_fn=self.sum_loss_fn, trained=self.params, sharpness_data=self.sharp_data,
-                          jacobian_data=self.jac_data, regression=self.regression, chunks=self.chunks)
+        return RunContext(
+            config=self.config,
+            model=self.model,
+            step=step,
+            lr=lr,
+            epoch=step / self.steps_per_epoch,
+            x_train=self.x_train,
+            y_train=self.y_train,
+            x_test=self.x_test,
+            y_test=self.y_test,
+            loss_fn=self.loss_fn,
+            sum_loss_fn=self.sum_loss_fn,
+            trained=self.params,
+            sharpness_data=self.sharp_data,
+            jacobian_data=self.jac_data,
+            regression=self.regression,
+            chunks=self.chunks,
+        )
 
 
 def check_batch_size(config: TrainConfig, n_train: int) -> None:
     """Refuse a mini-batch larger than the training set (it would silently become full batch)."""
     if config.batch_size is not None and config.batch_size > n_train:
-        raise ValueError(f"TrainConfig.batch_size={config.batch_size} exceeds the {n_train} training samples of "
-                         f"{config.dataset!r}; accepted: an int in [1, {n_train}], or None for full batch")
+        raise ValueError(
+            f"TrainConfig.batch_size={config.batch_size} exceeds the {n_train} training samples of "
+            f"{config.dataset!r}; accepted: an int in [1, {n_train}], or None for full batch"
+        )
 
 
 def _objective_closure(S: _Setup, x: torch.Tensor, y: torch.Tensor, step: int):
@@ -676,8 +755,9 @@ def _objective_closure(S: _Setup, x: torch.Tensor, y: torch.Tensor, step: int):
             loss = S.loss_fn(out, y[a:b])
             obj = loss
             if c.jacobian_penalty > 0:
-                pen = jacobian_penalty(S.model, xb, seed=derive_seed(c.seed, "jacpen", step, a),
-                                       projections=c.jacobian_penalty_projections)
+                pen = jacobian_penalty(
+                    S.model, xb, seed=derive_seed(c.seed, "jacpen", step, a), projections=c.jacobian_penalty_projections
+                )
                 obj = obj + c.jacobian_penalty * pen
             (obj * w).backward()
             total += float(loss.detach()) * w
@@ -795,6 +875,7 @@ def _train(config: TrainConfig, user_hooks: list[TrainHook], checkpointer, progr
     bar = None
     if progress_enabled(progress):
         from tqdm.auto import tqdm
+
         bar = tqdm(total=S.total_steps, initial=start, desc=f"{c.loss} lr={c.lr:g}", leave=False)
 
     measure_time = 0.0
@@ -819,25 +900,40 @@ def _train(config: TrainConfig, user_hooks: list[TrainHook], checkpointer, progr
                     initial_loss = row["train_loss"]
                 if _diverging(row["train_loss"], initial_loss, c.divergence_factor):
                     status, diverged, diverged_at = "diverged", True, step
-                    message = (f"training loss became {row['train_loss']:.4g} at step {step} (initial "
-                               f"{initial_loss:.4g}, limit {c.divergence_factor:g}x)")
+                    message = (
+                        f"training loss became {row['train_loss']:.4g} at step {step} (initial "
+                        f"{initial_loss:.4g}, limit {c.divergence_factor:g}x)"
+                    )
                     break
                 if (c.target_train_loss is not None and row["train_loss"] <= c.target_train_loss) or (
-                        c.target_train_acc is not None and row["train_acc"] >= c.target_train_acc):
+                    c.target_train_acc is not None and row["train_acc"] >= c.target_train_acc
+                ):
                     status = "target_reached"
-                    message = (f"target reached at step {step}: train_loss={row['train_loss']:.4g}, "
-                               f"train_acc={row['train_acc']:.4g}")
+                    message = (
+                        f"target reached at step {step}: train_loss={row['train_loss']:.4g}, "
+                        f"train_acc={row['train_acc']:.4g}"
+                    )
                     break
             if step >= S.total_steps:
                 message = f"completed {step} steps"
                 break
-            if checkpointer is not None and c.checkpoint_every and step > 0 and step % c.checkpoint_every == 0 \
-                    and step != resumed_from:
-                checkpointer.save({
-                    "config": c.to_dict(), "step": step, "model": S.model.state_dict(),
-                    "optimizer": S.optimizer.state_dict(), "rows": [dict(r) for r in rows],
-                    "hooks": {h.name: h.state_dict() for h in hooks},
-                })
+            if (
+                checkpointer is not None
+                and c.checkpoint_every
+                and step > 0
+                and step % c.checkpoint_every == 0
+                and step != resumed_from
+            ):
+                checkpointer.save(
+                    {
+                        "config": c.to_dict(),
+                        "step": step,
+                        "model": S.model.state_dict(),
+                        "optimizer": S.optimizer.state_dict(),
+                        "rows": [dict(r) for r in rows],
+                        "hooks": {h.name: h.state_dict() for h in hooks},
+                    }
+                )
             loss = _train_step(S, step, lr)
             if _diverging(loss, initial_loss, c.divergence_factor):
                 status, diverged, diverged_at = "diverged", True, step
@@ -850,8 +946,11 @@ def _train(config: TrainConfig, user_hooks: list[TrainHook], checkpointer, progr
         if bar is not None:
             bar.close()
     if diverged:
-        warnings.warn(f"run diverged: {message}; the record keeps the {len(rows)} measurements made before",
-                      RuntimeWarning, stacklevel=3)
+        warnings.warn(
+            f"run diverged: {message}; the record keeps the {len(rows)} measurements made before",
+            RuntimeWarning,
+            stacklevel=3,
+        )
     end: dict[str, Mapping[str, Any]] = {}
     ctx = S.context(step, lr_at(c, step, S.total_steps))
     for h in hooks:
@@ -859,6 +958,16 @@ def _train(config: TrainConfig, user_hooks: list[TrainHook], checkpointer, progr
         if values is not None:
             end[h.name] = dict(values)
     df = _frame(rows, c, status, diverged, diverged_at)
-    return TrainResult(frame=df, status=status, diverged=diverged, message=message,
-                       wall_time_s=time.perf_counter() - t0, measure_time_s=measure_time, steps=step,
-                       resumed_from=resumed_from, model=S.model, snapshots=dict(snapshots.states), end=end)
+    return TrainResult(
+        frame=df,
+        status=status,
+        diverged=diverged,
+        message=message,
+        wall_time_s=time.perf_counter() - t0,
+        measure_time_s=measure_time,
+        steps=step,
+        resumed_from=resumed_from,
+        model=S.model,
+        snapshots=dict(snapshots.states),
+        end=end,
+    )

@@ -130,9 +130,17 @@ def non_negative_int(name: str, value: Any) -> int:
     return integer(name, value, minimum=0)
 
 
-def real(name: str, value: Any, *, minimum: float | None = None, maximum: float | None = None,
-         low_open: bool = False, high_open: bool = False, allow_inf: bool = False,
-         accepted: str | None = None) -> float:
+def real(
+    name: str,
+    value: Any,
+    *,
+    minimum: float | None = None,
+    maximum: float | None = None,
+    low_open: bool = False,
+    high_open: bool = False,
+    allow_inf: bool = False,
+    accepted: str | None = None,
+) -> float:
     """A real number in the interval between ``minimum`` and ``maximum``.
 
     Args:

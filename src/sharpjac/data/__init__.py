@@ -88,19 +88,59 @@ _DTYPES = {
 
 # Options accepted by each data set, with their defaults (None = "derived", see the loader).
 _OPTIONS: dict[str, dict[str, Any]] = {
-    "mnist5k": {"n_train": None, "n_test": None, "classes": None, "standardize": True,
-                "label_noise": 0.0, "dtype": torch.float32},
-    "digits": {"n_train": None, "n_test": None, "classes": None, "standardize": True,
-               "label_noise": 0.0, "dtype": torch.float32},
-    "manifold": {"n_train": 1000, "n_test": 1000, "d": 2, "n": 16, "hidden": 32,
-                 "lipschitz": 1.0, "generator_seed": 0, "task": "classification",
-                 "num_classes": None, "num_outputs": None, "target_lipschitz": None,
-                 "label_noise": None, "target_noise": None, "dtype": torch.float32},
-    "cifar10": {"n_train": None, "n_test": None, "classes": None, "standardize": True,
-                "label_noise": 0.0, "root": None, "download": False, "dtype": torch.float32},
-    "cifar100": {"n_train": None, "n_test": None, "classes": None, "standardize": True,
-                 "label_noise": 0.0, "root": None, "download": False, "label_mode": "fine",
-                 "dtype": torch.float32},
+    "mnist5k": {
+        "n_train": None,
+        "n_test": None,
+        "classes": None,
+        "standardize": True,
+        "label_noise": 0.0,
+        "dtype": torch.float32,
+    },
+    "digits": {
+        "n_train": None,
+        "n_test": None,
+        "classes": None,
+        "standardize": True,
+        "label_noise": 0.0,
+        "dtype": torch.float32,
+    },
+    "manifold": {
+        "n_train": 1000,
+        "n_test": 1000,
+        "d": 2,
+        "n": 16,
+        "hidden": 32,
+        "lipschitz": 1.0,
+        "generator_seed": 0,
+        "task": "classification",
+        "num_classes": None,
+        "num_outputs": None,
+        "target_lipschitz": None,
+        "label_noise": None,
+        "target_noise": None,
+        "dtype": torch.float32,
+    },
+    "cifar10": {
+        "n_train": None,
+        "n_test": None,
+        "classes": None,
+        "standardize": True,
+        "label_noise": 0.0,
+        "root": None,
+        "download": False,
+        "dtype": torch.float32,
+    },
+    "cifar100": {
+        "n_train": None,
+        "n_test": None,
+        "classes": None,
+        "standardize": True,
+        "label_noise": 0.0,
+        "root": None,
+        "download": False,
+        "label_mode": "fine",
+        "dtype": torch.float32,
+    },
 }
 
 
@@ -152,9 +192,7 @@ def load(name: str, *, seed: int = 0, **options: Any) -> Dataset:
     accepted = _OPTIONS[name]
     unknown = sorted(set(options) - set(accepted))
     if unknown:
-        raise ValueError(
-            f"unknown option(s) {unknown} for data set {name!r}; accepted: {sorted(accepted)}"
-        )
+        raise ValueError(f"unknown option(s) {unknown} for data set {name!r}; accepted: {sorted(accepted)}")
     opts = {**accepted, **options}
     opts["dtype"] = _check_dtype(opts["dtype"])
     loader = {

@@ -112,8 +112,7 @@ def _resolve_sizes(
         )
     if n_test > available_test:
         raise ValueError(
-            f"n_test={n_test!r} exceeds the {available_test} test items of {name!r}; "
-            f"accepted: 1..{available_test}"
+            f"n_test={n_test!r} exceeds the {available_test} test items of {name!r}; accepted: 1..{available_test}"
         )
     return int(n_train), int(n_test)
 
@@ -129,8 +128,9 @@ def _largest_remainder(total: int, weights: np.ndarray) -> np.ndarray:
     return out
 
 
-def _stratified_pick(labels: np.ndarray, count: int, gen: torch.Generator, num_classes: int,
-                     skip: np.ndarray | None = None) -> np.ndarray:
+def _stratified_pick(
+    labels: np.ndarray, count: int, gen: torch.Generator, num_classes: int, skip: np.ndarray | None = None
+) -> np.ndarray:
     """Indices of a stratified random subset of ``count`` items (class shares kept to within one
     item); ``skip[c]`` items of class ``c`` are reserved (the first ones of its permutation)."""
     members = [np.flatnonzero(labels == c) for c in range(num_classes)]
@@ -140,13 +140,14 @@ def _stratified_pick(labels: np.ndarray, count: int, gen: torch.Generator, num_c
     for c, m in enumerate(members):
         perm = torch.randperm(len(m), generator=gen).numpy()
         start = 0 if skip is None else int(skip[c])
-        picked.append(m[perm[start:start + quota[c]]])
+        picked.append(m[perm[start : start + quota[c]]])
     out = np.concatenate(picked)
     return out[torch.randperm(len(out), generator=gen).numpy()]
 
 
-def _stratified_split(labels: np.ndarray, n_train: int, n_test: int, gen: torch.Generator,
-                      num_classes: int) -> tuple[np.ndarray, np.ndarray]:
+def _stratified_split(
+    labels: np.ndarray, n_train: int, n_test: int, gen: torch.Generator, num_classes: int
+) -> tuple[np.ndarray, np.ndarray]:
     """Disjoint stratified train/test indices drawn from one pool; both orders shuffled.
 
     Train quotas are the largest-remainder apportionment of ``n_train`` (each within one of
@@ -168,15 +169,14 @@ def _stratified_split(labels: np.ndarray, n_train: int, n_test: int, gen: torch.
     for c, m in enumerate(members):
         perm = m[torch.randperm(len(m), generator=gen).numpy()]
         train.append(perm[: train_q[c]])
-        test.append(perm[train_q[c]: train_q[c] + test_q[c]])
+        test.append(perm[train_q[c] : train_q[c] + test_q[c]])
     train_idx, test_idx = np.concatenate(train), np.concatenate(test)
     train_idx = train_idx[torch.randperm(len(train_idx), generator=gen).numpy()]
     test_idx = test_idx[torch.randperm(len(test_idx), generator=gen).numpy()]
     return train_idx, test_idx
 
 
-def _label_noise(y: torch.Tensor, num_classes: int, fraction: float, seed: int
-                 ) -> tuple[torch.Tensor, torch.Tensor]:
+def _label_noise(y: torch.Tensor, num_classes: int, fraction: float, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Replace exactly ``round(fraction * N)`` labels, chosen uniformly at random, by a uniformly
     random *different* class. Returns (noisy labels, boolean mask of the changed points)."""
     n = y.shape[0]
@@ -193,8 +193,7 @@ def _label_noise(y: torch.Tensor, num_classes: int, fraction: float, seed: int
     return noisy, mask
 
 
-def _noise_extras(y_clean: torch.Tensor, mask: torch.Tensor, fraction: float
-                  ) -> dict[str, Any]:
+def _noise_extras(y_clean: torch.Tensor, mask: torch.Tensor, fraction: float) -> dict[str, Any]:
     return {"label_noise": fraction, "noisy_mask": mask, "y_train_clean": y_clean}
 
 
@@ -236,9 +235,15 @@ def _remap(labels: np.ndarray, classes: tuple[int, ...] | None) -> tuple[np.ndar
 # ---------------------------------------------------------------------------------------------
 
 
-def _load_grey(name: str, seed: int, raw_fn: Callable[[], tuple[np.ndarray, np.ndarray]],
-               counts: tuple[int, ...] | None, side: int, source: str,
-               opts: dict[str, Any]) -> Dataset:
+def _load_grey(
+    name: str,
+    seed: int,
+    raw_fn: Callable[[], tuple[np.ndarray, np.ndarray]],
+    counts: tuple[int, ...] | None,
+    side: int,
+    source: str,
+    opts: dict[str, Any],
+) -> Dataset:
     """Shared loader of the grey-level sets; ``counts`` (images per class, if known without
     reading the data) lets the sizes be checked before anything is read."""
     classes = _check_classes(opts["classes"], 10, name)
@@ -270,8 +275,7 @@ def _load_grey(name: str, seed: int, raw_fn: Callable[[], tuple[np.ndarray, np.n
     kept = tuple(range(10)) if classes is None else classes
     desc = (
         f"{name}: {n_train} train / {n_test} test {source}, classes {list(kept)}, "
-        + (f"standardised by train mean {mean:.2f} and std {std:.2f}" if standardize
-           else "raw grey levels")
+        + (f"standardised by train mean {mean:.2f} and std {std:.2f}" if standardize else "raw grey levels")
         + (f", {noise:.0%} train label noise" if noise else "")
     )
     extras = {
@@ -284,5 +288,4 @@ def _load_grey(name: str, seed: int, raw_fn: Callable[[], tuple[np.ndarray, np.n
         "class_names": tuple(str(c) for c in kept),
         **_noise_extras(y_clean, mask, noise),
     }
-    return Dataset(name, xtr, ytr, xte, yte, num_classes, shape, desc,
-                   types.MappingProxyType(extras))
+    return Dataset(name, xtr, ytr, xte, yte, num_classes, shape, desc, types.MappingProxyType(extras))

@@ -52,11 +52,18 @@ class _CifarLayout:
 
 
 _CIFAR = {
-    "cifar10": _CifarLayout("cifar-10-python.tar.gz", "cifar-10-batches-py",
-                            tuple(f"data_batch_{i}" for i in range(1, 6)), ("test_batch",),
-                            "batches.meta", 50000, 10000),
-    "cifar100": _CifarLayout("cifar-100-python.tar.gz", "cifar-100-python", ("train",),
-                             ("test",), "meta", 50000, 10000),
+    "cifar10": _CifarLayout(
+        "cifar-10-python.tar.gz",
+        "cifar-10-batches-py",
+        tuple(f"data_batch_{i}" for i in range(1, 6)),
+        ("test_batch",),
+        "batches.meta",
+        50000,
+        10000,
+    ),
+    "cifar100": _CifarLayout(
+        "cifar-100-python.tar.gz", "cifar-100-python", ("train",), ("test",), "meta", 50000, 10000
+    ),
 }
 
 
@@ -107,10 +114,7 @@ def _safe_extract(archive: pathlib.Path, dest: pathlib.Path, folder: str) -> pat
                     or ".." in pathlib.PurePosixPath(member.name).parts
                     or (target != base and base not in target.parents)
                 ):
-                    raise ValueError(
-                        f"unsafe member {member.name!r} in archive {str(archive)!r}; refusing "
-                        "to extract"
-                    )
+                    raise ValueError(f"unsafe member {member.name!r} in archive {str(archive)!r}; refusing to extract")
             if hasattr(tarfile, "data_filter"):
                 tar.extractall(tmp, members=members, filter="data")
             else:  # pragma: no cover - Python < 3.11.4
@@ -178,7 +182,7 @@ class _SafeUnpickler(pickle.Unpickler):
         if (module, name) not in self._ALLOWED:
             raise pickle.UnpicklingError(f"global {module}.{name} is not allowed in a CIFAR batch")
         if module.startswith("numpy.core.") and hasattr(np, "_core"):
-            module = "numpy._core." + module[len("numpy.core."):]  # numpy 2 name, no warning
+            module = "numpy._core." + module[len("numpy.core.") :]  # numpy 2 name, no warning
         return super().find_class(module, name)
 
 
@@ -208,14 +212,10 @@ def _cifar_raw(folder: str, kind: str, label_key: str, stamp: tuple) -> dict[str
             path = pathlib.Path(folder) / f
             batch = _read_batch(path)
             if "data" not in batch or label_key not in batch:
-                raise ValueError(
-                    f"CIFAR batch {str(path)!r} lacks 'data' or {label_key!r}; keys: "
-                    f"{sorted(batch)}"
-                )
+                raise ValueError(f"CIFAR batch {str(path)!r} lacks 'data' or {label_key!r}; keys: {sorted(batch)}")
             data = np.asarray(batch["data"])
             labels = np.asarray(batch[label_key], dtype=np.int64)
-            if data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != 3072 or len(
-                    labels) != len(data):
+            if data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != 3072 or len(labels) != len(data):
                 raise ValueError(
                     f"CIFAR batch {str(path)!r} has data {data.dtype} {data.shape} and "
                     f"{len(labels)} labels; expected uint8 [N, 3072] and N labels"
@@ -230,8 +230,9 @@ def _cifar_raw(folder: str, kind: str, label_key: str, stamp: tuple) -> dict[str
     names = None
     if meta_path.is_file():
         meta = _read_batch(meta_path)
-        key = {"labels": "label_names", "fine_labels": "fine_label_names",
-               "coarse_labels": "coarse_label_names"}[label_key]
+        key = {"labels": "label_names", "fine_labels": "fine_label_names", "coarse_labels": "coarse_label_names"}[
+            label_key
+        ]
         if key in meta:
             names = _names(meta[key])
     out["names"] = names
@@ -287,8 +288,7 @@ def _load_cifar(name: str, seed: int, *, given: set[str], **opts: Any) -> Datase
         if value is not None:
             value = V.positive_int(label, value)
         if value is not None and value > cap:
-            raise ValueError(f"{label}={value!r} exceeds the {cap} images of {name!r}; "
-                             f"accepted: 1..{cap}")
+            raise ValueError(f"{label}={value!r} exceeds the {cap} images of {name!r}; accepted: 1..{cap}")
     dtype = opts["dtype"]
 
     folder = _cifar_folder(layout, opts["root"], download)
@@ -302,8 +302,7 @@ def _load_cifar(name: str, seed: int, *, given: set[str], **opts: Any) -> Datase
     keep_tr, lab_tr = _remap(y_tr_all, classes)
     keep_te, lab_te = _remap(y_te_all, classes)
     num_classes = total_classes if classes is None else len(classes)
-    n_train, n_test = _resolve_sizes(opts["n_train"], opts["n_test"], len(keep_tr),
-                                     len(keep_te), name)
+    n_train, n_test = _resolve_sizes(opts["n_train"], opts["n_test"], len(keep_tr), len(keep_te), name)
     gen = _torch_generator(seed, "split")
     tr = _stratified_pick(lab_tr, n_train, gen, num_classes)
     te = _stratified_pick(lab_te, n_test, gen, num_classes)
@@ -322,8 +321,9 @@ def _load_cifar(name: str, seed: int, *, given: set[str], **opts: Any) -> Datase
     yte = torch.from_numpy(lab_te[te].copy())
     kept = tuple(range(total_classes)) if classes is None else classes
     all_names = raw["names"]
-    class_names = (tuple(all_names[c] for c in kept)
-                   if all_names is not None and len(all_names) == total_classes else None)
+    class_names = (
+        tuple(all_names[c] for c in kept) if all_names is not None and len(all_names) == total_classes else None
+    )
     desc = (
         f"{name}: {n_train} train / {n_test} test images from {str(folder)!r}"
         + (f", {label_mode} labels" if label_mode else "")
@@ -344,5 +344,4 @@ def _load_cifar(name: str, seed: int, *, given: set[str], **opts: Any) -> Datase
     }
     if label_mode:
         extras["label_mode"] = label_mode
-    return Dataset(name, xtr, ytr, xte, yte, num_classes, (3, 32, 32), desc,
-                   types.MappingProxyType(extras))
+    return Dataset(name, xtr, ytr, xte, yte, num_classes, (3, 32, 32), desc, types.MappingProxyType(extras))

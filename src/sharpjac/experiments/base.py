@@ -42,8 +42,14 @@ def _jsonable(v):
     return v
 
 
-def architecture_options(model: str, *, widths: Sequence[int] = (), activation: str = "tanh",
-                         channels: Sequence[int] = (), resnet_width: float = 1.0) -> dict[str, Any]:
+def architecture_options(
+    model: str,
+    *,
+    widths: Sequence[int] = (),
+    activation: str = "tanh",
+    channels: Sequence[int] = (),
+    resnet_width: float = 1.0,
+) -> dict[str, Any]:
     """``TrainConfig.model_options`` for the architectures the experiments train.
 
     ``"mlp"`` takes its hidden ``widths`` and ``activation``, ``"small_cnn"`` its ``channels``,
@@ -112,14 +118,20 @@ class ExperimentConfig:
     def validate(self) -> None:
         """Check every field; raise ValueError naming the field, its value and what is accepted."""
         _check_field_types(self)
-        self._need(isinstance(self.seeds, tuple) and len(self.seeds) > 0
-                   and all(isinstance(s, int) and not isinstance(s, bool) and 0 <= s < 2**32 for s in self.seeds),
-                   "seeds", "a non-empty tuple of ints in [0, 2**32)")
-        self._need(isinstance(self.data_seed, int) and 0 <= self.data_seed < 2**32, "data_seed",
-                   "an int in [0, 2**32)")
+        self._need(
+            isinstance(self.seeds, tuple)
+            and len(self.seeds) > 0
+            and all(isinstance(s, int) and not isinstance(s, bool) and 0 <= s < 2**32 for s in self.seeds),
+            "seeds",
+            "a non-empty tuple of ints in [0, 2**32)",
+        )
+        self._need(isinstance(self.data_seed, int) and 0 <= self.data_seed < 2**32, "data_seed", "an int in [0, 2**32)")
         self._need(isinstance(self.threads, int) and self.threads >= 1, "threads", "an int >= 1")
-        self._need(self.device in ("auto", "cpu", "cuda") or str(self.device).startswith("cuda:"), "device",
-                   "'auto', 'cpu', 'cuda' or 'cuda:N'")
+        self._need(
+            self.device in ("auto", "cpu", "cuda") or str(self.device).startswith("cuda:"),
+            "device",
+            "'auto', 'cpu', 'cuda' or 'cuda:N'",
+        )
         self._need(self.dtype in ("float32", "float64"), "dtype", "'float32' or 'float64'")
         self._check()
 
@@ -130,9 +142,11 @@ class ExperimentConfig:
         for name in names:
             v = getattr(self, name)
             vals = v if isinstance(v, tuple) else (v,)
-            self._need(len(vals) > 0 and all(isinstance(x, (int, float)) and not isinstance(x, bool) and x > 0
-                                             for x in vals), name,
-                       "positive number(s)" + (" (a non-empty tuple)" if isinstance(v, tuple) else ""))
+            self._need(
+                len(vals) > 0 and all(isinstance(x, (int, float)) and not isinstance(x, bool) and x > 0 for x in vals),
+                name,
+                "positive number(s)" + (" (a non-empty tuple)" if isinstance(v, tuple) else ""),
+            )
 
     # -- grid ---------------------------------------------------------------------------------
 
@@ -278,8 +292,7 @@ def _preflight(configs: Sequence[TrainConfig]) -> None:
         check_batch_size(c, sizes[key])
 
 
-def _labelled(labels: Mapping[str, Any], record: pd.DataFrame, last_row: Mapping[str, Any], key: str
-              ) -> pd.DataFrame:
+def _labelled(labels: Mapping[str, Any], record: pd.DataFrame, last_row: Mapping[str, Any], key: str) -> pd.DataFrame:
     """One run's record with its grid labels first, ``last_row`` values on its last row, then
     ``status`` and ``run_key``."""
     status = record.attrs.get("status", "")
@@ -288,8 +301,7 @@ def _labelled(labels: Mapping[str, Any], record: pd.DataFrame, last_row: Mapping
     for i, (k, v) in enumerate(labels.items()):
         if k in df.columns:  # e.g. "lr" with a constant schedule: keep the record's column
             if not (df[k] == v).all():
-                raise ValueError(f"grid label {k!r}={v!r} disagrees with the record's column {k!r}; "
-                                 "rename the label")
+                raise ValueError(f"grid label {k!r}={v!r} disagrees with the record's column {k!r}; rename the label")
             df.insert(i, k, df.pop(k))
         else:
             df.insert(i, k, [v] * len(df))
@@ -301,10 +313,15 @@ def _labelled(labels: Mapping[str, Any], record: pd.DataFrame, last_row: Mapping
     return df
 
 
-def run_experiment(config: ExperimentConfig, *, name: str, store=None, force: bool = False,
-                   progress: bool | None = None,
-                   run_point: Callable[[TrainConfig, bool], tuple[pd.DataFrame, Mapping[str, Any]]] | None = None,
-                   ) -> pd.DataFrame:
+def run_experiment(
+    config: ExperimentConfig,
+    *,
+    name: str,
+    store=None,
+    force: bool = False,
+    progress: bool | None = None,
+    run_point: Callable[[TrainConfig, bool], tuple[pd.DataFrame, Mapping[str, Any]]] | None = None,
+) -> pd.DataFrame:
     """Run every grid point of ``config`` (reusing the store) and concatenate the records.
 
     Args:
@@ -327,12 +344,15 @@ def run_experiment(config: ExperimentConfig, *, name: str, store=None, force: bo
     _preflight([tc for _, tc in points])
     show = progress_enabled(progress)
     if run_point is None:
+
         def run_point(tc: TrainConfig, show: bool) -> tuple[pd.DataFrame, Mapping[str, Any]]:
             return run(tc, store=store, force=force, progress=show), {}
+
     bar = None
     it = points
     if show:
         from tqdm.auto import tqdm
+
         bar = it = tqdm(points, desc=name, unit="run")
     frames, done = [], {}
     try:
@@ -417,8 +437,9 @@ def trained_run(config: TrainConfig, *, store, progress: bool | None = None) -> 
     return TrainedRun(frame, {s: st.load_model(config, s) for s in st.model_steps(config)}, config)
 
 
-def run_study(config: StudyConfig, *, name: str, store=None, force: bool = False,
-              progress: bool | None = None) -> dict[str, pd.DataFrame]:
+def run_study(
+    config: StudyConfig, *, name: str, store=None, force: bool = False, progress: bool | None = None
+) -> dict[str, pd.DataFrame]:
     """Compute a study's tables, or load them from the store (``force``: compute again)."""
     from ..runs import _as_store
 

@@ -96,8 +96,13 @@ class ConjugateMatrixConfig(StudyConfig):
         out: dict[str, list] = {k: [] for k in ("comparison", "spectra", "shares", "rescaling", "summary")}
         for seed in self.seeds:
             ds = data.load("digits", seed=self.data_seed, n_train=self.n_points, n_test=self.n_test, dtype=dt)
-            model = models.MLP(input_shape=ds.input_shape, widths=self.widths, num_classes=ds.num_classes,
-                               activation=self.activation, seed=seed).to(device=dev, dtype=dt)
+            model = models.MLP(
+                input_shape=ds.input_shape,
+                widths=self.widths,
+                num_classes=ds.num_classes,
+                activation=self.activation,
+                seed=seed,
+            ).to(device=dev, dtype=dt)
             x, y = ds.x_train.to(dev), ds.y_train.to(dev)
             num_params = sum(p.numel() for p in model.parameters())
             k = int(ds.num_classes)
@@ -111,15 +116,33 @@ class ConjugateMatrixConfig(StudyConfig):
                 K = torch.stack(parts).sum(0)
                 cmp = conjugate.compare_nonzero_spectra(G, K)
                 parts_of[name] = (C, parts)
-                out["comparison"].append({
-                    "seed": seed, "loss": name, "num_params": num_params, "n_points": self.n_points,
-                    "nk": self.n_points * k, "rank": cmp.rank, "zero_eigenvalues_g": cmp.zero_eigenvalues_g,
-                    "max_abs_diff": cmp.max_abs_diff, "max_rel_diff": cmp.max_rel_diff,
-                    "lambda_max": float(cmp.eigenvalues_g[0]), "trace_g": float(G.trace()),
-                    "trace_k": float(K.trace())})
-                out["spectra"].append(pd.DataFrame({
-                    "seed": seed, "loss": name, "index": np.arange(1, len(cmp.eigenvalues_g) + 1),
-                    "eigenvalue_g": cmp.eigenvalues_g, "eigenvalue_k": cmp.eigenvalues_k}))
+                out["comparison"].append(
+                    {
+                        "seed": seed,
+                        "loss": name,
+                        "num_params": num_params,
+                        "n_points": self.n_points,
+                        "nk": self.n_points * k,
+                        "rank": cmp.rank,
+                        "zero_eigenvalues_g": cmp.zero_eigenvalues_g,
+                        "max_abs_diff": cmp.max_abs_diff,
+                        "max_rel_diff": cmp.max_rel_diff,
+                        "lambda_max": float(cmp.eigenvalues_g[0]),
+                        "trace_g": float(G.trace()),
+                        "trace_k": float(K.trace()),
+                    }
+                )
+                out["spectra"].append(
+                    pd.DataFrame(
+                        {
+                            "seed": seed,
+                            "loss": name,
+                            "index": np.arange(1, len(cmp.eigenvalues_g) + 1),
+                            "eigenvalue_g": cmp.eigenvalues_g,
+                            "eigenvalue_k": cmp.eigenvalues_k,
+                        }
+                    )
+                )
             C, parts = parts_of[self.loss]
             sh = conjugate.layer_shares(parts, top=self.top)
             L = sh.shares.shape[1]
@@ -134,15 +157,30 @@ class ConjugateMatrixConfig(StudyConfig):
             resc = conjugate.input_rescaling(model, x, C, np.logspace(-2, 1, self.n_scales))
             resc.insert(0, "seed", seed)
             out["rescaling"].append(resc)
-            out["summary"].append({"seed": seed, "loss": self.loss, "num_params": num_params, "num_classes": k,
-                                   "n_layers": L, "first_layer_diff": float((K1 - parts[0]).abs().max()),
-                                   "first_layer_scale": float(parts[0].abs().max())})
-        return {"comparison": pd.DataFrame(out["comparison"]), "spectra": pd.concat(out["spectra"], ignore_index=True),
-                "shares": pd.concat(out["shares"], ignore_index=True),
-                "rescaling": pd.concat(out["rescaling"], ignore_index=True), "summary": pd.DataFrame(out["summary"])}
+            out["summary"].append(
+                {
+                    "seed": seed,
+                    "loss": self.loss,
+                    "num_params": num_params,
+                    "num_classes": k,
+                    "n_layers": L,
+                    "first_layer_diff": float((K1 - parts[0]).abs().max()),
+                    "first_layer_scale": float(parts[0].abs().max()),
+                }
+            )
+        return {
+            "comparison": pd.DataFrame(out["comparison"]),
+            "spectra": pd.concat(out["spectra"], ignore_index=True),
+            "shares": pd.concat(out["shares"], ignore_index=True),
+            "rescaling": pd.concat(out["rescaling"], ignore_index=True),
+            "summary": pd.DataFrame(out["summary"]),
+        }
 
 
-EXPERIMENT = register(NAME, ConjugateMatrixConfig,
-                      "G and the conjugate matrix K built independently: equal non-zero spectra, layer shares, "
-                      "the first layer's blind spot under a change of input coordinates (digits MLP, no training)",
-                      chapter="The conjugate matrix")
+EXPERIMENT = register(
+    NAME,
+    ConjugateMatrixConfig,
+    "G and the conjugate matrix K built independently: equal non-zero spectra, layer shares, "
+    "the first layer's blind spot under a change of input coordinates (digits MLP, no training)",
+    chapter="The conjugate matrix",
+)

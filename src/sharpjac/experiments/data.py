@@ -46,8 +46,11 @@ class DataConfig(StudyConfig):
 
     def _check(self) -> None:
         self._need_positive("n_train", "n_test", "n_points")
-        self._need(self.n_train + self.n_test <= 5000, "n_train",
-                   f"an int with n_train + n_test <= 5000 (mnist5k has 5,000 images; n_test={self.n_test})")
+        self._need(
+            self.n_train + self.n_test <= 5000,
+            "n_train",
+            f"an int with n_train + n_test <= 5000 (mnist5k has 5,000 images; n_test={self.n_test})",
+        )
 
     def _loads(self) -> dict[str, tuple[str, dict[str, Any]]]:
         """``{label: (data set, options)}`` of everything the study loads."""
@@ -79,27 +82,38 @@ class DataConfig(StudyConfig):
         from .. import data as _data
 
         dt = getattr(torch, self.dtype)
-        loaded = {label: _data.load(name, seed=self.data_seed, dtype=dt, **opts)
-                  for label, (name, opts) in self._loads().items()}
+        loaded = {
+            label: _data.load(name, seed=self.data_seed, dtype=dt, **opts)
+            for label, (name, opts) in self._loads().items()
+        }
         rows, counts = [], []
         for label, ds in loaded.items():
             ex = ds.extras
             generated = "generator" in ex
-            rows.append({
-                "label": label, "name": ds.name, "n_train": len(ds.y_train), "n_test": len(ds.y_test),
-                "num_classes": int(ds.num_classes), "input_shape": "x".join(str(int(s)) for s in ds.input_shape),
-                "description": ds.description,
-                "pixel_mean": np.nan if generated else float(ex["mean"]),
-                "pixel_std": np.nan if generated else float(ex["std"]),
-                "d": int(ex["d"]) if generated else -1, "n": int(ex["n"]) if generated else -1,
-                "lipschitz": float(ex["lipschitz"]) if generated else np.nan,
-                "target_lipschitz": float(ex["target_lipschitz"]) if generated else np.nan,
-            })
+            rows.append(
+                {
+                    "label": label,
+                    "name": ds.name,
+                    "n_train": len(ds.y_train),
+                    "n_test": len(ds.y_test),
+                    "num_classes": int(ds.num_classes),
+                    "input_shape": "x".join(str(int(s)) for s in ds.input_shape),
+                    "description": ds.description,
+                    "pixel_mean": np.nan if generated else float(ex["mean"]),
+                    "pixel_std": np.nan if generated else float(ex["std"]),
+                    "d": int(ex["d"]) if generated else -1,
+                    "n": int(ex["n"]) if generated else -1,
+                    "lipschitz": float(ex["lipschitz"]) if generated else np.nan,
+                    "target_lipschitz": float(ex["target_lipschitz"]) if generated else np.nan,
+                }
+            )
             if not generated:
                 train = np.bincount(ds.y_train.numpy(), minlength=ds.num_classes)
                 test = np.bincount(ds.y_test.numpy(), minlength=ds.num_classes)
-                counts += [{"label": label, "class": c, "train": int(train[c]), "test": int(test[c])}
-                           for c in range(ds.num_classes)]
+                counts += [
+                    {"label": label, "class": c, "train": int(train[c]), "test": int(test[c])}
+                    for c in range(ds.num_classes)
+                ]
         curve, surface, high = loaded["curve"], loaded["surface"], loaded["surface16"]
         curve_df = pd.DataFrame(curve.x_train.double().numpy(), columns=["x1", "x2"])
         curve_df["label"] = curve.y_train.numpy()
@@ -121,6 +135,9 @@ class DataConfig(StudyConfig):
         }
 
 
-EXPERIMENT = register(NAME, DataConfig,
-                      "the book's data sets: sizes, class counts, pixel statistics, the generated manifolds",
-                      chapter="The data in this book")
+EXPERIMENT = register(
+    NAME,
+    DataConfig,
+    "the book's data sets: sizes, class counts, pixel statistics, the generated manifolds",
+    chapter="The data in this book",
+)

@@ -76,26 +76,69 @@ __all__ = [
 ]
 
 #: Columns added by :func:`end_measurements` (filled on each run's last row only).
-END_COLUMNS = ("local_variation_max", "local_variation_mean", "test_jac_spectral_max", "test_jac_spectral_mean",
-               "test_jac_frobenius_max", "test_jac_frobenius_mean", "variation_radius", "train_loss_unsmoothed",
-               "test_loss_unsmoothed", "gap_loss_unsmoothed")
+END_COLUMNS = (
+    "local_variation_max",
+    "local_variation_mean",
+    "test_jac_spectral_max",
+    "test_jac_spectral_mean",
+    "test_jac_frobenius_max",
+    "test_jac_frobenius_mean",
+    "variation_radius",
+    "train_loss_unsmoothed",
+    "test_loss_unsmoothed",
+    "gap_loss_unsmoothed",
+)
 
 #: Changes a grid point may make to the baseline (TrainConfig field names).
-_CHANGEABLE = ("lr", "momentum", "batch_size", "weight_decay", "label_smoothing", "sam_rho", "augment",
-               "jacobian_penalty")
+_CHANGEABLE = (
+    "lr",
+    "momentum",
+    "batch_size",
+    "weight_decay",
+    "label_smoothing",
+    "sam_rho",
+    "augment",
+    "jacobian_penalty",
+)
 
 BUDGETS = ("epochs", "updates")
 
 #: The baseline of every chapter, per preset (the project's own choices).
 BASE_PRESETS: dict[str, dict[str, Any]] = {
-    "smoke": dict(n_train=200, n_test=200, widths=(16,), batch_size=50, max_epochs=2, measure_linear=1,
-                  measure_log=1, variation_centres=8, variation_samples=4, variation_ascent_steps=0,
-                  test_jacobian_points=100, seeds=(0,)),
+    "smoke": dict(
+        n_train=200,
+        n_test=200,
+        widths=(16,),
+        batch_size=50,
+        max_epochs=2,
+        measure_linear=1,
+        measure_log=1,
+        variation_centres=8,
+        variation_samples=4,
+        variation_ascent_steps=0,
+        test_jacobian_points=100,
+        seeds=(0,),
+    ),
     "quick": dict(seeds=(0, 1)),
-    "paper": dict(dataset="cifar10", n_train=50000, n_test=10000, model="resnet18", lr=0.05, momentum=0.9,
-                  batch_size=128, max_epochs=50, measure_linear=10, measure_log=6, sharpness_subset=2048,
-                  jacobian_subset=512, variation_centres=128, variation_samples=16, variation_ascent_steps=2,
-                  test_jacobian_points=512, seeds=(0, 1, 2)),
+    "paper": dict(
+        dataset="cifar10",
+        n_train=50000,
+        n_test=10000,
+        model="resnet18",
+        lr=0.05,
+        momentum=0.9,
+        batch_size=128,
+        max_epochs=50,
+        measure_linear=10,
+        measure_log=6,
+        sharpness_subset=2048,
+        jacobian_subset=512,
+        variation_centres=128,
+        variation_samples=16,
+        variation_ascent_steps=2,
+        test_jacobian_points=512,
+        seeds=(0, 1, 2),
+    ),
 }
 
 
@@ -172,9 +215,22 @@ class GeneralisationConfig(ExperimentConfig):
         self._need(self.dataset in data.available(), "dataset", f"one of {sorted(data.available())}")
         self._need(self.model in ("mlp", "small_cnn", "resnet18"), "model", "'mlp', 'small_cnn' or 'resnet18'")
         self._need(self.loss in ("ce", "mse"), "loss", "'ce' or 'mse'")
-        self._need_positive("n_train", "n_test", "widths", "channels", "resnet_width", "lr", "batch_size",
-                            "max_epochs", "measure_linear", "lanczos_tol", "lanczos_max_iter",
-                            "variation_centres", "variation_samples", "test_jacobian_points")
+        self._need_positive(
+            "n_train",
+            "n_test",
+            "widths",
+            "channels",
+            "resnet_width",
+            "lr",
+            "batch_size",
+            "max_epochs",
+            "measure_linear",
+            "lanczos_tol",
+            "lanczos_max_iter",
+            "variation_centres",
+            "variation_samples",
+            "test_jacobian_points",
+        )
         self._need(self.activation in ACTIVATIONS, "activation", f"one of {ACTIVATIONS}")
         self._need(0 <= self.momentum < 1, "momentum", "a float in [0, 1)")
         self._need(self.weight_decay >= 0, "weight_decay", "a float >= 0")
@@ -182,13 +238,19 @@ class GeneralisationConfig(ExperimentConfig):
         self._need(self.sam_rho >= 0, "sam_rho", "a float >= 0")
         self._need(isinstance(self.augment, bool), "augment", "True or False")
         self._need(isinstance(self.measure_log, int) and self.measure_log >= 0, "measure_log", "an int >= 0")
-        self._need(isinstance(self.variation_ascent_steps, int) and self.variation_ascent_steps >= 0,
-                   "variation_ascent_steps", "an int >= 0")
+        self._need(
+            isinstance(self.variation_ascent_steps, int) and self.variation_ascent_steps >= 0,
+            "variation_ascent_steps",
+            "an int >= 0",
+        )
         for name in ("sharpness_subset", "jacobian_subset"):
             v = getattr(self, name)
             self._need(v is None or (isinstance(v, int) and v >= 1), name, "None (all points) or an int >= 1")
-        self._need(self.variation_radius is None or (_is_num(self.variation_radius) and self.variation_radius > 0),
-                   "variation_radius", "None (nearest-neighbour radius) or a float > 0")
+        self._need(
+            self.variation_radius is None or (_is_num(self.variation_radius) and self.variation_radius > 0),
+            "variation_radius",
+            "None (nearest-neighbour radius) or a float > 0",
+        )
         self._check_axes()
 
     def _check_axes(self) -> None:  # overridden by the chapters
@@ -196,14 +258,20 @@ class GeneralisationConfig(ExperimentConfig):
 
     def _need_values(self, name: str, ok, accepted: str) -> None:
         v = getattr(self, name)
-        self._need(isinstance(v, tuple) and len(v) > 0 and all(ok(x) for x in v), name,
-                   f"a non-empty tuple of {accepted}")
+        self._need(
+            isinstance(v, tuple) and len(v) > 0 and all(ok(x) for x in v), name, f"a non-empty tuple of {accepted}"
+        )
 
     # -- building runs ------------------------------------------------------------------------
 
     def model_options(self) -> dict[str, Any]:
-        return architecture_options(self.model, widths=self.widths, activation=self.activation,
-                                    channels=self.channels, resnet_width=float(self.resnet_width))
+        return architecture_options(
+            self.model,
+            widths=self.widths,
+            activation=self.activation,
+            channels=self.channels,
+            resnet_width=float(self.resnet_width),
+        )
 
     def steps_per_epoch(self, batch_size: int | None = None) -> int:
         b = self.batch_size if batch_size is None else int(batch_size)
@@ -239,15 +307,33 @@ class GeneralisationConfig(ExperimentConfig):
             total = self.baseline_steps()
             epochs, steps = (total // spe, None) if total % spe == 0 else (None, total)
         return TrainConfig(
-            dataset=self.dataset, dataset_options={"n_train": self.n_train, "n_test": self.n_test},
-            data_seed=self.data_seed, model=self.model, model_options=self.model_options(), loss=self.loss,
-            label_smoothing=float(p["label_smoothing"]), optimizer="sgd", lr=float(p["lr"]),
-            momentum=float(p["momentum"]), weight_decay=float(p["weight_decay"]), batch_size=int(p["batch_size"]),
-            sam_rho=float(p["sam_rho"]), augment=bool(p["augment"]), jacobian_penalty=float(p["jacobian_penalty"]),
-            max_epochs=epochs, max_steps=steps, measure_every=max(1, total // self.measure_linear),
-            measure_num=self.measure_log or None, sharpness_subset=self.sharpness_subset,
-            jacobian_subset=self.jacobian_subset, lanczos_tol=self.lanczos_tol,
-            lanczos_max_iter=self.lanczos_max_iter, seed=int(seed), dtype=self.dtype, device=self.device, threads=self.threads,
+            dataset=self.dataset,
+            dataset_options={"n_train": self.n_train, "n_test": self.n_test},
+            data_seed=self.data_seed,
+            model=self.model,
+            model_options=self.model_options(),
+            loss=self.loss,
+            label_smoothing=float(p["label_smoothing"]),
+            optimizer="sgd",
+            lr=float(p["lr"]),
+            momentum=float(p["momentum"]),
+            weight_decay=float(p["weight_decay"]),
+            batch_size=int(p["batch_size"]),
+            sam_rho=float(p["sam_rho"]),
+            augment=bool(p["augment"]),
+            jacobian_penalty=float(p["jacobian_penalty"]),
+            max_epochs=epochs,
+            max_steps=steps,
+            measure_every=max(1, total // self.measure_linear),
+            measure_num=self.measure_log or None,
+            sharpness_subset=self.sharpness_subset,
+            jacobian_subset=self.jacobian_subset,
+            lanczos_tol=self.lanczos_tol,
+            lanczos_max_iter=self.lanczos_max_iter,
+            seed=int(seed),
+            dtype=self.dtype,
+            device=self.device,
+            threads=self.threads,
             checkpoint_every=max(1, total // 5),
         )
 
@@ -279,8 +365,7 @@ class GeneralisationConfig(ExperimentConfig):
             updates += total
             passes += total * factor * min(tc.batch_size, self.n_train) / self.batch_size
             measurements += len(measurement_steps(tc, total, spe))
-        return {"runs": float(len(seen)), "updates": updates, "gradient_passes": passes,
-                "measurements": measurements}
+        return {"runs": float(len(seen)), "updates": updates, "gradient_passes": passes, "measurements": measurements}
 
     def gpu_hours_estimate(self, *, seconds_per_step: float = 0.025, steps_per_measurement: float = 1000.0) -> float:
         """A rough device-time estimate of the grid, in hours: **an assumption, not a measurement**.
@@ -300,9 +385,14 @@ class GeneralisationConfig(ExperimentConfig):
 
     def end_spec(self, radius: float) -> dict[str, Any]:
         """Settings of the end-of-training extras (their hash names the stored file)."""
-        return {"radius": float(f"{radius:.6g}"), "centres": self.variation_centres,
-                "samples": self.variation_samples, "ascent_steps": self.variation_ascent_steps,
-                "test_points": self.test_jacobian_points, "version": 2}
+        return {
+            "radius": float(f"{radius:.6g}"),
+            "centres": self.variation_centres,
+            "samples": self.variation_samples,
+            "ascent_steps": self.variation_ascent_steps,
+            "test_points": self.test_jacobian_points,
+            "version": 2,
+        }
 
 
 # ------------------------------------------------------------------------------------------------
@@ -330,19 +420,24 @@ class WeightDecayConfig(GeneralisationConfig):
     weight_decays: tuple[float, ...] = (0.0, 0.001, 0.003)
     lrs: tuple[float, ...] = (0.05, 0.2, 0.8)
 
-    PRESETS: ClassVar[dict[str, dict[str, Any]]] = _presets({
-        "smoke": dict(weight_decays=(0.0, 0.01), lrs=(0.2, 0.8)),
-        "paper": dict(weight_decays=(0.0, 5e-4, 2e-3), lrs=(0.01, 0.05, 0.2)),
-    })
+    PRESETS: ClassVar[dict[str, dict[str, Any]]] = _presets(
+        {
+            "smoke": dict(weight_decays=(0.0, 0.01), lrs=(0.2, 0.8)),
+            "paper": dict(weight_decays=(0.0, 5e-4, 2e-3), lrs=(0.01, 0.05, 0.2)),
+        }
+    )
 
     def _check_axes(self) -> None:
         self._need_values("weight_decays", _non_negative, "floats >= 0")
         self._need_values("lrs", _positive, "floats > 0")
 
     def grid(self):
-        return [({"lr": float(lr), "weight_decay": float(wd), "seed": s},
-                 self.train_config(s, lr=lr, weight_decay=wd))
-                for lr in self.lrs for wd in self.weight_decays for s in self.seeds]
+        return [
+            ({"lr": float(lr), "weight_decay": float(wd), "seed": s}, self.train_config(s, lr=lr, weight_decay=wd))
+            for lr in self.lrs
+            for wd in self.weight_decays
+            for s in self.seeds
+        ]
 
 
 @dataclass(frozen=True)
@@ -358,18 +453,24 @@ class SamAugmentationConfig(GeneralisationConfig):
     sam_rhos: tuple[float, ...] = (0.0, 0.05, 0.2)
     augments: tuple[bool, ...] = (False, True)
 
-    PRESETS: ClassVar[dict[str, dict[str, Any]]] = _presets({
-        "smoke": dict(sam_rhos=(0.0, 0.1)),
-        "paper": dict(sam_rhos=(0.0, 0.05, 0.1)),
-    })
+    PRESETS: ClassVar[dict[str, dict[str, Any]]] = _presets(
+        {
+            "smoke": dict(sam_rhos=(0.0, 0.1)),
+            "paper": dict(sam_rhos=(0.0, 0.05, 0.1)),
+        }
+    )
 
     def _check_axes(self) -> None:
         self._need_values("sam_rhos", _non_negative, "floats >= 0")
         self._need_values("augments", lambda v: isinstance(v, bool), "booleans")
 
     def grid(self):
-        return [({"sam_rho": float(r), "augment": bool(a), "seed": s}, self.train_config(s, sam_rho=r, augment=a))
-                for a in self.augments for r in self.sam_rhos for s in self.seeds]
+        return [
+            ({"sam_rho": float(r), "augment": bool(a), "seed": s}, self.train_config(s, sam_rho=r, augment=a))
+            for a in self.augments
+            for r in self.sam_rhos
+            for s in self.seeds
+        ]
 
 
 @dataclass(frozen=True)
@@ -386,21 +487,29 @@ class BatchSizeConfig(GeneralisationConfig):
     lrs: tuple[float, ...] = (0.2, 0.8)
     budgets: tuple[str, ...] = BUDGETS
 
-    PRESETS: ClassVar[dict[str, dict[str, Any]]] = _presets({
-        "smoke": dict(batch_sizes=(50, 100), lrs=(0.2, 0.8)),
-        "paper": dict(batch_sizes=(32, 128, 512), lrs=(0.05, 0.2)),
-    })
+    PRESETS: ClassVar[dict[str, dict[str, Any]]] = _presets(
+        {
+            "smoke": dict(batch_sizes=(50, 100), lrs=(0.2, 0.8)),
+            "paper": dict(batch_sizes=(32, 128, 512), lrs=(0.05, 0.2)),
+        }
+    )
 
     def _check_axes(self) -> None:
-        self._need_values("batch_sizes", lambda v: isinstance(v, int) and not isinstance(v, bool) and v > 0,
-                          "ints > 0")
+        self._need_values("batch_sizes", lambda v: isinstance(v, int) and not isinstance(v, bool) and v > 0, "ints > 0")
         self._need_values("lrs", _positive, "floats > 0")
         self._need_values("budgets", lambda v: v in BUDGETS, f"values in {BUDGETS}")
 
     def grid(self):
-        return [({"budget": b, "batch_size": int(bs), "lr": float(lr), "seed": s},
-                 self.train_config(s, budget=b, batch_size=bs, lr=lr))
-                for b in self.budgets for lr in self.lrs for bs in self.batch_sizes for s in self.seeds]
+        return [
+            (
+                {"budget": b, "batch_size": int(bs), "lr": float(lr), "seed": s},
+                self.train_config(s, budget=b, batch_size=bs, lr=lr),
+            )
+            for b in self.budgets
+            for lr in self.lrs
+            for bs in self.batch_sizes
+            for s in self.seeds
+        ]
 
 
 @dataclass(frozen=True)
@@ -413,10 +522,12 @@ class LearningRateConfig(GeneralisationConfig):
 
     lrs: tuple[float, ...] = (0.05, 0.2, 0.8)
 
-    PRESETS: ClassVar[dict[str, dict[str, Any]]] = _presets({
-        "smoke": dict(lrs=(0.2, 0.8)),
-        "paper": dict(lrs=(0.01, 0.05, 0.2)),
-    })
+    PRESETS: ClassVar[dict[str, dict[str, Any]]] = _presets(
+        {
+            "smoke": dict(lrs=(0.2, 0.8)),
+            "paper": dict(lrs=(0.01, 0.05, 0.2)),
+        }
+    )
 
     def _check_axes(self) -> None:
         self._need_values("lrs", _positive, "floats > 0")
@@ -456,29 +567,43 @@ class RegularisersConfig(GeneralisationConfig):
     larger_lrs: tuple[float, ...] = (0.8,)
     smaller_batches: tuple[int, ...] = (50,)
 
-    PRESETS: ClassVar[dict[str, dict[str, Any]]] = _presets({
-        "smoke": dict(label_smoothings=(0.1,), weight_decays=(0.01,), sam_rhos=(0.1,), larger_lrs=(0.8,),
-                      smaller_batches=(25,)),
-        "paper": dict(weight_decays=(5e-4,), sam_rhos=(0.05,), larger_lrs=(0.2,), smaller_batches=(32,)),
-    })
+    PRESETS: ClassVar[dict[str, dict[str, Any]]] = _presets(
+        {
+            "smoke": dict(
+                label_smoothings=(0.1,),
+                weight_decays=(0.01,),
+                sam_rhos=(0.1,),
+                larger_lrs=(0.8,),
+                smaller_batches=(25,),
+            ),
+            "paper": dict(weight_decays=(5e-4,), sam_rhos=(0.05,), larger_lrs=(0.2,), smaller_batches=(32,)),
+        }
+    )
 
     def _check_axes(self) -> None:
         self._need(all(0 < v < 1 for v in self.label_smoothings), "label_smoothings", "floats in (0, 1)")
         self._need(all(_positive(v) for v in self.weight_decays), "weight_decays", "floats > 0")
         self._need(all(_positive(v) for v in self.sam_rhos), "sam_rhos", "floats > 0")
         self._need(all(v is True for v in self.augments), "augments", "() or (True,)")
-        self._need(all(_positive(v) and v > self.lr for v in self.larger_lrs), "larger_lrs",
-                   f"floats > the baseline lr={self.lr}")
-        self._need(all(isinstance(v, int) and 0 < v < self.batch_size for v in self.smaller_batches),
-                   "smaller_batches", f"ints in (0, batch_size={self.batch_size})")
+        self._need(
+            all(_positive(v) and v > self.lr for v in self.larger_lrs),
+            "larger_lrs",
+            f"floats > the baseline lr={self.lr}",
+        )
+        self._need(
+            all(isinstance(v, int) and 0 < v < self.batch_size for v in self.smaller_batches),
+            "smaller_batches",
+            f"ints in (0, batch_size={self.batch_size})",
+        )
 
     def grid(self):
         out = [({"regulariser": "baseline", "strength": 0.0, "seed": s}, self.baseline(s)) for s in self.seeds]
         for name, field, attr in REGULARISERS:
             for v in getattr(self, attr):
                 for s in self.seeds:
-                    out.append(({"regulariser": name, "strength": float(v), "seed": s},
-                                self.train_config(s, **{field: v})))
+                    out.append(
+                        ({"regulariser": name, "strength": float(v), "seed": s}, self.train_config(s, **{field: v}))
+                    )
         return out
 
 
@@ -493,17 +618,22 @@ class CausalTestConfig(GeneralisationConfig):
 
     penalties: tuple[float, ...] = (0.0, 0.03, 0.3, 1.0)
 
-    PRESETS: ClassVar[dict[str, dict[str, Any]]] = _presets({
-        "smoke": dict(penalties=(0.0, 0.1)),
-        "paper": dict(penalties=(0.0, 0.01, 0.1)),
-    })
+    PRESETS: ClassVar[dict[str, dict[str, Any]]] = _presets(
+        {
+            "smoke": dict(penalties=(0.0, 0.1)),
+            "paper": dict(penalties=(0.0, 0.01, 0.1)),
+        }
+    )
 
     def _check_axes(self) -> None:
         self._need_values("penalties", _non_negative, "floats >= 0")
 
     def grid(self):
-        return [({"jacobian_penalty": float(p), "seed": s}, self.train_config(s, jacobian_penalty=p))
-                for p in self.penalties for s in self.seeds]
+        return [
+            ({"jacobian_penalty": float(p), "seed": s}, self.train_config(s, jacobian_penalty=p))
+            for p in self.penalties
+            for s in self.seeds
+        ]
 
 
 # ------------------------------------------------------------------------------------------------
@@ -511,8 +641,9 @@ class CausalTestConfig(GeneralisationConfig):
 # ------------------------------------------------------------------------------------------------
 
 
-def nearest_neighbour_radius(x_train: torch.Tensor, x_test: torch.Tensor, *, points: int = 500,
-                             chunk_size: int = 256) -> float:
+def nearest_neighbour_radius(
+    x_train: torch.Tensor, x_test: torch.Tensor, *, points: int = 500, chunk_size: int = 256
+) -> float:
     r"""Median over test points of the Euclidean distance to the nearest training point.
 
     An empirical scale for the covering radius :math:`\delta` of the theorems: a test point is
@@ -526,13 +657,15 @@ def nearest_neighbour_radius(x_train: torch.Tensor, x_test: torch.Tensor, *, poi
     if not (isinstance(points, int) and points >= 1):
         raise ValueError(f"points={points!r} is invalid; accepted: an int >= 1")
     if x_train.ndim < 2 or x_test.ndim < 2 or x_train.shape[1:] != x_test.shape[1:]:
-        raise ValueError(f"x_train and x_test must be batches of equal input shape, got {tuple(x_train.shape)} "
-                         f"and {tuple(x_test.shape)}")
+        raise ValueError(
+            f"x_train and x_test must be batches of equal input shape, got {tuple(x_train.shape)} "
+            f"and {tuple(x_test.shape)}"
+        )
     if len(x_train) == 0 or len(x_test) == 0:
         raise ValueError("x_train and x_test must be non-empty")
     a = x_train.flatten(1).double()
     b = x_test[:points].flatten(1).double()
-    mins = torch.cat([torch.cdist(b[i:i + chunk_size], a).min(dim=1).values for i in range(0, len(b), chunk_size)])
+    mins = torch.cat([torch.cdist(b[i : i + chunk_size], a).min(dim=1).values for i in range(0, len(b), chunk_size)])
     return float(mins.median())
 
 
@@ -555,10 +688,22 @@ class EndMeasurements:
         return dataclasses.asdict(self)
 
 
-def end_measurements(model: torch.nn.Module, x_train: torch.Tensor, x_test: torch.Tensor, *, radius: float,
-                     centres: int, samples: int, ascent_steps: int, test_points: int, seed: int,
-                     y_train: torch.Tensor | None = None, y_test: torch.Tensor | None = None,
-                     loss: str | None = None, chunk_size: int = 2048) -> EndMeasurements:
+def end_measurements(
+    model: torch.nn.Module,
+    x_train: torch.Tensor,
+    x_test: torch.Tensor,
+    *,
+    radius: float,
+    centres: int,
+    samples: int,
+    ascent_steps: int,
+    test_points: int,
+    seed: int,
+    y_train: torch.Tensor | None = None,
+    y_test: torch.Tensor | None = None,
+    loss: str | None = None,
+    chunk_size: int = 2048,
+) -> EndMeasurements:
     r"""Measurements of a trained network that its training record does not hold.
 
     * ``local_variation_max`` / ``_mean``: max / mean over ``centres`` training points (a seeded
@@ -599,8 +744,9 @@ def end_measurements(model: torch.nn.Module, x_train: torch.Tensor, x_test: torc
     if bn:
         model.train(False)
     try:
-        lv = jacobians.local_variation(model, x_train[idx], float(radius), num_samples=samples,
-                                       ascent_steps=ascent_steps, seed=int(seed))
+        lv = jacobians.local_variation(
+            model, x_train[idx], float(radius), num_samples=samples, ascent_steps=ascent_steps, seed=int(seed)
+        )
         ts = jacobians.jacobian_stats(model, x_test[:test_points])
         plain = {}
         if loss is not None:
@@ -609,8 +755,12 @@ def end_measurements(model: torch.nn.Module, x_train: torch.Tensor, x_test: torc
             fn = _losses.get_loss(loss, reduction="none")
             for name, x, y in (("train", x_train, y_train), ("test", x_test, y_test)):
                 with torch.no_grad():
-                    vals = torch.cat([fn(model(x[a:a + chunk_size]), y[a:a + chunk_size]).double()
-                                      for a in range(0, len(x), chunk_size)])
+                    vals = torch.cat(
+                        [
+                            fn(model(x[a : a + chunk_size]), y[a : a + chunk_size]).double()
+                            for a in range(0, len(x), chunk_size)
+                        ]
+                    )
                 plain[name] = float(vals.mean())
     finally:
         if bn:
@@ -618,11 +768,17 @@ def end_measurements(model: torch.nn.Module, x_train: torch.Tensor, x_test: torc
     lv = lv.double()
     nan = float("nan")
     return EndMeasurements(
-        local_variation_max=float(lv.max()), local_variation_mean=float(lv.mean()),
-        test_jac_spectral_max=float(ts.spectral_max), test_jac_spectral_mean=float(ts.spectral_mean),
-        test_jac_frobenius_max=float(ts.frobenius_max), test_jac_frobenius_mean=float(ts.frobenius_mean),
-        variation_radius=float(radius), train_loss_unsmoothed=plain.get("train", nan),
-        test_loss_unsmoothed=plain.get("test", nan), gap_loss_unsmoothed=plain.get("test", nan) - plain.get("train", nan))
+        local_variation_max=float(lv.max()),
+        local_variation_mean=float(lv.mean()),
+        test_jac_spectral_max=float(ts.spectral_max),
+        test_jac_spectral_mean=float(ts.spectral_mean),
+        test_jac_frobenius_max=float(ts.frobenius_max),
+        test_jac_frobenius_mean=float(ts.frobenius_mean),
+        variation_radius=float(radius),
+        train_loss_unsmoothed=plain.get("train", nan),
+        test_loss_unsmoothed=plain.get("test", nan),
+        gap_loss_unsmoothed=plain.get("test", nan) - plain.get("train", nan),
+    )
 
 
 def _nan_extras(radius: float) -> dict[str, float]:
@@ -636,16 +792,27 @@ def _end_values(model, tc: TrainConfig, spec: dict[str, Any], tensors) -> dict[s
     x_train, y_train, x_test, y_test = tensors
     dev = next(model.parameters()).device
     dt = next(model.parameters()).dtype
-    out = end_measurements(model, x_train.to(device=dev, dtype=dt), x_test.to(device=dev, dtype=dt),
-                           radius=spec["radius"], centres=spec["centres"], samples=spec["samples"],
-                           ascent_steps=spec["ascent_steps"], test_points=spec["test_points"], seed=tc.seed,
-                           y_train=y_train.to(dev).long(), y_test=y_test.to(dev).long(), loss=tc.loss,
-                           chunk_size=tc.physical_batch_size or 2048)
+    out = end_measurements(
+        model,
+        x_train.to(device=dev, dtype=dt),
+        x_test.to(device=dev, dtype=dt),
+        radius=spec["radius"],
+        centres=spec["centres"],
+        samples=spec["samples"],
+        ascent_steps=spec["ascent_steps"],
+        test_points=spec["test_points"],
+        seed=tc.seed,
+        y_train=y_train.to(dev).long(),
+        y_test=y_test.to(dev).long(),
+        loss=tc.loss,
+        chunk_size=tc.physical_batch_size or 2048,
+    )
     return out.as_dict()
 
 
-def _run_point(tc: TrainConfig, spec: dict[str, Any], tensors, *, store, force: bool, progress: bool
-               ) -> tuple[pd.DataFrame, dict[str, float]]:
+def _run_point(
+    tc: TrainConfig, spec: dict[str, Any], tensors, *, store, force: bool, progress: bool
+) -> tuple[pd.DataFrame, dict[str, float]]:
     """Record and end-of-training values of one run.
 
     The record comes from :func:`sharpjac.runs.run` (the store keeps the final network); the end
@@ -668,8 +835,9 @@ def _run_point(tc: TrainConfig, spec: dict[str, Any], tensors, *, store, force: 
     return rec, dict(values)
 
 
-def run_grid(config: GeneralisationConfig, *, name: str, store=None, force: bool = False,
-             progress: bool | None = None) -> pd.DataFrame:
+def run_grid(
+    config: GeneralisationConfig, *, name: str, store=None, force: bool = False, progress: bool | None = None
+) -> pd.DataFrame:
     """Run every grid point of ``config`` (reusing the store) and concatenate the records.
 
     Returns one row per measurement: the grid labels, the training record's columns, ``gap_loss``
@@ -682,15 +850,19 @@ def run_grid(config: GeneralisationConfig, *, name: str, store=None, force: bool
         raise TypeError(f"config must be a GeneralisationConfig, got {type(config).__name__}")
     ds = data.load(config.dataset, seed=config.data_seed, n_train=config.n_train, n_test=config.n_test)
     tensors = (ds.x_train, ds.y_train, ds.x_test, ds.y_test)
-    radius = (float(config.variation_radius) if config.variation_radius is not None
-              else nearest_neighbour_radius(ds.x_train, ds.x_test))
+    radius = (
+        float(config.variation_radius)
+        if config.variation_radius is not None
+        else nearest_neighbour_radius(ds.x_train, ds.x_test)
+    )
     spec = config.end_spec(radius)
 
     def run_point(tc: TrainConfig, show: bool) -> tuple[pd.DataFrame, dict[str, float]]:
         record, values = _run_point(tc, spec, tensors, store=store, force=force, progress=show)
         attrs = dict(record.attrs)
-        record = record.assign(gap_loss=record["test_loss"] - record["train_loss"],
-                               gap_acc=record["train_acc"] - record["test_acc"])
+        record = record.assign(
+            gap_loss=record["test_loss"] - record["train_loss"], gap_acc=record["train_acc"] - record["test_acc"]
+        )
         record.attrs = attrs
         return record, {c: values.get(c, np.nan) for c in END_COLUMNS}
 
@@ -714,7 +886,7 @@ def final_measurements(records: pd.DataFrame, by=None) -> pd.DataFrame:
         raise ValueError(f"records need a 'step' column; columns: {list(records.columns)}")
     if by is None:
         cols = list(records.columns)
-        by = cols[:cols.index("step")]
+        by = cols[: cols.index("step")]
     by = list(by)
     missing = [c for c in by if c not in records]
     if missing:
@@ -730,18 +902,36 @@ def final_measurements(records: pd.DataFrame, by=None) -> pd.DataFrame:
 # ------------------------------------------------------------------------------------------------
 
 _CHAPTERS = {
-    "weight_decay": (WeightDecayConfig, "weight decay x learning rate: final gap, sharpness, Jacobian",
-                     "Weight decay across learning rates (Fig. 2)"),
-    "sam_augmentation": (SamAugmentationConfig, "SAM radii x augmentation on/off: final gap, sharpness, Jacobian",
-                         "SAM and data augmentation (Fig. 3, probable)"),
-    "batch_size": (BatchSizeConfig, "batch size at fixed epochs and at fixed updates, with local variation",
-                   "Batch size (Fig. 4)"),
-    "learning_rate": (LearningRateConfig, "several step sizes: gap, sharpness and Jacobian over training",
-                      "Learning rate over training (Fig. 5, ICLR)"),
-    "regularisers": (RegularisersConfig, "six regularisers vs a baseline: Kendall's tau of the gap with each measure",
-                     "Six regularisers compared (Fig. 5, later revision)"),
-    "causal_test": (CausalTestConfig, "Jacobian penalty (Hoffman et al. 2019): does it lower sharpness and the gap?",
-                    "A causal test (beyond the paper)"),
+    "weight_decay": (
+        WeightDecayConfig,
+        "weight decay x learning rate: final gap, sharpness, Jacobian",
+        "Weight decay across learning rates (Fig. 2)",
+    ),
+    "sam_augmentation": (
+        SamAugmentationConfig,
+        "SAM radii x augmentation on/off: final gap, sharpness, Jacobian",
+        "SAM and data augmentation (Fig. 3, probable)",
+    ),
+    "batch_size": (
+        BatchSizeConfig,
+        "batch size at fixed epochs and at fixed updates, with local variation",
+        "Batch size (Fig. 4)",
+    ),
+    "learning_rate": (
+        LearningRateConfig,
+        "several step sizes: gap, sharpness and Jacobian over training",
+        "Learning rate over training (Fig. 5, ICLR)",
+    ),
+    "regularisers": (
+        RegularisersConfig,
+        "six regularisers vs a baseline: Kendall's tau of the gap with each measure",
+        "Six regularisers compared (Fig. 5, later revision)",
+    ),
+    "causal_test": (
+        CausalTestConfig,
+        "Jacobian penalty (Hoffman et al. 2019): does it lower sharpness and the gap?",
+        "A causal test (beyond the paper)",
+    ),
 }
 
 
@@ -755,5 +945,7 @@ def _runner(name: str):
     return run
 
 
-EXPERIMENTS = {name: register(name, cls, desc, chapter=chapter, runner=_runner(name))
-               for name, (cls, desc, chapter) in _CHAPTERS.items()}
+EXPERIMENTS = {
+    name: register(name, cls, desc, chapter=chapter, runner=_runner(name))
+    for name, (cls, desc, chapter) in _CHAPTERS.items()
+}

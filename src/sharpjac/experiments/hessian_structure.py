@@ -68,20 +68,48 @@ class HessianStructureConfig(StudyConfig):
     device: str = "cpu"
 
     PRESETS: ClassVar[dict[str, dict[str, Any]]] = {
-        "smoke": dict(n_train=100, widths=(16,), steps=10, batch=50, lr=0.1, k=6, residual_iter=20,
-                      density_iter=15, density_runs=1),
-        "quick": dict(n_train=300, widths=(50, 50), steps=300, batch=50, lr=0.1, k=16, residual_iter=40,
-                      density_iter=40, density_runs=2),
-        "paper": dict(n_train=4000, widths=(200, 200), steps=2000, batch=100, lr=0.1, k=30, residual_iter=40,
-                      density_iter=100, density_runs=10),
+        "smoke": dict(
+            n_train=100,
+            widths=(16,),
+            steps=10,
+            batch=50,
+            lr=0.1,
+            k=6,
+            residual_iter=20,
+            density_iter=15,
+            density_runs=1,
+        ),
+        "quick": dict(
+            n_train=300,
+            widths=(50, 50),
+            steps=300,
+            batch=50,
+            lr=0.1,
+            k=16,
+            residual_iter=40,
+            density_iter=40,
+            density_runs=2,
+        ),
+        "paper": dict(
+            n_train=4000,
+            widths=(200, 200),
+            steps=2000,
+            batch=100,
+            lr=0.1,
+            k=30,
+            residual_iter=40,
+            density_iter=100,
+            density_runs=10,
+        ),
     }
 
     def _check(self) -> None:
         from ..losses import LOSS_NAMES
 
         self._need(self.loss in LOSS_NAMES, "loss", f"one of {LOSS_NAMES}")
-        self._need_positive("n_train", "widths", "steps", "batch", "lr", "k", "residual_iter", "density_iter",
-                            "density_runs")
+        self._need_positive(
+            "n_train", "widths", "steps", "batch", "lr", "k", "residual_iter", "density_iter", "density_runs"
+        )
         self._need(self.batch <= self.n_train, "batch", f"an int in [1, n_train={self.n_train}]")
         self._need(self.steps >= 5, "steps", "an int >= 5 (the 'mid' network is the one after steps // 5 steps)")
 
@@ -92,11 +120,24 @@ class HessianStructureConfig(StudyConfig):
     def train_config(self, seed: int) -> TrainConfig:
         """The SGD run of ``seed`` (its data split uses ``data_seed``)."""
         return TrainConfig(
-            dataset="mnist5k", dataset_options={"n_train": self.n_train, "n_test": 500}, data_seed=self.data_seed,
-            model="mlp", model_options={"widths": list(self.widths), "activation": "tanh"},
-            loss=self.loss, optimizer="sgd", lr=self.lr, batch_size=self.batch, max_steps=self.steps,
-            measure_every=max(1, self.steps // 5), sharpness_subset=0, jacobian_subset=0, seed=seed,
-            snapshot_steps=(0, self.steps // 5), dtype=self.dtype, device=self.device, threads=self.threads,
+            dataset="mnist5k",
+            dataset_options={"n_train": self.n_train, "n_test": 500},
+            data_seed=self.data_seed,
+            model="mlp",
+            model_options={"widths": list(self.widths), "activation": "tanh"},
+            loss=self.loss,
+            optimizer="sgd",
+            lr=self.lr,
+            batch_size=self.batch,
+            max_steps=self.steps,
+            measure_every=max(1, self.steps // 5),
+            sharpness_subset=0,
+            jacobian_subset=0,
+            seed=seed,
+            snapshot_steps=(0, self.steps // 5),
+            dtype=self.dtype,
+            device=self.device,
+            threads=self.threads,
         )
 
     def trains(self) -> list[TrainConfig]:
@@ -127,8 +168,7 @@ class HessianStructureConfig(StudyConfig):
         for seed in self.seeds:
             tc = self.train_config(seed)
             run = trained_run(tc, store=store, progress=progress)
-            ds = data.load(tc.dataset, seed=tc.data_seed, dtype=getattr(torch, tc.dtype),
-                           **dict(tc.dataset_options))
+            ds = data.load(tc.dataset, seed=tc.data_seed, dtype=getattr(torch, tc.dtype), **dict(tc.dataset_options))
             dev = next(run.final.parameters()).device
             x, y = ds.x_train.to(dev), ds.y_train.to(dev).long()
             loss_fn = losses.get_loss(self.loss)
@@ -136,48 +176,85 @@ class HessianStructureConfig(StudyConfig):
             num_params = sum(p.numel() for p in run.final.parameters())
             for name, step in self.moments().items():
                 model = run.models[step]
-                top = spectra.top_spectra(model, loss_fn, (x, y), self.k, tol=1e-2, max_iter=3 * self.k + 30,
-                                          seed=seed)
-                r_hi, r_lo = spectra.residual_extremes(model, loss_fn, (x, y), tol=1e-2,
-                                                       max_iter=self.residual_iter, seed=seed)
-                overlap = spectra.class_mean_overlap(model, loss_fn, x, y, top.gauss_newton_vectors,
-                                                     num_classes=num_classes)
+                top = spectra.top_spectra(model, loss_fn, (x, y), self.k, tol=1e-2, max_iter=3 * self.k + 30, seed=seed)
+                r_hi, r_lo = spectra.residual_extremes(
+                    model, loss_fn, (x, y), tol=1e-2, max_iter=self.residual_iter, seed=seed
+                )
+                overlap = spectra.class_mean_overlap(
+                    model, loss_fn, x, y, top.gauss_newton_vectors, num_classes=num_classes
+                )
                 row = run.frame.loc[run.frame.step == step].iloc[0]
                 gj, gr = spectra.outlier_gap(top.gauss_newton)
                 gj1, gr1 = spectra.outlier_gap(top.gauss_newton, skip=1)
-                summary.append({
-                    "seed": seed, "moment": name, "step": int(step), "train_loss": float(row.train_loss),
-                    "train_acc": float(row.train_acc), "test_acc": float(row.test_acc),
-                    "lambda1_H": float(top.hessian[0]), "lambda1_G": float(top.gauss_newton[0]),
-                    "lambda2_H": float(top.hessian[1]) if self.k > 1 else float("nan"),
-                    "R_max": float(r_hi), "R_min": float(r_lo), "gap_j": int(gj), "gap_ratio": float(gr),
-                    "gap1_j": int(gj1), "gap1_ratio": float(gr1),
-                    "gapH1_j": int(spectra.outlier_gap(top.hessian, skip=1)[0]),
-                    "class_directions": int((overlap > CLASS_DIRECTION).sum()), "converged": bool(top.converged),
-                    "num_params": int(num_params), "num_classes": num_classes,
-                })
+                summary.append(
+                    {
+                        "seed": seed,
+                        "moment": name,
+                        "step": int(step),
+                        "train_loss": float(row.train_loss),
+                        "train_acc": float(row.train_acc),
+                        "test_acc": float(row.test_acc),
+                        "lambda1_H": float(top.hessian[0]),
+                        "lambda1_G": float(top.gauss_newton[0]),
+                        "lambda2_H": float(top.hessian[1]) if self.k > 1 else float("nan"),
+                        "R_max": float(r_hi),
+                        "R_min": float(r_lo),
+                        "gap_j": int(gj),
+                        "gap_ratio": float(gr),
+                        "gap1_j": int(gj1),
+                        "gap1_ratio": float(gr1),
+                        "gapH1_j": int(spectra.outlier_gap(top.hessian, skip=1)[0]),
+                        "class_directions": int((overlap > CLASS_DIRECTION).sum()),
+                        "converged": bool(top.converged),
+                        "num_params": int(num_params),
+                        "num_classes": num_classes,
+                    }
+                )
                 rel = top.relative_difference
                 for j in range(self.k):
-                    spectrum.append({"seed": seed, "moment": name, "j": j + 1, "hessian": float(top.hessian[j]),
-                                     "gauss_newton": float(top.gauss_newton[j]),
-                                     "relative_difference": float(rel[j]), "overlap": float(overlap[j])})
+                    spectrum.append(
+                        {
+                            "seed": seed,
+                            "moment": name,
+                            "j": j + 1,
+                            "hessian": float(top.hessian[j]),
+                            "gauss_newton": float(top.gauss_newton[j]),
+                            "relative_difference": float(rel[j]),
+                            "overlap": float(overlap[j]),
+                        }
+                    )
                 if name in ("init", "end"):
                     H = curvature.HessianOperator(model, loss_fn, (x, y))
-                    dens = curvature.spectral_density(H, num_iter=self.density_iter, num_runs=self.density_runs,
-                                                      seed=seed)
+                    dens = curvature.spectral_density(
+                        H, num_iter=self.density_iter, num_runs=self.density_runs, seed=seed
+                    )
                     grid = np.asarray(dens.grid, dtype=float)
                     values = dens.density.detach().double().cpu().numpy()
-                    density += [{"seed": seed, "moment": name, "eigenvalue": float(g), "density": float(v)}
-                                for g, v in zip(grid, values)]
+                    density += [
+                        {"seed": seed, "moment": name, "eigenvalue": float(g), "density": float(v)}
+                        for g, v in zip(grid, values)
+                    ]
                     nodes, weights = dens.nodes.detach().double().cpu(), dens.weights.detach().double().cpu()
                     negative = nodes < -0.05 * float(top.hessian[0])
-                    dsum.append({"seed": seed, "moment": name,
-                                 "bulk_median": float(np.quantile(nodes.numpy().ravel(), 0.5)),
-                                 "negative_mass": float(weights[negative].sum() / weights.sum())})
-        return {"summary": pd.DataFrame(summary), "spectrum": pd.DataFrame(spectrum),
-                "density": pd.DataFrame(density), "density_summary": pd.DataFrame(dsum)}
+                    dsum.append(
+                        {
+                            "seed": seed,
+                            "moment": name,
+                            "bulk_median": float(np.quantile(nodes.numpy().ravel(), 0.5)),
+                            "negative_mass": float(weights[negative].sum() / weights.sum()),
+                        }
+                    )
+        return {
+            "summary": pd.DataFrame(summary),
+            "spectrum": pd.DataFrame(spectrum),
+            "density": pd.DataFrame(density),
+            "density_summary": pd.DataFrame(dsum),
+        }
 
 
-EXPERIMENT = register(NAME, HessianStructureConfig,
-                      "top spectra of H, G and R=H-G at init, mid and end of an SGD run: outliers come from G",
-                      chapter="The structure of the Hessian")
+EXPERIMENT = register(
+    NAME,
+    HessianStructureConfig,
+    "top spectra of H, G and R=H-G at init, mid and end of an SGD run: outliers come from G",
+    chapter="The structure of the Hessian",
+)

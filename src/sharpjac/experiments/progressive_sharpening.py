@@ -62,13 +62,33 @@ class ProgressiveSharpeningConfig(ExperimentConfig):
     lanczos_tol: float = 1e-3
 
     PRESETS: ClassVar[dict[str, dict[str, Any]]] = {
-        "smoke": dict(n_train=100, n_test=100, widths=(16,), lrs_mse=(0.1,), lrs_ce=(0.1,), max_steps=10,
-                      measure_every=5, measure_num=None, jacobian_subset=20),
+        "smoke": dict(
+            n_train=100,
+            n_test=100,
+            widths=(16,),
+            lrs_mse=(0.1,),
+            lrs_ce=(0.1,),
+            max_steps=10,
+            measure_every=5,
+            measure_num=None,
+            jacobian_subset=20,
+        ),
         "quick": dict(),
-        "paper": dict(dataset="cifar10", n_train=5000, n_test=2000, widths=(200, 200),
-                      lrs_mse=(0.01, 0.02, 0.04), lrs_ce=(0.01, 0.02, 0.04), max_steps=10000,
-                      measure_every=50, measure_num=30, sharpness_subset=None, jacobian_subset=1000, measure_gn=True,
-                      seeds=(0, 1, 2)),
+        "paper": dict(
+            dataset="cifar10",
+            n_train=5000,
+            n_test=2000,
+            widths=(200, 200),
+            lrs_mse=(0.01, 0.02, 0.04),
+            lrs_ce=(0.01, 0.02, 0.04),
+            max_steps=10000,
+            measure_every=50,
+            measure_num=30,
+            sharpness_subset=None,
+            jacobian_subset=1000,
+            measure_gn=True,
+            seeds=(0, 1, 2),
+        ),
     }
 
     def _check(self) -> None:
@@ -76,20 +96,29 @@ class ProgressiveSharpeningConfig(ExperimentConfig):
         from ..models import ACTIVATIONS
 
         self._need(self.dataset in data.available(), "dataset", f"one of {sorted(data.available())}")
-        self._need_positive("n_train", "n_test", "widths", "max_steps", "measure_every", "jacobian_subset",
-                            "lanczos_tol")
+        self._need_positive(
+            "n_train", "n_test", "widths", "max_steps", "measure_every", "jacobian_subset", "lanczos_tol"
+        )
         self._need(self.activation in ACTIVATIONS, "activation", f"one of {ACTIVATIONS}")
-        self._need(len(self.losses) > 0 and set(self.losses) <= {"mse", "ce"}, "losses",
-                   "a non-empty tuple drawn from ('mse', 'ce')")
+        self._need(
+            len(self.losses) > 0 and set(self.losses) <= {"mse", "ce"},
+            "losses",
+            "a non-empty tuple drawn from ('mse', 'ce')",
+        )
         if "mse" in self.losses:
             self._need_positive("lrs_mse")
         if "ce" in self.losses:
             self._need_positive("lrs_ce")
-        self._need(self.measure_num is None or (isinstance(self.measure_num, int) and self.measure_num > 0),
-                   "measure_num", "None or an int > 0")
-        self._need(self.sharpness_subset is None or (isinstance(self.sharpness_subset, int)
-                                                     and self.sharpness_subset > 0),
-                   "sharpness_subset", "None (all training points) or an int > 0")
+        self._need(
+            self.measure_num is None or (isinstance(self.measure_num, int) and self.measure_num > 0),
+            "measure_num",
+            "None or an int > 0",
+        )
+        self._need(
+            self.sharpness_subset is None or (isinstance(self.sharpness_subset, int) and self.sharpness_subset > 0),
+            "sharpness_subset",
+            "None (all training points) or an int > 0",
+        )
 
     def grid(self) -> list[tuple[dict[str, Any], TrainConfig]]:
         opts: dict[str, Any] = {"n_train": self.n_train, "n_test": self.n_test}
@@ -97,24 +126,37 @@ class ProgressiveSharpeningConfig(ExperimentConfig):
             opts["classes"] = list(self.classes)
         out = []
         for loss in self.losses:
-            for lr in (self.lrs_mse if loss == "mse" else self.lrs_ce):
+            for lr in self.lrs_mse if loss == "mse" else self.lrs_ce:
                 for seed in self.seeds:
                     tc = TrainConfig(
-                        dataset=self.dataset, dataset_options=opts, data_seed=self.data_seed,
-                        model="mlp", model_options={"widths": list(self.widths), "activation": self.activation},
-                        loss=loss, optimizer="gd", lr=float(lr), max_steps=self.max_steps,
-                        measure_every=self.measure_every, measure_num=self.measure_num,
+                        dataset=self.dataset,
+                        dataset_options=opts,
+                        data_seed=self.data_seed,
+                        model="mlp",
+                        model_options={"widths": list(self.widths), "activation": self.activation},
+                        loss=loss,
+                        optimizer="gd",
+                        lr=float(lr),
+                        max_steps=self.max_steps,
+                        measure_every=self.measure_every,
+                        measure_num=self.measure_num,
                         sharpness_subset=self.sharpness_subset,
-                        jacobian_subset=self.jacobian_subset, measure_gn=self.measure_gn,
-                        lanczos_tol=self.lanczos_tol, seed=seed, dtype=self.dtype, device=self.device, threads=self.threads,
+                        jacobian_subset=self.jacobian_subset,
+                        measure_gn=self.measure_gn,
+                        lanczos_tol=self.lanczos_tol,
+                        seed=seed,
+                        dtype=self.dtype,
+                        device=self.device,
+                        threads=self.threads,
                         checkpoint_every=max(self.measure_every, self.max_steps // 10),
                     )
                     out.append(({"loss": loss, "lr": float(lr), "seed": seed}, tc))
         return out
 
 
-def run(config: ProgressiveSharpeningConfig | None = None, *, store=None, force: bool = False,
-        progress: bool | None = None) -> pd.DataFrame:
+def run(
+    config: ProgressiveSharpeningConfig | None = None, *, store=None, force: bool = False, progress: bool | None = None
+) -> pd.DataFrame:
     """Run the grid; adds ``two_over_lr`` (the stability limit :math:`2/\\eta`)."""
     config = ProgressiveSharpeningConfig.preset("quick") if config is None else config
     df = run_experiment(config, name=NAME, store=store, force=force, progress=progress)
@@ -123,6 +165,10 @@ def run(config: ProgressiveSharpeningConfig | None = None, *, store=None, force:
     return df
 
 
-EXPERIMENT = register(NAME, ProgressiveSharpeningConfig,
-                      "full-batch GD at 3 step sizes, MSE and CE: sharpness rises to 2/lr, Jacobian with it",
-                      chapter="Progressive sharpening and the edge of stability", runner=run)
+EXPERIMENT = register(
+    NAME,
+    ProgressiveSharpeningConfig,
+    "full-batch GD at 3 step sizes, MSE and CE: sharpness rises to 2/lr, Jacobian with it",
+    chapter="Progressive sharpening and the edge of stability",
+    runner=run,
+)

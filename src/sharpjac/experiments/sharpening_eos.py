@@ -70,12 +70,37 @@ class SharpeningEoSConfig(ExperimentConfig):
     lanczos_tol: float = 1e-3
 
     PRESETS: ClassVar[dict[str, dict[str, Any]]] = {
-        "smoke": dict(n_train=100, n_test=50, widths=(16,), lrs_mse=(0.2,), lrs_ce=(0.3,), time_mse=2.0,
-                      time_ce=2.0, measure_num_mse=3, measure_num_ce=3, measure_dt_mse=1.0, measure_dt_ce=1.0, jacobian_subset=10),
+        "smoke": dict(
+            n_train=100,
+            n_test=50,
+            widths=(16,),
+            lrs_mse=(0.2,),
+            lrs_ce=(0.3,),
+            time_mse=2.0,
+            time_ce=2.0,
+            measure_num_mse=3,
+            measure_num_ce=3,
+            measure_dt_mse=1.0,
+            measure_dt_ce=1.0,
+            jacobian_subset=10,
+        ),
         "quick": dict(seeds=(0, 1, 2)),
-        "paper": dict(dataset="cifar10", n_train=5000, n_test=2000, widths=(200, 200),
-                      lrs_mse=(0.1, 0.14, 0.2), lrs_ce=(0.03, 0.05, 0.08), time_mse=400.0, time_ce=200.0,
-                      measure_num_mse=30, measure_num_ce=40, measure_dt_mse=4.0, measure_dt_ce=2.0, jacobian_subset=1000, seeds=(0, 1, 2)),
+        "paper": dict(
+            dataset="cifar10",
+            n_train=5000,
+            n_test=2000,
+            widths=(200, 200),
+            lrs_mse=(0.1, 0.14, 0.2),
+            lrs_ce=(0.03, 0.05, 0.08),
+            time_mse=400.0,
+            time_ce=200.0,
+            measure_num_mse=30,
+            measure_num_ce=40,
+            measure_dt_mse=4.0,
+            measure_dt_ce=2.0,
+            jacobian_subset=1000,
+            seeds=(0, 1, 2),
+        ),
     }
 
     def _check(self) -> None:
@@ -83,19 +108,32 @@ class SharpeningEoSConfig(ExperimentConfig):
         from ..models import ACTIVATIONS
 
         self._need(self.dataset in data.available(), "dataset", f"one of {sorted(data.available())}")
-        self._need_positive("n_train", "n_test", "widths", "measure_num_mse", "measure_num_ce", "measure_dt_mse", "measure_dt_ce",
-                            "jacobian_subset",
-                            "lanczos_tol")
+        self._need_positive(
+            "n_train",
+            "n_test",
+            "widths",
+            "measure_num_mse",
+            "measure_num_ce",
+            "measure_dt_mse",
+            "measure_dt_ce",
+            "jacobian_subset",
+            "lanczos_tol",
+        )
         self._need(self.activation in ACTIVATIONS, "activation", f"one of {ACTIVATIONS}")
-        self._need(len(self.losses) > 0 and set(self.losses) <= {"mse", "ce"}, "losses",
-                   "a non-empty tuple drawn from ('mse', 'ce')")
+        self._need(
+            len(self.losses) > 0 and set(self.losses) <= {"mse", "ce"},
+            "losses",
+            "a non-empty tuple drawn from ('mse', 'ce')",
+        )
         if "mse" in self.losses:
             self._need_positive("lrs_mse", "time_mse")
         if "ce" in self.losses:
             self._need_positive("lrs_ce", "time_ce")
-        self._need(self.sharpness_subset is None or (isinstance(self.sharpness_subset, int)
-                                                     and self.sharpness_subset > 0),
-                   "sharpness_subset", "None (all training points) or an int > 0")
+        self._need(
+            self.sharpness_subset is None or (isinstance(self.sharpness_subset, int) and self.sharpness_subset > 0),
+            "sharpness_subset",
+            "None (all training points) or an int > 0",
+        )
 
     def steps(self, loss: str, lr: float) -> int:
         r""":math:`\lceil T/\eta\rceil` for ``loss``'s horizon."""
@@ -108,27 +146,39 @@ class SharpeningEoSConfig(ExperimentConfig):
             opts["classes"] = list(self.classes)
         out = []
         for loss in self.losses:
-            for lr in (self.lrs_mse if loss == "mse" else self.lrs_ce):
+            for lr in self.lrs_mse if loss == "mse" else self.lrs_ce:
                 steps = self.steps(loss, lr)
                 dt = self.measure_dt_mse if loss == "mse" else self.measure_dt_ce
                 every = max(1, round(dt / lr))
                 for seed in self.seeds:
                     tc = TrainConfig(
-                        dataset=self.dataset, dataset_options=opts, data_seed=self.data_seed,
-                        model="mlp", model_options={"widths": list(self.widths), "activation": self.activation},
-                        loss=loss, optimizer="gd", lr=float(lr), max_steps=steps,
+                        dataset=self.dataset,
+                        dataset_options=opts,
+                        data_seed=self.data_seed,
+                        model="mlp",
+                        model_options={"widths": list(self.widths), "activation": self.activation},
+                        loss=loss,
+                        optimizer="gd",
+                        lr=float(lr),
+                        max_steps=steps,
                         measure_every=min(every, steps),
                         measure_num=self.measure_num_mse if loss == "mse" else self.measure_num_ce,
-                        sharpness_subset=self.sharpness_subset, jacobian_subset=self.jacobian_subset,
-                        lanczos_tol=self.lanczos_tol, seed=seed, dtype=self.dtype, device=self.device, threads=self.threads,
+                        sharpness_subset=self.sharpness_subset,
+                        jacobian_subset=self.jacobian_subset,
+                        lanczos_tol=self.lanczos_tol,
+                        seed=seed,
+                        dtype=self.dtype,
+                        device=self.device,
+                        threads=self.threads,
                         checkpoint_every=max(1, steps // 5),
                     )
                     out.append(({"loss": loss, "lr": float(lr), "seed": seed}, tc))
         return out
 
 
-def run(config: SharpeningEoSConfig | None = None, *, store=None, force: bool = False,
-        progress: bool | None = None) -> pd.DataFrame:
+def run(
+    config: SharpeningEoSConfig | None = None, *, store=None, force: bool = False, progress: bool | None = None
+) -> pd.DataFrame:
     r"""Run the grid; adds ``two_over_lr`` (:math:`2/\eta`) and ``time`` (:math:`\eta t`)."""
     config = SharpeningEoSConfig.preset("quick") if config is None else config
     df = run_experiment(config, name=NAME, store=store, force=force, progress=progress)
@@ -138,6 +188,10 @@ def run(config: SharpeningEoSConfig | None = None, *, store=None, force: bool = 
     return df
 
 
-EXPERIMENT = register(NAME, SharpeningEoSConfig,
-                      "full-batch GD, MSE and CE, 3 step sizes on equal time eta*t: sharpness to 2/lr, Jacobian",
-                      chapter="Progressive sharpening and the edge of stability", runner=run)
+EXPERIMENT = register(
+    NAME,
+    SharpeningEoSConfig,
+    "full-batch GD, MSE and CE, 3 step sizes on equal time eta*t: sharpness to 2/lr, Jacobian",
+    chapter="Progressive sharpening and the edge of stability",
+    runner=run,
+)

@@ -58,8 +58,17 @@ def covering_study(
 
     rows = []
     for d in dims:
-        ds = _data.load("manifold", seed=seed, d=int(d), n=n, n_train=1, n_test=1,
-                        lipschitz=lipschitz, generator_seed=generator_seed, dtype=torch.float64)
+        ds = _data.load(
+            "manifold",
+            seed=seed,
+            d=int(d),
+            n=n,
+            n_train=1,
+            n_test=1,
+            lipschitz=lipschitz,
+            generator_seed=generator_seed,
+            dtype=torch.float64,
+        )
         draw = ds.extras["sample_support"]
         probe = draw(num_probe, seed=_derive(seed, 10_000 + int(d)))
         for N in sizes:
@@ -69,9 +78,16 @@ def covering_study(
                     bound = t1_covering_bound(int(N), epsilon, int(d), ds.extras["lipschitz"])
                 except ValueError:
                     bound = float("nan")
-                rows.append({"d": int(d), "N": int(N), "repeat": r,
-                             "radius": covering_radius(probe, x), "bound": bound,
-                             "lipschitz": ds.extras["lipschitz"]})
+                rows.append(
+                    {
+                        "d": int(d),
+                        "N": int(N),
+                        "repeat": r,
+                        "radius": covering_radius(probe, x),
+                        "bound": bound,
+                        "lipschitz": ds.extras["lipschitz"],
+                    }
+                )
     return pd.DataFrame(rows)
 
 
@@ -92,9 +108,17 @@ def covering_slopes(df: pd.DataFrame, *, by: str = "d") -> pd.DataFrame:
         fit_n = fit_loglog_slope(N, mean.values)
         fit_r = fit_loglog_slope(np.log(N) / N, mean.values)
         ratio = (sub["radius"] / sub["bound"]).replace([np.inf, -np.inf], np.nan)
-        rows.append({by: key, "slope": fit_n.slope, "stderr": fit_n.stderr,
-                     "slope_rate": fit_r.slope, "expected": -1.0 / key if by == "d" else float("nan"),
-                     "max_ratio": float(ratio.max()), "min_looseness": float((1 / ratio).min())})
+        rows.append(
+            {
+                by: key,
+                "slope": fit_n.slope,
+                "stderr": fit_n.stderr,
+                "slope_rate": fit_r.slope,
+                "expected": -1.0 / key if by == "d" else float("nan"),
+                "max_ratio": float(ratio.max()),
+                "min_looseness": float((1 / ratio).min()),
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -173,18 +197,38 @@ class T1CoveringConfig(StudyConfig):
     PRESETS: ClassVar[dict[str, dict[str, Any]]] = {
         # sizes N, probe points, repeats per N (the cusp section adds N = 6400, 12800 past smoke)
         "smoke": dict(sizes=(50, 100), num_probe=1000, repeats=1, holder_sizes=(50, 100), holder_num_probe=2001),
-        "quick": dict(sizes=(100, 200, 400, 800, 1600, 3200), num_probe=10000, repeats=2,
-                      holder_sizes=(100, 200, 400, 800, 1600, 3200, 6400, 12800), holder_num_probe=20001),
-        "paper": dict(sizes=(100, 200, 400, 800, 1600, 3200, 6400, 12800, 25600), num_probe=100000, repeats=5,
-                      holder_sizes=(100, 200, 400, 800, 1600, 3200, 6400, 12800, 25600), holder_num_probe=20001),
+        "quick": dict(
+            sizes=(100, 200, 400, 800, 1600, 3200),
+            num_probe=10000,
+            repeats=2,
+            holder_sizes=(100, 200, 400, 800, 1600, 3200, 6400, 12800),
+            holder_num_probe=20001,
+        ),
+        "paper": dict(
+            sizes=(100, 200, 400, 800, 1600, 3200, 6400, 12800, 25600),
+            num_probe=100000,
+            repeats=5,
+            holder_sizes=(100, 200, 400, 800, 1600, 3200, 6400, 12800, 25600),
+            holder_num_probe=20001,
+        ),
     }
 
     def _check(self) -> None:
-        self._need_positive("dims", "sizes", "num_probe", "repeats", "n", "lipschitz", "holder_sizes",
-                            "holder_num_probe", "lipschitz_candidates")
+        self._need_positive(
+            "dims",
+            "sizes",
+            "num_probe",
+            "repeats",
+            "n",
+            "lipschitz",
+            "holder_sizes",
+            "holder_num_probe",
+            "lipschitz_candidates",
+        )
         self._need(len(set(self.sizes)) >= 2, "sizes", "at least two distinct sample sizes (a slope is fitted)")
-        self._need(len(set(self.holder_sizes)) >= 2, "holder_sizes",
-                   "at least two distinct sample sizes (a slope is fitted)")
+        self._need(
+            len(set(self.holder_sizes)) >= 2, "holder_sizes", "at least two distinct sample sizes (a slope is fitted)"
+        )
         self._need(self.generator_seed >= 0, "generator_seed", "an int >= 0")
         self._need(0 < self.epsilon < 1, "epsilon", "a number in (0, 1)")
         self._need(0 < self.alpha <= 1, "alpha", "a number in (0, 1]")
@@ -203,14 +247,28 @@ class T1CoveringConfig(StudyConfig):
         """
         samples, holder = [], []
         for seed in self.seeds:
-            df = covering_study(self.dims, self.sizes, num_probe=self.num_probe, repeats=self.repeats, n=self.n,
-                                lipschitz=self.lipschitz, epsilon=self.epsilon,
-                                generator_seed=self.generator_seed, seed=seed)
+            df = covering_study(
+                self.dims,
+                self.sizes,
+                num_probe=self.num_probe,
+                repeats=self.repeats,
+                n=self.n,
+                lipschitz=self.lipschitz,
+                epsilon=self.epsilon,
+                generator_seed=self.generator_seed,
+                seed=seed,
+            )
             df.insert(0, "seed", seed)
             samples.append(df)
-            hd = holder_study(sorted(set(self.holder_sizes)), alpha=self.alpha,
-                              lipschitz_candidates=self.lipschitz_candidates, num_probe=self.holder_num_probe,
-                              repeats=self.repeats, epsilon=self.epsilon, seed=seed)
+            hd = holder_study(
+                sorted(set(self.holder_sizes)),
+                alpha=self.alpha,
+                lipschitz_candidates=self.lipschitz_candidates,
+                num_probe=self.holder_num_probe,
+                repeats=self.repeats,
+                epsilon=self.epsilon,
+                seed=seed,
+            )
             hd.insert(0, "seed", seed)
             holder.append(hd)
         samples_df = pd.concat(samples, ignore_index=True)
@@ -221,10 +279,17 @@ class T1CoveringConfig(StudyConfig):
         for col in (c for c in holder_df.columns if c.startswith("bound_L")):
             over = holder_df.loc[holder_df["radius"] > holder_df[col], "N"]
             summary[f"first_violation_{col.removeprefix('bound_')}"] = float(over.min()) if len(over) else np.nan
-        return {"samples": samples_df, "slopes": covering_slopes(samples_df), "holder": holder_df,
-                "holder_summary": pd.DataFrame([summary])}
+        return {
+            "samples": samples_df,
+            "slopes": covering_slopes(samples_df),
+            "holder": holder_df,
+            "holder_summary": pd.DataFrame([summary]),
+        }
 
 
-EXPERIMENT = register(NAME, T1CoveringConfig,
-                      "T1: covering radius of manifold samples against N (slope -1/d) and a non-Lipschitz cusp",
-                      chapter="T1: a Lipschitz generator gives a good covering")
+EXPERIMENT = register(
+    NAME,
+    T1CoveringConfig,
+    "T1: covering radius of manifold samples against N (slope -1/d) and a non-Lipschitz cusp",
+    chapter="T1: a Lipschitz generator gives a good covering",
+)

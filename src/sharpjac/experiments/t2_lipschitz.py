@@ -61,18 +61,33 @@ class T2Config(StudyConfig):
 
     PRESETS: ClassVar[dict[str, dict[str, Any]]] = {
         "smoke": dict(widths=(16,), steps=40, snapshots=(0, 40), num_probe=500, num_paths=8, path_points=32),
-        "quick": dict(widths=(32, 32), steps=1000, snapshots=(0, 30, 100, 300, 1000), num_probe=4000,
-                      num_paths=64, path_points=128),
-        "paper": dict(widths=(128, 128), steps=5000, snapshots=(0, 30, 100, 300, 1000, 3000, 5000),
-                      num_probe=20000, num_paths=256, path_points=256),
+        "quick": dict(
+            widths=(32, 32),
+            steps=1000,
+            snapshots=(0, 30, 100, 300, 1000),
+            num_probe=4000,
+            num_paths=64,
+            path_points=128,
+        ),
+        "paper": dict(
+            widths=(128, 128),
+            steps=5000,
+            snapshots=(0, 30, 100, 300, 1000, 3000, 5000),
+            num_probe=20000,
+            num_paths=256,
+            path_points=256,
+        ),
     }
 
     def _check(self) -> None:
         self._need_positive("n_train", "widths", "steps", "num_probe", "num_paths")
         self._need(self.n_train >= 2, "n_train", "an int >= 2")
         self._need(self.path_points >= 2, "path_points", "an int >= 2")
-        self._need(len(self.snapshots) > 0 and all(0 <= s <= self.steps for s in self.snapshots), "snapshots",
-                   f"a non-empty tuple of steps in [0, steps={self.steps}]")
+        self._need(
+            len(self.snapshots) > 0 and all(0 <= s <= self.steps for s in self.snapshots),
+            "snapshots",
+            f"a non-empty tuple of steps in [0, steps={self.steps}]",
+        )
 
     def dataset_options(self) -> dict[str, Any]:
         """Options of the ``manifold`` data set: :math:`d=2` in :math:`\\mathbb R^{16}`, regression."""
@@ -81,11 +96,23 @@ class T2Config(StudyConfig):
     def train_config(self, seed: int) -> TrainConfig:
         """Full-batch GD with momentum on the squared error (mean over samples), kept at ``snapshots``."""
         return TrainConfig(
-            dataset="manifold", dataset_options=self.dataset_options(), data_seed=self.data_seed,
-            model="mlp", model_options={"widths": list(self.widths), "activation": "tanh"},
-            loss="mse", optimizer="gd", lr=LR, momentum=MOMENTUM, max_steps=self.steps,
-            sharpness_subset=0, jacobian_subset=0, snapshot_steps=tuple(sorted(set(self.snapshots))), seed=seed,
-            dtype=self.dtype, device=self.device, threads=self.threads,
+            dataset="manifold",
+            dataset_options=self.dataset_options(),
+            data_seed=self.data_seed,
+            model="mlp",
+            model_options={"widths": list(self.widths), "activation": "tanh"},
+            loss="mse",
+            optimizer="gd",
+            lr=LR,
+            momentum=MOMENTUM,
+            max_steps=self.steps,
+            sharpness_subset=0,
+            jacobian_subset=0,
+            snapshot_steps=tuple(sorted(set(self.snapshots))),
+            seed=seed,
+            dtype=self.dtype,
+            device=self.device,
+            threads=self.threads,
         )
 
     def trains(self) -> list[TrainConfig]:
@@ -105,23 +132,42 @@ class T2Config(StudyConfig):
         for seed in self.seeds:
             tc = self.train_config(seed)
             run = trained_run(tc, store=store, progress=progress)
-            ds = data.load("manifold", seed=self.data_seed, dtype=getattr(torch, self.dtype),
-                           **self.dataset_options())
+            ds = data.load("manifold", seed=self.data_seed, dtype=getattr(torch, self.dtype), **self.dataset_options())
             dev = next(run.final.parameters()).device
             x = ds.x_train.to(dev)
             probe = ds.extras["sample_support"](self.num_probe, seed=self.data_seed + 1).to(dev)
             losses = dict(zip(run.frame["step"].astype(int), run.frame["train_loss"].astype(float)))
             for step in sorted(set(self.snapshots)):
                 if step not in run.models:
-                    raise RuntimeError(f"run {tc.seed=} kept no network at step {step}: it stopped at step "
-                                       f"{max(run.models)} ({run.frame.attrs.get('status', '?')})")
-                res = theory.t2_sandwich(run.models[step], x, probe, generator=ds.extras["generator"],
-                                         num_paths=self.num_paths, path_points=self.path_points, seed=seed)
-                rows.append({"seed": seed, "step": int(step), "train_mse": losses.get(int(step), float("nan")),
-                             **res.as_dict(), "holds": res.holds, "margin": res.margin})
+                    raise RuntimeError(
+                        f"run {tc.seed=} kept no network at step {step}: it stopped at step "
+                        f"{max(run.models)} ({run.frame.attrs.get('status', '?')})"
+                    )
+                res = theory.t2_sandwich(
+                    run.models[step],
+                    x,
+                    probe,
+                    generator=ds.extras["generator"],
+                    num_paths=self.num_paths,
+                    path_points=self.path_points,
+                    seed=seed,
+                )
+                rows.append(
+                    {
+                        "seed": seed,
+                        "step": int(step),
+                        "train_mse": losses.get(int(step), float("nan")),
+                        **res.as_dict(),
+                        "holds": res.holds,
+                        "margin": res.margin,
+                    }
+                )
         return {"sandwich": pd.DataFrame(rows)}
 
 
-EXPERIMENT = register(NAME, T2Config,
-                      "T2 along GD training: sample-max Jacobian <= sup on the data <= sample max + local variation",
-                      chapter="T2: the sample Jacobian controls the Lipschitz constant on the data")
+EXPERIMENT = register(
+    NAME,
+    T2Config,
+    "T2 along GD training: sample-max Jacobian <= sup on the data <= sample max + local variation",
+    chapter="T2: the sample Jacobian controls the Lipschitz constant on the data",
+)

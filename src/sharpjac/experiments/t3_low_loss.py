@@ -112,19 +112,24 @@ def t3_track(
             jp = _jac.jacobian_norms(model, paths.reshape(-1, paths.shape[-1])).reshape(paths.shape[:2])
             sup = jp.max(dim=1).values.to(torch.float64)
             js = _jac.jacobian_norms(model, x)
-        phi = _jac.local_variation(model, x, radius, num_samples=lv_samples, ascent_steps=lv_ascent_steps,
-                                   seed=seed)
+        phi = _jac.local_variation(model, x, radius, num_samples=lv_samples, ascent_steps=lv_ascent_steps, seed=seed)
         best = int(bounds.argmax())
-        rows.append({
-            "step": int(step), "train_loss": float(per.mean()),
-            "train_acc": float((out.argmax(1) == labels).double().mean()),
-            ("rho" if loss == "mse" else "eta"): level,
-            "bound_path": float(bounds[best]), "path_sup": float(sup[best]),
-            "path_margin": float((sup - bounds).min()), "path_length": float(D[best]),
-            "sample_max": float(js.max()), "sample_mean": float(js.mean()),
-            "local_variation": float(phi.max()),
-            "bound_theorem": float(bounds[best]) - float(phi.max()),
-        })
+        rows.append(
+            {
+                "step": int(step),
+                "train_loss": float(per.mean()),
+                "train_acc": float((out.argmax(1) == labels).double().mean()),
+                ("rho" if loss == "mse" else "eta"): level,
+                "bound_path": float(bounds[best]),
+                "path_sup": float(sup[best]),
+                "path_margin": float((sup - bounds).min()),
+                "path_length": float(D[best]),
+                "sample_max": float(js.max()),
+                "sample_mean": float(js.mean()),
+                "local_variation": float(phi.max()),
+                "bound_theorem": float(bounds[best]) - float(phi.max()),
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -159,37 +164,62 @@ class T3Config(StudyConfig):
     PRESETS: ClassVar[dict[str, dict[str, Any]]] = {
         "smoke": dict(n_train=60, widths=(16,), steps=60, snapshots=(0, 20, 60)),
         "quick": dict(n_train=100, widths=(32, 32), steps=1000, snapshots=(0, 30, 100, 300, 1000)),
-        "paper": dict(n_train=1000, widths=(256, 256), steps=20000,
-                      snapshots=(0, 30, 100, 300, 1000, 3000, 10000, 20000)),
+        "paper": dict(
+            n_train=1000, widths=(256, 256), steps=20000, snapshots=(0, 30, 100, 300, 1000, 3000, 10000, 20000)
+        ),
     }
 
     def _check(self) -> None:
         self._need_positive("n_train", "widths", "steps", "num_pairs", "lr_mse", "lr_ce")
         self._need(self.n_train >= 2, "n_train", "an int >= 2")
         self._need(self.chord_points >= 2, "chord_points", "an int >= 2")
-        self._need(len(self.snapshots) > 0 and all(0 <= s <= self.steps for s in self.snapshots), "snapshots",
-                   f"a non-empty tuple of steps in [0, steps={self.steps}]")
+        self._need(
+            len(self.snapshots) > 0 and all(0 <= s <= self.steps for s in self.snapshots),
+            "snapshots",
+            f"a non-empty tuple of steps in [0, steps={self.steps}]",
+        )
 
     def dataset_options(self, labels: str) -> dict[str, Any]:
         """Options of the two-class ``manifold`` data set for ``labels`` (``"true"`` or ``"random"``)."""
-        return {"d": 2, "n": 16, "lipschitz": 30.0, "n_train": self.n_train, "n_test": 10,
-                "label_noise": LABELS[labels]}
+        return {
+            "d": 2,
+            "n": 16,
+            "lipschitz": 30.0,
+            "n_train": self.n_train,
+            "n_test": 10,
+            "label_noise": LABELS[labels],
+        }
 
     def train_config(self, loss: str, labels: str, seed: int) -> TrainConfig:
         """Full-batch GD with momentum 0.9 on ``loss``, kept at ``snapshots``."""
         return TrainConfig(
-            dataset="manifold", dataset_options=self.dataset_options(labels), data_seed=self.data_seed,
-            model="mlp", model_options={"widths": list(self.widths), "activation": "tanh"},
-            loss=loss, optimizer="gd", lr=self.lr_mse if loss == "mse" else self.lr_ce, momentum=MOMENTUM,
-            max_steps=self.steps, sharpness_subset=0, jacobian_subset=0,
-            snapshot_steps=tuple(sorted(set(self.snapshots))), seed=seed, dtype=self.dtype, device=self.device,
+            dataset="manifold",
+            dataset_options=self.dataset_options(labels),
+            data_seed=self.data_seed,
+            model="mlp",
+            model_options={"widths": list(self.widths), "activation": "tanh"},
+            loss=loss,
+            optimizer="gd",
+            lr=self.lr_mse if loss == "mse" else self.lr_ce,
+            momentum=MOMENTUM,
+            max_steps=self.steps,
+            sharpness_subset=0,
+            jacobian_subset=0,
+            snapshot_steps=tuple(sorted(set(self.snapshots))),
+            seed=seed,
+            dtype=self.dtype,
+            device=self.device,
             threads=self.threads,
         )
 
     def runs(self) -> list[tuple[dict[str, Any], TrainConfig]]:
         """``({"seed", "labels", "loss"}, TrainConfig)`` for every run, in the chapter's order."""
-        return [({"seed": seed, "labels": labels, "loss": loss}, self.train_config(loss, labels, seed))
-                for seed in self.seeds for labels in LABELS for loss in ("mse", "ce")]
+        return [
+            ({"seed": seed, "labels": labels, "loss": loss}, self.train_config(loss, labels, seed))
+            for seed in self.seeds
+            for labels in LABELS
+            for loss in ("mse", "ce")
+        ]
 
     def trains(self) -> list[TrainConfig]:
         return [tc for _, tc in self.runs()]
@@ -213,11 +243,20 @@ class T3Config(StudyConfig):
             dev = next(run.final.parameters()).device
             missing = sorted(set(self.snapshots) - set(run.models))
             if missing:
-                raise RuntimeError(f"run {lab} kept no network at steps {missing}: it stopped at step "
-                                   f"{max(run.models)} ({run.frame.attrs.get('status', '?')})")
-            track = t3_track({s: run.models[s] for s in sorted(set(self.snapshots))}, ds.x_train.to(dev),
-                             ds.y_train.to(dev), ds.extras["latent_train"].to(dev), ds.extras["generator"],
-                             loss=lab["loss"], num_pairs=self.num_pairs, seed=lab["seed"])
+                raise RuntimeError(
+                    f"run {lab} kept no network at steps {missing}: it stopped at step "
+                    f"{max(run.models)} ({run.frame.attrs.get('status', '?')})"
+                )
+            track = t3_track(
+                {s: run.models[s] for s in sorted(set(self.snapshots))},
+                ds.x_train.to(dev),
+                ds.y_train.to(dev),
+                ds.extras["latent_train"].to(dev),
+                ds.extras["generator"],
+                loss=lab["loss"],
+                num_pairs=self.num_pairs,
+                seed=lab["seed"],
+            )
             for i, (k, v) in enumerate(lab.items()):
                 track.insert(i, k, v)
             frames.append(track)
@@ -225,14 +264,26 @@ class T3Config(StudyConfig):
         ds = data.load("manifold", seed=self.data_seed, dtype=dt, **self.dataset_options("true"))
         pairs = theory.hardest_pairs(ds.x_train, ds.y_train, self.num_pairs)
         with torch.no_grad():
-            paths = theory.latent_path(ds.extras["generator"], ds.extras["latent_train"][pairs.i],
-                                       ds.extras["latent_train"][pairs.j], self.chord_points)
+            paths = theory.latent_path(
+                ds.extras["generator"],
+                ds.extras["latent_train"][pairs.i],
+                ds.extras["latent_train"][pairs.j],
+                self.chord_points,
+            )
             lengths = theory.polyline_length(paths)
-        chords = pd.DataFrame({"euclidean_distance": pairs.distance.numpy(), "path_length": lengths.numpy(),
-                               "ratio": (lengths / pairs.distance).numpy()})
+        chords = pd.DataFrame(
+            {
+                "euclidean_distance": pairs.distance.numpy(),
+                "path_length": lengths.numpy(),
+                "ratio": (lengths / pairs.distance).numpy(),
+            }
+        )
         return {"track": track, "chords": chords}
 
 
-EXPERIMENT = register(NAME, T3Config,
-                      "T3 along GD training (MSE/CE, true/random labels): low loss forces a large Jacobian",
-                      chapter="T3: low loss forces a large Jacobian")
+EXPERIMENT = register(
+    NAME,
+    T3Config,
+    "T3 along GD training (MSE/CE, true/random labels): low loss forces a large Jacobian",
+    chapter="T3: low loss forces a large Jacobian",
+)

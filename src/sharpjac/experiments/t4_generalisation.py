@@ -99,14 +99,19 @@ class T4GeneralisationConfig(StudyConfig):
     }
 
     def _check(self) -> None:
-        self._need_positive("steps", "num_probe", "widths", "dims", "n_train", "n", "lipschitz", "lrs",
-                            "lv_samples")
+        self._need_positive("steps", "num_probe", "widths", "dims", "n_train", "n", "lipschitz", "lrs", "lv_samples")
         self._need(10 <= self.mnist <= 5000, "mnist", "an int in [10, 5000] (mnist5k has 5,000 images)")
-        self._need(len(self.run_names) > 0 and len(set(self.run_names)) == len(self.run_names), "run_names",
-                   "a non-empty tuple of distinct names")
+        self._need(
+            len(self.run_names) > 0 and len(set(self.run_names)) == len(self.run_names),
+            "run_names",
+            "a non-empty tuple of distinct names",
+        )
         for name in ("lrs", "weight_decays", "label_noises"):
-            self._need(len(getattr(self, name)) == len(self.run_names), name,
-                       f"a tuple with one entry per run ({len(self.run_names)}, like run_names)")
+            self._need(
+                len(getattr(self, name)) == len(self.run_names),
+                name,
+                f"a tuple with one entry per run ({len(self.run_names)}, like run_names)",
+            )
         for name in ("weight_decays", "label_noises"):
             self._need(all(v >= 0 for v in getattr(self, name)), name, "numbers >= 0")
         self._need(0 <= self.momentum < 1, "momentum", "a number in [0, 1)")
@@ -116,8 +121,14 @@ class T4GeneralisationConfig(StudyConfig):
     # -- the runs -------------------------------------------------------------------------------
 
     def _data_options(self, d: int, noise: float = 0.0) -> dict[str, Any]:
-        opts: dict[str, Any] = {"d": int(d), "n": self.n, "n_train": self.n_train, "n_test": 1,
-                                "task": "regression", "lipschitz": self.lipschitz}
+        opts: dict[str, Any] = {
+            "d": int(d),
+            "n": self.n,
+            "n_train": self.n_train,
+            "n_test": 1,
+            "task": "regression",
+            "lipschitz": self.lipschitz,
+        }
         if noise:
             opts["target_noise"] = float(noise)
         return opts
@@ -125,13 +136,26 @@ class T4GeneralisationConfig(StudyConfig):
     def train_config(self, d: int, run: int, seed: int) -> TrainConfig:
         """The :class:`~sharpjac.training.TrainConfig` of run ``run`` (an index into ``run_names``)."""
         return TrainConfig(
-            dataset="manifold", dataset_options=self._data_options(d, self.label_noises[run]),
-            data_seed=self.data_seed, model="mlp",
+            dataset="manifold",
+            dataset_options=self._data_options(d, self.label_noises[run]),
+            data_seed=self.data_seed,
+            model="mlp",
             model_options={"widths": list(self.widths), "activation": "tanh"},
-            loss="mse", optimizer="gd", lr=float(self.lrs[run]), momentum=float(self.momentum),
-            weight_decay=float(self.weight_decays[run]), max_steps=self.steps,
-            sharpness_subset=None, jacobian_subset=None, lanczos_tol=1e-6, lanczos_max_iter=100,
-            eval_test=False, seed=seed, dtype=self.dtype, device=self.device, threads=self.threads,
+            loss="mse",
+            optimizer="gd",
+            lr=float(self.lrs[run]),
+            momentum=float(self.momentum),
+            weight_decay=float(self.weight_decays[run]),
+            max_steps=self.steps,
+            sharpness_subset=None,
+            jacobian_subset=None,
+            lanczos_tol=1e-6,
+            lanczos_max_iter=100,
+            eval_test=False,
+            seed=seed,
+            dtype=self.dtype,
+            device=self.device,
+            threads=self.threads,
         )
 
     def trains(self) -> list[TrainConfig]:
@@ -184,32 +208,59 @@ class T4GeneralisationConfig(StudyConfig):
                     tr = trained_run(tc, store=store, progress=progress)
                     y_train = y_clean
                     if self.label_noises[r]:
-                        y_train = _data.load("manifold", seed=self.data_seed, dtype=dt,
-                                             **self._data_options(d, self.label_noises[r])).y_train
-                    rows.append(self._evaluate(tr, x, y_clean, y_train, probe, y_probe, delta, weights, L_star,
-                                               trivial, seed=seed) | {"seed": seed, "d": int(d), "name": name})
+                        y_train = _data.load(
+                            "manifold", seed=self.data_seed, dtype=dt, **self._data_options(d, self.label_noises[r])
+                        ).y_train
+                    rows.append(
+                        self._evaluate(
+                            tr, x, y_clean, y_train, probe, y_probe, delta, weights, L_star, trivial, seed=seed
+                        )
+                        | {"seed": seed, "d": int(d), "name": name}
+                    )
                 frame = pd.DataFrame(rows)
                 run_rows += rows
-                dim_rows.append({
-                    "seed": seed, "d": int(d), "delta": delta, "n_runs": len(frame),
-                    "n_vacuous": int(frame["vacuous"].sum()),
-                    "best_ratio": float((frame["total"] / frame["test_loss"]).min()),
-                    "dominant": ", ".join(sorted(set(frame["dominant"]))),
-                    "holds": bool((frame["test_loss"] <= frame["total"]).all()),
-                    "tau_bound": analysis.kendall(frame["total"], frame["test_loss"]),
-                    "tau_jacobian": analysis.kendall(frame["jac_max"], frame["test_loss"]),
-                    "tau_sharpness": analysis.kendall(frame["sharpness"], frame["test_loss"]),
-                })
+                dim_rows.append(
+                    {
+                        "seed": seed,
+                        "d": int(d),
+                        "delta": delta,
+                        "n_runs": len(frame),
+                        "n_vacuous": int(frame["vacuous"].sum()),
+                        "best_ratio": float((frame["total"] / frame["test_loss"]).min()),
+                        "dominant": ", ".join(sorted(set(frame["dominant"]))),
+                        "holds": bool((frame["test_loss"] <= frame["total"]).all()),
+                        "tau_bound": analysis.kendall(frame["total"], frame["test_loss"]),
+                        "tau_jacobian": analysis.kendall(frame["jac_max"], frame["test_loss"]),
+                        "tau_sharpness": analysis.kendall(frame["sharpness"], frame["test_loss"]),
+                    }
+                )
             mnist_rows.append({"seed": seed} | self._mnist_dimension())
         runs = pd.DataFrame(run_rows)
         lead = ["seed", "d", "name"]
         runs = runs[lead + [c for c in runs.columns if c not in lead]]
         mnist = pd.DataFrame(mnist_rows)
-        return {"runs": runs, "by_dim": pd.DataFrame(dim_rows), "mnist": mnist,
-                "rates": self._rates(int(mnist["d_rate"].iloc[0]))}
+        return {
+            "runs": runs,
+            "by_dim": pd.DataFrame(dim_rows),
+            "mnist": mnist,
+            "rates": self._rates(int(mnist["d_rate"].iloc[0])),
+        }
 
-    def _evaluate(self, tr, x, y_clean, y_train, probe, y_probe, delta: float, weights, L_star: float,
-                  trivial: float, *, seed: int) -> dict[str, Any]:
+    def _evaluate(
+        self,
+        tr,
+        x,
+        y_clean,
+        y_train,
+        probe,
+        y_probe,
+        delta: float,
+        weights,
+        L_star: float,
+        trivial: float,
+        *,
+        seed: int,
+    ) -> dict[str, Any]:
         """T4's terms for one trained run (the network at its last step)."""
         model = tr.final
         dev = next(model.parameters()).device
@@ -219,23 +270,33 @@ class T4GeneralisationConfig(StudyConfig):
             out = model(x_d).cpu()
             test_loss = float((model(probe.to(dev)).cpu() - y_probe).abs().mean())
         jn = _jac.jacobian_norms(model, x_d)
-        phi = _jac.local_variation(model, x_d, delta, num_samples=self.lv_samples,
-                                   ascent_steps=self.lv_ascent_steps, seed=seed)
+        phi = _jac.local_variation(
+            model, x_d, delta, num_samples=self.lv_samples, ascent_steps=self.lv_ascent_steps, seed=seed
+        )
         jac_max, lv = float(jn.max()), float(phi.max())
-        clean = t4_bound((out - y_clean).abs()[:, 0], weights, delta, 1.0, 1.0, L_star, jac_max, lv,
-                         vacuous_at=trivial)
-        noisy = t4_bound((out - y_train).abs()[:, 0], weights, delta, 1.0, 1.0, L_star, jac_max, lv,
-                         vacuous_at=trivial)
+        clean = t4_bound((out - y_clean).abs()[:, 0], weights, delta, 1.0, 1.0, L_star, jac_max, lv, vacuous_at=trivial)
+        noisy = t4_bound((out - y_train).abs()[:, 0], weights, delta, 1.0, 1.0, L_star, jac_max, lv, vacuous_at=trivial)
         return {
-            "lr": tr.config.lr, "weight_decay": tr.config.weight_decay,
+            "lr": tr.config.lr,
+            "weight_decay": tr.config.weight_decay,
             "label_noise": float(dict(tr.config.dataset_options).get("target_noise", 0.0)),
-            "train_mse": float(last["train_loss"]), "status": str(tr.frame.attrs.get("status", "")),
+            "train_mse": float(last["train_loss"]),
+            "status": str(tr.frame.attrs.get("status", "")),
             "test_loss": test_loss,
-            "empirical": clean.empirical, "empirical_noisy": noisy.empirical,
-            "jacobian": clean.jacobian, "variation": clean.variation, "target": clean.target,
-            "total": clean.total, "total_noisy": noisy.total, "dominant": clean.dominant,
-            "delta": delta, "jac_max": jac_max, "local_variation": lv,
-            "sharpness": float(last["sharpness"]), "trivial": trivial, "vacuous": bool(clean.vacuous),
+            "empirical": clean.empirical,
+            "empirical_noisy": noisy.empirical,
+            "jacobian": clean.jacobian,
+            "variation": clean.variation,
+            "target": clean.target,
+            "total": clean.total,
+            "total_noisy": noisy.total,
+            "dominant": clean.dominant,
+            "delta": delta,
+            "jac_max": jac_max,
+            "local_variation": lv,
+            "sharpness": float(last["sharpness"]),
+            "trivial": trivial,
+            "vacuous": bool(clean.vacuous),
             "L_star": L_star,
         }
 
@@ -244,27 +305,38 @@ class T4GeneralisationConfig(StudyConfig):
         from .. import data as _data
 
         n_test = min(self.mnist // 5, 1000)
-        ds = _data.load("mnist5k", seed=self.data_seed, n_train=self.mnist - n_test, n_test=n_test,
-                        dtype=torch.float64)
+        ds = _data.load("mnist5k", seed=self.data_seed, n_train=self.mnist - n_test, n_test=n_test, dtype=torch.float64)
         images = torch.cat([ds.x_train, ds.x_test])
         d_twonn = twonn_dimension(images)
         d_rate = max(1, round(d_twonn))
         rate = [(math.log(N / self.epsilon) / N) ** (1 / d_rate) for N in (1e3, 1e6)]
-        return {"n_images": int(images.shape[0]), "d_twonn": float(d_twonn),
-                "d_levina_bickel": float(levina_bickel_dimension(images, 10, 20)), "d_rate": d_rate,
-                "shrink_1e3_1e6": rate[1] / rate[0]}
+        return {
+            "n_images": int(images.shape[0]),
+            "d_twonn": float(d_twonn),
+            "d_levina_bickel": float(levina_bickel_dimension(images, 10, 20)),
+            "d_rate": d_rate,
+            "shrink_1e3_1e6": rate[1] / rate[0],
+        }
 
     def _rates(self, d_rate: int) -> pd.DataFrame:
         r""":math:`(\log(N/\varepsilon)/N)^{1/d}` (T1's covering function without :math:`2L_g\sqrt d`)."""
         rows = []
         for d, label in ((1, "d = 1"), (2, "d = 2"), (d_rate, f"d = {d_rate} (MNIST, TwoNN)")):
             for N in RATE_SIZES:
-                rows.append({"d": d, "label": label, "N": N,
-                             "rate": t1_covering_bound(int(N), self.epsilon, d, 1.0) / (2 * np.sqrt(d))})
+                rows.append(
+                    {
+                        "d": d,
+                        "label": label,
+                        "N": N,
+                        "rate": t1_covering_bound(int(N), self.epsilon, d, 1.0) / (2 * np.sqrt(d)),
+                    }
+                )
         return pd.DataFrame(rows)
 
 
-EXPERIMENT = register(NAME, T4GeneralisationConfig,
-                      "T4: the generalisation bound evaluated term by term on manifold regression runs; "
-                      "MNIST's intrinsic dimension",
-                      chapter="T4: a generalisation bound from the sample Jacobian")
+EXPERIMENT = register(
+    NAME,
+    T4GeneralisationConfig,
+    "T4: the generalisation bound evaluated term by term on manifold regression runs; MNIST's intrinsic dimension",
+    chapter="T4: a generalisation bound from the sample Jacobian",
+)

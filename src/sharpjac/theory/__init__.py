@@ -26,7 +26,6 @@ Every randomised routine takes a keyword-only ``seed``; results are frozen datac
 here changes a model's train/eval mode or device.
 """
 
-
 from .covering import (
     LogLogFit,
     covering_radius,
@@ -73,4 +72,3 @@ __all__ = [
     "twonn_dimension",
     "levina_bickel_dimension",
 ]
-

@@ -102,9 +102,17 @@ def t4_bound(
         raise ValueError(f"per_sample_losses has {losses.numel()} entries but voronoi_weights has {w.numel()}")
     if bool((w < 0).any()):
         raise ValueError("voronoi_weights must be non-negative")
-    vals = {name: _check_nonneg(name, v) for name, v in
-            (("delta", delta), ("K", K), ("K_prime", K_prime), ("L_star", L_star),
-             ("jac_max", jac_max), ("local_var", local_var))}
+    vals = {
+        name: _check_nonneg(name, v)
+        for name, v in (
+            ("delta", delta),
+            ("K", K),
+            ("K_prime", K_prime),
+            ("L_star", L_star),
+            ("jac_max", jac_max),
+            ("local_var", local_var),
+        )
+    }
     terms = {
         "empirical": float((w * losses).sum()),
         "jacobian": vals["delta"] * vals["K"] * vals["jac_max"],
@@ -112,5 +120,10 @@ def t4_bound(
         "target": vals["delta"] * vals["K_prime"] * vals["L_star"],
     }
     total = sum(terms.values())
-    return T4Bound(**terms, total=total, delta=vals["delta"], dominant=max(terms, key=terms.get),
-                   vacuous=None if vacuous_at is None else bool(total >= float(vacuous_at)))
+    return T4Bound(
+        **terms,
+        total=total,
+        delta=vals["delta"],
+        dominant=max(terms, key=terms.get),
+        vacuous=None if vacuous_at is None else bool(total >= float(vacuous_at)),
+    )

@@ -21,7 +21,7 @@ def _knn_distances(x: Tensor, k: int, chunk_size: int) -> Tensor:
     out = []
     with torch.no_grad():
         for start in range(0, N, chunk_size):
-            D = torch.cdist(X[start:start + chunk_size], X)
+            D = torch.cdist(X[start : start + chunk_size], X)
             idx = torch.arange(start, min(start + chunk_size, N))
             D[torch.arange(len(idx)), idx] = float("inf")  # exclude the point itself
             out.append(D.topk(k, largest=False).values)
@@ -77,6 +77,6 @@ def levina_bickel_dimension(x: Tensor, k1: int = 10, k2: int = 20, *, chunk_size
     logT = torch.log(T)
     est = []
     for k in range(k1, k2 + 1):
-        s = (logT[:, k - 1:k] - logT[:, : k - 1]).sum(1) / (k - 1)
+        s = (logT[:, k - 1 : k] - logT[:, : k - 1]).sum(1) / (k - 1)
         est.append((1.0 / s).mean())
     return float(torch.stack(est).mean())

@@ -49,7 +49,9 @@ def polyline_length(points: Tensor) -> Tensor:
     end points.
     """
     if not isinstance(points, Tensor) or points.ndim not in (2, 3) or points.shape[-2] < 2:
-        raise ValueError(f"points must have shape [T, n] or [P, T, n] with T >= 2, got {getattr(points, 'shape', None)}")
+        raise ValueError(
+            f"points must have shape [T, n] or [P, T, n] with T >= 2, got {getattr(points, 'shape', None)}"
+        )
     return (points[..., 1:, :] - points[..., :-1, :]).norm(dim=-1).sum(-1)
 
 
@@ -99,15 +101,17 @@ class T2Sandwich:
     @property
     def holds(self) -> bool:
         """Whether every estimate lies under the upper side (``upper_pointwise``)."""
-        top = max(self.probe_sup, self.sample_max,
-                  *(v for v in (self.path_lipschitz, self.path_slope) if math.isfinite(v)))
+        top = max(
+            self.probe_sup, self.sample_max, *(v for v in (self.path_lipschitz, self.path_slope) if math.isfinite(v))
+        )
         return bool(top <= self.upper_pointwise)
 
     @property
     def margin(self) -> float:
         """``upper_pointwise`` minus the largest estimate of :math:`\\sup_S\\|Jf\\|`."""
-        top = max(self.probe_sup, self.sample_max,
-                  *(v for v in (self.path_lipschitz, self.path_slope) if math.isfinite(v)))
+        top = max(
+            self.probe_sup, self.sample_max, *(v for v in (self.path_lipschitz, self.path_slope) if math.isfinite(v))
+        )
         return float(self.upper_pointwise - top)
 
     def as_dict(self) -> dict[str, Any]:
@@ -159,8 +163,9 @@ def t2_sandwich(
     with torch.no_grad():
         js = _jac.jacobian_norms(model, x_sample, "spectral", chunk_size=chunk_size)
         jp = _jac.jacobian_norms(model, support_probe, "spectral", chunk_size=chunk_size)
-    phi = _jac.local_variation(model, x_sample, radius, num_samples=lv_samples,
-                               ascent_steps=lv_ascent_steps, seed=seed, chunk_size=chunk_size)
+    phi = _jac.local_variation(
+        model, x_sample, radius, num_samples=lv_samples, ascent_steps=lv_ascent_steps, seed=seed, chunk_size=chunk_size
+    )
     path_lip = path_slope = float("nan")
     n_paths = 0
     if generator is not None:
@@ -183,7 +188,14 @@ def t2_sandwich(
             ok = seg > 0
             path_slope = float((dout[ok] / seg[ok]).max()) if bool(ok.any()) else float("nan")
     return T2Sandwich(
-        sample_max=float(js.max()), probe_sup=float(jp.max()), local_variation=float(phi.max()),
-        upper=float(js.max() + phi.max()), upper_pointwise=float((js + phi).max()), radius=radius,
-        path_lipschitz=path_lip, path_slope=path_slope, num_probe=int(jp.shape[0]), num_paths=n_paths,
+        sample_max=float(js.max()),
+        probe_sup=float(jp.max()),
+        local_variation=float(phi.max()),
+        upper=float(js.max() + phi.max()),
+        upper_pointwise=float((js + phi).max()),
+        radius=radius,
+        path_lipschitz=path_lip,
+        path_slope=path_slope,
+        num_probe=int(jp.shape[0]),
+        num_paths=n_paths,
     )

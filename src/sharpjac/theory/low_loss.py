@@ -87,7 +87,9 @@ def residual_radius(outputs: Tensor, targets: Tensor) -> float:
         outputs: ``[N, k]``; targets: ``[N, k]`` (one-hot/smoothed or real targets).
     """
     if outputs.shape != targets.shape or outputs.ndim != 2:
-        raise ValueError(f"outputs and targets must both be [N, k]; got {tuple(outputs.shape)} and {tuple(targets.shape)}")
+        raise ValueError(
+            f"outputs and targets must both be [N, k]; got {tuple(outputs.shape)} and {tuple(targets.shape)}"
+        )
     return float((outputs - targets.to(outputs.dtype)).norm(dim=1).max())
 
 

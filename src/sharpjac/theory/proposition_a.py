@@ -65,14 +65,16 @@ class PropositionA:
 
 def _curvature_tensor(curvature: Tensor, N: int, k: int, dtype, device) -> Tensor:
     if not isinstance(curvature, Tensor):
-        raise TypeError(f"curvature must be a torch.Tensor [N, k, k] = [{N}, {k}, {k}] or [k, k], "
-                        f"got {type(curvature).__name__}")
+        raise TypeError(
+            f"curvature must be a torch.Tensor [N, k, k] = [{N}, {k}, {k}] or [k, k], got {type(curvature).__name__}"
+        )
     C = curvature.to(dtype=dtype, device=device)
     if C.shape == (k, k):
         C = C.expand(N, k, k)
     if C.shape != (N, k, k):
-        raise ValueError(f"curvature must have shape [N, k, k] = [{N}, {k}, {k}] (or [k, k]), "
-                         f"got {tuple(curvature.shape)}")
+        raise ValueError(
+            f"curvature must have shape [N, k, k] = [{N}, {k}, {k}] (or [k, k]), got {tuple(curvature.shape)}"
+        )
     return C
 
 
@@ -131,8 +133,7 @@ def proposition_a(model: nn.Module, x: Tensor, curvature: Tensor, *, chunk_size:
     evals, evecs = torch.linalg.eigh(Cs)
     scale = evals.abs().amax().clamp_min(torch.finfo(Phi.dtype).tiny)
     if (evals[:, 0] < -math.sqrt(torch.finfo(Phi.dtype).eps) * scale).any():
-        raise ValueError(f"curvature must be positive semi-definite; smallest eigenvalue "
-                         f"{float(evals.min()):.3g}")
+        raise ValueError(f"curvature must be positive semi-definite; smallest eigenvalue {float(evals.min()):.3g}")
     evals = evals.clamp_min(0)
     C_half = (evecs * evals.sqrt()[:, None, :]) @ evecs.mT
     c_norm = evals[:, -1]  # ||C_i||
@@ -161,8 +162,9 @@ def proposition_a(model: nn.Module, x: Tensor, curvature: Tensor, *, chunk_size:
     # (ii): C_i = c I and a dense first layer
     eye = torch.eye(k, dtype=C.dtype, device=C.device)
     c_val = C[:, 0, 0]
-    isotropic = bool(torch.allclose(C, c_val[:, None, None] * eye, rtol=1e-10, atol=1e-12 * float(scale))) \
-        and bool(torch.allclose(c_val, c_val[0].expand_as(c_val), rtol=1e-10, atol=0))
+    isotropic = bool(torch.allclose(C, c_val[:, None, None] * eye, rtol=1e-10, atol=1e-12 * float(scale))) and bool(
+        torch.allclose(c_val, c_val[0].expand_as(c_val), rtol=1e-10, atol=0)
+    )
     lin, note = _first_dense(model)
     W1_norm = float("nan")
     lower_jac = float("nan")
@@ -179,8 +181,15 @@ def proposition_a(model: nn.Module, x: Tensor, curvature: Tensor, *, chunk_size:
     elif lin is not None:
         note = "first-layer weight is zero"
     return PropositionA(
-        lambda_max=lam, upper_phi=upper_phi, upper_layers=upper_layers, lower_phi=lower_phi,
-        lower_jacobian=lower_jac, lower_jacobian_note=note,
-        curvature_norm_mean=float(c_norm.mean()), jacobian_max=float(jn.max()),
-        first_layer_norm=W1_norm, num_samples=int(N), num_params=int(P),
+        lambda_max=lam,
+        upper_phi=upper_phi,
+        upper_layers=upper_layers,
+        lower_phi=lower_phi,
+        lower_jacobian=lower_jac,
+        lower_jacobian_note=note,
+        curvature_norm_mean=float(c_norm.mean()),
+        jacobian_max=float(jn.max()),
+        first_layer_norm=W1_norm,
+        num_samples=int(N),
+        num_params=int(P),
     )
