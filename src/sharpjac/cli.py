@@ -6,6 +6,11 @@ Examples::
     python -m sharpjac info progressive_sharpening
     python -m sharpjac run progressive_sharpening --preset smoke
     python -m sharpjac run progressive_sharpening --preset quick --seed 1 --set lrs_mse=0.1,0.2 --set max_steps=500
+    python -m sharpjac run weight_decay --preset paper --executor ray --address auto
+
+``--executor ray`` sends each grid point to a Ray task (a local Ray instance, or the cluster at
+``--address``); the run store must then be on a file system every worker sees. Runs that fail are
+listed in a table at the end (exit code 1); the others are stored.
 
 Runs are stored in ``$SHARPJAC_CACHE`` (default ``~/.cache/sharpjac/runs``) and reused; the
 combined table of an experiment is written as parquet (``--output``; default
@@ -78,6 +83,17 @@ def build_parser() -> argparse.ArgumentParser:
         help="torch CPU threads of every run (default 1); part of each run's key, so the numbers "
         "never depend on the machine's load",
     )
+    r.add_argument(
+        "--executor",
+        default="serial",
+        choices=["serial", "ray"],
+        help="serial (default: one run after the other, here) or ray (one Ray task per run; pip install -e .[cluster])",
+    )
+    r.add_argument(
+        "--address",
+        default=None,
+        help="with --executor ray: the Ray cluster, 'auto' or HOST:PORT (default: start a local Ray instance)",
+    )
     r.add_argument("--force", action="store_true", help="retrain even if stored")
     r.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     return p
@@ -138,6 +154,8 @@ def _cmd_run(args) -> int:
     from .runs import RunStore, StoreError
 
     exp = _get(args.name)
+    if args.address is not None and args.executor != "ray":
+        raise _Error(f"--address={args.address!r} is invalid with --executor {args.executor}; accepted: --executor ray")
     try:
         overrides = parse_overrides(exp.config_cls, args.overrides)
         if args.seed is not None:
@@ -174,9 +192,18 @@ def _cmd_run(args) -> int:
     except StoreError as e:
         raise _Error(str(e)) from None
     progress = False if args.no_progress else None
+    from .executors import GridFailed, make_executor, using
+    from .experiments.base import MissingRuns
+
     try:
-        df = exp.run(config, store=store, force=args.force, progress=progress)
-    except (StoreError, ValueError, FileNotFoundError) as e:
+        executor = make_executor(args.executor, address=args.address)
+        with executor, using(executor):
+            df = exp.run(config, store=store, force=args.force, progress=progress)
+    except GridFailed as e:
+        print(f"error: {e}", file=sys.stderr)
+        print(f"runs:  {store.root}", file=sys.stderr)
+        return 1
+    except (StoreError, ValueError, FileNotFoundError, ImportError, ConnectionError, MissingRuns) as e:
         raise _Error(str(e)) from None
     tables = df if isinstance(df, dict) else {"": df}
     written = []

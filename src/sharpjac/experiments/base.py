@@ -9,8 +9,10 @@ An experiment is a frozen dataclass (subclass of :class:`ExperimentConfig`) with
   grid coordinates (e.g. ``{"loss": "mse", "lr": 0.1, "seed": 0}``) that become columns.
 
 :func:`run_experiment` validates everything (every TrainConfig, and that the data set can be
-loaded) before any training, then runs each grid point through :func:`sharpjac.runs.run` (one
-stored run per point, so re-running reuses the store) and concatenates the records.
+loaded) before any training, then hands the distinct grid points to an executor
+(:mod:`sharpjac.executors`: serial by default, or Ray tasks), which runs each through
+:func:`sharpjac.runs.run` (one stored run per point, so re-running reuses the store), and
+concatenates the records. :func:`missing_runs` lists the runs a config needs that a store lacks.
 """
 
 from __future__ import annotations
@@ -313,6 +315,79 @@ def _labelled(labels: Mapping[str, Any], record: pd.DataFrame, last_row: Mapping
     return df
 
 
+TRAINING_ENV = "SHARPJAC_TRAINING"
+"""Environment variable: ``never`` makes :func:`run_experiment` and :func:`run_study` raise
+:class:`MissingRuns` instead of training a run that is not stored (the paper-preset book build sets
+it, so that a book read from a store filled elsewhere never trains for hours by surprise)."""
+
+
+class MissingRuns(RuntimeError):
+    """Training is switched off (``SHARPJAC_TRAINING=never``) and some runs are not stored.
+
+    Attributes:
+        experiment: the experiment's registry name.
+        points: the missing runs (:class:`sharpjac.executors.Point`).
+    """
+
+    def __init__(self, experiment: str, points: Sequence, store_root):
+        self.experiment = experiment
+        self.points = list(points)
+        shown = "; ".join(f"{_label_text(p.labels)} (run {p.key[:12]})" for p in self.points[:20])
+        more = f"; and {len(self.points) - 20} more" if len(self.points) > 20 else ""
+        super().__init__(
+            f"{len(self.points)} run(s) of experiment {experiment!r} are not in the store {store_root} and "
+            f"{TRAINING_ENV}=never forbids training them: {shown}{more}; produce them with "
+            f"`python -m sharpjac run {experiment} --preset ...` (see `python -m sharpjac.publish missing`)"
+        )
+
+
+def _label_text(labels: Mapping[str, Any]) -> str:
+    return ", ".join(f"{k}={v}" for k, v in labels.items()) or "(no labels)"
+
+
+def training_allowed() -> bool:
+    """False when ``$SHARPJAC_TRAINING`` is ``never`` (see :data:`TRAINING_ENV`)."""
+    import os
+
+    value = os.environ.get(TRAINING_ENV, "").strip().lower()
+    if value not in ("", "never", "allowed"):
+        raise ValueError(f"${TRAINING_ENV}={value!r} is invalid; accepted: unset, 'allowed' or 'never'")
+    return value != "never"
+
+
+def _points(configs: Sequence[tuple[Mapping[str, Any], TrainConfig]]) -> list:
+    """The distinct runs of a grid (first occurrence's labels), as executor points."""
+    from ..executors import Point
+    from ..runs import config_key
+
+    seen: dict[str, Any] = {}
+    for labels, tc in configs:
+        key = config_key(tc)
+        if key not in seen:
+            seen[key] = Point(dict(labels), tc, key)
+    return list(seen.values())
+
+
+def missing_runs(config: ExperimentConfig, *, name: str, store=None) -> list:
+    """The runs ``config`` needs that ``store`` does not hold (nothing is trained or loaded).
+
+    For a grid experiment: its distinct grid points whose run is not stored
+    (:meth:`sharpjac.runs.RunStore.has`). For a :class:`StudyConfig`: none when the study's tables
+    are stored, else the runs of :meth:`StudyConfig.trains` that are not. Returns
+    :class:`sharpjac.executors.Point` objects (labels, TrainConfig, run key). ``store=False``
+    (keep nothing) needs every run.
+    """
+    from ..runs import META, _as_store
+
+    st = _as_store(store)
+    if isinstance(config, StudyConfig) and st is not None:
+        folder = st._study_folder(name, {"experiment": name, "config": config.to_dict()})[0]
+        if (folder / META).is_file():
+            return []
+    points = _points(config.grid())
+    return points if st is None else [p for p in points if not st.has(p.config)]
+
+
 def run_experiment(
     config: ExperimentConfig,
     *,
@@ -321,6 +396,7 @@ def run_experiment(
     force: bool = False,
     progress: bool | None = None,
     run_point: Callable[[TrainConfig, bool], tuple[pd.DataFrame, Mapping[str, Any]]] | None = None,
+    executor=None,
 ) -> pd.DataFrame:
     """Run every grid point of ``config`` (reusing the store) and concatenate the records.
 
@@ -331,42 +407,45 @@ def run_experiment(
             of :func:`sharpjac.runs.run` and no extra values. ``last_row`` holds values measured at
             the end of the run (they go on the run's last row, NaN elsewhere). A grid point that
             occurs twice (same run key) is run once.
+        executor: ``"serial"``, ``"ray"`` or a :class:`sharpjac.executors.Executor`; default
+            :func:`sharpjac.executors.current` (serial unless inside ``executors.using(...)``).
+            The distinct runs are handed to it in grid order; every executor gives the same table.
 
     Returns a DataFrame with the grid coordinates (and ``seed``) as leading columns, then the
     training record's columns, the ``last_row`` columns, then ``status`` (completed /
     target_reached / diverged) and ``run_key``. ``attrs``: ``experiment``, ``config``.
+
+    Raises:
+        MissingRuns: ``$SHARPJAC_TRAINING`` is ``never`` and some run is not stored.
+        sharpjac.executors.GridFailed: (Ray) some runs failed; the others are stored.
     """
-    from ..runs import config_key, run
+    from ..executors import make_executor
+    from ..runs import _as_store, run
 
     if not isinstance(config, ExperimentConfig):
         raise TypeError(f"config must be an ExperimentConfig, got {type(config).__name__}")
-    points = config.grid()
-    _preflight([tc for _, tc in points])
+    ex = make_executor(executor)
+    grid = config.grid()
+    _preflight([tc for _, tc in grid])
+    if not training_allowed():
+        st = _as_store(store)
+        missing = missing_runs(config, name=name, store=st) if not force else _points(grid)
+        if missing:
+            raise MissingRuns(name, missing, st.root if st is not None else "(none)")
     show = progress_enabled(progress)
     if run_point is None:
 
         def run_point(tc: TrainConfig, show: bool) -> tuple[pd.DataFrame, Mapping[str, Any]]:
             return run(tc, store=store, force=force, progress=show), {}
 
-    bar = None
-    it = points
-    if show:
-        from tqdm.auto import tqdm
+    points = _points(grid)
+    results = dict(zip((p.key for p in points), ex.map(run_point, points, name=name, progress=show)))
+    frames = []
+    from ..runs import config_key
 
-        bar = it = tqdm(points, desc=name, unit="run")
-    frames, done = [], {}
-    try:
-        for labels, tc in it:
-            if bar is not None:
-                bar.set_postfix({k: v for k, v in labels.items()})
-            key = config_key(tc)
-            if key not in done:
-                done[key] = run_point(tc, show)
-            record, last_row = done[key]
-            frames.append(_labelled(labels, record, last_row, key))
-    finally:
-        if bar is not None:
-            bar.close()
+    for labels, tc in grid:
+        record, last_row, key = results[config_key(tc)]
+        frames.append(_labelled(labels, record, last_row, key))
     out = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
     out.attrs = {"experiment": name, "config": config.to_dict()}
     return out
@@ -438,18 +517,45 @@ def trained_run(config: TrainConfig, *, store, progress: bool | None = None) -> 
 
 
 def run_study(
-    config: StudyConfig, *, name: str, store=None, force: bool = False, progress: bool | None = None
+    config: StudyConfig,
+    *,
+    name: str,
+    store=None,
+    force: bool = False,
+    progress: bool | None = None,
+    executor=None,
 ) -> dict[str, pd.DataFrame]:
-    """Compute a study's tables, or load them from the store (``force``: compute again)."""
-    from ..runs import _as_store
+    """Compute a study's tables, or load them from the store (``force``: compute again).
+
+    With a non-serial ``executor`` (see :func:`run_experiment`) and a store, the runs of
+    :meth:`StudyConfig.trains` that are not stored are first trained by the executor (in parallel),
+    then :meth:`StudyConfig.compute` reads them from the store; with the serial one, ``compute``
+    trains them itself, as it always has. ``$SHARPJAC_TRAINING=never`` raises :class:`MissingRuns`
+    instead of training (or recomputing) anything.
+    """
+    from ..executors import make_executor
+    from ..runs import _as_store, run
 
     if not isinstance(config, StudyConfig):
         raise TypeError(f"config must be a StudyConfig, got {type(config).__name__}")
+    ex = make_executor(executor)
     _preflight(config.trains())
     st = _as_store(store)
+    if not training_allowed():
+        missing = missing_runs(config, name=name, store=st) if not force else _points(config.grid())
+        if missing:
+            raise MissingRuns(name, missing, st.root if st is not None else "(none)")
     if st is None:
         return config.compute(store=None, progress=progress)
     spec = {"experiment": name, "config": config.to_dict()}
     if force:
         st.delete_study(name, spec)
+    if ex.name != "serial":
+        todo = missing_runs(config, name=name, store=st)
+        if todo:
+
+            def train_point(tc: TrainConfig, show: bool) -> tuple[pd.DataFrame, Mapping[str, Any]]:
+                return run(tc, store=st, progress=show), {}
+
+            ex.map(train_point, todo, name=name, progress=progress_enabled(progress))
     return st.study(name, spec, lambda: config.compute(store=st, progress=progress))
