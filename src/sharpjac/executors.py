@@ -231,6 +231,7 @@ class RayExecutor(Executor):
         """Connect to (or start) Ray; returns the ``ray`` module."""
         ray = self._ray()
         if not ray.is_initialized():
+            slow_machine_timeouts()
             kw: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False}
             if self.address is None:
                 if self.num_cpus is not None:
@@ -314,6 +315,15 @@ class RayExecutor(Executor):
         return results
 
 
+def slow_machine_timeouts() -> None:
+    """Give a local Ray instance's agents two minutes to register (Ray's default is seconds).
+
+    On a loaded machine Ray's Python agents can take longer than that to import, and the node then
+    dies during ``ray.init``. Sets ``RAY_agent_register_timeout_ms`` unless it is set already.
+    """
+    os.environ.setdefault("RAY_agent_register_timeout_ms", "120000")
+
+
 _CURRENT: contextvars.ContextVar[Executor | None] = contextvars.ContextVar("sharpjac_executor", default=None)
 
 
@@ -355,4 +365,3 @@ def using(executor: str | Executor) -> Iterator[Executor]:
         yield ex
     finally:
         _CURRENT.reset(token)
-
