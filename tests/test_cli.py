@@ -193,3 +193,40 @@ def test_damaged_store_is_one_line_and_a_read_only_store_still_serves(tmp_path, 
     assert main([*SMOKE, "--cache", str(cache), "--output", str(tmp_path / "c.csv")]) == 2
     line = _one_line_error(capsys.readouterr())
     assert str(rec) in line and "--force" in line
+
+
+# -- executors ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "extra, pattern",
+    [
+        (["--address", "auto"], "--address='auto' is invalid with --executor serial; accepted: --executor ray"),
+        (["--executor", "dask"], "invalid choice: 'dask'"),
+    ],
+)
+def test_executor_errors_stop_before_training(extra, pattern, capsys, tmp_path, monkeypatch):
+    from sharpjac import runs
+
+    monkeypatch.setattr(runs, "train", lambda *a, **k: pytest.fail("an invalid input must stop before training"))
+    argv = ["run", "progressive_sharpening", "--preset", "smoke", "--cache", str(tmp_path), *extra]
+    assert main(argv) == 2
+    cap = capsys.readouterr()
+    assert pattern in cap.err and cap.out == ""
+
+
+def test_run_help_names_the_executors(capsys):
+    assert main(["run", "--help"]) == 0
+    out = capsys.readouterr().out
+    assert "--executor {serial,ray}" in out and "--address" in out
+
+
+def test_missing_runs_with_training_switched_off_is_one_line(capsys, tmp_path, monkeypatch):
+    from sharpjac import runs
+
+    monkeypatch.setattr(runs, "train", lambda *a, **k: pytest.fail("SHARPJAC_TRAINING=never must not train"))
+    monkeypatch.setenv("SHARPJAC_TRAINING", "never")
+    assert main(["run", "progressive_sharpening", "--preset", "smoke", "--cache", str(tmp_path), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert "run(s) of experiment 'progressive_sharpening' are not in the store" in err
+    assert len(err.strip().splitlines()) == 1

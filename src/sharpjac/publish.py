@@ -21,9 +21,18 @@ does not show in the site) and a short "this page was computed with" box is inse
 the chapter's title, carrying the parameters, the date, the software versions and the wall
 time.
 
+The paper preset reads a store filled elsewhere: before executing anything,
+``notebooks --preset paper`` lists, per chapter, the runs its experiments need (the paper preset's
+grid, or a study's :meth:`~sharpjac.experiments.StudyConfig.trains`) that the run store
+(``$SHARPJAC_CACHE``) does not hold, with the command that produces them and their cost (CPU hours
+measured, GPU hours estimated, see :mod:`sharpjac.costs`), and stops (exit code 1) when any is
+missing. With every run stored, the chapters are executed with ``SHARPJAC_TRAINING=never``, so a
+chapter that asks for a run the list did not foresee fails naming it instead of training it.
+
 Command line (the Makefile calls these)::
 
     python -m sharpjac.publish notebooks --preset quick --seed 0 [--only data] [-p key value]
+    python -m sharpjac.publish missing [--preset paper] [--only data]
     python -m sharpjac.publish build
 """
 
@@ -34,6 +43,7 @@ import hashlib
 import json
 import os
 import platform
+import re
 import subprocess
 import sys
 import tempfile
@@ -461,6 +471,93 @@ def execute_all(
     return results
 
 
+# ------------------------------------------------------------------------------------------------
+# The paper preset reads a store filled elsewhere
+# ------------------------------------------------------------------------------------------------
+
+_GET = re.compile(r"""experiments\.(?:get|run)\(\s*["']([A-Za-z0-9_]+)["']""")
+
+
+def chapter_experiments(root: Path, name: str) -> list[str]:
+    """Registered experiments a chapter uses: the names in its ``experiments.get("...")`` (or
+    ``experiments.run("...")``) calls, in order of first appearance."""
+    from sharpjac import experiments
+
+    text = (root / "notebooks" / f"{name}.md").read_text(encoding="utf-8")
+    known = set(experiments.names())
+    found: list[str] = []
+    for match in _GET.finditer(text):
+        if match.group(1) in known and match.group(1) not in found:
+            found.append(match.group(1))
+    return found
+
+
+@dataclass(frozen=True)
+class MissingRun:
+    """A run a chapter needs that the store lacks, with its cost (see :mod:`sharpjac.costs`)."""
+
+    chapter: str
+    experiment: str
+    labels: dict
+    key: str
+    cpu_hours: float
+    gpu_hours: float
+
+
+def missing_runs(root: Path, names: Iterable[str], *, preset: str, store=None) -> list[MissingRun]:
+    """The runs that the chapters ``names`` need at ``preset`` and ``store`` does not hold.
+
+    Each chapter's experiments (:func:`chapter_experiments`) at the preset's config; a run shared by
+    several chapters is listed under the first. Nothing is trained or loaded.
+    """
+    from sharpjac import costs, experiments
+    from sharpjac.experiments.base import missing_runs as experiment_missing
+    from sharpjac.runs import RunStore
+
+    st = store if isinstance(store, RunStore) else RunStore(store)
+    seen: set[str] = set()
+    out: list[MissingRun] = []
+    for chapter in names:
+        for exp_name in chapter_experiments(root, chapter):
+            config = experiments.get(exp_name).preset(preset)
+            for p in experiment_missing(config, name=exp_name, store=st):
+                if p.key in seen:
+                    continue
+                seen.add(p.key)
+                c = costs.run_cost(p.config)
+                out.append(MissingRun(chapter, exp_name, dict(p.labels), p.key, c.cpu_hours, c.gpu_hours))
+    return out
+
+
+def missing_report(missing: list[MissingRun], *, preset: str, store_root: Path) -> str:
+    """The list printed by ``notebooks --preset paper`` when runs are missing: per chapter and
+    experiment, the command that produces its runs, their estimated cost, then each run."""
+    from sharpjac import costs
+
+    lines = [
+        f"{len(missing)} run(s) that the chapters need at preset {preset!r} are not in the run store "
+        f"{store_root} (set $SHARPJAC_CACHE to the store filled elsewhere, or produce them):"
+    ]
+    groups: dict[tuple[str, str], list[MissingRun]] = {}
+    for m in missing:
+        groups.setdefault((m.chapter, m.experiment), []).append(m)
+    for (chapter, exp_name), runs in groups.items():
+        gpu = sum(r.gpu_hours for r in runs)
+        cpu = sum(r.cpu_hours for r in runs)
+        lines.append(
+            f"  chapter {chapter}: experiment {exp_name}, {len(runs)} run(s), about {gpu:,.1f} GPU-hours "
+            f"(estimate) or {cpu:,.0f} CPU-hours (measured per-step costs)"
+        )
+        command = f"python -m sharpjac run {exp_name} --preset {preset}"
+        lines.append(f"    produce: {command}  (on a cluster: {command} --executor ray --address auto)")
+        for r in runs:
+            labels = ", ".join(f"{k}={v}" for k, v in r.labels.items())
+            lines.append(f"      run {r.key[:12]}  {labels}  ~{r.gpu_hours:,.2f} GPU-h")
+    total = sum(m.gpu_hours for m in missing)
+    lines.append(f"  in all about {total:,.1f} GPU-hours; {costs.cost_source()}.")
+    return "\n".join(lines)
+
+
 def build_book(root: Path, *, builder: str = "html") -> None:
     """Run ``jupyter-book build`` with ``-W -n --keep-going``; raise when it fails."""
     exe = Path(sys.executable).with_name("jupyter-book")
@@ -501,6 +598,9 @@ def main(argv: list[str] | None = None) -> int:
         help="extra notebook parameter (JSON value)",
     )
     run.add_argument("--force", action="store_true", help="re-execute even when up to date")
+    miss = sub.add_parser("missing", help="list the runs the chapters need that the run store lacks, with costs")
+    miss.add_argument("--preset", default="paper", help=f"one of {', '.join(PRESETS)} (default paper)")
+    miss.add_argument("--only", nargs="*", help="chapter names (stems of notebooks/*.md); default: all")
     sub.add_parser("build", help="build _build/html from the executed chapters")
     sub.add_parser("list", help="list the chapters in table-of-contents order")
     lint = sub.add_parser("lint", help="ruff check and ruff format --check on the chapters' code")
@@ -514,9 +614,17 @@ def main(argv: list[str] | None = None) -> int:
             findings = lint_chapters(root, fix=args.fix)
             print("\n".join(findings) if findings else f"chapters: ruff clean ({len(chapters(root))} chapters)")
             return 1 if findings else 0
+        elif args.command == "missing":
+            return _check_store(root, args.preset, args.only, quiet_when_complete=False)
         elif args.command == "notebooks":
             parameters = {"preset": args.preset, "seed": args.seed}
             parameters.update({k: _parse_value(v) for k, v in args.parameter})
+            validate_parameters(parameters)
+            if args.preset == "paper":
+                # the paper preset never trains while the book is built: missing runs stop it here
+                if _check_store(root, args.preset, args.only, quiet_when_complete=True):
+                    return 1
+                os.environ["SHARPJAC_TRAINING"] = "never"
             print(f"executing chapters with {parameters}")
             start = time.perf_counter()
             execute_all(root, parameters, only=args.only, force=args.force)
@@ -531,6 +639,29 @@ def main(argv: list[str] | None = None) -> int:
     except (ChapterError, ValueError, FileNotFoundError, RuntimeError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
+    return 0
+
+
+def _check_store(root: Path, preset: str, only, *, quiet_when_complete: bool) -> int:
+    """Print the missing runs of the chapters (all, or ``only``); 1 when some are missing."""
+    from sharpjac.runs import RunStore
+
+    if preset not in PRESETS:
+        raise ValueError(f"preset={preset!r} is not a preset; accepted values: {', '.join(PRESETS)}")
+    names = chapters(root)
+    selected = list(only) if only else names
+    unknown = [n for n in selected if n not in names]
+    if unknown:
+        raise ValueError(f"unknown chapter(s) {unknown}; chapters: {', '.join(names)}")
+    store = RunStore()
+    missing = missing_runs(root, selected, preset=preset, store=store)
+    if missing:
+        print(missing_report(missing, preset=preset, store_root=store.root), file=sys.stderr)
+        return 1
+    if not quiet_when_complete:
+        print(f"every run the chapters need at preset {preset!r} is in the run store {store.root}")
+    else:
+        print(f"run store {store.root} holds every run the chapters need at preset {preset!r}: nothing will train")
     return 0
 
 
