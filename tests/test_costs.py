@@ -175,7 +175,8 @@ def test_paper_book_on_an_empty_store_stops_before_training_with_the_list(book, 
     root, store, calls = book
     assert publish.chapter_experiments(root, "ch") == [NAME]
     missing = publish.missing_runs(root, ["ch"], preset="paper", store=store)
-    assert [(m.chapter, m.experiment, m.labels) for m in missing] == [("ch", NAME, {"seed": 0}), ("ch", NAME, {"seed": 1})]
+    expected = [("ch", NAME, {"seed": 0}), ("ch", NAME, {"seed": 1})]
+    assert [(m.chapter, m.experiment, m.labels) for m in missing] == expected
     assert all(m.gpu_hours > 0 and m.cpu_hours > m.gpu_hours for m in missing)
     assert publish.main(["notebooks", "--preset", "paper"]) == 1
     err = capsys.readouterr().err

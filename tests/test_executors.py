@@ -99,6 +99,12 @@ def test_make_executor_names_and_errors():
         RayExecutor(num_cpus=0)
 
 
+def test_docstring_examples():
+    import doctest
+
+    assert doctest.testmod(executors).failed == 0
+
+
 def test_using_sets_the_default_executor_of_the_block_only():
     ex = RayExecutor()
     with using(ex) as got:

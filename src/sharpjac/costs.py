@@ -3,7 +3,8 @@ r"""What a run costs: measured CPU times per training step and per measurement, 
 The paper preset's runs (ResNet-18 on CIFAR-10, batch 128; the 200-200 tanh MLP on CIFAR-10
 subsets) were timed on this project's CPU machine by ``benchmarks/costs.py``, which calls
 :func:`measure` for each model, on random inputs of CIFAR's shape, one torch thread (the default
-``TrainConfig.threads``, so these are the CPU costs of the runs as configured). The results are the
+``TrainConfig.threads``, so these are the CPU costs of the runs as configured), timing the
+process's CPU time (so other jobs on a shared machine do not inflate it). The results are the
 table :data:`MEASURED` below, with the date and the machine.
 
 **Per-sample costs** (seconds per training point) of one model:
@@ -136,11 +137,13 @@ def forward_flops(model: torch.nn.Module, x: torch.Tensor) -> float:
 
 
 def _timed(fn, repeats: int) -> float:
+    """CPU seconds of the process per call (``time.process_time``): with one torch thread this is
+    the compute a call costs, whatever else shares the machine (wall time would count the waits)."""
     fn()  # warm-up (allocations, first-call dispatch)
-    start = time.perf_counter()
+    start = time.process_time()
     for _ in range(repeats):
         fn()
-    return (time.perf_counter() - start) / repeats
+    return (time.process_time() - start) / repeats
 
 
 def measure(

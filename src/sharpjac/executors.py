@@ -1,8 +1,9 @@
 """Executors: how the grid points of an experiment are run (one process, or Ray tasks).
 
-An experiment's grid (see the book chapter *Running the experiments*) is a list of independent
-training runs. :func:`sharpjac.experiments.base.run_experiment` hands the distinct runs to an
-executor as a list of :class:`Point` and gets back, in the same order, what its per-run function
+An experiment's grid is a list of independent training runs (the README's section *Running at
+the paper's scale* shows the commands, a cluster and SLURM).
+:func:`sharpjac.experiments.base.run_experiment` hands the distinct runs to an executor as a list
+of :class:`Point` and gets back, in the same order, what its per-run function
 ``run_point(train_config, progress) -> (record, last_row)`` returned for each:
 
 * :class:`SerialExecutor` (the default) calls ``run_point`` for each point in turn, in this
