@@ -67,7 +67,7 @@ __all__ = [
 
 MEASURED: dict[str, Any] = {
     "date": "2026-12-01",
-    "machine": "AMD EPYC (2 vCPUs, shared), Linux x86_64, torch 2.13.0 CPU, 1 torch thread",
+    "machine": "AMD EPYC (2 vCPUs, shared with other jobs), Linux x86_64, torch 2.13.0+cpu, 1 torch thread, CPU time",
     "models": {
         "resnet18": {
             "model": "resnet18",
@@ -76,11 +76,12 @@ MEASURED: dict[str, Any] = {
             "num_classes": 10,
             "batch_size": 128,
             "steps": 24,
-            "forward_flops": 0.0,
-            "step": 0.0,
-            "forward": 0.0,
-            "hvp": 0.0,
-            "jacobian": 0.0,
+            "forward_flops": 1110845440.0,
+            "step_flops": 3328997376.0,
+            "step": 0.08895825730501301,
+            "forward": 0.021904563990885473,
+            "hvp": 0.23562226105208298,
+            "jacobian": 0.3217229634166661,
         },
         "mlp": {
             "model": "mlp",
@@ -89,17 +90,18 @@ MEASURED: dict[str, Any] = {
             "num_classes": 10,
             "batch_size": 1000,
             "steps": 48,
-            "forward_flops": 0.0,
-            "step": 0.0,
-            "forward": 0.0,
-            "hvp": 0.0,
-            "jacobian": 0.0,
+            "forward_flops": 1312800.0,
+            "step_flops": 2709600.0,
+            "step": 6.477138356250005e-05,
+            "forward": 2.4041687416665053e-05,
+            "hvp": 0.00048661584375035244,
+            "jacobian": 0.001887909499998841,
         },
     },
 }
 
 GPU_REFERENCE: dict[str, Any] = {
-    "name": "NVIDIA A100 (FP32, no TF32)",
+    "name": "an NVIDIA A100 in FP32 without TF32",
     "peak_flops": 19.5e12,
     "utilisation": 0.4,
     "note": "stated, not measured: the FP32 peak of the data sheet times an assumed 40% utilisation",
@@ -117,7 +119,7 @@ def cost_source() -> str:
         f"CPU times measured by `benchmarks/costs.py` on {MEASURED['date']} ({MEASURED['machine']}): "
         f"{m['step'] * m['batch_size']:.2f} s per ResNet-18 step at batch {m['batch_size']}; GPU figures are "
         f"*estimates* that scale these by the measured CPU FLOP/s over a stated {tflops:.1f} "
-        f"TFLOP/s ({g['name']} at {g['utilisation']:.0%} of peak), not measurements"
+        f"TFLOP/s ({g['name']}, at {g['utilisation']:.0%} of its peak), not measurements"
     )
 
 
