@@ -529,6 +529,11 @@ def missing_runs(root: Path, names: Iterable[str], *, preset: str, store=None) -
     return out
 
 
+def _hours(h: float) -> str:
+    """Hours with thousands separators, small values with two significant digits."""
+    return f"{h:,.1f}" if h >= 1 else f"{h:.2g}"
+
+
 def missing_report(missing: list[MissingRun], *, preset: str, store_root: Path) -> str:
     """The list printed by ``notebooks --preset paper`` when runs are missing: per chapter and
     experiment, the command that produces its runs, their estimated cost, then each run."""
@@ -545,14 +550,14 @@ def missing_report(missing: list[MissingRun], *, preset: str, store_root: Path) 
         gpu = sum(r.gpu_hours for r in runs)
         cpu = sum(r.cpu_hours for r in runs)
         lines.append(
-            f"  chapter {chapter}: experiment {exp_name}, {len(runs)} run(s), about {gpu:,.1f} GPU-hours "
-            f"(estimate) or {cpu:,.0f} CPU-hours (measured per-step costs)"
+            f"  chapter {chapter}: experiment {exp_name}, {len(runs)} run(s), about {_hours(gpu)} GPU-hours "
+            f"(estimate) or {_hours(cpu)} CPU-hours (measured per-step costs)"
         )
         command = f"python -m sharpjac run {exp_name} --preset {preset}"
         lines.append(f"    produce: {command}  (on a cluster: {command} --executor ray --address auto)")
         for r in runs:
             labels = ", ".join(f"{k}={v}" for k, v in r.labels.items())
-            lines.append(f"      run {r.key[:12]}  {labels}  ~{r.gpu_hours:,.2f} GPU-h")
+            lines.append(f"      run {r.key[:12]}  {labels}  ~{_hours(r.gpu_hours)} GPU-h")
     total = sum(m.gpu_hours for m in missing)
     lines.append(f"  in all about {total:,.1f} GPU-hours; {costs.cost_source()}.")
     return "\n".join(lines)
