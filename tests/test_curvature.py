@@ -625,3 +625,15 @@ def test_float32_lanczos_at_a_million_parameters_is_accurate_to_what_it_reports(
     # converged is claimed only when the reported (bounding) residual meets the tolerance
     assert res.converged == (rep <= tol * abs(lam))
     assert res.converged == (tol == 1e-4) and res.num_matvecs < 60
+
+
+@pytest.mark.parametrize("reuse", [True, False])
+def test_gradient_from_the_kept_graph_matches_autograd(reuse):
+    model, loss_fn, x, y, _ = _make("mlp_relu_ce")
+    theta0, _ = _flat(model)
+    ref = grad_at(model, loss_fn, x, y, theta0)  # full-batch gradient, one autograd pass
+    op = HessianOperator(model, loss_fn, (x, y), batch_size=7, reuse_graph=reuse)
+    assert_rel_close(op.gradient(), ref, 1e-12)  # float64: rounding of the batch weighting only
+    op @ torch.ones(op.shape[0], dtype=DT)
+    assert_rel_close(op.gradient(), ref, 1e-12)
+    assert op.graph_reused == reuse

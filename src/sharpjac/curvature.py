@@ -370,6 +370,33 @@ class HessianOperator(_CurvatureOperator):
         self._graph_key = None
         self.graph_reused = False
 
+    def gradient(self) -> torch.Tensor:
+        r"""The full-batch gradient :math:`\nabla_\theta\mathcal L=\sum_j\frac{b_j}{N}g_{B_j}`
+        (``[P]``, detached), read from the graph that products use: free when the graph is kept
+        (as after a product with graph reuse), else one forward and backward pass."""
+        if self.method == "double_backward" and self.reuse_graph is not False:
+            key = self._state_key()
+            if self._graph_key != key:
+                self.release_graph()
+                self._graphs, self._graph_key = self._build_graphs(), key
+                self.graph_reused = self._graphs is not None
+            if self._graphs is not None:
+                out = torch.zeros(self.num_params, dtype=self.dtype, device=self.device)
+                for weight, graph in self._graphs:
+                    out.add_(self._flat_cols([g.detach() for g in graph[3]], batched=False), alpha=weight)
+                return out
+        out = torch.zeros(self.num_params, dtype=self.dtype, device=self.device)
+        with torch.enable_grad():
+            for x, y in self.batches:
+                x, y = self._batch(x, y)
+                params = self._params()
+                leaves = list(params.values())
+                loss = self.loss_fn(functional_call(self.model, {**self._buffers(), **params}, (x,)), y)
+                self._check_loss(loss)
+                g = torch.autograd.grad(loss.reshape(()), leaves, allow_unused=True, materialize_grads=True)
+                out.add_(self._flat_cols(g, batched=False), alpha=x.shape[0] / self.num_data)
+        return out
+
     def _state_key(self) -> tuple:
         params = dict(self.model.named_parameters())
         return (self.model.training,) + tuple((params[n].data_ptr(), params[n]._version) for n in self._names)
@@ -389,7 +416,7 @@ class HessianOperator(_CurvatureOperator):
         out = torch.zeros(self.num_params, m, dtype=self.dtype, device=self.device)
         if m > 0:
             for weight, graph in self._graphs:
-                if graph is not None:
+                if graph[1]:  # else the loss is linear in the parameters: H_B = 0
                     out.add_(self._second_backward(graph, Vm), alpha=weight)
         self.num_matvecs += m
         return out[:, 0] if is_vec else out
@@ -424,15 +451,15 @@ class HessianOperator(_CurvatureOperator):
     def _batch_product(self, x: torch.Tensor, y: torch.Tensor, V: torch.Tensor) -> torch.Tensor:
         if self.method == "double_backward":
             graph = self._first_backward(x, y)
-            if graph is None:  # loss linear in the parameters
+            if not graph[1]:  # loss linear in the parameters
                 return torch.zeros(self.num_params, V.shape[1], dtype=self.dtype, device=self.device)
             return self._second_backward(graph, V)
         return self._forward_over_reverse(x, y, V)
 
     def _first_backward(self, x, y):
         r"""Forward pass and :math:`g_B=\nabla_\theta\mathcal L_B` with its graph:
-        ``(leaves, used parameter indices, g_B of the used ones)``, or None when the loss is linear
-        in the parameters (then :math:`H_B=0`)."""
+        ``(leaves, used parameter indices, g_B of the used ones, g_B of all)``; no index is used
+        when the loss is linear in the parameters (then :math:`H_B=0`)."""
         params = self._params()
         leaves = list(params.values())
         state = {**self._buffers(), **params}
@@ -442,14 +469,12 @@ class HessianOperator(_CurvatureOperator):
             loss.reshape(()), leaves, create_graph=True, allow_unused=True, materialize_grads=True
         )
         used = [i for i, g in enumerate(grads) if g.requires_grad]
-        if not used:
-            return None
-        return leaves, used, [grads[i] for i in used]
+        return leaves, used, [grads[i] for i in used], grads
 
     def _second_backward(self, graph, V):
         r""":math:`H_B V = \nabla_\theta\langle g_B, V\rangle` column by column (or batched)
         through a kept graph (retained for further products)."""
-        leaves, used, g_used = graph
+        leaves, used, g_used, _ = graph
 
         # H v = d/dtheta <grad, v>: a vector-Jacobian product of the gradient with v
         def single(v):
