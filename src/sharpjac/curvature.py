@@ -688,6 +688,11 @@ def _tridiag_eig(alpha: Sequence[float], beta: Sequence[float]) -> tuple[np.ndar
         return np.linalg.eigh(T)
 
 
+def _gram_schmidt(w: torch.Tensor, Q: torch.Tensor) -> torch.Tensor:
+    """One classical Gram-Schmidt pass of ``w`` [P] against the orthonormal rows of ``Q`` [j, P]."""
+    return torch.addmv(w, Q.T, torch.mv(Q, w), alpha=-1.0)
+
+
 def _orthogonalise(w: torch.Tensor, Q: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Classical Gram-Schmidt twice against the orthonormal **rows** of ``Q`` [j, P] (float64,
     contiguous rows: every coefficient is a contiguous float64 dot product)."""
@@ -797,8 +802,17 @@ def _lanczos_run(
             products.append(wj)
         w = wj.to(f64)
         a = float(torch.dot(qj, w))
-        w, _ = _orthogonalise(w, basis.rows)
+        # three-term recurrence, then one classical Gram-Schmidt pass against the whole basis
+        # (a second one when it removed more than half of the norm: "twice is enough")
+        w.add_(qj, alpha=-a)
+        if j > 0:
+            w.add_(basis.rows[j - 1], alpha=-beta[-1])
+        n0 = float(torch.linalg.vector_norm(w))
+        w = _gram_schmidt(w, basis.rows)
         b = float(torch.linalg.vector_norm(w))
+        if b < 0.5 * n0:
+            w = _gram_schmidt(w, basis.rows)
+            b = float(torch.linalg.vector_norm(w))
         alpha.append(a)
         beta.append(b)
         scale = max(scale, abs(a) + b + (beta[-2] if len(beta) > 1 else 0.0))
@@ -834,7 +848,7 @@ def _lanczos_run(
             beta[-1] = 0.0
             basis.append(r / nr)
             continue
-        basis.append(w / b)
+        basis.append(w.div_(b))
     if tol is not None and ritz is None:
         ritz = _ritz(alpha, beta, basis, products, k, mv.dtype, scale)
         converged = converged and bool(np.all(ritz[3] <= tol * np.abs(ritz[0])))
