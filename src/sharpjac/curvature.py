@@ -862,10 +862,12 @@ class EigenResult:
     Attributes:
         eigenvalues: ``[k]``, descending.
         eigenvectors: ``[P, k]``, orthonormal columns, in the operator's dtype/device.
-        residuals: ``[k]``, :math:`\\|A u_j - \\lambda_j u_j\\|` (for :func:`lanczos` the free
-            estimate :math:`|\\beta_m s_{m,j}|`, exact in exact arithmetic).
+        residuals: ``[k]``, :math:`\\|A u_j - \\lambda_j u_j\\|` (for :func:`lanczos` a bound:
+            the explicit residual from the stored products plus the rounding floor
+            :math:`(2+\\sqrt m)\\,\\varepsilon\\,\\|T_m\\|` of the operator's dtype).
         num_matvecs: operator products this call made.
-        converged: whether the stopping rule was met before ``max_iter``.
+        converged: whether the stopping rule was met (for :func:`lanczos`: the reported residuals
+            are at most ``tol`` times the eigenvalues) before ``max_iter``.
     """
 
     eigenvalues: torch.Tensor
@@ -891,9 +893,19 @@ def lanczos(
     :math:`AQ_m = Q_mT_m + \beta_m q_{m+1}e_m^\top` with tridiagonal :math:`T_m`. Ritz pairs
     :math:`(\theta_j, Q_m s_j)` come from ``scipy.linalg.eigh_tridiagonal`` on :math:`T_m`; their
     residual norms are :math:`\|Au_j-\theta_ju_j\| = |\beta_m s_{m,j}|` at no extra product. It
-    stops once the top ``k`` satisfy :math:`|\beta_m s_{m,j}|\le \mathrm{tol}\,|\theta_j|`; by
-    Bauer-Fike an eigenvalue then lies within :math:`\mathrm{tol}\,|\theta_j|` of each
-    :math:`\theta_j` (and within :math:`r^2/\mathrm{gap}` once the gap is resolved).
+    stops once the top ``k`` satisfy :math:`|\beta_m s_{m,j}|\le \mathrm{tol}\,|\theta_j|` and
+    their explicit residuals, :math:`\|Ws_j-\theta_jQ_ms_j\|` with the stored products
+    :math:`W=[Aq_1,\dots,Aq_m]` plus the rounding floor
+    :math:`(2+\sqrt m)\,\varepsilon\,\|T_m\|` of the operator's dtype, confirm it; these bounds
+    are the reported ``residuals``. By Bauer-Fike an eigenvalue then lies within the residual of
+    each :math:`\theta_j` (and within :math:`r^2/\mathrm{gap}` once the gap is resolved).
+
+    Precision: the basis is stored in float64 as contiguous rows ``[m, P]`` whatever the
+    operator's dtype (memory :math:`8P` bytes per step, plus the products in the operator's
+    dtype), so :math:`\alpha`, :math:`\beta` and the re-orthogonalisation coefficients are
+    float64 dot products; only the products run in the operator's dtype. A ``tol`` below what
+    that dtype allows (about :math:`10^{-6}` relative in float32) stops the run once the free
+    estimate reaches the rounding floor, with ``converged=False`` and an honest residual.
 
     Warm start: pass the previous top eigenvector as ``v0`` when tracking along training. An
     invariant subspace (:math:`\beta\approx0`) ends the run when it holds ``k`` Ritz pairs (they
