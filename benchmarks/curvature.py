@@ -15,8 +15,14 @@ Rows
         than eigsh, more accurate than power iteration at equal products
   (iii) warm-started tracking along full-batch GD on (a);            target <= 8 products/measure
   (iv)  per-sample Jacobian norms of the inputs / one forward pass;               target <= 20x
+  (v)   engine costs in gradient-equivalents (time / one gradient of the same loss): the top
+        eigenvalue of the MLP to 1e-4 (target <= 40), one product through a kept graph (graph
+        reuse) and without, the solver's own work per product (target <= 0.5), Hutchinson probes
+        per chunk size on the CNN; beside peer libraries in the same process (PyHessian's power
+        iteration, curvlinops' HessianLinearOperator + scipy eigsh) when installed
+        (``pip install -e .[bench]``).
 
-Run:  python benchmarks/curvature.py [--quick] [--threads T]
+Run:  python benchmarks/curvature.py [--quick] [--threads T] [--only-engine]
 Timings are medians of interleaved repetitions in one process (the machine may be shared).
 """
 
@@ -35,7 +41,7 @@ import torch.nn.functional as F
 from scipy.sparse.linalg import LinearOperator, eigsh
 from torch import nn
 
-from sharpjac.curvature import GaussNewtonOperator, HessianOperator, lanczos, power_iteration
+from sharpjac.curvature import GaussNewtonOperator, HessianOperator, lanczos, power_iteration, trace
 
 warnings.filterwarnings("ignore", message=".*torch.jit.script.*")
 print = functools.partial(print, flush=True)  # noqa: A001 - progress visible when piped
@@ -376,11 +382,150 @@ def bench_jacobians(problems, reps):
     )
 
 
+def _has_reuse() -> bool:
+    import inspect
+
+    return "reuse_graph" in inspect.signature(HessianOperator).parameters
+
+
+def _hessian(model, loss_fn, data, reuse):
+    if _has_reuse():
+        return HessianOperator(model, loss_fn, data, reuse_graph=reuse)
+    return HessianOperator(model, loss_fn, data)  # before graph reuse existed
+
+
+def best_of(fn, reps):
+    fn()
+    return min(timed(fn)[0] for _ in range(reps))
+
+
+def bench_engine(problems, reps):
+    """(v): everything as a multiple of one gradient of the same full-batch loss."""
+    name, model, loss_fn, x, y = problems[0]
+    params = [p for p in model.parameters() if p.requires_grad]
+    P = num_params(model)
+
+    def grad():
+        return torch.autograd.grad(loss_fn(model(x), y), params)
+
+    g = best_of(grad, reps)
+    rows = []
+    v = torch.randn(P, generator=torch.Generator().manual_seed(5))
+    kept = _hessian(model, loss_fn, (x, y), True)
+    t_kept = best_of(lambda: kept @ v, reps)
+    t_fresh = best_of(lambda: _hessian(model, loss_fn, (x, y), False) @ v, reps)
+    rows.append([name, "one Hv, graph rebuilt (today's default before reuse)", "-", f"{t_fresh / g:.2f}", "-"])
+    if _has_reuse():
+        rows.append(
+            [name, f"one Hv through a kept graph ({kept.graph_bytes / 2**20:.0f} MiB)", "-", f"{t_kept / g:.2f}", "-"]
+        )
+    ref, _ = reference_top(model, loss_fn, x, y)
+    v0 = torch.randn(P, generator=torch.Generator().manual_seed(7))
+
+    def ours(reuse):
+        op = _hessian(model, loss_fn, (x, y), reuse)
+        t, r = timed(lambda: lanczos(op, 1, tol=1e-4, v0=v0))
+        return t, r
+
+    for reuse in (True, False) if _has_reuse() else (False,):
+        t, r = min((ours(reuse) for _ in range(max(1, reps // 2))), key=lambda tr: tr[0])
+        m = r.num_matvecs
+        per = t_kept if reuse else t_fresh
+        build = (t_fresh - t_kept) if reuse else 0.0
+        overhead = (t - build - m * per) / m
+        label = "graph reuse" if reuse else "no graph reuse"
+        rows.append(
+            [
+                name,
+                f"lanczos (ours, {label}), tol 1e-4",
+                m,
+                f"{t / g:.1f}",
+                f"{abs(float(r.eigenvalues[0]) - ref) / ref:.1e}",
+            ]
+        )
+        rows.append([name, f"  solver's own work per product ({label})", "-", f"{overhead / g:.2f}", "-"])
+    # peers
+    try:
+        from pyhessian import hessian as PyHessian
+
+        def pyh():
+            m2 = copy.deepcopy(model)
+            h = PyHessian(m2, lambda z, t: loss_fn(z, t), data=(x, y), cuda=False)
+            return h.eigenvalues(maxIter=100, tol=1e-3, top_n=1)
+
+        t, (ev, _) = timed(pyh)
+        rows.append(
+            [
+                name,
+                "PyHessian 0.1 power iteration (tol 1e-3, its default)",
+                "-",
+                f"{t / g:.1f}",
+                f"{abs(ev[0] - ref) / ref:.1e}",
+            ]
+        )
+    except ImportError:
+        rows.append([name, "PyHessian", "-", "not installed", "-"])
+    try:
+        from curvlinops import HessianLinearOperator
+
+        lossmod = nn.MSELoss() if loss_fn is mse else nn.CrossEntropyLoss()
+
+        def cl():
+            op = HessianLinearOperator(model, lossmod, params, [(x, y)])
+            op = op.to_scipy() if hasattr(op, "to_scipy") else op
+            count = [0]
+            inner = op.matvec
+
+            def mv(u):
+                count[0] += 1
+                return inner(u)
+
+            lin = LinearOperator(op.shape, matvec=mv, dtype=np.float32)
+            w, _ = eigsh(lin, k=1, which="LA", tol=1e-4, v0=v0.numpy())
+            return float(w[0]), count[0]
+
+        t, (w, cnt) = timed(cl)
+        rows.append(
+            [
+                name,
+                "curvlinops 3 HessianLinearOperator + scipy eigsh(tol=1e-4)",
+                cnt,
+                f"{t / g:.1f}",
+                f"{abs(w - ref) / ref:.1e}",
+            ]
+        )
+    except ImportError:
+        rows.append([name, "curvlinops", "-", "not installed", "-"])
+    table(
+        f"(v) engine costs in gradient-equivalents (one gradient = {1e3 * g:.1f} ms; targets: top eigenvalue "
+        "to 1e-4 <= 40, solver's own work <= 0.5 per product)",
+        ["problem", "what", "products", "gradients", "rel. error"],
+        rows,
+    )
+    # trace chunking on the CNN
+    name, model, loss_fn, x, y = problems[1]
+    params = [p for p in model.parameters() if p.requires_grad]
+    g = best_of(lambda: torch.autograd.grad(loss_fn(model(x), y), params), reps)
+    rows = []
+    op = _hessian(model, loss_fn, (x, y), True)
+    t_hv = best_of(lambda: op @ v[: num_params(model)], reps)
+    rows.append([name, "one Hv (default operator)", f"{t_hv / g:.2f}"])
+    for c in (1, 4, 16):
+        t = best_of(lambda: trace(op, num_samples=16, chunk_size=c), max(1, reps // 2))
+        rows.append([name, f"Hutchinson, chunk_size={c}, per probe", f"{t / 16 / g:.2f}"])
+    table(
+        f"(v') CNN products in gradient-equivalents (one gradient = {1e3 * g:.1f} ms)",
+        ["problem", "what", "gradients"],
+        rows,
+    )
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="smaller data, fewer steps and repetitions")
     ap.add_argument("--threads", type=int, default=None, help="torch intra-op threads")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--only-engine", action="store_true", help="run (v) only (engine costs and peers)")
     args = ap.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -390,11 +535,15 @@ def main(argv=None):
         f"float32 (references in float64){' [quick]' if args.quick else ''}"
     )
     problems = [problem_mlp(n_mlp, args.seed), problem_cnn(n_cnn, args.seed)]
+    if args.only_engine:
+        bench_engine(problems, reps)
+        return
     bench_cost(problems, reps)
     bench_top_eigenvalue(problems)
     bench_tracking(steps, n_mlp, args.seed, check_every=5 if args.quick else 10)
     jac_problems = [problem_mlp(1000, args.seed), problem_cnn(1000, args.seed)]
     bench_jacobians(jac_problems, reps)
+    bench_engine(problems, reps)
 
 
 if __name__ == "__main__":

@@ -542,3 +542,98 @@ def test_seeds_make_randomised_routines_reproducible():
         spectral_density(A, num_iter=5, num_runs=2, seed=3).nodes,
         spectral_density(A, num_iter=5, num_runs=2, seed=3).nodes,
     )
+
+
+# --------------------------------------------------------------------------------------------
+# Graph reuse and float32 Lanczos
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", PROBLEMS)
+@pytest.mark.parametrize("batch_size", [None, 7])
+def test_graph_reuse_matches_dense_hessian(name, batch_size):
+    model, loss_fn, x, y, _ = _make(name)
+    H_ref = dense_hessian(model, loss_fn, x, y)
+    op = HessianOperator(model, loss_fn, (x, y), batch_size=batch_size, reuse_graph=True)
+    g = torch.Generator().manual_seed(2)
+    V = torch.randn(H_ref.shape[0], 3, generator=g, dtype=DT)
+    # float64 products of a small model: only rounding differs from the dense oracle
+    for _ in range(2):  # the second product runs through the kept graph
+        assert_rel_close(op @ V, H_ref @ V, 1e-10)
+        assert_rel_close(op @ V[:, 0], H_ref @ V[:, 0], 1e-10)
+    assert op.graph_reused and op.graph_bytes > 0 and op.num_matvecs == 8
+    assert all(p.grad is None for p in model.parameters())
+
+
+def test_graph_reuse_follows_parameter_updates_and_budget():
+    model, loss_fn, x, y, _ = _make("mlp_tanh_mse")
+    op = HessianOperator(model, loss_fn, (x, y))  # reuse_graph=None: a tiny graph fits 1 GiB
+    v = torch.randn(op.shape[0], generator=torch.Generator().manual_seed(3), dtype=DT)
+    before = op @ v
+    assert op.graph_reused
+    with torch.no_grad():  # an in-place update (as an optimiser step) must invalidate the graph
+        for p in model.parameters():
+            p.mul_(1.1)
+    after = op @ v
+    H_new = dense_hessian(model, loss_fn, x, y)
+    assert_rel_close(after, H_new @ v, 1e-10)
+    assert float(torch.linalg.norm(after - before)) > 1e-3 * float(torch.linalg.norm(before))
+    small = HessianOperator(model, loss_fn, (x, y), graph_memory=16)  # over the budget: no reuse
+    assert_rel_close(small @ v, H_new @ v, 1e-10)
+    assert not small.graph_reused and small.graph_bytes > 16
+    off = HessianOperator(model, loss_fn, (x, y), reuse_graph=False)
+    assert_rel_close(off @ v, H_new @ v, 1e-10)
+    assert not off.graph_reused and off.graph_bytes is None
+    op.release_graph()
+    assert not op.graph_reused
+    assert_rel_close(op @ v, H_new @ v, 1e-10)
+    with pytest.raises(ValueError, match="reuse_graph"):
+        HessianOperator(model, loss_fn, (x, y), reuse_graph="yes")
+    with pytest.raises(ValueError, match="graph_memory"):
+        HessianOperator(model, loss_fn, (x, y), graph_memory=0)
+
+
+class _Diag32:
+    """A float32 diagonal operator (its products are exact up to one rounding per entry)."""
+
+    def __init__(self, d: torch.Tensor):
+        self.d = d.float()
+        self.shape = (d.shape[0], d.shape[0])
+        self.dtype, self.device = torch.float32, d.device
+
+    def __matmul__(self, v):
+        return self.d * v if v.ndim == 1 else self.d[:, None] * v
+
+
+@pytest.mark.parametrize("tol", [1e-8, 1e-4])
+def test_float32_lanczos_at_a_million_parameters_is_accurate_to_what_it_reports(tol):
+    # the issue's case: P = 10^6, float32, top eigenvalue exactly 1 (then a gap to <= 0.9)
+    P = 1_000_000
+    d = torch.rand(P, generator=torch.Generator().manual_seed(0), dtype=DT) * 0.9
+    d[123_457] = 1.0
+    res = lanczos(_Diag32(d), 1, tol=tol, max_iter=60)
+    lam, rep = float(res.eigenvalues[0]), float(res.residuals[0])
+    u = res.eigenvectors[:, 0].double()
+    true = float(torch.linalg.vector_norm(d * u - lam * u))  # float64 oracle of ||Au - lambda u||
+    assert res.eigenvectors.dtype == torch.float32 and abs(float(torch.linalg.vector_norm(u)) - 1) < 1e-6
+    assert true <= rep, (true, rep)  # the reported residual bounds the true one
+    assert abs(lam - 1.0) <= rep  # Bauer-Fike: the top eigenvalue lies within the residual
+    # at the float32 floor: a few roundings of ||A||, not the 3e-4 error of a strided float32 dot
+    assert rep <= max(tol, 1e-5)
+    if tol < 1e-5:
+        assert abs(lam - 1.0) <= 1e-6
+    # converged is claimed only when the reported (bounding) residual meets the tolerance
+    assert res.converged == (rep <= tol * abs(lam))
+    assert res.converged == (tol == 1e-4) and res.num_matvecs < 60
+
+
+@pytest.mark.parametrize("reuse", [True, False])
+def test_gradient_from_the_kept_graph_matches_autograd(reuse):
+    model, loss_fn, x, y, _ = _make("mlp_relu_ce")
+    theta0, _ = _flat(model)
+    ref = grad_at(model, loss_fn, x, y, theta0)  # full-batch gradient, one autograd pass
+    op = HessianOperator(model, loss_fn, (x, y), batch_size=7, reuse_graph=reuse)
+    assert_rel_close(op.gradient(), ref, 1e-12)  # float64: rounding of the batch weighting only
+    op @ torch.ones(op.shape[0], dtype=DT)
+    assert_rel_close(op.gradient(), ref, 1e-12)
+    assert op.graph_reused == reuse

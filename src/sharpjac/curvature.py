@@ -309,11 +309,24 @@ class HessianOperator(_CurvatureOperator):
             the loss as ``((z - y) ** 2).mean()`` -- and ``torch.func`` refuses models that update
             buffers in place, e.g. BatchNorm in train mode: both raise a ``RuntimeError`` that
             says so).
+        reuse_graph: graph reuse across products (``"double_backward"`` only). ``True``: the
+            first product builds, per physical batch, the graph of the forward pass and of the
+            first backward :math:`g_B=\nabla_\theta\mathcal L_B` (``create_graph``) and keeps
+            it; every product re-runs only the second backward
+            :math:`\nabla_\theta\langle g_B, v\rangle` (about 1.2 gradients instead of 2.2).
+            ``False``: every product rebuilds the graph and frees it. ``None`` (default): reuse
+            when the graph's saved tensors, measured on the first batch and scaled to all
+            batches, fit in ``graph_memory``. The kept graph is rebuilt when a parameter is
+            modified (its version counter or storage changes) or the train/eval mode changes;
+            :meth:`release_graph` frees it.
+        graph_memory: memory budget in bytes for ``reuse_graph=None`` (default 1 GiB).
 
     A matrix ``V [P, m]`` shares one forward and one first backward per batch across its columns
     and multiplies up to 32 columns at once (``is_grads_batched``/``vmap``), so ``op @ V`` costs
     much less than ``m`` separate products. Batches are moved to the parameters' device; their
-    dtype is left as given.
+    dtype is left as given. After a product, ``graph_bytes`` is the measured size of the saved
+    tensors of one forward and first backward over all batches (None before), and
+    ``graph_reused`` whether the graph is kept.
 
     Example:
         >>> import torch; from torch import nn
@@ -334,17 +347,119 @@ class HessianOperator(_CurvatureOperator):
         *,
         batch_size: int | None = None,
         method: str = "double_backward",
+        reuse_graph: bool | None = None,
+        graph_memory: int = 2**30,
     ):
         V.one_of("method", method, self._METHODS)
+        if reuse_graph not in (None, True, False):
+            raise ValueError(f"reuse_graph must be one of (None, True, False), got {reuse_graph!r}")
         self.method = method
+        self.reuse_graph = reuse_graph
+        self.graph_memory = V.positive_int("graph_memory", graph_memory)
+        self.graph_bytes: int | None = None
+        self.graph_reused = False
+        self._graphs: list | None = None
+        self._graph_key: tuple | None = None
         super().__init__(model, loss_fn, data, batch_size=batch_size)
+
+    # -- graph reuse ---------------------------------------------------------------------------
+
+    def release_graph(self) -> None:
+        """Free the kept graph (the next product rebuilds it if reuse is on)."""
+        self._graphs = None
+        self._graph_key = None
+        self.graph_reused = False
+
+    def gradient(self) -> torch.Tensor:
+        r"""The full-batch gradient :math:`\nabla_\theta\mathcal L=\sum_j\frac{b_j}{N}g_{B_j}`
+        (``[P]``, detached), read from the graph that products use: free when the graph is kept
+        (as after a product with graph reuse), else one forward and backward pass."""
+        if self.method == "double_backward" and self.reuse_graph is not False:
+            key = self._state_key()
+            if self._graph_key != key:
+                self.release_graph()
+                self._graphs, self._graph_key = self._build_graphs(), key
+                self.graph_reused = self._graphs is not None
+            if self._graphs is not None:
+                out = torch.zeros(self.num_params, dtype=self.dtype, device=self.device)
+                for weight, graph in self._graphs:
+                    out.add_(self._flat_cols([g.detach() for g in graph[3]], batched=False), alpha=weight)
+                return out
+        out = torch.zeros(self.num_params, dtype=self.dtype, device=self.device)
+        with torch.enable_grad():
+            for x, y in self.batches:
+                x, y = self._batch(x, y)
+                params = self._params()
+                leaves = list(params.values())
+                loss = self.loss_fn(functional_call(self.model, {**self._buffers(), **params}, (x,)), y)
+                self._check_loss(loss)
+                g = torch.autograd.grad(loss.reshape(()), leaves, allow_unused=True, materialize_grads=True)
+                out.add_(self._flat_cols(g, batched=False), alpha=x.shape[0] / self.num_data)
+        return out
+
+    def _state_key(self) -> tuple:
+        params = dict(self.model.named_parameters())
+        return (self.model.training,) + tuple((params[n].data_ptr(), params[n]._version) for n in self._names)
+
+    def __matmul__(self, v: torch.Tensor) -> torch.Tensor:
+        if self.method != "double_backward" or self.reuse_graph is False:
+            return super().__matmul__(v)
+        Vm, is_vec = self._check_vector(v)
+        m = Vm.shape[1]
+        key = self._state_key()
+        if self._graph_key != key:
+            self.release_graph()
+            self._graphs, self._graph_key = self._build_graphs(), key
+            self.graph_reused = self._graphs is not None
+        if self._graphs is None:  # over the budget: every product rebuilds (and frees) the graph
+            return super().__matmul__(v)
+        out = torch.zeros(self.num_params, m, dtype=self.dtype, device=self.device)
+        if m > 0:
+            for weight, graph in self._graphs:
+                if graph[1]:  # else the loss is linear in the parameters: H_B = 0
+                    out.add_(self._second_backward(graph, Vm), alpha=weight)
+        self.num_matvecs += m
+        return out[:, 0] if is_vec else out
+
+    def _build_graphs(self) -> list | None:
+        """Forward and first backward of every batch, kept: ``[(b/N, graph or None)]``; None
+        (nothing kept) when ``reuse_graph is None`` and the measured size exceeds the budget."""
+        graphs = []
+        num_batches = sum(1 for _ in self.batches)
+        with torch.enable_grad():
+            for i, (x, y) in enumerate(self.batches):
+                x, y = self._batch(x, y)
+                if i == 0:
+                    seen: dict[tuple, int] = {}
+
+                    def pack(t: torch.Tensor) -> torch.Tensor:
+                        seen[(t.data_ptr(), tuple(t.shape), t.dtype)] = t.numel() * t.element_size()
+                        return t
+
+                    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+                        graph = self._first_backward(x, y)
+                    self.graph_bytes = sum(seen.values()) * num_batches
+                    if self.reuse_graph is None and self.graph_bytes > self.graph_memory:
+                        return None
+                else:
+                    graph = self._first_backward(x, y)
+                graphs.append((x.shape[0] / self.num_data, graph))
+        return graphs
+
+    # -- products ------------------------------------------------------------------------------
 
     def _batch_product(self, x: torch.Tensor, y: torch.Tensor, V: torch.Tensor) -> torch.Tensor:
         if self.method == "double_backward":
-            return self._double_backward(x, y, V)
+            graph = self._first_backward(x, y)
+            if not graph[1]:  # loss linear in the parameters
+                return torch.zeros(self.num_params, V.shape[1], dtype=self.dtype, device=self.device)
+            return self._second_backward(graph, V)
         return self._forward_over_reverse(x, y, V)
 
-    def _double_backward(self, x, y, V):
+    def _first_backward(self, x, y):
+        r"""Forward pass and :math:`g_B=\nabla_\theta\mathcal L_B` with its graph:
+        ``(leaves, used parameter indices, g_B of the used ones, g_B of all)``; no index is used
+        when the loss is linear in the parameters (then :math:`H_B=0`)."""
         params = self._params()
         leaves = list(params.values())
         state = {**self._buffers(), **params}
@@ -354,9 +469,12 @@ class HessianOperator(_CurvatureOperator):
             loss.reshape(()), leaves, create_graph=True, allow_unused=True, materialize_grads=True
         )
         used = [i for i, g in enumerate(grads) if g.requires_grad]
-        if not used:  # loss linear in the parameters
-            return torch.zeros(self.num_params, V.shape[1], dtype=self.dtype, device=self.device)
-        g_used = [grads[i] for i in used]
+        return leaves, used, [grads[i] for i in used], grads
+
+    def _second_backward(self, graph, V):
+        r""":math:`H_B V = \nabla_\theta\langle g_B, V\rangle` column by column (or batched)
+        through a kept graph (retained for further products)."""
+        leaves, used, g_used, _ = graph
 
         # H v = d/dtheta <grad, v>: a vector-Jacobian product of the gradient with v
         def single(v):
@@ -570,37 +688,75 @@ def _tridiag_eig(alpha: Sequence[float], beta: Sequence[float]) -> tuple[np.ndar
         return np.linalg.eigh(T)
 
 
+def _gram_schmidt(w: torch.Tensor, Q: torch.Tensor) -> torch.Tensor:
+    """One classical Gram-Schmidt pass of ``w`` [P] against the orthonormal rows of ``Q`` [j, P]."""
+    return torch.addmv(w, Q.T, torch.mv(Q, w), alpha=-1.0)
+
+
 def _orthogonalise(w: torch.Tensor, Q: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Classical Gram-Schmidt twice against the orthonormal columns of ``Q`` [P, j]."""
-    c1 = Q.T @ w
-    w = w - Q @ c1
-    c2 = Q.T @ w
-    w = w - Q @ c2
+    """Classical Gram-Schmidt twice against the orthonormal **rows** of ``Q`` [j, P] (float64,
+    contiguous rows: every coefficient is a contiguous float64 dot product)."""
+    c1 = torch.mv(Q, w)
+    w = torch.addmv(w, Q.T, c1, alpha=-1.0)
+    c2 = torch.mv(Q, w)
+    w = torch.addmv(w, Q.T, c2, alpha=-1.0)
     return w, c1 + c2
 
 
-class _Basis:
-    """Growing orthonormal basis ``[P, j]`` with amortised O(1) appends."""
+class _Rows:
+    """Growing stack of vectors stored contiguously, row-major ``[capacity, P]``, with amortised
+    O(1) appends (the Lanczos basis, in float64, and the products, in the operator's dtype)."""
 
     def __init__(self, P: int, capacity: int, dtype, device):
-        self.buf = torch.empty(P, max(1, capacity), dtype=dtype, device=device)
+        self.buf = torch.empty(max(1, capacity), P, dtype=dtype, device=device)
         self.size = 0
 
     def append(self, q: torch.Tensor) -> None:
-        if self.size == self.buf.shape[1]:
-            new = torch.empty(self.buf.shape[0], 2 * self.size, dtype=self.buf.dtype, device=self.buf.device)
-            new[:, : self.size] = self.buf
+        if self.size == self.buf.shape[0]:
+            new = torch.empty(2 * self.size, self.buf.shape[1], dtype=self.buf.dtype, device=self.buf.device)
+            new[: self.size] = self.buf
             self.buf = new
-        self.buf[:, self.size] = q
+        self.buf[self.size] = q
         self.size += 1
 
     @property
-    def Q(self) -> torch.Tensor:
-        return self.buf[:, : self.size]
+    def rows(self) -> torch.Tensor:
+        return self.buf[: self.size]
 
 
 def _breakdown_threshold(dtype: torch.dtype, scale: float) -> float:
     return 100.0 * torch.finfo(dtype).eps * max(scale, torch.finfo(dtype).tiny)
+
+
+def _rounding_floor(dtype: torch.dtype, m: int, scale: float) -> float:
+    r"""Residual that rounding in ``dtype`` alone can produce after ``m`` steps:
+    :math:`(2+\sqrt m)\,\varepsilon\,\|T_m\|` (the products of the ``m`` rounded basis vectors,
+    their combination, and the rounding of the returned unit vector)."""
+    return (2.0 + math.sqrt(m)) * torch.finfo(dtype).eps * scale
+
+
+def _ritz(alpha, beta, basis: _Rows, products: _Rows | None, k: int, dtype: torch.dtype, scale: float):
+    """Top-``k`` Ritz pairs ``(theta [k] float64 numpy, U [P, k] float64, estimate [k], reported [k])``.
+
+    ``estimate`` is the free residual :math:`|\\beta_m s_{m,j}|`; ``reported`` is the explicit
+    residual :math:`\\|W s_j - \\theta_j Q s_j\\|` from the stored products ``W`` (rows
+    :math:`Aq_i`, exactly as the operator returned them) plus :func:`_rounding_floor`, so that it
+    bounds :math:`\\|Au_j-\\theta_ju_j\\|` for the returned vector ``u_j`` in ``dtype``."""
+    m = len(alpha)
+    theta, s = _tridiag_eig(alpha, beta[:-1])
+    order = np.argsort(theta)[::-1][:k]
+    S = torch.as_tensor(np.ascontiguousarray(s[:, order]), dtype=torch.float64, device=basis.buf.device)
+    U = basis.rows[:m].T @ S
+    nrm = torch.linalg.vector_norm(U, dim=0)
+    U = U / nrm
+    est = np.abs(beta[-1] * s[-1, order])
+    if products is None:
+        return theta[order], U, est, est
+    W = products.rows[:m]
+    AU = (W.T @ S.to(W.dtype)).to(torch.float64) / nrm
+    th = torch.as_tensor(theta[order].copy(), dtype=torch.float64, device=U.device)
+    explicit = torch.linalg.vector_norm(AU - U * th, dim=0).cpu().numpy()
+    return theta[order], U, est, explicit + _rounding_floor(dtype, m, scale)
 
 
 def _lanczos_run(
@@ -612,40 +768,68 @@ def _lanczos_run(
     tol: float | None = None,
     restart_seed: int | None = None,
 ):
-    """Lanczos with full re-orthogonalisation from unit vector ``q``.
+    """Lanczos with full re-orthogonalisation from the unit vector ``q`` (float64).
 
-    Returns (alpha, beta, basis, converged, steps). ``beta[j]`` couples step j and j+1; the last
-    entry is the residual norm of the final step. With ``tol``, stops once the top-k Ritz
-    residual estimates :math:`|\\beta_m s_{m,j}|` fall below ``tol * |theta_j|``. On an invariant
-    subspace (beta ~ 0) it stops when enough Ritz pairs are available, else (``restart_seed``)
-    continues with a random vector orthogonal to the basis (the tridiagonal matrix decouples).
+    The basis is kept in float64 as contiguous rows ``[m, P]``; only the products run in the
+    operator's dtype, so alpha, beta and the re-orthogonalisation coefficients are float64 dot
+    products whatever that dtype is. ``beta[j]`` couples steps j and j+1; the last entry is the
+    residual norm of the final step. With ``tol`` the products ``A q_j`` are kept too, and the run
+    stops once the top-k Ritz pairs pass the test of :func:`_ritz` (explicit residual
+    ``<= tol * |theta_j|``), or once the free estimate has reached the rounding floor (more steps
+    cannot lower the residual). On an invariant subspace (beta ~ 0) it stops when enough Ritz
+    pairs are available, else (``restart_seed``) continues with a random vector orthogonal to the
+    basis (the tridiagonal matrix decouples).
+
+    Returns ``(alpha, beta, basis, products, ritz, converged)`` with ``ritz`` the last
+    :func:`_ritz` tuple (None without ``tol``).
     """
     P = mv.dim
-    basis = _Basis(P, min(num_steps + 1, P) if tol is None else min(32, P), q.dtype, q.device)
-    basis.append(q)
+    f64 = torch.float64
+    cap = min(num_steps + 1, P) if tol is None else min(32, P)
+    basis = _Rows(P, cap, f64, q.device)
+    products = _Rows(P, cap, mv.dtype, q.device) if tol is not None else None
+    basis.append(q.to(f64))
     alpha: list[float] = []
     beta: list[float] = []
     scale = 0.0
     converged = False
+    ritz = None
     rng = None
     for j in range(num_steps):
-        qj = basis.Q[:, j]
-        w = mv(qj)
-        a = float(qj @ w)
-        w, _ = _orthogonalise(w, basis.Q)
+        qj = basis.rows[j]
+        wj = mv(qj.to(mv.dtype))
+        if products is not None:
+            products.append(wj)
+        w = wj.to(f64)
+        a = float(torch.dot(qj, w))
+        # three-term recurrence, then one classical Gram-Schmidt pass against the whole basis
+        # (a second one when it removed more than half of the norm: "twice is enough")
+        w.add_(qj, alpha=-a)
+        if j > 0:
+            w.add_(basis.rows[j - 1], alpha=-beta[-1])
+        n0 = float(torch.linalg.vector_norm(w))
+        w = _gram_schmidt(w, basis.rows)
         b = float(torch.linalg.vector_norm(w))
+        if b < 0.5 * n0:
+            w = _gram_schmidt(w, basis.rows)
+            b = float(torch.linalg.vector_norm(w))
         alpha.append(a)
         beta.append(b)
         scale = max(scale, abs(a) + b + (beta[-2] if len(beta) > 1 else 0.0))
         m = j + 1
-        broke = b <= _breakdown_threshold(q.dtype, scale)
+        broke = b <= _breakdown_threshold(mv.dtype, scale)
         if tol is not None and m >= k:
             theta, s = _tridiag_eig(alpha, beta[:-1])
-            est = np.abs(b * s[-1, ::-1][:k])
-            top = np.abs(theta[::-1][:k])
-            if broke or np.all(est <= tol * top) or m == P:
-                converged = True
-                break
+            top = np.argsort(theta)[::-1][:k]
+            est = np.abs(b * s[-1, top])
+            bar = np.maximum(tol * np.abs(theta[top]), _rounding_floor(mv.dtype, m, scale))
+            if broke or m == P or np.all(est <= bar):
+                ritz = _ritz(alpha, beta, basis, products, k, mv.dtype, scale)
+                converged = broke or m == P or bool(np.all(ritz[3] <= tol * np.abs(ritz[0])))
+                at_floor = np.all(est <= _rounding_floor(mv.dtype, m, scale))
+                if converged or broke or m == P or at_floor:
+                    break
+                ritz = None
         if m == P:
             converged = True
             break
@@ -656,16 +840,19 @@ def _lanczos_run(
             if rng is None:
                 rng = torch.Generator(device="cpu").manual_seed(10_000 + (restart_seed or 0))
             for _ in range(5):
-                r = torch.randn(P, generator=rng, dtype=torch.float64).to(q.dtype).to(q.device)
-                r, _ = _orthogonalise(r, basis.Q)
+                r = torch.randn(P, generator=rng, dtype=f64).to(q.device)
+                r, _ = _orthogonalise(r, basis.rows)
                 nr = float(torch.linalg.vector_norm(r))
                 if nr > 1e-3:
                     break
             beta[-1] = 0.0
             basis.append(r / nr)
             continue
-        basis.append(w / b)
-    return alpha, beta, basis, converged
+        basis.append(w.div_(b))
+    if tol is not None and ritz is None:
+        ritz = _ritz(alpha, beta, basis, products, k, mv.dtype, scale)
+        converged = converged and bool(np.all(ritz[3] <= tol * np.abs(ritz[0])))
+    return alpha, beta, basis, products, ritz, converged
 
 
 @dataclass(frozen=True)
@@ -675,10 +862,12 @@ class EigenResult:
     Attributes:
         eigenvalues: ``[k]``, descending.
         eigenvectors: ``[P, k]``, orthonormal columns, in the operator's dtype/device.
-        residuals: ``[k]``, :math:`\\|A u_j - \\lambda_j u_j\\|` (for :func:`lanczos` the free
-            estimate :math:`|\\beta_m s_{m,j}|`, exact in exact arithmetic).
+        residuals: ``[k]``, :math:`\\|A u_j - \\lambda_j u_j\\|` (for :func:`lanczos` a bound:
+            the explicit residual from the stored products plus the rounding floor
+            :math:`(2+\\sqrt m)\\,\\varepsilon\\,\\|T_m\\|` of the operator's dtype).
         num_matvecs: operator products this call made.
-        converged: whether the stopping rule was met before ``max_iter``.
+        converged: whether the stopping rule was met (for :func:`lanczos`: the reported residuals
+            are at most ``tol`` times the eigenvalues) before ``max_iter``.
     """
 
     eigenvalues: torch.Tensor
@@ -704,9 +893,19 @@ def lanczos(
     :math:`AQ_m = Q_mT_m + \beta_m q_{m+1}e_m^\top` with tridiagonal :math:`T_m`. Ritz pairs
     :math:`(\theta_j, Q_m s_j)` come from ``scipy.linalg.eigh_tridiagonal`` on :math:`T_m`; their
     residual norms are :math:`\|Au_j-\theta_ju_j\| = |\beta_m s_{m,j}|` at no extra product. It
-    stops once the top ``k`` satisfy :math:`|\beta_m s_{m,j}|\le \mathrm{tol}\,|\theta_j|`; by
-    Bauer-Fike an eigenvalue then lies within :math:`\mathrm{tol}\,|\theta_j|` of each
-    :math:`\theta_j` (and within :math:`r^2/\mathrm{gap}` once the gap is resolved).
+    stops once the top ``k`` satisfy :math:`|\beta_m s_{m,j}|\le \mathrm{tol}\,|\theta_j|` and
+    their explicit residuals, :math:`\|Ws_j-\theta_jQ_ms_j\|` with the stored products
+    :math:`W=[Aq_1,\dots,Aq_m]` plus the rounding floor
+    :math:`(2+\sqrt m)\,\varepsilon\,\|T_m\|` of the operator's dtype, confirm it; these bounds
+    are the reported ``residuals``. By Bauer-Fike an eigenvalue then lies within the residual of
+    each :math:`\theta_j` (and within :math:`r^2/\mathrm{gap}` once the gap is resolved).
+
+    Precision: the basis is stored in float64 as contiguous rows ``[m, P]`` whatever the
+    operator's dtype (memory :math:`8P` bytes per step, plus the products in the operator's
+    dtype), so :math:`\alpha`, :math:`\beta` and the re-orthogonalisation coefficients are
+    float64 dot products; only the products run in the operator's dtype. A ``tol`` below what
+    that dtype allows (about :math:`10^{-6}` relative in float32) stops the run once the free
+    estimate reaches the rounding floor, with ``converged=False`` and an honest residual.
 
     Warm start: pass the previous top eigenvector as ``v0`` when tracking along training. An
     invariant subspace (:math:`\beta\approx0`) ends the run when it holds ``k`` Ritz pairs (they
@@ -733,21 +932,13 @@ def lanczos(
         raise ValueError(f"k={k} exceeds the operator's dimension: op has shape {(P, P)}, so k <= {P}")
     max_iter = V.positive_int("max_iter", max_iter, minimum=k)
     V.positive("tol", tol)
-    q = _start_vector(P, v0, seed, mv.dtype, mv.device)
-    alpha, beta, basis, converged = _lanczos_run(mv, q, min(max_iter, P), k=k, tol=tol, restart_seed=seed)
-    m = len(alpha)
-    theta, s = _tridiag_eig(alpha, beta[:-1])
-    order = np.argsort(theta)[::-1][:k]
-    S = torch.as_tensor(np.ascontiguousarray(s[:, order]), dtype=mv.dtype, device=mv.device)
-    U = basis.Q[:, :m] @ S
-    U = U / torch.linalg.vector_norm(U, dim=0, keepdim=True)
-    res = np.abs(beta[-1] * s[-1, order])
-    if m == P:
-        res = np.zeros_like(res)
+    q = _start_vector(P, v0, seed, torch.float64, mv.device)
+    _, _, _, _, ritz, converged = _lanczos_run(mv, q, min(max_iter, P), k=k, tol=tol, restart_seed=seed)
+    theta, U, _, reported = ritz
     return EigenResult(
-        eigenvalues=torch.as_tensor(theta[order].copy(), dtype=mv.dtype, device=mv.device),
-        eigenvectors=U,
-        residuals=torch.as_tensor(res, dtype=mv.dtype, device=mv.device),
+        eigenvalues=torch.as_tensor(theta.copy(), dtype=mv.dtype, device=mv.device),
+        eigenvectors=U.to(mv.dtype),
+        residuals=torch.as_tensor(reported, dtype=mv.dtype, device=mv.device),
         num_matvecs=mv.count,
         converged=bool(converged),
     )
@@ -893,9 +1084,9 @@ def spectral_density(
     nodes = np.zeros((num_runs, m))
     weights = np.zeros((num_runs, m))
     for r in range(num_runs):
-        v = _rademacher((P,), gen, mv.dtype, mv.device)
+        v = _rademacher((P,), gen, torch.float64, mv.device)
         q = v / torch.linalg.vector_norm(v)
-        alpha, beta, _, _ = _lanczos_run(mv, q, m, tol=None, restart_seed=None)
+        alpha, beta, _, _, _, _ = _lanczos_run(mv, q, m, tol=None, restart_seed=None)
         theta, s = _tridiag_eig(alpha, beta[:-1])
         mr = len(theta)
         nodes[r, :mr] = theta

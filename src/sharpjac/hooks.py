@@ -133,6 +133,10 @@ class Measurements(TrainHook):
     The top Hessian eigenvalue is computed by :func:`sharpjac.curvature.lanczos` warm-started
     from the previous measurement's eigenvector (carried across checkpoints), on the **full**
     Hessian of the data loss with respect to *all* parameters, also when only some layers train.
+    The Hessian operator keeps the graph of its first backward across the products of one solve
+    (graph reuse, see :class:`sharpjac.curvature.HessianOperator`); when the Hessian's data is the
+    whole training set, that first backward also gives the gradient norm, so the measurement does
+    one forward and first backward pass less.
     """
 
     name = "measurements"
@@ -171,12 +175,21 @@ class Measurements(TrainHook):
                 row["curvature_norm"] = _losses.output_curvature_norm(
                     c.loss, out, run.y_train, label_smoothing=c.label_smoothing
                 )
-            grads = [torch.zeros_like(p) for p in params]
-            n = run.x_train.shape[0]
-            for a, b in run.chunks(n):
-                part = run.loss_fn(model(run.x_train[a:b]), run.y_train[a:b]) * ((b - a) / n)
-                grads = [g0 + g1 for g0, g1 in zip(grads, torch.autograd.grad(part, params))]
-            row["grad_norm"] = float(torch.sqrt(sum((g.double() ** 2).sum() for g in grads)))
+            op = None
+            if run.sharpness_data is not None and finite:
+                op = _curv.HessianOperator(model, run.loss_fn, run.sharpness_data, batch_size=c.physical_batch_size)
+            sd = run.sharpness_data
+            if op is not None and sd[0] is run.x_train and sd[1] is run.y_train:
+                # the Hessian's data is the training set: its kept first backward is the gradient
+                gflat = op.gradient()
+                row["grad_norm"] = float(torch.linalg.vector_norm(gflat.double()))
+            else:
+                grads = [torch.zeros_like(p) for p in params]
+                n = run.x_train.shape[0]
+                for a, b in run.chunks(n):
+                    part = run.loss_fn(model(run.x_train[a:b]), run.y_train[a:b]) * ((b - a) / n)
+                    grads = [g0 + g1 for g0, g1 in zip(grads, torch.autograd.grad(part, params))]
+                row["grad_norm"] = float(torch.sqrt(sum((g.double() ** 2).sum() for g in grads)))
             with torch.no_grad():
                 row["param_norm"] = float(torch.sqrt(sum((p.detach().double() ** 2).sum() for p in params)))
                 first = next(p for p in params if p.ndim >= 2)
@@ -185,8 +198,7 @@ class Measurements(TrainHook):
             row.update(
                 sharpness=nan, sharpness_residual=nan, sharpness_matvecs=0, sharpness_converged=False, gn_sharpness=nan
             )
-            if run.sharpness_data is not None and finite:
-                op = _curv.HessianOperator(model, run.loss_fn, run.sharpness_data, batch_size=c.physical_batch_size)
+            if op is not None:
                 res = _curv.lanczos(
                     op,
                     k=1,
@@ -216,6 +228,7 @@ class Measurements(TrainHook):
                     )
                     self.vectors["gauss_newton"] = gres.eigenvectors[:, 0].detach().clone()
                     row["gn_sharpness"] = float(gres.eigenvalues[0])
+                op.release_graph()
             row.update(
                 jac_spectral_max=nan,
                 jac_spectral_mean=nan,
