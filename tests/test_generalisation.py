@@ -310,7 +310,3 @@ def test_workload_counts_distinct_runs_updates_and_measurements(tmp_path):
         "smoke",
     ).workload()
     assert sam["gradient_passes"] > sam["updates"]
-    h = lr.gpu_hours_estimate(seconds_per_step=2.0, steps_per_measurement=10.0)
-    assert h == pytest.approx((wl["gradient_passes"] + 10.0 * wl["measurements"]) * 2.0 / 3600)
-    with pytest.raises(ValueError, match="seconds_per_step=0"):
-        lr.gpu_hours_estimate(seconds_per_step=0)

@@ -367,22 +367,6 @@ class GeneralisationConfig(ExperimentConfig):
             measurements += len(measurement_steps(tc, total, spe))
         return {"runs": float(len(seen)), "updates": updates, "gradient_passes": passes, "measurements": measurements}
 
-    def gpu_hours_estimate(self, *, seconds_per_step: float = 0.025, steps_per_measurement: float = 1000.0) -> float:
-        """A rough device-time estimate of the grid, in hours: **an assumption, not a measurement**.
-
-        ``(gradient_passes + steps_per_measurement * measurements) * seconds_per_step / 3600`` with
-        the counts of :meth:`workload`. The defaults describe the paper preset on one recent GPU:
-        about 25 ms per ResNet-18 SGD step at batch 128 on CIFAR-10, and a measurement (Lanczos on
-        2,048 points, a loss pass and a gradient pass over the training set, 512 Jacobians) costing
-        about as much as 1,000 such steps.
-        """
-        if not (_is_num(seconds_per_step) and seconds_per_step > 0):
-            raise ValueError(f"seconds_per_step={seconds_per_step!r} is invalid; accepted: a float > 0")
-        if not (_is_num(steps_per_measurement) and steps_per_measurement >= 0):
-            raise ValueError(f"steps_per_measurement={steps_per_measurement!r} is invalid; accepted: a float >= 0")
-        w = self.workload()
-        return (w["gradient_passes"] + steps_per_measurement * w["measurements"]) * seconds_per_step / 3600.0
-
     def end_spec(self, radius: float) -> dict[str, Any]:
         """Settings of the end-of-training extras (their hash names the stored file)."""
         return {
