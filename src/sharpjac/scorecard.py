@@ -127,9 +127,14 @@ def collect(root: Path | str) -> tuple[list[Record], list[str]]:
 
 
 def _latest(records: list[Record]) -> dict[str, Record]:
-    """The last record of each id (a chapter that shows a verdict twice keeps the last one)."""
+    """The last record of each id from the claim's own chapter (a chapter that shows a verdict twice
+    keeps the last one; a record of a registered claim found in another chapter is ignored here and
+    reported by :func:`check`)."""
+    chapter = {c.id: c.chapter for c in claims.all_claims()}
     out: dict[str, Record] = {}
     for r in records:
+        if r.id in chapter and r.notebook != chapter[r.id]:
+            continue
         out[r.id] = r
     return out
 
@@ -154,11 +159,14 @@ def check(root: Path | str) -> list[str]:
             problems.append(f"{c.id}: not run (no record in {EXECUTED.as_posix()}/{c.chapter}.ipynb)")
         elif r.outcome is None:
             problems.append(f"{c.id}: not run (record without a valid outcome: {r.data.get('outcome')!r})")
-        elif r.notebook != c.chapter:
-            problems.append(f"{c.id}: recorded in {r.notebook}.ipynb but registered for chapter {c.chapter}")
     for r in latest.values():
         if r.id not in registered:
             problems.append(f"{r.id}: recorded in {r.notebook}.ipynb but not registered")
+    for r in records:
+        if r.id in registered and r.notebook != registered[r.id].chapter:
+            problems.append(
+                f"{r.id}: recorded in {r.notebook}.ipynb but registered for chapter {registered[r.id].chapter}"
+            )
     return problems + errors
 
 
