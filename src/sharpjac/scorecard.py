@@ -280,7 +280,7 @@ def text_table(root: Path | str) -> str:
     for c in claims.all_claims():
         status = _status(latest, c)
         rec = latest[c.id].data if status != NOT_RUN else {}
-        extra = f"  {rec.get('key_text', '')}  ({rec.get('preset')}, {rec.get('seeds')} seeds)" if rec else ""
+        extra = f"  {rec.get('key_text', '')}  (preset {rec.get('preset')}, seeds {rec.get('seeds')})" if rec else ""
         rows.append(f"{status:<12}  {c.id}{extra}")
     return "\n".join(rows)
 
