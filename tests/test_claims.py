@@ -224,6 +224,12 @@ def test_registry_modules_are_discovered():
     assert list(claims.REGISTRY_MODULES) == files
 
 
+def test_chapter_order_matches_the_table_of_contents():
+    from sharpjac import publish
+
+    assert list(claims.CHAPTERS) == publish.chapters(ROOT)
+
+
 def test_registered_claims_are_well_formed():
     """Whatever the registry modules define: chapters exist, sources and rules are valid."""
     for c in claims.all_claims():
