@@ -369,7 +369,7 @@ def test_times_table_reads_measured_seconds_by_preset(tmp_path):
     table = publish.times_table(root, smoke_dir=quick, quick_dir=quick)
     row = table.splitlines()[-1]
     # quick copy: 12.5 s in the quick column, nothing in the smoke column (its preset is not smoke)
-    assert row == "| {doc}`/notebooks/executed/tiny` | – | 12.5 s | no training runs (minutes on a CPU) |"
+    assert row == "| {doc}`/notebooks/executed/tiny` | – | 12.5 s | no training runs |"
 
 
 # ------------------------------------------------------------------------------------------------

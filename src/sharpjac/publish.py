@@ -1007,7 +1007,9 @@ def paper_cost(root: Path, name: str) -> tuple[int, float, float]:
 def times_table(root: Path, *, smoke_dir: Path | None = None, quick_dir: Path | None = None) -> str:
     """The Markdown table of the instructors' page: per chapter, the measured wall time at the smoke
     and quick presets (from executed copies in ``smoke_dir`` and ``quick_dir``, default the book's own
-    ``notebooks/executed``, only where their preset matches) and the paper preset's training cost."""
+    ``notebooks/executed``, only where their preset matches; "–" otherwise) and the cost of the training
+    runs the paper preset needs (:func:`paper_cost`; a run two chapters share is counted in both, and a
+    chapter's own computation besides training is not included)."""
     names = chapters(root)
     smoke = measured_seconds(smoke_dir or root / EXECUTED_DIR, names)
     quick = measured_seconds(quick_dir or root / EXECUTED_DIR, names)
@@ -1019,7 +1021,8 @@ def times_table(root: Path, *, smoke_dir: Path | None = None, quick_dir: Path | 
         s = _format_seconds(smoke[name][1]) if smoke.get(name, ("",))[0] == "smoke" else "–"
         q = _format_seconds(quick[name][1]) if quick.get(name, ("",))[0] == "quick" else "–"
         runs, cpu, gpu = paper_cost(root, name)
-        paper = f"{runs} runs, {_hours(cpu)} / {_hours(gpu)}" if runs else "no training runs (minutes on a CPU)"
+        plural = "run" if runs == 1 else "runs"
+        paper = f"{runs} {plural}, {_hours(cpu)} / {_hours(gpu)}" if runs else "no training runs"
         lines.append(f"| {{doc}}`/notebooks/executed/{name}` | {s} | {q} | {paper} |")
     return "\n".join(lines)
 
