@@ -303,14 +303,14 @@ def test_publish_notebooks_commits_to_its_branch_and_leaves_the_work_tree(tmp_pa
 
 _SOLVED = """Try it.
 
-```{solution} ex-tiny
+````{solution} ex-tiny
 :class: dropdown
 The SECRET answer.
 
-````python
+```python
 x = 1
-````
 ```
+````
 
 :::{solution} ex-colon
 Another HIDDEN answer.
@@ -337,7 +337,8 @@ def test_student_edition_has_no_solutions_and_the_normal_build_does(tmp_path):
         "exclude_patterns: ['notebooks/*.md', '_build']\n"
         "sphinx:\n  extra_extensions: [sphinx_exercise]\n"
     )
-    exercise = nbformat.v4.new_markdown_cell("```{exercise}\n:label: ex-tiny\nWhat is x?\n```\n\n" + _SOLVED)
+    exercises = "".join(f"```{{exercise}}\n:label: {label}\nWhat is x?\n```\n\n" for label in ("ex-tiny", "ex-colon"))
+    exercise = nbformat.v4.new_markdown_cell(exercises + _SOLVED)
     _fake_executed(
         root, "tiny", {"preset": "smoke", "seed": 0}, cells=[nbformat.v4.new_markdown_cell("# Tiny"), exercise]
     )
