@@ -921,9 +921,26 @@ def add_install_cell(nb: Any, url: str | None) -> None:
     nb.cells.insert(first, cell)
 
 
+def refresh_install_cell(notebook_json: str, url: str | None) -> str:
+    """The executed notebook's JSON text with its install cell (:data:`INSTALL_TAG`) rewritten for
+    ``url``, so that a notebook executed before the repository URL was set still installs from it;
+    the text is returned unchanged when there is no install cell."""
+    import nbformat
+
+    nb = nbformat.reads(notebook_json, as_version=4)
+    cells = [c for c in nb.cells if INSTALL_TAG in c.metadata.get("tags", [])]
+    if not cells:
+        return notebook_json
+    for cell in cells:
+        cell.source = install_cell_source(url)
+    return nbformat.writes(nb)
+
+
 def publish_notebooks(root: Path, *, branch: str | None = None, message: str | None = None) -> str:
     """Commit ``notebooks/executed/*.ipynb`` together with the tree of ``HEAD`` to ``branch``
     (default :func:`launch_branch`), the branch the launch buttons open; return the new commit.
+    The committed copies install the package from the current :func:`repository_url`
+    (:func:`refresh_install_cell`).
 
     Only git plumbing is used (a temporary index, ``write-tree``, ``commit-tree``, ``update-ref``):
     the working tree, the index and the checked-out branch are untouched. The branch's previous
@@ -950,9 +967,11 @@ def publish_notebooks(root: Path, *, branch: str | None = None, message: str | N
             return done.stdout.strip()
 
         git("read-tree", "HEAD")
+        url = repository_url(root)
         for name in names:
             path = (EXECUTED_DIR / f"{name}.ipynb").as_posix()
-            blob = git("hash-object", "-w", "--", path)
+            text = refresh_install_cell((root / path).read_text(encoding="utf-8"), url)
+            blob = git("hash-object", "-w", "--stdin", stdin=text)
             git("update-index", "--add", "--cacheinfo", f"100644,{blob},{path}")
         tree = git("write-tree")
         parent = _git(root, "rev-parse", "--verify", "--quiet", f"refs/heads/{branch}")
