@@ -163,15 +163,15 @@ def source_hash(source: Path) -> str:
 def chapter_parameters(source: Path) -> dict[str, Any]:
     """The names assigned in a chapter's ``parameters`` cell, with their default values.
 
-    A value that is not a Python literal is given as its source text. Raises ``ValueError`` when the
-    chapter has no cell tagged ``parameters``.
+    A value that is not a Python literal is given as its source text. A chapter without a cell tagged
+    ``parameters`` accepts :data:`DEFAULT_PARAMETERS` (papermill injects them at its top).
     """
     import ast
 
     nb = load_chapter(source)
     cells = [c for c in nb.cells if c.cell_type == "code" and "parameters" in c.metadata.get("tags", [])]
     if not cells:
-        raise ValueError(f"chapter {source.name}: no code cell tagged 'parameters'")
+        return dict(DEFAULT_PARAMETERS)
     found: dict[str, Any] = {}
     for node in ast.parse(cells[0].source).body:
         targets = (
