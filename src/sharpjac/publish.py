@@ -25,13 +25,16 @@ successful run (atomically), so the previous good copy stays; the failed run is 
 cell: the cell that raised, or, when the kernel died (out of memory, a crash in native code), the
 last cell that had started.
 
-After a successful execution the injected-parameters cell is tagged ``remove-cell`` (so it
+Before execution, a cell that installs the package where it is missing (Colab, Binder) is put
+after the chapter's title, hidden from the website (:func:`add_install_cell`). After a successful
+execution the injected-parameters cell is tagged ``remove-cell`` (so it
 does not show in the site) and a short "this page was computed with" box is inserted under
 the chapter's title, carrying the parameters, the date, the software versions and the wall
 time.
 
 The paper preset reads a store filled elsewhere: before executing anything,
-``notebooks --preset paper`` lists, per chapter, the runs its experiments need (the paper preset's
+``notebooks --preset paper`` (or any run that would execute a chapter at the paper preset) lists,
+per chapter, the runs its experiments need (the paper preset's
 grid, or a study's :meth:`~sharpjac.experiments.StudyConfig.trains`) that the run store
 (``$SHARPJAC_CACHE``) does not hold, with the command that produces them and their cost (CPU hours
 measured, GPU hours estimated, see :mod:`sharpjac.costs`), and stops (exit code 1) when any is
@@ -43,7 +46,10 @@ Command line (the Makefile calls these)::
     python -m sharpjac.publish notebooks [--preset quick] [--seed 0] [--params "n_seeds=5"] [--reset]
                                          [--only data] [-p key value]
     python -m sharpjac.publish missing [--preset paper] [--only data]
-    python -m sharpjac.publish build
+    python -m sharpjac.publish build               # _build/html, with the buttons of derived_config
+    python -m sharpjac.publish student             # _build/student: the site and notebooks without solutions
+    python -m sharpjac.publish publish-notebooks   # executed chapters -> the launch buttons' branch
+    python -m sharpjac.publish instructors         # the time table of the instructors' page
 """
 
 from __future__ import annotations
