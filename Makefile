@@ -18,7 +18,7 @@ RUNARGS = $(if $(call given,PRESET),--preset $(PRESET)) $(if $(call given,SEED),
 .PHONY: help install test lint format notebooks book chapter student publish-notebooks lab bench clean distclean
 
 help:
-	@echo "make book       build the website (quick preset) into _build/html"
+	@echo "make book       build the website into _build/html (quick preset, or each chapter's stored parameters)"
 	@echo "make test       lint, then the test suite (unit tests, notebooks at smoke, book build, browser)"
 	@echo "make lint       ruff check + ruff format --check on src, tests, benchmarks and the chapters"
 	@echo "make format     apply ruff's fixes and formatting (chapters' code cells included)"
