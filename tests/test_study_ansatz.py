@@ -134,3 +134,6 @@ def test_presets_and_runs():
     assert [blind[n].trainable_layers for n in BLIND_RUNS] == [None, (1,), (3,), None]
     assert blind["linear model"].model == "linear"
     assert len(AnsatzConfig.from_preset("smoke", seeds=(0, 1)).trains()) == 14
+    # the book's theory chapters use at least three seeds at quick (one at smoke, which must stay fast)
+    assert smoke.seeds == (0,) and quick.seeds == (0, 1, 2) and paper.seeds == (0, 1, 2)
+    assert len(quick.trains()) == 21

@@ -34,6 +34,9 @@ def test_smoke_preset_is_the_chapter_setting():
     cfg = experiments.get(NAME).preset("smoke")
     assert (cfg.n_train, cfg.widths, cfg.steps, cfg.batch, cfg.lr, cfg.k) == (100, (16,), 10, 50, 0.1, 6)
     assert experiments.get(NAME).preset("quick").k == 16 and experiments.get(NAME).preset("paper").n_train == 4000
+    # at least three seeds at quick (the chapter shifts them by its `seed` parameter), one at smoke
+    assert cfg.seeds == (0,) and experiments.get(NAME).preset("quick").seeds == (0, 1, 2)
+    assert len(experiments.get(NAME).preset("quick", seeds=(3, 4, 5)).trains()) == 3
     (tc,) = cfg.trains()
     assert tc.optimizer == "sgd" and tc.batch_size == 50 and tc.snapshot_steps == (0, 2) and tc.max_steps == 10
 
