@@ -33,7 +33,7 @@ register(
     Claim(
         id="hessian_structure.outliers_from_gauss_newton",
         chapter="hessian_structure",
-        statement="The paper says the outlier eigenvalues of the Hessian come from the Gauss-Newton matrix G.",
+        statement="The paper says the outlier eigenvalues of the Hessian come from the Gauss-Newton matrix $G$.",
         statistic=(
             "median over the top C-1 eigenvalues of |lambda_j(H) - lambda_j(G)| / lambda_j(H) at the end of "
             f"training, largest over seeds and losses (the companion's tolerance: {GN_TOP_TOLERANCE:g})"
@@ -45,7 +45,7 @@ register(
         id="hessian_structure.residual_shrinks",
         chapter="hessian_structure",
         statement=(
-            "The paper says the residual term R is small near interpolation: ||R|| relative to the sharpness "
+            "The paper says the residual term $R$ is small near interpolation: $\\|R\\|$ relative to the sharpness "
             "is smaller at the end of training than at initialisation."
         ),
         statistic="per seed and loss, ||R||_2 / lambda_1(H) at the end below its value at initialisation",
@@ -56,8 +56,8 @@ register(
         id="conjugate_matrix.equal_spectra",
         chapter="conjugate_matrix",
         statement=(
-            "The companion's explicit form of the paper's Eq. 4: G = A^T A and the conjugate matrix K = A A^T, "
-            "built independently, have the same non-zero eigenvalues."
+            "The companion's explicit form of the paper's Eq. 4: $G=A^\\top A$ and the conjugate matrix "
+            "$K=AA^\\top$, built independently, have the same non-zero eigenvalues."
         ),
         statistic=(
             "max_j |lambda_j(G) - lambda_j(K)| / lambda_max over both losses, float64 "
@@ -70,8 +70,8 @@ register(
         id="conjugate_matrix.first_layer_absent",
         chapter="conjugate_matrix",
         statement=(
-            "The paper says the first-layer weights W_1 never appear in K: a change of input coordinates "
-            "(W_1/c on c x) moves the Jacobian by 1/c while K changes only through the inputs' Gram factor."
+            "The paper says the first-layer weights $W_1$ never appear in $K$: a change of input coordinates "
+            "($W_1/c$ on $cx$) divides the Jacobian by $c$ while $K$ changes only through the inputs' Gram factor."
         ),
         statistic=(
             "checks, each to 1e-8 relative: the closed form of K^(1) from the Gram matrix, the outputs unchanged "
@@ -85,8 +85,8 @@ register(
         id="ansatz.proposition_a_holds",
         chapter="ansatz",
         statement=(
-            "The companion's Proposition A: along training, lambda_max(G) lies between the Jacobian lower bound "
-            "(ii) and the layer-wise upper bound (i)."
+            "The companion's Proposition A: along training, $\\lambda_{\\max}(G)$ lies between the Jacobian lower "
+            "bound (ii) and the layer-wise upper bound (i)."
         ),
         statistic="every snapshot of every seed's squared-error run: lower (ii) <= lambda_max(G) <= upper (i)",
         rule=Holds(),
@@ -124,7 +124,7 @@ register(
         id="ansatz.saturation_mediates",
         chapter="ansatz",
         statement=(
-            "The paper's mediating factor 1: without label smoothing the cross-entropy saturates (mean ||C_i|| "
+            "The paper's mediating factor 1: without label smoothing the cross-entropy saturates (mean $\\|C_i\\|$ "
             "falls towards 0), so sharpness falls from its peak while the Jacobian does not."
         ),
         statistic=(
@@ -137,7 +137,7 @@ register(
     Claim(
         id="ansatz.smoothing_keeps_curvature",
         chapter="ansatz",
-        statement="The paper says label smoothing keeps the output curvature C away from 0.",
+        statement="The paper says label smoothing keeps the output curvature $C$ away from 0.",
         statistic=(
             "per seed: final mean ||C_i|| with smoothing above the final mean ||C_i|| without smoothing and "
             "at least half the floor lambda_max(diag(t) - t t^T)"
