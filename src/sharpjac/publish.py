@@ -570,6 +570,9 @@ def build_book(root: Path, *, builder: str = "html") -> None:
     missing = [n for n in chapters(root) if not (root / EXECUTED_DIR / f"{n}.ipynb").is_file()]
     if missing:
         raise FileNotFoundError(f"chapters not executed yet: {', '.join(missing)}; run `make notebooks` first")
+    from sharpjac import scorecard  # the scorecard page and the landing page's counts, from the records
+
+    scorecard.write(root)
     done = subprocess.run(command, cwd=root, capture_output=True, text=True, check=False)
     if done.returncode != 0:
         tail = "\n".join((done.stdout + done.stderr).splitlines()[-60:])
