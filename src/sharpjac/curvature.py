@@ -208,7 +208,9 @@ class _CurvatureOperator:
         vectorised path is not supported by some operation of the model it falls back to the
         loop (once, for the lifetime of the operator)."""
         m = V.shape[1]
-        if m > 1 and self._vectorise:
+        if m == 1:  # no stacking copy
+            return single(V[:, 0]).unsqueeze(1)
+        if self._vectorise:
             try:
                 return torch.cat(
                     [batched(V[:, i : i + self._MAX_COLS]) for i in range(0, m, self._MAX_COLS)],
@@ -253,12 +255,18 @@ class _CurvatureOperator:
         """Product with ``v`` of shape ``[P]`` or ``[P, m]``; returns the same shape."""
         V, is_vec = self._check_vector(v)
         m = V.shape[1]
-        out = torch.zeros(self.num_params, m, dtype=self.dtype, device=self.device)
+        out = None
         if m > 0:
             with torch.enable_grad():
                 for x, y in self.batches:
                     x, y = self._batch(x, y)
-                    out.add_(self._batch_product(x, y, V), alpha=x.shape[0] / self.num_data)
+                    part, weight = self._batch_product(x, y, V), x.shape[0] / self.num_data
+                    if out is None:  # a fresh tensor: weighted in place, no zero-filled copy
+                        out = part if weight == 1.0 else part.mul_(weight)
+                    else:
+                        out.add_(part, alpha=weight)
+        if out is None:
+            out = torch.zeros(self.num_params, m, dtype=self.dtype, device=self.device)
         self.num_matvecs += m
         return out[:, 0] if is_vec else out
 
@@ -413,11 +421,19 @@ class HessianOperator(_CurvatureOperator):
             self.graph_reused = self._graphs is not None
         if self._graphs is None:  # over the budget: every product rebuilds (and frees) the graph
             return super().__matmul__(v)
-        out = torch.zeros(self.num_params, m, dtype=self.dtype, device=self.device)
+        out = None
         if m > 0:
             for weight, graph in self._graphs:
                 if graph[1]:  # else the loss is linear in the parameters: H_B = 0
-                    out.add_(self._second_backward(graph, Vm), alpha=weight)
+                    part = self._second_backward(graph, Vm)
+                    if out is None and weight == 1.0:  # one batch: the product itself, no copy
+                        out = part
+                    elif out is None:
+                        out = part.mul_(weight)
+                    else:
+                        out.add_(part, alpha=weight)
+        if out is None:
+            out = torch.zeros(self.num_params, m, dtype=self.dtype, device=self.device)
         self.num_matvecs += m
         return out[:, 0] if is_vec else out
 
