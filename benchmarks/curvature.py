@@ -18,7 +18,8 @@ Rows
   (v)   engine costs in gradient-equivalents (time / one gradient of the same loss): the top
         eigenvalue of the MLP to 1e-4 (target <= 40), one product through a kept graph (graph
         reuse) and without, the solver's own work per product (target <= 0.5), Hutchinson probes
-        per chunk size on the CNN; beside peer libraries in the same process (PyHessian's power
+        per chunk size on the MLP and the CNN, with and without the kept graph (the measurement
+        behind trace's default chunk_size=1); beside peer libraries in the same process (PyHessian's power
         iteration, curvlinops' HessianLinearOperator + scipy eigsh) when installed
         (``pip install -e .[bench]``).
 

@@ -679,3 +679,19 @@ def test_lanczos_k1_selective_reorthogonalisation_matches_dense(dtype, tol):
     # the same eigenvalue as with re-orthogonalisation at every step (k = 2 runs that path)
     full = lanczos(A.to(dtype), 2, tol=tol, max_iter=300, seed=1)
     assert abs(float(full.eigenvalues[0]) - float(res.eigenvalues[0])) <= rep + float(full.residuals[0])
+
+
+def test_lanczos_workspace_reuse_leaves_earlier_results_intact():
+    # the basis buffers are pooled across calls: a later call on an operator of the same size
+    # reuses them and must not change the vectors an earlier call returned (no aliasing)
+    g = torch.Generator().manual_seed(11)
+    A = torch.randn(400, 400, generator=g, dtype=DT)
+    A = (A + A.T) / 2
+    B = torch.diag(torch.linspace(-1, 3, 400, dtype=DT))
+    first = lanczos(A, 1, tol=1e-10, max_iter=200, seed=0)
+    kept = first.eigenvectors.clone()
+    second = lanczos(B, 1, tol=1e-10, max_iter=200, seed=1)
+    assert torch.equal(first.eigenvectors, kept)  # bitwise: nothing wrote into it
+    again = lanczos(A, 1, tol=1e-10, max_iter=200, seed=0)
+    assert torch.equal(again.eigenvectors, kept) and torch.equal(again.eigenvalues, first.eigenvalues)
+    assert float(second.eigenvalues[0]) == pytest.approx(3.0, abs=1e-9)  # exact top of B, residual-bounded
