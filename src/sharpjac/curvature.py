@@ -1282,9 +1282,10 @@ def trace(op: Any, *, num_samples: int = 100, seed: int = 0, chunk_size: int = 1
     :math:`2(\|A\|_F^2-\sum_i A_{ii}^2)`. Probes are multiplied ``chunk_size`` at a time
     (``op @ Z`` with ``Z [P, chunk]``); the probes are drawn one after the other, so the
     estimate does not depend on ``chunk_size``. Default 1, by measurement
-    (``benchmarks/curvature.py``, one thread, per probe in gradients of the same loss): with the
-    kept graph of :class:`HessianOperator` chunk 1 is the cheapest (MLP 2.9 vs 4.6 at chunk 16,
-    CNN 1.1 vs 2.1); without it chunks amortise the forward pass only on the CNN (2.3 vs 2.0).
+    (``benchmarks/curvature.py`` section v', one thread on a loaded 2-core CPU, two runs, per
+    probe in gradients of the same loss): with the kept graph of :class:`HessianOperator`
+    chunk 1 costs 2.3-2.9 on the MLP and 1.1-1.5 on the CNN, chunk 16 4.5-4.6 and 2.1-2.6;
+    with the graph rebuilt chunk 1 costs 2.1-3.6 and 2.1-2.3, chunk 16 3.7-5.1 and 2.0-4.0.
 
     Args:
         op: as in :func:`lanczos`.
