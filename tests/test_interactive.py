@@ -145,3 +145,42 @@ def test_validation_messages_name_the_parameter():
         interactive.explorer(df, x={"a": "sharpness"}, y="gap_loss", color="weight_decay", hover=[], slider="q")
     with pytest.raises(ValueError, match="y="):
         interactive.curves(df, x="seed", y={}, group="lr", hover=[])
+
+
+def test_book_style_makes_notebook_figures_retina_pngs():
+    # in a fresh process: an IPython shell is a process-wide singleton
+    import subprocess
+    import sys
+
+    code = """
+import base64, struct
+from IPython.core.interactiveshell import InteractiveShell
+import matplotlib
+matplotlib.use("agg")
+import matplotlib.pyplot as plt
+from sharpjac import plotting
+shell = InteractiveShell.instance()
+plotting.use_book_style()
+fig, ax = plt.subplots(figsize=(4.0, 2.0))
+ax.plot([0, 1], [0, 1])
+data, meta = shell.display_formatter.format(fig)
+png = base64.b64decode(data["image/png"]) if isinstance(data["image/png"], str) else data["image/png"]
+width, height = struct.unpack(">II", png[16:24])  # the PNG header's IHDR width and height
+print(width, height, meta["image/png"]["width"], meta["image/png"]["height"])
+"""
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    width, height, shown_width, shown_height = map(int, done.stdout.split())
+    # a retina PNG has twice the pixels of its displayed size (integer division of odd sizes: +-1 px)
+    assert abs(width - 2 * shown_width) <= 1 and abs(height - 2 * shown_height) <= 1
+    assert shown_width > 100
+
+
+def test_guide_documents_every_concept_colour():
+    from pathlib import Path
+
+    guide = (Path(__file__).resolve().parents[1] / "book" / "guide.md").read_text()
+    section = guide.split("## Colours and figures")[1]
+    for key, hex_colour in plotting.COLORS.items():
+        row = next((line for line in section.splitlines() if f"| `{key}` |" in line), None)
+        assert row is not None, f"the guide's palette table has no row for {key}"
+        assert row.count(hex_colour) == 2, f"the guide's row for {key} does not show {hex_colour}"

@@ -110,11 +110,7 @@ def _plain(values) -> list:
 
 
 def _value_text(v) -> str:
-    """Hover/legend text: a value with at most 3 significant digits as written (0.0001, 0.05), else 3 digits."""
-    if isinstance(v, numbers.Real) and not isinstance(v, (bool, np.bool_)):
-        f = float(v)
-        if math.isfinite(f) and float(f"{f:.3g}") == f:
-            return f"{f:g}"
+    """Hover/legend text of one value (0.05 and 1e-4 as written, measured numbers to 3 digits)."""
     return tables.format_value(v) if isinstance(v, (numbers.Number, np.bool_)) else str(v)
 
 
