@@ -138,3 +138,10 @@ def test_labels_cover_the_internal_columns_chapters_use():
         "sam_rho",
     ):
         assert name in tables.LABELS and tables.LABELS[name] != name, name
+
+
+def test_docstring_examples():
+    import doctest
+
+    result = doctest.testmod(tables, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
+    assert result.attempted > 0 and result.failed == 0
