@@ -446,3 +446,17 @@ def test_figure_without_plotly_shows_its_note_and_raises_nothing(tmp_path, brows
     assert not errors, errors
     note = browser.execute_script(f"return document.querySelector('.{interactive.FIGURE_CLASS}-note').innerText;")
     assert "Interactive figure" in note
+
+
+def test_legend_entry_toggles_its_runs(tiny_site, browser):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    _open(browser, _chapter(tiny_site))
+    entries = browser.find_elements(By.CSS_SELECTOR, ".js-plotly-plot .legend .traces")
+    assert [e.text for e in entries] == ["0", "0.0001", "0.001"]  # one entry per weight decay
+    groups = browser.execute_script("return document.querySelector('.js-plotly-plot').data.map(t => t.legendgroup);")
+    entries[0].find_element(By.CSS_SELECTOR, ".legendtoggle").click()
+    WebDriverWait(browser, 10).until(lambda d: _visible(d) != [True] * len(groups))
+    # both seeds' traces of weight decay 0 are hidden (kept in the legend), the others stay
+    assert _visible(browser) == ["legendonly" if g == groups[0] else True for g in groups]
