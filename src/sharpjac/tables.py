@@ -95,6 +95,18 @@ LABELS: dict[str, str] = {
     "jac_plus_variation": "Jacobian + variation",
     "logit_norm": "mean ‖f(xᵢ)‖",
     "margin": "mean logit margin",
+    # theory chapters (labels as those chapters' figures word them)
+    "path_length": "path length in S",
+    "path_slope": "largest slope along paths in S",
+    "path_lipschitz": "largest chord / path length",
+    "probe_sup": "max ‖Jf‖ on the dense probe",
+    "upper_phi": "(i) upper bound",
+    "lower_phi": "(ii) lower bound max ‖Cᵢ^½Φᵢ‖²/N",
+    "upper_layers": "(i) layer-wise upper bound",
+    "lower_jacobian": "(ii) Jacobian lower bound",
+    "output_change": "output change",
+    "max_abs_diff": "max |λⱼ(G) − λⱼ(K)|",
+    "relative_difference": "relative difference",
     # generalisation
     "gap": "generalisation gap",
     "gap_loss": "gap (test − train loss)",
