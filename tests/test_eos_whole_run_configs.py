@@ -58,3 +58,11 @@ def test_whole_run_grid_and_validation():
         exp.preset("quick", smoothings=(0.0, 1.0))
     with pytest.raises(ValueError, match="measure_every_epochs"):
         exp.preset("quick", measure_every_epochs=0)
+
+
+@pytest.mark.parametrize("name", ["sharpening_eos", "whole_run", "label_smoothing_early"])
+def test_quick_presets_use_at_least_five_seeds(name):
+    # the book reports intervals over seeds: at least five per setting at the quick preset, one at smoke
+    exp = experiments.get(name)
+    assert len(exp.preset("quick").seeds) >= 5
+    assert len(exp.preset("smoke").seeds) == 1
