@@ -69,7 +69,7 @@ register(
         chapter="early_training",
         statement=(
             "The paper claims that early in training sharpness and the Jacobian norm over the training sample rise "
-            "and fall together, for every label-smoothing value."
+            "and fall together (tested here pooled over the label-smoothing values)."
         ),
         statistic=(
             "mean over runs (all smoothing values) of the rank correlation of first differences of sharpness and "
