@@ -10,7 +10,8 @@ What is here:
 
 * **T1 (covering)**: :func:`covering_radius` (the empirical covering radius of a sample, measured
   on a dense probe of :math:`S`), :func:`t1_covering_bound`
-  (:math:`\delta(N,\varepsilon)=2L_g\sqrt d(\log(N/\varepsilon)/N)^{1/d}`), :func:`fit_loglog_slope`,
+  (:math:`\delta(N,\varepsilon)=2L_g\sqrt d(\log(N/\varepsilon)/N)^{1/d}`, refused outside
+  :func:`t1_hypothesis`: :math:`N\ge\log(N/\varepsilon)\ge1`), :func:`fit_loglog_slope`,
   and :func:`holder_curve` (a generator with a cusp, which is *not* Lipschitz).
 * **Proposition A** (the ansatz made two-sided for the Gauss-Newton matrix):
   :func:`proposition_a`.
@@ -33,6 +34,7 @@ from .covering import (
     holder_curve,
     nearest_sample,
     t1_covering_bound,
+    t1_hypothesis,
 )
 from .generalisation import T4Bound, t4_bound, voronoi_weights
 from .intrinsic_dimension import levina_bickel_dimension, twonn_dimension
@@ -51,6 +53,7 @@ __all__ = [
     "covering_radius",
     "nearest_sample",
     "t1_covering_bound",
+    "t1_hypothesis",
     "LogLogFit",
     "fit_loglog_slope",
     "holder_curve",
