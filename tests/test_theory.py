@@ -279,6 +279,25 @@ def test_t2_sandwich_orders_estimates(trained_manifold_net):
     assert res.probe_sup > res.sample_max
 
 
+def test_layer_norm_product_bounds_every_jacobian(trained_manifold_net):
+    ds, model, _ = trained_manifold_net
+    # oracle: product of numpy spectral norms of the Linear weights
+    weights = [m.weight.detach().numpy() for m in model if isinstance(m, torch.nn.Linear)]
+    expected = float(np.prod([np.linalg.norm(w, ord=2) for w in weights]))
+    assert theory.layer_norm_product(model) == pytest.approx(expected, rel=1e-12)
+    # it bounds ||Jf(x)|| everywhere: at the data and far off it (jacfwd + numpy SVD)
+    off = torch.randn(20, ds.x_train.shape[1], dtype=DT, generator=torch.Generator().manual_seed(0)) * 5
+    for x in (ds.x_train, off):
+        J = torch.stack([jacfwd(lambda v: model(v[None])[0])(xi) for xi in x]).detach().numpy()
+        assert np.linalg.norm(J, ord=2, axis=(1, 2)).max() <= expected * (1 + 1e-12)
+    probe = ds.extras["sample_support"](500, seed=5)
+    res = theory.t2_sandwich(model, ds.x_train, probe, num_paths=4, seed=0)
+    assert res.layer_product == pytest.approx(expected, rel=1e-12)
+    assert res.probe_sup <= res.layer_product
+    with pytest.raises(ValueError, match="module=Sigmoid is invalid"):
+        theory.layer_norm_product(torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.Sigmoid()))
+
+
 def test_latent_path_and_polyline_length():
     line = lambda z: torch.cat([z, 2 * z], dim=1)  # noqa: E731 - g(z) = (z, 2z), length sqrt(5)|dz|
     pts = theory.latent_path(line, torch.tensor([0.0], dtype=DT), torch.tensor([1.0], dtype=DT), 11)

@@ -16,7 +16,8 @@ What is here:
 * **Proposition A** (the ansatz made two-sided for the Gauss-Newton matrix):
   :func:`proposition_a`.
 * **T2 (sample Jacobian vs Lipschitz constant)**: :func:`t2_sandwich`, with the path helpers
-  :func:`latent_path` and :func:`polyline_length`.
+  :func:`latent_path` and :func:`polyline_length`, and the certified upper estimate
+  :func:`layer_norm_product`.
 * **T3 (low loss forces a large Jacobian)**: :func:`hardest_pairs`, :func:`t3_lower_bound`,
   :func:`ce_margin`, :func:`t3_ce_bound`, :func:`residual_radius`.
 * **T4 (generalisation)**: :func:`voronoi_weights`, :func:`t4_bound`.
@@ -38,7 +39,7 @@ from .covering import (
 )
 from .generalisation import T4Bound, t4_bound, voronoi_weights
 from .intrinsic_dimension import levina_bickel_dimension, twonn_dimension
-from .lipschitz import T2Sandwich, latent_path, polyline_length, t2_sandwich
+from .lipschitz import T2Sandwich, latent_path, layer_norm_product, polyline_length, t2_sandwich
 from .low_loss import (
     HardestPairs,
     ce_margin,
@@ -63,6 +64,7 @@ __all__ = [
     "polyline_length",
     "T2Sandwich",
     "t2_sandwich",
+    "layer_norm_product",
     "HardestPairs",
     "hardest_pairs",
     "residual_radius",
