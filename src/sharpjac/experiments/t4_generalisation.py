@@ -184,7 +184,8 @@ class T4GeneralisationConfig(StudyConfig):
           ``holds`` (test loss <= bound in every run), ``tau_bound``, ``tau_jacobian``,
           ``tau_sharpness`` (Kendall's :math:`\tau_b` of the bound, the sample-maximum Jacobian and
           the sharpness against the test loss), ``delta_t1``, ``n_vacuous_t1``, ``holds_t1``;
-        * ``mnist``: one row per seed (the same numbers: they depend on ``data_seed`` only): ``n_images``, ``d_twonn``, ``d_levina_bickel``, ``d_rate``
+        * ``mnist``: one row per seed (the same numbers: they depend on ``data_seed`` only):
+          ``n_images``, ``d_twonn``, ``d_levina_bickel``, ``d_rate``
           (the TwoNN estimate rounded, at least 1), ``shrink_1e3_1e6`` (the factor by which
           :math:`(\log(N/\varepsilon)/N)^{1/d}` shrinks from :math:`N=10^3` to :math:`10^6` at
           that ``d_rate``);
@@ -328,7 +329,15 @@ class T4GeneralisationConfig(StudyConfig):
             model, x_d, delta_t1, num_samples=self.lv_samples, ascent_steps=self.lv_ascent_steps, seed=seed
         )
         b = t4_bound(
-            (out - y_clean).abs()[:, 0], weights, delta_t1, 1.0, 1.0, L_star, jac_max, float(phi.max()), vacuous_at=trivial
+            (out - y_clean).abs()[:, 0],
+            weights,
+            delta_t1,
+            1.0,
+            1.0,
+            L_star,
+            jac_max,
+            float(phi.max()),
+            vacuous_at=trivial,
         )
         return {
             "delta_t1": delta_t1,
