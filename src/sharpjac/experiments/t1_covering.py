@@ -101,8 +101,9 @@ def covering_slopes(df: pd.DataFrame, *, by: str = "d") -> pd.DataFrame:
     :math:`\log r` on :math:`\log(\log N/N)` (T1 predicts :math:`1/d`), ``expected`` =
     :math:`-1/d`; ``fit_slope`` with ``fit_low``, ``fit_high``: the slope of :math:`\log r` on
     :math:`\log N` fitted to every sample (not the means) and its 95 % t-interval; ``violations``
-    (samples above T1's bound) out of ``checks`` (samples where the bound is defined); ``max_ratio`` = the largest radius/bound over all rows (below 1 when the
-    bound holds everywhere) and ``min_looseness`` = the smallest bound/radius.
+    (samples above T1's bound) out of ``checks`` (samples where the bound is defined);
+    ``max_ratio`` = the largest radius/bound over all rows (below 1 when the bound holds
+    everywhere) and ``min_looseness`` = the smallest bound/radius.
     """
     rows = []
     for key, sub in df.groupby(by):
