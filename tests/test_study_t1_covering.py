@@ -38,6 +38,11 @@ def test_smoke_tables_and_columns(smoke):
         "stderr",
         "slope_rate",
         "expected",
+        "fit_slope",
+        "fit_low",
+        "fit_high",
+        "violations",
+        "checks",
         "max_ratio",
         "min_looseness",
     ]
@@ -121,6 +126,24 @@ def test_covering_slopes_on_exact_power_laws():
     assert out.loc[1, "slope"] == pytest.approx(-1.0) and out.loc[2, "slope"] == pytest.approx(-0.5)
     assert out.loc[2, "expected"] == -0.5
     assert out.loc[1, "max_ratio"] == pytest.approx(0.5) and out.loc[1, "min_looseness"] == pytest.approx(2.0)
+    assert (out["violations"] == 0).all() and (out["checks"] == len(N)).all()
+
+
+def test_slope_interval_against_scipy_linregress():
+    # oracle: scipy.stats.linregress on (log N, log r) of every sample, t-interval with n - 2 dof
+    from scipy import stats
+
+    rng = np.random.default_rng(0)
+    N = np.repeat([100, 200, 400, 800], 3)
+    r = N ** (-0.5) * np.exp(rng.normal(0, 0.1, N.size))
+    out = t1.covering_slopes(pd.DataFrame({"d": 2, "N": N, "repeat": 0, "radius": r, "bound": 2 * r}))
+    fit = stats.linregress(np.log(N), np.log(r))
+    half = stats.t.ppf(0.975, N.size - 2) * fit.stderr
+    row = out.iloc[0]
+    # the same least-squares fit by two routes: equal to rounding
+    assert row["fit_slope"] == pytest.approx(fit.slope, rel=1e-10)
+    assert (row["fit_low"], row["fit_high"]) == pytest.approx((fit.slope - half, fit.slope + half), rel=1e-10)
+    assert row["fit_low"] < -0.5 < row["fit_high"]  # the noise is small and the true slope -1/2
 
 
 def test_holder_study_columns():

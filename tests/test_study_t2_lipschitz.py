@@ -56,12 +56,15 @@ def test_table_columns_and_sandwich(computed):
         "path_slope",
         "num_probe",
         "num_paths",
+        "layer_product",
         "holds",
         "margin",
     ]
     # the left side and the crude right side bracket the pointwise right side (exact orderings)
     assert (s["sample_max"] <= s["upper_pointwise"]).all() and (s["upper_pointwise"] <= s["upper"] + 1e-12).all()
     assert s["train_mse"].iloc[-1] < s["train_mse"].iloc[0]
+    # the certified product of layer norms bounds every Jacobian estimate (rounding only)
+    assert (s[["sample_max", "probe_sup"]].max(axis=1) <= s["layer_product"] * (1 + 1e-12)).all()
 
 
 def test_numbers_match_independent_oracles(computed):

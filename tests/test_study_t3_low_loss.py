@@ -34,9 +34,9 @@ def computed(tmp_path_factory):
 def test_presets_are_the_chapter_settings():
     smoke, quick = (experiments.get(NAME).preset(p) for p in ("smoke", "quick"))
     assert (smoke.n_train, smoke.widths, smoke.steps, smoke.snapshots) == (60, (16,), 60, (0, 20, 60))
-    assert (quick.n_train, quick.steps, quick.num_pairs) == (100, 1000, 10)
+    assert (quick.n_train, quick.steps, quick.num_pairs, quick.snapshots[-1]) == (100, 4000, 10, 4000)
     tcs = {(lab["labels"], lab["loss"]): tc for lab, tc in quick.runs()}
-    assert len(tcs) == 4 and tcs[("true", "mse")].lr == 0.05 and tcs[("random", "ce")].lr == 0.1
+    assert len(tcs) == 4 and tcs[("true", "mse")].lr == 0.2 and tcs[("random", "ce")].lr == 0.1
     assert tcs[("random", "ce")].dataset_options["label_noise"] == 0.5
     assert all(tc.optimizer == "gd" and tc.momentum == 0.9 and tc.dtype == "float64" for tc in tcs.values())
 
@@ -64,6 +64,10 @@ def test_tables_and_columns(computed):
     assert len(t) == 4 * 2 and set(t["labels"]) == {"true", "random"} and set(t["loss"]) == {"mse", "ce"}
     assert t.loc[t["loss"] == "mse", "eta"].isna().all() and t.loc[t["loss"] == "ce", "rho"].isna().all()
     assert np.allclose(t["bound_theorem"], t["bound_path"] - t["local_variation"])
+    assert (t["in_regime"] == (t["bound_path"] > 0)).all()
+    assert ((0 <= t["n_violations"]) & (t["n_violations"] <= t["n_checked"]) & (t["n_checked"] <= cfg.num_pairs)).all()
+    # a violation is a positive bound above the measured supremum, so there is none where the margin is >= 0
+    assert (t.loc[t["path_margin"] >= 0, "n_violations"] == 0).all()
     c = tables["chords"]
     assert list(c.columns) == ["euclidean_distance", "path_length", "ratio"] and len(c) == cfg.num_pairs
     # a path between two points is at least as long as the straight segment (rounding only)

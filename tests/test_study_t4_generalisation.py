@@ -58,6 +58,10 @@ def test_smoke_tables_and_columns(smoke):
         "trivial",
         "vacuous",
         "L_star",
+        "delta_t1",
+        "local_variation_t1",
+        "total_t1",
+        "vacuous_t1",
     } == set(runs.columns)
     assert list(tables["by_dim"].columns) == [
         "seed",
@@ -71,6 +75,9 @@ def test_smoke_tables_and_columns(smoke):
         "tau_bound",
         "tau_jacobian",
         "tau_sharpness",
+        "delta_t1",
+        "n_vacuous_t1",
+        "holds_t1",
     ]
     assert list(tables["mnist"].columns) == [
         "seed",
@@ -86,6 +93,18 @@ def test_smoke_tables_and_columns(smoke):
         runs["total"], runs[["empirical", "jacobian", "variation", "target"]].sum(axis=1), rtol=1e-12
     )
     assert (runs["test_loss"] <= runs["total"]).all()  # T4 on the probe's covering event
+    # T1's delta(N, eps): the closed form with the generator's L_g, the same for every run of a dimension
+    for d, sub in runs.groupby("d"):
+        lg = cfg.lipschitz
+        expected = 2 * lg * np.sqrt(d) * (np.log(cfg.n_train / cfg.epsilon) / cfg.n_train) ** (1 / d)
+        np.testing.assert_allclose(sub["delta_t1"], expected, rtol=1e-12)
+    # the T1 bound differs from the measured-radius bound only through delta and the local variation
+    np.testing.assert_allclose(
+        runs["total_t1"],
+        runs["empirical"] + runs["delta_t1"] * (runs["jac_max"] + runs["local_variation_t1"] + runs["L_star"]),
+        rtol=1e-12,
+    )
+    assert (runs["vacuous_t1"] == (runs["total_t1"] >= runs["trivial"])).all()
     assert (runs["status"] == "completed").all() and (runs["sharpness"] > 0).all()
     clean, noisy = runs[runs.label_noise == 0], runs[runs.label_noise > 0]
     assert np.array_equal(clean["empirical"], clean["empirical_noisy"])

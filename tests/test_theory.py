@@ -57,7 +57,7 @@ def test_t1_bound_formula_and_hypothesis():
     expected = 2 * L * math.sqrt(d) * (math.log(N / eps) / N) ** (1 / d)
     assert theory.t1_covering_bound(N, eps, d, L) == pytest.approx(expected, rel=1e-14)
     # hypothesis N >= log(N/eps) fails for N=2, eps=0.01 (log 200 = 5.3)
-    with pytest.raises(ValueError, match=r"N=2.*epsilon=0.01.*log\(N/epsilon\)=5.29"):
+    with pytest.raises(ValueError, match=r"N=2, epsilon=0.01 is outside .*log\(N/epsilon\)=5.298"):
         theory.t1_covering_bound(2, 0.01, 1, 1.0)
     # boundary: N = 3, eps = 0.5: log 6 = 1.79 <= 3 is fine
     assert theory.t1_covering_bound(3, 0.5, 1, 1.0) == pytest.approx(2 * math.log(6) / 3)
@@ -65,6 +65,39 @@ def test_t1_bound_formula_and_hypothesis():
         args = dict(N=100, epsilon=0.1, d=2, lipschitz=1.0) | bad
         with pytest.raises(ValueError, match=list(bad)[0]):
             theory.t1_covering_bound(**args)
+
+
+def test_t1_refuses_the_second_half_of_the_hypothesis():
+    # N = 1, eps = 0.99: N >= log(N/eps) = 0.01 holds but log(N/eps) >= 1 does not; the formula would
+    # claim one point covers [0, 1] within 2 * 0.01 = 0.02, which is impossible (the covering radius of
+    # one point of [0, 1] is at least 1/2).
+    assert not theory.t1_hypothesis(1, 0.99)
+    with pytest.raises(ValueError, match=r"N=1, epsilon=0.99 is outside .* N >= log\(N/epsilon\) >= 1"):
+        theory.t1_covering_bound(1, 0.99, 1, 1.0)
+    # N = 1, eps = 0.1: log 10 = 2.3 > N, the first half fails
+    assert not theory.t1_hypothesis(1, 0.1)
+    assert theory.t1_hypothesis(3, 0.5)
+    with pytest.raises(ValueError, match="epsilon=1.5 is invalid"):
+        theory.t1_hypothesis(10, 1.5)
+
+
+@pytest.mark.parametrize("N", [1, 2, 3, 5, 10, 100, 1000])
+@pytest.mark.parametrize("eps", [0.001, 0.1, 0.4, 0.9, 0.99])
+@pytest.mark.parametrize("d", [1, 2, 3])
+def test_t1_hypothesis_is_what_the_proof_needs(N, eps, d):
+    # independent oracle: the proof's grid m = floor((N / log(N/eps))^(1/d)) must have 1 <= m and m^d <= N;
+    # inside the hypothesis both hold (so the union bound m^d eps / N <= eps is valid); outside it the
+    # formula is refused.
+    log_term = math.log(N / eps)
+    inside = theory.t1_hypothesis(N, eps)
+    assert inside == (N >= log_term and log_term >= 1)
+    if inside:
+        m = math.floor((N / log_term) ** (1 / d))
+        assert m >= 1 and m**d <= N
+        theory.t1_covering_bound(N, eps, d, 1.0)
+    else:
+        with pytest.raises(ValueError, match="outside Theorem T1's hypothesis"):
+            theory.t1_covering_bound(N, eps, d, 1.0)
 
 
 def test_fit_loglog_slope_recovers_power_law():
@@ -244,6 +277,25 @@ def test_t2_sandwich_orders_estimates(trained_manifold_net):
     assert res.holds and res.margin >= 0
     # without the local-variation term the upper side fails on this net (probe sup > sample max)
     assert res.probe_sup > res.sample_max
+
+
+def test_layer_norm_product_bounds_every_jacobian(trained_manifold_net):
+    ds, model, _ = trained_manifold_net
+    # oracle: product of numpy spectral norms of the Linear weights
+    weights = [m.weight.detach().numpy() for m in model if isinstance(m, torch.nn.Linear)]
+    expected = float(np.prod([np.linalg.norm(w, ord=2) for w in weights]))
+    assert theory.layer_norm_product(model) == pytest.approx(expected, rel=1e-12)
+    # it bounds ||Jf(x)|| everywhere: at the data and far off it (jacfwd + numpy SVD)
+    off = torch.randn(20, ds.x_train.shape[1], dtype=DT, generator=torch.Generator().manual_seed(0)) * 5
+    for x in (ds.x_train, off):
+        J = torch.stack([jacfwd(lambda v: model(v[None])[0])(xi) for xi in x]).detach().numpy()
+        assert np.linalg.norm(J, ord=2, axis=(1, 2)).max() <= expected * (1 + 1e-12)
+    probe = ds.extras["sample_support"](500, seed=5)
+    res = theory.t2_sandwich(model, ds.x_train, probe, num_paths=4, seed=0)
+    assert res.layer_product == pytest.approx(expected, rel=1e-12)
+    assert res.probe_sup <= res.layer_product
+    with pytest.raises(ValueError, match="module=Sigmoid is invalid"):
+        theory.layer_norm_product(torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.Sigmoid()))
 
 
 def test_latent_path_and_polyline_length():

@@ -21,6 +21,7 @@ from typing import Any, ClassVar
 import numpy as np
 import pandas as pd
 import torch
+from scipy import stats
 
 from ..theory import covering_radius, fit_loglog_slope, holder_curve, t1_covering_bound
 from ..theory._common import _derive
@@ -98,8 +99,11 @@ def covering_slopes(df: pd.DataFrame, *, by: str = "d") -> pd.DataFrame:
     ``slope`` of :math:`\log r` on :math:`\log N` (T1 predicts about :math:`-1/d`, a little
     shallower because of the logarithm), its ``stderr``, ``slope_rate``, the slope of
     :math:`\log r` on :math:`\log(\log N/N)` (T1 predicts :math:`1/d`), ``expected`` =
-    :math:`-1/d`, and ``max_ratio`` = the largest radius/bound over all rows (below 1 when the
-    bound holds everywhere) and ``min_looseness`` = the smallest bound/radius.
+    :math:`-1/d`; ``fit_slope`` with ``fit_low``, ``fit_high``: the slope of :math:`\log r` on
+    :math:`\log N` fitted to every sample (not the means) and its 95 % t-interval; ``violations``
+    (samples above T1's bound) out of ``checks`` (samples where the bound is defined);
+    ``max_ratio`` = the largest radius/bound over all rows (below 1 when the bound holds
+    everywhere) and ``min_looseness`` = the smallest bound/radius.
     """
     rows = []
     for key, sub in df.groupby(by):
@@ -108,6 +112,9 @@ def covering_slopes(df: pd.DataFrame, *, by: str = "d") -> pd.DataFrame:
         fit_n = fit_loglog_slope(N, mean.values)
         fit_r = fit_loglog_slope(np.log(N) / N, mean.values)
         ratio = (sub["radius"] / sub["bound"]).replace([np.inf, -np.inf], np.nan)
+        # every sample its own point: the slope with a 95 % t-interval (n - 2 degrees of freedom)
+        fit_all = fit_loglog_slope(sub["N"].values.astype(float), sub["radius"].values)
+        half = float(stats.t.ppf(0.975, len(sub) - 2)) * fit_all.stderr if len(sub) > 2 else float("nan")
         rows.append(
             {
                 by: key,
@@ -115,6 +122,11 @@ def covering_slopes(df: pd.DataFrame, *, by: str = "d") -> pd.DataFrame:
                 "stderr": fit_n.stderr,
                 "slope_rate": fit_r.slope,
                 "expected": -1.0 / key if by == "d" else float("nan"),
+                "fit_slope": fit_all.slope,
+                "fit_low": fit_all.slope - half,
+                "fit_high": fit_all.slope + half,
+                "violations": int((sub["radius"] > sub["bound"]).sum()),
+                "checks": int(sub["bound"].notna().sum()),
                 "max_ratio": float(ratio.max()),
                 "min_looseness": float((1 / ratio).min()),
             }

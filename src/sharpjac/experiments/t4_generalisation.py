@@ -175,13 +175,17 @@ class T4GeneralisationConfig(StudyConfig):
           ``delta, jac_max, local_variation, sharpness`` (top Hessian eigenvalue of the training
           MSE at the end, from the run's record), ``trivial`` (test loss of the best constant
           predictor, the sample mean of :math:`f^*`), ``vacuous`` (``total >= trivial``),
-          ``L_star``;
+          ``L_star``; and the bound with T1's covering function instead of the measured radius:
+          ``delta_t1`` (:math:`\delta(N,\varepsilon)=2L_g\sqrt d(\log(N/\varepsilon)/N)^{1/d}`,
+          ``epsilon`` and the generator's :math:`L_g`), ``local_variation_t1`` (searched on balls of
+          that radius), ``total_t1``, ``vacuous_t1``;
         * ``by_dim``: one row per (seed, d): ``delta``, ``n_runs``, ``n_vacuous``, ``best_ratio``
           (smallest bound / test loss), ``dominant`` (the runs' largest terms, comma-joined),
           ``holds`` (test loss <= bound in every run), ``tau_bound``, ``tau_jacobian``,
           ``tau_sharpness`` (Kendall's :math:`\tau_b` of the bound, the sample-maximum Jacobian and
-          the sharpness against the test loss);
-        * ``mnist``: one row per seed: ``n_images``, ``d_twonn``, ``d_levina_bickel``, ``d_rate``
+          the sharpness against the test loss), ``delta_t1``, ``n_vacuous_t1``, ``holds_t1``;
+        * ``mnist``: one row per seed (the same numbers: they depend on ``data_seed`` only):
+          ``n_images``, ``d_twonn``, ``d_levina_bickel``, ``d_rate``
           (the TwoNN estimate rounded, at least 1), ``shrink_1e3_1e6`` (the factor by which
           :math:`(\log(N/\varepsilon)/N)^{1/d}` shrinks from :math:`N=10^3` to :math:`10^6` at
           that ``d_rate``);
@@ -191,7 +195,7 @@ class T4GeneralisationConfig(StudyConfig):
         from .. import data as _data
 
         dt = getattr(torch, self.dtype)
-        run_rows, dim_rows, mnist_rows = [], [], []
+        run_rows, dim_rows = [], []
         for seed in self.seeds:
             for d in self.dims:
                 ds = _data.load("manifold", seed=self.data_seed, dtype=dt, **self._data_options(d))
@@ -199,6 +203,8 @@ class T4GeneralisationConfig(StudyConfig):
                 probe = ds.extras["sample_support"](self.num_probe, seed=_derive(self.data_seed, 4))
                 y_probe = ds.extras["target_fn"](probe)
                 delta = covering_radius(probe, x)
+                # T1's covering function for this generator: the theorem's probabilistic statement
+                delta_t1 = t1_covering_bound(self.n_train, self.epsilon, int(d), float(ds.extras["lipschitz"]))
                 weights = voronoi_weights(x, probe)
                 L_star = float(ds.extras["target_lipschitz"])
                 trivial = float((y_probe - y_clean.mean()).abs().mean())
@@ -215,6 +221,7 @@ class T4GeneralisationConfig(StudyConfig):
                         self._evaluate(
                             tr, x, y_clean, y_train, probe, y_probe, delta, weights, L_star, trivial, seed=seed
                         )
+                        | self._evaluate_t1(tr, x, y_clean, weights, delta_t1, L_star, trivial, seed=seed)
                         | {"seed": seed, "d": int(d), "name": name}
                     )
                 frame = pd.DataFrame(rows)
@@ -232,9 +239,13 @@ class T4GeneralisationConfig(StudyConfig):
                         "tau_bound": analysis.kendall(frame["total"], frame["test_loss"]),
                         "tau_jacobian": analysis.kendall(frame["jac_max"], frame["test_loss"]),
                         "tau_sharpness": analysis.kendall(frame["sharpness"], frame["test_loss"]),
+                        "delta_t1": delta_t1,
+                        "n_vacuous_t1": int(frame["vacuous_t1"].sum()),
+                        "holds_t1": bool((frame["test_loss"] <= frame["total_t1"]).all()),
                     }
                 )
-            mnist_rows.append({"seed": seed} | self._mnist_dimension())
+        mnist_dim = self._mnist_dimension()  # depends on data_seed only: computed once, one row per seed
+        mnist_rows = [{"seed": seed} | mnist_dim for seed in self.seeds]
         runs = pd.DataFrame(run_rows)
         lead = ["seed", "d", "name"]
         runs = runs[lead + [c for c in runs.columns if c not in lead]]
@@ -298,6 +309,41 @@ class T4GeneralisationConfig(StudyConfig):
             "trivial": trivial,
             "vacuous": bool(clean.vacuous),
             "L_star": L_star,
+        }
+
+    def _evaluate_t1(
+        self, tr, x, y_clean, weights, delta_t1: float, L_star: float, trivial: float, *, seed: int
+    ) -> dict[str, Any]:
+        r"""T4 with :math:`\delta=\delta(N,\varepsilon)` from T1 (the theorem's probabilistic statement).
+
+        The local variation is searched on the balls :math:`B(x_i,\delta(N,\varepsilon))`; the
+        Voronoi weights are the probe's (they do not depend on :math:`\delta`).
+        """
+        model = tr.final
+        dev = next(model.parameters()).device
+        x_d = x.to(dev)
+        with torch.no_grad():
+            out = model(x_d).cpu()
+        jac_max = float(_jac.jacobian_norms(model, x_d).max())
+        phi = _jac.local_variation(
+            model, x_d, delta_t1, num_samples=self.lv_samples, ascent_steps=self.lv_ascent_steps, seed=seed
+        )
+        b = t4_bound(
+            (out - y_clean).abs()[:, 0],
+            weights,
+            delta_t1,
+            1.0,
+            1.0,
+            L_star,
+            jac_max,
+            float(phi.max()),
+            vacuous_at=trivial,
+        )
+        return {
+            "delta_t1": delta_t1,
+            "local_variation_t1": float(phi.max()),
+            "total_t1": b.total,
+            "vacuous_t1": bool(b.vacuous),
         }
 
     def _mnist_dimension(self) -> dict[str, Any]:

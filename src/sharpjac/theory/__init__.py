@@ -10,12 +10,14 @@ What is here:
 
 * **T1 (covering)**: :func:`covering_radius` (the empirical covering radius of a sample, measured
   on a dense probe of :math:`S`), :func:`t1_covering_bound`
-  (:math:`\delta(N,\varepsilon)=2L_g\sqrt d(\log(N/\varepsilon)/N)^{1/d}`), :func:`fit_loglog_slope`,
+  (:math:`\delta(N,\varepsilon)=2L_g\sqrt d(\log(N/\varepsilon)/N)^{1/d}`, refused outside
+  :func:`t1_hypothesis`: :math:`N\ge\log(N/\varepsilon)\ge1`), :func:`fit_loglog_slope`,
   and :func:`holder_curve` (a generator with a cusp, which is *not* Lipschitz).
 * **Proposition A** (the ansatz made two-sided for the Gauss-Newton matrix):
   :func:`proposition_a`.
 * **T2 (sample Jacobian vs Lipschitz constant)**: :func:`t2_sandwich`, with the path helpers
-  :func:`latent_path` and :func:`polyline_length`.
+  :func:`latent_path` and :func:`polyline_length`, and the certified upper estimate
+  :func:`layer_norm_product`.
 * **T3 (low loss forces a large Jacobian)**: :func:`hardest_pairs`, :func:`t3_lower_bound`,
   :func:`ce_margin`, :func:`t3_ce_bound`, :func:`residual_radius`.
 * **T4 (generalisation)**: :func:`voronoi_weights`, :func:`t4_bound`.
@@ -33,10 +35,11 @@ from .covering import (
     holder_curve,
     nearest_sample,
     t1_covering_bound,
+    t1_hypothesis,
 )
 from .generalisation import T4Bound, t4_bound, voronoi_weights
 from .intrinsic_dimension import levina_bickel_dimension, twonn_dimension
-from .lipschitz import T2Sandwich, latent_path, polyline_length, t2_sandwich
+from .lipschitz import T2Sandwich, latent_path, layer_norm_product, polyline_length, t2_sandwich
 from .low_loss import (
     HardestPairs,
     ce_margin,
@@ -51,6 +54,7 @@ __all__ = [
     "covering_radius",
     "nearest_sample",
     "t1_covering_bound",
+    "t1_hypothesis",
     "LogLogFit",
     "fit_loglog_slope",
     "holder_curve",
@@ -60,6 +64,7 @@ __all__ = [
     "polyline_length",
     "T2Sandwich",
     "t2_sandwich",
+    "layer_norm_product",
     "HardestPairs",
     "hardest_pairs",
     "residual_radius",

@@ -74,12 +74,43 @@ def covering_radius(support: Tensor, sample: Tensor, *, chunk_size: int = 2048) 
     return float(dist.max())
 
 
+def _check_epsilon(epsilon: Any) -> float:
+    if isinstance(epsilon, bool) or not isinstance(epsilon, (int, float, np.floating)) or not 0 < epsilon < 1:
+        raise ValueError(f"epsilon={epsilon!r} is invalid; accepted: a number in (0, 1)")
+    return float(epsilon)
+
+
+def t1_hypothesis(N: int, epsilon: float) -> bool:
+    r"""Whether :math:`(N,\varepsilon)` satisfies Theorem T1's hypothesis :math:`N\ge\log(N/\varepsilon)\ge1`.
+
+    Both halves are needed by the proof: with :math:`m=\lfloor(N/\log(N/\varepsilon))^{1/d}\rfloor`,
+    :math:`N\ge\log(N/\varepsilon)` gives :math:`m\ge1`, and :math:`\log(N/\varepsilon)\ge1` gives
+    :math:`m^d\le N`, the step :math:`m^d\varepsilon/N\le\varepsilon` of the union bound. Example:
+    :math:`N=1,\varepsilon=0.99` satisfies the first half (:math:`1\ge\log(1/0.99)\approx0.01`) but
+    not the second.
+
+    Args:
+        N: sample size (>= 1).
+        epsilon: failure probability, in (0, 1).
+
+    Returns:
+        bool.
+    """
+    N = _check_positive_int("N", N)
+    epsilon = _check_epsilon(epsilon)
+    log_term = math.log(N / epsilon)
+    return bool(N >= log_term >= 1.0)
+
+
 def t1_covering_bound(N: int, epsilon: float, d: int, lipschitz: float) -> float:
     r"""Theorem T1's covering function :math:`\delta(N,\varepsilon)=2L_g\sqrt d\,(\log(N/\varepsilon)/N)^{1/d}`.
 
     For :math:`\mu=g_\#\mathrm{Unif}[0,1]^d` with :math:`g` :math:`L_g`-Lipschitz, an i.i.d.
     :math:`N`-sample covers the support with balls of this radius with probability at least
-    :math:`1-\varepsilon`, provided :math:`N\ge\log(N/\varepsilon)`.
+    :math:`1-\varepsilon`, provided :math:`N\ge\log(N/\varepsilon)\ge1` (:func:`t1_hypothesis`).
+    Outside the hypothesis the formula is refused: it can claim the impossible (for
+    :math:`N=1,\varepsilon=0.99,d=1,L_g=1` it would give :math:`\approx0.02`, one point covering
+    :math:`[0,1]`).
 
     Args:
         N: sample size (>= 1).
@@ -91,19 +122,18 @@ def t1_covering_bound(N: int, epsilon: float, d: int, lipschitz: float) -> float
         float.
 
     Raises:
-        ValueError: the hypothesis :math:`N\ge\log(N/\varepsilon)` fails (message names N,
+        ValueError: the hypothesis :math:`N\ge\log(N/\varepsilon)\ge1` fails (one line naming N,
             epsilon and log(N/epsilon)), or an argument is out of range.
     """
     N = _check_positive_int("N", N)
     d = _check_positive_int("d", d)
-    if isinstance(epsilon, bool) or not isinstance(epsilon, (int, float, np.floating)) or not 0 < epsilon < 1:
-        raise ValueError(f"epsilon={epsilon!r} must be a number in (0, 1)")
+    epsilon = _check_epsilon(epsilon)
     lipschitz = _check_nonneg("lipschitz", lipschitz)
     log_term = math.log(N / epsilon)
-    if N < log_term:
+    if not t1_hypothesis(N, epsilon):
         raise ValueError(
-            f"Theorem T1 needs N >= log(N/epsilon); got N={N}, epsilon={epsilon!r}, "
-            f"log(N/epsilon)={log_term:.4g}. Use a larger N or a larger epsilon."
+            f"N={N}, epsilon={epsilon!r} is outside Theorem T1's hypothesis: log(N/epsilon)={log_term:.4g}; "
+            "accepted: N >= log(N/epsilon) >= 1"
         )
     return 2.0 * lipschitz * math.sqrt(d) * (log_term / N) ** (1.0 / d)
 

@@ -60,6 +60,42 @@ def polyline_length(points: Tensor) -> Tensor:
 # --------------------------------------------------------------------------------------------
 
 
+#: activations whose derivative lies in [-1, 1] everywhere (1-Lipschitz), for :func:`layer_norm_product`
+_ONE_LIPSCHITZ = (nn.Tanh, nn.ReLU, nn.Identity, nn.Flatten)
+
+
+def layer_norm_product(model: nn.Module) -> float:
+    r"""A certified upper bound :math:`\prod_l\|W_l\|_2` on :math:`\sup_x\|Jf(x)\|` for a feed-forward net.
+
+    For :math:`f=W_L\sigma(\dots\sigma(W_1x+b_1)\dots)+b_L` with 1-Lipschitz activations
+    (:math:`|\sigma'|\le1`: tanh, ReLU), :math:`Jf(x)=W_L D_{L-1}(x)W_{L-1}\cdots D_1(x)W_1` with
+    diagonal :math:`\|D_l(x)\|\le1`, so by submultiplicativity
+    :math:`\|Jf(x)\|_2\le\prod_l\|W_l\|_2` at **every** input :math:`x` (on :math:`S` and off it).
+    It is an upper estimate of :math:`\sup_S\|Jf\|`, usually loose by a large factor.
+
+    Args:
+        model: an ``nn.Sequential`` (e.g. :class:`sharpjac.models.MLP`) of ``nn.Linear`` layers and
+            1-Lipschitz activations (``Tanh``, ``ReLU``, ``Identity``, ``Flatten``).
+
+    Returns:
+        float.
+
+    Raises:
+        ValueError: a module of another kind (one line naming it).
+    """
+    if not isinstance(model, nn.Sequential):
+        raise ValueError(f"model={type(model).__name__} is invalid; accepted: an nn.Sequential of Linear layers")
+    prod = 1.0
+    for module in model:
+        if isinstance(module, nn.Linear):
+            prod *= float(torch.linalg.matrix_norm(module.weight.detach().to(torch.float64), ord=2))
+        elif not isinstance(module, _ONE_LIPSCHITZ):
+            raise ValueError(
+                f"module={type(module).__name__} is invalid; accepted: Linear, Tanh, ReLU, Identity, Flatten"
+            )
+    return prod
+
+
 @dataclass(frozen=True)
 class T2Sandwich:
     r"""Both sides of Theorem T2, and the estimates of the quantity in between.
@@ -85,6 +121,8 @@ class T2Sandwich:
         path_slope: largest segment slope :math:`\|f(p_{j+1})-f(p_j)\|/\|p_{j+1}-p_j\|` along the
             paths (a finer estimate of the Lipschitz constant along :math:`S`; nan without paths).
         num_probe, num_paths: sizes used.
+        layer_product: :math:`\prod_l\|W_l\|_2` (:func:`layer_norm_product`), a certified upper
+            bound on :math:`\sup_x\|Jf(x)\|` (nan for models it does not apply to).
     """
 
     sample_max: float
@@ -97,6 +135,7 @@ class T2Sandwich:
     path_slope: float
     num_probe: int
     num_paths: int
+    layer_product: float = float("nan")
 
     @property
     def holds(self) -> bool:
@@ -159,6 +198,10 @@ def t2_sandwich(
     """
     if radius is None:
         radius = covering_radius(support_probe, x_sample)
+    try:
+        layer_product = layer_norm_product(model)
+    except ValueError:  # not a plain feed-forward net of 1-Lipschitz activations
+        layer_product = float("nan")
     radius = _check_nonneg("radius", radius)
     with torch.no_grad():
         js = _jac.jacobian_norms(model, x_sample, "spectral", chunk_size=chunk_size)
@@ -198,4 +241,5 @@ def t2_sandwich(
         path_slope=path_slope,
         num_probe=int(jp.shape[0]),
         num_paths=n_paths,
+        layer_product=layer_product,
     )
