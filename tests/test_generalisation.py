@@ -310,3 +310,30 @@ def test_workload_counts_distinct_runs_updates_and_measurements(tmp_path):
         "smoke",
     ).workload()
     assert sam["gradient_passes"] > sam["updates"]
+
+
+def test_end_measurements_baselines_logit_norm_and_margin_against_loops():
+    torch.manual_seed(2)
+    net = nn.Sequential(nn.Flatten(), nn.Linear(5, 3)).double()
+    x, xt = torch.randn(13, 5, dtype=torch.float64), torch.randn(4, 5, dtype=torch.float64)
+    y = torch.randint(0, 3, (13,))
+    kw = dict(radius=1.0, centres=2, samples=2, ascent_steps=0, test_points=3, seed=0, chunk_size=4)
+    out = G.end_measurements(net, x, xt, y_train=y, y_test=torch.zeros(4, dtype=torch.long), loss="ce", **kw)
+    norms, margins = [], []
+    with torch.no_grad():
+        for i in range(len(x)):
+            f = net(x[i : i + 1])[0].tolist()
+            norms.append(sum(v * v for v in f) ** 0.5)
+            margins.append(f[int(y[i])] - max(v for k, v in enumerate(f) if k != int(y[i])))
+    # float64 throughout: only summation order differs from the loop
+    assert out.logit_norm == pytest.approx(sum(norms) / len(norms), rel=1e-12)
+    assert out.margin == pytest.approx(sum(margins) / len(margins), rel=1e-12, abs=1e-12)
+    # labelled by the network's own prediction, the margin is the gap between the top two outputs
+    with torch.no_grad():
+        top2 = net(x).topk(2, dim=1).values
+    own = G.end_measurements(net, x, xt, y_train=net(x).argmax(dim=1), **kw).margin
+    assert own == pytest.approx(float((top2[:, 0] - top2[:, 1]).mean()), rel=1e-12) and own > out.margin
+    # the output norm needs no labels; the margin does
+    bare = G.end_measurements(net, x, xt, **kw)
+    assert bare.logit_norm == pytest.approx(out.logit_norm, rel=1e-12) and np.isnan(bare.margin)
+    assert set(out.as_dict()) == set(G.END_COLUMNS)

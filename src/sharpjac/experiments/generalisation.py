@@ -13,7 +13,11 @@ baseline** and measure, at the end of every run,
   (:func:`end_measurements`): the **local variation** of the Jacobian
   :math:`V_i=\sup_{x'\in B(x_i,r)}\|Jf(x')-Jf(x_i)\|_2` at a fixed set of training points
   (:func:`sharpjac.jacobians.local_variation`; its maximum and mean), and the Jacobian statistics
-  on test points (how far the sample maximum is from the Jacobian on unseen data).
+  on test points (how far the sample maximum is from the Jacobian on unseen data);
+* two **baseline predictors** of the gap that need neither the Hessian nor the Jacobian: the
+  mean output norm ``logit_norm`` :math:`=\frac1N\sum_i\|f(x_i)\|_2` and the mean logit margin
+  ``margin`` :math:`=\frac1N\sum_i\big(f(x_i)_{y_i}-\max_{k\ne y_i}f(x_i)_k\big)` over the
+  training points (beside ``train_loss`` and ``param_norm`` of the training record).
 
 Sharing runs
 ------------
@@ -87,6 +91,8 @@ END_COLUMNS = (
     "train_loss_unsmoothed",
     "test_loss_unsmoothed",
     "gap_loss_unsmoothed",
+    "logit_norm",
+    "margin",
 )
 
 #: Changes a grid point may make to the baseline (TrainConfig field names).
@@ -375,7 +381,7 @@ class GeneralisationConfig(ExperimentConfig):
             "samples": self.variation_samples,
             "ascent_steps": self.variation_ascent_steps,
             "test_points": self.test_jacobian_points,
-            "version": 2,
+            "version": 3,
         }
 
 
@@ -667,6 +673,8 @@ class EndMeasurements:
     train_loss_unsmoothed: float
     test_loss_unsmoothed: float
     gap_loss_unsmoothed: float
+    logit_norm: float
+    margin: float
 
     def as_dict(self) -> dict[str, float]:
         return dataclasses.asdict(self)
@@ -699,7 +707,11 @@ def end_measurements(
     * with ``loss`` and the labels: ``train_loss_unsmoothed``, ``test_loss_unsmoothed`` (mean
       data loss **without** label smoothing on the whole training / test set) and their difference
       ``gap_loss_unsmoothed``. The training record's losses are the objective's (smoothed for a
-      label-smoothed run), so these put every run's gap on the same loss.
+      label-smoothed run), so these put every run's gap on the same loss;
+    * ``logit_norm``: :math:`\frac1N\sum_{i=1}^N\|f(x_i)\|_2` over the whole training set
+      (outputs ``[N, K]``);
+    * ``margin`` (needs ``y_train``; NaN without): :math:`\frac1N\sum_{i=1}^N\big(f(x_i)_{y_i}
+      -\max_{k\ne y_i}f(x_i)_k\big)`, negative for a misclassified point.
 
     A model with batch norm is measured in eval mode (as the training record is) and put back in
     the mode it was in.
@@ -710,7 +722,7 @@ def end_measurements(
             :func:`~sharpjac.jacobians.local_variation`. test_points: >= 1. seed: keyword-only.
         y_train, y_test: class labels ``[N]``, ``[M]`` (needed with ``loss``).
         loss: ``"ce"`` or ``"mse"`` (None: skip the unsmoothed losses, NaN).
-        chunk_size: inputs per forward pass for the losses.
+        chunk_size: inputs per forward pass for the outputs and the losses.
     """
     from .. import jacobians
     from .. import losses as _losses
@@ -732,6 +744,17 @@ def end_measurements(
             model, x_train[idx], float(radius), num_samples=samples, ascent_steps=ascent_steps, seed=int(seed)
         )
         ts = jacobians.jacobian_stats(model, x_test[:test_points])
+        with torch.no_grad():
+            out_train = torch.cat(
+                [model(x_train[a : a + chunk_size]).double() for a in range(0, len(x_train), chunk_size)]
+            )
+        logit_norm = float(out_train.flatten(1).norm(dim=1).mean())
+        margin = float("nan")
+        if y_train is not None and out_train.shape[1] > 1:
+            yy = y_train.to(out_train.device).long()
+            true = out_train.gather(1, yy[:, None])[:, 0]
+            others = out_train.scatter(1, yy[:, None], float("-inf"))
+            margin = float((true - others.max(dim=1).values).mean())
         plain = {}
         if loss is not None:
             if y_train is None or y_test is None:
@@ -762,6 +785,8 @@ def end_measurements(
         train_loss_unsmoothed=plain.get("train", nan),
         test_loss_unsmoothed=plain.get("test", nan),
         gap_loss_unsmoothed=plain.get("test", nan) - plain.get("train", nan),
+        logit_norm=logit_norm,
+        margin=margin,
     )
 
 
