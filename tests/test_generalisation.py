@@ -337,3 +337,23 @@ def test_end_measurements_baselines_logit_norm_and_margin_against_loops():
     bare = G.end_measurements(net, x, xt, **kw)
     assert bare.logit_norm == pytest.approx(out.logit_norm, rel=1e-12) and np.isnan(bare.margin)
     assert set(out.as_dict()) == set(G.END_COLUMNS)
+
+
+def test_paired_values_aligns_treated_and_control_runs():
+    final = pd.DataFrame(
+        {
+            "lr": [0.2, 0.2, 0.2, 0.2, 0.8, 0.8, 0.8],
+            "weight_decay": [0.0, 0.0, 0.003, 0.003, 0.0, 0.003, 0.003],
+            "seed": [1, 0, 0, 1, 0, 0, 1],
+            "s": [10.0, 11.0, 12.0, 13.0, 14.0, 15.0, 16.0],
+        }
+    )
+    a, b = G.paired_values(final, "s", {"weight_decay": 0.003}, {"weight_decay": 0.0}, pair_on=["lr", "seed"])
+    # pairs (lr, seed): (0.2, 0) -> 12 vs 11, (0.2, 1) -> 13 vs 10, (0.8, 0) -> 15 vs 14; (0.8, 1) has no control
+    assert a.tolist() == [12.0, 13.0, 15.0] and b.tolist() == [11.0, 10.0, 14.0]
+    a, b = G.paired_values(final[final.lr == 0.2], "s", {"weight_decay": 0.003}, {"weight_decay": 0.0})
+    assert a.tolist() == [12.0, 13.0] and b.tolist() == [11.0, 10.0]
+    with pytest.raises(ValueError, match="one run per pair"):
+        G.paired_values(final, "s", {"weight_decay": 0.003}, {"weight_decay": 0.0})
+    with pytest.raises(ValueError, match="column 'x'"):
+        G.paired_values(final, "x", {"weight_decay": 0.003}, {"weight_decay": 0.0})

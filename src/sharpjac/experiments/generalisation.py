@@ -77,7 +77,15 @@ __all__ = [
     "nearest_neighbour_radius",
     "final_measurements",
     "run_grid",
+    "PREDICTORS",
+    "BASELINES",
+    "paired_values",
 ]
+
+#: End-of-training quantities the flat-minima chapters compare as predictors of the gap.
+PREDICTORS = ("sharpness", "jac_spectral_max", "jac_spectral_mean", "jac_frobenius_max", "jac_frobenius_mean")
+#: Baseline predictors beside them: they need neither the Hessian nor the input Jacobian.
+BASELINES = ("train_loss", "param_norm", "logit_norm", "margin")
 
 #: Columns added by :func:`end_measurements` (filled on each run's last row only).
 END_COLUMNS = (
@@ -904,6 +912,49 @@ def final_measurements(records: pd.DataFrame, by=None) -> pd.DataFrame:
         raise ValueError("final_measurements needs at least one column identifying the runs (by=...)")
     idx = records.groupby(by, sort=False, dropna=False)["step"].idxmax()
     return records.loc[idx.to_numpy()].reset_index(drop=True)
+
+
+def paired_values(
+    final: pd.DataFrame, column: str, treated: dict[str, Any], control: dict[str, Any], *, pair_on=("seed",)
+) -> tuple[np.ndarray, np.ndarray]:
+    r"""The values of ``column`` for the treated and the control runs, aligned pair by pair.
+
+    The runs matching every label of ``treated`` (e.g. ``{"weight_decay": 0.003}``) are paired
+    with those matching ``control`` (e.g. ``{"weight_decay": 0.0}``) that share the values of
+    ``pair_on`` (e.g. the seed, or the learning rate and the seed). The paired difference
+    :math:`a_k-b_k` (or :math:`\log a_k-\log b_k`) is then the effect of the intervention on run
+    pair :math:`k`, to be summarised by :func:`sharpjac.analysis.difference_ci` with ``paired=True``.
+
+    Args:
+        final: one row per run (:func:`final_measurements`), with the label and ``pair_on`` columns.
+        column: the measured quantity.
+        treated, control: label column -> value (floats compared with a relative tolerance of 1e-9).
+        pair_on: columns that identify a pair (each pair must be unique on both sides).
+
+    Returns:
+        ``(a, b)``, float arrays of shape ``[n_pairs]`` in the order of ``pair_on`` (pairs missing a
+        side are dropped).
+    """
+    pair_on = [pair_on] if isinstance(pair_on, str) else list(pair_on)
+    for c in [column, *pair_on, *treated, *control]:
+        if c not in final:
+            raise ValueError(f"column {c!r} is not in the frame; columns: {list(final.columns)}")
+
+    def select(labels: dict[str, Any]) -> pd.DataFrame:
+        keep = np.ones(len(final), dtype=bool)
+        for k, v in labels.items():
+            col = final[k]
+            if _is_num(v) and not isinstance(v, bool):
+                keep &= np.isclose(col.to_numpy(float), float(v), rtol=1e-9, atol=0.0)
+            else:
+                keep &= (col == v).to_numpy()
+        part = final.loc[keep, [*pair_on, column]]
+        if part.duplicated(pair_on).any():
+            raise ValueError(f"labels {labels} select several runs per {pair_on}; accepted: one run per pair")
+        return part
+
+    both = select(treated).merge(select(control), on=pair_on, suffixes=("_a", "_b")).sort_values(pair_on)
+    return both[f"{column}_a"].to_numpy(float), both[f"{column}_b"].to_numpy(float)
 
 
 # ------------------------------------------------------------------------------------------------
