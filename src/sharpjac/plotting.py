@@ -22,10 +22,31 @@ from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 #: The book's palette (colour-blind safe), used in this order for categories.
 PALETTE = sns.color_palette("colorblind")
 
-#: Fixed colours for the two quantities the book is about, on every page.
-SHARPNESS_COLOR = PALETTE[0]
-JACOBIAN_COLOR = PALETTE[1]
-BOUND_COLOR = PALETTE[7]
+#: One colour per concept, the same on every page and in every figure (static or interactive).
+#: Mostly the colour-blind-safe palette above; the guide page ("Colours and figures") lists them.
+#: A swept hyper-parameter (step size, weight decay, ...) never uses these: see :func:`sweep_colors`.
+COLORS: dict[str, str] = {
+    "sharpness": "#0173b2",  # blue: lambda_max of the loss Hessian
+    "gn": "#56b4e9",  # sky blue: the Gauss-Newton part of the sharpness (a lighter sharpness)
+    "jacobian": "#de8f05",  # orange: the input-output Jacobian statistics
+    "first_layer": "#ca9161",  # tan: the first-layer weight norm (a factor of the Jacobian bound)
+    "curvature": "#cc78bc",  # pink: the output-curvature term
+    "gap": "#029e73",  # green: the generalisation gap
+    "train_loss": "#d55e00",  # vermillion
+    "test_loss": "#882255",  # wine
+    "bound": "#949494",  # grey: theoretical bounds
+    "edge": "#222222",  # near black: the stability threshold 2/eta
+    "baseline": "#999933",  # olive: baseline predictors (train loss, norms, margin)
+}
+
+#: Fixed colours for the two quantities the book is about, on every page (aliases of :data:`COLORS`).
+SHARPNESS_COLOR = COLORS["sharpness"]
+JACOBIAN_COLOR = COLORS["jacobian"]
+BOUND_COLOR = COLORS["bound"]
+
+#: The sequential colour map of swept hyper-parameters; a purple ramp, a hue no concept uses.
+SWEEP_CMAP = "Purples"
+_SWEEP_RANGE = (0.4, 1.0)  # the light end of "Purples" is too pale to read on white
 
 
 def use_book_style() -> None:
@@ -56,7 +77,7 @@ def subplots(nrows: int = 1, ncols: int = 1, *, width: float | None = None, heig
 def edge_of_stability(ax, lr: float, *, color=None, label: bool = True) -> None:
     """Draw the stability threshold $2/\\eta$ of full-batch gradient descent as a dashed line."""
     ax.axhline(
-        2.0 / lr, ls="--", lw=1.0, color=color or BOUND_COLOR, label=f"$2/\\eta$ = {2.0 / lr:.3g}" if label else None
+        2.0 / lr, ls="--", lw=1.0, color=color or COLORS["edge"], label=f"$2/\\eta$ = {2.0 / lr:.3g}" if label else None
     )
 
 
@@ -76,6 +97,34 @@ def legend_outside(ax, *, title: str | None = None) -> None:
 def category_colors(labels: Sequence) -> dict:
     """Map each label to a palette colour, in order, consistently across figures of a page."""
     return {label: PALETTE[i % len(PALETTE)] for i, label in enumerate(labels)}
+
+
+def sweep_colors(values) -> dict:
+    """Ordered sequential colours for the values of a swept hyper-parameter.
+
+    The distinct ``values`` are sorted (numerically when they are all numbers, otherwise kept in
+    their first-seen order) and mapped to evenly spaced points of :data:`SWEEP_CMAP`, light for the
+    smallest and dark for the largest, so that the order of the colours is the order of the values.
+    None of the colours is a concept colour of :data:`COLORS`. Returns ``{value: "#rrggbb"}``.
+
+    Example:
+        >>> sweep_colors([0.2, 0.05, 0.1, 0.05])  # doctest: +ELLIPSIS
+        {0.05: '#...', 0.1: '#...', 0.2: '#...'}
+    """
+    distinct = list(dict.fromkeys(values))
+    try:
+        numeric = [float(v) for v in distinct]
+    except (TypeError, ValueError):
+        numeric = None
+    if numeric is not None:
+        distinct = [v for _, v in sorted(zip(numeric, distinct), key=lambda t: t[0])]
+    cmap = matplotlib.colormaps[SWEEP_CMAP]
+    lo, hi = _SWEEP_RANGE
+    n = len(distinct)
+    return {
+        v: matplotlib.colors.to_hex(cmap(lo + (hi - lo) * (i / (n - 1) if n > 1 else 1.0)))
+        for i, v in enumerate(distinct)
+    }
 
 
 def log_ticks(axis) -> None:

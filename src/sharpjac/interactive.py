@@ -1,0 +1,361 @@
+"""Interactive figures (Plotly) that work offline in the built book.
+
+Everything is precomputed: a figure is a Plotly JSON description plus plotly.js, which the book's
+Sphinx extension (:mod:`sharpjac.book_ext`) copies once into the site's static files and loads only
+on pages that contain such a figure; no kernel and no other host is needed. In JupyterLab, where
+plotly.js is not bundled, the figure shows a one-line note instead; the chapter's static matplotlib
+figure remains the print image (the interactive one is hidden when printing).
+
+A chapter builds a figure with :func:`explorer` (each point a run) or :func:`curves` (quantities
+over training), wraps it with :func:`figure` and glues it::
+
+    fig = interactive.explorer(runs, x={"sharpness": "sharpness", "max ‖Jf‖": "jac_spectral_max"},
+                               y="gap_loss", color="weight_decay", hover=["lr", "seed"])
+    glue("fig_wd_explorer", interactive.figure(fig, alt="Gap against each statistic, one point per run"),
+         display=False)
+
+and shows it with ``{glue:figure}`` (numbered, with a caption).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import html
+import math
+import numbers
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+
+from . import plotting, tables
+
+__all__ = ["FIGURE_CLASS", "InteractiveFigure", "curves", "explorer", "figure"]
+
+#: The class of the ``<div>`` around every interactive figure; the book extension looks for it to
+#: decide which pages load plotly.js, and the style sheet hides it when printing.
+FIGURE_CLASS = "sharpjac-plotly"
+
+_NOTE = (
+    "Interactive figure: it is drawn in the built book, which bundles plotly.js "
+    "(a notebook shows it when plotly.js is loaded)."
+)
+_FONT = dict(family="system-ui, -apple-system, 'Segoe UI', Roboto, sans-serif", size=13)
+
+
+class InteractiveFigure:
+    """An offline Plotly figure for a notebook output: ``_repr_html_`` is a ``<div>`` without plotly.js.
+
+    Attributes:
+        fig: the ``plotly.graph_objects.Figure``.
+        alt: the alternative text (``aria-label`` of the figure, for screen readers).
+    """
+
+    def __init__(self, fig: go.Figure, alt: str):
+        self.fig = fig
+        self.alt = alt
+
+    def _repr_html_(self) -> str:
+        body = self.fig.to_html(
+            include_plotlyjs=False,
+            full_html=False,
+            config={"responsive": True, "displaylogo": False},
+            default_width="100%",
+            # a deterministic id (from the figure itself) keeps re-executed notebooks diff-stable
+            div_id="sjp-" + hashlib.sha1(self.fig.to_json().encode()).hexdigest()[:12],
+        )
+        alt = html.escape(self.alt, quote=True)
+        return (
+            f'<div class="{FIGURE_CLASS}" role="figure" aria-label="{alt}">'
+            f'<p class="{FIGURE_CLASS}-note">{html.escape(_NOTE)}</p>{body}</div>'
+        )
+
+    def __repr__(self) -> str:
+        return f"InteractiveFigure(alt={self.alt!r})"
+
+
+def figure(fig: go.Figure, *, alt: str) -> InteractiveFigure:
+    """Wrap a Plotly figure for the book: offline HTML (plotly.js comes from the site) with alt text.
+
+    Glue the result and show it with ``{glue:figure}`` for a numbered caption.
+    """
+    if not isinstance(fig, go.Figure):
+        raise ValueError(f"fig={type(fig).__name__} is not accepted; expected a plotly.graph_objects.Figure")
+    if not isinstance(alt, str) or not alt.strip():
+        raise ValueError(f"alt={alt!r} is not accepted; expected a non-empty description of the figure")
+    return InteractiveFigure(fig, alt.strip())
+
+
+# --------------------------------------------------------------------------------------------------
+# helpers
+
+
+def _require_columns(df: pd.DataFrame, parameter: str, names: Sequence[str]) -> None:
+    missing = [c for c in names if c not in df.columns]
+    if missing:
+        raise ValueError(f"{parameter}={missing!r} is not accepted; expected columns of df: {list(df.columns)!r}")
+
+
+def _plain(values) -> list:
+    """A column as JSON-friendly Python values (NaN -> None so that Plotly leaves a gap)."""
+    out = []
+    for v in values:
+        if isinstance(v, (np.generic,)):
+            v = v.item()
+        if isinstance(v, float) and math.isnan(v):
+            v = None
+        out.append(v)
+    return out
+
+
+def _value_text(v) -> str:
+    """Hover/legend text: a value with at most 3 significant digits as written (0.0001, 0.05), else 3 digits."""
+    if isinstance(v, numbers.Real) and not isinstance(v, (bool, np.bool_)):
+        f = float(v)
+        if math.isfinite(f) and float(f"{f:.3g}") == f:
+            return f"{f:g}"
+    return tables.format_value(v) if isinstance(v, (numbers.Number, np.bool_)) else str(v)
+
+
+def _ordered_values(series: pd.Series) -> list:
+    """Distinct values, sorted numerically when numeric, else in order of appearance."""
+    distinct = list(dict.fromkeys(series.tolist()))
+    try:
+        return sorted(distinct, key=float)
+    except (TypeError, ValueError):
+        return distinct
+
+
+def _hover_template(hover: Sequence[str], x_label: str, y_label: str, *, offset: int = 0) -> str:
+    lines = [f"{tables.label(c)}: %{{customdata[{offset + i}]}}" for i, c in enumerate(hover)]
+    lines += [f"{x_label}: %{{x:.3g}}", f"{y_label}: %{{y:.3g}}"]
+    return "<br>".join(lines) + "<extra></extra>"
+
+
+def _layout(fig: go.Figure, *, title: str | None, x_title: str, y_title: str, log_x: bool, log_y: bool) -> None:
+    fig.update_layout(
+        title=dict(text=title, x=0.0, xanchor="left", y=0.98, yanchor="top") if title else None,
+        template="simple_white",
+        font=_FONT,
+        autosize=True,
+        height=480,
+        margin=dict(l=60, r=20, t=90 if title else 70, b=60),
+        hovermode="closest",
+        legend=dict(orientation="h", x=0.0, xanchor="left", y=-0.18, yanchor="top", title=None),
+    )
+    fig.update_xaxes(title_text=x_title, type="log" if log_x else "linear", showgrid=True, gridcolor="#e5e5e5")
+    fig.update_yaxes(title_text=y_title, type="log" if log_y else "linear", showgrid=True, gridcolor="#e5e5e5")
+
+
+def _dropdown(buttons: list[dict], *, label: str) -> dict:
+    return dict(
+        type="dropdown",
+        direction="down",
+        buttons=buttons,
+        x=0.0,
+        xanchor="left",
+        y=1.02,
+        yanchor="bottom",
+        showactive=True,
+        active=0,
+        pad=dict(r=4, t=4),
+        name=label,
+    )
+
+
+# --------------------------------------------------------------------------------------------------
+# explorer: each point a run
+
+
+def explorer(
+    df: pd.DataFrame,
+    *,
+    x: Mapping[str, str],
+    y: str,
+    color: str,
+    hover: Sequence[str],
+    slider: str | None = None,
+    log_x: bool = True,
+    title: str | None = None,
+) -> go.Figure:
+    """Scatter of runs: ``y`` against one of several ``x`` statistics, chosen with a drop-down.
+
+    Each row of ``df`` is a run (one point). Points are coloured by the swept column ``color``
+    (:func:`sharpjac.plotting.sweep_colors`; one legend entry per value, a click toggles it). The
+    drop-down switches the x statistic among ``x`` (``{reader label: column}``, the first is
+    shown first) and updates the axis title and the hover text. With ``slider`` (a column) a slider
+    shows only the runs with one value of that column, or "all". Hovering a point shows the
+    ``hover`` columns (reader labels from :data:`sharpjac.tables.LABELS`), the colour value and
+    both coordinates.
+
+    Traces: one per (colour value, slider value) pair, in sorted order; ``legendgroup`` is the
+    colour value, so the legend has one entry per colour value.
+
+    Returns:
+        the ``plotly.graph_objects.Figure`` (wrap it with :func:`figure` to show it in the book).
+    """
+    if not isinstance(df, pd.DataFrame) or df.empty:
+        raise ValueError("df is not accepted; expected a non-empty pandas DataFrame (one row per run)")
+    if not isinstance(x, Mapping) or not x:
+        raise ValueError(f"x={x!r} is not accepted; expected a non-empty dict {{reader label: column}}")
+    _require_columns(df, "x", list(x.values()))
+    _require_columns(df, "y", [y])
+    _require_columns(df, "color", [color])
+    _require_columns(df, "hover", list(hover))
+    if slider is not None:
+        _require_columns(df, "slider", [slider])
+
+    x_items = list(x.items())
+    y_label = tables.label(y)
+    color_values = _ordered_values(df[color])
+    colors = plotting.sweep_colors(color_values)
+    slider_values = _ordered_values(df[slider]) if slider is not None else [None]
+    hover_cols = [color, *[c for c in hover if c != color]]
+
+    fig = go.Figure()
+    groups: list[tuple[object, object, pd.DataFrame]] = []
+    for cv in color_values:
+        shown_in_legend = False
+        for sv in slider_values:
+            part = df[df[color] == cv]
+            if slider is not None:
+                part = part[part[slider] == sv]
+            if part.empty:
+                continue
+            groups.append((cv, sv, part))
+            customdata = np.array([[_value_text(v) for v in part[c]] for c in hover_cols], dtype=object).T
+            fig.add_trace(
+                go.Scatter(
+                    x=_plain(part[x_items[0][1]]),
+                    y=_plain(part[y]),
+                    mode="markers",
+                    marker=dict(color=colors[cv], size=9, line=dict(width=0.5, color="white")),
+                    name=f"{tables.label(color)} = {_value_text(cv)}",
+                    legendgroup=str(cv),
+                    showlegend=not shown_in_legend,
+                    customdata=customdata,
+                    hovertemplate=_hover_template(hover_cols, x_items[0][0], y_label),
+                    meta=dict(color_value=_value_text(cv), slider_value=None if sv is None else _value_text(sv)),
+                )
+            )
+            shown_in_legend = True
+
+    buttons = [
+        dict(
+            label=lab,
+            method="update",
+            args=[
+                {
+                    "x": [_plain(part[col]) for _, _, part in groups],
+                    "hovertemplate": [_hover_template(hover_cols, lab, y_label) for _ in groups],
+                },
+                {"xaxis.title.text": lab},
+            ],
+        )
+        for lab, col in x_items
+    ]
+    _layout(fig, title=title, x_title=x_items[0][0], y_title=y_label, log_x=log_x, log_y=False)
+    fig.update_layout(updatemenus=[_dropdown(buttons, label="x statistic")] if len(x_items) > 1 else [])
+
+    if slider is not None:
+        steps = [dict(label="all", method="restyle", args=[{"visible": [True for _ in groups]}])]
+        for sv in slider_values:
+            steps.append(
+                dict(
+                    label=_value_text(sv),
+                    method="restyle",
+                    args=[{"visible": [bool(g_sv == sv) for _, g_sv, _ in groups]}],
+                )
+            )
+        fig.update_layout(
+            sliders=[
+                dict(
+                    active=0,
+                    steps=steps,
+                    x=0.0,
+                    len=1.0,
+                    y=-0.32,
+                    yanchor="top",
+                    pad=dict(t=10, b=0),
+                    currentvalue=dict(prefix=f"{tables.label(slider)}: ", visible=True),
+                )
+            ],
+            height=580,
+            margin=dict(b=170),
+        )
+    return fig
+
+
+# --------------------------------------------------------------------------------------------------
+# curves: quantities over training
+
+
+def curves(
+    df: pd.DataFrame,
+    *,
+    x: str,
+    y: Mapping[str, str],
+    group: str,
+    hover: Sequence[str],
+    log_y: bool = True,
+) -> go.Figure:
+    """Curves over training, one per value of ``group`` (a run or a swept value), y chosen by a drop-down.
+
+    ``df`` is long format (one row per (group, x) point, e.g. a run's records with ``step``).
+    ``y`` is ``{reader label: column}``; the drop-down switches the plotted column and the axis
+    title. Curves are coloured by :func:`sharpjac.plotting.sweep_colors` of the group values, one
+    legend entry each (a click toggles it); hovering shows the ``hover`` columns and the values.
+
+    Returns:
+        the ``plotly.graph_objects.Figure`` (wrap it with :func:`figure` to show it in the book).
+    """
+    if not isinstance(df, pd.DataFrame) or df.empty:
+        raise ValueError("df is not accepted; expected a non-empty pandas DataFrame (long format)")
+    if not isinstance(y, Mapping) or not y:
+        raise ValueError(f"y={y!r} is not accepted; expected a non-empty dict {{reader label: column}}")
+    _require_columns(df, "x", [x])
+    _require_columns(df, "y", list(y.values()))
+    _require_columns(df, "group", [group])
+    _require_columns(df, "hover", list(hover))
+
+    y_items = list(y.items())
+    x_label = tables.label(x)
+    values = _ordered_values(df[group])
+    colors = plotting.sweep_colors(values)
+    hover_cols = [group, *[c for c in hover if c != group]]
+
+    fig = go.Figure()
+    parts = []
+    for gv in values:
+        part = df[df[group] == gv].sort_values(x)
+        parts.append(part)
+        customdata = np.array([[_value_text(v) for v in part[c]] for c in hover_cols], dtype=object).T
+        fig.add_trace(
+            go.Scatter(
+                x=_plain(part[x]),
+                y=_plain(part[y_items[0][1]]),
+                mode="lines",
+                line=dict(color=colors[gv], width=2),
+                name=f"{tables.label(group)} = {_value_text(gv)}",
+                customdata=customdata,
+                hovertemplate=_hover_template(hover_cols, x_label, y_items[0][0]),
+            )
+        )
+    buttons = [
+        dict(
+            label=lab,
+            method="update",
+            args=[
+                {
+                    "y": [_plain(part[col]) for part in parts],
+                    "hovertemplate": [_hover_template(hover_cols, x_label, lab) for _ in parts],
+                },
+                {"yaxis.title.text": lab},
+            ],
+        )
+        for lab, col in y_items
+    ]
+    _layout(fig, title=None, x_title=x_label, y_title=y_items[0][0], log_x=False, log_y=log_y)
+    fig.update_layout(updatemenus=[_dropdown(buttons, label="statistic")] if len(y_items) > 1 else [])
+    return fig

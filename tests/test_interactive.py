@@ -1,0 +1,147 @@
+"""Interactive figures (sharpjac.interactive) and the palette (sharpjac.plotting.COLORS / sweep_colors)."""
+
+from __future__ import annotations
+
+import json
+
+import matplotlib.colors as mcolors
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+import pytest
+
+from sharpjac import interactive, plotting, tables
+
+
+def _runs():
+    rng = np.random.default_rng(0)
+    wd = [0.0, 1e-4, 1e-3]
+    rows = [
+        dict(weight_decay=w, seed=s, lr=0.1, sharpness=10 + i + 3 * s, jac_spectral_max=1 + i + s, gap_loss=0.1 * i)
+        for i, w in enumerate(wd)
+        for s in (0, 1)
+    ]
+    df = pd.DataFrame(rows)
+    df["gap_loss"] += rng.uniform(0, 0.01, len(df))
+    return df
+
+
+def test_colors_cover_the_concepts_and_are_distinct_hex():
+    expected = {
+        "sharpness",
+        "jacobian",
+        "gap",
+        "train_loss",
+        "test_loss",
+        "curvature",
+        "first_layer",
+        "bound",
+        "baseline",
+        "gn",
+        "edge",
+    }
+    assert set(plotting.COLORS) == expected
+    assert len(set(plotting.COLORS.values())) == len(plotting.COLORS)
+    for c in plotting.COLORS.values():
+        assert mcolors.is_color_like(c) and c.startswith("#") and len(c) == 7
+
+
+def test_sweep_colors_are_ordered_dark_with_value_and_never_concept_colours():
+    values = [0.2, 0.05, 0.1, 0.05, 1.0]
+    colors = plotting.sweep_colors(values)
+    assert list(colors) == [0.05, 0.1, 0.2, 1.0]
+    # relative luminance (sRGB weights) strictly decreases along the ramp: the order of the values is visible
+    lum = [float(np.dot(mcolors.to_rgb(c), [0.2126, 0.7152, 0.0722])) for c in colors.values()]
+    assert all(a > b for a, b in zip(lum, lum[1:]))
+    concept = [np.array(mcolors.to_rgb(c)) for c in plotting.COLORS.values()]
+    for c in plotting.sweep_colors(range(12)).values():
+        # 0.1 in RGB distance (out of sqrt 3) is a clearly visible difference, not just "not equal"
+        assert min(np.linalg.norm(np.array(mcolors.to_rgb(c)) - k) for k in concept) > 0.1, c
+
+
+def test_sweep_colors_keeps_first_seen_order_for_labels():
+    assert list(plotting.sweep_colors(["none", "sam", "none", "augment"])) == ["none", "sam", "augment"]
+
+
+def test_explorer_dropdown_switches_x_to_the_named_columns():
+    df = _runs()
+    fig = interactive.explorer(
+        df,
+        x={"sharpness": "sharpness", "max Jf": "jac_spectral_max"},
+        y="gap_loss",
+        color="weight_decay",
+        hover=["lr", "seed"],
+    )
+    # one trace per weight decay, points in df order within each
+    assert len(fig.data) == 3
+    for trace, w in zip(fig.data, [0.0, 1e-4, 1e-3]):
+        part = df[df.weight_decay == w]
+        assert list(trace.x) == part.sharpness.tolist()
+        assert list(trace.y) == part.gap_loss.tolist()
+    (menu,) = fig.layout.updatemenus
+    labels = [b.label for b in menu.buttons]
+    assert labels == ["sharpness", "max Jf"]
+    jac = menu.buttons[1].args
+    assert jac[0]["x"] == [df[df.weight_decay == w].jac_spectral_max.tolist() for w in [0.0, 1e-4, 1e-3]]
+    assert jac[1] == {"xaxis.title.text": "max Jf"}
+    assert fig.layout.xaxis.type == "log"
+
+
+def test_explorer_hover_lists_reader_labels_and_run_values():
+    fig = interactive.explorer(df := _runs(), x={"s": "sharpness"}, y="gap_loss", color="weight_decay", hover=["lr"])
+    t = fig.data[1]
+    assert tables.LABELS["weight_decay"] in t.hovertemplate and tables.LABELS["lr"] in t.hovertemplate
+    assert [list(r) for r in t.customdata] == [["0.0001", "0.1"]] * int((df.weight_decay == 1e-4).sum())
+    assert fig.layout.updatemenus == ()  # a single statistic needs no drop-down
+
+
+def test_explorer_slider_shows_the_runs_of_one_value():
+    fig = interactive.explorer(
+        _runs(), x={"s": "sharpness"}, y="gap_loss", color="weight_decay", hover=["lr"], slider="seed"
+    )
+    # traces: (wd, seed) pairs; legend shows one entry per weight decay
+    assert len(fig.data) == 6
+    assert sum(bool(t.showlegend) for t in fig.data) == 3
+    (slider,) = fig.layout.sliders
+    assert [s.label for s in slider.steps] == ["all", "0", "1"]
+    assert slider.steps[0].args[0]["visible"] == [True] * 6
+    seeds = [t.meta["slider_value"] for t in fig.data]
+    assert slider.steps[2].args[0]["visible"] == [s == "1" for s in seeds]
+
+
+def test_curves_one_trace_per_group_and_y_dropdown():
+    df = pd.DataFrame(
+        {"step": [2, 0, 1] * 2, "lr": [0.1] * 3 + [0.2] * 3, "sharpness": [3.0, 1, 2, 6, 4, 5], "train_loss": 1.0}
+    )
+    fig = interactive.curves(df, x="step", y={"λ": "sharpness", "loss": "train_loss"}, group="lr", hover=["lr"])
+    assert [list(t.x) for t in fig.data] == [[0, 1, 2], [0, 1, 2]]
+    assert [list(t.y) for t in fig.data] == [[1, 2, 3], [4, 5, 6]]
+    (menu,) = fig.layout.updatemenus
+    assert menu.buttons[1].args[0]["y"] == [[1.0, 1.0, 1.0]] * 2
+    assert fig.layout.yaxis.type == "log"
+
+
+def test_figure_html_is_offline_deterministic_and_labelled():
+    fig = interactive.explorer(_runs(), x={"s": "sharpness"}, y="gap_loss", color="weight_decay", hover=[])
+    obj = interactive.figure(fig, alt='Gap "against" sharpness')
+    html = obj._repr_html_()
+    assert html.startswith(f'<div class="{interactive.FIGURE_CLASS}"')
+    assert 'aria-label="Gap &quot;against&quot; sharpness"' in html
+    assert "<script src" not in html and "cdn" not in html.lower()
+    assert html == interactive.figure(fig, alt='Gap "against" sharpness')._repr_html_()
+    # the embedded JSON is the figure's own data
+    assert json.dumps(list(fig.data[0].x))[1:-1].split(",")[0].strip() in html
+
+
+def test_validation_messages_name_the_parameter():
+    df = _runs()
+    with pytest.raises(ValueError, match="alt="):
+        interactive.figure(go.Figure(), alt=" ")
+    with pytest.raises(ValueError, match="fig="):
+        interactive.figure("x", alt="a")
+    with pytest.raises(ValueError, match=r"x=\['nope'\]"):
+        interactive.explorer(df, x={"a": "nope"}, y="gap_loss", color="weight_decay", hover=[])
+    with pytest.raises(ValueError, match="slider="):
+        interactive.explorer(df, x={"a": "sharpness"}, y="gap_loss", color="weight_decay", hover=[], slider="q")
+    with pytest.raises(ValueError, match="y="):
+        interactive.curves(df, x="seed", y={}, group="lr", hover=[])
