@@ -80,6 +80,8 @@ __all__ = [
     "PREDICTORS",
     "BASELINES",
     "paired_values",
+    "describe_setting",
+    "gap_predictors",
 ]
 
 #: End-of-training quantities the flat-minima chapters compare as predictors of the gap.
@@ -955,6 +957,71 @@ def paired_values(
 
     both = select(treated).merge(select(control), on=pair_on, suffixes=("_a", "_b")).sort_values(pair_on)
     return both[f"{column}_a"].to_numpy(float), both[f"{column}_b"].to_numpy(float)
+
+
+_DATASET_WORDS = {"mnist5k": "real MNIST digits", "cifar10": "CIFAR-10 images"}
+_LOSS_WORDS = {"ce": "softmax cross-entropy", "mse": "squared error"}
+
+
+def describe_setting(config: GeneralisationConfig) -> str:
+    """One Markdown sentence fragment describing a config's baseline, built from its fields.
+
+    E.g. ``"1,000 real MNIST digits (`mnist5k`, 2,000 test points), an MLP with hidden widths
+    100-100 (tanh), plain SGD (step 0.2, batch 100, softmax cross-entropy) for 30 epochs"``, so
+    that a page never types a preset's numbers by hand.
+    """
+    if not isinstance(config, GeneralisationConfig):
+        raise TypeError(f"config must be a GeneralisationConfig, got {type(config).__name__}")
+    data = (
+        f"{config.n_train:,} {_DATASET_WORDS.get(config.dataset, 'training points')} "
+        f"(`{config.dataset}`, {config.n_test:,} test points)"
+    )
+    if config.model == "mlp":
+        model = f"an MLP with hidden widths {'-'.join(str(w) for w in config.widths)} ({config.activation})"
+    elif config.model == "small_cnn":
+        model = f"a small CNN with channels {'-'.join(str(c) for c in config.channels)}"
+    else:
+        model = f"a ResNet-18 (width factor {config.resnet_width:g})"
+    opt = "plain SGD" if config.momentum == 0 else f"SGD with momentum {config.momentum:g}"
+    return (
+        f"{data}, {model}, {opt} (step {config.lr:g}, batch {config.batch_size}, "
+        f"{_LOSS_WORDS.get(config.loss, config.loss)}) for {config.max_epochs} epochs"
+    )
+
+
+def gap_predictors(
+    final: pd.DataFrame,
+    gaps,
+    predictors,
+    method: str,
+    *,
+    group,
+    n_resamples: int,
+    seed: int,
+    control: str | None = "train_loss",
+) -> pd.DataFrame:
+    """:func:`sharpjac.analysis.predictor_table` for several gaps, stacked (a ``gap`` column first).
+
+    Args:
+        final: one row per run. gaps: target columns (e.g. ``("gap_loss", "gap_acc")``).
+        predictors: columns (e.g. ``PREDICTORS + BASELINES``). method: ``"spearman"``/``"kendall"``.
+        group: the cluster columns (the grid labels without the seed). n_resamples, seed: bootstrap.
+        control: partial correlations given this column (None: none; the control's own row is NaN).
+
+    Returns:
+        one row per (gap, predictor): ``gap, predictor, estimate, low, high, n, method`` and, with
+        ``control``, ``abs_estimate, partial, partial_low, partial_high``.
+    """
+    from .. import analysis
+
+    parts = []
+    for g in [gaps] if isinstance(gaps, str) else list(gaps):
+        t = analysis.predictor_table(
+            final, g, list(predictors), method, group=group, n_resamples=n_resamples, seed=seed, control=control
+        )
+        t.insert(0, "gap", g)
+        parts.append(t)
+    return pd.concat(parts, ignore_index=True)
 
 
 # ------------------------------------------------------------------------------------------------
