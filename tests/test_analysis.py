@@ -398,3 +398,240 @@ def test_predictor_table_and_bad_inputs():
         A.paired_bootstrap_ci([1, 2, 3], [1, 2, 3], level=0, seed=0)
     nan = A.paired_bootstrap_ci([1.0, 2.0], [1.0, 2.0], seed=0)
     assert np.isnan(nan.estimate) and np.isnan(nan.low) and nan.n == 2
+
+
+# ------------------------------------------------------------------------------------------------
+# sounder statistics: |r| comparisons, partial correlations, time-trend nulls, effect sizes
+# ------------------------------------------------------------------------------------------------
+
+
+def test_interval_degenerate_flag_and_str():
+    d = A.Interval(1.0, 1.0, 1.0, 0.95, 5, 100)
+    assert d.degenerate and "degenerate" in str(d)
+    ok = A.Interval(0.5, 0.2, 0.8, 0.95, 5, 100)
+    assert not ok.degenerate and str(ok) == "0.50 [0.20, 0.80]" and "degenerate" not in str(ok)
+    assert not A.Interval(0.5, float("nan"), float("nan"), 0.95, 0, 100).degenerate
+    assert f"{d:.1f}" == "1.0 [1.0, 1.0]"  # format() keeps its old behaviour
+    # a perfectly monotone pair gives rho = 1 in every resample: the bootstrap flags it
+    ci = A.paired_bootstrap_ci(np.arange(10.0), np.arange(10.0) ** 2, "spearman", n_resamples=50, seed=0)
+    assert ci.degenerate
+
+
+def _frame(n, seed, c_a=1.0, c_b=-1.0):
+    rng = np.random.default_rng(seed)
+    t = rng.normal(size=n)
+    return pd.DataFrame({"t": t, "a": c_a * t + rng.normal(size=n), "b": c_b * t + rng.normal(size=n)})
+
+
+def test_compare_predictors_abs_and_signed_match_direct_computation():
+    df = _frame(40, 1, 1.0, -2.0)  # b is the stronger predictor, with a negative sign
+    ra, rb = scipy.stats.spearmanr(df.t, df.a)[0], scipy.stats.spearmanr(df.t, df.b)[0]
+    ab = A.compare_predictors(df, "t", "a", "b", n_resamples=300, seed=0)
+    assert ab.estimate == pytest.approx(abs(ra) - abs(rb))  # 1e-12 default rel tol: same arithmetic
+    assert ab.high < 0  # by strength b wins
+    signed = A.compare_predictors(df, "t", "a", "b", by="signed", n_resamples=300, seed=0)
+    assert signed.estimate == pytest.approx(ra - rb)
+    assert signed.low > 0  # the signed difference says the opposite: the trap the issue describes
+    # the signed comparison is the existing correlation_difference_ci with the same resamples
+    old = A.correlation_difference_ci(df.t, df.a, df.b, "spearman", n_resamples=300, seed=0)
+    assert (signed.low, signed.high) == pytest.approx((old.low, old.high))
+
+
+def test_compare_predictors_paired_resampling_by_hand():
+    """Both correlations come from the same resample: recompute the replicates by hand."""
+    df = _frame(15, 2)
+    got = A.compare_predictors(df, "t", "a", "b", method="kendall", n_resamples=60, seed=5)
+    rng = np.random.default_rng(5)
+    idx = rng.integers(0, 15, size=(60, 15))
+    reps = []
+    for i in idx:
+        s = df.iloc[i]
+        reps.append(abs(scipy.stats.kendalltau(s.t, s.a)[0]) - abs(scipy.stats.kendalltau(s.t, s.b)[0]))
+    lo, hi = np.nanquantile(reps, [0.025, 0.975])
+    assert (got.low, got.high) == pytest.approx((lo, hi))
+
+
+def test_compare_predictors_cluster_bootstrap_equals_plain_bootstrap_of_cluster_means():
+    """Triplicated rows resampled by cluster give exactly the plain bootstrap of the originals
+    (Spearman of triplicated data equals Spearman of the data; the random picks are identical)."""
+    df = _frame(20, 3)
+    trip = df.loc[df.index.repeat(3)].reset_index(drop=True)
+    trip["cfg"] = [f"g{i:02d}" for i in np.repeat(np.arange(20), 3)]  # labels sort like the rows
+    plain = A.compare_predictors(df, "t", "a", "b", n_resamples=200, seed=7)
+    cluster = A.compare_predictors(trip, "t", "a", "b", groups="cfg", n_resamples=200, seed=7)
+    assert (cluster.estimate, cluster.low, cluster.high) == pytest.approx((plain.estimate, plain.low, plain.high))
+    naive = A.compare_predictors(trip, "t", "a", "b", n_resamples=200, seed=7)
+    assert naive.high - naive.low < cluster.high - cluster.low  # ignoring clusters is over-confident
+
+
+def test_compare_predictors_coverage_of_known_difference():
+    """Bivariate normal: population Spearman is (6/pi) arcsin(r/2). a: r_a = 0.8, b: r_b = -0.5."""
+    c_a, c_b = 0.8 / math.sqrt(1 - 0.64), -0.5 / math.sqrt(1 - 0.25)  # a = c t + e gives corr r
+    truth = 6 / math.pi * (math.asin(0.4) - math.asin(0.25))
+    hits, reps = 0, 40
+    for k in range(reps):
+        df = _frame(60, 100 + k, c_a, c_b)
+        ci = A.compare_predictors(df, "t", "a", "b", level=0.9, n_resamples=150, seed=k)
+        hits += ci.low <= truth <= ci.high
+    # nominal 0.9; binomial sd with 40 trials is 0.047, and the percentile bootstrap of a
+    # correlation under-covers somewhat at n = 60: accept >= 0.7 (about 4 sd below nominal)
+    assert hits / reps >= 0.7
+
+
+def test_compare_predictors_bad_inputs():
+    df = _frame(10, 0)
+    with pytest.raises(ValueError, match="by='sign'"):
+        A.compare_predictors(df, "t", "a", "b", by="sign")
+    with pytest.raises(ValueError, match="column 'z'"):
+        A.compare_predictors(df, "t", "a", "z")
+    with pytest.raises(ValueError, match="groups='nope'"):
+        A.compare_predictors(df, "t", "a", "b", groups="nope")
+    with pytest.raises(ValueError, match="method='pearson'"):
+        A.compare_predictors(df, "t", "a", "b", method="pearson")
+
+
+def _partial_by_residuals(x, y, z):
+    """Oracle 1: Pearson correlation of the residuals of rank(x), rank(y) regressed on rank(z)."""
+    rx, ry, rz = (scipy.stats.rankdata(v) for v in (x, y, z))
+    Z = np.column_stack([np.ones_like(rz), rz])
+    ex = rx - Z @ np.linalg.lstsq(Z, rx, rcond=None)[0]
+    ey = ry - Z @ np.linalg.lstsq(Z, ry, rcond=None)[0]
+    return scipy.stats.pearsonr(ex, ey)[0]
+
+
+def _partial_by_precision(x, y, z):
+    """Oracle 2: -P_xy / sqrt(P_xx P_yy) with P the inverse of the rank correlation matrix."""
+    R = scipy.stats.spearmanr(np.column_stack([x, y, z]))[0]
+    P = np.linalg.inv(R)
+    return -P[0, 1] / math.sqrt(P[0, 0] * P[1, 1])
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_partial_rank_correlation_matches_two_oracles(seed):
+    rng = np.random.default_rng(seed)
+    z = rng.normal(size=50)
+    x = z + 0.5 * rng.normal(size=50)
+    y = np.exp(z) + 0.7 * rng.normal(size=50)
+    y[3] = y[7]  # a tie
+    got = A.partial_rank_correlation(x, y, z)
+    # 1e-10: three algebraically equal routes, differing only in floating-point order
+    assert got == pytest.approx(_partial_by_residuals(x, y, z), abs=1e-10)
+    assert got == pytest.approx(_partial_by_precision(x, y, z), abs=1e-10)
+
+
+def test_partial_rank_correlation_removes_a_common_cause():
+    rng = np.random.default_rng(4)
+    z = rng.normal(size=400)
+    x, y = z + 0.3 * rng.normal(size=400), z + 0.3 * rng.normal(size=400)  # independent given z
+    assert A.spearman(x, y) > 0.8
+    assert abs(A.partial_rank_correlation(x, y, z)) < 0.15  # sd of a null correlation at n=400 is 0.05
+    # Kendall's partial tau: the closed form with tau-b (hand case checked against scipy's taus)
+    tx, ty, tz = (scipy.stats.kendalltau(u, v)[0] for u, v in ((x, y), (x, z), (y, z)))
+    want = (tx - ty * tz) / math.sqrt((1 - ty**2) * (1 - tz**2))
+    assert A.partial_rank_correlation(x, y, z, "kendall") == pytest.approx(want, abs=1e-12)
+    # x a monotone function of z: nothing is left, NaN rather than noise
+    assert math.isnan(A.partial_rank_correlation(np.exp(z), y, z))
+    assert math.isnan(A.partial_rank_correlation([1, 2, 3], [3, 1, 2], [1, 1, 2]))  # fewer than 4 triples
+
+
+def test_predictor_table_control_columns():
+    rng = np.random.default_rng(5)
+    df = pd.DataFrame({"loss": rng.normal(size=30), "cfg": np.repeat(np.arange(10), 3)})
+    df["gap"] = -df["loss"] + 0.3 * rng.normal(size=30)
+    df["j"] = df["gap"] + 0.3 * rng.normal(size=30)
+    base = A.predictor_table(df, "gap", ["j", "loss"], "spearman", group="cfg", n_resamples=100, seed=0)
+    assert "partial" not in base  # unchanged without control
+    tab = A.predictor_table(df, "gap", ["j", "loss"], "spearman", group="cfg", n_resamples=100, seed=0, control="loss")
+    assert list(tab.columns[:6]) == list(base.columns)
+    assert tab.loc[0, "partial"] == pytest.approx(A.partial_rank_correlation(df.gap, df.j, df.loss))
+    assert tab.loc[0, "abs_estimate"] == pytest.approx(abs(tab.loc[0, "estimate"]))
+    assert tab.loc[0, "partial_low"] <= tab.loc[0, "partial"] <= tab.loc[0, "partial_high"]
+    assert math.isnan(tab.loc[1, "partial"])  # the control given itself
+    ci = A.partial_bootstrap_ci(df.gap, df.j, df.loss, groups=df.cfg.astype(str), n_resamples=100, seed=0)
+    assert (tab.loc[0, "partial_low"], tab.loc[0, "partial_high"]) == pytest.approx((ci.low, ci.high))
+
+
+def test_trend_null_correlation_differences_match_scipy():
+    rng = np.random.default_rng(6)
+    t = np.arange(80.0)
+    x = t + 5 * rng.normal(size=80)
+    y = 2 * t + 5 * rng.normal(size=80)  # shares only the trend with x
+    assert A.spearman(x, y) > 0.9
+    got = A.trend_null_correlation(x, y)
+    assert got == pytest.approx(scipy.stats.spearmanr(np.diff(x), np.diff(y))[0], abs=1e-12)
+    assert abs(got) < 0.35  # differences of independent noises: null sd ~ 0.11, MA(1) structure aside
+    # a step-by-step link survives the null
+    y2 = x + 0.5 * rng.normal(size=80)
+    assert A.trend_null_correlation(x, y2) > 0.8
+    kt = A.trend_null_correlation(x, y2, "kendall")
+    assert kt == pytest.approx(scipy.stats.kendalltau(np.diff(x), np.diff(y2))[0], abs=1e-12)
+
+
+def test_trend_null_correlation_detrended_matches_scipy_signal():
+    import scipy.signal
+
+    rng = np.random.default_rng(7)
+    t = np.arange(60.0)
+    x, y = 0.5 * t + rng.normal(size=60), -0.2 * t + rng.normal(size=60)
+    got = A.trend_null_correlation(x, y, kind="detrended")
+    want = scipy.stats.spearmanr(scipy.signal.detrend(x), scipy.signal.detrend(y))[0]
+    assert got == pytest.approx(want, abs=1e-12)
+    # a NaN drops only its own point (the line is fitted on the finite ones)
+    x[10] = np.nan
+    keep = np.isfinite(x)
+    rx = x[keep] - np.polyval(np.polyfit(t[keep], x[keep], 1), t[keep])
+    want = scipy.stats.spearmanr(rx, scipy.signal.detrend(y)[keep])[0]
+    assert A.trend_null_correlation(x, y, kind="detrended") == pytest.approx(want, abs=1e-12)
+    with pytest.raises(ValueError, match="kind='levels'"):
+        A.trend_null_correlation(x, y, kind="levels")
+
+
+def test_difference_and_ratio_ci_closed_forms():
+    a, b = np.array([1.0, 2.0, 3.0, 4.0]), np.array([2.0, 4.0, 6.0])
+    d = A.difference_ci(a, b, n_resamples=200, seed=0)
+    assert d.estimate == pytest.approx(2.5 - 4.0) and d.n == 7
+    r = A.ratio_ci(a, b, n_resamples=200, seed=0)
+    assert r.estimate == pytest.approx(2.5 / 4.0)
+    assert r.low <= r.estimate <= r.high
+    # paired: the interval of mean(a - b) resamples pairs; constant differences give a point interval
+    p = A.difference_ci(a, a + 1.0, paired=True, n_resamples=100, seed=0)
+    assert p.estimate == pytest.approx(-1.0) and p.degenerate
+    # paired replicates by hand
+    rng = np.random.default_rng(3)
+    u, v = rng.normal(size=12), rng.normal(size=12) + 1
+    got = A.ratio_ci(u + 5, v + 5, paired=True, n_resamples=80, seed=9)
+    idx = np.random.default_rng(9).integers(0, 12, size=(80, 12))
+    reps = [(u[i] + 5).mean() / (v[i] + 5).mean() for i in idx]
+    assert (got.low, got.high) == pytest.approx(tuple(np.quantile(reps, [0.025, 0.975])))
+    assert math.isnan(A.ratio_ci([1.0], [0.0], seed=0).estimate)
+    with pytest.raises(ValueError, match="same length"):
+        A.difference_ci([1.0, 2.0], [1.0], paired=True)
+    with pytest.raises(ValueError, match="groups is invalid"):
+        A.difference_ci([1.0, 2.0], [1.0], groups=[0, 1])
+
+
+def test_difference_and_ratio_ci_coverage():
+    """Normal samples with known means: the 90 % intervals cover the true difference and ratio."""
+    rng = np.random.default_rng(11)
+    hits_d = hits_r = 0
+    reps = 120
+    for k in range(reps):
+        a, b = rng.normal(3.0, 1.0, size=40), rng.normal(2.0, 1.0, size=30)
+        d = A.difference_ci(a, b, level=0.9, n_resamples=250, seed=k)
+        r = A.ratio_ci(a, b, level=0.9, n_resamples=250, seed=k)
+        hits_d += d.low <= 1.0 <= d.high
+        hits_r += r.low <= 1.5 <= r.high
+    # nominal 0.9, binomial sd 0.027 at 120 trials; percentile intervals of means under-cover
+    # slightly at these sizes: accept [0.8, 0.98] (about 3.5 sd either side)
+    assert 0.8 <= hits_d / reps <= 0.98
+    assert 0.8 <= hits_r / reps <= 0.98
+
+
+def test_cluster_difference_ci_uses_groups():
+    """Unpaired with cluster labels: triplicated samples by cluster equal the plain bootstrap."""
+    rng = np.random.default_rng(12)
+    a, b = rng.normal(size=8), rng.normal(size=6)
+    plain = A.difference_ci(a, b, n_resamples=100, seed=1)
+    ga, gb = np.repeat(np.arange(8), 3), np.repeat(np.arange(6), 3)
+    clus = A.difference_ci(np.repeat(a, 3), np.repeat(b, 3), groups=(ga, gb), n_resamples=100, seed=1)
+    assert (clus.estimate, clus.low, clus.high) == pytest.approx((plain.estimate, plain.low, plain.high))

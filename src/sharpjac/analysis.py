@@ -199,6 +199,16 @@ class Interval:
     def as_dict(self) -> dict:
         return asdict(self)
 
+    @property
+    def degenerate(self) -> bool:
+        """True when the interval has zero width (``low == high``, both finite): every bootstrap
+        replicate gave the same value, so the interval says nothing about the uncertainty."""
+        return math.isfinite(self.low) and math.isfinite(self.high) and self.low == self.high
+
+    def __str__(self) -> str:
+        text = f"{self:.2f}"
+        return text + " (degenerate interval: every resample gave the same value)" if self.degenerate else text
+
     def __format__(self, spec: str) -> str:
         spec = spec or ".2f"
         return f"{self.estimate:{spec}} [{self.low:{spec}}, {self.high:{spec}}]"
@@ -753,23 +763,32 @@ def predictor_table(
     level: float = 0.95,
     n_resamples: int = 2000,
     seed: int,
+    control: str | None = None,
 ) -> pd.DataFrame:
-    """Rank correlation of ``target`` with each predictor over the rows (runs) of ``frame``.
+    r"""Rank correlation of ``target`` with each predictor over the rows (runs) of ``frame``.
 
     Args:
         frame: one row per run (e.g. the end-of-training measurements of a grid).
         target: column to predict (e.g. ``"gap_loss"``).
-        predictors: columns (e.g. ``["sharpness", "jac_spectral_max"]``).
+        predictors: columns (e.g. ``["sharpness", "jac_spectral_max"]``), baselines included
+            (e.g. ``"train_loss"``, ``"param_norm"``).
         method: ``"kendall"`` or ``"spearman"``.
         group: column(s) whose distinct values form the bootstrap clusters (None: resample rows).
         level, n_resamples, seed: see :func:`paired_bootstrap_ci` (the same seed for every row).
+        control: optional column (e.g. ``"train_loss"``): adds the partial rank correlation of
+            target and predictor given it (:func:`partial_rank_correlation`) with its bootstrap
+            interval (same resampling scheme), and ``abs_estimate`` :math:`=|r|`. The partial
+            correlation of the control itself is NaN.
 
     Returns:
-        DataFrame with ``predictor``, ``estimate``, ``low``, ``high``, ``n``, ``method``.
+        DataFrame with ``predictor``, ``estimate``, ``low``, ``high``, ``n``, ``method``; with
+        ``control``, also ``abs_estimate``, ``partial``, ``partial_low``, ``partial_high``.
     """
     cols = [target, *predictors]
     if group is not None:
         cols += [group] if isinstance(group, str) else list(group)
+    if control is not None:
+        cols.append(control)
     for c in cols:
         if c not in frame:
             raise ValueError(f"column {c!r} is not in the frame; columns: {list(frame.columns)}")
@@ -788,7 +807,307 @@ def predictor_table(
             n_resamples=n_resamples,
             seed=seed,
         )
-        rows.append(
-            {"predictor": p, "estimate": ci.estimate, "low": ci.low, "high": ci.high, "n": ci.n, "method": method}
-        )
+        row = {"predictor": p, "estimate": ci.estimate, "low": ci.low, "high": ci.high, "n": ci.n, "method": method}
+        if control is not None:
+            pc = partial_bootstrap_ci(
+                frame[target].to_numpy(float),
+                frame[p].to_numpy(float),
+                frame[control].to_numpy(float),
+                method,
+                groups=groups,
+                level=level,
+                n_resamples=n_resamples,
+                seed=seed,
+            )
+            row.update(
+                {
+                    "abs_estimate": abs(ci.estimate),
+                    "partial": pc.estimate,
+                    "partial_low": pc.low,
+                    "partial_high": pc.high,
+                }
+            )
+        rows.append(row)
     return pd.DataFrame(rows)
+
+
+# ------------------------------------------------------------------------------------------------
+# Sounder comparisons: |r| differences, partial correlations, time-trend nulls, effect sizes
+# ------------------------------------------------------------------------------------------------
+#
+# Which of two quantities orders the runs more like their gap is a question about the *strength*
+# of two correlations, |r_a| against |r_b|, not about their signed difference (a predictor with
+# r = -0.9 orders the runs as well as one with r = +0.9). Two quantities that both follow the
+# training loss can both correlate with the gap through it; the partial rank correlation given
+# the training loss asks what is left. Two series that both rise during training correlate
+# whatever their link; correlating their step-to-step changes removes the shared trend.
+
+__all__ += [
+    "compare_predictors",
+    "partial_rank_correlation",
+    "partial_bootstrap_ci",
+    "trend_null_correlation",
+    "ratio_ci",
+    "difference_ci",
+]
+
+
+def _frame_groups(frame: pd.DataFrame, groups) -> np.ndarray | None:
+    """Cluster labels from a column name, a list of column names or an array of labels."""
+    if groups is None:
+        return None
+    if isinstance(groups, str) or (
+        isinstance(groups, (list, tuple)) and groups and all(isinstance(g, str) for g in groups)
+    ):
+        names = [groups] if isinstance(groups, str) else list(groups)
+        for c in names:
+            if c not in frame:
+                raise ValueError(f"groups={c!r} is not a column of the frame; columns: {list(frame.columns)}")
+        return frame[names].astype(str).agg("|".join, axis=1).to_numpy()
+    g = np.asarray(groups)
+    if g.shape != (len(frame),):
+        raise ValueError(f"groups has shape {g.shape}; accepted: a column name or labels of shape ({len(frame)},)")
+    return g
+
+
+def compare_predictors(
+    frame: pd.DataFrame,
+    target: str,
+    a: str,
+    b: str,
+    method: str = "spearman",
+    *,
+    groups=None,
+    n_resamples: int = 2000,
+    seed: int = 0,
+    level: float = 0.95,
+    by: str = "abs",
+) -> Interval:
+    r"""Does predictor ``a`` order the runs by ``target`` better than ``b``? A paired cluster bootstrap.
+
+        The statistic is :math:`D=|r(t,a)|-|r(t,b)|` (``by="abs"``: strength, whatever the sign) or
+        :math:`D=r(t,a)-r(t,b)` (``by="signed"``: when the predicted sign is part of the claim), with
+        :math:`r` Spearman's :math:`
+    ho` or Kendall's :math:`	au_b` over the rows. Each replicate
+        resamples the runs (or, with ``groups``, whole clusters of runs) **once** and computes both
+        correlations on that same resample, so the interval accounts for their dependence (they share
+        the target). An interval above 0 favours ``a``; one that contains 0 does not separate them.
+
+        Args:
+            frame: one row per run; columns ``target``, ``a``, ``b`` (rows with a non-finite entry in
+                any of them are dropped).
+            target, a, b: column names.
+            method: ``"spearman"`` or ``"kendall"``.
+            groups: None (resample rows), a column name or list of names (their distinct values are
+                the clusters, e.g. the grid point of each seed), or labels of shape ``[len(frame)]``.
+            n_resamples: bootstrap replicates (>= 1). seed: seed of the resampling.
+            level: nominal coverage in (0, 1).
+            by: ``"abs"`` or ``"signed"``.
+
+        Returns:
+            :class:`Interval` of :math:`D` (``n`` = rows used; :attr:`Interval.degenerate` when every
+            replicate gave the same value).
+    """
+    V.one_of("by", by, ("abs", "signed"))
+    V.one_of("method", method, METHODS)
+    for c in (target, a, b):
+        if c not in frame:
+            raise ValueError(f"column {c!r} is not in the frame; columns: {list(frame.columns)}")
+    _check_bootstrap_args(level, n_resamples)
+    g = _frame_groups(frame, groups)
+    (t, xa, xb), g = _finite_columns(g, *(frame[c].to_numpy(float) for c in (target, a, b)))
+    f = abs if by == "abs" else (lambda r: r)
+
+    def diff(i):
+        return f(rank_correlation(t[i], xa[i], method)) - f(rank_correlation(t[i], xb[i], method))
+
+    if not len(t):
+        return _interval(float("nan"), np.array([]), level, 0, n_resamples)
+    est = diff(np.arange(len(t)))
+    rng = np.random.default_rng(seed)
+    reps = np.array([diff(i) for i in _resample_indices(len(t), g, int(n_resamples), rng)])
+    return _interval(est, reps, level, len(t), n_resamples)
+
+
+def _partial_from(r_xy: float, r_xz: float, r_yz: float) -> float:
+    den2 = (1.0 - r_xz * r_xz) * (1.0 - r_yz * r_yz)
+    if not all(math.isfinite(r) for r in (r_xy, r_xz, r_yz)) or den2 <= 1e-12:
+        # a variable that is (rank-)identical to the control has nothing left to correlate
+        return float("nan")
+    return float(np.clip((r_xy - r_xz * r_yz) / math.sqrt(den2), -1.0, 1.0))
+
+
+def partial_rank_correlation(x, y, z, method: str = "spearman") -> float:
+    r"""Rank correlation of ``x`` and ``y`` given ``z`` (e.g. gap and Jacobian given the training loss).
+
+        Spearman: Pearson's partial correlation of the ranks, i.e. the correlation of the residuals of
+        :math:`\operatorname{rank}(x)` and :math:`\operatorname{rank}(y)` after a least-squares fit on
+        :math:`\operatorname{rank}(z)`, computed by the closed form
+
+        .. math::
+    ho_{xy\cdot z}=rac{
+    ho_{xy}-
+    ho_{xz}
+    ho_{yz}}{\sqrt{(1-
+    ho_{xz}^2)(1-
+    ho_{yz}^2)}}.
+
+        Kendall: the same formula with :math:`	au_b` (Kendall's partial tau).
+
+        Args:
+            x, y, z: shape ``[n]`` (triples with a non-finite entry are dropped).
+            method: ``"spearman"`` or ``"kendall"``.
+
+        Returns:
+            The partial correlation in [-1, 1]; NaN with fewer than 4 finite triples, a constant
+            variable, or when ``x`` or ``y`` is a monotone function of ``z``.
+    """
+    V.one_of("method", method, METHODS)
+    (x, y, z), _ = _finite_columns(None, x, y, z)
+    if len(x) < 4:
+        return float("nan")
+    return _partial_from(rank_correlation(x, y, method), rank_correlation(x, z, method), rank_correlation(y, z, method))
+
+
+def partial_bootstrap_ci(
+    x, y, z, method: str = "spearman", *, groups=None, level: float = 0.95, n_resamples: int = 2000, seed: int = 0
+) -> Interval:
+    """:func:`partial_rank_correlation` with a paired (cluster) percentile-bootstrap interval.
+
+    Args:
+        x, y, z: shape ``[n]``; groups: optional cluster labels ``[n]``; see :func:`paired_bootstrap_ci`.
+    """
+    V.one_of("method", method, METHODS)
+    _check_bootstrap_args(level, n_resamples)
+    (x, y, z), g = _finite_columns(groups, x, y, z)
+    if not len(x):
+        return _interval(float("nan"), np.array([]), level, 0, n_resamples)
+    est = partial_rank_correlation(x, y, z, method)
+    rng = np.random.default_rng(seed)
+    reps = np.array(
+        [
+            partial_rank_correlation(x[i], y[i], z[i], method)
+            for i in _resample_indices(len(x), g, int(n_resamples), rng)
+        ]
+    )
+    return _interval(est, reps, level, len(x), n_resamples)
+
+
+def trend_null_correlation(x, y, method: str = "spearman", *, kind: str = "differences") -> float:
+    r"""Rank correlation of two series over training with their shared time trend removed.
+
+    Two quantities that both grow during training correlate strongly whatever their link; this is
+    the null that a within-run correlation has to beat.
+
+    - ``kind="differences"``: correlate the first differences :math:`\Delta x_t=x_{t+1}-x_t` and
+      :math:`\Delta y_t` (do they move *together step by step*?);
+    - ``kind="detrended"``: correlate the residuals of least-squares lines :math:`x_tpproxlpha+eta t`
+      and :math:`y_tpprox\gamma+\delta t` fitted on the measurement index :math:`t=0,\dots,n-1`.
+
+    Args:
+        x, y: shape ``[n]``, in time order (a non-finite value drops the differences or residuals
+            that involve it).
+        method: ``"spearman"`` or ``"kendall"``.
+        kind: ``"differences"`` or ``"detrended"``.
+
+    Returns:
+        The correlation (NaN when fewer than 3 finite pairs remain or one side is constant).
+    """
+    V.one_of("method", method, METHODS)
+    V.one_of("kind", kind, ("differences", "detrended"))
+    x, y = _vector("x", x), _vector("y", y)
+    if x.shape != y.shape:
+        raise ValueError(f"x and y must have the same length, got shapes {x.shape} and {y.shape}")
+    if kind == "differences":
+        return rank_correlation(np.diff(x), np.diff(y), method)
+    t = np.arange(len(x), dtype=float)
+
+    def detrend(v):
+        ok = np.isfinite(v)
+        out = np.full_like(v, np.nan)
+        if ok.sum() >= 2:
+            beta, alpha = np.polyfit(t[ok], v[ok], 1)
+            out[ok] = v[ok] - (alpha + beta * t[ok])
+        return out
+
+    return rank_correlation(detrend(x), detrend(y), method)
+
+
+def _two_samples(a, b, paired: bool, groups):
+    a, b = _vector("a", a), _vector("b", b)
+    if paired:
+        if a.shape != b.shape:
+            raise ValueError(f"paired=True needs a and b of the same length, got {len(a)} and {len(b)}")
+        (a, b), g = _finite_columns(groups, a, b)
+        return a, b, g, None
+    ga = gb = None
+    if groups is not None:
+        if not (isinstance(groups, tuple) and len(groups) == 2):
+            raise ValueError("groups is invalid for paired=False; accepted: None or a tuple (labels of a, labels of b)")
+        ga, gb = groups
+    (a,), ga = _finite_columns(ga, a)
+    (b,), gb = _finite_columns(gb, b)
+    return a, b, ga, gb
+
+
+def _two_sample_interval(stat, a, b, paired, groups, level, n_resamples, seed) -> Interval:
+    """Percentile bootstrap of ``stat(a, b)``: pairs (or clusters of pairs) resampled together when
+    ``paired``, otherwise each sample (or its clusters) resampled on its own."""
+    _check_bootstrap_args(level, n_resamples)
+    a, b, ga, gb = _two_samples(a, b, paired, groups)
+    n = len(a) + (0 if paired else len(b))
+    if len(a) == 0 or len(b) == 0:
+        return _interval(float("nan"), np.array([]), level, n, n_resamples)
+    est = stat(a, b)
+    rng = np.random.default_rng(seed)
+    if paired:
+        reps = np.array([stat(a[i], b[i]) for i in _resample_indices(len(a), ga, int(n_resamples), rng)])
+    else:
+        ia = _resample_indices(len(a), ga, int(n_resamples), rng)
+        ib = _resample_indices(len(b), gb, int(n_resamples), rng)
+        reps = np.array([stat(a[i], b[j]) for i, j in zip(ia, ib, strict=True)])
+    return _interval(est, reps, level, n, n_resamples)
+
+
+def _ratio(a: np.ndarray, b: np.ndarray) -> float:
+    mb = float(np.mean(b))
+    return float(np.mean(a)) / mb if mb != 0.0 else float("nan")
+
+
+def ratio_ci(
+    a, b, *, paired: bool = False, groups=None, level: float = 0.95, n_resamples: int = 2000, seed: int = 0
+) -> Interval:
+    r"""Ratio of means :math:`ar a/ar b` with a (cluster) percentile-bootstrap interval.
+
+    E.g. the mean final Jacobian at the largest step over that at the smallest: a ratio of 0.92
+    with interval [0.85, 0.99] is "8 % lower", with its uncertainty.
+
+    Args:
+        a, b: shape ``[n_a]``, ``[n_b]`` (non-finite values dropped; with ``paired=True`` the same
+            length, pairs dropped together).
+        paired: resample the pairs :math:`(a_i, b_i)` together (e.g. one pair per seed) instead of
+            each sample on its own.
+        groups: cluster labels: shape ``[n]`` when paired, else None or a tuple ``(labels_a, labels_b)``.
+        level, n_resamples, seed: see :func:`bootstrap_ci`.
+
+    Returns:
+        :class:`Interval` (``n`` = values used; replicates with :math:`ar b=0` dropped; estimate NaN
+        when :math:`ar b=0`).
+    """
+    return _two_sample_interval(_ratio, a, b, paired, groups, level, n_resamples, seed)
+
+
+def difference_ci(
+    a, b, *, paired: bool = False, groups=None, level: float = 0.95, n_resamples: int = 2000, seed: int = 0
+) -> Interval:
+    r"""Difference of means :math:`ar a-ar b` with a (cluster) percentile-bootstrap interval.
+
+    Args:
+        a, b, paired, groups, level, n_resamples, seed: see :func:`ratio_ci`.
+
+    Returns:
+        :class:`Interval` of :math:`ar a-ar b`.
+    """
+    return _two_sample_interval(
+        lambda u, v: float(np.mean(u) - np.mean(v)), a, b, paired, groups, level, n_resamples, seed
+    )
