@@ -135,7 +135,7 @@ BASE_PRESETS: dict[str, dict[str, Any]] = {
         test_jacobian_points=100,
         seeds=(0,),
     ),
-    "quick": dict(seeds=(0, 1)),
+    "quick": dict(seeds=(0, 1, 2, 3, 4)),
     "paper": dict(
         dataset="cifar10",
         n_train=50000,
