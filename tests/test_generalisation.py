@@ -357,3 +357,50 @@ def test_paired_values_aligns_treated_and_control_runs():
         G.paired_values(final, "s", {"weight_decay": 0.003}, {"weight_decay": 0.0})
     with pytest.raises(ValueError, match="column 'x'"):
         G.paired_values(final, "x", {"weight_decay": 0.003}, {"weight_decay": 0.0})
+
+
+def test_describe_setting_is_built_from_the_config():
+    c = G.WeightDecayConfig.from_preset("quick", n_train=321, max_epochs=7, lr=0.3, batch_size=64)
+    text = G.describe_setting(c)
+    for piece in (
+        "321 real MNIST digits",
+        "`mnist5k`",
+        "hidden widths 100-100 (tanh)",
+        "step 0.3",
+        "batch 64",
+        "7 epochs",
+    ):
+        assert piece in text, piece
+    paper = G.WeightDecayConfig.preset("paper")
+    assert "ResNet-18" in G.describe_setting(paper) and "momentum 0.9" in G.describe_setting(paper)
+    with pytest.raises(TypeError, match="GeneralisationConfig"):
+        G.describe_setting(object())
+
+
+def test_gap_predictors_stacks_predictor_tables():
+    from sharpjac import analysis
+
+    rng = np.random.default_rng(0)
+    final = pd.DataFrame(
+        {
+            "g1": rng.normal(size=24),
+            "g2": rng.normal(size=24),
+            "a": rng.normal(size=24),
+            "b": rng.normal(size=24),
+            "train_loss": rng.normal(size=24),
+            "point": np.repeat(np.arange(8), 3),
+        }
+    )
+    out = G.gap_predictors(final, ("g1", "g2"), ["a", "b"], "spearman", group="point", n_resamples=50, seed=1)
+    assert out["gap"].tolist() == ["g1", "g1", "g2", "g2"] and out["predictor"].tolist() == ["a", "b", "a", "b"]
+    direct = analysis.predictor_table(
+        final, "g2", ["a", "b"], "spearman", group="point", n_resamples=50, seed=1, control="train_loss"
+    )
+    # the same function on the same resamples: identical numbers
+    np.testing.assert_array_equal(
+        out.iloc[2:][["estimate", "low", "high", "partial"]].to_numpy(),
+        direct[["estimate", "low", "high", "partial"]].to_numpy(),
+    )
+    assert "partial" not in G.gap_predictors(
+        final, "g1", ["a"], "kendall", group=None, n_resamples=10, seed=0, control=None
+    )
