@@ -18,7 +18,8 @@ Rows
   (v)   engine costs in gradient-equivalents (time / one gradient of the same loss): the top
         eigenvalue of the MLP to 1e-4 (target <= 40), one product through a kept graph (graph
         reuse) and without, the solver's own work per product (target <= 0.5), Hutchinson probes
-        per chunk size on the CNN; beside peer libraries in the same process (PyHessian's power
+        per chunk size on the MLP and the CNN, with and without the kept graph (the measurement
+        behind trace's default chunk_size=1); beside peer libraries in the same process (PyHessian's power
         iteration, curvlinops' HessianLinearOperator + scipy eigsh) when installed
         (``pip install -e .[bench]``).
 
@@ -502,19 +503,22 @@ def bench_engine(problems, reps):
         ["problem", "what", "products", "gradients", "rel. error"],
         rows,
     )
-    # trace chunking on the CNN
-    name, model, loss_fn, x, y = problems[1]
-    params = [p for p in model.parameters() if p.requires_grad]
-    g = best_of(lambda: torch.autograd.grad(loss_fn(model(x), y), params), reps)
+    # trace chunking on both problems, with and without the kept graph
     rows = []
-    op = _hessian(model, loss_fn, (x, y), True)
-    t_hv = best_of(lambda: op @ v[: num_params(model)], reps)
-    rows.append([name, "one Hv (default operator)", f"{t_hv / g:.2f}"])
-    for c in (1, 4, 16):
-        t = best_of(lambda: trace(op, num_samples=16, chunk_size=c), max(1, reps // 2))
-        rows.append([name, f"Hutchinson, chunk_size={c}, per probe", f"{t / 16 / g:.2f}"])
+    for name, model, loss_fn, x, y in problems:
+        params = [p for p in model.parameters() if p.requires_grad]
+        g = best_of(lambda: torch.autograd.grad(loss_fn(model(x), y), params), reps)
+        op = _hessian(model, loss_fn, (x, y), True)
+        t_hv = best_of(lambda: op @ v[: num_params(model)], reps)
+        rows.append([name, "one Hv (default operator)", f"{t_hv / g:.2f}"])
+        for reuse in (True, False):
+            op = _hessian(model, loss_fn, (x, y), reuse)
+            for c in (1, 4, 16):
+                t = best_of(lambda: trace(op, num_samples=16, chunk_size=c), max(1, reps // 2))
+                label = "kept graph" if reuse else "graph rebuilt"
+                rows.append([name, f"Hutchinson, chunk_size={c}, {label}, per probe", f"{t / 16 / g:.2f}"])
     table(
-        f"(v') CNN products in gradient-equivalents (one gradient = {1e3 * g:.1f} ms)",
+        "(v') products and Hutchinson probes in gradient-equivalents (gradient of the same loss)",
         ["problem", "what", "gradients"],
         rows,
     )

@@ -20,6 +20,7 @@ import os
 import platform
 import tempfile
 import time
+from collections import Counter
 
 import torch
 
@@ -28,12 +29,14 @@ from sharpjac.runs import RunStore
 from sharpjac.training import train
 
 
-def _time(cfg) -> tuple[float, float, int, float]:
+def _time(cfg) -> tuple[float, float, int, float, dict]:
     t = time.perf_counter()
     res = train(cfg, progress=False)
     mv = res.frame["sharpness_matvecs"] if "sharpness_matvecs" in res.frame else None
     steady = float(mv.iloc[1:].mean()) if mv is not None and len(mv) > 1 else float("nan")
-    return time.perf_counter() - t, res.measure_time_s, len(res.frame), steady
+    # histogram of the Hessian-vector products per warm-started measurement (the first, cold, left out)
+    hist = dict(sorted(Counter(int(v) for v in mv.iloc[1:]).items())) if mv is not None else {}
+    return time.perf_counter() - t, res.measure_time_s, len(res.frame), steady, hist
 
 
 def main() -> None:
@@ -61,6 +64,7 @@ def main() -> None:
     for labels, tc in grid:  # middle learning rate of each loss
         picks.setdefault(tc.loss, []).append((labels, tc))
     rows = []
+    hists = []
     for loss, items in picks.items():
         labels, tc = items[len(items) // 2]
         bare = tc.replace(
@@ -69,8 +73,9 @@ def main() -> None:
         tracked = tc.replace(checkpoint_every=None)
         _time(bare.replace(max_steps=5))  # warm-up
         tb = min(_time(bare)[0] for _ in range(args.repeats))
-        tt, tm, nrows, mv = min((_time(tracked) for _ in range(args.repeats)), key=lambda r: r[1])
+        tt, tm, nrows, mv, hist = min((_time(tracked) for _ in range(args.repeats)), key=lambda r: r[1])
         rows.append((loss, labels["lr"], tc.max_steps, tb, tt, tm, nrows, mv))
+        hists.append((loss, hist))
     print()
     print(
         "| loss | lr | steps | train only (s) | with tracking (s) | steps/s bare | steps/s tracked "
@@ -82,6 +87,11 @@ def main() -> None:
             f"| {loss} | {lr:g} | {steps} | {tb:.2f} | {tt:.2f} | {steps / tb:.1f} | {steps / tt:.1f} | {n} "
             f"| {tm / n:.4f} | {(tm / n) / (tb / steps):.1f}x | {mv:.1f} | {(tt - tb) / tb:.2f}x |"
         )
+    print()
+    print("| loss | Hv products per warm-started measurement: count of measurements |")
+    print("|---|---|")
+    for loss, hist in hists:
+        print(f"| {loss} | " + ", ".join(f"{k}: {v}" for k, v in hist.items()) + " |")
     if args.skip_full:
         return
     with tempfile.TemporaryDirectory() as d:

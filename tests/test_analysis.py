@@ -635,3 +635,18 @@ def test_cluster_difference_ci_uses_groups():
     ga, gb = np.repeat(np.arange(8), 3), np.repeat(np.arange(6), 3)
     clus = A.difference_ci(np.repeat(a, 3), np.repeat(b, 3), groups=(ga, gb), n_resamples=100, seed=1)
     assert (clus.estimate, clus.low, clus.high) == pytest.approx((plain.estimate, plain.low, plain.high))
+
+
+@pytest.mark.parametrize("method", ["spearman", "kendall"])
+def test_vectorised_resampled_correlations_equal_the_scalar_ones(method):
+    """The bootstrap's vectorised correlations against the scalar functions (tested against scipy),
+    on data with ties, constant resamples and resamples of unequal length (clusters)."""
+    rng = np.random.default_rng(13)
+    x = rng.integers(0, 4, size=12).astype(float)  # many ties
+    y = x + rng.integers(0, 3, size=12)
+    idx = [rng.integers(0, 12, size=12) for _ in range(40)]
+    idx += [np.zeros(12, dtype=int), np.arange(5), np.array([0, 1]), np.array([3, 3, 4, 4, 4])]
+    got = A._resampled_correlations(idx, x, y, method)
+    want = np.array([A.rank_correlation(x[i], y[i], method) for i in idx])
+    np.testing.assert_allclose(got, want, rtol=0, atol=1e-12)  # same formula, summation order aside
+    assert np.isnan(got[40]) and np.isnan(got[42])  # a constant resample; fewer than 3 pairs

@@ -55,6 +55,17 @@ def smoke_book(tmp_path_factory):
     return root, {r.name: r for r in results}
 
 
+def test_scorecard_lists_every_registered_claim_with_a_computed_outcome(smoke_book):
+    """Every claim of the registry has a verdict computed by its chapter, and the page is built."""
+    from sharpjac import claims, scorecard
+
+    root, _ = smoke_book
+    assert scorecard.check(root) == []
+    page = (root / "_build" / "html" / "book" / "scorecard.html").read_text()
+    for claim in claims.all_claims():
+        assert claims.anchor(claim.id) in page, f"{claim.id} has no link on the scorecard"
+
+
 @pytest.mark.parametrize("name", CHAPTERS)
 def test_chapter_runs_at_smoke_preset(smoke_book, name):
     root, results = smoke_book

@@ -162,11 +162,11 @@ def book(tmp_path, monkeypatch):
     monkeypatch.chdir(root)
     calls = []
 
-    def fake_execute_all(root_, parameters, **kw):
+    def fake_execute_chapter(root_, name, parameters, **kw):
         calls.append((dict(parameters), os.environ.get("SHARPJAC_TRAINING")))
-        return []
+        return publish.ChapterResult(name, "executed", 0.0, root_ / publish.EXECUTED_DIR / f"{name}.ipynb")
 
-    monkeypatch.setattr(publish, "execute_all", fake_execute_all)
+    monkeypatch.setattr(publish, "execute_chapter", fake_execute_chapter)
     yield root, RunStore(tmp_path / "store"), calls
     experiments._REGISTRY.pop(NAME, None)
 

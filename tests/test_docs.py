@@ -14,6 +14,8 @@ MODULES = [
     "sharpjac.training",
     "sharpjac.analysis",
     "sharpjac.plotting",
+    "sharpjac.claims",
+    "sharpjac.scorecard",
 ]
 
 

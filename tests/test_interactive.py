@@ -83,7 +83,10 @@ def test_explorer_dropdown_switches_x_to_the_named_columns():
     assert labels == ["sharpness", "max Jf"]
     jac = menu.buttons[1].args
     assert jac[0]["x"] == [df[df.weight_decay == w].jac_spectral_max.tolist() for w in [0.0, 1e-4, 1e-3]]
-    assert jac[1] == {"xaxis.title.text": "max Jf"}
+    assert len(jac) == 1  # restyle only: the drop-down itself is the axis title
+    assert menu.y < 0  # under the x axis
+    assert [t.name for t in fig.data] == ["0", "0.0001", "0.001"]
+    assert fig.layout.legend.title.text == tables.LABELS["weight_decay"] + ":"
     assert fig.layout.xaxis.type == "log"
 
 
@@ -129,6 +132,9 @@ def test_figure_html_is_offline_deterministic_and_labelled():
     assert 'aria-label="Gap &quot;against&quot; sharpness"' in html
     assert "<script src" not in html and "cdn" not in html.lower()
     assert html == interactive.figure(fig, alt='Gap "against" sharpness')._repr_html_()
+    # without plotly.js (JupyterLab) the figure's script is skipped instead of raising
+    assert "if (window.Plotly && document.getElementById(" in html
+    assert html.count("Plotly.newPlot") == 1
     # the embedded JSON is the figure's own data
     assert json.dumps(list(fig.data[0].x))[1:-1].split(",")[0].strip() in html
 
@@ -145,3 +151,42 @@ def test_validation_messages_name_the_parameter():
         interactive.explorer(df, x={"a": "sharpness"}, y="gap_loss", color="weight_decay", hover=[], slider="q")
     with pytest.raises(ValueError, match="y="):
         interactive.curves(df, x="seed", y={}, group="lr", hover=[])
+
+
+def test_book_style_makes_notebook_figures_retina_pngs():
+    # in a fresh process: an IPython shell is a process-wide singleton
+    import subprocess
+    import sys
+
+    code = """
+import base64, struct
+from IPython.core.interactiveshell import InteractiveShell
+import matplotlib
+matplotlib.use("agg")
+import matplotlib.pyplot as plt
+from sharpjac import plotting
+shell = InteractiveShell.instance()
+plotting.use_book_style()
+fig, ax = plt.subplots(figsize=(4.0, 2.0))
+ax.plot([0, 1], [0, 1])
+data, meta = shell.display_formatter.format(fig)
+png = base64.b64decode(data["image/png"]) if isinstance(data["image/png"], str) else data["image/png"]
+width, height = struct.unpack(">II", png[16:24])  # the PNG header's IHDR width and height
+print(width, height, meta["image/png"]["width"], meta["image/png"]["height"])
+"""
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    width, height, shown_width, shown_height = map(int, done.stdout.split())
+    # a retina PNG has twice the pixels of its displayed size (integer division of odd sizes: +-1 px)
+    assert abs(width - 2 * shown_width) <= 1 and abs(height - 2 * shown_height) <= 1
+    assert shown_width > 100
+
+
+def test_guide_documents_every_concept_colour():
+    from pathlib import Path
+
+    guide = (Path(__file__).resolve().parents[1] / "book" / "guide.md").read_text()
+    section = guide.split("## Colours and figures")[1]
+    for key, hex_colour in plotting.COLORS.items():
+        row = next((line for line in section.splitlines() if f"| `{key}` |" in line), None)
+        assert row is not None, f"the guide's palette table has no row for {key}"
+        assert row.count(hex_colour) == 2, f"the guide's row for {key} does not show {hex_colour}"

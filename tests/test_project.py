@@ -142,3 +142,27 @@ def test_bad_preset_and_seed_are_rejected_before_work():
         publish.validate_parameters({"preset": "fast", "seed": 0})
     with pytest.raises(ValueError, match="seed=-1"):
         publish.validate_parameters({"preset": "quick", "seed": -1})
+
+
+def test_licence_states_code_and_text():
+    text = (ROOT / "LICENSE").read_text()
+    assert "MIT License" in text and "Permission is hereby granted" in text
+    assert "CC BY 4.0" in text and "creativecommons.org/licenses/by/4.0" in text
+    readme = (ROOT / "README.md").read_text()
+    assert "MIT" in readme and "CC BY 4.0" in readme
+
+
+def test_citation_file_is_cff_1_2_0_and_cites_the_paper():
+    cff = yaml.safe_load((ROOT / "CITATION.cff").read_text())
+    for key in ("cff-version", "message", "title", "authors", "version", "date-released", "license", "references"):
+        assert cff.get(key), f"CITATION.cff lacks {key}"
+    assert cff["cff-version"] == "1.2.0"
+    assert cff["authors"] == [{"name": "The sharpjac contributors"}]
+    version = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
+    assert str(cff["version"]) == version
+    assert set(cff["license"]) == {"MIT", "CC-BY-4.0"}
+    [paper] = cff["references"]
+    assert [a["family-names"] for a in paper["authors"]] == ["MacDonald", "Valmadre", "Lucey"]
+    assert any(i["value"] == "arXiv:2305.14683" for i in paper["identifiers"])
+    # every author of the software and of the reference has a name (CFF requires one of the two forms)
+    assert all("name" in a or "family-names" in a for a in cff["authors"] + paper["authors"])

@@ -134,3 +134,29 @@ def test_presets_and_runs():
     assert [blind[n].trainable_layers for n in BLIND_RUNS] == [None, (1,), (3,), None]
     assert blind["linear model"].model == "linear"
     assert len(AnsatzConfig.from_preset("smoke", seeds=(0, 1)).trains()) == 14
+    # the book's theory chapters use at least three seeds at quick (one at smoke, which must stay fast)
+    assert smoke.seeds == (0,) and quick.seeds == (0, 1, 2) and paper.seeds == (0, 1, 2)
+    assert len(quick.trains()) == 21
+
+
+def test_chapter_claims_decided_from_the_smoke_tables(study):
+    # Proposition A is a theorem: the chapter's Holds claim must agree on every snapshot of the smoke run;
+    # the linear model's sharpness is constant, so its claim (spread <= 1e-3) agrees as well
+    from sharpjac import claims
+
+    _, _, t = study
+    bounds = t["bounds"]
+    v = claims.evaluate(
+        "ansatz.proposition_a_holds",
+        evidence="test",
+        preset="smoke",
+        seeds=1,
+        violations=int((~bounds["holds"].astype(bool)).sum()),
+        checks=len(bounds),
+    )
+    assert v.outcome == "agree"
+    lin = t["blind"].query("run == 'linear model'")["sharpness"]
+    spread = float((lin.max() - lin.min()) / lin.mean())
+    assert claims.get("ansatz.linear_does_not_sharpen").rule.decide(value=spread) == "agree"
+    ids = {c.id for c in claims.all_claims() if c.chapter == "ansatz"}
+    assert len(ids) == 7 and all(i.startswith("ansatz.") for i in ids)

@@ -131,3 +131,23 @@ def test_presets_carry_the_chapter_sizes():
         )
         for p in ("smoke", "quick", "paper")
     ] == [(12, (8, 8), 7), (40, (20, 20), 13), (50, (32, 32), 13)]
+
+
+def test_chapter_claims_decided_from_the_smoke_tables(study):
+    # the chapter's two claims, decided from the study's own numbers: the identity holds to float64 rounding
+    # (~1e-15), far inside the claim's 1e-8, and a perturbed spectrum (1e-6) is rejected by the same rule
+    from sharpjac import claims
+
+    _, _, t = study
+    ids = {c.id for c in claims.all_claims() if c.chapter == "conjugate_matrix"}
+    assert ids == {"conjugate_matrix.equal_spectra", "conjugate_matrix.first_layer_absent"}
+    worst = float(t["comparison"]["max_rel_diff"].max())
+    v = claims.evaluate("conjugate_matrix.equal_spectra", evidence="test", preset="smoke", seeds=1, value=worst)
+    assert v.outcome == "agree"
+    assert claims.get("conjugate_matrix.equal_spectra").rule.decide(value=1e-6) == "disagree"
+    resc = t["rescaling"]
+    jc = resc["jac_spectral_max"] * resc["scale"]
+    # the blind-spot checks of the chapter: c * max|Jf_c(c x)| is constant, the later layers' term too
+    assert float(jc.max() - jc.min()) <= 1e-8 * float(jc.mean())
+    later = resc["lambda_max_later"]
+    assert float(later.max() - later.min()) <= 1e-8 * float(later.mean())

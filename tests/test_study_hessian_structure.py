@@ -34,6 +34,9 @@ def test_smoke_preset_is_the_chapter_setting():
     cfg = experiments.get(NAME).preset("smoke")
     assert (cfg.n_train, cfg.widths, cfg.steps, cfg.batch, cfg.lr, cfg.k) == (100, (16,), 10, 50, 0.1, 6)
     assert experiments.get(NAME).preset("quick").k == 16 and experiments.get(NAME).preset("paper").n_train == 4000
+    # at least three seeds at quick (the chapter shifts them by its `seed` parameter), one at smoke
+    assert cfg.seeds == (0,) and experiments.get(NAME).preset("quick").seeds == (0, 1, 2)
+    assert len(experiments.get(NAME).preset("quick", seeds=(3, 4, 5)).trains()) == 3
     (tc,) = cfg.trains()
     assert tc.optimizer == "sgd" and tc.batch_size == 50 and tc.snapshot_steps == (0, 2) and tc.max_steps == 10
 
@@ -140,3 +143,22 @@ def test_validation_names_the_field(kw, field):
         HessianStructureConfig.from_preset("smoke", **kw)
     msg = str(e.value)
     assert f"HessianStructureConfig.{field}=" in msg and "accepted" in msg and "\n" not in msg
+
+
+def test_weyl_bound_behind_the_chapter_claims(computed):
+    # the chapter reads |lambda_1(H) - lambda_1(G)| against ||R||_2 = max(|R_max|, |R_min|); Weyl's inequality
+    # (cor-weyl) must hold for the computed numbers, up to the Lanczos relative tolerance 1e-2 of each of the
+    # three estimates (hence 3e-2 of the sharpness)
+    from sharpjac import claims
+
+    _, _, tables = computed
+    s = tables["summary"]
+    diff = s["lambda1_H"] - s["lambda1_G"]
+    slack = 3e-2 * s["lambda1_H"].abs()
+    assert (diff <= s["R_max"] + slack).all() and (diff >= s["R_min"] - slack).all()
+    ids = {c.id for c in claims.all_claims() if c.chapter == NAME}
+    assert ids == {
+        "hessian_structure.outliers_per_class",
+        "hessian_structure.outliers_from_gauss_newton",
+        "hessian_structure.residual_shrinks",
+    }

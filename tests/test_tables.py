@@ -14,18 +14,25 @@ from sharpjac import tables
 @pytest.mark.parametrize(
     "value, digits, expected",
     [
-        # expected strings written by hand from the rule "digits significant digits, fixed point in [1e-3, 1e6)"
-        (0.05, 3, "0.0500"),
+        # expected strings written by hand from the rules: values with <= digits significant digits as
+        # written; otherwise digits significant digits, fixed point in [1e-3, 1e6), scientific outside
+        (0.05, 3, "0.05"),
+        (1e-4, 3, "0.0001"),
+        (1e-5, 3, "1e-05"),
+        (10.0, 3, "10"),
         (0.123456, 3, "0.123"),
+        (0.0500001, 3, "0.0500"),
         (3.14159, 3, "3.14"),
         (12.5, 3, "12.5"),
         (1234.6, 3, "1235"),
-        (999999.0, 3, "999999"),
-        (1.0e6, 3, "1.00e+06"),
-        (3.2e-7, 3, "3.20e-07"),
+        (999999.4, 3, "999999"),
+        (1.0e6, 3, "1e+06"),
+        (1.2345e6, 3, "1.23e+06"),
+        (3.2e-7, 3, "3.2e-07"),
+        (3.21e-7, 2, "3.2e-07"),
         (-0.002718, 2, "-0.0027"),
         (0.0, 3, "0"),
-        (np.float64(0.05), 3, "0.0500"),
+        (np.float64(0.05), 3, "0.05"),
         (np.int64(7), 3, "7"),
         (42, 3, "42"),
         (True, 3, "yes"),
@@ -77,7 +84,7 @@ def test_show_uses_reader_labels_rounds_and_hides_the_index():
         assert reader in html
     cells = _cells(html)
     # row-major order of the five columns; the index (10, 11) is not a cell
-    assert cells == ["0.0500", "3.14", "0.0123", "0", "no", "0.100", "12.5", "0.200", "1", "yes"]
+    assert cells == ["0.05", "3.14", "0.0123", "0", "no", "0.1", "12.5", "0.2", "1", "yes"]
     assert "row_heading" not in html or "10" not in [c for c in cells]
 
 
@@ -85,7 +92,7 @@ def test_show_selects_orders_and_relabels_columns_with_per_column_digits():
     html = tables.show(_frame(), {"seed": "seed", "lr": "η", "gap_loss": None}, digits={"gap_loss": 2})._repr_html_()
     headers = [re.sub(r"<[^>]+>", "", h).strip() for h in re.findall(r"<th[^>]*>.*?</th>", html, flags=re.S)]
     assert headers == ["seed", "η", tables.LABELS["gap_loss"]]
-    assert _cells(html) == ["0", "0.0500", "0.012", "1", "0.100", "0.20"]
+    assert _cells(html) == ["0", "0.05", "0.012", "1", "0.1", "0.2"]
 
 
 def test_show_caption():
@@ -131,3 +138,10 @@ def test_labels_cover_the_internal_columns_chapters_use():
         "sam_rho",
     ):
         assert name in tables.LABELS and tables.LABELS[name] != name, name
+
+
+def test_docstring_examples():
+    import doctest
+
+    result = doctest.testmod(tables, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
+    assert result.attempted > 0 and result.failed == 0

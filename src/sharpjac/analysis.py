@@ -655,6 +655,86 @@ def _resample_indices(n: int, groups, n_resamples: int, rng: np.random.Generator
     return [np.concatenate([members[g] for g in row]) for row in picks]
 
 
+def _rank_rows(a: np.ndarray) -> np.ndarray:
+    """Average ranks (1..n, ties averaged) of each row of ``a`` (shape ``[B, n]``, finite)."""
+    b, n = a.shape
+    order = np.argsort(a, axis=1, kind="mergesort")
+    s = np.take_along_axis(a, order, axis=1)
+    idx = np.broadcast_to(np.arange(n), (b, n))
+    new = np.ones((b, n), dtype=bool)
+    new[:, 1:] = s[:, 1:] != s[:, :-1]
+    last = np.ones((b, n), dtype=bool)
+    last[:, :-1] = new[:, 1:]
+    start = np.maximum.accumulate(np.where(new, idx, 0), axis=1)
+    end = np.minimum.accumulate(np.where(last, idx, n - 1)[:, ::-1], axis=1)[:, ::-1]
+    ranks = np.empty((b, n))
+    np.put_along_axis(ranks, order, (start + end) / 2.0 + 1.0, axis=1)
+    return ranks
+
+
+def _row_features(a: np.ndarray, method: str):
+    """What a rank correlation needs from one variable, per row of ``a`` (shape ``[B, n]``):
+    centred ranks and their squared norm (Spearman), or the pair signs and tie count (Kendall)."""
+    if method == "spearman":
+        r = _rank_rows(a)
+        r -= r.mean(axis=1, keepdims=True)
+        return r, (r * r).sum(axis=1)
+    i, j = np.triu_indices(a.shape[1], k=1)
+    sg = np.sign(a[:, i] - a[:, j]).astype(np.int8)
+    n0 = a.shape[1] * (a.shape[1] - 1) / 2.0
+    return sg, n0 - (sg == 0).sum(axis=1)
+
+
+def _row_correlation(fa, fb) -> np.ndarray:
+    """Rank correlation per row from two variables' :func:`_row_features` (NaN when undefined)."""
+    (va, na), (vb, nb) = fa, fb
+    num = (va * vb).sum(axis=1, dtype=np.float64)
+    den = np.sqrt(na * nb)
+    safe = np.where(den > 0, den, 1.0)
+    return np.where(den > 0, np.clip(num / safe, -1.0, 1.0), np.nan)
+
+
+def _rowwise_correlation(x: np.ndarray, y: np.ndarray, method: str) -> np.ndarray:
+    """:func:`rank_correlation` of each row pair of ``x``, ``y`` (shape ``[B, n]``, finite), vectorised.
+
+    Same conventions as :func:`spearman` / :func:`kendall`: NaN when ``n < 3`` or a row is constant.
+    """
+    if x.shape[1] < 3:
+        return np.full(x.shape[0], np.nan)
+    return _row_correlation(_row_features(x, method), _row_features(y, method))
+
+
+def _resampled_pairwise(
+    indices: list[np.ndarray], arrays: Sequence[np.ndarray], pairs: Sequence[tuple[int, int]], method: str
+) -> list[np.ndarray]:
+    """For each pair ``(p, q)``: ``rank_correlation(arrays[p][i], arrays[q][i], method)`` for every
+    index array ``i``, vectorised over the resamples of equal length (in chunks, to bound the memory
+    of Kendall's pair matrices); each variable's ranks or pair signs are computed once per chunk."""
+    out = [np.empty(len(indices)) for _ in pairs]
+    by_len: dict[int, list[int]] = {}
+    for k, i in enumerate(indices):
+        by_len.setdefault(len(i), []).append(k)
+    used = sorted({v for pq in pairs for v in pq})
+    for n, ks in by_len.items():
+        if n < 3:
+            for o in out:
+                o[ks] = np.nan
+            continue
+        chunk = max(1, 4_000_000 // (n * n if method == "kendall" else n))
+        for c in range(0, len(ks), chunk):
+            part = ks[c : c + chunk]
+            idx = np.stack([indices[k] for k in part])
+            feats = {v: _row_features(arrays[v][idx], method) for v in used}
+            for o, (p, q) in zip(out, pairs, strict=True):
+                o[part] = _row_correlation(feats[p], feats[q])
+    return out
+
+
+def _resampled_correlations(indices: list[np.ndarray], x: np.ndarray, y: np.ndarray, method: str) -> np.ndarray:
+    """``rank_correlation(x[i], y[i], method)`` for every index array ``i`` (see :func:`_resampled_pairwise`)."""
+    return _resampled_pairwise(indices, (x, y), [(0, 1)], method)[0]
+
+
 def _check_bootstrap_args(level, n_resamples) -> None:
     V.real("level", level, minimum=0, maximum=1, low_open=True, high_open=True)
     V.positive_int("n_resamples", n_resamples)
@@ -714,7 +794,7 @@ def paired_bootstrap_ci(
     est = rank_correlation(x, y, method)
     rng = np.random.default_rng(seed)
     reps = (
-        np.array([rank_correlation(x[i], y[i], method) for i in _resample_indices(len(x), g, int(n_resamples), rng)])
+        _resampled_correlations(_resample_indices(len(x), g, int(n_resamples), rng), x, y, method)
         if len(x)
         else np.array([])
     )
@@ -916,16 +996,14 @@ def compare_predictors(
     _check_bootstrap_args(level, n_resamples)
     g = _frame_groups(frame, groups)
     (t, xa, xb), g = _finite_columns(g, *(frame[c].to_numpy(float) for c in (target, a, b)))
-    f = abs if by == "abs" else (lambda r: r)
-
-    def diff(i):
-        return f(rank_correlation(t[i], xa[i], method)) - f(rank_correlation(t[i], xb[i], method))
-
+    f = np.abs if by == "abs" else (lambda r: r)
     if not len(t):
         return _interval(float("nan"), np.array([]), level, 0, n_resamples)
-    est = diff(np.arange(len(t)))
+    est = float(f(rank_correlation(t, xa, method)) - f(rank_correlation(t, xb, method)))
     rng = np.random.default_rng(seed)
-    reps = np.array([diff(i) for i in _resample_indices(len(t), g, int(n_resamples), rng)])
+    idx = _resample_indices(len(t), g, int(n_resamples), rng)
+    r_a, r_b = _resampled_pairwise(idx, (t, xa, xb), [(0, 1), (0, 2)], method)
+    reps = f(r_a) - f(r_b)
     return _interval(est, reps, level, len(t), n_resamples)
 
 
@@ -984,12 +1062,12 @@ def partial_bootstrap_ci(
         return _interval(float("nan"), np.array([]), level, 0, n_resamples)
     est = partial_rank_correlation(x, y, z, method)
     rng = np.random.default_rng(seed)
-    reps = np.array(
-        [
-            partial_rank_correlation(x[i], y[i], z[i], method)
-            for i in _resample_indices(len(x), g, int(n_resamples), rng)
-        ]
-    )
+    idx = _resample_indices(len(x), g, int(n_resamples), rng)
+    r_xy, r_xz, r_yz = _resampled_pairwise(idx, (x, y, z), [(0, 1), (0, 2), (1, 2)], method)
+    den2 = (1.0 - r_xz * r_xz) * (1.0 - r_yz * r_yz)
+    ok = np.isfinite(r_xy) & np.isfinite(den2) & (den2 > 1e-12)  # the conventions of _partial_from
+    reps = np.where(ok, np.clip((r_xy - r_xz * r_yz) / np.sqrt(np.where(ok, den2, 1.0)), -1.0, 1.0), np.nan)
+    reps[[len(i) < 4 for i in idx]] = np.nan  # as partial_rank_correlation: fewer than 4 triples
     return _interval(est, reps, level, len(x), n_resamples)
 
 

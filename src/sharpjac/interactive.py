@@ -65,6 +65,12 @@ class InteractiveFigure:
             # a deterministic id (from the figure itself) keeps re-executed notebooks diff-stable
             div_id="sjp-" + hashlib.sha1(self.fig.to_json().encode()).hexdigest()[:12],
         )
+        # Without plotly.js (a notebook in JupyterLab) the figure's script must not raise; the
+        # note above it then says where the figure is drawn.
+        guarded = body.replace("if (document.getElementById(", "if (window.Plotly && document.getElementById(")
+        if guarded == body:
+            raise RuntimeError("plotly's HTML changed: the figure's script could not be guarded")
+        body = guarded
         alt = html.escape(self.alt, quote=True)
         return (
             f'<div class="{FIGURE_CLASS}" role="figure" aria-label="{alt}">'
@@ -110,11 +116,7 @@ def _plain(values) -> list:
 
 
 def _value_text(v) -> str:
-    """Hover/legend text: a value with at most 3 significant digits as written (0.0001, 0.05), else 3 digits."""
-    if isinstance(v, numbers.Real) and not isinstance(v, (bool, np.bool_)):
-        f = float(v)
-        if math.isfinite(f) and float(f"{f:.3g}") == f:
-            return f"{f:g}"
+    """Hover/legend text of one value (0.05 and 1e-4 as written, measured numbers to 3 digits)."""
     return tables.format_value(v) if isinstance(v, (numbers.Number, np.bool_)) else str(v)
 
 
@@ -133,34 +135,58 @@ def _hover_template(hover: Sequence[str], x_label: str, y_label: str, *, offset:
     return "<br>".join(lines) + "<extra></extra>"
 
 
-def _layout(fig: go.Figure, *, title: str | None, x_title: str, y_title: str, log_x: bool, log_y: bool) -> None:
+def _layout(
+    fig: go.Figure,
+    *,
+    title: str | None,
+    x_title: str | None,
+    y_title: str | None,
+    log_x: bool,
+    log_y: bool,
+    legend_on_top: bool,
+    legend_title: str,
+) -> None:
+    """The book's layout. Growing parts (a legend that wraps on a phone) sit at an outer edge, where
+    Plotly's automatic margins give them room, so that they never cover the plot or a control."""
+    legend = (
+        dict(orientation="h", x=0.0, xanchor="left", y=1.02, yanchor="bottom")
+        if legend_on_top
+        else dict(orientation="h", x=0.0, xanchor="left", y=-0.22, yanchor="top")
+    )
+    # the swept parameter's name once, as the legend's title; the entries are its values
+    legend["title"] = dict(text=f"{legend_title}:", side="top left")
     fig.update_layout(
-        title=dict(text=title, x=0.0, xanchor="left", y=0.98, yanchor="top") if title else None,
+        title=dict(text=title, x=0.0, xanchor="left", yref="container", y=1.0, yanchor="top", automargin=True)
+        if title
+        else None,
         template="simple_white",
         font=_FONT,
         autosize=True,
         height=480,
-        margin=dict(l=60, r=20, t=90 if title else 70, b=60),
+        margin=dict(l=60, r=20, t=40, b=60),
         hovermode="closest",
-        legend=dict(orientation="h", x=0.0, xanchor="left", y=-0.18, yanchor="top", title=None),
+        legend=legend,
     )
     fig.update_xaxes(title_text=x_title, type="log" if log_x else "linear", showgrid=True, gridcolor="#e5e5e5")
     fig.update_yaxes(title_text=y_title, type="log" if log_y else "linear", showgrid=True, gridcolor="#e5e5e5")
 
 
-def _dropdown(buttons: list[dict], *, label: str) -> dict:
+def _dropdown(buttons: list[dict], *, where: str) -> dict:
+    """A drop-down that stands in for an axis title: under the x axis (``where="x"``) or above the plot."""
+    position = (
+        dict(x=0.5, xanchor="center", y=-0.09, yanchor="top")
+        if where == "x"
+        else dict(x=0.0, xanchor="left", y=1.02, yanchor="bottom")
+    )
     return dict(
         type="dropdown",
         direction="down",
         buttons=buttons,
-        x=0.0,
-        xanchor="left",
-        y=1.02,
-        yanchor="bottom",
         showactive=True,
         active=0,
-        pad=dict(r=4, t=4),
-        name=label,
+        pad=dict(r=2, t=2, b=2, l=2),
+        bgcolor="#f5f5f5",
+        **position,
     )
 
 
@@ -184,8 +210,9 @@ def explorer(
     Each row of ``df`` is a run (one point). Points are coloured by the swept column ``color``
     (:func:`sharpjac.plotting.sweep_colors`; one legend entry per value, a click toggles it). The
     drop-down switches the x statistic among ``x`` (``{reader label: column}``, the first is
-    shown first) and updates the axis title and the hover text. With ``slider`` (a column) a slider
-    shows only the runs with one value of that column, or "all". Hovering a point shows the
+    shown first; the drop-down sits under the x axis as its title) and updates the hover text.
+    With ``slider`` (a column) a slider under it shows only the runs with one value of that
+    column, or "all"; the legend sits above the plot. Hovering a point shows the
     ``hover`` columns (reader labels from :data:`sharpjac.tables.LABELS`), the colour value and
     both coordinates.
 
@@ -231,7 +258,7 @@ def explorer(
                     y=_plain(part[y]),
                     mode="markers",
                     marker=dict(color=colors[cv], size=9, line=dict(width=0.5, color="white")),
-                    name=f"{tables.label(color)} = {_value_text(cv)}",
+                    name=_value_text(cv),
                     legendgroup=str(cv),
                     showlegend=not shown_in_legend,
                     customdata=customdata,
@@ -244,19 +271,29 @@ def explorer(
     buttons = [
         dict(
             label=lab,
-            method="update",
+            method="restyle",
             args=[
                 {
                     "x": [_plain(part[col]) for _, _, part in groups],
                     "hovertemplate": [_hover_template(hover_cols, lab, y_label) for _ in groups],
-                },
-                {"xaxis.title.text": lab},
+                }
             ],
         )
         for lab, col in x_items
     ]
-    _layout(fig, title=title, x_title=x_items[0][0], y_title=y_label, log_x=log_x, log_y=False)
-    fig.update_layout(updatemenus=[_dropdown(buttons, label="x statistic")] if len(x_items) > 1 else [])
+    several = len(x_items) > 1
+    # with several statistics the drop-down under the x axis is the axis title
+    _layout(
+        fig,
+        title=title,
+        x_title=None if several else x_items[0][0],
+        y_title=y_label,
+        log_x=log_x,
+        log_y=False,
+        legend_on_top=True,
+        legend_title=tables.label(color),
+    )
+    fig.update_layout(updatemenus=[_dropdown(buttons, where="x")] if several else [])
 
     if slider is not None:
         steps = [dict(label="all", method="restyle", args=[{"visible": [True for _ in groups]}])]
@@ -275,14 +312,14 @@ def explorer(
                     steps=steps,
                     x=0.0,
                     len=1.0,
-                    y=-0.32,
+                    y=-0.22,
                     yanchor="top",
                     pad=dict(t=10, b=0),
                     currentvalue=dict(prefix=f"{tables.label(slider)}: ", visible=True),
                 )
             ],
-            height=580,
-            margin=dict(b=170),
+            height=560,
+            margin=dict(b=150),
         )
     return fig
 
@@ -303,9 +340,10 @@ def curves(
     """Curves over training, one per value of ``group`` (a run or a swept value), y chosen by a drop-down.
 
     ``df`` is long format (one row per (group, x) point, e.g. a run's records with ``step``).
-    ``y`` is ``{reader label: column}``; the drop-down switches the plotted column and the axis
-    title. Curves are coloured by :func:`sharpjac.plotting.sweep_colors` of the group values, one
-    legend entry each (a click toggles it); hovering shows the ``hover`` columns and the values.
+    ``y`` is ``{reader label: column}``; the drop-down, above the plot where it names the y axis,
+    switches the plotted column. Curves are coloured by :func:`sharpjac.plotting.sweep_colors` of
+    the group values, one legend entry each, below the plot (a click toggles it); hovering shows
+    the ``hover`` columns and the values.
 
     Returns:
         the ``plotly.graph_objects.Figure`` (wrap it with :func:`figure` to show it in the book).
@@ -337,7 +375,7 @@ def curves(
                 y=_plain(part[y_items[0][1]]),
                 mode="lines",
                 line=dict(color=colors[gv], width=2),
-                name=f"{tables.label(group)} = {_value_text(gv)}",
+                name=_value_text(gv),
                 customdata=customdata,
                 hovertemplate=_hover_template(hover_cols, x_label, y_items[0][0]),
             )
@@ -345,17 +383,27 @@ def curves(
     buttons = [
         dict(
             label=lab,
-            method="update",
+            method="restyle",
             args=[
                 {
                     "y": [_plain(part[col]) for part in parts],
                     "hovertemplate": [_hover_template(hover_cols, x_label, lab) for _ in parts],
-                },
-                {"yaxis.title.text": lab},
+                }
             ],
         )
         for lab, col in y_items
     ]
-    _layout(fig, title=None, x_title=x_label, y_title=y_items[0][0], log_x=False, log_y=log_y)
-    fig.update_layout(updatemenus=[_dropdown(buttons, label="statistic")] if len(y_items) > 1 else [])
+    several = len(y_items) > 1
+    # with several statistics the drop-down above the plot names the y axis
+    _layout(
+        fig,
+        title=None,
+        x_title=x_label,
+        y_title=None if several else y_items[0][0],
+        log_x=False,
+        log_y=log_y,
+        legend_on_top=False,
+        legend_title=tables.label(group),
+    )
+    fig.update_layout(updatemenus=[_dropdown(buttons, where="top")] if several else [])
     return fig

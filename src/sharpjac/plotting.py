@@ -50,7 +50,15 @@ _SWEEP_RANGE = (0.4, 1.0)  # the light end of "Purples" is too pale to read on w
 
 
 def use_book_style() -> None:
-    """Apply the book's seaborn theme and matplotlib settings (idempotent)."""
+    """Apply the book's seaborn theme and matplotlib settings (idempotent).
+
+    In a notebook it also switches the inline backend to "retina" PNGs: each figure is rendered
+    at twice ``figure.dpi`` and shown at its normal size (the output carries its display width
+    and height), so text and lines stay sharp on high-density screens and phones. Retina PNG was
+    chosen over SVG after measuring: for a figure of 3 panels x 6 runs x 2000 steps the 2x PNG is
+    about 290 KiB against 400 KiB for SVG (which also makes the browser draw every point), and
+    for a scatter of 600 points 130 KiB against 80 KiB.
+    """
     sns.set_theme(context="notebook", style="whitegrid", palette=PALETTE, font_scale=0.95)
     matplotlib.rcParams.update(
         {
@@ -65,6 +73,18 @@ def use_book_style() -> None:
             "figure.constrained_layout.use": True,
         }
     )
+    _retina_inline_figures()
+
+
+def _retina_inline_figures() -> None:
+    """Ask IPython's inline backend for 2x PNGs (no-op outside IPython)."""
+    try:
+        from IPython import get_ipython
+        from matplotlib_inline.backend_inline import set_matplotlib_formats
+    except ImportError:  # plain Python: nothing is displayed inline
+        return
+    if get_ipython() is not None:
+        set_matplotlib_formats("retina")
 
 
 def subplots(nrows: int = 1, ncols: int = 1, *, width: float | None = None, height: float | None = None, **kwargs):

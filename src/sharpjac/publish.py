@@ -10,19 +10,31 @@ A chapter is re-executed only when its inputs changed: the executed copy stores,
 metadata, a hash of the chapter's ``.md`` text, of every file under ``src/sharpjac`` and of the
 parameters; when the hash matches, the chapter is skipped.
 
+Parameters persist (:func:`plan_chapters`): a chapter is executed with the parameters its executed
+copy was last computed with, updated by those given on the command line (``--preset``, ``--seed``,
+``--params "n_seeds=5 fraction=0.8"``), until its ``.md`` source changes; a new chapter, a chapter
+whose source changed, or any chapter with ``--reset`` starts again from :data:`DEFAULT_PARAMETERS`.
+So ``make chapter NB=x SEED=1 && make book`` keeps seed 1, and ``make notebooks SEED=3 && make book``
+keeps seed 3. Whenever a chapter is re-executed with parameters other than its stored ones, the
+chapter and the changed parameters are printed first. Every parameter name is checked against the
+names the chapter's ``parameters`` cell assigns before any chapter runs.
+
 A chapter that fails never costs the book its page: the executed copy is replaced only after a
 successful run (atomically), so the previous good copy stays; the failed run is kept as
 ``notebooks/executed/<chapter>.failed.ipynb`` for inspection. The error names the chapter and the
 cell: the cell that raised, or, when the kernel died (out of memory, a crash in native code), the
 last cell that had started.
 
-After a successful execution the injected-parameters cell is tagged ``remove-cell`` (so it
+Before execution, a cell that installs the package where it is missing (Colab, Binder) is put
+after the chapter's title, hidden from the website (:func:`add_install_cell`). After a successful
+execution the injected-parameters cell is tagged ``remove-cell`` (so it
 does not show in the site) and a short "this page was computed with" box is inserted under
 the chapter's title, carrying the parameters, the date, the software versions and the wall
 time.
 
 The paper preset reads a store filled elsewhere: before executing anything,
-``notebooks --preset paper`` lists, per chapter, the runs its experiments need (the paper preset's
+``notebooks --preset paper`` (or any run that would execute a chapter at the paper preset) lists,
+per chapter, the runs its experiments need (the paper preset's
 grid, or a study's :meth:`~sharpjac.experiments.StudyConfig.trains`) that the run store
 (``$SHARPJAC_CACHE``) does not hold, with the command that produces them and their cost (CPU hours
 measured, GPU hours estimated, see :mod:`sharpjac.costs`), and stops (exit code 1) when any is
@@ -31,9 +43,13 @@ chapter that asks for a run the list did not foresee fails naming it instead of 
 
 Command line (the Makefile calls these)::
 
-    python -m sharpjac.publish notebooks --preset quick --seed 0 [--only data] [-p key value]
+    python -m sharpjac.publish notebooks [--preset quick] [--seed 0] [--params "n_seeds=5"] [--reset]
+                                         [--only data] [-p key value]
     python -m sharpjac.publish missing [--preset paper] [--only data]
-    python -m sharpjac.publish build
+    python -m sharpjac.publish build               # _build/html, with the buttons of derived_config
+    python -m sharpjac.publish student             # _build/student: the site and notebooks without solutions
+    python -m sharpjac.publish publish-notebooks   # executed chapters -> the launch buttons' branch
+    python -m sharpjac.publish instructors         # the time table of the instructors' page
 """
 
 from __future__ import annotations
@@ -55,6 +71,8 @@ from pathlib import Path
 from typing import Any
 
 PRESETS = ("smoke", "quick", "paper")
+#: The parameters of a chapter that has no stored parameters (new, source changed, or ``--reset``).
+DEFAULT_PARAMETERS: dict[str, Any] = {"preset": "quick", "seed": 0}
 EXECUTED_DIR = Path("notebooks") / "executed"
 _SOURCE_DIR = Path(__file__).resolve().parent
 
@@ -130,11 +148,170 @@ def input_hash(notebook: Path, parameters: Mapping[str, Any]) -> str:
 
 
 def _stored_hash(executed: Path) -> str | None:
+    return _stored_meta(executed).get("input_hash")
+
+
+def _stored_meta(executed: Path) -> dict:
+    """The ``sharpjac`` metadata of an executed chapter (``{}`` when there is none)."""
     try:
-        meta = json.loads(executed.read_text())["metadata"]
-        return meta.get("sharpjac", {}).get("input_hash")
-    except (OSError, ValueError, KeyError):
+        meta = json.loads(executed.read_text())["metadata"].get("sharpjac", {})
+    except (OSError, ValueError, KeyError, AttributeError):
+        return {}
+    return meta if isinstance(meta, dict) else {}
+
+
+def source_hash(source: Path) -> str:
+    """SHA-256 of a chapter's ``.md`` text alone: stored with the executed copy so that a changed
+    source (which resets the chapter's parameters) is told apart from a changed package."""
+    return hashlib.sha256(source.read_bytes()).hexdigest()
+
+
+def chapter_parameters(source: Path) -> dict[str, Any]:
+    """The names assigned in a chapter's ``parameters`` cell, with their default values.
+
+    A value that is not a Python literal is given as its source text. A chapter without a cell tagged
+    ``parameters`` accepts :data:`DEFAULT_PARAMETERS` (papermill injects them at its top).
+    """
+    import ast
+
+    nb = load_chapter(source)
+    cells = [c for c in nb.cells if c.cell_type == "code" and "parameters" in c.metadata.get("tags", [])]
+    if not cells:
+        return dict(DEFAULT_PARAMETERS)
+    found: dict[str, Any] = {}
+    for node in ast.parse(cells[0].source).body:
+        targets = (
+            node.targets if isinstance(node, ast.Assign) else [node.target] if isinstance(node, ast.AnnAssign) else []
+        )
+        for target in targets:
+            if isinstance(target, ast.Name) and node.value is not None:
+                try:
+                    found[target.id] = ast.literal_eval(node.value)
+                except ValueError:
+                    found[target.id] = ast.unparse(node.value)
+    return found
+
+
+def check_parameter_names(source: Path, parameters: Mapping[str, Any]) -> None:
+    """Raise ``ValueError`` (one line) when a parameter is not assigned in the chapter's parameters cell."""
+    accepted = chapter_parameters(source)
+    unknown = [k for k in parameters if k not in accepted]
+    if unknown:
+        raise ValueError(
+            f"parameter {unknown[0]}={parameters[unknown[0]]!r} is not a parameter of chapter {source.stem}; "
+            f"accepted names: {', '.join(accepted)}"
+        )
+
+
+def parse_params(text: str) -> dict[str, Any]:
+    """``"n_seeds=5 fraction=0.8 method=kendall"`` -> ``{"n_seeds": 5, "fraction": 0.8, "method": "kendall"}``.
+
+    Words are split as a shell would (quotes group); each value is read as JSON when it is JSON
+    (numbers, ``true``, ``"text"``), else kept as text (:func:`_parse_value`).
+    """
+    import shlex
+
+    out: dict[str, Any] = {}
+    for word in shlex.split(text):
+        name, sep, value = word.partition("=")
+        if not sep or not name.isidentifier():
+            raise ValueError(f"params entry {word!r} is not NAME=VALUE; accepted: words like n_seeds=5 fraction=0.8")
+        out[name] = _parse_value(value)
+    return out
+
+
+@dataclass(frozen=True)
+class ChapterPlan:
+    """What :func:`plan_chapters` decided for one chapter.
+
+    ``parameters`` are those it will be (or was) executed with; ``stored`` those of its executed copy
+    (``None`` when there is none); ``reason`` is one of ``"up to date"``, ``"new"``, ``"source changed"``,
+    ``"parameters changed"``, ``"reset"``, ``"package changed"`` or ``"forced"``.
+    """
+
+    name: str
+    parameters: dict
+    stored: dict | None
+    execute: bool
+    reason: str
+
+    def changes(self) -> str:
+        """The parameters that differ from the stored ones, as ``"seed 1 -> 0, n_seeds 5 -> (default)"``."""
+        if self.stored is None:
+            return ""
+        keys = list(self.stored) + [k for k in self.parameters if k not in self.stored]
+        parts = []
+        for key in keys:
+            old, new = self.stored.get(key, "(default)"), self.parameters.get(key, "(default)")
+            if old != new:
+                parts.append(f"{key} {old!r} -> {new!r}".replace("'(default)'", "(default)"))
+        return ", ".join(parts)
+
+
+def plan_chapters(
+    root: Path,
+    names: Iterable[str],
+    explicit: Mapping[str, Any] | None = None,
+    *,
+    reset: bool = False,
+    force: bool = False,
+) -> list[ChapterPlan]:
+    """Decide, for each chapter, its parameters and whether it must be executed; nothing runs.
+
+    A chapter's parameters are its stored ones (those its executed copy was computed with) when its
+    ``.md`` source is unchanged and ``reset`` is false, else :data:`DEFAULT_PARAMETERS`; then updated
+    with ``explicit``. Every explicit name is checked against every selected chapter's parameters
+    cell first (``ValueError``, one line, before any work). A chapter is executed when the hash of
+    its inputs (:func:`input_hash`) differs from the stored one, or with ``force``.
+    """
+    explicit = dict(explicit or {})
+    names = list(names)
+    for name in names:
+        check_parameter_names(root / "notebooks" / f"{name}.md", explicit)
+    plans = []
+    for name in names:
+        source = root / "notebooks" / f"{name}.md"
+        output = root / EXECUTED_DIR / f"{name}.ipynb"
+        meta = _stored_meta(output) if output.is_file() else {}
+        stored = meta.get("parameters") if isinstance(meta.get("parameters"), dict) else None
+        # an executed copy from before source hashes were stored: its source is taken as unchanged
+        source_changed = stored is not None and meta.get("source_hash", source_hash(source)) != source_hash(source)
+        if stored is not None and not source_changed and not reset:
+            accepted = chapter_parameters(source)
+            parameters = {k: v for k, v in stored.items() if k in accepted}
+        else:
+            parameters = dict(DEFAULT_PARAMETERS)
+        parameters.update(explicit)
+        validate_parameters(parameters)
+        up_to_date = stored is not None and meta.get("input_hash") == input_hash(source, parameters)
+        if force:
+            reason = "forced"
+        elif up_to_date:
+            reason = "up to date"
+        elif stored is None:
+            reason = "new"
+        elif source_changed:
+            reason = "source changed"
+        elif reset:
+            reason = "reset"
+        elif parameters != stored:
+            reason = "parameters changed"
+        else:
+            reason = "package changed"
+        plans.append(ChapterPlan(name, parameters, stored, force or not up_to_date, reason))
+    return plans
+
+
+def describe_plan(plan: ChapterPlan) -> str | None:
+    """The line printed before a chapter is re-executed with parameters other than its stored ones
+    (``None`` when it is not, so nothing is re-executed silently with other parameters)."""
+    if not plan.execute or plan.stored is None or plan.parameters == plan.stored:
         return None
+    why = {
+        "source changed": "its source changed, so its parameters start again from the defaults",
+        "reset": "--reset: the defaults",
+    }.get(plan.reason, "as given")
+    return f"chapter {plan.name}: re-executed with other parameters ({why}): {plan.changes()}"
 
 
 def environment_summary() -> dict[str, str]:
@@ -266,12 +443,14 @@ def last_started_cell(nb: Any) -> tuple[int, int, str] | None:
     notebook then; after a dead kernel the last stamped cell is the one that was running. ``index``
     is the cell's position in the executed notebook; ``number`` counts the code cells of the
     chapter's source from 1 (papermill's injected-parameters cell is not counted), so it matches
-    what an author sees in the ``.md``; ``first_line`` is the cell's first non-blank source line.
+    what an author sees in the ``.md`` (the install cell that :func:`add_install_cell` injects is not
+    counted either); ``first_line`` is the cell's first non-blank source line.
     """
     found = None
     number = 0
     for index, cell in enumerate(nb.cells):
-        injected = "injected-parameters" in cell.metadata.get("tags", [])
+        tags = cell.metadata.get("tags", [])
+        injected = "injected-parameters" in tags or INSTALL_TAG in tags
         if cell.cell_type == "code" and not injected:
             number += 1
         if cell.metadata.get("papermill", {}).get("start_time"):
@@ -291,7 +470,9 @@ def _describe_previous(output: Path, root: Path) -> str:
     )
 
 
-def _postprocess(nb: Any, parameters: Mapping[str, Any], seconds: float, digest: str) -> None:
+def _postprocess(
+    nb: Any, parameters: Mapping[str, Any], seconds: float, digest: str, source_digest: str | None = None
+) -> None:
     import nbformat
 
     for cell in nb.cells:
@@ -304,6 +485,7 @@ def _postprocess(nb: Any, parameters: Mapping[str, Any], seconds: float, digest:
     nb.cells.insert(first_markdown + 1, box)
     nb.metadata["sharpjac"] = {
         "input_hash": digest,
+        "source_hash": source_digest,
         "parameters": dict(parameters),
         "seconds": round(seconds, 2),
     }
@@ -366,6 +548,7 @@ def execute_chapter(
     if not source.is_file():
         known = ", ".join(chapters(root))
         raise FileNotFoundError(f"chapter {name!r}: no source {source}; chapters: {known}")
+    check_parameter_names(source, parameters)
     output = root / EXECUTED_DIR / f"{name}.ipynb"
     failed = output.with_suffix(".failed.ipynb")
     digest = input_hash(source, parameters)
@@ -373,6 +556,7 @@ def execute_chapter(
         return ChapterResult(name, "cached", 0.0, output)
 
     notebook = load_chapter(source)
+    add_install_cell(notebook, repository_url(root))
     output.parent.mkdir(parents=True, exist_ok=True)
     scratch = output.parent / f".{name}.running.ipynb"
     scratch.unlink(missing_ok=True)
@@ -422,7 +606,7 @@ def execute_chapter(
     seconds = time.perf_counter() - start
     nb = nbformat.read(str(scratch), as_version=4)
     nb.metadata.setdefault("papermill", {})["input_path"] = str(source.relative_to(root))
-    _postprocess(nb, parameters, seconds, digest)
+    _postprocess(nb, parameters, seconds, digest, source_hash(source))
     _atomic_write_text(output, nbformat.writes(nb))
     scratch.unlink(missing_ok=True)
     failed.unlink(missing_ok=True)
@@ -450,23 +634,55 @@ def _keep_failed(scratch: Path, failed: Path, source: Path, root: Path) -> Any:
 
 def execute_all(
     root: Path,
-    parameters: Mapping[str, Any],
+    parameters: Mapping[str, Any] | None = None,
     *,
     only: Iterable[str] | None = None,
     force: bool = False,
+    reset: bool = False,
     log=print,
 ) -> list[ChapterResult]:
-    """Execute every chapter (or those in ``only``); stop at the first that raises."""
-    validate_parameters(parameters)
+    """Execute every chapter (or those in ``only``); stop at the first that raises.
+
+    ``parameters`` are the explicit ones (a partial mapping is fine): each chapter runs with its
+    stored parameters updated by them (see :func:`plan_chapters`); every name is checked against
+    every selected chapter before any runs.
+    """
+    return execute_plans(root, plan_chapters(root, _select(root, only), parameters, reset=reset, force=force), log=log)
+
+
+def _select(root: Path, only: Iterable[str] | None) -> list[str]:
     names = chapters(root)
     selected = list(only) if only else names
     unknown = [n for n in selected if n not in names]
     if unknown:
         raise ValueError(f"unknown chapter(s) {unknown}; chapters: {', '.join(names)}")
+    return selected
+
+
+def execute_plans(root: Path, plans: Iterable[ChapterPlan], *, log=print) -> list[ChapterResult]:
+    """Execute the chapters :func:`plan_chapters` planned, announcing those re-executed with other
+    parameters than their stored ones; the paper preset's chapters run with ``SHARPJAC_TRAINING=never``
+    (they read a store filled elsewhere)."""
     results = []
-    for name in selected:
-        result = execute_chapter(root, name, parameters, force=force)
-        log(f"  {name:<34} {result.status:<9} {_format_seconds(result.seconds)}")
+    for plan in plans:
+        if not plan.execute:
+            result = ChapterResult(plan.name, "cached", 0.0, root / EXECUTED_DIR / f"{plan.name}.ipynb")
+        else:
+            notice = describe_plan(plan)
+            if notice:
+                log(notice)
+            backup = os.environ.get("SHARPJAC_TRAINING")
+            if plan.parameters["preset"] == "paper":
+                os.environ["SHARPJAC_TRAINING"] = "never"
+            try:
+                result = execute_chapter(root, plan.name, plan.parameters, force=True)
+            finally:
+                if backup is None:
+                    os.environ.pop("SHARPJAC_TRAINING", None)
+                else:
+                    os.environ["SHARPJAC_TRAINING"] = backup
+        shown = ", ".join(f"{k}={v!r}" for k, v in plan.parameters.items())
+        log(f"  {plan.name:<34} {result.status:<9} {_format_seconds(result.seconds):>10}  {shown}")
         results.append(result)
     return results
 
@@ -563,17 +779,379 @@ def missing_report(missing: list[MissingRun], *, preset: str, store_root: Path) 
     return "\n".join(lines)
 
 
+# ------------------------------------------------------------------------------------------------
+# Launch buttons: one repository setting, derived config, install cell, published notebooks
+# ------------------------------------------------------------------------------------------------
+
+#: Tag of the cell :func:`add_install_cell` puts at the top of every executed chapter.
+INSTALL_TAG = "sharpjac-install"
+#: The branch ``publish-notebooks`` writes and the launch buttons open, unless
+#: ``repository.launch_branch`` in ``_config.yml`` names another.
+LAUNCH_BRANCH = "book-notebooks"
+
+
+def _load_config(root: Path) -> dict:
+    import yaml
+
+    path = root / "_config.yml"
+    config = yaml.safe_load(path.read_text()) if path.is_file() else None
+    return config if isinstance(config, dict) else {}
+
+
+def https_url(remote: str) -> str | None:
+    """A git remote as an https URL without credentials or ``.git``; ``None`` when it is not a web host.
+
+    ``git@github.com:x/y.git``, ``ssh://git@github.com/x/y.git`` and ``https://user:token@github.com/x/y.git``
+    all give ``https://github.com/x/y``; a local path gives ``None``.
+    """
+    from urllib.parse import urlsplit
+
+    remote = remote.strip()
+    scp = re.fullmatch(r"(?:[\w.-]+@)?([\w.-]+\.[a-z]{2,}):(?!/)(.+)", remote)
+    if scp:
+        host, path = scp.groups()
+    else:
+        parts = urlsplit(remote)
+        if parts.scheme not in ("https", "http", "ssh", "git") or not parts.hostname:
+            return None
+        host, path = parts.hostname, parts.path
+    path = path.strip("/")
+    path = path[: -len(".git")] if path.endswith(".git") else path
+    return f"https://{host}/{path}" if path else None
+
+
+def _git(root: Path, *args: str) -> str | None:
+    done = subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True, check=False)
+    return done.stdout.strip() if done.returncode == 0 else None
+
+
+def _is_git_top(root: Path) -> bool:
+    top = _git(root, "rev-parse", "--show-toplevel")
+    return top is not None and Path(top).resolve() == root.resolve()
+
+
+def repository_url(root: Path) -> str | None:
+    """The book's repository: ``repository.url`` of ``_config.yml``, or when that is empty the https
+    form of ``git remote get-url origin`` of the repository whose top level is ``root``; ``None``
+    when neither exists (the launch and repository buttons are then hidden)."""
+    url = str((_load_config(root).get("repository") or {}).get("url") or "").strip()
+    if url:
+        return url.rstrip("/")
+    if not _is_git_top(root):
+        return None
+    remote = _git(root, "remote", "get-url", "origin")
+    return https_url(remote) if remote else None
+
+
+def launch_branch(root: Path) -> str:
+    """The branch the launch buttons open: ``repository.launch_branch`` of ``_config.yml``, else
+    :data:`LAUNCH_BRANCH`."""
+    return str((_load_config(root).get("repository") or {}).get("launch_branch") or LAUNCH_BRANCH)
+
+
+def _branch_exists(root: Path, branch: str) -> bool:
+    if not _is_git_top(root):
+        return False
+    return any(
+        _git(root, "rev-parse", "--verify", "--quiet", ref)
+        for ref in (f"refs/heads/{branch}", f"refs/remotes/origin/{branch}")
+    )
+
+
+def derived_config(root: Path) -> dict:
+    """The configuration the site is built with: ``_config.yml`` (never modified) with the repository
+    URL of :func:`repository_url` filled in, and the buttons that would lead nowhere hidden.
+
+    - no URL: repository, issues and edit buttons off, every launch URL empty (no launch buttons);
+    - a URL but no launch branch (:func:`launch_branch`, local or ``origin``'s) yet: the repository
+      button stays, the launch buttons are hidden (``make publish-notebooks`` creates the branch);
+    - both: ``repository.branch`` is the launch branch, where the executed notebooks are.
+    """
+    import copy
+
+    config = copy.deepcopy(_load_config(root))
+    repository = dict(config.get("repository") or {})
+    branch = str(repository.pop("launch_branch", "") or LAUNCH_BRANCH)
+    url = repository_url(root)
+    launch = dict(config.get("launch_buttons") or {})
+    html = dict(config.get("html") or {})
+    no_launch = {k: "" for k in ("binderhub_url", "jupyterhub_url", "colab_url", "deepnote_url")}
+    if url is None:
+        repository["url"] = ""
+        html.update(use_repository_button=False, use_issues_button=False, use_edit_page_button=False)
+        launch.update(no_launch)
+    else:
+        repository["url"] = url
+        if _branch_exists(root, branch):
+            repository["branch"] = branch
+        else:
+            launch.update(no_launch)
+    config["repository"], config["launch_buttons"], config["html"] = repository, launch, html
+    return config
+
+
+def _write_derived_config(root: Path) -> Path:
+    import yaml
+
+    path = root / "_build" / ".derived" / "_config.yml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    header = "# Generated by sharpjac.publish from _config.yml for one build; edit _config.yml instead.\n"
+    path.write_text(header + yaml.safe_dump(derived_config(root), sort_keys=False, allow_unicode=True))
+    return path
+
+
+def install_cell_source(url: str | None) -> str:
+    """The first code cell of every executed chapter: installs ``sharpjac`` where it is missing
+    (Colab, Binder) from ``url``; without a URL it says how to install from a local clone."""
+    head = "# Installs the book's package where it is missing (Colab, Binder); does nothing where it is installed.\n"
+    if url:
+        return (
+            head + "try:\n    import sharpjac  # noqa: F401\n"
+            f'except ImportError:\n    %pip install -q "sharpjac @ git+{url}"\n'
+        )
+    return (
+        head + "try:\n    import sharpjac  # noqa: F401\nexcept ImportError as err:\n"
+        "    raise ImportError(\"sharpjac is not installed: in a clone of the book's repository run "
+        '`pip install -e .` (or `make install`), then restart the kernel") from err\n'
+    )
+
+
+def add_install_cell(nb: Any, url: str | None) -> None:
+    """Insert :func:`install_cell_source` after the chapter's title, tagged ``remove-cell`` (so the
+    website does not show it, while Colab and Jupyter do) and :data:`INSTALL_TAG`."""
+    import nbformat
+
+    cell = nbformat.v4.new_code_cell(install_cell_source(url))
+    cell.metadata["tags"] = ["remove-cell", INSTALL_TAG]
+    first = 1 if nb.cells and nb.cells[0].cell_type == "markdown" else 0
+    nb.cells.insert(first, cell)
+
+
+def refresh_install_cell(notebook_json: str, url: str | None) -> str:
+    """The executed notebook's JSON text with its install cell (:data:`INSTALL_TAG`) rewritten for
+    ``url``, so that a notebook executed before the repository URL was set still installs from it;
+    the text is returned unchanged when there is no install cell."""
+    import nbformat
+
+    nb = nbformat.reads(notebook_json, as_version=4)
+    cells = [c for c in nb.cells if INSTALL_TAG in c.metadata.get("tags", [])]
+    if not cells:
+        return notebook_json
+    for cell in cells:
+        cell.source = install_cell_source(url)
+    return nbformat.writes(nb)
+
+
+def publish_notebooks(root: Path, *, branch: str | None = None, message: str | None = None) -> str:
+    """Commit ``notebooks/executed/*.ipynb`` together with the tree of ``HEAD`` to ``branch``
+    (default :func:`launch_branch`), the branch the launch buttons open; return the new commit.
+    The committed copies install the package from the current :func:`repository_url`
+    (:func:`refresh_install_cell`).
+
+    Only git plumbing is used (a temporary index, ``write-tree``, ``commit-tree``, ``update-ref``):
+    the working tree, the index and the checked-out branch are untouched. The branch's previous
+    commit, if any, is the parent, so its history records each publication. Push it with
+    ``git push origin <branch>``.
+    """
+    branch = branch or launch_branch(root)
+    if not _is_git_top(root):
+        raise FileNotFoundError(f"{root} is not the top level of a git repository; publish-notebooks needs one")
+    names = chapters(root)
+    missing = [n for n in names if not (root / EXECUTED_DIR / f"{n}.ipynb").is_file()]
+    if missing:
+        raise FileNotFoundError(f"chapters not executed yet: {', '.join(missing)}; run `make notebooks` first")
+    env = dict(os.environ)
+    with tempfile.TemporaryDirectory() as tmp:
+        env["GIT_INDEX_FILE"] = str(Path(tmp) / "index")
+
+        def git(*args: str, stdin: str | None = None) -> str:
+            done = subprocess.run(
+                ["git", "-C", str(root), *args], input=stdin, capture_output=True, text=True, env=env, check=False
+            )
+            if done.returncode != 0:
+                raise RuntimeError(f"git {' '.join(args)} failed: {done.stderr.strip()}")
+            return done.stdout.strip()
+
+        git("read-tree", "HEAD")
+        url = repository_url(root)
+        for name in names:
+            path = (EXECUTED_DIR / f"{name}.ipynb").as_posix()
+            text = refresh_install_cell((root / path).read_text(encoding="utf-8"), url)
+            blob = git("hash-object", "-w", "--stdin", stdin=text)
+            git("update-index", "--add", "--cacheinfo", f"100644,{blob},{path}")
+        tree = git("write-tree")
+        parent = _git(root, "rev-parse", "--verify", "--quiet", f"refs/heads/{branch}")
+        head = git("rev-parse", "--short", "HEAD")
+        text = message or f"Executed notebooks for the launch buttons, from {head}"
+        commit = git("commit-tree", tree, *(["-p", parent] if parent else []), "-m", text)
+        git("update-ref", f"refs/heads/{branch}", commit, *([parent] if parent else []))
+    return commit
+
+
 def build_book(root: Path, *, builder: str = "html") -> None:
-    """Run ``jupyter-book build`` with ``-W -n --keep-going``; raise when it fails."""
+    """Run ``jupyter-book build`` with ``-W -n --keep-going`` and the configuration of
+    :func:`derived_config`; raise when it fails."""
     exe = Path(sys.executable).with_name("jupyter-book")
     command = [str(exe), "build", str(root), "--builder", builder, "-W", "-n", "--keep-going"]
     missing = [n for n in chapters(root) if not (root / EXECUTED_DIR / f"{n}.ipynb").is_file()]
     if missing:
         raise FileNotFoundError(f"chapters not executed yet: {', '.join(missing)}; run `make notebooks` first")
+    from sharpjac import scorecard  # the scorecard page and the landing page's counts, from the records
+
+    scorecard.write(root)
+    command += ["--config", str(_write_derived_config(root))]  # repository URL and buttons (derived_config)
     done = subprocess.run(command, cwd=root, capture_output=True, text=True, check=False)
     if done.returncode != 0:
         tail = "\n".join((done.stdout + done.stderr).splitlines()[-60:])
         raise RuntimeError(f"jupyter-book build failed (exit {done.returncode}):\n{tail}")
+
+
+# ------------------------------------------------------------------------------------------------
+# Instructors: how long each chapter takes
+# ------------------------------------------------------------------------------------------------
+
+
+def measured_seconds(executed_dir: Path, names: Iterable[str]) -> dict[str, tuple[str, float]]:
+    """``{chapter: (preset, seconds)}`` read from the ``sharpjac`` metadata of the executed copies in
+    ``executed_dir`` (the wall time of their last execution); chapters without a copy are left out."""
+    out = {}
+    for name in names:
+        meta = _stored_meta(executed_dir / f"{name}.ipynb")
+        if meta.get("seconds") is not None and isinstance(meta.get("parameters"), dict):
+            out[name] = (str(meta["parameters"].get("preset")), float(meta["seconds"]))
+    return out
+
+
+def paper_cost(root: Path, name: str) -> tuple[int, float, float]:
+    """``(runs, cpu_hours, gpu_hours)`` of the training runs the chapter needs at the paper preset,
+    counted against an empty store (:func:`missing_runs`); GPU hours are estimates (:mod:`sharpjac.costs`)."""
+    from sharpjac.runs import RunStore
+
+    with tempfile.TemporaryDirectory() as empty:
+        runs = missing_runs(root, [name], preset="paper", store=RunStore(Path(empty)))
+    return len(runs), sum(r.cpu_hours for r in runs), sum(r.gpu_hours for r in runs)
+
+
+def times_table(root: Path, *, smoke_dir: Path | None = None, quick_dir: Path | None = None) -> str:
+    """The Markdown table of the instructors' page: per chapter, the measured wall time at the smoke
+    and quick presets (from executed copies in ``smoke_dir`` and ``quick_dir``, default the book's own
+    ``notebooks/executed``, only where their preset matches; "–" otherwise) and the cost of the training
+    runs the paper preset needs (:func:`paper_cost`; a run two chapters share is counted in both, and a
+    chapter's own computation besides training is not included)."""
+    names = chapters(root)
+    smoke = measured_seconds(smoke_dir or root / EXECUTED_DIR, names)
+    quick = measured_seconds(quick_dir or root / EXECUTED_DIR, names)
+    lines = [
+        "| chapter | smoke (measured) | quick (measured) | paper: training runs, CPU-hours / GPU-hours (estimate) |",
+        "|---|---|---|---|",
+    ]
+    for name in names:
+        s = _format_seconds(smoke[name][1]) if smoke.get(name, ("",))[0] == "smoke" else "–"
+        q = _format_seconds(quick[name][1]) if quick.get(name, ("",))[0] == "quick" else "–"
+        runs, cpu, gpu = paper_cost(root, name)
+        plural = "run" if runs == 1 else "runs"
+        paper = f"{runs} {plural}, {_hours(cpu)} / {_hours(gpu)}" if runs else "no training runs"
+        lines.append(f"| {{doc}}`/notebooks/executed/{name}` | {s} | {q} | {paper} |")
+    return "\n".join(lines)
+
+
+# ------------------------------------------------------------------------------------------------
+# Student edition: the site and the notebooks without solutions
+# ------------------------------------------------------------------------------------------------
+
+_FENCE = re.compile(r"^\s*(`{3,}|:{3,})\s*\{(solution|solution-start)\}")
+
+
+def strip_solutions(markdown: str) -> str:
+    """Remove every ``{solution}`` directive block (backtick or colon fence) and every gated
+    ``{solution-start}`` ... ``{solution-end}`` pair from a markdown cell's text.
+
+    A block ends at the first line that is only its fence character repeated at least as often as
+    in the opening fence (CommonMark's rule, so nested shorter fences stay inside it).
+    """
+    out: list[str] = []
+    lines = markdown.splitlines(keepends=True)
+    i = 0
+    while i < len(lines):
+        match = _FENCE.match(lines[i])
+        if not match:
+            out.append(lines[i])
+            i += 1
+            continue
+        fence, kind = match.groups()
+        closing = re.compile(rf"^\s*{re.escape(fence[0])}{{{len(fence)},}}\s*$")
+        i += 1
+        while i < len(lines) and not closing.match(lines[i]):
+            i += 1
+        i += 1  # the closing fence
+        if kind == "solution-start":  # the solution's text runs to the {solution-end} block, included
+            end = re.compile(r"^\s*(`{3,}|:{3,})\s*\{solution-end\}")
+            while i < len(lines) and not end.match(lines[i]):
+                i += 1
+            if i < len(lines):
+                fence = end.match(lines[i]).group(1)
+                closing = re.compile(rf"^\s*{re.escape(fence[0])}{{{len(fence)},}}\s*$")
+                i += 1
+                while i < len(lines) and not closing.match(lines[i]):
+                    i += 1
+                i += 1
+    return re.sub(r"\n{3,}", "\n\n", "".join(out))
+
+
+def student_notebook(nb: Any) -> Any:
+    """A copy of an executed chapter with :func:`strip_solutions` applied to its markdown cells."""
+    import copy
+
+    nb = copy.deepcopy(nb)
+    for cell in nb.cells:
+        if cell.cell_type == "markdown":
+            cell.source = strip_solutions(cell.source)
+    return nb
+
+
+_COPY_IGNORE = (".git", ".venv", "_build", "__pycache__", ".pytest_cache", ".ruff_cache", ".ipynb_checkpoints")
+
+
+def build_student(root: Path) -> Path:
+    """Build the student edition into ``_build/student``: ``html/`` (the site) and ``notebooks/``
+    (the downloadable executed chapters), both without solutions; returns ``_build/student``.
+
+    The book's sources are copied to a temporary tree outside the repository, the executed chapters
+    there are replaced by :func:`student_notebook` copies, and :func:`build_book` builds that tree;
+    the normal site and the executed chapters are untouched. The copy is not a git checkout, so the
+    student site has no repository or launch buttons (they would open the notebooks with solutions),
+    unless ``_config.yml`` sets ``repository.url``, in which case only the repository button shows.
+    """
+    import shutil
+
+    import nbformat
+
+    names = chapters(root)
+    missing = [n for n in names if not (root / EXECUTED_DIR / f"{n}.ipynb").is_file()]
+    if missing:
+        raise FileNotFoundError(f"chapters not executed yet: {', '.join(missing)}; run `make notebooks` first")
+    target = root / "_build" / "student"
+    with tempfile.TemporaryDirectory(prefix="sharpjac-student-") as tmp:
+        tree = Path(tmp) / "book"
+        shutil.copytree(root, tree, ignore=shutil.ignore_patterns(*_COPY_IGNORE), symlinks=True)
+        config = _load_config(tree)
+        if config.get("launch_buttons"):  # even with repository.url set, no launch button opens solutions
+            import yaml
+
+            config["launch_buttons"] = {k: "" if k.endswith("_url") else v for k, v in config["launch_buttons"].items()}
+            (tree / "_config.yml").write_text(yaml.safe_dump(config, sort_keys=False, allow_unicode=True))
+        for name in names:
+            path = tree / EXECUTED_DIR / f"{name}.ipynb"
+            nbformat.write(student_notebook(nbformat.read(str(path), as_version=4)), str(path))
+        build_book(tree)
+        if target.exists():
+            shutil.rmtree(target)
+        target.mkdir(parents=True)
+        shutil.copytree(tree / "_build" / "html", target / "html")
+        (target / "notebooks").mkdir()
+        for name in names:
+            shutil.copy(tree / EXECUTED_DIR / f"{name}.ipynb", target / "notebooks" / f"{name}.ipynb")
+    return target
 
 
 def _parse_value(text: str) -> Any:
@@ -590,8 +1168,14 @@ def main(argv: list[str] | None = None) -> int:
     )
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("notebooks", help="execute chapters into notebooks/executed/")
-    run.add_argument("--preset", default="quick", help=f"one of {', '.join(PRESETS)}")
-    run.add_argument("--seed", type=int, default=0)
+    run.add_argument(
+        "--preset",
+        default=None,
+        help=f"one of {', '.join(PRESETS)} (default: each chapter's stored preset, else quick)",
+    )
+    run.add_argument("--seed", type=int, default=None, help="default: each chapter's stored seed, else 0")
+    run.add_argument("--params", default=None, help='any chapter parameters, e.g. "n_seeds=5 fraction=0.8"')
+    run.add_argument("--reset", action="store_true", help="forget the stored parameters: start from the defaults")
     run.add_argument("--only", nargs="*", help="chapter names (stems of notebooks/*.md); default: all")
     run.add_argument(
         "-p",
@@ -607,6 +1191,12 @@ def main(argv: list[str] | None = None) -> int:
     miss.add_argument("--preset", default="paper", help=f"one of {', '.join(PRESETS)} (default paper)")
     miss.add_argument("--only", nargs="*", help="chapter names (stems of notebooks/*.md); default: all")
     sub.add_parser("build", help="build _build/html from the executed chapters")
+    sub.add_parser("student", help="build the student edition (no solutions) into _build/student")
+    pub = sub.add_parser("publish-notebooks", help="commit the executed chapters to the launch buttons' branch")
+    pub.add_argument("--branch", default=None, help=f"default: repository.launch_branch, else {LAUNCH_BRANCH}")
+    ins = sub.add_parser("instructors", help="print the time table of the instructors' page (measured and estimated)")
+    ins.add_argument("--smoke-dir", type=Path, default=None, help="executed copies at the smoke preset")
+    ins.add_argument("--quick-dir", type=Path, default=None, help="executed copies at the quick preset")
     sub.add_parser("list", help="list the chapters in table-of-contents order")
     lint = sub.add_parser("lint", help="ruff check and ruff format --check on the chapters' code")
     lint.add_argument("--fix", action="store_true", help="format the code cells in place")
@@ -622,18 +1212,38 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "missing":
             return _check_store(root, args.preset, args.only, quiet_when_complete=False)
         elif args.command == "notebooks":
-            parameters = {"preset": args.preset, "seed": args.seed}
-            parameters.update({k: _parse_value(v) for k, v in args.parameter})
-            validate_parameters(parameters)
-            if args.preset == "paper":
-                # the paper preset never trains while the book is built: missing runs stop it here
-                if _check_store(root, args.preset, args.only, quiet_when_complete=True):
-                    return 1
-                os.environ["SHARPJAC_TRAINING"] = "never"
-            print(f"executing chapters with {parameters}")
+            explicit: dict[str, Any] = {}
+            if args.preset is not None:
+                explicit["preset"] = args.preset
+            if args.seed is not None:
+                explicit["seed"] = args.seed
+            explicit.update(parse_params(args.params or ""))
+            explicit.update({k: _parse_value(v) for k, v in args.parameter})
+            plans = plan_chapters(root, _select(root, args.only), explicit, reset=args.reset, force=args.force)
+            paper = [p.name for p in plans if p.execute and p.parameters["preset"] == "paper"]
+            # the paper preset never trains while the book is built: missing runs stop it here
+            if paper and _check_store(root, "paper", paper, quiet_when_complete=True):
+                return 1
+            given = ", ".join(f"{k}={v!r}" for k, v in explicit.items()) or "none (stored parameters are kept)"
+            print(f"executing chapters; parameters given: {given}")
             start = time.perf_counter()
-            execute_all(root, parameters, only=args.only, force=args.force)
+            execute_plans(root, plans)
             print(f"all chapters up to date ({_format_seconds(time.perf_counter() - start)})")
+        elif args.command == "instructors":
+            print(times_table(root, smoke_dir=args.smoke_dir, quick_dir=args.quick_dir))
+        elif args.command == "student":
+            start = time.perf_counter()
+            target = build_student(root)
+            print(f"student edition built in {_format_seconds(time.perf_counter() - start)}: {target / 'html'}")
+        elif args.command == "publish-notebooks":
+            branch = args.branch or launch_branch(root)
+            commit = publish_notebooks(root, branch=branch)
+            url = repository_url(root)
+            print(f"executed chapters committed to branch {branch} ({commit[:12]}); the working tree is untouched")
+            print(
+                f"  publish them: git push origin {branch}"
+                + (f"   (launch buttons open {url}/blob/{branch}/...)" if url else "")
+            )
         else:
             start = time.perf_counter()
             build_book(root)

@@ -7,7 +7,8 @@ A chapter shows a table with :func:`show` as the cell's last value::
 
 Internal column names (``jac_spectral_max``, ``gap_loss``, ...) get their reader label from
 :data:`LABELS` unless the chapter names the column itself. Floats are shown with ``digits``
-significant digits (3 by default), integers plainly, booleans as "yes"/"no", missing values as "–".
+significant digits (3 by default; values such as 0.05 as written), integers plainly, booleans as
+"yes"/"no", missing values as "–".
 The HTML sits in a ``<div class="sharpjac-table">`` that the book's style sheet lets scroll
 horizontally, so a wide table scrolls on a phone instead of being clipped.
 """
@@ -94,6 +95,18 @@ LABELS: dict[str, str] = {
     "jac_plus_variation": "Jacobian + variation",
     "logit_norm": "mean ‖f(xᵢ)‖",
     "margin": "mean logit margin",
+    # theory chapters (labels as those chapters' figures word them)
+    "path_length": "path length in S",
+    "path_slope": "largest slope along paths in S",
+    "path_lipschitz": "largest chord / path length",
+    "probe_sup": "max ‖Jf‖ on the dense probe",
+    "upper_phi": "(i) upper bound",
+    "lower_phi": "(ii) lower bound max ‖Cᵢ^½Φᵢ‖²/N",
+    "upper_layers": "(i) layer-wise upper bound",
+    "lower_jacobian": "(ii) Jacobian lower bound",
+    "output_change": "output change",
+    "max_abs_diff": "max |λⱼ(G) − λⱼ(K)|",
+    "relative_difference": "relative difference",
     # generalisation
     "gap": "generalisation gap",
     "gap_loss": "gap (test − train loss)",
@@ -133,14 +146,16 @@ def label(column: str) -> str:
 def format_value(value, digits: int = 3) -> str:
     """One cell as text: ``digits`` significant digits for floats, integers plainly, booleans yes/no.
 
-    Floats with magnitude in $[10^{-3}, 10^{6})$ are written in fixed point with ``digits``
-    significant digits (trailing zeros kept, so a column reads evenly: ``0.0500``, ``1.20``,
-    ``1234``); smaller or larger magnitudes in scientific notation (``1.23e-05``). NaN and None
-    are shown as "–". Numpy scalars are formatted like Python numbers (never ``np.float64(...)``).
+    A float that has at most ``digits`` significant digits (a hyper-parameter such as 0.05 or
+    1e-4) is written as it is: ``0.05``, ``0.0001``, ``10``, ``1e-05``. Any other float with
+    magnitude in $[10^{-3}, 10^{6})$ is written in fixed point with ``digits`` significant digits
+    (``0.0523``, ``1.23``, ``1235``); smaller or larger magnitudes in scientific notation
+    (``1.23e-05``). NaN and None are shown as "–". Numpy scalars are formatted like Python
+    numbers (never ``np.float64(...)``).
 
     Example:
-        >>> [format_value(v) for v in (0.05, 1234.6, 2, True, float("nan"), 3.2e-7)]
-        ['0.0500', '1235', '2', 'yes', '–', '3.20e-07']
+        >>> [format_value(v) for v in (0.05, 1e-4, 0.052345, 1234.6, 2, True, float("nan"), 3.21e-7, 3.2e-7)]
+        ['0.05', '0.0001', '0.0523', '1235', '2', 'yes', '–', '3.21e-07', '3.2e-07']
     """
     if not isinstance(digits, numbers.Integral) or isinstance(digits, bool) or digits < 1:
         raise ValueError(f"digits={digits!r} is not accepted; expected an integer >= 1")
@@ -159,6 +174,12 @@ def format_value(value, digits: int = 3) -> str:
         if v == 0.0:
             return "0"
         magnitude = math.floor(math.log10(abs(v)))
+        if float(f"{v:.{digits}g}") == v:
+            # a value written with at most `digits` significant digits (a hyper-parameter such as
+            # 0.05 or 1e-4, an integral count) is shown as written, without padding zeros
+            if -4 <= magnitude < 6:
+                return np.format_float_positional(v, trim="-")
+            return f"{v:g}"
         if -3 <= magnitude < 6:
             decimals = max(0, digits - 1 - magnitude)
             return f"{v:.{decimals}f}"

@@ -25,7 +25,8 @@ A study: a few full-batch gradient-descent runs of a small float64 ReLU MLP on s
 
 Every run goes through :func:`sharpjac.experiments.base.trained_run` (stored, with its networks),
 and the tables are cached whole, so a second call trains and computes nothing. The presets are
-the project's own choices (sizes that run on a laptop CPU), not the paper's.
+the project's own choices (sizes that run on a laptop CPU; one seed at ``smoke``, three at
+``quick`` and ``paper``), not the paper's.
 """
 
 from __future__ import annotations
@@ -129,6 +130,7 @@ class AnsatzConfig(StudyConfig):
             measures=2,
         ),
         "quick": dict(
+            seeds=(0, 1, 2),
             n_prop=40,
             widths=(16, 16),
             steps=600,
@@ -141,6 +143,7 @@ class AnsatzConfig(StudyConfig):
             measures=8,
         ),
         "paper": dict(
+            seeds=(0, 1, 2),
             n_prop=100,
             widths=(32, 32),
             steps=2000,

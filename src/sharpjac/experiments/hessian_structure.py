@@ -15,8 +15,8 @@ At each of the three moments, on the whole training set:
 * at initialisation and at the end, the spectral density of :math:`H` by stochastic Lanczos
   quadrature (:func:`sharpjac.curvature.spectral_density`).
 
-Presets are the project's own choices: ``smoke`` runs in seconds, ``quick`` uses 300 digits and a
-two-hidden-layer MLP (whole top-16 spectra at three moments on a laptop CPU), ``paper`` 4,000
+Presets are the project's own choices: ``smoke`` runs in seconds (one seed), ``quick`` uses three
+seeds, 300 digits and a two-hidden-layer MLP (whole top-16 spectra at three moments on a laptop CPU), ``paper`` 4,000
 digits and a wider network.
 """
 
@@ -80,6 +80,7 @@ class HessianStructureConfig(StudyConfig):
             density_runs=1,
         ),
         "quick": dict(
+            seeds=(0, 1, 2),
             n_train=300,
             widths=(50, 50),
             steps=300,
@@ -91,6 +92,7 @@ class HessianStructureConfig(StudyConfig):
             density_runs=2,
         ),
         "paper": dict(
+            seeds=(0, 1, 2),
             n_train=4000,
             widths=(200, 200),
             steps=2000,

@@ -84,7 +84,7 @@ class SharpeningEoSConfig(ExperimentConfig):
             measure_dt_ce=1.0,
             jacobian_subset=10,
         ),
-        "quick": dict(seeds=(0, 1, 2)),
+        "quick": dict(seeds=(0, 1, 2, 3, 4)),
         "paper": dict(
             dataset="cifar10",
             n_train=5000,

@@ -74,7 +74,7 @@ class WholeRunConfig(ExperimentConfig):
             sharpness_subset=50,
             jacobian_subset=20,
         ),
-        "quick": dict(seeds=(0, 1, 2)),
+        "quick": dict(seeds=(0, 1, 2, 3, 4)),
         "paper": dict(
             dataset="cifar10",
             n_train=50000,

@@ -1,0 +1,177 @@
+"""Claims tested by the sharpening chapters: progressive_sharpening, early_training, whole_run, learning_rate.
+
+Each claim names the statistic its chapter computes and the decision rule that turns the numbers
+into an outcome; the chapters pass the numbers to :func:`sharpjac.claims.evaluate`.
+"""
+
+from __future__ import annotations
+
+from .registry import Claim, register
+from .rules import Count, Sign
+
+register(
+    # ---------------------------------------------------------------- progressive_sharpening
+    Claim(
+        id="progressive_sharpening.edge_of_stability",
+        chapter="progressive_sharpening",
+        statement=(
+            "The paper (after Cohen et al.) claims that under full-batch gradient descent with the squared error "
+            "sharpness rises to about 2/η and then hovers there (the edge of stability)."
+        ),
+        statistic=(
+            "share of squared-error runs whose final sharpness (median over the last fifth of the measurements) "
+            "lies within [0.8, 1.2] × 2/η"
+        ),
+        rule=Count(required=0.8),
+    ),
+    Claim(
+        id="progressive_sharpening.edge_of_stability_ce",
+        chapter="progressive_sharpening",
+        statement=(
+            "The paper (after Cohen et al.) claims that under full-batch gradient descent with cross-entropy "
+            "sharpness rises to about 2/η and then hovers there (the edge of stability)."
+        ),
+        statistic=(
+            "share of cross-entropy runs whose final sharpness (median over the last fifth of the measurements) "
+            "lies within [0.8, 1.2] × 2/η"
+        ),
+        rule=Count(required=0.8),
+    ),
+    Claim(
+        id="progressive_sharpening.jacobian_rises_with_sharpness",
+        chapter="progressive_sharpening",
+        statement=(
+            "The paper claims that during progressive sharpening, before the edge of stability, the Jacobian over "
+            "the training sample rises together with sharpness."
+        ),
+        statistic=(
+            "mean over squared-error runs of the rank correlation of first differences of sharpness and "
+            "max‖Jf(xᵢ)‖₂ before sharpness reaches 0.9 × 2/η (time-trend null), bootstrap 95 % over runs"
+        ),
+        rule=Sign(predicted=+1),
+    ),
+    Claim(
+        id="progressive_sharpening.larger_step_smaller_jacobian",
+        chapter="progressive_sharpening",
+        statement=(
+            "The paper claims that the stability limit 2/η caps the Jacobian through the ansatz, so that under "
+            "full-batch gradient descent a larger step ends with a smaller Jacobian."
+        ),
+        statistic=(
+            "relative change of the mean final max‖Jf(xᵢ)‖₂ from the smallest to the largest step size (squared "
+            "error, equal time ηt), ratio of means with a bootstrap 95 % interval over seeds"
+        ),
+        rule=Sign(predicted=-1),
+    ),
+    # ---------------------------------------------------------------- early_training
+    Claim(
+        id="early_training.jacobian_tracks_sharpness",
+        chapter="early_training",
+        statement=(
+            "The paper claims that early in training sharpness and the Jacobian norm over the training sample rise "
+            "and fall together (tested here pooled over the label-smoothing values)."
+        ),
+        statistic=(
+            "mean over runs (all smoothing values) of the rank correlation of first differences of sharpness and "
+            "max‖Jf(xᵢ)‖₂ over the early phase (time-trend null), bootstrap 95 % over runs"
+        ),
+        rule=Sign(predicted=+1),
+    ),
+    Claim(
+        id="early_training.curvature_explains_scale",
+        chapter="early_training",
+        statement=(
+            "The paper claims that the scale linking sharpness to the Jacobian drifts with label smoothing through "
+            "the mean output curvature, the first of its mediating factors."
+        ),
+        statistic=(
+            "rank correlation over runs between the final mean output curvature and the final ratio "
+            "sharpness / max‖Jf(xᵢ)‖₂, bootstrap 95 % over runs"
+        ),
+        rule=Sign(predicted=+1),
+    ),
+    # ---------------------------------------------------------------- whole_run
+    Claim(
+        id="whole_run.link_weakens_late",
+        chapter="whole_run",
+        statement=(
+            "The paper claims that over the whole run sharpness and the Jacobian are linked less tightly late in "
+            "training than early on."
+        ),
+        statistic=(
+            "mean over runs of ρ(after the sharpness peak) − ρ(up to the peak), rank correlation of sharpness "
+            "and max‖Jf(xᵢ)‖₂, bootstrap 95 % over runs"
+        ),
+        rule=Sign(predicted=-1),
+    ),
+    Claim(
+        id="whole_run.mediators_account",
+        chapter="whole_run",
+        statement=(
+            "The paper claims that where sharpness departs from the Jacobian late in training, a mediating factor "
+            "(output curvature, feature norms, first-layer weights) accounts for it."
+        ),
+        statistic=(
+            "share of runs in which a mediating factor moves, from the sharpness peak to the end, in the direction "
+            "of the decoupling Δlog s − Δlog max‖Jf‖ by at least half its size"
+        ),
+        rule=Count(required=1.0),
+    ),
+    # ---------------------------------------------------------------- learning_rate
+    Claim(
+        id="learning_rate.gap_tracks_jacobian",
+        chapter="learning_rate",
+        statement="The paper claims that over training the generalisation gap moves with the Jacobian.",
+        statistic=(
+            "mean over runs of the within-run rank correlation of first differences of the loss gap and "
+            "max‖Jf(xᵢ)‖₂ (time-trend null), bootstrap 95 % over runs"
+        ),
+        rule=Sign(predicted=+1),
+    ),
+    Claim(
+        id="learning_rate.jacobian_beats_sharpness",
+        chapter="learning_rate",
+        statement=(
+            "The paper claims that across learning rates the Jacobian predicts the generalisation gap better than "
+            "sharpness does."
+        ),
+        statistic=(
+            "|ρ(gap, max‖Jf(xᵢ)‖₂)| − |ρ(gap, sharpness)| over the runs at the end of training, paired bootstrap "
+            "95 % over seeds"
+        ),
+        rule=Sign(predicted=+1),
+    ),
+    Claim(
+        id="learning_rate.larger_step_lower_sharpness",
+        chapter="learning_rate",
+        statement="The paper claims that a larger learning rate ends training at a lower sharpness.",
+        statistic=(
+            "relative change of the mean final sharpness from the smallest to the largest step size, ratio of "
+            "means with a bootstrap 95 % interval over seeds"
+        ),
+        rule=Sign(predicted=-1),
+    ),
+    Claim(
+        id="learning_rate.larger_step_lower_jacobian",
+        chapter="learning_rate",
+        statement=(
+            "The paper claims that a larger learning rate regularises the Jacobian, ending training with a smaller "
+            "Jacobian norm."
+        ),
+        statistic=(
+            "relative change of the mean final max‖Jf(xᵢ)‖₂ from the smallest to the largest step size, ratio of "
+            "means with a bootstrap 95 % interval over seeds"
+        ),
+        rule=Sign(predicted=-1),
+    ),
+    Claim(
+        id="learning_rate.larger_step_lower_gap",
+        chapter="learning_rate",
+        statement="The paper claims that a larger learning rate ends training with a smaller generalisation gap.",
+        statistic=(
+            "relative change of the mean final loss gap from the smallest to the largest step size, ratio of means "
+            "with a bootstrap 95 % interval over seeds"
+        ),
+        rule=Sign(predicted=-1),
+    ),
+)
