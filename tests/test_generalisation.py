@@ -310,3 +310,97 @@ def test_workload_counts_distinct_runs_updates_and_measurements(tmp_path):
         "smoke",
     ).workload()
     assert sam["gradient_passes"] > sam["updates"]
+
+
+def test_end_measurements_baselines_logit_norm_and_margin_against_loops():
+    torch.manual_seed(2)
+    net = nn.Sequential(nn.Flatten(), nn.Linear(5, 3)).double()
+    x, xt = torch.randn(13, 5, dtype=torch.float64), torch.randn(4, 5, dtype=torch.float64)
+    y = torch.randint(0, 3, (13,))
+    kw = dict(radius=1.0, centres=2, samples=2, ascent_steps=0, test_points=3, seed=0, chunk_size=4)
+    out = G.end_measurements(net, x, xt, y_train=y, y_test=torch.zeros(4, dtype=torch.long), loss="ce", **kw)
+    norms, margins = [], []
+    with torch.no_grad():
+        for i in range(len(x)):
+            f = net(x[i : i + 1])[0].tolist()
+            norms.append(sum(v * v for v in f) ** 0.5)
+            margins.append(f[int(y[i])] - max(v for k, v in enumerate(f) if k != int(y[i])))
+    # float64 throughout: only summation order differs from the loop
+    assert out.logit_norm == pytest.approx(sum(norms) / len(norms), rel=1e-12)
+    assert out.margin == pytest.approx(sum(margins) / len(margins), rel=1e-12, abs=1e-12)
+    # labelled by the network's own prediction, the margin is the gap between the top two outputs
+    with torch.no_grad():
+        top2 = net(x).topk(2, dim=1).values
+    own = G.end_measurements(net, x, xt, y_train=net(x).argmax(dim=1), **kw).margin
+    assert own == pytest.approx(float((top2[:, 0] - top2[:, 1]).mean()), rel=1e-12) and own > out.margin
+    # the output norm needs no labels; the margin does
+    bare = G.end_measurements(net, x, xt, **kw)
+    assert bare.logit_norm == pytest.approx(out.logit_norm, rel=1e-12) and np.isnan(bare.margin)
+    assert set(out.as_dict()) == set(G.END_COLUMNS)
+
+
+def test_paired_values_aligns_treated_and_control_runs():
+    final = pd.DataFrame(
+        {
+            "lr": [0.2, 0.2, 0.2, 0.2, 0.8, 0.8, 0.8],
+            "weight_decay": [0.0, 0.0, 0.003, 0.003, 0.0, 0.003, 0.003],
+            "seed": [1, 0, 0, 1, 0, 0, 1],
+            "s": [10.0, 11.0, 12.0, 13.0, 14.0, 15.0, 16.0],
+        }
+    )
+    a, b = G.paired_values(final, "s", {"weight_decay": 0.003}, {"weight_decay": 0.0}, pair_on=["lr", "seed"])
+    # pairs (lr, seed): (0.2, 0) -> 12 vs 11, (0.2, 1) -> 13 vs 10, (0.8, 0) -> 15 vs 14; (0.8, 1) has no control
+    assert a.tolist() == [12.0, 13.0, 15.0] and b.tolist() == [11.0, 10.0, 14.0]
+    a, b = G.paired_values(final[final.lr == 0.2], "s", {"weight_decay": 0.003}, {"weight_decay": 0.0})
+    assert a.tolist() == [12.0, 13.0] and b.tolist() == [11.0, 10.0]
+    with pytest.raises(ValueError, match="one run per pair"):
+        G.paired_values(final, "s", {"weight_decay": 0.003}, {"weight_decay": 0.0})
+    with pytest.raises(ValueError, match="column 'x'"):
+        G.paired_values(final, "x", {"weight_decay": 0.003}, {"weight_decay": 0.0})
+
+
+def test_describe_setting_is_built_from_the_config():
+    c = G.WeightDecayConfig.from_preset("quick", n_train=321, max_epochs=7, lr=0.3, batch_size=64)
+    text = G.describe_setting(c)
+    for piece in (
+        "321 real MNIST digits",
+        "`mnist5k`",
+        "hidden widths 100-100 (tanh)",
+        "step 0.3",
+        "batch 64",
+        "7 epochs",
+    ):
+        assert piece in text, piece
+    paper = G.WeightDecayConfig.preset("paper")
+    assert "ResNet-18" in G.describe_setting(paper) and "momentum 0.9" in G.describe_setting(paper)
+    with pytest.raises(TypeError, match="GeneralisationConfig"):
+        G.describe_setting(object())
+
+
+def test_gap_predictors_stacks_predictor_tables():
+    from sharpjac import analysis
+
+    rng = np.random.default_rng(0)
+    final = pd.DataFrame(
+        {
+            "g1": rng.normal(size=24),
+            "g2": rng.normal(size=24),
+            "a": rng.normal(size=24),
+            "b": rng.normal(size=24),
+            "train_loss": rng.normal(size=24),
+            "point": np.repeat(np.arange(8), 3),
+        }
+    )
+    out = G.gap_predictors(final, ("g1", "g2"), ["a", "b"], "spearman", group="point", n_resamples=50, seed=1)
+    assert out["gap"].tolist() == ["g1", "g1", "g2", "g2"] and out["predictor"].tolist() == ["a", "b", "a", "b"]
+    direct = analysis.predictor_table(
+        final, "g2", ["a", "b"], "spearman", group="point", n_resamples=50, seed=1, control="train_loss"
+    )
+    # the same function on the same resamples: identical numbers
+    np.testing.assert_array_equal(
+        out.iloc[2:][["estimate", "low", "high", "partial"]].to_numpy(),
+        direct[["estimate", "low", "high", "partial"]].to_numpy(),
+    )
+    assert "partial" not in G.gap_predictors(
+        final, "g1", ["a"], "kendall", group=None, n_resamples=10, seed=0, control=None
+    )

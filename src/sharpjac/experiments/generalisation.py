@@ -13,7 +13,11 @@ baseline** and measure, at the end of every run,
   (:func:`end_measurements`): the **local variation** of the Jacobian
   :math:`V_i=\sup_{x'\in B(x_i,r)}\|Jf(x')-Jf(x_i)\|_2` at a fixed set of training points
   (:func:`sharpjac.jacobians.local_variation`; its maximum and mean), and the Jacobian statistics
-  on test points (how far the sample maximum is from the Jacobian on unseen data).
+  on test points (how far the sample maximum is from the Jacobian on unseen data);
+* two **baseline predictors** of the gap that need neither the Hessian nor the Jacobian: the
+  mean output norm ``logit_norm`` :math:`=\frac1N\sum_i\|f(x_i)\|_2` and the mean logit margin
+  ``margin`` :math:`=\frac1N\sum_i\big(f(x_i)_{y_i}-\max_{k\ne y_i}f(x_i)_k\big)` over the
+  training points (beside ``train_loss`` and ``param_norm`` of the training record).
 
 Sharing runs
 ------------
@@ -73,7 +77,17 @@ __all__ = [
     "nearest_neighbour_radius",
     "final_measurements",
     "run_grid",
+    "PREDICTORS",
+    "BASELINES",
+    "paired_values",
+    "describe_setting",
+    "gap_predictors",
 ]
+
+#: End-of-training quantities the flat-minima chapters compare as predictors of the gap.
+PREDICTORS = ("sharpness", "jac_spectral_max", "jac_spectral_mean", "jac_frobenius_max", "jac_frobenius_mean")
+#: Baseline predictors beside them: they need neither the Hessian nor the input Jacobian.
+BASELINES = ("train_loss", "param_norm", "logit_norm", "margin")
 
 #: Columns added by :func:`end_measurements` (filled on each run's last row only).
 END_COLUMNS = (
@@ -87,6 +101,8 @@ END_COLUMNS = (
     "train_loss_unsmoothed",
     "test_loss_unsmoothed",
     "gap_loss_unsmoothed",
+    "logit_norm",
+    "margin",
 )
 
 #: Changes a grid point may make to the baseline (TrainConfig field names).
@@ -119,7 +135,7 @@ BASE_PRESETS: dict[str, dict[str, Any]] = {
         test_jacobian_points=100,
         seeds=(0,),
     ),
-    "quick": dict(seeds=(0, 1)),
+    "quick": dict(seeds=(0, 1, 2, 3, 4)),
     "paper": dict(
         dataset="cifar10",
         n_train=50000,
@@ -375,7 +391,7 @@ class GeneralisationConfig(ExperimentConfig):
             "samples": self.variation_samples,
             "ascent_steps": self.variation_ascent_steps,
             "test_points": self.test_jacobian_points,
-            "version": 2,
+            "version": 3,
         }
 
 
@@ -667,6 +683,8 @@ class EndMeasurements:
     train_loss_unsmoothed: float
     test_loss_unsmoothed: float
     gap_loss_unsmoothed: float
+    logit_norm: float
+    margin: float
 
     def as_dict(self) -> dict[str, float]:
         return dataclasses.asdict(self)
@@ -699,7 +717,11 @@ def end_measurements(
     * with ``loss`` and the labels: ``train_loss_unsmoothed``, ``test_loss_unsmoothed`` (mean
       data loss **without** label smoothing on the whole training / test set) and their difference
       ``gap_loss_unsmoothed``. The training record's losses are the objective's (smoothed for a
-      label-smoothed run), so these put every run's gap on the same loss.
+      label-smoothed run), so these put every run's gap on the same loss;
+    * ``logit_norm``: :math:`\frac1N\sum_{i=1}^N\|f(x_i)\|_2` over the whole training set
+      (outputs ``[N, K]``);
+    * ``margin`` (needs ``y_train``; NaN without): :math:`\frac1N\sum_{i=1}^N\big(f(x_i)_{y_i}
+      -\max_{k\ne y_i}f(x_i)_k\big)`, negative for a misclassified point.
 
     A model with batch norm is measured in eval mode (as the training record is) and put back in
     the mode it was in.
@@ -710,7 +732,7 @@ def end_measurements(
             :func:`~sharpjac.jacobians.local_variation`. test_points: >= 1. seed: keyword-only.
         y_train, y_test: class labels ``[N]``, ``[M]`` (needed with ``loss``).
         loss: ``"ce"`` or ``"mse"`` (None: skip the unsmoothed losses, NaN).
-        chunk_size: inputs per forward pass for the losses.
+        chunk_size: inputs per forward pass for the outputs and the losses.
     """
     from .. import jacobians
     from .. import losses as _losses
@@ -732,6 +754,17 @@ def end_measurements(
             model, x_train[idx], float(radius), num_samples=samples, ascent_steps=ascent_steps, seed=int(seed)
         )
         ts = jacobians.jacobian_stats(model, x_test[:test_points])
+        with torch.no_grad():
+            out_train = torch.cat(
+                [model(x_train[a : a + chunk_size]).double() for a in range(0, len(x_train), chunk_size)]
+            )
+        logit_norm = float(out_train.flatten(1).norm(dim=1).mean())
+        margin = float("nan")
+        if y_train is not None and out_train.shape[1] > 1:
+            yy = y_train.to(out_train.device).long()
+            true = out_train.gather(1, yy[:, None])[:, 0]
+            others = out_train.scatter(1, yy[:, None], float("-inf"))
+            margin = float((true - others.max(dim=1).values).mean())
         plain = {}
         if loss is not None:
             if y_train is None or y_test is None:
@@ -762,6 +795,8 @@ def end_measurements(
         train_loss_unsmoothed=plain.get("train", nan),
         test_loss_unsmoothed=plain.get("test", nan),
         gap_loss_unsmoothed=plain.get("test", nan) - plain.get("train", nan),
+        logit_norm=logit_norm,
+        margin=margin,
     )
 
 
@@ -879,6 +914,114 @@ def final_measurements(records: pd.DataFrame, by=None) -> pd.DataFrame:
         raise ValueError("final_measurements needs at least one column identifying the runs (by=...)")
     idx = records.groupby(by, sort=False, dropna=False)["step"].idxmax()
     return records.loc[idx.to_numpy()].reset_index(drop=True)
+
+
+def paired_values(
+    final: pd.DataFrame, column: str, treated: dict[str, Any], control: dict[str, Any], *, pair_on=("seed",)
+) -> tuple[np.ndarray, np.ndarray]:
+    r"""The values of ``column`` for the treated and the control runs, aligned pair by pair.
+
+    The runs matching every label of ``treated`` (e.g. ``{"weight_decay": 0.003}``) are paired
+    with those matching ``control`` (e.g. ``{"weight_decay": 0.0}``) that share the values of
+    ``pair_on`` (e.g. the seed, or the learning rate and the seed). The paired difference
+    :math:`a_k-b_k` (or :math:`\log a_k-\log b_k`) is then the effect of the intervention on run
+    pair :math:`k`, to be summarised by :func:`sharpjac.analysis.difference_ci` with ``paired=True``.
+
+    Args:
+        final: one row per run (:func:`final_measurements`), with the label and ``pair_on`` columns.
+        column: the measured quantity.
+        treated, control: label column -> value (floats compared with a relative tolerance of 1e-9).
+        pair_on: columns that identify a pair (each pair must be unique on both sides).
+
+    Returns:
+        ``(a, b)``, float arrays of shape ``[n_pairs]`` in the order of ``pair_on`` (pairs missing a
+        side are dropped).
+    """
+    pair_on = [pair_on] if isinstance(pair_on, str) else list(pair_on)
+    for c in [column, *pair_on, *treated, *control]:
+        if c not in final:
+            raise ValueError(f"column {c!r} is not in the frame; columns: {list(final.columns)}")
+
+    def select(labels: dict[str, Any]) -> pd.DataFrame:
+        keep = np.ones(len(final), dtype=bool)
+        for k, v in labels.items():
+            col = final[k]
+            if _is_num(v) and not isinstance(v, bool):
+                keep &= np.isclose(col.to_numpy(float), float(v), rtol=1e-9, atol=0.0)
+            else:
+                keep &= (col == v).to_numpy()
+        part = final.loc[keep, [*pair_on, column]]
+        if part.duplicated(pair_on).any():
+            raise ValueError(f"labels {labels} select several runs per {pair_on}; accepted: one run per pair")
+        return part
+
+    both = select(treated).merge(select(control), on=pair_on, suffixes=("_a", "_b")).sort_values(pair_on)
+    return both[f"{column}_a"].to_numpy(float), both[f"{column}_b"].to_numpy(float)
+
+
+_DATASET_WORDS = {"mnist5k": "real MNIST digits", "cifar10": "CIFAR-10 images"}
+_LOSS_WORDS = {"ce": "softmax cross-entropy", "mse": "squared error"}
+
+
+def describe_setting(config: GeneralisationConfig) -> str:
+    """One Markdown sentence fragment describing a config's baseline, built from its fields.
+
+    E.g. ``"1,000 real MNIST digits (`mnist5k`, 2,000 test points), an MLP with hidden widths
+    100-100 (tanh), plain SGD (step 0.2, batch 100, softmax cross-entropy) for 30 epochs"``, so
+    that a page never types a preset's numbers by hand.
+    """
+    if not isinstance(config, GeneralisationConfig):
+        raise TypeError(f"config must be a GeneralisationConfig, got {type(config).__name__}")
+    data = (
+        f"{config.n_train:,} {_DATASET_WORDS.get(config.dataset, 'training points')} "
+        f"(`{config.dataset}`, {config.n_test:,} test points)"
+    )
+    if config.model == "mlp":
+        model = f"an MLP with hidden widths {'-'.join(str(w) for w in config.widths)} ({config.activation})"
+    elif config.model == "small_cnn":
+        model = f"a small CNN with channels {'-'.join(str(c) for c in config.channels)}"
+    else:
+        model = f"a ResNet-18 (width factor {config.resnet_width:g})"
+    opt = "plain SGD" if config.momentum == 0 else f"SGD with momentum {config.momentum:g}"
+    return (
+        f"{data}, {model}, {opt} (step {config.lr:g}, batch {config.batch_size}, "
+        f"{_LOSS_WORDS.get(config.loss, config.loss)}) for {config.max_epochs} epochs"
+    )
+
+
+def gap_predictors(
+    final: pd.DataFrame,
+    gaps,
+    predictors,
+    method: str,
+    *,
+    group,
+    n_resamples: int,
+    seed: int,
+    control: str | None = "train_loss",
+) -> pd.DataFrame:
+    """:func:`sharpjac.analysis.predictor_table` for several gaps, stacked (a ``gap`` column first).
+
+    Args:
+        final: one row per run. gaps: target columns (e.g. ``("gap_loss", "gap_acc")``).
+        predictors: columns (e.g. ``PREDICTORS + BASELINES``). method: ``"spearman"``/``"kendall"``.
+        group: the cluster columns (the grid labels without the seed). n_resamples, seed: bootstrap.
+        control: partial correlations given this column (None: none; the control's own row is NaN).
+
+    Returns:
+        one row per (gap, predictor): ``gap, predictor, estimate, low, high, n, method`` and, with
+        ``control``, ``abs_estimate, partial, partial_low, partial_high``.
+    """
+    from .. import analysis
+
+    parts = []
+    for g in [gaps] if isinstance(gaps, str) else list(gaps):
+        t = analysis.predictor_table(
+            final, g, list(predictors), method, group=group, n_resamples=n_resamples, seed=seed, control=control
+        )
+        t.insert(0, "gap", g)
+        parts.append(t)
+    return pd.concat(parts, ignore_index=True)
 
 
 # ------------------------------------------------------------------------------------------------

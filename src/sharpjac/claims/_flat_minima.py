@@ -1,0 +1,166 @@
+r"""Claims of the flat-minima chapters: weight decay, SAM and augmentation, batch size, six regularisers, causal test.
+
+Each claim is decided by its chapter from end-of-training measurements of a grid of runs (one row
+per run, several seeds per grid point). Effects are paired by seed (the same seed with and without
+the intervention) and their intervals are percentile-bootstrap intervals over the seeds; predictor
+comparisons are paired cluster bootstraps of :math:`|r(\text{gap},a)|-|r(\text{gap},b)|` with the
+seeds of one grid point resampled together (:func:`sharpjac.analysis.compare_predictors`).
+"""
+
+from __future__ import annotations
+
+from .registry import Claim, register
+from .rules import Count, Sign
+
+_LOG_RATIO = "mean over seeds of log({q} with / {q} without), paired by seed, bootstrap 95 %"
+
+register(
+    # -- weight decay (paper Fig. 2) -------------------------------------------------------------
+    Claim(
+        id="weight_decay.raises_sharpness",
+        chapter="weight_decay",
+        statement="The paper reports that weight decay raises the sharpness at the end of training.",
+        statistic="mean over learning rates and seeds of log(sharpness at the largest decay / sharpness without "
+        "decay), paired by (rate, seed), bootstrap 95 %",
+        rule=Sign(+1),
+    ),
+    Claim(
+        id="weight_decay.lowers_gap",
+        chapter="weight_decay",
+        statement="The paper reports that weight decay improves generalisation (lowers the generalisation gap).",
+        statistic="mean over learning rates and seeds of gap(largest decay) - gap(no decay), paired by (rate, seed), "
+        "bootstrap 95 %",
+        rule=Sign(-1),
+    ),
+    Claim(
+        id="weight_decay.jacobian_tracks_gap",
+        chapter="weight_decay",
+        statement="The paper reports that across weight decays and learning rates the Jacobian, not sharpness, "
+        "follows the generalisation gap.",
+        statistic="|rho(gap, max‖Jf‖)| - |rho(gap, sharpness)| over the grid's runs, paired cluster bootstrap 95 %",
+        rule=Sign(+1),
+    ),
+    # -- SAM and augmentation (paper Fig. 3, probable) -------------------------------------------
+    Claim(
+        id="sam_augmentation.sam_lowers_sharpness",
+        chapter="sam_augmentation",
+        statement="The paper reports that SAM is the regulariser that lowers sharpness directly.",
+        statistic=_LOG_RATIO.format(q="sharpness") + " (largest SAM radius, no augmentation)",
+        rule=Sign(-1),
+    ),
+    Claim(
+        id="sam_augmentation.sam_lowers_jacobian",
+        chapter="sam_augmentation",
+        statement="The paper reports that effective regularisers, SAM among them, lower the Jacobian.",
+        statistic=_LOG_RATIO.format(q="max‖Jf‖") + " (largest SAM radius, no augmentation)",
+        rule=Sign(-1),
+    ),
+    Claim(
+        id="sam_augmentation.sam_lowers_gap",
+        chapter="sam_augmentation",
+        statement="SAM improves generalisation (lowers the generalisation gap), as the paper's account of flat "
+        "minima expects.",
+        statistic="mean over seeds of gap(largest SAM radius) - gap(SGD), no augmentation, paired by seed, "
+        "bootstrap 95 %",
+        rule=Sign(-1),
+    ),
+    Claim(
+        id="sam_augmentation.augmentation_lowers_jacobian",
+        chapter="sam_augmentation",
+        statement="The paper reports that effective regularisers, data augmentation among them, lower the Jacobian.",
+        statistic=_LOG_RATIO.format(q="max‖Jf‖") + " (augmentation on vs off, plain SGD)",
+        rule=Sign(-1),
+    ),
+    Claim(
+        id="sam_augmentation.augmentation_lowers_gap",
+        chapter="sam_augmentation",
+        statement="Data augmentation improves generalisation (lowers the generalisation gap), as the paper assumes "
+        "of a regulariser.",
+        statistic="mean over seeds of gap(augmentation on) - gap(off), plain SGD, paired by seed, bootstrap 95 %",
+        rule=Sign(-1),
+    ),
+    # -- batch size (paper Fig. 4) ---------------------------------------------------------------
+    Claim(
+        id="batch_size.jacobian_tracks_gap_fixed_epochs",
+        chapter="batch_size",
+        statement="The paper reports that across batch sizes trained for a fixed number of epochs the Jacobian "
+        "follows the generalisation gap better than sharpness does.",
+        statistic="|rho(gap, max‖Jf‖)| - |rho(gap, sharpness)| over the fixed-epoch runs, paired cluster "
+        "bootstrap 95 %",
+        rule=Sign(+1),
+    ),
+    Claim(
+        id="batch_size.jacobian_tracks_gap_fixed_updates",
+        chapter="batch_size",
+        statement="The companion's formulation of the batch-size finding at a fixed number of updates (the "
+        "reviewers' confound removed): the Jacobian still follows the gap better than sharpness does.",
+        statistic="|rho(gap, max‖Jf‖)| - |rho(gap, sharpness)| over the fixed-update runs, paired cluster "
+        "bootstrap 95 %",
+        rule=Sign(+1),
+        source="companion",
+    ),
+    Claim(
+        id="batch_size.high_rate_exception",
+        chapter="batch_size",
+        statement="The paper reports an exception at large batch and high learning rate: there the Jacobian and "
+        "the gap move in opposite directions.",
+        statistic="rho(gap, max‖Jf‖) across batch sizes at the highest rate, fixed epochs, cluster bootstrap 95 % "
+        "(negative: opposite directions)",
+        rule=Sign(-1),
+    ),
+    # -- six regularisers (paper Fig. 5, later revision) -----------------------------------------
+    Claim(
+        id="regularisers.jacobian_beats_sharpness",
+        chapter="regularisers",
+        statement="The paper reports that across six regularisers and a baseline the Jacobian predicts the "
+        "generalisation gap better than sharpness (compared here by the strength |tau|).",
+        statistic="|tau(gap, max‖Jf‖)| - |tau(gap, sharpness)| over all runs, paired cluster bootstrap 95 %",
+        rule=Sign(+1),
+    ),
+    Claim(
+        id="regularisers.effective_lower_jacobian",
+        chapter="regularisers",
+        statement="The paper reports that all effective regularisers lower the Jacobian.",
+        statistic="k of n regularisers whose gap interval (vs the baseline, paired by seed) lies below 0 and whose "
+        "max‖Jf‖ interval also lies below 0",
+        rule=Count(1.0),
+    ),
+    # -- causal test (beyond the paper) ----------------------------------------------------------
+    Claim(
+        id="causal_test.penalty_lowers_jacobian",
+        chapter="causal_test",
+        statement="The companion's causal test: a Jacobian penalty (Hoffman et al. 2019) lowers the Jacobian it "
+        "penalises.",
+        statistic=_LOG_RATIO.format(q="mean ‖Jf‖_F") + " (strongest penalty vs none)",
+        rule=Sign(-1),
+        source="companion",
+    ),
+    Claim(
+        id="causal_test.penalty_lowers_sharpness",
+        chapter="causal_test",
+        statement="The companion's formulation of the ansatz as a causal prediction: lowering the Jacobian with a "
+        "penalty lowers the sharpness at the end of training.",
+        statistic=_LOG_RATIO.format(q="sharpness") + " (strongest penalty vs none)",
+        rule=Sign(-1),
+        source="companion",
+    ),
+    Claim(
+        id="causal_test.penalty_lowers_gap",
+        chapter="causal_test",
+        statement="The companion's formulation of T4 as a causal prediction: lowering the Jacobian with a penalty "
+        "lowers the generalisation gap.",
+        statistic="mean over seeds of gap(strongest penalty) - gap(none), paired by seed, bootstrap 95 %",
+        rule=Sign(-1),
+        source="companion",
+    ),
+    Claim(
+        id="causal_test.sharpness_at_equal_loss",
+        chapter="causal_test",
+        statement="The companion's formulation of the ansatz at equal progress: read where each run's training "
+        "loss first reaches a common level, the penalised runs have the lower sharpness.",
+        statistic=_LOG_RATIO.format(q="sharpness at the common training-loss level")
+        + " (strongest penalty vs none; a run that never reaches the level is left out)",
+        rule=Sign(-1),
+        source="companion",
+    ),
+)
