@@ -13,7 +13,8 @@ STAMP  := $(VENV)/.installed-stamp
 # set (on the command line or in the environment) -> passed on; unset -> stored parameters are kept
 given   = $(filter-out undefined default,$(origin $(1)))
 RUNARGS = $(if $(call given,PRESET),--preset $(PRESET)) $(if $(call given,SEED),--seed $(SEED)) \
-          $(if $(call given,PARAMS),--params '$(PARAMS)') $(if $(RESET),--reset)
+          $(if $(call given,PARAMS),--params '$(PARAMS)') $(if $(RESET),--reset) \
+          $(if $(call given,JOBS),--jobs $(JOBS))
 
 .PHONY: help install test lint format notebooks book chapter student publish-notebooks lab bench clean distclean
 
@@ -22,7 +23,7 @@ help:
 	@echo "make test       lint, then the test suite (unit tests, notebooks at smoke, book build, browser)"
 	@echo "make lint       ruff check + ruff format --check on src, tests, benchmarks and the chapters"
 	@echo "make format     apply ruff's fixes and formatting (chapters' code cells included)"
-	@echo "make notebooks  execute the chapters [PRESET=smoke|quick|paper] [SEED=n] [PARAMS=\"name=value ...\"] [RESET=1]"
+	@echo "make notebooks  execute the chapters [PRESET=smoke|quick|paper] [SEED=n] [PARAMS=\"name=value ...\"] [RESET=1] [JOBS=2]"
 	@echo "                (what you leave out keeps each chapter's stored parameters)"
 	@echo "make chapter NB=<name> [PRESET=...] [SEED=...] [PARAMS=...]   re-run one chapter"
 	@echo "make student    build the student edition (no solutions) into _build/student"

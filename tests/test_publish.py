@@ -406,3 +406,57 @@ def test_pages_workflow_builds_and_deploys():
     assert any(u.startswith("actions/deploy-pages@") for u in uses)
     upload = next(s for s in steps if s.get("uses", "").startswith("actions/upload-pages-artifact@"))
     assert upload["with"]["path"] == "_build/html"
+
+
+def _two_chapter_book(root: Path, second: str) -> Path:
+    from test_book import _tiny_source
+
+    root = _tiny_book(root, ["print(f'one {seed}')"])
+    (root / "notebooks" / "two.md").write_text(_tiny_source([second]))
+    (root / "_toc.yml").write_text(
+        "format: jb-book\nroot: intro\nchapters:\n  - file: notebooks/executed/tiny\n  - file: notebooks/executed/two\n"
+    )
+    return root
+
+
+def _printed(result) -> list[str]:
+    nb = nbformat.read(str(result.output), as_version=4)
+    return [o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.outputs]
+
+
+def test_chapters_in_parallel_give_what_one_at_a_time_gives(tmp_path):
+    """jobs=2 runs the chapters in worker processes; outputs and their order equal jobs=1's."""
+    outputs = {}
+    for jobs in (1, 2):
+        root = _two_chapter_book(tmp_path / f"jobs{jobs}", "print(f'two {seed * 10}')")
+        plans = publish.plan_chapters(root, ["tiny", "two"], {"preset": "smoke", "seed": 3})
+        results = publish.execute_plans(root, plans, log=lambda *_: None, jobs=jobs)
+        assert [r.name for r in results] == ["tiny", "two"]
+        assert all(r.status == "executed" for r in results)
+        outputs[jobs] = [_printed(r) for r in results]
+    assert outputs[1] == outputs[2]
+    assert "one 3\n" in outputs[2][0] and "two 30\n" in outputs[2][1]
+
+
+def test_a_failing_chapter_in_parallel_names_itself(tmp_path):
+    root = _two_chapter_book(tmp_path, "raise RuntimeError('boom in two')")
+    plans = publish.plan_chapters(root, ["tiny", "two"], {"preset": "smoke", "seed": 0})
+    with pytest.raises(publish.ChapterError, match=r"notebooks/two\.md.*boom in two"):
+        publish.execute_plans(root, plans, log=lambda *_: None, jobs=2)
+    assert not (root / "notebooks" / "executed" / "two.ipynb").exists()
+
+
+@pytest.mark.parametrize("jobs", [0, -1, 1.5, True])
+def test_jobs_must_be_a_positive_integer(tmp_path, jobs):
+    with pytest.raises(ValueError, match=r"jobs=.*accepted: a positive integer"):
+        publish.execute_plans(tmp_path, [], jobs=jobs)
+
+
+def test_jobs_default_from_the_environment(monkeypatch):
+    monkeypatch.setenv("SHARPJAC_JOBS", "3")
+    assert publish.default_jobs() == 3
+    monkeypatch.setenv("SHARPJAC_JOBS", "two")
+    with pytest.raises(ValueError, match=r"SHARPJAC_JOBS='two'; accepted: a positive integer"):
+        publish.default_jobs()
+    monkeypatch.delenv("SHARPJAC_JOBS")
+    assert 1 <= publish.default_jobs() <= 2

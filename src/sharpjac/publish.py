@@ -659,32 +659,91 @@ def _select(root: Path, only: Iterable[str] | None) -> list[str]:
     return selected
 
 
-def execute_plans(root: Path, plans: Iterable[ChapterPlan], *, log=print) -> list[ChapterResult]:
-    """Execute the chapters :func:`plan_chapters` planned, announcing those re-executed with other
-    parameters than their stored ones; the paper preset's chapters run with ``SHARPJAC_TRAINING=never``
-    (they read a store filled elsewhere)."""
-    results = []
-    for plan in plans:
-        if not plan.execute:
-            result = ChapterResult(plan.name, "cached", 0.0, root / EXECUTED_DIR / f"{plan.name}.ipynb")
+def _execute_planned(root: Path, name: str, parameters: dict[str, Any]) -> ChapterResult:
+    """Execute one planned chapter (in this process or a worker process); the paper preset's chapters
+    run with ``SHARPJAC_TRAINING=never`` (they read a store filled elsewhere)."""
+    backup = os.environ.get("SHARPJAC_TRAINING")
+    if parameters["preset"] == "paper":
+        os.environ["SHARPJAC_TRAINING"] = "never"
+    try:
+        return execute_chapter(root, name, parameters, force=True)
+    finally:
+        if backup is None:
+            os.environ.pop("SHARPJAC_TRAINING", None)
         else:
-            notice = describe_plan(plan)
-            if notice:
-                log(notice)
-            backup = os.environ.get("SHARPJAC_TRAINING")
-            if plan.parameters["preset"] == "paper":
-                os.environ["SHARPJAC_TRAINING"] = "never"
-            try:
-                result = execute_chapter(root, plan.name, plan.parameters, force=True)
-            finally:
-                if backup is None:
-                    os.environ.pop("SHARPJAC_TRAINING", None)
-                else:
-                    os.environ["SHARPJAC_TRAINING"] = backup
+            os.environ["SHARPJAC_TRAINING"] = backup
+
+
+def default_jobs() -> int:
+    """Chapters executed at once by ``make notebooks``: ``$SHARPJAC_JOBS``, else one per core, at most 2.
+
+    Every chapter trains with one torch thread, so two chapters use two cores; chapters that need the
+    same stored run wait for each other on the run store's lock instead of training it twice."""
+    text = os.environ.get("SHARPJAC_JOBS")
+    if text is None:
+        return max(1, min(2, os.cpu_count() or 1))
+    try:
+        jobs = int(text)
+    except ValueError:
+        raise ValueError(f"SHARPJAC_JOBS={text!r}; accepted: a positive integer") from None
+    if jobs < 1:
+        raise ValueError(f"SHARPJAC_JOBS={text!r}; accepted: a positive integer")
+    return jobs
+
+
+def execute_plans(root: Path, plans: Iterable[ChapterPlan], *, log=print, jobs: int = 1) -> list[ChapterResult]:
+    """Execute the chapters :func:`plan_chapters` planned, announcing those re-executed with other
+    parameters than their stored ones.
+
+    With ``jobs > 1`` up to ``jobs`` chapters run at once, each in its own worker process (and its own
+    kernel); the results do not depend on ``jobs`` (every run is single-threaded and seeded, and a run
+    two chapters need is trained once under the store's lock). The first chapter that fails stops the
+    rest: chapters not yet started are cancelled, those running are finished, and its
+    :class:`ChapterError` is raised.
+    """
+    from concurrent.futures import ProcessPoolExecutor
+    from multiprocessing import get_context
+
+    if not isinstance(jobs, int) or isinstance(jobs, bool) or jobs < 1:
+        raise ValueError(f"jobs={jobs!r}; accepted: a positive integer")
+    plans = list(plans)
+    results: dict[str, ChapterResult] = {}
+
+    def report(plan: ChapterPlan, result: ChapterResult) -> None:
         shown = ", ".join(f"{k}={v!r}" for k, v in plan.parameters.items())
         log(f"  {plan.name:<34} {result.status:<9} {_format_seconds(result.seconds):>10}  {shown}")
-        results.append(result)
-    return results
+        results[plan.name] = result
+
+    todo = []
+    for plan in plans:
+        if plan.execute:
+            todo.append(plan)
+        else:
+            report(plan, ChapterResult(plan.name, "cached", 0.0, root / EXECUTED_DIR / f"{plan.name}.ipynb"))
+    for plan in todo:
+        notice = describe_plan(plan)
+        if notice:
+            log(notice)
+    if jobs == 1 or len(todo) <= 1:
+        for plan in todo:
+            report(plan, _execute_planned(root, plan.name, dict(plan.parameters)))
+    else:
+        from concurrent.futures import FIRST_EXCEPTION, wait
+
+        with ProcessPoolExecutor(max_workers=min(jobs, len(todo)), mp_context=get_context("spawn")) as pool:
+            futures = {pool.submit(_execute_planned, root, p.name, dict(p.parameters)): p for p in todo}
+            pending = set(futures)
+            while pending:
+                done, pending = wait(pending, return_when=FIRST_EXCEPTION)
+                failed = [f for f in done if f.exception() is not None]
+                for future in done:
+                    if future.exception() is None:
+                        report(futures[future], future.result())
+                if failed:
+                    for future in pending:
+                        future.cancel()
+                    raise failed[0].exception()
+    return [results[p.name] for p in plans]
 
 
 # ------------------------------------------------------------------------------------------------
@@ -1187,6 +1246,12 @@ def main(argv: list[str] | None = None) -> int:
         help="extra notebook parameter (JSON value)",
     )
     run.add_argument("--force", action="store_true", help="re-execute even when up to date")
+    run.add_argument(
+        "--jobs",
+        type=int,
+        default=None,
+        help="chapters executed at once (default: $SHARPJAC_JOBS, else one per core, at most 2)",
+    )
     miss = sub.add_parser("missing", help="list the runs the chapters need that the run store lacks, with costs")
     miss.add_argument("--preset", default="paper", help=f"one of {', '.join(PRESETS)} (default paper)")
     miss.add_argument("--only", nargs="*", help="chapter names (stems of notebooks/*.md); default: all")
@@ -1227,7 +1292,10 @@ def main(argv: list[str] | None = None) -> int:
             given = ", ".join(f"{k}={v!r}" for k, v in explicit.items()) or "none (stored parameters are kept)"
             print(f"executing chapters; parameters given: {given}")
             start = time.perf_counter()
-            execute_plans(root, plans)
+            jobs = default_jobs() if args.jobs is None else args.jobs
+            if jobs < 1:
+                raise ValueError(f"--jobs {jobs}; accepted: a positive integer")
+            execute_plans(root, plans, jobs=jobs)
             print(f"all chapters up to date ({_format_seconds(time.perf_counter() - start)})")
         elif args.command == "instructors":
             print(times_table(root, smoke_dir=args.smoke_dir, quick_dir=args.quick_dir))
