@@ -43,7 +43,8 @@ def test_presets_are_the_chapter_settings():
 
 def test_tables_and_columns(computed):
     _, cfg, tables = computed
-    assert set(tables) == {"track", "chords"}
+    assert set(tables) == {"track", "chords", "diverged"}
+    assert tables["diverged"].empty and list(tables["diverged"].columns) == ["seed", "labels", "loss", "stopped_at"]
     t = tables["track"]
     assert list(t.columns[:4]) == ["seed", "labels", "loss", "step"]
     for col in (
@@ -165,3 +166,16 @@ def test_validation_names_the_field(kw, field):
         T3Config.from_preset("smoke", **kw)
     msg = str(e.value)
     assert f"T3Config.{field}=" in msg and "accepted" in msg and "\n" not in msg
+
+
+def test_a_diverged_run_is_listed_and_left_out(tmp_path):
+    """A step size far beyond 2/sharpness makes the squared-error runs diverge at once; the study still
+    completes, lists them in ``diverged`` and checks only the cross-entropy runs."""
+    store = RunStore(tmp_path)
+    cfg = T3Config.from_preset("smoke", **{**TINY, "lr_mse": 1e4})
+    with pytest.warns(RuntimeWarning, match="diverged"):
+        tables = experiments.get(NAME).run(cfg, store=store, progress=False)
+    diverged = tables["diverged"]
+    assert sorted(diverged["loss"]) == ["mse", "mse"] and set(diverged["labels"]) == {"true", "random"}
+    assert (diverged["stopped_at"] < cfg.snapshots[-1]).all()
+    assert set(tables["track"]["loss"]) == {"ce"}

@@ -244,21 +244,29 @@ class T3Config(StudyConfig):
           columns of :func:`t3_track` (``rho`` for MSE runs, ``eta`` for CE runs, NaN otherwise);
         * ``chords``: for the ``num_pairs`` hardest pairs of the true-label sample,
           ``euclidean_distance``, ``path_length`` (the polyline of ``chord_points`` points of
-          the latent path in :math:`S`) and their ``ratio``.
+          the latent path in :math:`S`) and their ``ratio``;
+        * ``diverged``: the runs that diverged before the last kept step (``seed``, ``labels``,
+          ``loss``, ``stopped_at``); they are left out of ``track``.
         """
         from .. import data, theory
 
         dt = getattr(torch, self.dtype)
         frames = []
+        diverged: list[dict[str, Any]] = []
         for lab, tc in self.runs():
             run = trained_run(tc, store=store, progress=progress)
             ds = data.load("manifold", seed=self.data_seed, dtype=dt, **self.dataset_options(lab["labels"]))
             dev = next(run.final.parameters()).device
             missing = sorted(set(self.snapshots) - set(run.models))
+            status = run.frame.attrs.get("status", "?")
+            if missing and status == "diverged":
+                # a run that diverged has no network at the later steps: it is left out of the
+                # checks and listed in the ``diverged`` table, which the chapter reports
+                diverged.append({**lab, "stopped_at": int(max(run.models))})
+                continue
             if missing:
                 raise RuntimeError(
-                    f"run {lab} kept no network at steps {missing}: it stopped at step "
-                    f"{max(run.models)} ({run.frame.attrs.get('status', '?')})"
+                    f"run {lab} kept no network at steps {missing}: it stopped at step {max(run.models)} ({status})"
                 )
             track = t3_track(
                 {s: run.models[s] for s in sorted(set(self.snapshots))},
@@ -273,6 +281,8 @@ class T3Config(StudyConfig):
             for i, (k, v) in enumerate(lab.items()):
                 track.insert(i, k, v)
             frames.append(track)
+        if not frames:
+            raise RuntimeError(f"every run diverged ({len(diverged)} runs): lower lr_mse / lr_ce")
         track = pd.concat(frames, ignore_index=True)
         ds = data.load("manifold", seed=self.data_seed, dtype=dt, **self.dataset_options("true"))
         pairs = theory.hardest_pairs(ds.x_train, ds.y_train, self.num_pairs)
@@ -291,7 +301,12 @@ class T3Config(StudyConfig):
                 "ratio": (lengths / pairs.distance).numpy(),
             }
         )
-        return {"track": track, "chords": chords}
+        diverged_runs = pd.DataFrame(diverged, columns=["seed", "labels", "loss", "stopped_at"])
+        return {
+            "track": track,
+            "chords": chords,
+            "diverged": diverged_runs.astype({"seed": "int64", "stopped_at": "int64"}),
+        }
 
 
 EXPERIMENT = register(
