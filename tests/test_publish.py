@@ -152,9 +152,14 @@ def test_seed_given_once_survives_the_next_plain_run(tmp_path):
     assert first_code is install[0]
 
 
-def _make_n(*args: str) -> str:
+def _make_n(tmp: Path, *args: str) -> str:
+    """The commands ``make -n`` would run, touching nothing: ``make`` remakes out-of-date targets
+    that makefiles depend on even under ``-n``, so the install stamp is a fresh file newer than
+    pyproject.toml and the virtual environment and interpreter point into ``tmp``."""
+    stamp = tmp / "installed-stamp"
+    stamp.touch()
     done = subprocess.run(
-        ["make", "-n", "-C", str(ROOT), *args, "PY=python", "STAMP=Makefile"],
+        ["make", "-n", "-C", str(ROOT), *args, "PY=python", f"STAMP={stamp}", f"VENV={tmp / 'venv'}", "PYTHON=false"],
         capture_output=True,
         text=True,
         check=True,
@@ -164,16 +169,16 @@ def _make_n(*args: str) -> str:
 
 
 @pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
-def test_makefile_passes_only_what_the_user_set():
-    plain = _make_n("notebooks")
+def test_makefile_passes_only_what_the_user_set(tmp_path):
+    plain = _make_n(tmp_path, "notebooks")
     assert "sharpjac.publish notebooks" in plain and "--preset" not in plain and "--seed" not in plain
-    one = _make_n("chapter", "NB=data", "SEED=1")
+    one = _make_n(tmp_path, "chapter", "NB=data", "SEED=1")
     assert "--seed 1" in one and "--preset" not in one and "--only data" in one
-    params = _make_n("chapter", "NB=weight_decay", "PARAMS=n_seeds=5 fraction=0.8")
+    params = _make_n(tmp_path, "chapter", "NB=weight_decay", "PARAMS=n_seeds=5 fraction=0.8")
     assert "--params 'n_seeds=5 fraction=0.8'" in params
-    paper = _make_n("book", "PRESET=paper")
+    paper = _make_n(tmp_path, "book", "PRESET=paper")
     assert "notebooks --preset paper" in paper and "sharpjac.publish build" in paper
-    assert "--reset" in _make_n("notebooks", "RESET=1")
+    assert "--reset" in _make_n(tmp_path, "notebooks", "RESET=1")
 
 
 # ------------------------------------------------------------------------------------------------
