@@ -728,13 +728,13 @@ def execute_plans(root: Path, plans: Iterable[ChapterPlan], *, log=print, jobs: 
         for plan in todo:
             report(plan, _execute_planned(root, plan.name, dict(plan.parameters)))
     else:
-        from concurrent.futures import FIRST_EXCEPTION, wait
+        from concurrent.futures import FIRST_COMPLETED, wait
 
         with ProcessPoolExecutor(max_workers=min(jobs, len(todo)), mp_context=get_context("spawn")) as pool:
             futures = {pool.submit(_execute_planned, root, p.name, dict(p.parameters)): p for p in todo}
             pending = set(futures)
             while pending:
-                done, pending = wait(pending, return_when=FIRST_EXCEPTION)
+                done, pending = wait(pending, return_when=FIRST_COMPLETED)  # report each as it ends
                 failed = [f for f in done if f.exception() is not None]
                 for future in done:
                     if future.exception() is None:
