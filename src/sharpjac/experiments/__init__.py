@@ -72,6 +72,41 @@ class Experiment:
     config_cls: type
     chapter: str = ""
     runner: Callable[..., Result] | None = None
+    chapter_configs: Callable[..., list[ExperimentConfig]] | None = None
+
+    def configs_for(self, preset: str = "quick", seed: int = 0, **params) -> list[ExperimentConfig]:
+        """The configurations a chapter with these parameters runs: the one mapping.
+
+        The chapter, the command line, the paper pre-flight (``publish missing``) and the Ray
+        executor all call this, so the pre-flight lists exactly the runs a chapter will request.
+
+        ``seed`` means the same in every chapter: the first seed of a block. Training seeds are
+        ``seed, seed + 1, ...`` (as many as the preset or ``n_seeds`` says) and every other random
+        draw of the chapter (the data split, sampled points) uses ``data_seed = seed``.
+
+        Args:
+            preset: ``"smoke"``, ``"quick"`` or ``"paper"``.
+            seed: first seed of the block (an int >= 0).
+            **params: the rest of the chapter's parameters cell that changes its runs (for
+                example ``n_seeds``); the experiment module's ``chapter_configs`` says which it
+                accepts and refuses the others.
+
+        Returns:
+            A non-empty list of configs (most chapters run one; ``hessian_structure`` runs one
+            per loss).
+        """
+        if preset not in PRESET_NAMES:
+            raise ValueError(f"preset={preset!r}; accepted: {list(PRESET_NAMES)}")
+        if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+            raise ValueError(f"seed={seed!r}; accepted: an integer >= 0")
+        if self.chapter_configs is None:
+            if params:
+                raise ValueError(f"experiment {self.name!r} takes no chapter parameters; got {sorted(params)}")
+            return [self.preset(preset)]
+        configs = list(self.chapter_configs(preset, seed, **params))
+        if not configs or not all(isinstance(c, self.config_cls) for c in configs):
+            raise TypeError(f"{self.name}: chapter_configs must return a non-empty list of {self.config_cls.__name__}")
+        return configs
 
     def preset(self, preset: str = "quick", **overrides) -> ExperimentConfig:
         return self.config_cls.from_preset(preset, **overrides)
@@ -99,7 +134,13 @@ class Experiment:
 
 
 def register(
-    name: str, config_cls: type, description: str, *, chapter: str = "", runner: Callable[..., Result] | None = None
+    name: str,
+    config_cls: type,
+    description: str,
+    *,
+    chapter: str = "",
+    runner: Callable[..., Result] | None = None,
+    chapter_configs: Callable[..., list[ExperimentConfig]] | None = None,
 ) -> Experiment:
     """Register an experiment (re-registering a name replaces it).
 
@@ -111,13 +152,15 @@ def register(
         runner: ``run(config, *, store, force, progress) -> DataFrame``; default
             :func:`~sharpjac.experiments.base.run_experiment` (grid points concatenated), or
             :func:`~sharpjac.experiments.base.run_study` for a :class:`StudyConfig`.
+        chapter_configs: ``chapter_configs(preset, seed, **params) -> list[config]``, the one
+            mapping from a chapter's parameters to its runs (see :meth:`Experiment.configs_for`).
     """
     if not (isinstance(config_cls, type) and issubclass(config_cls, ExperimentConfig)):
         raise TypeError(f"config_cls must subclass ExperimentConfig, got {config_cls!r}")
     missing = [p for p in PRESET_NAMES if p not in config_cls.PRESETS]
     if missing:
         raise ValueError(f"experiment {name!r} lacks preset(s) {missing}; required: {PRESET_NAMES}")
-    exp = Experiment(name, description, config_cls, chapter, runner)
+    exp = Experiment(name, description, config_cls, chapter, runner, chapter_configs)
     _REGISTRY[name] = exp
     return exp
 

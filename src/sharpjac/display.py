@@ -1,0 +1,69 @@
+"""Formatting and glue helpers shared by the chapters (they format; they never compute a claim).
+
+>>> fmt_iv(0.1234, -0.001, 0.5)
+'0.12 [0.00, 0.50]'
+>>> num_set([0.1, 0.05])
+'\\\\{0.1, 0.05\\\\}'
+>>> num_list([1, 2, 3])
+'1, 2 and 3'
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+__all__ = ["fmt_num", "fmt_iv", "num_set", "num_list", "glue_md", "glue_cost_box"]
+
+
+def fmt_num(x: float, digits: int = 2) -> str:
+    """``x`` with ``digits`` decimals, without a negative zero (``-0.00`` reads as ``0.00``)."""
+    text = f"{x:.{digits}f}"
+    if text.startswith("-") and float(text) == 0.0:
+        text = text[1:]
+    return text
+
+
+def fmt_iv(est: float, lo: float, hi: float, digits: int = 2) -> str:
+    """``"est [lo, hi]"`` with ``digits`` decimals each (no ``-0.00``)."""
+    return f"{fmt_num(est, digits)} [{fmt_num(lo, digits)}, {fmt_num(hi, digits)}]"
+
+
+def num_set(values: Iterable[float]) -> str:
+    r"""A set in TeX, ``\{v_1, v_2\}`` with ``%g`` numbers (for ``$...$`` maths)."""
+    return "\\{" + ", ".join(f"{v:g}" for v in values) + "\\}"
+
+
+def num_list(values: Iterable[float]) -> str:
+    """``"a, b and c"`` with ``%g`` numbers."""
+    words = [f"{v:g}" for v in values]
+    if not words:
+        raise ValueError("num_list needs at least one value")
+    return ", ".join(words[:-1]) + " and " + words[-1] if len(words) > 1 else words[0]
+
+
+def glue_md(name: str, text: str) -> None:
+    """Glue a computed sentence as Markdown, for ``{glue:md}`name:myst```."""
+    from IPython.display import Markdown
+    from myst_nb import glue
+
+    glue(name, Markdown(text), display=False)
+
+
+def glue_cost_box(paper_config) -> dict[str, float]:
+    """Glue ``gpu_hours``, ``cpu_hours`` and ``cost_source`` for the "What this page runs" box.
+
+    Args:
+        paper_config: the experiment's ``paper`` preset config.
+
+    Returns:
+        :func:`sharpjac.costs.experiment_cost` of it.
+    """
+    from myst_nb import glue
+
+    from . import costs
+
+    cost = costs.experiment_cost(paper_config)
+    glue("gpu_hours", cost["gpu_hours"], display=False)
+    glue("cpu_hours", cost["cpu_hours"], display=False)
+    glue_md("cost_source", costs.cost_source())
+    return cost
