@@ -1079,8 +1079,8 @@ def trend_null_correlation(x, y, method: str = "spearman", *, kind: str = "diffe
 
     - ``kind="differences"``: correlate the first differences :math:`\Delta x_t=x_{t+1}-x_t` and
       :math:`\Delta y_t` (do they move *together step by step*?);
-    - ``kind="detrended"``: correlate the residuals of least-squares lines :math:`x_tpproxlpha+eta t`
-      and :math:`y_tpprox\gamma+\delta t` fitted on the measurement index :math:`t=0,\dots,n-1`.
+    - ``kind="detrended"``: correlate the residuals of least-squares lines :math:`x_t\approx\alpha+\beta t`
+      and :math:`y_t\approx\gamma+\delta t` fitted on the measurement index :math:`t=0,\dots,n-1`.
 
     Args:
         x, y: shape ``[n]``, in time order (a non-finite value drops the differences or residuals
@@ -1155,7 +1155,7 @@ def _ratio(a: np.ndarray, b: np.ndarray) -> float:
 def ratio_ci(
     a, b, *, paired: bool = False, groups=None, level: float = 0.95, n_resamples: int = 2000, seed: int = 0
 ) -> Interval:
-    r"""Ratio of means :math:`ar a/ar b` with a (cluster) percentile-bootstrap interval.
+    r"""Ratio of means :math:`\bar a/\bar b` with a (cluster) percentile-bootstrap interval.
 
     E.g. the mean final Jacobian at the largest step over that at the smallest: a ratio of 0.92
     with interval [0.85, 0.99] is "8 % lower", with its uncertainty.
@@ -1169,8 +1169,8 @@ def ratio_ci(
         level, n_resamples, seed: see :func:`bootstrap_ci`.
 
     Returns:
-        :class:`Interval` (``n`` = values used; replicates with :math:`ar b=0` dropped; estimate NaN
-        when :math:`ar b=0`).
+        :class:`Interval` (``n`` = values used; replicates with :math:`\bar b=0` dropped; estimate NaN
+        when :math:`\bar b=0`).
     """
     return _two_sample_interval(_ratio, a, b, paired, groups, level, n_resamples, seed)
 
@@ -1178,13 +1178,13 @@ def ratio_ci(
 def difference_ci(
     a, b, *, paired: bool = False, groups=None, level: float = 0.95, n_resamples: int = 2000, seed: int = 0
 ) -> Interval:
-    r"""Difference of means :math:`ar a-ar b` with a (cluster) percentile-bootstrap interval.
+    r"""Difference of means :math:`\bar a-\bar b` with a (cluster) percentile-bootstrap interval.
 
     Args:
         a, b, paired, groups, level, n_resamples, seed: see :func:`ratio_ci`.
 
     Returns:
-        :class:`Interval` of :math:`ar a-ar b`.
+        :class:`Interval` of :math:`\bar a-\bar b`.
     """
     return _two_sample_interval(
         lambda u, v: float(np.mean(u) - np.mean(v)), a, b, paired, groups, level, n_resamples, seed
