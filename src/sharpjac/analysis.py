@@ -965,28 +965,27 @@ def compare_predictors(
 ) -> Interval:
     r"""Does predictor ``a`` order the runs by ``target`` better than ``b``? A paired cluster bootstrap.
 
-        The statistic is :math:`D=|r(t,a)|-|r(t,b)|` (``by="abs"``: strength, whatever the sign) or
-        :math:`D=r(t,a)-r(t,b)` (``by="signed"``: when the predicted sign is part of the claim), with
-        :math:`r` Spearman's :math:`
-    ho` or Kendall's :math:`	au_b` over the rows. Each replicate
-        resamples the runs (or, with ``groups``, whole clusters of runs) **once** and computes both
-        correlations on that same resample, so the interval accounts for their dependence (they share
-        the target). An interval above 0 favours ``a``; one that contains 0 does not separate them.
+    The statistic is :math:`D=|r(t,a)|-|r(t,b)|` (``by="abs"``: strength, whatever the sign) or
+    :math:`D=r(t,a)-r(t,b)` (``by="signed"``: when the predicted sign is part of the claim), with
+    :math:`r` Spearman's :math:`\rho` or Kendall's :math:`\tau_b` over the rows. Each replicate
+    resamples the runs (or, with ``groups``, whole clusters of runs) **once** and computes both
+    correlations on that same resample, so the interval accounts for their dependence (they share
+    the target). An interval above 0 favours ``a``; one that contains 0 does not separate them.
 
-        Args:
-            frame: one row per run; columns ``target``, ``a``, ``b`` (rows with a non-finite entry in
-                any of them are dropped).
-            target, a, b: column names.
-            method: ``"spearman"`` or ``"kendall"``.
-            groups: None (resample rows), a column name or list of names (their distinct values are
-                the clusters, e.g. the grid point of each seed), or labels of shape ``[len(frame)]``.
-            n_resamples: bootstrap replicates (>= 1). seed: seed of the resampling.
-            level: nominal coverage in (0, 1).
-            by: ``"abs"`` or ``"signed"``.
+    Args:
+        frame: one row per run; columns ``target``, ``a``, ``b`` (rows with a non-finite entry in
+            any of them are dropped).
+        target, a, b: column names.
+        method: ``"spearman"`` or ``"kendall"``.
+        groups: None (resample rows), a column name or list of names (their distinct values are
+            the clusters, e.g. the grid point of each seed), or labels of shape ``[len(frame)]``.
+        n_resamples: bootstrap replicates (>= 1). seed: seed of the resampling.
+        level: nominal coverage in (0, 1).
+        by: ``"abs"`` or ``"signed"``.
 
-        Returns:
-            :class:`Interval` of :math:`D` (``n`` = rows used; :attr:`Interval.degenerate` when every
-            replicate gave the same value).
+    Returns:
+        :class:`Interval` of :math:`D` (``n`` = rows used; :attr:`Interval.degenerate` when every
+        replicate gave the same value).
     """
     V.one_of("by", by, ("abs", "signed"))
     V.one_of("method", method, METHODS)
@@ -1018,27 +1017,22 @@ def _partial_from(r_xy: float, r_xz: float, r_yz: float) -> float:
 def partial_rank_correlation(x, y, z, method: str = "spearman") -> float:
     r"""Rank correlation of ``x`` and ``y`` given ``z`` (e.g. gap and Jacobian given the training loss).
 
-        Spearman: Pearson's partial correlation of the ranks, i.e. the correlation of the residuals of
-        :math:`\operatorname{rank}(x)` and :math:`\operatorname{rank}(y)` after a least-squares fit on
-        :math:`\operatorname{rank}(z)`, computed by the closed form
+    Spearman: Pearson's partial correlation of the ranks, i.e. the correlation of the residuals of
+    :math:`\operatorname{rank}(x)` and :math:`\operatorname{rank}(y)` after a least-squares fit on
+    :math:`\operatorname{rank}(z)`, computed by the closed form
 
-        .. math::
-    ho_{xy\cdot z}=rac{
-    ho_{xy}-
-    ho_{xz}
-    ho_{yz}}{\sqrt{(1-
-    ho_{xz}^2)(1-
-    ho_{yz}^2)}}.
+    .. math::
+        \rho_{xy\cdot z}=\frac{\rho_{xy}-\rho_{xz}\rho_{yz}}{\sqrt{(1-\rho_{xz}^2)(1-\rho_{yz}^2)}}.
 
-        Kendall: the same formula with :math:`	au_b` (Kendall's partial tau).
+    Kendall: the same formula with :math:`\tau_b` (Kendall's partial tau).
 
-        Args:
-            x, y, z: shape ``[n]`` (triples with a non-finite entry are dropped).
-            method: ``"spearman"`` or ``"kendall"``.
+    Args:
+        x, y, z: shape ``[n]`` (triples with a non-finite entry are dropped).
+        method: ``"spearman"`` or ``"kendall"``.
 
-        Returns:
-            The partial correlation in [-1, 1]; NaN with fewer than 4 finite triples, a constant
-            variable, or when ``x`` or ``y`` is a monotone function of ``z``.
+    Returns:
+        The partial correlation in [-1, 1]; NaN with fewer than 4 finite triples, a constant
+        variable, or when ``x`` or ``y`` is a monotone function of ``z``.
     """
     V.one_of("method", method, METHODS)
     (x, y, z), _ = _finite_columns(None, x, y, z)
