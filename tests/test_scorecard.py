@@ -138,3 +138,50 @@ def test_main_exit_code(tmp_path, fake_claims, capsys):
 
 def test_docstring_examples():
     assert doctest.testmod(scorecard).failed == 0
+
+
+def test_checks_and_information_are_not_tallied(tmp_path, monkeypatch):
+    monkeypatch.setattr(registry, "_REGISTRY", {})
+    claims.register(
+        claims.Claim("weight_decay.tracks", "weight_decay", "Tracks.", "d", claims.Sign(+1)),
+        claims.Claim("weight_decay.identity", "weight_decay", "An identity.", "v", claims.Holds(), kind="check"),
+        claims.Claim("weight_decay.info", "weight_decay", "A ratio.", "r", claims.AtMost(1.0), kind="information"),
+    )
+    _notebook(
+        tmp_path,
+        "weight_decay",
+        _verdict("weight_decay.tracks", estimate=-0.2, low=-0.3, high=-0.1, label="d"),
+        _verdict("weight_decay.identity", violations=0, checks=4),
+        _verdict("weight_decay.info", value=3.0, label="ratio"),
+    )
+    # one claim (disagree); the check that holds and the information are left out of the tally
+    assert scorecard.counts(tmp_path) == {"agree": 0, "disagree": 1, "inconclusive": 0, "not run": 0}
+    assert scorecard.check(tmp_path) == []
+
+
+def test_claim_kind_is_validated():
+    with pytest.raises(ValueError, match="kind='theorem' is invalid; accepted: claim, check, information"):
+        claims.Claim("weight_decay.x", "weight_decay", "S.", "s", claims.Holds(), kind="theorem")
+
+
+def test_registered_checks_are_the_identities_and_bounds():
+    """Only identities and proven bounds are checks; every empirical rule stays a tallied claim."""
+    kinds = {c.id: c.kind for c in claims.all_claims()}
+    checks = sorted(i for i, k in kinds.items() if k == "check")
+    assert checks == sorted(
+        [
+            "conjugate_matrix.equal_spectra",
+            "conjugate_matrix.first_layer_absent",
+            "ansatz.proposition_a_holds",
+            "ansatz.rescaling_mediates",
+            "ansatz.linear_does_not_sharpen",
+            "t1_covering.bound_holds",
+            "t2_lipschitz.sandwich_holds",
+            "t3_low_loss.mse_bound_holds",
+            "t3_low_loss.ce_bound_holds",
+            "t3_low_loss.random_labels_bound_holds",
+            "t4_generalisation.bound_holds_measured",
+            "t4_generalisation.bound_holds_t1",
+        ]
+    )
+    assert [i for i, k in kinds.items() if k == "information"] == ["t4_generalisation.bound_informative"]

@@ -176,11 +176,15 @@ def _status(latest: dict[str, Record], claim: claims.Claim) -> str:
 
 
 def counts(root: Path | str) -> dict[str, int]:
-    """How many registered claims have each outcome (keys: the outcomes and ``"not run"``)."""
+    """How many registered claims have each outcome (keys: the outcomes and ``"not run"``).
+
+    Only entries of kind ``"claim"`` are tallied: checks and information are shown apart.
+    """
     latest = _latest(collect(root)[0])
     out = {o: 0 for o in (*claims.OUTCOMES, NOT_RUN)}
     for c in claims.all_claims():
-        out[_status(latest, c)] += 1
+        if c.kind == "claim":
+            out[_status(latest, c)] += 1
     return out
 
 
@@ -215,7 +219,8 @@ def render(root: Path | str) -> tuple[str, str]:
     titles = _titles(root)
     n = {o: 0 for o in (*claims.OUTCOMES, NOT_RUN)}
     for c in registered:
-        n[_status(latest, c)] += 1
+        if c.kind == "claim":
+            n[_status(latest, c)] += 1
     line = counts_line(n)
     lines = [
         "# Scorecard",

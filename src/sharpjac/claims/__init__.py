@@ -30,12 +30,13 @@ from __future__ import annotations
 import importlib
 import pkgutil
 
-from .registry import CHAPTERS, SOURCES, Claim, UnknownClaimError, all_claims, get, register
+from .registry import CHAPTERS, KINDS, SOURCES, Claim, UnknownClaimError, all_claims, get, register
 from .rules import OUTCOMES, AtLeast, AtMost, Contains, Count, Holds, Rule, Sign
 from .verdicts import MIME, RECORD_VERSION, WORDS, Verdict, anchor, choose, evaluate, json_safe
 
 __all__ = [
     "OUTCOMES",
+    "KINDS",
     "CHAPTERS",
     "SOURCES",
     "MIME",

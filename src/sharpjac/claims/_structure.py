@@ -54,6 +54,7 @@ register(
     ),
     Claim(
         id="conjugate_matrix.equal_spectra",
+        kind="check",
         chapter="conjugate_matrix",
         statement=(
             "The companion's explicit form of the paper's Eq. 4: $G=A^\\top A$ and the conjugate matrix "
@@ -68,6 +69,7 @@ register(
     ),
     Claim(
         id="conjugate_matrix.first_layer_absent",
+        kind="check",
         chapter="conjugate_matrix",
         statement=(
             "The paper says the first-layer weights $W_1$ never appear in $K$: a change of input coordinates "
@@ -83,6 +85,7 @@ register(
     ),
     Claim(
         id="ansatz.proposition_a_holds",
+        kind="check",
         chapter="ansatz",
         statement=(
             "The companion's Proposition A: along training, $\\lambda_{\\max}(G)$ lies between the Jacobian lower "
@@ -108,6 +111,7 @@ register(
     ),
     Claim(
         id="ansatz.rescaling_mediates",
+        kind="check",
         chapter="ansatz",
         statement=(
             "The paper's mediating factor 2 (after Dinh et al. 2017): a function-preserving rescaling of two "
@@ -147,6 +151,7 @@ register(
     ),
     Claim(
         id="ansatz.linear_does_not_sharpen",
+        kind="check",
         chapter="ansatz",
         statement="The paper's mediating factor 3: a linear model does not sharpen (under squared error).",
         statistic=(

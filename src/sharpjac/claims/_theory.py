@@ -31,6 +31,7 @@ register(
     ),
     Claim(
         id="t1_covering.bound_holds",
+        kind="check",
         chapter="t1_covering",
         statement=(
             "The companion's formulation of Theorem T1: for N >= log(N/eps) >= 1 the covering radius of an "
@@ -42,6 +43,7 @@ register(
     ),
     Claim(
         id="t2_lipschitz.sandwich_holds",
+        kind="check",
         chapter="t2_lipschitz",
         statement=(
             "The companion's formulation of Theorem T2: on the covering event, max_i ||Jf(x_i)|| <= "
@@ -57,6 +59,7 @@ register(
     ),
     Claim(
         id="t3_low_loss.mse_bound_holds",
+        kind="check",
         chapter="t3_low_loss",
         statement=(
             "The companion's formulation of Theorem T3 for squared error: once every output is within rho of its "
@@ -72,6 +75,7 @@ register(
     ),
     Claim(
         id="t3_low_loss.ce_bound_holds",
+        kind="check",
         chapter="t3_low_loss",
         statement=(
             "The companion's formulation of Theorem T3 for cross-entropy: once every per-sample loss is at most "
@@ -87,6 +91,7 @@ register(
     ),
     Claim(
         id="t3_low_loss.random_labels_bound_holds",
+        kind="check",
         chapter="t3_low_loss",
         statement=(
             "The companion's formulation of Theorem T3 holds for random labels too, once they are fitted: the "
@@ -112,6 +117,7 @@ register(
     ),
     Claim(
         id="t4_generalisation.bound_holds_measured",
+        kind="check",
         chapter="t4_generalisation",
         statement=(
             "The companion's formulation of Theorem T4: the expected loss is at most the Voronoi-weighted "
@@ -124,6 +130,7 @@ register(
     ),
     Claim(
         id="t4_generalisation.bound_holds_t1",
+        kind="check",
         chapter="t4_generalisation",
         statement=(
             "The companion's formulation of Theorem T4 with delta = delta(N, eps) from T1 (the theorem's "
@@ -135,6 +142,7 @@ register(
     ),
     Claim(
         id="t4_generalisation.bound_informative",
+        kind="information",
         chapter="t4_generalisation",
         statement=(
             "Information, not a claim of the paper (which never evaluates its bound): T4's bound with the "

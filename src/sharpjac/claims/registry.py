@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from .rules import Rule
 
-__all__ = ["CHAPTERS", "SOURCES", "Claim", "UnknownClaimError", "register", "get", "all_claims"]
+__all__ = ["CHAPTERS", "SOURCES", "KINDS", "Claim", "UnknownClaimError", "register", "get", "all_claims"]
 
 #: The chapters in book order (the order of the table of contents); claims are listed in this order.
 CHAPTERS = (
@@ -32,6 +32,12 @@ CHAPTERS = (
 
 SOURCES = ("paper", "companion")
 
+#: What a registered entry is. A *claim* can come out either way on honest data and is tallied;
+#: a *check* is an identity or a proven bound that can fail only through a bug (shown apart with
+#: its tightest margin, never tallied); *information* is a number the reader should see that no
+#: one claims (shown apart, never tallied).
+KINDS = ("claim", "check", "information")
+
 _ID = re.compile(r"^[a-z][a-z0-9_]*\.[a-z][a-z0-9_]*$")
 
 
@@ -46,6 +52,8 @@ class Claim:
         statistic: what is measured, e.g. ``"|rho(gap, max|Jf|)| - |rho(gap, sharpness)|, 95 % interval"``.
         rule: the decision rule (:mod:`sharpjac.claims.rules`).
         source: ``"paper"`` or ``"companion"``.
+        kind: ``"claim"``, ``"check"`` or ``"information"`` (see :data:`KINDS`); only claims are
+            tallied on the scorecard.
     """
 
     id: str
@@ -54,6 +62,7 @@ class Claim:
     statistic: str
     rule: Rule
     source: str = "paper"
+    kind: str = "claim"
 
     def __post_init__(self):
         if not isinstance(self.id, str) or not _ID.match(self.id):
@@ -76,6 +85,8 @@ class Claim:
             )
         if self.source not in SOURCES:
             raise ValueError(f"Claim {self.id}: source={self.source!r} is invalid; accepted: {', '.join(SOURCES)}")
+        if self.kind not in KINDS:
+            raise ValueError(f"Claim {self.id}: kind={self.kind!r} is invalid; accepted: {', '.join(KINDS)}")
 
 
 class UnknownClaimError(KeyError):
