@@ -97,3 +97,29 @@ def test_registered_with_its_chapter():
     exp = experiments.get("data")
     assert exp.chapter == "The data in this book" and exp.config_cls is DataConfig
     assert DataConfig.preset("quick").trains() == []  # nothing is trained
+
+
+# --- the chapter's mapping and statistics (issue 18) ---------------------------------------------
+
+
+def test_chapter_configs_and_summary(smoke):
+    import torch
+
+    from sharpjac.experiments import data as data_study
+
+    _, cfg, tables = smoke
+    assert experiments.get("data").configs_for("smoke", 0) == [DataConfig.preset("smoke")]
+    assert experiments.get("data").configs_for("quick", 2)[0].data_seed == 2
+    s = data_study.summarise(tables)
+    counts = tables["class_counts"].query("label == 'mnist5k'")
+    train, test = counts["train"].to_numpy(), counts["test"].to_numpy()
+    assert s.values["max_share_diff"] == pytest.approx(100 * np.max(np.abs(train / train.sum() - test / test.sum())))
+    assert s.values["mnist_train"] == cfg.n_train and isinstance(s.values["digits_description"], str)
+    idx = data_study.examples_by_class(torch.tensor([2, 0, 1, 0, 2, 1]), 2, num_classes=3)
+    assert idx.tolist() == [[1, 2, 0], [3, 5, 4]]
+    with pytest.raises(ValueError, match="per_class=3; accepted: at most 2"):
+        data_study.examples_by_class(torch.tensor([2, 0, 1, 0, 2, 1]), 3, num_classes=3)
+    text = data_study.seed_solution(cfg, 0)
+    # stratified splits keep the class counts; the generator's constant does not depend on the seed
+    assert "the class counts are the same" in text and "$L_g$ is the same" in text
+    assert "the MNIST training images differ" in text
