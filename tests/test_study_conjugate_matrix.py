@@ -179,6 +179,9 @@ def test_summarise_checks_and_tables(study):
     pos = s.tables["positive"]
     assert (pos["loss"] == config.loss).all() and (pos["eigenvalue_k"] > 0).all()
     assert (s.tables["differences"]["difference"] >= 1e-20).all()
+    from sharpjac.tables import LABELS
+
+    assert all(set(s.tables[t].columns) <= set(LABELS) for t in ("comparison",))  # every shown column has a label
     L = s.series["n_layers"]
     shares = tables["shares"]
     assert s.values["cm_share_top_1"] == pytest.approx(100 * float(shares.iloc[0]["layer_1"]))

@@ -115,6 +115,9 @@ def test_chapter_configs_and_summary(smoke):
     train, test = counts["train"].to_numpy(), counts["test"].to_numpy()
     assert s.values["max_share_diff"] == pytest.approx(100 * np.max(np.abs(train / train.sum() - test / test.sum())))
     assert s.values["mnist_train"] == cfg.n_train and isinstance(s.values["digits_description"], str)
+    from sharpjac.tables import LABELS
+
+    assert all(set(s.tables[t].columns) <= set(LABELS) for t in ("datasets_shown",))  # every shown column has a label
     idx = data_study.examples_by_class(torch.tensor([2, 0, 1, 0, 2, 1]), 2, num_classes=3)
     assert idx.tolist() == [[1, 2, 0], [3, 5, 4]]
     with pytest.raises(ValueError, match="per_class=3; accepted: at most 2"):

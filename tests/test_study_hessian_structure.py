@@ -269,6 +269,11 @@ def test_summarise_against_hand_computed_numbers():
     assert "Once training has started, the outliers are the class directions." == v["hs_overlap_text"]
     assert "*larger*" in v["hs_sign_text"]  # H above G for every top C-1 eigenvalue
     assert "seeds 0, 1" in v["hs_mse_counts"]
+    from sharpjac.tables import LABELS
+
+    assert all(
+        set(s.tables[t].columns) <= set(LABELS) for t in ("moments_shown", "per_loss_shown")
+    )  # every shown column has a label
     verdicts = hs.evaluate(s, "smoke")
     assert set(verdicts) == set(s.claims)
     assert verdicts["hessian_structure.residual_shrinks"].numbers["k"] == 2

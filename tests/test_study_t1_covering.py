@@ -191,6 +191,9 @@ def test_summarise_against_the_samples(smoke):
         m = s.tables["means"].query("d == @d").set_index("N")["radius"]
         assert m.to_dict() == pytest.approx(sub.groupby("N")["radius"].mean().to_dict())
     assert "refuses it with a one-line error" in s.values["t1_n1_sentence"]
+    from sharpjac.tables import LABELS
+
+    assert all(set(s.tables[t].columns) <= set(LABELS) for t in ("slopes_shown",))  # every shown column has a label
     n = min(cfg.sizes)
     assert s.values["ex1_factor"] == pytest.approx((math.log(n / 1e-3) / math.log(n / 0.1)) ** (1 / min(cfg.dims)))
     assert set(t1m.evaluate(s, "smoke")) == {f"t1_covering.rate_d{d}" for d in cfg.dims} | {"t1_covering.bound_holds"}

@@ -154,4 +154,7 @@ def test_summarise_on_a_hand_made_sandwich():
     assert s.values["t2_paths_sentence"].startswith("The path estimates are below the probe maximum")
     assert "in 1 of the 4 checkpoints, by up to 50 %" in s.values["t2_dropped_sentence"]
     assert list(s.tables["first"]["seed"]) == [0, 0] and set(s.tables["long"]["run"]) == {"seed 0", "seed 1"}
+    from sharpjac.tables import LABELS
+
+    assert all(set(s.tables[t].columns) <= set(LABELS) for t in ("shown",))  # every shown column has a label
     assert t2_lipschitz.evaluate(s, "smoke")["t2_lipschitz.sandwich_holds"].outcome == "disagree"

@@ -213,6 +213,11 @@ def test_summarise_counts_and_diverged_runs(computed):
         )
     assert len(s.tables["final"]) == 4 and (s.tables["final"]["step"] == track["step"].max()).all()
     assert s.values["t3_diverged"] == ""
+    from sharpjac.tables import LABELS
+
+    assert all(
+        set(s.tables[t].columns) <= set(LABELS) for t in ("final_shown", "chords")
+    )  # every shown column has a label
     assert set(s.series["figure_runs"]) == {("mse", "true"), ("mse", "random"), ("ce", "true"), ("ce", "random")}
     # a diverged run is named, and the study's tables are not changed by the summary
     diverged = pd.DataFrame({"seed": [0], "labels": ["random"], "loss": ["mse"], "stopped_at": [7]})

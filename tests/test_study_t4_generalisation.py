@@ -235,3 +235,6 @@ def test_summarise_against_the_runs_table(smoke):
     rate = [(math.log(n / cfg.epsilon) / n) ** (1 / 2) for n in (cfg.n_train, 400)]  # T1's rate at d = 2
     assert s.values["ex1_d2"] == pytest.approx(rate[1] / rate[0])
     assert "ratio" not in tables["runs"].columns  # the study's table is left as it was
+    from sharpjac.tables import LABELS
+
+    assert all(set(s.tables[t].columns) <= set(LABELS) for t in ("mean_shown",))  # every shown column has a label

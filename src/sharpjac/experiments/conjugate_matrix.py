@@ -303,7 +303,9 @@ def summarise(results: dict[str, pd.DataFrame], config: ConjugateMatrixConfig) -
     )
     return ChapterSummary(
         tables={
-            "comparison": comparison.reset_index(),
+            "comparison": comparison.reset_index()[
+                ["loss", "num_params", "nk", "rank", "max_abs_diff", "max_rel_diff", "lambda_max"]
+            ].rename(columns={"rank": "rank_G_K", "lambda_max": "lambda_max_G"}),
             "positive": positive,
             "differences": differences,
             "shares": shares,

@@ -178,7 +178,20 @@ def summarise(results: dict[str, pd.DataFrame]) -> ChapterSummary:
         "pc_explained": float(results["explained"]["fraction"].iloc[:2].sum()) * 100,
     }
     return ChapterSummary(
-        tables={"datasets": summary, "counts": counts, "principal_components": results["principal_components"]},
+        tables={
+            "datasets_shown": results["datasets"][
+                ["label", "n_train", "n_test", "num_classes", "input_shape", "lipschitz", "target_lipschitz"]
+            ].rename(
+                columns={
+                    "label": "data_set",
+                    "lipschitz": "lipschitz_generated",
+                    "target_lipschitz": "target_lipschitz_generated",
+                }
+            ),
+            "datasets": summary,
+            "counts": counts,
+            "principal_components": results["principal_components"],
+        },
         values=values,
     )
 

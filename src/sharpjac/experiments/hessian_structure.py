@@ -258,6 +258,21 @@ class HessianStructureConfig(StudyConfig):
 
 
 LOSS_NAME = {"ce": "cross-entropy", "mse": "squared error"}
+#: the columns of the chapter's table of the three moments (labels in :data:`sharpjac.tables.LABELS`)
+MOMENT_COLUMNS = (
+    "moment",
+    "step",
+    "train_loss",
+    "train_acc",
+    "test_acc",
+    "lambda1_H",
+    "lambda1_G",
+    "R_max",
+    "R_min",
+    "gap1_j",
+    "class_directions",
+    "converged",
+)
 
 
 def run_chapter(configs: list[HessianStructureConfig], *, store=None) -> dict[str, dict[str, pd.DataFrame]]:
@@ -479,6 +494,19 @@ def summarise(runs: dict[str, dict[str, pd.DataFrame]], config: HessianStructure
     return ChapterSummary(
         tables={
             "moments": moments,
+            "moments_shown": moments.reset_index()[list(MOMENT_COLUMNS)].rename(
+                columns={"converged": "lanczos_converged"}
+            ),
+            "per_loss_shown": per_loss[
+                ["loss", "moment", "train_loss", "lambda1_H", "lambda1_G", "R_rel", "R_rel_min", "R_rel_max"]
+            ].rename(
+                columns={
+                    "train_loss": "train_loss_median",
+                    "lambda1_H": "lambda1_H_median",
+                    "lambda1_G": "lambda1_G_median",
+                    "R_rel": "R_rel_median",
+                }
+            ),
             "per_loss": per_loss,
             "spectra_all": spec_all,
             "density": results["density"][lambda t: t["seed"] == first],

@@ -467,7 +467,16 @@ def summarise(results: dict[str, pd.DataFrame], config: T1CoveringConfig) -> Cha
     v["ex1_d"] = min(dims)
     v["ex1_loose"] = float(slopes["min_looseness"].min())
     return ChapterSummary(
-        tables={"slopes": slopes, "samples": samples, "means": means, "holder": holder, "holder_means": hmean},
+        tables={
+            "slopes_shown": slopes.reset_index()[
+                ["d", "expected", "fit_slope", "fit_low", "fit_high", "slope_rate", "max_ratio"]
+            ].rename(columns={"expected": "expected_slope", "fit_low": "low", "fit_high": "high"}),
+            "slopes": slopes,
+            "samples": samples,
+            "means": means,
+            "holder": holder,
+            "holder_means": hmean,
+        },
         values=v,
         claims=claims,
         series={"bound_columns": bound_cols, "holder_slope": float(hsummary["slope"])},

@@ -168,6 +168,22 @@ class T2Config(StudyConfig):
         return {"sandwich": pd.DataFrame(rows)}
 
 
+#: the columns of the chapter's table (labels in :data:`sharpjac.tables.LABELS`)
+SHOWN_COLUMNS = (
+    "seed",
+    "step",
+    "train_mse",
+    "sample_max",
+    "probe_sup",
+    "path_slope",
+    "path_lipschitz",
+    "upper_pointwise",
+    "layer_product",
+    "radius",
+    "holds",
+)
+
+
 def summarise(sandwich: pd.DataFrame, config: T2Config) -> ChapterSummary:
     r"""Everything the T2 chapter shows, from the study's ``sandwich`` table.
 
@@ -255,6 +271,7 @@ def summarise(sandwich: pd.DataFrame, config: T2Config) -> ChapterSummary:
     )
     return ChapterSummary(
         tables={
+            "shown": sandwich[list(SHOWN_COLUMNS)].rename(columns={"radius": "covering_radius", "holds": "sandwich_holds"}),
             "first": sandwich[sandwich["seed"] == seeds[0]],
             "long": sandwich.assign(run="seed " + sandwich["seed"].astype(str)),
         },

@@ -525,6 +525,9 @@ def summarise(results: dict[str, pd.DataFrame], config: T3Config) -> ChapterSumm
         tables={
             "track": track,
             "final": final,
+            "final_shown": final[
+                ["loss", "labels", "seed", "train_acc", "level", "in_regime", "bound_path", "path_sup", "sample_max"]
+            ].rename(columns={"level": "t3_level"}),
             "explorer": track.assign(bound_positive=track["bound_path"].where(track["bound_path"] > 0)),
             "chords": chords,
         },
