@@ -271,7 +271,9 @@ def summarise(sandwich: pd.DataFrame, config: T2Config) -> ChapterSummary:
     )
     return ChapterSummary(
         tables={
-            "shown": sandwich[list(SHOWN_COLUMNS)].rename(columns={"radius": "covering_radius", "holds": "sandwich_holds"}),
+            "shown": sandwich[list(SHOWN_COLUMNS)].rename(
+                columns={"radius": "covering_radius", "holds": "sandwich_holds"}
+            ),
             "first": sandwich[sandwich["seed"] == seeds[0]],
             "long": sandwich.assign(run="seed " + sandwich["seed"].astype(str)),
         },
