@@ -126,3 +126,29 @@ def test_chapter_configs_and_summary(smoke):
     # stratified splits keep the class counts; the generator's constant does not depend on the seed
     assert "the class counts are the same" in text and "$L_g$ is the same" in text
     assert "the MNIST training images differ" in text
+
+
+def test_docstring_examples_of_the_chapter_helpers():
+    import doctest
+
+    from sharpjac.experiments import _chapter
+    from sharpjac.experiments import data as data_study
+
+    for module in (data_study, _chapter):
+        result = doctest.testmod(module)
+        assert result.attempted > 0 and result.failed == 0, module.__name__
+
+
+def test_class_images_are_the_first_of_each_class_rescaled():
+    import torch
+
+    from sharpjac import data
+    from sharpjac.experiments import data as data_study
+
+    ds = data.load("digits", seed=0, n_train=200, n_test=50)
+    images = data_study.class_images(ds, 2)
+    assert images.shape == (2, 10, 8, 8)
+    assert images.min() == 0.0 and images.max() == 1.0
+    first_seven = int(torch.nonzero(ds.y_train == 7).flatten()[1])  # row 1 is the second example
+    raw = ds.x_train[first_seven, 0].double().numpy()
+    assert np.allclose(images[1, 7], (raw - raw.min()) / (raw.max() - raw.min()))

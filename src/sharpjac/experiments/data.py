@@ -152,6 +152,22 @@ def examples_by_class(labels: torch.Tensor, per_class: int, num_classes: int = 1
     return out
 
 
+def class_images(ds, per_class: int) -> np.ndarray:
+    """The first ``per_class`` training images of each class, ready to draw.
+
+    Returns:
+        ``[per_class, num_classes, H, W]`` for one channel, ``[per_class, num_classes, H, W, 3]``
+        for RGB; each image rescaled to [0, 1] by its own minimum and maximum.
+    """
+    index = examples_by_class(ds.y_train, per_class, int(ds.num_classes))
+    x = ds.x_train[torch.as_tensor(index.ravel())].double()
+    x = x[:, 0] if x.shape[1] == 1 else x.permute(0, 2, 3, 1)
+    lo = x.flatten(1).min(1).values.view(-1, *[1] * (x.ndim - 1))
+    hi = x.flatten(1).max(1).values.view(-1, *[1] * (x.ndim - 1))
+    x = (x - lo) / (hi - lo).clamp_min(torch.finfo(x.dtype).tiny)
+    return x.numpy().reshape(per_class, int(ds.num_classes), *x.shape[1:])
+
+
 def summarise(results: dict[str, pd.DataFrame]) -> ChapterSummary:
     """The numbers the data chapter glues, from the study's tables.
 

@@ -509,7 +509,10 @@ def summarise(runs: dict[str, dict[str, pd.DataFrame]], config: HessianStructure
             ),
             "per_loss": per_loss,
             "spectra_all": spec_all,
-            "density": results["density"][lambda t: t["seed"] == first],
+            # floored at 1e-12 for a log axis
+            "density": results["density"][lambda t: t["seed"] == first].assign(
+                density=lambda t: np.maximum(t["density"], 1e-12)
+            ),
             "density_summary": density_summary,
         },
         values=v,
