@@ -183,6 +183,9 @@ def test_summarise_checks_and_tables(study):
 
     assert all(set(s.tables[t].columns) <= set(LABELS) for t in ("comparison",))  # every shown column has a label
     L = s.series["n_layers"]
+    rows, bottoms = s.series["share_rows"], s.series["share_bottoms"]
+    assert np.allclose(bottoms[:, 0], 0) and np.allclose(bottoms[:, -1] + rows[:, -1], rows.sum(axis=1))
+    assert s.series["share_labels"][0] == "$\\lambda_{1}$" and s.series["share_labels"][-1] == "trace"
     shares = tables["shares"]
     assert s.values["cm_share_top_1"] == pytest.approx(100 * float(shares.iloc[0]["layer_1"]))
     assert sum(s.values[f"cm_share_tr_{layer}"] for layer in range(1, L + 1)) == pytest.approx(100, rel=1e-6)

@@ -313,7 +313,15 @@ def summarise(results: dict[str, pd.DataFrame], config: ConjugateMatrixConfig) -
         },
         values=v,
         claims=claims,
-        series={"n_layers": L, "layer_columns": layer_cols},
+        series={
+            "n_layers": L,
+            # the stacked bars: each layer's share, the height it starts at, and the bar labels
+            "share_rows": shares[layer_cols].to_numpy(),
+            "share_bottoms": np.cumsum(shares[layer_cols].to_numpy(), axis=1) - shares[layer_cols].to_numpy(),
+            "share_labels": [
+                f"$\\lambda_{{{lab.split('_')[1]}}}$" if lab != "trace" else "trace" for lab in shares["label"]
+            ],
+        },
     )
 
 
