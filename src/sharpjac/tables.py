@@ -170,6 +170,7 @@ LABELS: dict[str, str] = {
     "sandwich_holds": "sandwich holds",
     "labels": "labels",
     "t3_level": "ρ (MSE) or η (CE)",
+    "t3_sample_max": "max_m ‖Jf(x_m)‖",
     "in_regime": "in the bound's regime",
     "bound_path": "T3 bound on the hardest path",
     "path_sup": "measured sup on that path",

@@ -527,7 +527,7 @@ def summarise(results: dict[str, pd.DataFrame], config: T3Config) -> ChapterSumm
             "final": final,
             "final_shown": final[
                 ["loss", "labels", "seed", "train_acc", "level", "in_regime", "bound_path", "path_sup", "sample_max"]
-            ].rename(columns={"level": "t3_level"}),
+            ].rename(columns={"level": "t3_level", "sample_max": "t3_sample_max"}),
             "explorer": track.assign(bound_positive=track["bound_path"].where(track["bound_path"] > 0)),
             "chords": chords,
         },
