@@ -93,6 +93,43 @@ def test_shared_curvature_broadcasts():
         cj.gauss_newton_matrix(model, x, torch.eye(4, dtype=DT))
 
 
+def test_curvature_check_is_one_function_shared_with_proposition_a():
+    from sharpjac import theory
+
+    model = _mlp(seed=5)
+    x, _ = _data()
+    C = cj.check_curvature(torch.eye(3, dtype=DT), len(x), 3, DT, x.device)
+    assert C.shape == (len(x), 3, 3) and torch.equal(C[4], torch.eye(3, dtype=DT))
+    # Proposition A refuses a wrong curvature with the same errors as the conjugate matrix
+    for bad, err in ((torch.eye(4, dtype=DT), ValueError), (np.eye(3), TypeError)):
+        with pytest.raises(err, match="curvature must"):
+            theory.proposition_a(model, x, bad)
+        with pytest.raises(err, match="curvature must"):
+            cj.gauss_newton_matrix(model, x, bad)
+
+
+def test_layer_helpers_of_jacobians_are_public():
+    from sharpjac import jacobians
+
+    model = _mlp(seed=2)
+    x, _ = _data(N=4)
+    assert jacobians.probe(model, x) == 3
+    assert [n for n, _ in jacobians.trainable(model)] == [n for n, _ in model.named_parameters()]
+    blocks = jacobians.split_layers(model)
+    feats = jacobians.layer_features(model, x)
+    Js = jacobians.block_jacobians(blocks, feats)
+    Ds = jacobians.block_param_jacobians(blocks, feats)
+    # against the single-sample layer functions (independent: one sample at a time)
+    for a, b in zip(Js, jacobians.layer_jacobians(model, x[2])):
+        assert torch.allclose(a[2], b, atol=1e-12)
+    for a, b in zip(Ds, jacobians.layer_parameter_jacobians(model, x[2])):
+        assert torch.allclose(a[2], b, atol=1e-12)
+    with pytest.raises(TypeError, match="x must be a torch.Tensor"):
+        jacobians.check_batch(model, [1.0])
+    with pytest.raises(TypeError, match="model must be a torch.nn.Module"):
+        jacobians.check_model("mlp")
+
+
 def test_compare_nonzero_spectra_random_factorisation():
     g = torch.Generator().manual_seed(0)
     A = torch.randn(12, 30, generator=g, dtype=DT) @ torch.diag(torch.linspace(0.1, 3, 30, dtype=DT))

@@ -151,3 +151,43 @@ def test_chapter_claims_decided_from_the_smoke_tables(study):
     assert float(jc.max() - jc.min()) <= 1e-8 * float(jc.mean())
     later = resc["lambda_max_later"]
     assert float(later.max() - later.min()) <= 1e-8 * float(later.mean())
+
+
+# --- the chapter's mapping and statistics (issue 18) ---------------------------------------------
+
+
+def test_chapter_configs_one_initialisation():
+    exp = experiments.get("conjugate_matrix")
+    (cfg,) = exp.configs_for("quick", 0)
+    assert cfg == ConjugateMatrixConfig.from_preset("quick", seeds=(0,), data_seed=0, activation="tanh", loss="ce")
+    (cfg,) = exp.configs_for("smoke", 3, activation="relu", loss="mse")
+    assert (cfg.seeds, cfg.data_seed, cfg.activation, cfg.loss) == ((3,), 3, "relu", "mse")
+
+
+def test_summarise_checks_and_tables(study):
+    from sharpjac.experiments import conjugate_matrix
+
+    config, _, tables = study
+    s = conjugate_matrix.summarise(tables, config)
+    c = s.claims["conjugate_matrix.equal_spectra"]
+    assert c["value"] == pytest.approx(float(tables["comparison"]["max_rel_diff"].max()))
+    # float64 at a tiny model: the five checks of the first-layer claim all pass (tolerance 1e-8 relative)
+    c = s.claims["conjugate_matrix.first_layer_absent"]
+    assert (c["violations"], c["checks"]) == (0, 5)
+    resc = s.tables["rescaling"]
+    assert np.allclose(resc["jac_times_c"], resc["jac_spectral_max"] * resc["scale"])
+    pos = s.tables["positive"]
+    assert (pos["loss"] == config.loss).all() and (pos["eigenvalue_k"] > 0).all()
+    assert (s.tables["differences"]["difference"] >= 1e-20).all()
+    from sharpjac.tables import LABELS
+
+    assert all(set(s.tables[t].columns) <= set(LABELS) for t in ("comparison",))  # every shown column has a label
+    L = s.series["n_layers"]
+    rows, bottoms = s.series["share_rows"], s.series["share_bottoms"]
+    assert np.allclose(bottoms[:, 0], 0) and np.allclose(bottoms[:, -1] + rows[:, -1], rows.sum(axis=1))
+    assert s.series["share_labels"][0] == "$\\lambda_{1}$" and s.series["share_labels"][-1] == "trace"
+    shares = tables["shares"]
+    assert s.values["cm_share_top_1"] == pytest.approx(100 * float(shares.iloc[0]["layer_1"]))
+    assert sum(s.values[f"cm_share_tr_{layer}"] for layer in range(1, L + 1)) == pytest.approx(100, rel=1e-6)
+    verdicts = conjugate_matrix.evaluate(s, "smoke")
+    assert verdicts["conjugate_matrix.first_layer_absent"].outcome == "agree"

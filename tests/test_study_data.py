@@ -97,3 +97,58 @@ def test_registered_with_its_chapter():
     exp = experiments.get("data")
     assert exp.chapter == "The data in this book" and exp.config_cls is DataConfig
     assert DataConfig.preset("quick").trains() == []  # nothing is trained
+
+
+# --- the chapter's mapping and statistics (issue 18) ---------------------------------------------
+
+
+def test_chapter_configs_and_summary(smoke):
+    import torch
+
+    from sharpjac.experiments import data as data_study
+
+    _, cfg, tables = smoke
+    assert experiments.get("data").configs_for("smoke", 0) == [DataConfig.preset("smoke")]
+    assert experiments.get("data").configs_for("quick", 2)[0].data_seed == 2
+    s = data_study.summarise(tables)
+    counts = tables["class_counts"].query("label == 'mnist5k'")
+    train, test = counts["train"].to_numpy(), counts["test"].to_numpy()
+    assert s.values["max_share_diff"] == pytest.approx(100 * np.max(np.abs(train / train.sum() - test / test.sum())))
+    assert s.values["mnist_train"] == cfg.n_train and isinstance(s.values["digits_description"], str)
+    from sharpjac.tables import LABELS
+
+    assert all(set(s.tables[t].columns) <= set(LABELS) for t in ("datasets_shown",))  # every shown column has a label
+    idx = data_study.examples_by_class(torch.tensor([2, 0, 1, 0, 2, 1]), 2, num_classes=3)
+    assert idx.tolist() == [[1, 2, 0], [3, 5, 4]]
+    with pytest.raises(ValueError, match="per_class=3; accepted: at most 2"):
+        data_study.examples_by_class(torch.tensor([2, 0, 1, 0, 2, 1]), 3, num_classes=3)
+    text = data_study.seed_solution(cfg, 0)
+    # stratified splits keep the class counts; the generator's constant does not depend on the seed
+    assert "the class counts are the same" in text and "$L_g$ is the same" in text
+    assert "the MNIST training images differ" in text
+
+
+def test_docstring_examples_of_the_chapter_helpers():
+    import doctest
+
+    from sharpjac.experiments import _chapter
+    from sharpjac.experiments import data as data_study
+
+    for module in (data_study, _chapter):
+        result = doctest.testmod(module)
+        assert result.attempted > 0 and result.failed == 0, module.__name__
+
+
+def test_class_images_are_the_first_of_each_class_rescaled():
+    import torch
+
+    from sharpjac import data
+    from sharpjac.experiments import data as data_study
+
+    ds = data.load("digits", seed=0, n_train=200, n_test=50)
+    images = data_study.class_images(ds, 2)
+    assert images.shape == (2, 10, 8, 8)
+    assert images.min() == 0.0 and images.max() == 1.0
+    first_seven = int(torch.nonzero(ds.y_train == 7).flatten()[1])  # row 1 is the second example
+    raw = ds.x_train[first_seven, 0].double().numpy()
+    assert np.allclose(images[1, 7], (raw - raw.min()) / (raw.max() - raw.min()))

@@ -162,3 +162,118 @@ def test_weyl_bound_behind_the_chapter_claims(computed):
         "hessian_structure.outliers_from_gauss_newton",
         "hessian_structure.residual_shrinks",
     }
+
+
+# --- the chapter's mapping and statistics (issue 18) ---------------------------------------------
+
+
+def test_chapter_configs_both_losses_and_the_seed_block():
+    from sharpjac.experiments.hessian_structure import HessianStructureConfig
+
+    exp = experiments.get("hessian_structure")
+    # seed 0 gives what the chapter built by hand before: the preset's seeds, data_seed 0, both losses
+    q = HessianStructureConfig.from_preset("quick")
+    assert exp.configs_for("quick", 0) == [
+        HessianStructureConfig.from_preset("quick", seeds=q.seeds, data_seed=0, loss=name) for name in ("ce", "mse")
+    ]
+    mse_first = exp.configs_for("quick", 5, loss="mse")
+    assert [c.loss for c in mse_first] == ["mse", "ce"]
+    assert all(c.seeds == (5, 6, 7) and c.data_seed == 5 for c in mse_first)
+    with pytest.raises(ValueError, match="loss='l1'; accepted"):
+        exp.configs_for("quick", 0, loss="l1")
+    with pytest.raises(TypeError):
+        exp.configs_for("quick", 0, n_seeds=2)
+
+
+def _synthetic_runs():
+    """Two losses, seeds 0 and 1, C = 3 classes, k = 3: numbers chosen so every statistic is known."""
+    import pandas as pd
+
+    runs = {}
+    for loss, r_end in (("ce", 0.05), ("mse", 0.5)):
+        rows, spec, dsum = [], [], []
+        for seed in (0, 1):
+            for moment, step, r_rel in (("init", 0, 0.4), ("mid", 2, 0.2), ("end", 10, r_end + 0.01 * seed)):
+                lam = 2.0
+                rows.append(
+                    dict(
+                        seed=seed,
+                        moment=moment,
+                        step=step,
+                        train_loss=1.0 / (1 + step),
+                        train_acc=0.5,
+                        test_acc=0.4,
+                        lambda1_H=lam,
+                        lambda1_G=lam * 0.9,
+                        lambda2_H=1.0,
+                        R_max=r_rel * lam,
+                        R_min=-0.1 * r_rel * lam,
+                        gap_j=2,
+                        gap_ratio=3.0,
+                        gap1_j=2,
+                        gap1_ratio=2.0,
+                        gapH1_j=2,
+                        class_directions=2 if loss == "ce" else (3 if seed == 0 else 0),
+                        converged=True,
+                        num_params=100,
+                        num_classes=3,
+                    )
+                )
+                for j, (h, g, rel, ov) in enumerate(
+                    ((2.0, 1.8, 0.1, 0.9), (1.0, 0.8, 0.2 + seed, 0.8), (0.1, 0.1, 0.0, 0.1)), start=1
+                ):
+                    spec.append(
+                        dict(
+                            seed=seed,
+                            moment=moment,
+                            j=j,
+                            hessian=h,
+                            gauss_newton=g,
+                            relative_difference=rel,
+                            overlap=ov,
+                        )
+                    )
+                if moment != "mid":
+                    dsum.append(dict(seed=seed, moment=moment, bulk_median=0.01, negative_mass=0.02))
+        runs[loss] = {
+            "summary": pd.DataFrame(rows),
+            "spectrum": pd.DataFrame(spec),
+            "density": pd.DataFrame(
+                {"seed": [0, 1], "moment": ["init", "init"], "eigenvalue": [0.0, 0.0], "density": [1.0, 1.0]}
+            ),
+            "density_summary": pd.DataFrame(dsum),
+        }
+    return runs
+
+
+def test_summarise_against_hand_computed_numbers():
+    from sharpjac.experiments import hessian_structure as hs
+
+    cfg = hs.HessianStructureConfig.from_preset("smoke", seeds=(0, 1), loss="ce")
+    s = hs.summarise(_synthetic_runs(), cfg)
+    # ||R||_2 / lambda_1(H) = max(|R_max|, |R_min|) / lambda_1 = r_rel by construction
+    per = s.tables["per_loss"].set_index(["loss", "moment"])
+    assert per.loc[("cross-entropy", "end"), "R_rel"] == pytest.approx(0.055)  # median of 0.05, 0.06
+    assert per.loc[("squared error", "init"), "R_rel_max"] == pytest.approx(0.4)
+    # residual shrinks in all 4 (loss, seed) runs: 0.05/0.06/0.5/0.51 < 0.4 only for ce
+    c = s.claims["hessian_structure.residual_shrinks"]
+    assert (c["k"], c["n"]) == (2, 4)
+    # outliers per class: ce expects C-1 = 2 (both seeds hit), mse expects C = 3 (seed 0: 3 ok, seed 1: 0 not)
+    c = s.claims["hessian_structure.outliers_per_class"]
+    assert (c["k"], c["n"]) == (3, 4)
+    # worst median relative difference over the top C-1 = 2 eigenvalues at the end: median(0.1, 1.2) = 0.65
+    assert s.claims["hessian_structure.outliers_from_gauss_newton"]["value"] == pytest.approx(0.65)
+    v = s.values
+    assert v["hs_rrel_end"] == pytest.approx(5.0) and v["hs_ov_in_end"] == pytest.approx(0.85)
+    assert v["hs_ov_out_end"] == pytest.approx(0.1) and v["hs_ratio12_init"] == pytest.approx(2.0)
+    assert "Once training has started, the outliers are the class directions." == v["hs_overlap_text"]
+    assert "*larger*" in v["hs_sign_text"]  # H above G for every top C-1 eigenvalue
+    assert "seeds 0, 1" in v["hs_mse_counts"]
+    from sharpjac.tables import LABELS
+
+    assert all(
+        set(s.tables[t].columns) <= set(LABELS) for t in ("moments_shown", "per_loss_shown")
+    )  # every shown column has a label
+    verdicts = hs.evaluate(s, "smoke")
+    assert set(verdicts) == set(s.claims)
+    assert verdicts["hessian_structure.residual_shrinks"].numbers["k"] == 2

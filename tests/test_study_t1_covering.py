@@ -151,3 +151,49 @@ def test_holder_study_columns():
     assert list(df.columns) == ["N", "repeat", "radius", "bound_L1", "bound_L10"]
     assert np.allclose(df["bound_L10"], 10 * df["bound_L1"])
     assert math.isclose(df["bound_L1"].iloc[0], theory.t1_covering_bound(50, 0.1, 1, 1.0))
+
+
+# --- the chapter's mapping and statistics (issue 18) ---------------------------------------------
+
+
+def test_seed_block_and_chapter_configs():
+    from sharpjac.experiments._chapter import seed_block
+
+    assert seed_block("smoke", 0) == (0,) and seed_block("quick", 0) == (0, 1, 2)
+    assert seed_block("paper", 4) == (4, 5, 6) and seed_block("smoke", 2, n_seeds=2) == (2, 3)
+    with pytest.raises(ValueError, match="n_seeds=0; accepted"):
+        seed_block("quick", 0, n_seeds=0)
+    with pytest.raises(ValueError, match="preset='fast'; accepted"):
+        seed_block("fast", 0)
+    exp = experiments.get("t1_covering")
+    # seed 0 gives what the chapter built by hand before (3 seeds at quick and paper, although the preset says 1)
+    for preset, n in (("smoke", 1), ("quick", 3), ("paper", 3)):
+        assert T1Config.preset(preset).seeds == (0,)
+        (cfg,) = exp.configs_for(preset, 0)
+        assert cfg == T1Config.from_preset(preset, seeds=tuple(range(n)), epsilon=0.1, alpha=0.25)
+    (cfg,) = exp.configs_for("quick", 3, n_seeds=2, epsilon=0.2, alpha=0.5)
+    assert (cfg.seeds, cfg.data_seed, cfg.epsilon, cfg.alpha) == ((3, 4), 3, 0.2, 0.5)
+
+
+def test_summarise_against_the_samples(smoke):
+    t1m = t1
+
+    _, cfg, tables = smoke
+    s = t1m.summarise(tables, cfg)
+    samples = tables["samples"]
+    # independent of the slopes table: count the samples whose radius exceeds the bound
+    c = s.claims["t1_covering.bound_holds"]
+    assert c["checks"] == len(samples) and c["violations"] == int((samples["radius"] > samples["bound"]).sum())
+    for d in cfg.dims:
+        sub = samples[samples.d == d]
+        slope = np.polyfit(np.log(sub["N"]), np.log(sub["radius"]), 1)[0]  # least squares on every sample
+        assert s.claims[f"t1_covering.rate_d{d}"]["estimate"] == pytest.approx(slope, rel=1e-6)
+        m = s.tables["means"].query("d == @d").set_index("N")["radius"]
+        assert m.to_dict() == pytest.approx(sub.groupby("N")["radius"].mean().to_dict())
+    assert "refuses it with a one-line error" in s.values["t1_n1_sentence"]
+    from sharpjac.tables import LABELS
+
+    assert all(set(s.tables[t].columns) <= set(LABELS) for t in ("slopes_shown",))  # every shown column has a label
+    n = min(cfg.sizes)
+    assert s.values["ex1_factor"] == pytest.approx((math.log(n / 1e-3) / math.log(n / 0.1)) ** (1 / min(cfg.dims)))
+    assert set(t1m.evaluate(s, "smoke")) == {f"t1_covering.rate_d{d}" for d in cfg.dims} | {"t1_covering.bound_holds"}

@@ -107,3 +107,54 @@ def test_validation_names_the_field(kw, field):
         T2Config.from_preset("smoke", **kw)
     msg = str(e.value)
     assert f"T2Config.{field}=" in msg and "accepted" in msg and "\n" not in msg
+
+
+# --- the chapter's mapping and statistics (issue 18) ---------------------------------------------
+
+
+def test_chapter_configs_seed_block():
+    exp = experiments.get(NAME)
+    for preset, n in (("smoke", 1), ("quick", 3), ("paper", 3)):
+        (cfg,) = exp.configs_for(preset, 0)
+        assert cfg == T2Config.from_preset(preset, seeds=tuple(range(n)), data_seed=0, n_train=100)
+    (cfg,) = exp.configs_for("quick", 4, n_train=50)
+    assert (cfg.seeds, cfg.data_seed, cfg.n_train) == ((4, 5, 6), 4, 50)
+
+
+def test_summarise_on_a_hand_made_sandwich():
+    import pandas as pd
+
+    from sharpjac.experiments import t2_lipschitz
+
+    cols = dict(
+        seed=[0, 0, 1, 1],
+        step=[0, 10, 0, 10],
+        train_mse=[1.0, 0.1, 1.0, 0.2],
+        sample_max=[1.0, 2.0, 1.0, 4.0],
+        probe_sup=[1.5, 1.9, 1.0, 4.0],  # the probe exceeds the sample in one checkpoint, by 50 %
+        local_variation=[1.0, 1.0, 1.0, 1.0],
+        upper=[3.0, 4.0, 3.0, 6.0],
+        upper_pointwise=[2.5, 3.0, 2.5, 5.0],
+        radius=[0.1, 0.1, 0.1, 0.1],
+        path_lipschitz=[0.5, 0.5, 0.5, 0.5],
+        path_slope=[0.6, 0.6, 0.6, 0.6],
+        num_probe=[10] * 4,
+        num_paths=[2] * 4,
+        layer_product=[10.0, 30.0, 10.0, 50.0],
+        holds=[True, True, False, True],
+        margin=[1.0, 1.0, 1.0, 1.0],
+    )
+    cfg = T2Config.from_preset("smoke", seeds=(0, 1))
+    s = t2_lipschitz.summarise(pd.DataFrame(cols), cfg)
+    c = s.claims["t2_lipschitz.sandwich_holds"]
+    assert (c["violations"], c["checks"], c["seeds"]) == (1, 4, 2)
+    assert "the sample maximum is 3.00 (mean over seeds)" in c["evidence"]  # (2 + 4) / 2 at the last step
+    # certified / computed right side at the end: mean(30 / 3, 50 / 5) = 10 >= 2
+    assert "10.0 times the computed right side" in s.values["t2_end_sentence"]
+    assert s.values["t2_paths_sentence"].startswith("The path estimates are below the probe maximum")
+    assert "in 1 of the 4 checkpoints, by up to 50 %" in s.values["t2_dropped_sentence"]
+    assert list(s.tables["first"]["seed"]) == [0, 0] and set(s.tables["long"]["run"]) == {"seed 0", "seed 1"}
+    from sharpjac.tables import LABELS
+
+    assert all(set(s.tables[t].columns) <= set(LABELS) for t in ("shown",))  # every shown column has a label
+    assert t2_lipschitz.evaluate(s, "smoke")["t2_lipschitz.sandwich_holds"].outcome == "disagree"

@@ -179,3 +179,51 @@ def test_a_diverged_run_is_listed_and_left_out(tmp_path):
     assert sorted(diverged["loss"]) == ["mse", "mse"] and set(diverged["labels"]) == {"true", "random"}
     assert (diverged["stopped_at"] < cfg.snapshots[-1]).all()
     assert set(tables["track"]["loss"]) == {"ce"}
+
+
+# --- the chapter's mapping and statistics (issue 18) ---------------------------------------------
+
+
+def test_chapter_configs_seed_block():
+    exp = experiments.get(NAME)
+    for preset, n in (("smoke", 1), ("quick", 3)):
+        (cfg,) = exp.configs_for(preset, 0)
+        assert cfg == T3Config.from_preset(preset, seeds=tuple(range(n)), data_seed=0, num_pairs=10)
+    (cfg,) = exp.configs_for("paper", 2, n_seeds=1, num_pairs=3)
+    assert (cfg.seeds, cfg.data_seed, cfg.num_pairs) == ((2,), 2, 3)
+
+
+def test_summarise_counts_and_diverged_runs(computed):
+    import pandas as pd
+
+    from sharpjac.experiments import t3_low_loss
+
+    _, cfg, tables = computed
+    track = tables["track"]
+    s = t3_low_loss.summarise(tables, cfg)
+    for claim_id, mask in (
+        ("t3_low_loss.mse_bound_holds", track["loss"] == "mse"),
+        ("t3_low_loss.ce_bound_holds", track["loss"] == "ce"),
+        ("t3_low_loss.random_labels_bound_holds", track["labels"] == "random"),
+    ):
+        c = s.claims[claim_id]
+        assert (c["violations"], c["checks"]) == (
+            int(track.loc[mask, "n_violations"].sum()),
+            int(track.loc[mask, "n_checked"].sum()),
+        )
+    assert len(s.tables["final"]) == 4 and (s.tables["final"]["step"] == track["step"].max()).all()
+    assert s.values["t3_diverged"] == ""
+    from sharpjac.tables import LABELS
+
+    assert all(
+        set(s.tables[t].columns) <= set(LABELS) for t in ("final_shown", "chords")
+    )  # every shown column has a label
+    assert set(s.series["figure_runs"]) == {("mse", "true"), ("mse", "random"), ("ce", "true"), ("ce", "random")}
+    # a diverged run is named, and the study's tables are not changed by the summary
+    diverged = pd.DataFrame({"seed": [0], "labels": ["random"], "loss": ["mse"], "stopped_at": [7]})
+    s2 = t3_low_loss.summarise({**tables, "diverged": diverged}, cfg)
+    assert s2.values["t3_diverged"].startswith("1 run of 4 diverged early and is left out")
+    assert "MSE, random labels, seed 0 (stopped at step 7)" in s2.values["t3_diverged"]
+    assert "run" not in tables["track"].columns
+    # the exercise: a smaller residual radius rho gives a larger squared-error bound
+    assert s.values["ex3_b00"] > s.values["ex3_b02"]

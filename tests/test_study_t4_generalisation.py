@@ -199,3 +199,42 @@ def test_manifold_target_noise_option():
         data.load("manifold", target_noise=0.1)
     with pytest.raises(ValueError, match="target_noise=-1"):
         data.load("manifold", task="regression", target_noise=-1)
+
+
+# --- the chapter's mapping and statistics (issue 18) ---------------------------------------------
+
+
+def test_chapter_configs_seed_block():
+    exp = experiments.get("t4_generalisation")
+    for preset, n in (("smoke", 1), ("quick", 3), ("paper", 3)):
+        (cfg,) = exp.configs_for(preset, 0)
+        assert cfg == T4Config.from_preset(preset, seeds=tuple(range(n)), data_seed=0, n_train=100)
+    (cfg,) = exp.configs_for("quick", 1, n_train=60)
+    assert (cfg.seeds, cfg.data_seed, cfg.n_train) == ((1, 2, 3), 1, 60)
+
+
+def test_summarise_against_the_runs_table(smoke):
+    import math
+
+    from sharpjac.experiments import t4_generalisation
+
+    _, cfg, tables = smoke
+    runs = tables["runs"]
+    s = t4_generalisation.summarise(tables, cfg)
+    test, total, total_t1 = (runs[c].to_numpy() for c in ("test_loss", "total", "total_t1"))
+    c = s.claims["t4_generalisation.bound_holds_measured"]
+    assert (c["violations"], c["checks"]) == (int(np.sum(test > total)), len(runs))
+    assert s.claims["t4_generalisation.bound_holds_t1"]["violations"] == int(np.sum(test > total_t1))
+    ratio = runs["total"] / runs["trivial"]
+    assert s.claims["t4_generalisation.bound_informative"]["value"] == pytest.approx(float(ratio.min()))
+    tau = kendalltau(runs["total"], runs["test_loss"]).statistic
+    assert f"{tau:.2f} for the bound" in s.claims["t4_generalisation.bound_ranks_runs"]["evidence"]
+    means = s.tables["mean"].set_index(["d", "name"])
+    for (d, name), g in runs.groupby(["d", "name"]):
+        assert means.loc[(d, name), "total"] == pytest.approx(g["total"].mean())
+    rate = [(math.log(n / cfg.epsilon) / n) ** (1 / 2) for n in (cfg.n_train, 400)]  # T1's rate at d = 2
+    assert s.values["ex1_d2"] == pytest.approx(rate[1] / rate[0])
+    assert "ratio" not in tables["runs"].columns  # the study's table is left as it was
+    from sharpjac.tables import LABELS
+
+    assert all(set(s.tables[t].columns) <= set(LABELS) for t in ("mean_shown",))  # every shown column has a label

@@ -55,11 +55,24 @@ __all__ = [
     "layer_shares",
     "first_layer_kernel",
     "input_rescaling",
+    "check_curvature",
 ]
 
 
-def _check_curvature(curvature: Tensor, N: int, k: int, dtype: torch.dtype, device: torch.device) -> Tensor:
-    """Validate the output-space curvature and return it as ``[N, k, k]`` (a ``[k, k]`` one is shared)."""
+def check_curvature(curvature: Tensor, N: int, k: int, dtype: torch.dtype, device: torch.device) -> Tensor:
+    """Validate the output-space curvature and return it as ``[N, k, k]`` (a ``[k, k]`` one is shared).
+
+    Args:
+        curvature: :math:`C_i`, a tensor ``[N, k, k]`` or ``[k, k]`` (one for every sample).
+        N, k: samples and outputs.
+        dtype, device: of the returned tensor.
+
+    Returns:
+        ``[N, k, k]`` (an expanded view when ``curvature`` is ``[k, k]``).
+
+    Raises:
+        TypeError: not a tensor. ValueError: another shape.
+    """
     if not isinstance(curvature, Tensor):
         raise TypeError(
             f"curvature must be a torch.Tensor of shape [N, k, k] = [{N}, {k}, {k}], got {type(curvature).__name__}"
@@ -82,7 +95,7 @@ def _psd_sqrt(curvature: Tensor, N: int, k: int, dtype: torch.dtype, device: tor
     point is symmetric and PSD only up to rounding); eigenvalues in :math:`[-\text{tol}, 0)` are
     clamped to zero.
     """
-    C = _check_curvature(curvature, N, k, dtype, device)
+    C = check_curvature(curvature, N, k, dtype, device)
     scale = C.abs().amax(dim=(-2, -1)).clamp_min(torch.finfo(dtype).tiny)
     tol = math.sqrt(torch.finfo(dtype).eps)
     if ((C - C.mT).abs().amax(dim=(-2, -1)) > tol * scale).any():
@@ -121,13 +134,13 @@ def conjugate_matrix_by_layer(model: nn.Module, x: Tensor, curvature: Tensor) ->
     Returns:
         list of L tensors [N k, N k].
     """
-    _jac._check_model(model)
-    _jac._check_batch(model, x)
-    k = _jac._probe(model, x)
+    _jac.check_model(model)
+    _jac.check_batch(model, x)
+    k = _jac.probe(model, x)
     N = x.shape[0]
     blocks = _jac.split_layers(model)
-    n_block = sum(p.numel() for b in blocks for _, p in _jac._trainable(b))
-    n_model = sum(p.numel() for _, p in _jac._trainable(model))
+    n_block = sum(p.numel() for b in blocks for _, p in _jac.trainable(b))
+    n_model = sum(p.numel() for _, p in _jac.trainable(model))
     if n_block != n_model:
         raise ValueError(
             f"model has {n_model} trainable parameters but its layers hold {n_block}; "
@@ -136,8 +149,8 @@ def conjugate_matrix_by_layer(model: nn.Module, x: Tensor, curvature: Tensor) ->
     S = _psd_sqrt(curvature, N, k, x.dtype, x.device)
     with torch.no_grad():
         feats = _jac.layer_features(model, x)
-        Js = _jac._block_jacobians(blocks, feats)  # [N, n_l, n_{l-1}]
-        Ds = _jac._block_param_jacobians(blocks, feats)  # [N, n_l, p_l]
+        Js = _jac.block_jacobians(blocks, feats)  # [N, n_l, n_{l-1}]
+        Ds = _jac.block_param_jacobians(blocks, feats)  # [N, n_l, p_l]
         L = len(blocks)
         # partial products Jf_{L:l+1} for all samples, l = L..1
         P = [None] * (L + 1)
@@ -174,7 +187,7 @@ def gauss_newton_matrix(model: nn.Module, x: Tensor, curvature: Tensor) -> Tenso
     """
     Phi = _jac.per_sample_parameter_jacobians(model, x)  # [N, k, P]
     N, k, _ = Phi.shape
-    C = _check_curvature(curvature, N, k, Phi.dtype, Phi.device)
+    C = check_curvature(curvature, N, k, Phi.dtype, Phi.device)
     G = Phi.reshape(N * k, -1).T @ (C @ Phi).reshape(N * k, -1) / N
     return (G + G.T) / 2
 

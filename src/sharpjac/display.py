@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-__all__ = ["fmt_num", "fmt_iv", "num_set", "num_list", "glue_md", "glue_cost_box"]
+__all__ = ["fmt_num", "fmt_iv", "num_set", "num_list", "glue_md", "glue_cost_box", "glue_values", "show_verdicts"]
 
 
 def fmt_num(x: float, digits: int = 2) -> str:
@@ -67,3 +67,27 @@ def glue_cost_box(paper_config) -> dict[str, float]:
     glue("cpu_hours", cost["cpu_hours"], display=False)
     glue_md("cost_source", costs.cost_source())
     return cost
+
+
+def glue_values(values: dict) -> None:
+    """Glue every ``{name: value}``: a ``str`` as Markdown (:func:`glue_md`), anything else as it is.
+
+    For a chapter summary's ``values`` (computed in the package, glued here without change).
+    """
+    from myst_nb import glue
+
+    for name, value in values.items():
+        if isinstance(value, str):
+            glue_md(name, value)
+        else:
+            glue(name, value, display=False)
+
+
+def show_verdicts(verdicts: dict, prefix: str) -> None:
+    """Show, in order, every verdict of ``{claim id: Verdict}`` whose id starts with ``prefix``
+    (for a claim decided once per grid value, e.g. ``t1_covering.rate_d``)."""
+    chosen = [v for claim_id, v in verdicts.items() if claim_id.startswith(prefix)]
+    if not chosen:
+        raise ValueError(f"prefix={prefix!r} matches no claim; accepted: a prefix of one of {sorted(verdicts)}")
+    for verdict in chosen:
+        verdict.show()

@@ -68,6 +68,12 @@ __all__ = [
     "lipschitz_lower_bound",
     "lipschitz_upper_bound",
     "local_variation",
+    "trainable",
+    "check_model",
+    "check_batch",
+    "probe",
+    "block_jacobians",
+    "block_param_jacobians",
 ]
 
 _NORMS = ("spectral", "frobenius")
@@ -78,14 +84,16 @@ _METHODS = ("exact", "power", "lanczos")
 # --------------------------------------------------------------------------------------------
 
 
-def _trainable(module: nn.Module) -> list[tuple[str, Tensor]]:
+def trainable(module: nn.Module) -> list[tuple[str, Tensor]]:
+    """``(name, parameter)`` of every parameter of ``module`` with ``requires_grad``."""
     return [(n, p) for n, p in module.named_parameters() if p.requires_grad]
 
 
-def _check_model(model: nn.Module) -> None:
+def check_model(model: nn.Module) -> None:
+    """Refuse a non-module, a model without trainable parameters, or batch norm in training mode."""
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
-    if not _trainable(model):
+    if not trainable(model):
         raise ValueError(
             f"model must have at least one trainable parameter; {type(model).__name__} has "
             f"{sum(1 for _ in model.parameters())} parameters, none with requires_grad=True"
@@ -104,7 +112,7 @@ def _model_dtype(model: nn.Module) -> torch.dtype:
     return next(iter(model.parameters())).dtype
 
 
-def _check_batch(model: nn.Module, x: Tensor, name: str = "x") -> None:
+def check_batch(model: nn.Module, x: Tensor, name: str = "x") -> None:
     """Validate a batch ``x`` of shape [N, *input_shape] for ``model``."""
     if not isinstance(x, Tensor):
         raise TypeError(f"{name} must be a torch.Tensor of shape [N, *input_shape], got {type(x).__name__}")
@@ -129,7 +137,7 @@ def _check_single(model: nn.Module, x_single: Tensor) -> None:
         raise ValueError(
             f"x_single must be one sample of shape input_shape (no batch dimension), got shape {tuple(x_single.shape)}"
         )
-    _check_batch(model, x_single.unsqueeze(0), "x_single")
+    check_batch(model, x_single.unsqueeze(0), "x_single")
 
 
 def _per_sample(fn: Callable[[Tensor], Tensor]) -> Callable[[Tensor], Tensor]:
@@ -147,8 +155,12 @@ def _per_sample(fn: Callable[[Tensor], Tensor]) -> Callable[[Tensor], Tensor]:
     return f
 
 
-def _probe(model: nn.Module, x: Tensor, name: str = "x") -> int:
-    """Evaluate the model on the first sample; return the number of outputs k."""
+def probe(model: nn.Module, x: Tensor, name: str = "x") -> int:
+    """Evaluate the model on the first sample of ``x`` ([N, *input_shape]); return its number of outputs k.
+
+    A model that cannot be evaluated on ``x``, or whose output has no batch dimension, is a
+    ``ValueError`` naming ``name``.
+    """
     try:
         with torch.no_grad():
             out = model(x[:1])
@@ -216,10 +228,10 @@ def input_jacobians(model: nn.Module, x: Tensor, *, chunk_size: int = 256, creat
         ValueError: empty ``x``, ``x`` without a batch dimension, a model without trainable
             parameters or one that cannot be evaluated on ``x``, batch norm in training mode.
     """
-    _check_model(model)
-    _check_batch(model, x)
+    check_model(model)
+    check_batch(model, x)
     V.positive_int("chunk_size", chunk_size)
-    _probe(model, x)
+    probe(model, x)
     with torch.set_grad_enabled(create_graph and torch.is_grad_enabled()):
         return torch.cat(list(_jacobian_chunks(model, x, chunk_size)))
 
@@ -349,10 +361,10 @@ def jacobian_norms(
         raise ValueError(f"method must be one of {_METHODS}, got {method!r}")
     if method != "exact" and norm != "spectral":
         raise ValueError(f"method={method!r} supports norm='spectral' only, got norm={norm!r}")
-    _check_model(model)
-    _check_batch(model, x)
+    check_model(model)
+    check_batch(model, x)
     V.positive_int("chunk_size", chunk_size)
-    k = _probe(model, x)
+    k = probe(model, x)
     with torch.set_grad_enabled(create_graph and torch.is_grad_enabled()):
         if method != "exact":
             solver = _power_spectral if method == "power" else _lanczos_spectral
@@ -488,10 +500,10 @@ def jacobian_stats(model: nn.Module, x: Tensor, *, chunk_size: int = 256) -> Jac
     Returns:
         :class:`JacobianStats` (Python floats).
     """
-    _check_model(model)
-    _check_batch(model, x)
+    check_model(model)
+    check_batch(model, x)
     V.positive_int("chunk_size", chunk_size)
-    k = _probe(model, x)
+    k = probe(model, x)
     spec, frob = [], []
     with torch.no_grad():
         for M in _gram_chunks(model, x, chunk_size, k):
@@ -547,7 +559,7 @@ def split_layers(model: nn.Module) -> list[nn.Sequential]:
     blocks: list[list[nn.Module]] = []
     pending: list[nn.Module] = []
     for m in seq:
-        if _trainable(m):
+        if trainable(m):
             blocks.append(pending + [m])
             pending = []
         elif blocks:
@@ -573,7 +585,7 @@ def layer_features(model: nn.Module, x: Tensor) -> list[Tensor]:
         (:math:`x^{(0)}=x`, :math:`x^{(L)}=f(x)`); follows the ambient grad mode.
     """
     blocks = split_layers(model)
-    _check_batch(model, x)
+    check_batch(model, x)
     feats = [x]
     for b in blocks:
         try:
@@ -583,7 +595,7 @@ def layer_features(model: nn.Module, x: Tensor) -> list[Tensor]:
     return feats
 
 
-def _block_jacobians(blocks: Sequence[nn.Module], feats: Sequence[Tensor]) -> list[Tensor]:
+def block_jacobians(blocks: Sequence[nn.Module], feats: Sequence[Tensor]) -> list[Tensor]:
     """Per-sample Jf_l for all samples: list of [N, n_l, n_{l-1}]."""
     out = []
     for b, z in zip(blocks, feats[:-1]):
@@ -595,11 +607,11 @@ def _block_jacobians(blocks: Sequence[nn.Module], feats: Sequence[Tensor]) -> li
     return out
 
 
-def _block_param_jacobians(blocks: Sequence[nn.Module], feats: Sequence[Tensor]) -> list[Tensor]:
+def block_param_jacobians(blocks: Sequence[nn.Module], feats: Sequence[Tensor]) -> list[Tensor]:
     """Per-sample Df_l for all samples: list of [N, n_l, p_l] (parameters() order)."""
     out = []
     for b, z in zip(blocks, feats[:-1]):
-        params = dict(_trainable(b))
+        params = dict(trainable(b))
 
         def g(p: dict[str, Tensor], zi: Tensor, b: nn.Module = b) -> Tensor:
             return functional_call(b, p, (zi.unsqueeze(0),)).reshape(-1)
@@ -625,11 +637,11 @@ def layer_jacobians(model: nn.Module, x_single: Tensor) -> list[Tensor]:
         [n_l, n_{l-1}] (features flattened). Their product
         :math:`Jf_L\cdots Jf_1` is :math:`Jf(x)`.
     """
-    _check_model(model)
+    check_model(model)
     _check_single(model, x_single)
     with torch.no_grad():
         feats = layer_features(model, x_single.unsqueeze(0))
-        return [J[0] for J in _block_jacobians(split_layers(model), feats)]
+        return [J[0] for J in block_jacobians(split_layers(model), feats)]
 
 
 def partial_products(jacobians: Sequence[Tensor]) -> list[Tensor]:
@@ -676,11 +688,11 @@ def layer_parameter_jacobians(model: nn.Module, x_single: Tensor) -> list[Tensor
     Returns:
         list of L tensors of shape [n_l, p_l].
     """
-    _check_model(model)
+    check_model(model)
     _check_single(model, x_single)
     with torch.no_grad():
         feats = layer_features(model, x_single.unsqueeze(0))
-        return [D[0] for D in _block_param_jacobians(split_layers(model), feats)]
+        return [D[0] for D in block_param_jacobians(split_layers(model), feats)]
 
 
 def per_sample_parameter_jacobians(model: nn.Module, x: Tensor, *, chunk_size: int = 64) -> Tensor:
@@ -700,11 +712,11 @@ def per_sample_parameter_jacobians(model: nn.Module, x: Tensor, *, chunk_size: i
     Returns:
         Tensor [N, k, P].
     """
-    _check_model(model)
-    _check_batch(model, x)
+    check_model(model)
+    check_batch(model, x)
     V.positive_int("chunk_size", chunk_size)
-    _probe(model, x)
-    params = dict(_trainable(model))
+    probe(model, x)
+    params = dict(trainable(model))
 
     def g(p: dict[str, Tensor], xi: Tensor) -> Tensor:
         return functional_call(model, p, (xi.unsqueeze(0),)).reshape(-1)
@@ -940,10 +952,10 @@ def local_variation(
     Returns:
         Tensor [N] (detached).
     """
-    _check_model(model)
-    _check_batch(model, x)
+    check_model(model)
+    check_batch(model, x)
     V.positive_int("chunk_size", chunk_size)
-    k = _probe(model, x)
+    k = probe(model, x)
     if not isinstance(radius, (int, float)) or isinstance(radius, bool) or not radius >= 0 or math.isinf(radius):
         raise ValueError(f"radius must be a finite number >= 0, got {radius!r}")
     if not isinstance(num_samples, int) or num_samples < 1:

@@ -29,7 +29,10 @@ import numpy as np
 import pandas as pd
 import torch
 
+from ..claims import choose
 from . import register
+from ._chapter import ChapterSummary
+from ._chapter import evaluate as _evaluate
 from .base import StudyConfig
 
 NAME = "conjugate_matrix"
@@ -177,10 +180,168 @@ class ConjugateMatrixConfig(StudyConfig):
         }
 
 
+SEEDS = 1  # no training: the identity is algebra, checked at one initialisation
+
+
+def summarise(results: dict[str, pd.DataFrame], config: ConjugateMatrixConfig) -> ChapterSummary:
+    r"""Everything the conjugate-matrix chapter shows, from the study's tables.
+
+    Args:
+        results: the study's tables (``comparison``, ``spectra``, ``shares``, ``summary``,
+            ``rescaling``).
+        config: its config (``loss`` is the loss the chapter describes, ``n_points``).
+
+    Returns:
+        :class:`~sharpjac.experiments._chapter.ChapterSummary` with tables ``comparison``,
+        ``positive`` (the described loss's non-zero spectra, :math:`\lambda_j(K)>10^{-12}\lambda_1(K)`),
+        ``differences`` (every loss's :math:`|\lambda_j(G)-\lambda_j(K)|`, floored at
+        :math:`10^{-20}` for a log axis), ``shares`` and ``rescaling`` (with ``jac_times_c``,
+        :math:`c\max_i\|Jf_c(cx_i)\|_2`, constant in :math:`c`); series ``n_layers``; the glued
+        values; and the inputs of the two claims. The five checks of the first-layer claim use a
+        relative tolerance :math:`10^{-8}` (float64 rounding is about :math:`10^{-15}`).
+    """
+    loss = config.loss
+    comparison = results["comparison"].set_index("loss")
+    main = comparison.loc[loss]
+    v: dict[str, Any] = {
+        "cm_P": int(main.num_params),
+        "cm_N": config.n_points,
+        "cm_Nk": int(main.nk),
+        "cm_rank": int(main["rank"]),
+        "cm_rank_other": int(comparison.loc["mse" if loss == "ce" else "ce", "rank"]),
+        "cm_maxdiff": float(main.max_abs_diff),
+        "cm_reldiff": float(main.max_rel_diff),
+        "cm_maxdiff_all": float(comparison["max_abs_diff"].max()),
+        "cm_lmax": float(main.lambda_max),
+        "cm_trace_diff": abs(float(main.trace_g - main.trace_k)),
+    }
+    worst_rel = float(comparison["max_rel_diff"].max())
+    claims: dict[str, dict[str, Any]] = {
+        "conjugate_matrix.equal_spectra": dict(
+            evidence=(
+                f"Over both losses the largest difference between corresponding eigenvalues of $G$ and $K$ is "
+                f"{float(comparison['max_abs_diff'].max()):.1e}, {worst_rel:.1e} relative to $\\lambda_{{\\max}}$ "
+                f"(P = {int(main.num_params)}, Nk = {int(main.nk)}, float64)."
+            ),
+            seeds=SEEDS,
+            value=worst_rel,
+            estimate=worst_rel,
+            label="max relative eigenvalue difference",
+        )
+    }
+    spectra = results["spectra"]
+    spec = spectra[spectra["loss"] == loss]
+    positive = spec[spec["eigenvalue_k"] > 1e-12 * spec["eigenvalue_k"].iloc[0]]
+    differences = spectra.assign(
+        difference=np.maximum(np.abs(spectra["eigenvalue_g"] - spectra["eigenvalue_k"]), 1e-20)
+    )
+    shares = results["shares"]
+    layer_cols = [c for c in shares.columns if c.startswith("layer_")]
+    L = len(layer_cols)
+    top_row, trace_row = shares.iloc[0], shares[shares["label"] == "trace"].iloc[0]
+    for layer in range(1, L + 1):
+        v[f"cm_share_top_{layer}"] = 100 * float(top_row[f"layer_{layer}"])
+        v[f"cm_share_tr_{layer}"] = 100 * float(trace_row[f"layer_{layer}"])
+    v["cm_L"] = L
+    small = [layer for layer in range(1, L + 1) if float(top_row[f"layer_{layer}"]) < 0.05]
+    v["cm_shares_text"] = (
+        f"The first layer carries {100 * float(top_row['layer_1']):.0f}% of $\\lambda_{{\\max}}$ and "
+        f"{100 * float(trace_row['layer_1']):.0f}% of the trace; the last layer "
+        f"{100 * float(top_row[f'layer_{L}']):.0f}% of $\\lambda_{{\\max}}$ (in this {L}-layer network). "
+        + choose(
+            not small,
+            "No layer carries less than 5% of $\\lambda_{\\max}$, so the sharpness is not a property of one layer",
+            "Layer(s) " + ", ".join(map(str, small)) + " carry less than 5% of $\\lambda_{\\max}$",
+        )
+        + "; note that the first layer's term is built from the *later* layers' Jacobians and the inputs' "
+        "Gram matrix, as the next section shows."
+    )
+    summary = results["summary"].iloc[0]
+    v["cm_k1_diff"] = float(summary.first_layer_diff)
+    v["cm_k1_scale"] = float(summary.first_layer_scale)
+    resc = results["rescaling"].assign(jac_times_c=lambda r: r["jac_spectral_max"] * r["scale"])
+    lo, hi = resc.iloc[0], resc.iloc[-1]
+    mid = resc.iloc[(resc["scale"] - 1).abs().argmin()]
+    v["cm_out_change"] = float(resc["output_change"].max())
+    v["cm_c_lo"] = float(lo.scale)
+    v["cm_c_hi"] = float(hi.scale)
+    v["cm_jac_ratio"] = float(lo.jac_spectral_max / mid.jac_spectral_max)
+    v["cm_lam_ratio"] = float(lo.lambda_max / mid.lambda_max)
+    v["cm_lam_hi_ratio"] = float(hi.lambda_max / mid.lambda_max)
+    v["cm_jac_hi_ratio"] = float(hi.jac_spectral_max / mid.jac_spectral_max)
+    v["cm_lam_floor"] = float(lo.lambda_max)
+    v["cm_lam_dir"] = choose(float(lo.lambda_max) < float(mid.lambda_max), "*falls*", "does not fall")
+    v["cm_later"] = float(mid.lambda_max_later)
+    checks = {
+        "closed form of K^(1)": float(summary.first_layer_diff) <= 1e-8 * float(summary.first_layer_scale),
+        "outputs unchanged": float(resc["output_change"].max()) <= 1e-8,
+        "later layers' term unchanged": float(np.ptp(resc["lambda_max_later"]))
+        <= 1e-8 * float(resc["lambda_max_later"].mean()),
+        "lambda_max(K_c) non-decreasing in c": bool(
+            (np.diff(resc.sort_values("scale")["lambda_max"]) >= -1e-8 * float(resc["lambda_max"].max())).all()
+        ),
+        "c times the Jacobian constant": float(np.ptp(resc["jac_times_c"])) <= 1e-8 * float(resc["jac_times_c"].mean()),
+    }
+    failed = [name for name, ok in checks.items() if not ok]
+    claims["conjugate_matrix.first_layer_absent"] = dict(
+        evidence=(
+            f"{len(checks) - len(failed)} of {len(checks)} checks pass"
+            + (f" (failed: {', '.join(failed)})" if failed else "")
+            + f"; over $c$ from {float(lo.scale):g} to {float(hi.scale):g} the sample-maximum Jacobian changes by a "
+            f"factor {float(lo.jac_spectral_max / hi.jac_spectral_max):.0f} while the outputs change by at most "
+            f"{float(resc['output_change'].max()):.1e}."
+        ),
+        seeds=SEEDS,
+        violations=len(failed),
+        checks=len(checks),
+    )
+    v["cm_direction_text"] = choose(
+        float(lo.lambda_max) < float(mid.lambda_max) and float(lo.jac_spectral_max) > float(mid.jac_spectral_max),
+        "Sharpness and Jacobian can thus be moved in opposite directions, for the same function on the same "
+        "data, by nothing but the scale of the inputs relative to $W_1$.",
+        "In this run the two did not move in opposite directions over the range of $c$ shown.",
+    )
+    return ChapterSummary(
+        tables={
+            "comparison": comparison.reset_index()[
+                ["loss", "num_params", "nk", "rank", "max_abs_diff", "max_rel_diff", "lambda_max"]
+            ].rename(columns={"rank": "rank_G_K", "lambda_max": "lambda_max_G"}),
+            "positive": positive,
+            "differences": differences,
+            "shares": shares,
+            "rescaling": resc,
+        },
+        values=v,
+        claims=claims,
+        series={
+            "n_layers": L,
+            # the stacked bars: each layer's share, the height it starts at, and the bar labels
+            "share_rows": shares[layer_cols].to_numpy(),
+            "share_bottoms": np.cumsum(shares[layer_cols].to_numpy(), axis=1) - shares[layer_cols].to_numpy(),
+            "share_labels": [
+                f"$\\lambda_{{{lab.split('_')[1]}}}$" if lab != "trace" else "trace" for lab in shares["label"]
+            ],
+        },
+    )
+
+
+def evaluate(summary: ChapterSummary, preset: str) -> dict[str, Any]:
+    """The chapter's verdicts, ``{claim id: Verdict}`` (see :func:`._chapter.evaluate`)."""
+    return _evaluate(summary, preset)
+
+
+def chapter_configs(preset: str, seed: int, activation: str = "tanh", loss: str = "ce") -> list[ConjugateMatrixConfig]:
+    """The chapter's one study: one initialisation (``seeds = (seed,)``, ``data_seed = seed``) of
+    the preset's MLP with ``activation``; ``loss`` is the one the chapter describes (the study
+    compares both)."""
+    return [ConjugateMatrixConfig.from_preset(preset, seeds=(seed,), data_seed=seed, activation=activation, loss=loss)]
+
+
 EXPERIMENT = register(
     NAME,
     ConjugateMatrixConfig,
     "G and the conjugate matrix K built independently: equal non-zero spectra, layer shares, "
     "the first layer's blind spot under a change of input coordinates (digits MLP, no training)",
     chapter="The conjugate matrix",
+    chapter_configs=chapter_configs,
 )

@@ -17,7 +17,9 @@ import numpy as np
 import pandas as pd
 import torch
 
+from ..claims import choose
 from . import register
+from ._chapter import ChapterSummary
 from .base import StudyConfig
 
 NAME = "data"
@@ -135,9 +137,139 @@ class DataConfig(StudyConfig):
         }
 
 
+def examples_by_class(labels: torch.Tensor, per_class: int, num_classes: int = 10) -> np.ndarray:
+    """Indices of the first ``per_class`` examples of each class, ``[per_class, num_classes]``.
+
+    >>> examples_by_class(torch.tensor([1, 0, 1, 0, 0]), 2, num_classes=2).tolist()
+    [[1, 0], [3, 2]]
+    """
+    out = np.empty((per_class, num_classes), dtype=int)
+    for c in range(num_classes):
+        found = torch.nonzero(labels == c).flatten()[:per_class]
+        if len(found) < per_class:
+            raise ValueError(f"per_class={per_class}; accepted: at most {len(found)} (class {c} has that many)")
+        out[:, c] = found.numpy()
+    return out
+
+
+def class_images(ds, per_class: int) -> np.ndarray:
+    """The first ``per_class`` training images of each class, ready to draw.
+
+    Returns:
+        ``[per_class, num_classes, H, W]`` for one channel, ``[per_class, num_classes, H, W, 3]``
+        for RGB; each image rescaled to [0, 1] by its own minimum and maximum.
+    """
+    index = examples_by_class(ds.y_train, per_class, int(ds.num_classes))
+    x = ds.x_train[torch.as_tensor(index.ravel())].double()
+    x = x[:, 0] if x.shape[1] == 1 else x.permute(0, 2, 3, 1)
+    lo = x.flatten(1).min(1).values.view(-1, *[1] * (x.ndim - 1))
+    hi = x.flatten(1).max(1).values.view(-1, *[1] * (x.ndim - 1))
+    x = (x - lo) / (hi - lo).clamp_min(torch.finfo(x.dtype).tiny)
+    return x.numpy().reshape(per_class, int(ds.num_classes), *x.shape[1:])
+
+
+def summarise(results: dict[str, pd.DataFrame]) -> ChapterSummary:
+    """The numbers the data chapter glues, from the study's tables.
+
+    Returns:
+        :class:`~sharpjac.experiments._chapter.ChapterSummary` with tables ``datasets`` (by
+        label), ``counts`` (mnist5k's class counts) and ``principal_components``; values: the
+        mnist5k sizes and raw pixel statistics, the largest difference (percentage points)
+        between a class's share of the training and of the test split, the generators' constants,
+        the digits description and the variance share of the first two principal components (%).
+    """
+    summary = results["datasets"].set_index("label")
+    counts = results["class_counts"].query("label == 'mnist5k'")
+    shares = counts["train"] / counts["train"].sum() - counts["test"] / counts["test"].sum()
+    values: dict[str, Any] = {
+        "mnist_train": int(summary.loc["mnist5k", "n_train"]),
+        "mnist_test": int(summary.loc["mnist5k", "n_test"]),
+        "mnist_mean": float(summary.loc["mnist5k", "pixel_mean"]),
+        "mnist_std": float(summary.loc["mnist5k", "pixel_std"]),
+        "max_share_diff": 100 * float(shares.abs().max()),
+        "digits_description": str(summary.loc["digits", "description"]),
+        "curve_lg": float(summary.loc["curve", "lipschitz"]),
+        "surface_lg": float(summary.loc["surface", "lipschitz"]),
+        "surface_lstar": float(summary.loc["surface", "target_lipschitz"]),
+        "pc_explained": float(results["explained"]["fraction"].iloc[:2].sum()) * 100,
+    }
+    return ChapterSummary(
+        tables={
+            "datasets_shown": results["datasets"][
+                ["label", "n_train", "n_test", "num_classes", "input_shape", "lipschitz", "target_lipschitz"]
+            ].rename(
+                columns={
+                    "label": "data_set",
+                    "lipschitz": "lipschitz_generated",
+                    "target_lipschitz": "target_lipschitz_generated",
+                }
+            ),
+            "datasets": summary,
+            "counts": counts,
+            "principal_components": results["principal_components"],
+        },
+        values=values,
+    )
+
+
+def cifar_status(seed: int):
+    """``(data set or None, Markdown sentence)``: whether CIFAR-10 can be loaded on this machine."""
+    from .. import data as _data
+
+    try:
+        cifar = _data.load("cifar10", seed=seed, n_train=5000, n_test=1000)
+    except FileNotFoundError:
+        cifar = None
+    text = (
+        "CIFAR-10 is not available on the machine that built this page, so no CIFAR images are shown. "
+        "To provide it, put the python-pickle archive `cifar-10-python.tar.gz` (or its extracted folder) in "
+        "a folder named by `SHARPJAC_DATA`, pass `root=` to `sharpjac.data.load`, or allow "
+        "`download=True` on a machine with network access."
+        if cifar is None
+        else f"CIFAR-10 is available on the machine that built this page: {cifar.description}"
+    )
+    return cifar, text
+
+
+def seed_solution(config: DataConfig, seed: int) -> str:
+    """The exercise's answer, computed: what changes between the loads of ``seed`` and another seed
+    (3, or 4 when ``seed`` is 3), for mnist5k (split, class counts) and the surface (latents,
+    :math:`L_g`)."""
+    from .. import data as _data
+
+    other = 3 if seed != 3 else 4
+    mnist = _data.load("mnist5k", seed=seed, n_train=config.n_train, n_test=config.n_test)
+    mnist_other = _data.load("mnist5k", seed=other, n_train=config.n_train, n_test=config.n_test)
+    surface_other = _data.load("manifold", seed=other, d=2, n=3, n_train=config.n_points, n_test=10)
+    surface_this = _data.load("manifold", seed=seed, d=2, n=3, n_train=config.n_points, n_test=10)
+    same_counts = bool(
+        (torch.bincount(mnist_other.y_train, minlength=10) == torch.bincount(mnist.y_train, minlength=10)).all()
+    )
+    same_split = bool(torch.equal(mnist_other.x_train, mnist.x_train))
+    same_lipschitz = float(surface_other.extras["lipschitz"]) == float(surface_this.extras["lipschitz"])
+    same_latents = bool(torch.equal(surface_other.extras["latent_train"], surface_this.extras["latent_train"]))
+    return (
+        f"Computed for seed {seed} against seed {other}: the MNIST training images "
+        + choose(same_split, "are the same", "differ")
+        + ", the class counts "
+        + choose(same_counts, "are the same (the split is stratified)", "differ")
+        + ", the surface's latent points "
+        + choose(same_latents, "are the same", "differ")
+        + ", and its generator constant $L_g$ "
+        + choose(same_lipschitz, "is the same", "differs")
+        + ". $L_g$ and $L^*$ depend on the generator's own seed (`generator_seed`), not on `seed`."
+    )
+
+
+def chapter_configs(preset: str, seed: int) -> list[DataConfig]:
+    """The chapter's one study: the preset's sizes, splits and latents drawn with ``data_seed = seed``."""
+    return [DataConfig.from_preset(preset, data_seed=seed)]
+
+
 EXPERIMENT = register(
     NAME,
     DataConfig,
     "the book's data sets: sizes, class counts, pixel statistics, the generated manifolds",
     chapter="The data in this book",
+    chapter_configs=chapter_configs,
 )

@@ -29,8 +29,11 @@ import numpy as np
 import pandas as pd
 import torch
 
+from ..claims import choose
 from ..training import TrainConfig
 from . import register
+from ._chapter import ChapterSummary
+from ._chapter import evaluate as _evaluate
 from .base import StudyConfig, trained_run
 
 NAME = "hessian_structure"
@@ -254,9 +257,294 @@ class HessianStructureConfig(StudyConfig):
         }
 
 
+LOSS_NAME = {"ce": "cross-entropy", "mse": "squared error"}
+#: the columns of the chapter's table of the three moments (labels in :data:`sharpjac.tables.LABELS`)
+MOMENT_COLUMNS = (
+    "moment",
+    "step",
+    "train_loss",
+    "train_acc",
+    "test_acc",
+    "lambda1_H",
+    "lambda1_G",
+    "R_max",
+    "R_min",
+    "gap1_j",
+    "class_directions",
+    "converged",
+)
+
+
+def run_chapter(configs: list[HessianStructureConfig], *, store=None) -> dict[str, dict[str, pd.DataFrame]]:
+    """Run the chapter's configs (one per loss, from :func:`chapter_configs`): ``{loss: tables}``,
+    cross-entropy first."""
+    from . import get
+
+    exp = get(NAME)
+    by_loss = {c.loss: c for c in configs}
+    return {name: exp.run(by_loss[name], store=store) for name in ("ce", "mse") if name in by_loss}
+
+
+def summarise(runs: dict[str, dict[str, pd.DataFrame]], config: HessianStructureConfig) -> ChapterSummary:
+    r"""Everything the chapter shows, from the tables of both losses.
+
+    Args:
+        runs: ``{loss: tables of the study}`` (:func:`run_chapter`), both losses.
+        config: the config of the loss the chapter describes (``config.loss``).
+
+    Returns:
+        :class:`~sharpjac.experiments._chapter.ChapterSummary` with tables ``moments`` (the
+        described run's first seed, one row per moment), ``per_loss`` (median and range over
+        seeds of :math:`\|R\|_2/\lambda_1(H)` with :math:`\|R\|_2=\max(|\lambda_{\max}(R)|,
+        |\lambda_{\min}(R)|)`, per loss and moment), ``spectra_all`` (both losses' first-seed
+        spectra, a ``curve`` label per loss and moment), ``density`` and ``density_summary``
+        (first seed); series ``top`` (``{moment: spectrum}``, first seed); the glued values
+        and the inputs of the three claims.
+    """
+    loss = config.loss
+    seeds = config.seeds
+    results = runs[loss]
+    everything = pd.concat([r["summary"].assign(loss=name) for name, r in runs.items()], ignore_index=True)
+    everything["R_norm"] = everything[["R_max", "R_min"]].abs().max(axis=1)
+    everything["R_rel"] = everything["R_norm"] / everything["lambda1_H"]
+    first = seeds[0]
+    moments = results["summary"][lambda t: t["seed"] == first].set_index("moment")
+    spectrum = results["spectrum"][lambda t: t["seed"] == first]
+    top = {name: spectrum[spectrum.moment == name].sort_values("j") for name in moments.index}
+    num_classes = int(moments["num_classes"].iloc[0])
+    expected = {"ce": num_classes - 1, "mse": num_classes}
+    v: dict[str, Any] = {}
+    v["hs_P"] = int(moments["num_params"].iloc[0])
+    v["hs_N"] = config.n_train
+    v["hs_k"] = config.k
+    v["hs_C"] = num_classes
+    v["hs_seeds"] = len(seeds)
+    v["hs_first"] = first
+    v["hs_loss_name"] = LOSS_NAME[loss]
+    v["hs_expected"] = expected[loss]
+    for name, r in moments.iterrows():
+        t = top[name]
+        v[f"hs_gap_{name}"] = int(r["gap_j"])
+        v[f"hs_gapratio_{name}"] = float(r["gap_ratio"])
+        v[f"hs_gap1_{name}"] = int(r["gap1_j"])
+        v[f"hs_gap1ratio_{name}"] = float(r["gap1_ratio"])
+        v[f"hs_gapH1_{name}"] = int(r["gapH1_j"])
+        v[f"hs_nclass_{name}"] = int(r["class_directions"])
+        v[f"hs_conv_{name}"] = choose(bool(r["converged"]), "converged", "not fully converged")
+        v[f"hs_s_{name}"] = float(r["lambda1_H"])
+        v[f"hs_g_{name}"] = float(r["lambda1_G"])
+        v[f"hs_rel1_{name}"] = 100 * float(t["relative_difference"].iloc[0])
+        v[f"hs_relC_{name}"] = 100 * float(np.median(t["relative_difference"].iloc[: num_classes - 1]))
+        v[f"hs_rhi_{name}"] = float(r["R_max"])
+        v[f"hs_rlo_{name}"] = float(r["R_min"])
+        v[f"hs_rrel_{name}"] = 100 * max(abs(r["R_max"]), abs(r["R_min"])) / float(r["lambda1_H"])
+        v[f"hs_trainacc_{name}"] = 100 * float(r["train_acc"])
+        v[f"hs_loss_{name}"] = float(r["train_loss"])
+    v["hs_steps_mid"] = int(moments.loc["mid", "step"])
+    v["hs_steps_end"] = int(moments.loc["end", "step"])
+    end = moments.loc["end"]
+    v["hs_gap_text"] = (
+        f"At the end of training the largest ratio $\\lambda_j/\\lambda_{{j+1}}$ of $G$ is after eigenvalue "
+        f"{int(end['gap_j'])} (ratio {float(end['gap_ratio']):.2f})"
+        + choose(
+            int(end["gap_j"]) == 1,
+            ": the top eigenvalue detaches from the other outliers, so this count is fragile.",
+            choose(
+                abs(int(end["gap_j"]) - expected[loss]) <= 1,
+                f", close to the {expected[loss]} outliers expected, but such a count is fragile: one detached "
+                "eigenvalue moves it to 1.",
+                f", not after the {expected[loss]} outliers expected: this count is fragile.",
+            ),
+        )
+    )
+    # does R add to the top of H (H above G) in this run?
+    top_c = spectrum[spectrum.j <= num_classes - 1]
+    above = (top_c.hessian > top_c.gauss_newton).groupby(top_c.moment).mean().astype(float)
+    v["hs_sign_text"] = choose(
+        bool((above == 1.0).all()),
+        "At every moment each of the top $C-1$ eigenvalues of the Hessian is *larger* than the corresponding "
+        "eigenvalue of $G$: here the residual term adds to the top rather than subtracting from it.",
+        choose(
+            bool((above == 0.0).all()),
+            "At every moment each of the top $C-1$ eigenvalues of the Hessian is *smaller* than the "
+            "corresponding eigenvalue of $G$: here the residual term subtracts from the top.",
+            "The top $C-1$ eigenvalues of the Hessian lie above those of $G$ for a fraction "
+            + ", ".join(f"{100 * above[m]:.0f}% ({m})" for m in MOMENTS)
+            + " of them: the residual term shifts the top in both directions.",
+        ),
+    )
+    ov_in = {name: float(np.mean(t["overlap"].iloc[: num_classes - 1])) for name, t in top.items()}
+    ov_out = {name: float(np.mean(t["overlap"].iloc[num_classes - 1 :])) for name, t in top.items()}
+    for name in top:
+        v[f"hs_ov_in_{name}"] = ov_in[name]
+        v[f"hs_ov_out_{name}"] = ov_out[name]
+    v["hs_overlap_text"] = choose(
+        all(ov_in[m] > 0.5 > ov_out[m] for m in ("mid", "end")),
+        "Once training has started, the outliers are the class directions.",
+        "In this run the top eigenvectors are not clearly separated from the next ones by their class overlap "
+        "at every moment after initialisation.",
+    )
+    claims: dict[str, dict[str, Any]] = {}
+    # the claim "about one outlier per class", over every seed and both losses, at the end of training
+    ends = everything[everything.moment == "end"]
+    ok = [abs(int(r.class_directions) - expected[r.loss]) <= 1 for r in ends.itertuples()]
+    counts_text = "; ".join(
+        f"{LOSS_NAME[name]}: " + ", ".join(str(int(c)) for c in g["class_directions"]) + f" (expected {expected[name]})"
+        for name, g in ends.groupby("loss", sort=False)
+    )
+    claims["hessian_structure.outliers_per_class"] = dict(
+        evidence=(
+            f"At the end of training the number of top eigenvectors of $G$ mostly in the class-mean span is, per "
+            f"seed, {counts_text}; {sum(ok)} of {len(ok)} runs are within one of the expected count."
+        ),
+        seeds=len(seeds),
+        k=sum(ok),
+        n=len(ok),
+    )
+    per_loss = (
+        everything.groupby(["loss", "moment"], sort=False)
+        .agg(
+            train_loss=("train_loss", "median"),
+            R_rel=("R_rel", "median"),
+            R_rel_min=("R_rel", "min"),
+            R_rel_max=("R_rel", "max"),
+            lambda1_H=("lambda1_H", "median"),
+            lambda1_G=("lambda1_G", "median"),
+        )
+        .reset_index()
+    )
+    per_loss["loss"] = per_loss["loss"].map(LOSS_NAME)
+    sentences = []
+    for name in ("ce", "mse"):
+        e = everything[everything.loss == name].pivot(index="seed", columns="moment", values="R_rel")
+        lo_loss = float(everything[(everything.loss == name) & (everything.moment == "end")]["train_loss"].median())
+        shrinks = int((e["end"] < e["init"]).sum())
+        sentences.append(
+            f"For {LOSS_NAME[name]}, $\\|R\\|_2/\\lambda_1(H)$ goes from {100 * float(e['init'].median()):.0f}% at "
+            f"initialisation to {100 * float(e['mid'].median()):.0f}% mid-way and "
+            f"{100 * float(e['end'].median()):.0f}% at the end (medians over seeds; final training loss "
+            f"{lo_loss:.3f}): it is smaller at the end than at initialisation in {shrinks} of {len(e)} seeds, "
+            + choose(
+                float(e["end"].max()) <= 0.1,
+                "and below 10% of the sharpness at the end in every seed, so near interpolation $R$ is small.",
+                "but it is still more than 10% of the sharpness at the end in "
+                f"{int((e['end'] > 0.1).sum())} of {len(e)} seeds: at this training loss $R$ is not negligible.",
+            )
+        )
+    v["hs_residual_text"] = " ".join(sentences)
+    rel_end = []
+    for name, r in runs.items():
+        sp = r["spectrum"]
+        for s, g in sp[(sp.moment == "end") & (sp.j <= num_classes - 1)].groupby("seed"):
+            rel_end.append((name, s, float(np.median(g["relative_difference"]))))
+    worst = max(rel_end, key=lambda t: t[2])
+    claims["hessian_structure.outliers_from_gauss_newton"] = dict(
+        evidence=(
+            f"At the end of training the median relative difference between the top $C-1$ eigenvalues of $H$ and "
+            f"$G$ ranges from {100 * min(t[2] for t in rel_end):.0f}% to {100 * worst[2]:.0f}% over seeds and losses "
+            f"(largest: {LOSS_NAME[worst[0]]}, seed {worst[1]})."
+        ),
+        seeds=len(seeds),
+        value=worst[2],
+        estimate=worst[2],
+        label="median |λⱼ(H) − λⱼ(G)| / λⱼ(H), worst run",
+    )
+    pairs = everything.pivot_table(index=["loss", "seed"], columns="moment", values="R_rel")
+    shrink = int((pairs["end"] < pairs["init"]).sum())
+    claims["hessian_structure.residual_shrinks"] = dict(
+        evidence=(
+            f"$\\|R\\|_2/\\lambda_1(H)$ is smaller at the end than at initialisation in {shrink} of {len(pairs)} "
+            f"runs (both losses, {len(seeds)} seed{'s' if len(seeds) > 1 else ''}); "
+            f"at the end it is {100 * float(pairs['end'].min()):.0f}% to "
+            f"{100 * float(pairs['end'].max()):.0f}% of the sharpness."
+        ),
+        seeds=len(seeds),
+        k=shrink,
+        n=len(pairs),
+    )
+    v["hs_bullet_residual"] = choose(
+        float(pairs["init"].median()) > 0.1,
+        "The residual term is not always negligible: at initialisation it is "
+        f"{100 * float(pairs['init'].median()):.0f}% of the sharpness (median over runs), and it is where the "
+        "negative eigenvalues come from.",
+        "At initialisation the residual term is a small fraction of the sharpness "
+        f"({100 * float(pairs['init'].median()):.0f}%, median over runs); it is where the negative eigenvalues "
+        "come from.",
+    )
+    density_summary = results["density_summary"][lambda t: t["seed"] == first].set_index("moment")
+    for name in ("init", "end"):
+        v[f"hs_bulk_{name}"] = float(density_summary.loc[name, "bulk_median"])
+        v[f"hs_neg_{name}"] = 100 * float(density_summary.loc[name, "negative_mass"])
+        v[f"hs_ratio12_{name}"] = float(moments.loc[name, "lambda1_H"] / moments.loc[name, "lambda2_H"])
+    if "mse" in runs:
+        mse_end = runs["mse"]["summary"].query("moment == 'end'")
+        v["hs_mse_counts"] = (
+            "In this build, at the end of the squared-error runs, the largest gap of $G$ after $j>1$ is after "
+            "eigenvalue "
+            + ", ".join(str(int(c)) for c in mse_end["gap1_j"])
+            + " and the class-direction count is "
+            + ", ".join(str(int(c)) for c in mse_end["class_directions"])
+            + f" (seeds {', '.join(str(int(s)) for s in mse_end['seed'])})."
+        )
+    spec_all = pd.concat(
+        [r["spectrum"][lambda t: t["seed"] == first].assign(loss=LOSS_NAME[name]) for name, r in runs.items()],
+        ignore_index=True,
+    )
+    spec_all["curve"] = spec_all["loss"] + ", " + spec_all["moment"]
+    return ChapterSummary(
+        tables={
+            "moments": moments,
+            "moments_shown": moments.reset_index()[list(MOMENT_COLUMNS)].rename(
+                columns={"converged": "lanczos_converged"}
+            ),
+            "per_loss_shown": per_loss[
+                ["loss", "moment", "train_loss", "lambda1_H", "lambda1_G", "R_rel", "R_rel_min", "R_rel_max"]
+            ].rename(
+                columns={
+                    "train_loss": "train_loss_median",
+                    "lambda1_H": "lambda1_H_median",
+                    "lambda1_G": "lambda1_G_median",
+                    "R_rel": "R_rel_median",
+                }
+            ),
+            "per_loss": per_loss,
+            "spectra_all": spec_all,
+            # floored at 1e-12 for a log axis
+            "density": results["density"][lambda t: t["seed"] == first].assign(
+                density=lambda t: np.maximum(t["density"], 1e-12)
+            ),
+            "density_summary": density_summary,
+        },
+        values=v,
+        claims=claims,
+        series={"top": top, "expected": expected[loss], "num_classes": num_classes},
+    )
+
+
+def evaluate(summary: ChapterSummary, preset: str) -> dict[str, Any]:
+    """The chapter's verdicts, ``{claim id: Verdict}`` (see :func:`._chapter.evaluate`)."""
+    return _evaluate(summary, preset)
+
+
+def chapter_configs(preset: str, seed: int, loss: str = "ce") -> list[HessianStructureConfig]:
+    """Both losses, the chapter's ``loss`` first: the chapter shows one and pools both in its claims.
+
+    Training seeds are the preset's shifted by ``seed`` (``seed, seed + 1, seed + 2`` at quick);
+    the data split uses ``data_seed = seed``.
+    """
+    from ..losses import LOSS_NAMES
+
+    if loss not in LOSS_NAMES:
+        raise ValueError(f"loss={loss!r}; accepted: {list(LOSS_NAMES)}")
+    seeds = tuple(seed + s for s in HessianStructureConfig.preset(preset).seeds)
+    order = [loss] + [name for name in ("ce", "mse") if name != loss]
+    return [HessianStructureConfig.from_preset(preset, seeds=seeds, data_seed=seed, loss=name) for name in order]
+
+
 EXPERIMENT = register(
     NAME,
     HessianStructureConfig,
     "top spectra of H, G and R=H-G at init, mid and end of an SGD run: outliers come from G",
     chapter="The structure of the Hessian",
+    chapter_configs=chapter_configs,
 )

@@ -14,6 +14,7 @@ Nothing is trained; the study's tables are cached in the run store like any othe
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -23,9 +24,12 @@ import pandas as pd
 import torch
 from scipy import stats
 
+from ..claims import choose
 from ..theory import covering_radius, fit_loglog_slope, holder_curve, t1_covering_bound
 from ..theory._common import _derive
 from . import register
+from ._chapter import ChapterSummary, seed_block
+from ._chapter import evaluate as _evaluate
 from .base import StudyConfig
 
 NAME = "t1_covering"
@@ -299,9 +303,204 @@ class T1CoveringConfig(StudyConfig):
         }
 
 
+def n1_sentence() -> str:
+    r"""Why T1 needs :math:`\log(N/\varepsilon)\ge1`: the case :math:`N=1`, :math:`\varepsilon=0.99`,
+    computed (the proof's grid, what the formula would say, whether
+    :func:`sharpjac.theory.t1_covering_bound` refuses it)."""
+    n1, eps1 = 1, 0.99
+    log1 = math.log(n1 / eps1)
+    m1 = math.floor((n1 / log1) ** (1 / 1))
+    formula1 = 2 * 1.0 * math.sqrt(1) * (log1 / n1)  # what the formula would say for d = 1, L_g = 1
+    try:
+        t1_covering_bound(n1, eps1, 1, 1.0)
+        refused = "accepts it"
+    except ValueError:
+        refused = "refuses it with a one-line error"
+    return (
+        f"Take $N={n1}$, $\\varepsilon={eps1}$: then $\\log(N/\\varepsilon)={log1:.4f}$, so "
+        f"$N\\ge\\log(N/\\varepsilon)$ is {choose(n1 >= log1, 'true', 'false')} but "
+        f"$\\log(N/\\varepsilon)\\ge1$ is {choose(log1 >= 1, 'true', 'false')}. The proof's grid would have "
+        f"$m={m1}$ cells for a single point ($m^d\\le N$ fails), and the formula would claim that one point covers "
+        f"$[0,1]$ (the identity generator, $L_g=1$, $d=1$) within {formula1:.3f}, although one point leaves a hole "
+        f"of radius at least 0.5. `sharpjac.theory.t1_covering_bound` {refused}; `sharpjac.theory.t1_hypothesis` "
+        f"checks both halves."
+    )
+
+
+def _dlist(ds: list[int]) -> str:
+    return ", ".join(f"$d={d}$" for d in ds) if ds else "none"
+
+
+def summarise(results: dict[str, pd.DataFrame], config: T1CoveringConfig) -> ChapterSummary:
+    r"""Everything the T1 chapter shows, from the study's tables.
+
+    Args:
+        results: the study's tables (``samples``, ``slopes``, ``holder``, ``holder_summary``).
+        config: its config (``seeds``, ``dims``, ``sizes``, ``epsilon``, ``alpha``, ...).
+
+    Returns:
+        :class:`~sharpjac.experiments._chapter.ChapterSummary` with tables ``slopes`` (by ``d``),
+        ``samples``, ``means`` (mean radius and bound per ``d`` and ``N``, with a ``dimension``
+        label), ``holder`` and ``holder_means`` (per ``N``); series ``bound_columns`` of the cusp
+        section; the glued values; and the inputs of ``t1_covering.rate_d<d>`` (the fitted slope
+        of log radius on log N and its 95 % interval, against :math:`-1/d`) and
+        ``t1_covering.bound_holds`` (samples whose radius exceeds T1's bound, out of all).
+    """
+    seeds, dims, alpha, epsilon = config.seeds, list(config.dims), config.alpha, config.epsilon
+    n_seeds = len(seeds)
+    samples = results["samples"]
+    slopes = results["slopes"].set_index("d")
+    v: dict[str, Any] = {
+        "t1_n1_sentence": n1_sentence(),
+        "n_seeds": n_seeds,
+        "repeats": config.repeats,
+        "num_probe": config.num_probe,
+        "n_min": min(config.sizes),
+        "n_max": max(config.sizes),
+    }
+    means = samples.groupby(["d", "N"], as_index=False)[["radius", "bound"]].mean()
+    means["dimension"] = "d = " + means["d"].astype(str)
+    claims: dict[str, dict[str, Any]] = {}
+    for d in dims:
+        row = slopes.loc[d]
+        interval = (
+            f"[{row['fit_low']:.3f}, {row['fit_high']:.3f}]"
+            if math.isfinite(row["fit_low"])
+            else "(no interval: too few samples to fit one)"
+        )
+        claims[f"t1_covering.rate_d{d}"] = dict(
+            evidence=(
+                f"For $d={d}$, over $N$ from {min(config.sizes)} to {max(config.sizes)} ({n_seeds} "
+                f"{choose(n_seeds == 1, 'seed', 'seeds')}, {int(row['checks'])} samples), the slope of the log "
+                f"covering radius on $\\log N$ is {row['fit_slope']:.3f} {interval} against $-1/d={-1 / d:.3f}$; "
+                f"fitted against $\\log N/N$ instead, it is {row['slope_rate']:.3f} against $1/d={1 / d:.3f}$."
+            ),
+            seeds=n_seeds,
+            estimate=float(row["fit_slope"]),
+            low=float(row["fit_low"]),
+            high=float(row["fit_high"]),
+            label="slope of log radius on log N",
+        )
+    viol, checks = int(slopes["violations"].sum()), int(slopes["checks"].sum())
+    claims["t1_covering.bound_holds"] = dict(
+        evidence=(
+            f"{viol} of {checks} samples (every $d$, $N$, seed and repeat, $\\varepsilon={epsilon}$) have a measured "
+            f"covering radius above T1's bound; the largest ratio radius/bound is {slopes['max_ratio'].max():.3f}."
+        ),
+        seeds=n_seeds,
+        violations=viol,
+        checks=checks,
+    )
+    # the sentence names the outcomes; the rule decides them (the preset does not enter a rule)
+    verdicts = _evaluate(ChapterSummary(claims=claims), "smoke")
+    outcomes = {d: verdicts[f"t1_covering.rate_d{d}"].outcome for d in dims}
+    shallower = [d for d in dims if slopes.loc[d, "fit_slope"] > -1 / d]
+    steeper = [d for d in dims if slopes.loc[d, "fit_slope"] <= -1 / d]
+    if 1 in dims:
+        d1_note = choose(
+            slopes.loc[1, "slope_rate"] > 1,
+            " For $d=1$ the radius falls faster than $\\log N/N$: the largest gap between $N$ uniform points on an "
+            "interval is about $\\log N/N$, and the covering radius is about half of it.",
+            " For $d=1$ the radius falls no faster than $\\log N/N$.",
+        )
+    else:
+        d1_note = ""
+    v["t1_slopes_sentence"] = (
+        f"Over $N$ from {min(config.sizes)} to {max(config.sizes)} (probe of {config.num_probe} points), the fitted "
+        "slopes are "
+        + ", ".join(f"{slopes.loc[d, 'fit_slope']:.2f} ($d={d}$)" for d in dims)
+        + ". The interval contains $-1/d$ for "
+        + _dlist([d for d in dims if outcomes[d] == "agree"])
+        + " and excludes it for "
+        + _dlist([d for d in dims if outcomes[d] == "disagree"])
+        + ". The slope is shallower than $-1/d$ for "
+        + _dlist(shallower)
+        + " and at least as steep for "
+        + _dlist(steeper)
+        + ". T1's rate carries a logarithm, $(\\log N/N)^{1/d}$, which flattens the slope against $N$; fitted "
+        "against $\\log N/N$ the slopes are "
+        + ", ".join(f"{slopes.loc[d, 'slope_rate']:.2f}" for d in dims)
+        + " against $1/d$."
+        + d1_note
+    )
+    loose = ", ".join(f"{slopes.loc[d, 'min_looseness']:.1f} ($d={d}$)" for d in dims)
+    v["t1_loose_sentence"] = choose(
+        viol == 0,
+        f"The bound holds in every sample, and it is loose: by a factor of at least {loose}. The proof uses the "
+        "diameter of a whole sub-cube and the worst-case stretch $L_g$ of the generator in every direction.",
+        f"The bound fails in {viol} of {checks} samples. With failure probability $\\varepsilon={epsilon}$ per "
+        "sample this can happen, but it should be rare; the smallest ratios bound/radius are " + loose + ".",
+    )
+    holder = results["holder"]
+    hsummary = results["holder_summary"].iloc[0]
+    hmean = holder.groupby("N").mean()
+    bound_cols = [c for c in holder.columns if c.startswith("bound_L")]
+    firsts = {}
+    for c in bound_cols:
+        first = hsummary[f"first_violation_{c.removeprefix('bound_')}"]
+        firsts[c.removeprefix("bound_L")] = None if first != first else int(first)
+    crossed = {L: f for L, f in firsts.items() if f is not None}
+    v["t1_cusp_sentence"] = (
+        f"The measured slope is {hsummary['slope']:.2f}, against the prediction $-\\alpha={-alpha:g}$ and the $-1$ "
+        "of a Lipschitz curve. "
+        + "; ".join(
+            f"T1's formula with $L_g={L}$ is "
+            + (f"first exceeded at $N={f}$" if f is not None else f"not exceeded up to $N={max(config.holder_sizes)}$")
+            for L, f in firsts.items()
+        )
+        + ". "
+        + choose(
+            alpha < 1,
+            f"Since the ratio radius/bound grows like $N^{{1-\\alpha}}=N^{{{1 - alpha:g}}}$, every finite $L_g$ is "
+            "overtaken for $N$ large enough, "
+            + choose(
+                len(crossed) < len(firsts), "including the ones not yet crossed in this range.", "as the runs show."
+            ),
+            "With $\\alpha=1$ the map is 1-Lipschitz and T1 applies with $L_g=1$.",
+        )
+        + " (The worst hole is the one that straddles the cusp, a single random gap, so the radius varies a lot from "
+        "one sample to the next.)"
+    )
+    n_small = min(config.sizes)
+    v["ex1_factor"] = (math.log(n_small / 1e-3) / math.log(n_small / epsilon)) ** (1 / min(dims))
+    v["ex1_n"] = n_small
+    v["ex1_d"] = min(dims)
+    v["ex1_loose"] = float(slopes["min_looseness"].min())
+    return ChapterSummary(
+        tables={
+            "slopes_shown": slopes.reset_index()[
+                ["d", "expected", "fit_slope", "fit_low", "fit_high", "slope_rate", "max_ratio"]
+            ].rename(columns={"expected": "expected_slope", "fit_low": "low", "fit_high": "high"}),
+            "slopes": slopes,
+            "samples": samples,
+            "means": means,
+            "holder": holder,
+            "holder_means": hmean,
+        },
+        values=v,
+        claims=claims,
+        series={"bound_columns": bound_cols, "holder_slope": float(hsummary["slope"])},
+    )
+
+
+def evaluate(summary: ChapterSummary, preset: str) -> dict[str, Any]:
+    """The chapter's verdicts, ``{claim id: Verdict}`` (see :func:`._chapter.evaluate`)."""
+    return _evaluate(summary, preset)
+
+
+def chapter_configs(
+    preset: str, seed: int, n_seeds: int | None = None, epsilon: float = 0.1, alpha: float = 0.25
+) -> list[T1CoveringConfig]:
+    """The chapter's study: ``n_seeds`` seeds from ``seed`` (default 1 at smoke, 3 otherwise, although
+    the preset says one), ``data_seed = seed`` (unused: nothing is trained)."""
+    seeds = seed_block(preset, seed, n_seeds)
+    return [T1CoveringConfig.from_preset(preset, seeds=seeds, data_seed=seed, epsilon=epsilon, alpha=alpha)]
+
+
 EXPERIMENT = register(
     NAME,
     T1CoveringConfig,
     "T1: covering radius of manifold samples against N (slope -1/d) and a non-Lipschitz cusp",
     chapter="T1: a Lipschitz generator gives a good covering",
+    chapter_configs=chapter_configs,
 )

@@ -18,12 +18,16 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+import numpy as np
 import pandas as pd
 import torch
 from torch import Tensor, nn
 
+from ..claims import choose
 from ..training import TrainConfig
 from . import register
+from ._chapter import ChapterSummary, plural, seed_block
+from ._chapter import evaluate as _evaluate
 from .base import StudyConfig, trained_run
 
 NAME = "t3_low_loss"
@@ -309,9 +313,246 @@ class T3Config(StudyConfig):
         }
 
 
+def summarise(results: dict[str, pd.DataFrame], config: T3Config) -> ChapterSummary:
+    r"""Everything the T3 chapter shows, from the study's tables.
+
+    Runs that diverged (table ``diverged``) are not in ``track`` and are named in ``t3_diverged``.
+
+    Args:
+        results: the study's tables (``track``, ``chords``, optionally ``diverged``).
+        config: its config (``seeds``, ``num_pairs``, ``steps``, ``lr_mse``, ``lr_ce``).
+
+    Returns:
+        :class:`~sharpjac.experiments._chapter.ChapterSummary` with tables ``track`` (with a
+        ``run`` label and ``level``, :math:`\rho` for MSE or :math:`\eta` for CE), ``final`` (the
+        last step), ``figure_runs`` (a dict ``{(loss, labels): track}`` of the first seed with all
+        four runs), ``explorer`` (``track`` with ``bound_positive``, the bound where positive) and
+        ``chords``; the glued values and the inputs of the four claims. The growth claim is the
+        mean log ratio of the final sample-maximum Jacobian, random over true labels, over the
+        (seed, loss) pairs where both labellings are in the bound's regime, with a 95 % interval
+        from :func:`sharpjac.analysis.difference_ci` (paired, clustered by seed).
+    """
+    from .. import analysis
+
+    seeds, num_pairs = config.seeds, config.num_pairs
+    n_seeds = len(seeds)
+    track = results["track"].copy()
+    diverged = results.get("diverged", pd.DataFrame(columns=["seed", "labels", "loss", "stopped_at"]))
+    n_runs = len(seeds) * 4
+    v: dict[str, Any] = {}
+    v["t3_diverged"] = (
+        ""
+        if diverged.empty
+        else (
+            f"{plural(len(diverged), 'run')} of {n_runs} diverged early and "
+            + ("is" if len(diverged) == 1 else "are")
+            + " left out of every table, figure and check below: "
+            + "; ".join(
+                f"{r.loss.upper()}, {r.labels} labels, seed {r.seed} (stopped at step {r.stopped_at})"
+                for r in diverged.itertuples()
+            )
+            + "."
+        )
+    )
+    track["run"] = track["loss"].str.upper() + ", " + track["labels"] + " labels, seed " + track["seed"].astype(str)
+    track["level"] = track["rho"].fillna(track["eta"])
+    final = track[track["step"] == track["step"].max()].reset_index(drop=True)
+    init = track[track["step"] == track["step"].min()]
+    v.update(num_pairs=num_pairs, steps=config.steps, lr_mse=config.lr_mse, lr_ce=config.lr_ce, n_seeds=n_seeds)
+    complete = [s for s in seeds if track.loc[track["seed"] == s, ["loss", "labels"]].drop_duplicates().shape[0] == 4]
+    fig_seed = complete[0] if complete else seeds[0]
+    v["fig_seed"] = int(fig_seed)
+    figure_runs = {
+        key: t.reset_index(drop=True) for key, t in track[track["seed"] == fig_seed].groupby(["loss", "labels"])
+    }
+    claims: dict[str, dict[str, Any]] = {}
+    for claim_id, mask, what in (
+        ("t3_low_loss.mse_bound_holds", track["loss"] == "mse", "squared-error runs (true and random labels)"),
+        ("t3_low_loss.ce_bound_holds", track["loss"] == "ce", "cross-entropy runs (true and random labels)"),
+        ("t3_low_loss.random_labels_bound_holds", track["labels"] == "random", "random-label runs (both losses)"),
+    ):
+        sub = track[mask]
+        viol, checks = int(sub["n_violations"].sum()), int(sub["n_checked"].sum())
+        last = sub[sub["step"] == sub["step"].max()]
+        claims[claim_id] = dict(
+            evidence=(
+                f"Over the {what}, {plural(n_seeds, 'seed')} and {sub['step'].nunique()} checkpoints, {checks} "
+                f"(pair, checkpoint) cases have a positive bound and {viol} of them a measured path supremum below "
+                f"it. At the last step {int(last['in_regime'].sum())} of {len(last)} runs are in the bound's regime "
+                f"(training accuracy {last['train_acc'].min():.2f} to {last['train_acc'].max():.2f})."
+            ),
+            seeds=n_seeds,
+            violations=viol,
+            checks=checks,
+        )
+    n_final, n_regime = len(final), int(final["in_regime"].sum())
+    v["t3_regime_sentence"] = f"At the last step {n_regime} of the {n_final} runs are in the bound's regime" + choose(
+        n_regime == n_final,
+        ": every one, random labels included, was trained to interpolation.",
+        "; the others ("
+        + "; ".join(final.loc[~final["in_regime"].astype(bool), "run"])
+        + ") were not fitted far enough, and their bound is still empty.",
+    )
+    positive = track["bound_path"] > 0
+    min_margin = float(track.loc[positive, "path_margin"].min()) if positive.any() else float("nan")
+    v["t3_margin_sentence"] = choose(
+        math.isfinite(min_margin),
+        f"Where the bound is positive, the smallest margin between the measured supremum and the bound, over all "
+        f"{num_pairs} pairs, runs and checkpoints, is {min_margin:.3g}"
+        + choose(min_margin >= 0, " (non-negative: the inequality holds on every path)", " (negative: a violation)")
+        + ". "
+        + choose(
+            bool((init["bound_path"] <= 0).all()),
+            "At initialisation the bound is negative, hence empty, in every run; it turns positive once the loss is "
+            "small.",
+            "The bound is already positive at initialisation in some run.",
+        ),
+        "The bound is never positive in these runs: none of them reached the regime where T3 says something.",
+    )
+    ce_true = final[(final["loss"] == "ce") & (final["labels"] == "true")]
+    mse_true = final[(final["loss"] == "mse") & (final["labels"] == "true")]
+    init_max = float(init["sample_max"].mean())
+    v["init_sample_max"] = init_max
+    ce_bound = float(ce_true["bound_path"].mean())
+    v["t3_ce_sentence"] = (
+        f"With the true labels, cross-entropy training ends (mean over {plural(n_seeds, 'seed')}) with a largest "
+        f"per-sample loss $\\eta=$ {ce_true['eta'].mean():.2g}, so the bound on the hardest path (length "
+        f"{ce_true['path_length'].mean():.3f}) is "
+        + choose(ce_bound > 0, f"{ce_bound:.1f}", f"{ce_bound:.1f}, negative, hence empty ($\\eta\\ge\\log2$)")
+        + f"; the measured supremum on that path is {ce_true['path_sup'].mean():.1f} and the sample maximum "
+        f"{ce_true['sample_max'].mean():.1f}, against {init_max:.2f} at initialisation."
+    )
+    rho = float(mse_true["rho"].mean())
+    v["t3_mse_sentence"] = (
+        f"With squared error the residual radius ends at $\\rho=$ {rho:.3f} (mean), "
+        + choose(
+            bool(mse_true["in_regime"].all()),
+            f"below $1/\\sqrt2\\approx0.707$ in every seed, so the squared-error bound is positive "
+            f"({mse_true['bound_path'].mean():.2f}); the sample maximum, {mse_true['sample_max'].mean():.1f}, is "
+            + choose(
+                bool((mse_true["sample_max"] >= mse_true["bound_path"]).all()),
+                "above it in every seed.",
+                "below it in some seed.",
+            ),
+            f"not below $1/\\sqrt2\\approx0.707$ in every seed (a few points remain poorly fitted), so the "
+            f"squared-error bound ({mse_true['bound_path'].mean():.2f}) is still empty in some run, although the "
+            f"sample maximum has grown to {mse_true['sample_max'].mean():.1f}.",
+        )
+        + " Squared error saturates anyway: even at $\\rho=0$ its bound stops at $\\sqrt2/D$, while the "
+        "cross-entropy bound keeps growing like $\\log(1/\\eta)$ as long as training continues."
+    )
+    rand = final[final["labels"] == "random"].set_index(["seed", "loss"])
+    true = final[final["labels"] == "true"].set_index(["seed", "loss"])
+    both = rand["in_regime"].astype(bool) & true["in_regime"].astype(bool)
+    log_ratio = np.log(rand["sample_max"] / true["sample_max"])
+    pair_seeds = np.array([k[0] for k in log_ratio.index])
+    if both.any():
+        iv = analysis.difference_ci(
+            log_ratio[both].to_numpy(), np.zeros(int(both.sum())), paired=True, groups=pair_seeds[both.to_numpy()]
+        )
+        est, lo, hi = iv.estimate, iv.low, iv.high
+    else:
+        est = lo = hi = float("nan")
+    shorter = (true["path_length"] / rand["path_length"]).mean()
+    claims["t3_low_loss.random_labels_force_growth"] = dict(
+        evidence=(
+            f"Over {int(both.sum())} (seed, loss) pairs where both labellings are fitted (in the bound's regime), the "
+            f"mean log ratio of the final sample-maximum Jacobian, random over true labels, is "
+            + choose(math.isfinite(est), f"{est:.2f} [{lo:.2f}, {hi:.2f}] (a factor {math.exp(est):.2f})", "undefined")
+            + f"; the hardest random-label path is {shorter:.2f} times shorter than the true-label one."
+        ),
+        seeds=n_seeds,
+        estimate=est,
+        low=lo,
+        high=hi,
+        label="mean log(max‖Jf‖ random / true)",
+    )
+    v["t3_random_sentence"] = (
+        "Random labels put differently labelled points closer together (every neighbourhood now holds both "
+        f"classes): the hardest pair's path is {shorter:.2f} times shorter than with the true labels (mean over "
+        "seeds and losses), so at the same loss the bound is that many times larger. At the end of training the "
+        f"random-label runs reach training accuracy {rand['train_acc'].min():.2f} to {rand['train_acc'].max():.2f}"
+        + choose(
+            math.isfinite(est),
+            f", and their sample maximum is {math.exp(est):.2f} times that of the true-label runs (geometric mean "
+            f"over the {int(both.sum())} (seed, loss) pairs where both labellings are fitted).",
+            "; no (seed, loss) pair has both labellings fitted, so their Jacobians are not compared here.",
+        )
+    )
+    ce_V = ce_true["local_variation"].mean()
+    fitted = final[final["in_regime"].astype(bool)]
+    v["t3_theorem_sentence"] = (
+        f"Here the estimated $V$ (on balls of radius equal to the largest nearest-neighbour distance of the sample) "
+        f"is {ce_V:.0f} against a sample maximum of {ce_true['sample_max'].mean():.0f} (cross-entropy, true labels, "
+        f"mean), so the right-hand side is {ce_true['bound_theorem'].mean():.0f}: "
+        + choose(
+            bool((final["bound_theorem"] <= 0).all()),
+            f"negative in every run. With {num_pairs} hardest pairs out of a sample this sparse, the theorem is true "
+            "but empty for the sample maximum. The path form is the informative one.",
+            f"positive in {int((final['bound_theorem'] > 0).sum())} of {len(final)} runs, where it bounds the sample "
+            "maximum itself.",
+        )
+        + " "
+        + choose(
+            bool(fitted["in_regime"].any()) and bool((fitted["sample_max"] >= fitted["bound_path"]).all()),
+            "The sample maximum sits above the path bound in every run in the regime at the end of training: the "
+            "Jacobian *at the training points* has grown as the loss fell, which is the empirical content of the "
+            "paper's argument.",
+            choose(
+                bool(fitted["in_regime"].any()),
+                "The sample maximum is below the path bound in some run at the end of training: the steep part of "
+                "the network lies between the training points, not at them.",
+                "No run is in the regime at the end of training, so the path bound says nothing about the sample "
+                "maximum here.",
+            ),
+        )
+    )
+    chords = results["chords"]
+    rmin, rmax = float(chords["ratio"].min()), float(chords["ratio"].max())
+    v["t3_chord_sentence"] = (
+        f"On this surface the path length exceeds the Euclidean distance by a factor between {rmin:.3f} and "
+        f"{rmax:.3f}"
+        + choose(rmax < 1.1, " only, so the two versions nearly agree", ", so the two versions differ")
+        + "; on a strongly folded support (two sheets of $S$ close in $\\mathbb R^n$ but far along $S$) the "
+        "Euclidean version can exceed $\\sup_S\\|Jf\\|$ arbitrarily, because a network may be flat on each sheet and "
+        "steep only in the gap between them, where there is no data."
+    )
+    from .. import theory
+
+    v["ex3_b02"] = float(theory.t3_lower_bound([2**0.5], [0.05], 0.2)[0])
+    v["ex3_b00"] = float(theory.t3_lower_bound([2**0.5], [0.05], 0.0)[0])
+    return ChapterSummary(
+        tables={
+            "track": track,
+            "final": final,
+            "final_shown": final[
+                ["loss", "labels", "seed", "train_acc", "level", "in_regime", "bound_path", "path_sup", "sample_max"]
+            ].rename(columns={"level": "t3_level", "sample_max": "t3_sample_max"}),
+            "explorer": track.assign(bound_positive=track["bound_path"].where(track["bound_path"] > 0)),
+            "chords": chords,
+        },
+        values=v,
+        claims=claims,
+        series={"figure_runs": figure_runs},
+    )
+
+
+def evaluate(summary: ChapterSummary, preset: str) -> dict[str, Any]:
+    """The chapter's verdicts, ``{claim id: Verdict}`` (see :func:`._chapter.evaluate`)."""
+    return _evaluate(summary, preset)
+
+
+def chapter_configs(preset: str, seed: int, n_seeds: int | None = None, num_pairs: int = 10) -> list[T3Config]:
+    """The chapter's study: ``n_seeds`` training seeds from ``seed`` (default 1 at smoke, 3
+    otherwise, although the preset says one), ``data_seed = seed``, ``num_pairs`` hardest pairs."""
+    seeds = seed_block(preset, seed, n_seeds)
+    return [T3Config.from_preset(preset, seeds=seeds, data_seed=seed, num_pairs=num_pairs)]
+
+
 EXPERIMENT = register(
     NAME,
     T3Config,
     "T3 along GD training (MSE/CE, true/random labels): low loss forces a large Jacobian",
     chapter="T3: low loss forces a large Jacobian",
+    chapter_configs=chapter_configs,
 )

@@ -10,6 +10,7 @@ import torch
 from torch import Tensor, nn
 
 from .. import jacobians as _jac
+from ..conjugate import check_curvature
 
 # --------------------------------------------------------------------------------------------
 # Proposition A
@@ -63,21 +64,6 @@ class PropositionA:
         return asdict(self)
 
 
-def _curvature_tensor(curvature: Tensor, N: int, k: int, dtype, device) -> Tensor:
-    if not isinstance(curvature, Tensor):
-        raise TypeError(
-            f"curvature must be a torch.Tensor [N, k, k] = [{N}, {k}, {k}] or [k, k], got {type(curvature).__name__}"
-        )
-    C = curvature.to(dtype=dtype, device=device)
-    if C.shape == (k, k):
-        C = C.expand(N, k, k)
-    if C.shape != (N, k, k):
-        raise ValueError(
-            f"curvature must have shape [N, k, k] = [{N}, {k}, {k}] (or [k, k]), got {tuple(curvature.shape)}"
-        )
-    return C
-
-
 def _first_dense(model: nn.Module) -> tuple[nn.Linear | None, str]:
     """The first block's Linear layer if the first block is [Flatten/Identity..., Linear, act...]."""
     try:
@@ -128,7 +114,7 @@ def proposition_a(model: nn.Module, x: Tensor, curvature: Tensor, *, chunk_size:
     """
     Phi = _jac.per_sample_parameter_jacobians(model, x, chunk_size=chunk_size)  # [N, k, P]
     N, k, P = Phi.shape
-    C = _curvature_tensor(curvature, N, k, Phi.dtype, Phi.device)
+    C = check_curvature(curvature, N, k, Phi.dtype, Phi.device)
     Cs = (C + C.mT) / 2
     evals, evecs = torch.linalg.eigh(Cs)
     scale = evals.abs().amax().clamp_min(torch.finfo(Phi.dtype).tiny)
