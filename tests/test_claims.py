@@ -447,3 +447,21 @@ def test_ids_evaluated_in_chapters_are_registered():
             elif registered[cid] != path.stem:
                 problems.append(f"{path.name}: {cid} is registered for chapter {registered[cid]}")
     assert not problems, "\n".join(problems)
+
+
+def test_a_check_carries_its_margin_into_the_record():
+    v = claims.evaluate(
+        "t1_covering.bound_holds",
+        evidence="0 of 4 fail.",
+        preset="smoke",
+        seeds=1,
+        violations=0,
+        checks=4,
+        margin=" largest radius / bound = 0.100 ",
+    )
+    rec = v.record()
+    assert (rec["kind"], rec["margin"], rec["outcome"]) == ("check", "largest radius / bound = 0.100", "agree")
+    with pytest.raises(ValueError, match="margin=0.1 is invalid; accepted: a string"):
+        claims.evaluate(
+            "t1_covering.bound_holds", evidence="e", preset="smoke", seeds=1, violations=0, checks=4, margin=0.1
+        )

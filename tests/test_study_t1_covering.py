@@ -184,6 +184,8 @@ def test_summarise_against_the_samples(smoke):
     # independent of the slopes table: count the samples whose radius exceeds the bound
     c = s.claims["t1_covering.bound_holds"]
     assert c["checks"] == len(samples) and c["violations"] == int((samples["radius"] > samples["bound"]).sum())
+    # the check's tightest margin is the largest radius/bound over every sample
+    assert c["margin"] == f"largest radius / bound = {(samples['radius'] / samples['bound']).max():.3f} (fails above 1)"
     for d in cfg.dims:
         sub = samples[samples.d == d]
         slope = np.polyfit(np.log(sub["N"]), np.log(sub["radius"]), 1)[0]  # least squares on every sample

@@ -79,6 +79,7 @@ class Verdict:
         numbers: every number passed to :func:`evaluate` (the rule's inputs and any extras).
         estimate, low, high: the key number and its interval (NaN where there is none).
         label: what the key number is, e.g. ``"ρ(gap, max‖Jf‖)"`` (may be empty).
+        margin: for a check, its tightest margin as a sentence (may be empty).
     """
 
     claim: Claim
@@ -91,6 +92,7 @@ class Verdict:
     low: float = float("nan")
     high: float = float("nan")
     label: str = ""
+    margin: str = ""
 
     @property
     def word(self) -> str:
@@ -156,6 +158,8 @@ class Verdict:
                 "low": self.low,
                 "high": self.high,
                 "label": self.label,
+                "kind": c.kind,
+                "margin": self.margin,
                 "degenerate": self.degenerate,
                 "key_text": self.key_text(),
                 "evidence": _plain(self.evidence),
@@ -207,7 +211,9 @@ def evaluate(claim_id: str, *, evidence: str, preset: str, seeds: int, **numbers
         seeds: how many seeds the numbers pool (>= 1).
         **numbers: the rule's inputs (e.g. ``estimate, low, high`` for ``Sign``; ``k, n`` for ``Count``),
             optionally ``estimate``, ``low``, ``high`` (the key number shown on the scorecard) and
-            ``label`` (what it is); any other real number is kept in the record.
+            ``label`` (what it is); any other real number is kept in the record. A check
+            (``kind="check"``) may pass ``margin``: a sentence with its tightest margin, how close
+            the closest case came to failing (e.g. ``"largest radius / bound = 0.10"``).
 
     Returns:
         :class:`Verdict`; its outcome comes from the rule, never from the caller.
@@ -224,6 +230,9 @@ def evaluate(claim_id: str, *, evidence: str, preset: str, seeds: int, **numbers
     label = numbers.pop("label", "")
     if not isinstance(label, str):
         raise ValueError(f"evaluate {claim_id}: label={label!r} is invalid; accepted: a string")
+    margin = numbers.pop("margin", "")
+    if not isinstance(margin, str):
+        raise ValueError(f"evaluate {claim_id}: margin={margin!r} is invalid; accepted: a string")
     needs = tuple(getattr(claim.rule, "needs", ()))
     missing = [k for k in needs if k not in numbers]
     if missing:
@@ -252,6 +261,7 @@ def evaluate(claim_id: str, *, evidence: str, preset: str, seeds: int, **numbers
         low=key[1],
         high=key[2],
         label=label,
+        margin=margin.strip(),
     )
 
 

@@ -390,6 +390,7 @@ def summarise(results: dict[str, pd.DataFrame], config: T1CoveringConfig) -> Cha
         seeds=n_seeds,
         violations=viol,
         checks=checks,
+        margin=f"largest radius / bound = {slopes['max_ratio'].max():.3f} (fails above 1)",
     )
     # the sentence names the outcomes; the rule decides them (the preset does not enter a rule)
     verdicts = _evaluate(ChapterSummary(claims=claims), "smoke")

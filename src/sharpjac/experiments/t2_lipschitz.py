@@ -222,6 +222,10 @@ def summarise(sandwich: pd.DataFrame, config: T2Config) -> ChapterSummary:
             seeds=n_seeds,
             violations=violations,
             checks=n_rows,
+            margin=(
+                "largest estimate of sup‖Jf‖ / right side = "
+                f"{float((sandwich['probe_sup'] / sandwich['upper_pointwise']).max()):.3f} (fails above 1)"
+            ),
         )
     }
     below_probe = (sandwich["path_slope"] <= sandwich["probe_sup"]) & (

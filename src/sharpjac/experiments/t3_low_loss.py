@@ -373,6 +373,7 @@ def summarise(results: dict[str, pd.DataFrame], config: T3Config) -> ChapterSumm
     ):
         sub = track[mask]
         viol, checks = int(sub["n_violations"].sum()), int(sub["n_checked"].sum())
+        regime = sub["in_regime"].astype(bool)
         last = sub[sub["step"] == sub["step"].max()]
         claims[claim_id] = dict(
             evidence=(
@@ -384,6 +385,11 @@ def summarise(results: dict[str, pd.DataFrame], config: T3Config) -> ChapterSumm
             seeds=n_seeds,
             violations=viol,
             checks=checks,
+            margin=choose(
+                bool(regime.any()),
+                f"smallest measured path supremum − bound = {sub.loc[regime, 'path_margin'].min():.3g} (fails below 0)",
+                "no case in the bound's regime",
+            ),
         )
     n_final, n_regime = len(final), int(final["in_regime"].sum())
     v["t3_regime_sentence"] = f"At the last step {n_regime} of the {n_final} runs are in the bound's regime" + choose(

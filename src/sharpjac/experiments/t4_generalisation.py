@@ -445,6 +445,7 @@ def summarise(results: dict[str, pd.DataFrame], config: T4GeneralisationConfig) 
         seeds=n_seeds,
         violations=viol,
         checks=len(t4),
+        margin=f"largest test loss / bound = {(t4['test_loss'] / t4['total']).max():.3f} (fails above 1)",
     )
     viol1 = int((t4["test_loss"] > t4["total_t1"]).sum())
     claims["t4_generalisation.bound_holds_t1"] = dict(
@@ -459,6 +460,7 @@ def summarise(results: dict[str, pd.DataFrame], config: T4GeneralisationConfig) 
         seeds=n_seeds,
         violations=viol1,
         checks=len(t4),
+        margin=f"largest test loss / bound = {(t4['test_loss'] / t4['total_t1']).max():.3f} (fails above 1)",
     )
     best = t4.loc[t4["ratio"].idxmin()]
     claims["t4_generalisation.bound_informative"] = dict(
