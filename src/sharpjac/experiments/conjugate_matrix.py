@@ -30,6 +30,7 @@ import pandas as pd
 import torch
 
 from ..claims import choose
+from ..claims import get as claims_get
 from . import register
 from ._chapter import ChapterSummary
 from ._chapter import evaluate as _evaluate
@@ -227,6 +228,10 @@ def summarise(results: dict[str, pd.DataFrame], config: ConjugateMatrixConfig) -
             value=worst_rel,
             estimate=worst_rel,
             label="max relative eigenvalue difference",
+            margin=(
+                f"largest relative eigenvalue difference = {worst_rel:.1e} "
+                f"(fails above {claims_get('conjugate_matrix.equal_spectra').rule.threshold:g})"
+            ),
         )
     }
     spectra = results["spectra"]
@@ -294,6 +299,11 @@ def summarise(results: dict[str, pd.DataFrame], config: ConjugateMatrixConfig) -
         seeds=SEEDS,
         violations=len(failed),
         checks=len(checks),
+        margin=(
+            f"largest output change under rescaling = {float(resc['output_change'].max()):.1e} (fails above 1e-8); "
+            f"closed form of K^(1) off by {float(summary.first_layer_diff / summary.first_layer_scale):.1e} "
+            "relative (fails above 1e-8)"
+        ),
     )
     v["cm_direction_text"] = choose(
         float(lo.lambda_max) < float(mid.lambda_max) and float(lo.jac_spectral_max) > float(mid.jac_spectral_max),
