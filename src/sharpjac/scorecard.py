@@ -7,7 +7,8 @@ machine-readable record (mime ``application/vnd.sharpjac.claim+json``) in the ex
 - ``book/scorecard.md``: one table row per **registered** claim (:func:`sharpjac.claims.all_claims`)
   with its outcome badge, the claim, the key number with its interval, the preset, the seeds and
   a link to the verdict box; a claim without a record is listed as *not run*;
-- ``book/_scorecard_counts.md``: the one-line counts the landing page includes.
+- ``book/_scorecard_counts.md``: what the landing page includes: the computed findings
+  (:mod:`sharpjac.findings`), then the one-line counts of the tallied claims.
 
 Both files are generated at every build (``publish.build_book`` calls :func:`write`) and are not
 tracked by git. :func:`check` lists what a complete build must not have: registered claims without
@@ -28,7 +29,7 @@ from pathlib import Path
 
 import nbformat
 
-from . import claims
+from . import claims, findings
 
 __all__ = [
     "SCORECARD",
@@ -210,8 +211,32 @@ def _key(rec: dict) -> str:
     return _cell(text)
 
 
+def _outcomes(latest: dict[str, Record]) -> dict[str, str]:
+    return {cid: r.outcome for cid, r in latest.items() if r.outcome is not None}
+
+
+def findings_lines(root: Path | str) -> list[str]:
+    """The computed account of what the book found (:func:`sharpjac.findings.account`), as bullets."""
+    latest = _latest(collect(root)[0])
+    registered = claims.all_claims()
+    check_ids = [c.id for c in registered if c.kind == "check"]
+    return findings.account(_outcomes(latest), check_ids=check_ids, registered=[c.id for c in registered])
+
+
+def _row(c: claims.Claim, latest: dict[str, Record], titles: dict[str, str], key_of) -> tuple[str, str, str, str]:
+    """``(badge, key cell, statement cell, section cell)`` of one registered entry."""
+    status = _status(latest, c)
+    source = "" if c.source == "paper" else " *(companion)*"
+    title = titles.get(c.chapter, c.chapter.replace("_", " "))
+    if status == NOT_RUN:
+        return _BADGE[status], "", _cell(c.statement) + source, _cell(title)
+    href = f"../{EXECUTED.as_posix()}/{c.chapter}.html#{claims.anchor(c.id)}"
+    where = f'<a href="{href}">{_cell(title)}</a>'
+    return _BADGE[status], key_of(latest[c.id].data), _cell(c.statement) + source, where
+
+
 def render(root: Path | str) -> tuple[str, str]:
-    """The scorecard page and the counts line as Markdown (what :func:`write` writes)."""
+    """The scorecard page and the landing page's include (findings, then counts) as Markdown."""
     root = Path(root)
     records, _ = collect(root)
     latest = _latest(records)
@@ -222,6 +247,7 @@ def render(root: Path | str) -> tuple[str, str]:
         if c.kind == "claim":
             n[_status(latest, c)] += 1
     line = counts_line(n)
+    found = findings_lines(root)
     lines = [
         "# Scorecard",
         "",
@@ -232,9 +258,17 @@ def render(root: Path | str) -> tuple[str, str]:
         "*inconclusive* that the numbers cannot decide (for example an interval that contains 0). "
         "Follow a row's link to the verdict box, its evidence and its rule.",
         "",
-        line,
-        "",
     ]
+    if found:
+        lines += [
+            "## What the book found",
+            "",
+            "Each sentence below is chosen from the outcomes of the claims that answer its question.",
+            "",
+            *found,
+            "",
+        ]
+    lines += [line, ""]
     if not records:
         lines += [
             "```{note}",
@@ -243,38 +277,66 @@ def render(root: Path | str) -> tuple[str, str]:
             "```",
             "",
         ]
+    include = "\n".join([*found, "", line]) + "\n" if found else line + "\n"
     if not registered:
         lines += ["No claims are registered.", ""]
-        return "\n".join(lines), line + "\n"
-    lines += [
-        "| Outcome | Claim | Key number [95 % interval] | Preset | Seeds | Section |",
-        "|:--|:--|:--|:--|--:|:--|",
-    ]
-    for c in registered:
-        status = _status(latest, c)
-        rec = latest[c.id].data if status != NOT_RUN else {}
-        source = "" if c.source == "paper" else " *(companion)*"
-        title = titles.get(c.chapter, c.chapter.replace("_", " "))
-        if status == NOT_RUN:
-            where = _cell(title)
-            key, preset, seeds = "", "", ""
-        else:
-            href = f"../{EXECUTED.as_posix()}/{c.chapter}.html#{claims.anchor(c.id)}"
-            where = f'<a href="{href}">{_cell(title)}</a>'
-            key, preset, seeds = _key(rec), _cell(rec.get("preset", "")), _cell(rec.get("seeds", ""))
-        lines.append(f"| {_BADGE[status]} | {_cell(c.statement)}{source} | {key} | {preset} | {seeds} | {where} |")
-    lines.append("")
-    return "\n".join(lines), line + "\n"
+        return "\n".join(lines), include
+    by_kind = {k: [c for c in registered if c.kind == k] for k in claims.KINDS}
+    if by_kind["claim"]:
+        lines += [
+            "## Claims",
+            "",
+            "Tallied above: each claim counts once.",
+            "",
+            "| Outcome | Claim | Key number [95 % interval] | Preset | Seeds | Section |",
+            "|:--|:--|:--|:--|--:|:--|",
+        ]
+        for c in by_kind["claim"]:
+            badge, key, statement, where = _row(c, latest, titles, _key)
+            rec = latest[c.id].data if c.id in latest else {}
+            preset, seeds = _cell(rec.get("preset", "")), _cell(rec.get("seeds", ""))
+            lines.append(f"| {badge} | {statement} | {key} | {preset} | {seeds} | {where} |")
+        lines.append("")
+    if by_kind["check"]:
+        lines += [
+            "## Checks",
+            "",
+            "Identities and proven bounds, computed to catch bugs: they can fail only through an error in the",
+            "code, so they are not tallied with the claims. The margin says how close the closest case came",
+            "to failing.",
+            "",
+            "| Outcome | Check | Result | Tightest margin | Section |",
+            "|:--|:--|:--|:--|:--|",
+        ]
+        for c in by_kind["check"]:
+            badge, key, statement, where = _row(c, latest, titles, _key)
+            margin = _cell(latest[c.id].data.get("margin") or "not reported") if c.id in latest else ""
+            lines.append(f"| {badge} | {statement} | {key} | {margin} | {where} |")
+        lines.append("")
+    if by_kind["information"]:
+        lines += [
+            "## Information",
+            "",
+            "Numbers a reader should see that no one claims; not tallied.",
+            "",
+            "| Value | What | Section |",
+            "|:--|:--|:--|",
+        ]
+        for c in by_kind["information"]:
+            _, key, statement, where = _row(c, latest, titles, _key)
+            lines.append(f"| {key} | {statement} | {where} |")
+        lines.append("")
+    return "\n".join(lines), include
 
 
 def write(root: Path | str) -> Path:
     """Write ``book/scorecard.md`` and ``book/_scorecard_counts.md`` under ``root``; return the first."""
     root = Path(root)
-    page, line = render(root)
+    page, include = render(root)
     target = root / SCORECARD
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text(page, encoding="utf-8")
-    (root / COUNTS).write_text(line, encoding="utf-8")
+    (root / COUNTS).write_text(include, encoding="utf-8")
     return target
 
 
