@@ -1,0 +1,170 @@
+r"""Statistics shared by the six flat-minima chapters: which end-of-run quantity follows the gap.
+
+* :func:`final_measurements`: the last measurement of each run;
+* :func:`gap_predictors`: rank correlations of the gaps with the :data:`PREDICTORS` and
+  :data:`BASELINES` (:func:`sharpjac.analysis.predictor_table`, cluster bootstrap);
+* :func:`paired_values` and :func:`paired_effect`: the effect of an intervention, paired by seed
+  (and any other labels), with a bootstrap interval (:func:`sharpjac.analysis.difference_ci`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+__all__ = [
+    "PREDICTORS",
+    "BASELINES",
+    "GAPS",
+    "final_measurements",
+    "paired_values",
+    "paired_effect",
+    "gap_predictors",
+]
+
+#: End-of-training quantities the flat-minima chapters compare as predictors of the gap.
+PREDICTORS = ("sharpness", "jac_spectral_max", "jac_spectral_mean", "jac_frobenius_max", "jac_frobenius_mean")
+#: Baseline predictors beside them: they need neither the Hessian nor the input Jacobian.
+BASELINES = ("train_loss", "param_norm", "logit_norm", "margin")
+
+#: The two generalisation gaps a chapter may choose.
+GAPS = ("gap_loss", "gap_acc")
+
+
+def _is_num(v) -> bool:
+    return isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool)
+
+
+def final_measurements(records: pd.DataFrame, by=None) -> pd.DataFrame:
+    """The last measurement of each run (one row per grid point and seed).
+
+    Args:
+        records: output of :func:`run_grid` (or any records with ``step`` and the grid labels).
+        by: columns identifying a run (default: the grid labels, i.e. the columns before
+            ``step``).
+
+    Returns:
+        DataFrame, one row per run, in grid order, index reset.
+    """
+    if "step" not in records:
+        raise ValueError(f"records need a 'step' column; columns: {list(records.columns)}")
+    if by is None:
+        cols = list(records.columns)
+        by = cols[: cols.index("step")]
+    by = list(by)
+    missing = [c for c in by if c not in records]
+    if missing:
+        raise ValueError(f"by={by}: columns {missing} are not in the records")
+    if not by:
+        raise ValueError("final_measurements needs at least one column identifying the runs (by=...)")
+    idx = records.groupby(by, sort=False, dropna=False)["step"].idxmax()
+    return records.loc[idx.to_numpy()].reset_index(drop=True)
+
+
+def paired_values(
+    final: pd.DataFrame, column: str, treated: dict[str, Any], control: dict[str, Any], *, pair_on=("seed",)
+) -> tuple[np.ndarray, np.ndarray]:
+    r"""The values of ``column`` for the treated and the control runs, aligned pair by pair.
+
+    The runs matching every label of ``treated`` (e.g. ``{"weight_decay": 0.003}``) are paired
+    with those matching ``control`` (e.g. ``{"weight_decay": 0.0}``) that share the values of
+    ``pair_on`` (e.g. the seed, or the learning rate and the seed). The paired difference
+    :math:`a_k-b_k` (or :math:`\log a_k-\log b_k`) is then the effect of the intervention on run
+    pair :math:`k`, to be summarised by :func:`sharpjac.analysis.difference_ci` with ``paired=True``.
+
+    Args:
+        final: one row per run (:func:`final_measurements`), with the label and ``pair_on`` columns.
+        column: the measured quantity.
+        treated, control: label column -> value (floats compared with a relative tolerance of 1e-9).
+        pair_on: columns that identify a pair (each pair must be unique on both sides).
+
+    Returns:
+        ``(a, b)``, float arrays of shape ``[n_pairs]`` in the order of ``pair_on`` (pairs missing a
+        side are dropped).
+    """
+    pair_on = [pair_on] if isinstance(pair_on, str) else list(pair_on)
+    for c in [column, *pair_on, *treated, *control]:
+        if c not in final:
+            raise ValueError(f"column {c!r} is not in the frame; columns: {list(final.columns)}")
+
+    def select(labels: dict[str, Any]) -> pd.DataFrame:
+        keep = np.ones(len(final), dtype=bool)
+        for k, v in labels.items():
+            col = final[k]
+            if _is_num(v) and not isinstance(v, bool):
+                keep &= np.isclose(col.to_numpy(float), float(v), rtol=1e-9, atol=0.0)
+            else:
+                keep &= (col == v).to_numpy()
+        part = final.loc[keep, [*pair_on, column]]
+        if part.duplicated(pair_on).any():
+            raise ValueError(f"labels {labels} select several runs per {pair_on}; accepted: one run per pair")
+        return part
+
+    both = select(treated).merge(select(control), on=pair_on, suffixes=("_a", "_b")).sort_values(pair_on)
+    return both[f"{column}_a"].to_numpy(float), both[f"{column}_b"].to_numpy(float)
+
+
+def gap_predictors(
+    final: pd.DataFrame,
+    gaps,
+    predictors,
+    method: str,
+    *,
+    group,
+    n_resamples: int,
+    seed: int,
+    control: str | None = "train_loss",
+) -> pd.DataFrame:
+    """:func:`sharpjac.analysis.predictor_table` for several gaps, stacked (a ``gap`` column first).
+
+    Args:
+        final: one row per run. gaps: target columns (e.g. ``("gap_loss", "gap_acc")``).
+        predictors: columns (e.g. ``PREDICTORS + BASELINES``). method: ``"spearman"``/``"kendall"``.
+        group: the cluster columns (the grid labels without the seed). n_resamples, seed: bootstrap.
+        control: partial correlations given this column (None: none; the control's own row is NaN).
+
+    Returns:
+        one row per (gap, predictor): ``gap, predictor, estimate, low, high, n, method`` and, with
+        ``control``, ``abs_estimate, partial, partial_low, partial_high``.
+    """
+    from .. import analysis
+
+    parts = []
+    for g in [gaps] if isinstance(gaps, str) else list(gaps):
+        t = analysis.predictor_table(
+            final, g, list(predictors), method, group=group, n_resamples=n_resamples, seed=seed, control=control
+        )
+        t.insert(0, "gap", g)
+        parts.append(t)
+    return pd.concat(parts, ignore_index=True)
+
+
+def paired_effect(
+    final: pd.DataFrame,
+    column: str,
+    treated: dict[str, Any],
+    control: dict[str, Any],
+    *,
+    pair_on=("seed",),
+    log: bool = False,
+    n_resamples: int,
+    seed: int,
+):
+    r"""Mean paired change of ``column`` from ``control`` to ``treated`` with a bootstrap interval.
+
+    With pairs :math:`(a_k,b_k)` from :func:`paired_values`, the estimate is
+    :math:`\frac1K\sum_k(a_k-b_k)` (``log=False``) or :math:`\frac1K\sum_k(\log a_k-\log b_k)`
+    (``log=True``: the log of the geometric-mean ratio), with a percentile bootstrap over the pairs
+    (:func:`sharpjac.analysis.difference_ci`, ``paired=True``).
+
+    Returns:
+        :class:`sharpjac.analysis.Interval` (``estimate, low, high``), on the log scale with ``log``.
+    """
+    from .. import analysis
+
+    a, b = paired_values(final, column, treated, control, pair_on=pair_on)
+    if log:
+        a, b = np.log(a), np.log(b)
+    return analysis.difference_ci(a, b, paired=True, n_resamples=n_resamples, seed=seed)
