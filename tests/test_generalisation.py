@@ -157,9 +157,7 @@ def test_end_measurements_linear_model_and_dense_oracle():
     assert out["variation_radius"] == 1.5
     # a tanh network against dense Jacobians by torch.func.jacfwd
     net = nn.Sequential(nn.Flatten(), nn.Linear(6, 8), nn.Tanh(), nn.Linear(8, 3)).double()
-    out = end_measurements(
-        net, x, x, radius=0.5, centres=6, samples=4, ascent_steps=0, test_points=9, seed=1
-    ).as_dict()
+    out = end_measurements(net, x, x, radius=0.5, centres=6, samples=4, ascent_steps=0, test_points=9, seed=1).as_dict()
     J = torch.stack([torch.func.jacfwd(lambda z: net(z[None])[0])(xi).reshape(3, 6) for xi in x[:9]])
     s = torch.linalg.matrix_norm(J.detach(), 2)
     assert out["test_jac_spectral_max"] == pytest.approx(float(s.max()), rel=1e-8)
@@ -218,9 +216,7 @@ def test_end_measurements_unsmoothed_losses_against_torch():
         ).gap_loss_unsmoothed
     )
     with pytest.raises(ValueError, match="y_train and y_test"):
-        end_measurements(
-            net, x, xt, radius=1.0, centres=3, samples=2, ascent_steps=0, test_points=5, seed=0, loss="ce"
-        )
+        end_measurements(net, x, xt, radius=1.0, centres=3, samples=2, ascent_steps=0, test_points=5, seed=0, loss="ce")
 
 
 def test_end_measurements_restore_batch_norm_mode():
