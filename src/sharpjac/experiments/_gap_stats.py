@@ -22,6 +22,12 @@ __all__ = [
     "paired_values",
     "paired_effect",
     "gap_predictors",
+    "effects_by",
+    "strongest",
+    "METHOD_WORDS",
+    "check_choice",
+    "n_resamples_for",
+    "predictor_kind",
 ]
 
 #: End-of-training quantities the flat-minima chapters compare as predictors of the gap.
@@ -168,3 +174,67 @@ def paired_effect(
     if log:
         a, b = np.log(a), np.log(b)
     return analysis.difference_ci(a, b, paired=True, n_resamples=n_resamples, seed=seed)
+
+
+#: How the chapters name the two rank correlations.
+METHOD_WORDS = {"spearman": "Spearman's ρ", "kendall": "Kendall's τ_b"}
+
+
+def check_choice(name: str, value, accepted) -> None:
+    """One-line ValueError naming the parameter and the accepted values when ``value`` is not one of them."""
+    if value not in tuple(accepted):
+        raise ValueError(f"{name}={value!r}; accepted: {', '.join(repr(a) for a in accepted)}")
+
+
+def n_resamples_for(preset: str) -> int:
+    """Bootstrap replicates of the chapters: 200 at ``smoke`` (a quick check), 2000 otherwise."""
+    return 200 if preset == "smoke" else 2000
+
+
+def effects_by(
+    final: pd.DataFrame,
+    by: str,
+    columns: dict[str, bool],
+    treated: dict[str, Any],
+    control: dict[str, Any],
+    *,
+    pair_on=("seed",),
+    n_resamples: int,
+    seed: int,
+) -> pd.DataFrame:
+    r""":func:`paired_effect` of several columns within each value of ``by`` (one row per value).
+
+    Args:
+        final: one row per run. by: the column held fixed (e.g. ``"lr"``).
+        columns: column -> ``log``; a logged column is reported as the geometric-mean ratio
+            :math:`\exp(\overline{\log a-\log b})` with its interval exponentiated, a plain one as
+            the mean change.
+        treated, control, pair_on, n_resamples, seed: see :func:`paired_effect`.
+
+    Returns:
+        ``by`` and, per column ``c``, ``c``, ``c_low``, ``c_high``; rows in sorted order of ``by``.
+    """
+    if by not in final:
+        raise ValueError(f"by={by!r} is not a column; columns: {list(final.columns)}")
+    rows = []
+    for value in sorted(final[by].unique()):
+        sub = final[final[by] == value]
+        row: dict[str, Any] = {by: value}
+        for col, log in columns.items():
+            iv = paired_effect(sub, col, treated, control, pair_on=pair_on, log=log, n_resamples=n_resamples, seed=seed)
+            f = np.exp if log else float
+            row.update({col: f(iv.estimate), f"{col}_low": f(iv.low), f"{col}_high": f(iv.high)})
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def strongest(table: pd.DataFrame, column: str = "estimate") -> pd.Series:
+    """The row of a predictor table (indexed by predictor) with the largest ``|column|`` (first on ties)."""
+    return table.assign(_a=table[column].abs()).sort_values("_a", ascending=False).iloc[0].drop("_a")
+
+
+def predictor_kind(column: str) -> str:
+    """``"sharpness"``, ``"jacobian"`` (a ``jac*`` column) or ``"baseline"``: the colour family of a predictor."""
+    if column == "sharpness":
+        return "sharpness"
+    return "jacobian" if column.startswith("jac") else "baseline"
