@@ -28,6 +28,9 @@ __all__ = [
     "check_choice",
     "n_resamples_for",
     "predictor_kind",
+    "intervention_effects",
+    "ratio_text",
+    "comparison_words",
 ]
 
 #: End-of-training quantities the flat-minima chapters compare as predictors of the gap.
@@ -238,3 +241,57 @@ def predictor_kind(column: str) -> str:
     if column == "sharpness":
         return "sharpness"
     return "jacobian" if column.startswith("jac") else "baseline"
+
+
+def intervention_effects(
+    final: pd.DataFrame,
+    interventions: dict[str, dict[str, Any]],
+    control: dict[str, Any],
+    columns: dict[str, tuple[str, bool]],
+    *,
+    pair_on=("seed",),
+    n_resamples: int,
+    seed: int,
+) -> tuple[pd.DataFrame, dict[str, dict[str, Any]]]:
+    """:func:`paired_effect` of several interventions against one control, on several columns.
+
+    Args:
+        final: one row per run. interventions: name -> treated labels. control: the control's labels.
+        columns: column -> ``(short name, log)``; a logged column is reported as a ratio (the
+            exponentiated mean log ratio and interval), a plain one as the mean change.
+        pair_on, n_resamples, seed: see :func:`paired_effect`.
+
+    Returns:
+        ``(table, intervals)``: ``table`` has one row per intervention (``intervention`` and, per
+        column, ``short``, ``short_low``, ``short_high``); ``intervals[name][column]`` is the
+        :class:`~sharpjac.analysis.Interval` (log scale for a logged column).
+    """
+    rows, ivs = [], {}
+    for name, treated in interventions.items():
+        row: dict[str, Any] = {"intervention": name}
+        ivs[name] = {}
+        for col, (short, log) in columns.items():
+            iv = paired_effect(
+                final, col, treated, control, pair_on=pair_on, log=log, n_resamples=n_resamples, seed=seed
+            )
+            ivs[name][col] = iv
+            f = np.exp if log else float
+            row.update({short: f(iv.estimate), f"{short}_low": f(iv.low), f"{short}_high": f(iv.high)})
+        rows.append(row)
+    return pd.DataFrame(rows), ivs
+
+
+def ratio_text(iv) -> str:
+    """A log-scale interval as a ratio: ``"1.234 times (95 % interval [1.100, 1.400])"``."""
+    return f"{np.exp(iv.estimate):.3f} times (95 % interval [{np.exp(iv.low):.3f}, {np.exp(iv.high):.3f}])"
+
+
+def comparison_words(iv) -> str:
+    """How a ``|r_J| - |r_s|`` interval reads: for the Jacobian, for sharpness, or neither."""
+    from .. import claims
+
+    return claims.choose(
+        bool(iv.low > 0),
+        "in favour of the Jacobian.",
+        claims.choose(bool(iv.high < 0), "in favour of sharpness.", "which does not separate them."),
+    )
