@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 
 from sharpjac import analysis
+from sharpjac.experiments import _gap_stats as S
 from sharpjac.experiments import learning_rate as L
 
 LRS, SEEDS, STEPS = (0.1, 0.4), (0, 1, 2), np.arange(6)
@@ -102,8 +103,8 @@ def test_curves_are_ready_to_plot(summary):
 
 
 def test_helpers():
-    assert L.loss_level_for("smoke", 0.25) == 2.0 and L.loss_level_for("quick", 0.25) == 0.25
+    assert S.loss_level_for("smoke", 0.25) == 2.0 and S.loss_level_for("quick", 0.25) == 0.25
     with pytest.raises(ValueError, match="loss_level=-1"):
-        L.loss_level_for("quick", -1)
+        S.loss_level_for("quick", -1)
     assert L.fmt_interval(analysis.Interval(np.nan, np.nan, np.nan, 0.95, 0, 10)) == "not defined"
     assert L.fmt_interval(analysis.Interval(0.5, 0.25, 0.75, 0.95, 3, 10)) == "0.50 [0.25, 0.75]"

@@ -31,6 +31,8 @@ __all__ = [
     "intervention_effects",
     "ratio_text",
     "comparison_words",
+    "loss_level_for",
+    "at_loss_level",
 ]
 
 #: End-of-training quantities the flat-minima chapters compare as predictors of the gap.
@@ -295,3 +297,29 @@ def comparison_words(iv) -> str:
         "in favour of the Jacobian.",
         claims.choose(bool(iv.high < 0), "in favour of sharpness.", "which does not separate them."),
     )
+
+
+def loss_level_for(preset: str, loss_level: float) -> float:
+    """The training loss at which runs are compared: at least 2.0 at ``smoke`` (its runs are too short)."""
+    if not (isinstance(loss_level, (int, float)) and not isinstance(loss_level, bool) and loss_level > 0):
+        raise ValueError(f"loss_level={loss_level!r}; accepted: a float > 0")
+    return max(loss_level, 2.0) if preset == "smoke" else loss_level
+
+
+def at_loss_level(runs: pd.DataFrame, loss_level: float, *, by, columns) -> pd.DataFrame:
+    """Per run (the ``by`` columns, e.g. ``["lr", "seed"]``), the ``columns`` at the first measurement
+    where the training loss falls to ``loss_level`` (:func:`sharpjac.analysis.value_when`; NaN where
+    it never does). One row per run, the ``by`` columns first."""
+    from .. import analysis
+
+    by = list(by)
+    rows = []
+    for key, g in runs.groupby(by):
+        g = g.sort_values("step")
+        rows.append(
+            {
+                **dict(zip(by, key)),
+                **{c: analysis.value_when(g, c, at="train_loss", threshold=loss_level) for c in columns},
+            }
+        )
+    return pd.DataFrame(rows)

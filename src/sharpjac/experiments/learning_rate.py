@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from .. import analysis, claims, tables
-from ._gap_stats import BASELINES, check_choice, final_measurements, n_resamples_for
+from ._gap_stats import BASELINES, at_loss_level, check_choice, final_measurements, loss_level_for, n_resamples_for
 from ._grid import GeneralisationConfig, grid_chapter_configs, grid_presets, is_positive, register_grid
 
 __all__ = [
@@ -26,7 +26,6 @@ __all__ = [
     "evaluate",
     "chapter_configs",
     "fmt_interval",
-    "loss_level_for",
 ]
 
 NAME = "learning_rate"
@@ -75,13 +74,6 @@ _CLAIMS = {
 }
 
 
-def loss_level_for(preset: str, loss_level: float) -> float:
-    """The training loss at which runs are compared: at least 2.0 at ``smoke`` (its runs are too short)."""
-    if not (isinstance(loss_level, (int, float)) and not isinstance(loss_level, bool) and loss_level > 0):
-        raise ValueError(f"loss_level={loss_level!r}; accepted: a float > 0")
-    return max(loss_level, 2.0) if preset == "smoke" else loss_level
-
-
 def fmt_interval(i) -> str:
     """An interval in words: ``"0.12 [0.01, 0.30]"``, ``"not defined"`` for NaN, and says so when degenerate."""
     if not np.isfinite(i.estimate):
@@ -128,25 +120,6 @@ def within_run_correlations(runs: pd.DataFrame, method: str) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def at_loss_level(runs: pd.DataFrame, loss_level: float) -> pd.DataFrame:
-    """Per run, the gap, sharpness, Jacobian, training loss and step when the training loss first
-    falls to ``loss_level`` (:func:`sharpjac.analysis.value_when`; NaN where it never does)."""
-    eq = []
-    for (lr, s), g in runs.groupby(["lr", "seed"]):
-        g = g.sort_values("step")
-        eq.append(
-            {
-                "lr": lr,
-                "seed": s,
-                **{
-                    c: analysis.value_when(g, c, at="train_loss", threshold=loss_level)
-                    for c in ("gap_loss", "sharpness", "jac_spectral_max", "train_loss", "step")
-                },
-            }
-        )
-    return pd.DataFrame(eq)
-
-
 def _curves(runs: pd.DataFrame, columns) -> tuple[dict, dict, list]:
     """Training curves ready to plot: per column, the first seed of each step size (``lead``, columns
     the step sizes) and the other seeds (``others``, columns ``(lr, seed)``), index the step."""
@@ -182,7 +155,8 @@ class Summary:
             for display (labels, interval text).
         predictors: predictors of the final gap. table, table_acc: their predictor tables for the
             loss and accuracy gap; predictor_table: both, for display. cmp, cmp_acc: ``|r_J|-|r_s|``.
-        at_level: :func:`at_loss_level`. rate_means: ``{title: DataFrame}``, means per step size
+        at_level: :func:`._gap_stats.at_loss_level` of the gap, sharpness, Jacobian, loss and step.
+            rate_means: ``{title: DataFrame}``, means per step size
             at the end of training and at the loss level.
         effects: ``{"sharpness"|"jacobian"|"gap": ratio of means, largest vs smallest step}``;
             acc_effect: difference of the accuracy gaps. numbers, text: ``{glue name: value}``.
@@ -249,7 +223,7 @@ def summarise(
         runs: ``experiments.get("learning_rate").run(config)``. config: the chapter's config.
         preset: the preset it ran at (bootstrap replicates: 200 at smoke, else 2000).
         method: ``"spearman"`` or ``"kendall"``. loss_level: training loss of the "equal progress"
-            comparison (:func:`loss_level_for`). seed: the bootstrap seed (the chapter's first seed).
+            comparison (:func:`._gap_stats.loss_level_for`). seed: the bootstrap seed (the chapter's first seed).
     """
     check_choice("method", method, analysis.METHODS)
     loss_level = loss_level_for(preset, loss_level)
@@ -290,7 +264,9 @@ def summarise(
     cmp = analysis.compare_predictors(final, "gap_loss", "jac_spectral_max", "sharpness", method, **kw)
     cmp_acc = analysis.compare_predictors(final, "gap_acc", "jac_spectral_max", "sharpness", method, **kw)
 
-    eq = at_loss_level(runs, loss_level)
+    eq = at_loss_level(
+        runs, loss_level, by=["lr", "seed"], columns=("gap_loss", "sharpness", "jac_spectral_max", "train_loss", "step")
+    )
     cols = ["gap_loss", "sharpness", "jac_spectral_max"]
     rate_means = {
         "end of training": final.groupby("lr")[cols].mean(),
