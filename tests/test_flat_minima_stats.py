@@ -106,3 +106,43 @@ def test_gap_predictors_stacks_one_table_per_gap():
     assert t["gap"].tolist() == ["gap_a", "gap_a", "gap_b", "gap_b"]
     assert t.set_index(["gap", "predictor"]).loc[("gap_a", "x"), "estimate"] == pytest.approx(1.0)
     assert t.set_index(["gap", "predictor"]).loc[("gap_b", "x"), "estimate"] == pytest.approx(-1.0)
+
+
+def test_intervention_effects_table_and_intervals():
+    f = _frame()
+    table, ivs = S.intervention_effects(
+        f,
+        {"decay": {"weight_decay": 0.01, "lr": 0.5}},
+        {"weight_decay": 0.0, "lr": 0.5},
+        {"gap": ("g", False), "sharpness": ("s", True)},
+        n_resamples=50,
+        seed=0,
+    )
+    assert list(table.columns) == ["intervention", "g", "g_low", "g_high", "s", "s_low", "s_high"]
+    assert table.loc[0, ["g", "g_low", "g_high"]].tolist() == pytest.approx([0.15] * 3)
+    assert table.loc[0, "s"] == pytest.approx(2.0)
+    assert ivs["decay"]["sharpness"].estimate == pytest.approx(np.log(2.0))  # the interval stays on the log scale
+    assert S.ratio_text(ivs["decay"]["sharpness"]) == "2.000 times (95 % interval [2.000, 2.000])"
+
+
+def test_comparison_words_read_the_interval():
+    from sharpjac.analysis import Interval
+
+    assert S.comparison_words(Interval(0.3, 0.1, 0.5, 0.95, 9, 10)) == "in favour of the Jacobian."
+    assert S.comparison_words(Interval(-0.3, -0.5, -0.1, 0.95, 9, 10)) == "in favour of sharpness."
+    assert S.comparison_words(Interval(0.1, -0.1, 0.3, 0.95, 9, 10)) == "which does not separate them."
+
+
+def test_at_loss_level_reads_the_first_crossing():
+    runs = pd.DataFrame(
+        {
+            "lr": [0.1] * 4 + [0.2] * 4,
+            "seed": [0] * 8,
+            "step": [3, 0, 1, 2] * 2,  # unsorted on purpose
+            "train_loss": [0.5, 2.0, 1.5, 0.9, 0.1, 2.0, 1.8, 1.7],
+            "x": [30.0, 0.0, 10.0, 20.0, 31.0, 1.0, 11.0, 21.0],
+        }
+    )
+    eq = S.at_loss_level(runs, 1.0, by=["lr", "seed"], columns=("step", "x"))
+    assert eq.to_dict("list") == {"lr": [0.1, 0.2], "seed": [0, 0], "step": [2.0, 3.0], "x": [20.0, 31.0]}
+    assert S.loss_level_for("smoke", 0.25) == 2.0 and S.loss_level_for("paper", 0.25) == 0.25
