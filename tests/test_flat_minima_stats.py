@@ -146,3 +146,23 @@ def test_at_loss_level_reads_the_first_crossing():
     eq = S.at_loss_level(runs, 1.0, by=["lr", "seed"], columns=("step", "x"))
     assert eq.to_dict("list") == {"lr": [0.1, 0.2], "seed": [0, 0], "step": [2.0, 3.0], "x": [20.0, 31.0]}
     assert S.loss_level_for("smoke", 0.25) == 2.0 and S.loss_level_for("paper", 0.25) == 0.25
+
+
+def test_display_helpers_for_predictor_tables():
+    corr = pd.DataFrame({"gap": ["gap_loss"], "predictor": ["sharpness"], "estimate": [0.5]})
+    out = S.labelled(corr, {"gap_loss": "test − train loss"})
+    assert out.columns.tolist() == ["gap", "predictor", "estimate"]
+    assert out.loc[0, "gap"] == "test − train loss" and out.loc[0, "predictor"] != "sharpness"
+    assert S.labelled(corr).loc[0, "gap"] == "gap_loss"
+    labels = S.corr_labels("ρ", "")
+    assert list(labels)[:3] == ["gap", "predictor", "estimate"] and labels["estimate"] == "ρ"
+    assert "gap" not in S.corr_labels("ρ", gap=None)
+
+
+@pytest.mark.parametrize("name", ["weight_decay", "sam_augmentation", "batch_size", "regularisers", "causal_test"])
+def test_chapter_modules_export_the_names_their_chapters_use(name):
+    import importlib
+
+    mod = importlib.import_module(f"sharpjac.experiments.{name}")
+    for attr in ("summarise", "evaluate", "chapter_configs", "labelled", "corr_labels", "PREDICTORS", "BASELINES"):
+        assert attr in mod.__all__ and hasattr(mod, attr), attr

@@ -33,6 +33,8 @@ __all__ = [
     "comparison_words",
     "loss_level_for",
     "at_loss_level",
+    "corr_labels",
+    "labelled",
 ]
 
 #: End-of-training quantities the flat-minima chapters compare as predictors of the gap.
@@ -323,3 +325,31 @@ def at_loss_level(runs: pd.DataFrame, loss_level: float, *, by, columns) -> pd.D
             }
         )
     return pd.DataFrame(rows)
+
+
+def corr_labels(estimate: str, partial: str = "partial, train loss fixed", *, gap: str | None = "gap") -> dict:
+    """Column labels of a displayed :func:`gap_predictors` table (``""``: the label of ``tables.LABELS``).
+
+    Args:
+        estimate: the label of the correlation column (e.g. ``"Spearman's ρ"``).
+        partial: the label of the partial correlation (``""``: the default one).
+        gap: the label of the ``gap`` column (None: the table has none).
+    """
+    out = {"gap": gap} if gap is not None else {}
+    return out | {
+        "predictor": "",
+        "estimate": estimate,
+        "low": "",
+        "high": "",
+        "partial": partial,
+        "partial_low": "",
+        "partial_high": "",
+    }
+
+
+def labelled(corr: pd.DataFrame, gap_labels: dict[str, str] | None = None) -> pd.DataFrame:
+    """A predictor table for display: predictors (and gaps, with ``gap_labels``) in words."""
+    from .. import tables
+
+    out = corr.assign(predictor=corr["predictor"].map(tables.label))
+    return out.assign(gap=corr["gap"].map(gap_labels)) if gap_labels is not None else out

@@ -21,8 +21,10 @@ from ._gap_stats import (
     METHOD_WORDS,
     PREDICTORS,
     check_choice,
+    corr_labels,
     final_measurements,
     gap_predictors,
+    labelled,
     n_resamples_for,
     paired_effect,
 )
@@ -47,6 +49,8 @@ __all__ = [
     "PREDICTORS",
     "BASELINES",
     "EXTRA_PREDICTORS",
+    "corr_labels",
+    "labelled",
 ]
 
 NAME = "batch_size"
@@ -119,6 +123,21 @@ CHANGE_COLUMNS = {
     "lv": ("local_variation_max", True),
 }
 _GROUP = ["lr", "batch_size"]
+#: Labels of the table of changes.
+CHANGE_LABELS = {
+    "budget": "",
+    "lr": "",
+    "gap": "change in gap",
+    "gap_low": "gap, 95 % low",
+    "gap_high": "gap, 95 % high",
+    "trl": "change in training loss",
+    "s": "sharpness ratio",
+    "j": "Jacobian ratio",
+    "j_low": "Jacobian, 95 % low",
+    "j_high": "Jacobian, 95 % high",
+    "lv": "local-variation ratio",
+    "direction": "gap vs Jacobian",
+}
 
 
 @dataclass(frozen=True)

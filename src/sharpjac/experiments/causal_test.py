@@ -20,8 +20,10 @@ from ._gap_stats import (
     BASELINES,
     PREDICTORS,
     at_loss_level,
+    corr_labels,
     final_measurements,
     gap_predictors,
+    labelled,
     loss_level_for,
     n_resamples_for,
     paired_effect,
@@ -48,6 +50,8 @@ __all__ = [
     "chapter_configs",
     "PREDICTORS",
     "BASELINES",
+    "corr_labels",
+    "labelled",
 ]
 
 NAME = "causal_test"

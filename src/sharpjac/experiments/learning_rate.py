@@ -15,7 +15,14 @@ import numpy as np
 import pandas as pd
 
 from .. import analysis, claims, tables
-from ._gap_stats import BASELINES, at_loss_level, check_choice, final_measurements, loss_level_for, n_resamples_for
+from ._gap_stats import (
+    BASELINES,
+    at_loss_level,
+    check_choice,
+    final_measurements,
+    loss_level_for,
+    n_resamples_for,
+)
 from ._grid import GeneralisationConfig, grid_chapter_configs, grid_presets, is_positive, register_grid
 
 __all__ = [
@@ -67,6 +74,24 @@ WITHIN_KINDS = ("raw", "differences", "detrended")
 JACOBIAN_COLUMNS = ("jac_spectral_max", "jac_spectral_mean", "jac_frobenius_max", "jac_frobenius_mean")
 #: Quantities compared across step sizes (the figure of rates), with the glue keys of their effects.
 RATE_COLUMNS = {"sharpness": "sharpness", "jac_spectral_max": "jacobian", "gap_loss": "gap"}
+#: Labels of the table of within-run correlations.
+WITHIN_LABELS = {
+    "statistic": "quantity",
+    "correlation": "correlation of",
+    "interval": "mean over runs [95 % interval]",
+    "runs": "runs",
+}
+#: Labels of the table of predictors of the final gap.
+PREDICTOR_LABELS = {
+    "predictor": "predictor",
+    "estimate": "ρ with loss gap",
+    "low": "95 % low",
+    "high": "95 % high",
+    "partial": "partial ρ | train loss",
+    "partial_low": "partial low",
+    "partial_high": "partial high",
+    "acc_estimate": "ρ with accuracy gap",
+}
 _CLAIMS = {
     "sharpness": "learning_rate.larger_step_lower_sharpness",
     "jacobian": "learning_rate.larger_step_lower_jacobian",

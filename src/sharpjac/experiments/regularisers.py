@@ -21,9 +21,11 @@ from ._gap_stats import (
     METHOD_WORDS,
     PREDICTORS,
     check_choice,
+    corr_labels,
     final_measurements,
     gap_predictors,
     intervention_effects,
+    labelled,
     n_resamples_for,
     paired_effect,
     strongest,
@@ -49,6 +51,8 @@ __all__ = [
     "regulariser_words",
     "PREDICTORS",
     "BASELINES",
+    "corr_labels",
+    "labelled",
 ]
 
 NAME = "regularisers"
@@ -134,6 +138,21 @@ GAP = "gap_loss_unsmoothed"
 #: The gaps in words.
 GAP_LABEL = {"gap_loss_unsmoothed": "test − train loss (plain CE)", "gap_acc": "train − test accuracy"}
 _BASE = {"regulariser": "baseline"}
+#: Labels of the table of effects.
+EFFECT_LABELS = {
+    "config": "regulariser",
+    "gap": "change in gap",
+    "gap_low": "95 % low",
+    "gap_high": "95 % high",
+    "s": "sharpness ratio",
+    "s_low": "sharpness, 95 % low",
+    "s_high": "sharpness, 95 % high",
+    "j": "Jacobian ratio",
+    "j_low": "Jacobian, 95 % low",
+    "j_high": "Jacobian, 95 % high",
+    "test_acc": "",
+    "train_acc": "",
+}
 
 
 def regulariser_words(c: RegularisersConfig) -> str:

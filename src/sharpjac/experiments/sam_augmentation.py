@@ -21,9 +21,11 @@ from ._gap_stats import (
     PREDICTORS,
     check_choice,
     comparison_words,
+    corr_labels,
     final_measurements,
     gap_predictors,
     intervention_effects,
+    labelled,
     n_resamples_for,
     paired_effect,
     ratio_text,
@@ -47,6 +49,8 @@ __all__ = [
     "chapter_configs",
     "PREDICTORS",
     "BASELINES",
+    "corr_labels",
+    "labelled",
 ]
 
 NAME = "sam_augmentation"
@@ -106,6 +110,19 @@ POINT_COLUMNS = (
 #: Columns of the effects table: column -> (short name, reported as a ratio).
 EFFECT_COLUMNS = {"gap_loss": ("gap", False), "sharpness": ("s", True), "jac_spectral_max": ("j", True)}
 _GROUP = ["sam_rho", "augment"]
+#: Labels of the table of effects.
+EFFECT_LABELS = {
+    "intervention": "",
+    "gap": "change in the loss gap",
+    "gap_low": "95 % low",
+    "gap_high": "95 % high",
+    "s": "sharpness ratio",
+    "s_low": "sharpness, 95 % low",
+    "s_high": "sharpness, 95 % high",
+    "j": "Jacobian ratio",
+    "j_low": "Jacobian, 95 % low",
+    "j_high": "Jacobian, 95 % high",
+}
 
 
 @dataclass(frozen=True)

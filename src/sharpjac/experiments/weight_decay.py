@@ -22,9 +22,11 @@ from ._gap_stats import (
     METHOD_WORDS,
     PREDICTORS,
     check_choice,
+    corr_labels,
     effects_by,
     final_measurements,
     gap_predictors,
+    labelled,
     n_resamples_for,
     paired_effect,
     predictor_kind,
@@ -51,6 +53,8 @@ __all__ = [
     "PREDICTORS",
     "BASELINES",
     "predictor_kind",
+    "corr_labels",
+    "labelled",
 ]
 
 NAME = "weight_decay"
@@ -106,6 +110,19 @@ POINT_COLUMNS = (
     "margin",
 )
 _GROUP = ["lr", "weight_decay"]
+#: Labels of the table of effects within one learning rate.
+WITHIN_LABELS = {
+    "lr": "",
+    "gap_change": "change in the gap",
+    "gap_low": "gap, 95 % low",
+    "gap_high": "gap, 95 % high",
+    "s_ratio": "sharpness ratio",
+    "s_low": "sharpness, 95 % low",
+    "s_high": "sharpness, 95 % high",
+    "j_ratio": "Jacobian ratio",
+    "j_low": "Jacobian, 95 % low",
+    "j_high": "Jacobian, 95 % high",
+}
 
 
 @dataclass(frozen=True)
