@@ -16,7 +16,7 @@ baseline** and measure, at the end of every run,
   ``gap_acc`` :math:`=\text{acc}_{\text{train}}-\text{acc}_{\text{test}}` (data loss, without
   penalties or L2; label-smoothed runs use their smoothed loss on both sets);
 * the sharpness and the four Jacobian statistics (from :func:`sharpjac.training.train`'s record);
-* end-of-training extras that need the trained network, computed here
+* end-of-training extras that need the trained network
   (:func:`._end_of_run.end_measurements`): the **local variation** of the Jacobian
   :math:`V_i=\sup_{x'\in B(x_i,r)}\|Jf(x')-Jf(x_i)\|_2` at a fixed set of training points
   (:func:`sharpjac.jacobians.local_variation`; its maximum and mean), and the Jacobian statistics
