@@ -1,0 +1,363 @@
+r"""The Jacobian penalty of Hoffman et al. (2019): a causal test (beyond the paper).
+
+The ``causal_test`` experiment of the book chapter *A causal test (beyond the paper)*.
+
+The baseline, its checks and the runs are shared with the other flat-minima chapters
+(:mod:`._grid`); this module states only the grid axes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import numpy as np
+import pandas as pd
+
+from .. import analysis, claims
+from ..display import fmt_iv, num_set
+from ._gap_stats import (
+    BASELINES,
+    PREDICTORS,
+    at_loss_level,
+    corr_labels,
+    final_measurements,
+    gap_predictors,
+    labelled,
+    loss_level_for,
+    n_resamples_for,
+    paired_effect,
+    paired_values,
+    ratio_text,
+)
+from ._grid import (
+    GeneralisationConfig,
+    describe_setting,
+    grid_chapter_configs,
+    grid_presets,
+    is_non_negative,
+    register_grid,
+)
+
+__all__ = [
+    "CausalTestConfig",
+    "NAME",
+    "Summary",
+    "summarise",
+    "evaluate",
+    "conclusion",
+    "paper_setting",
+    "chapter_configs",
+    "PREDICTORS",
+    "BASELINES",
+    "corr_labels",
+    "labelled",
+]
+
+NAME = "causal_test"
+
+
+@dataclass(frozen=True)
+class CausalTestConfig(GeneralisationConfig):
+    """The Jacobian penalty of Hoffman et al. (2019) at several strengths (beyond the paper).
+
+    Attributes:
+        penalties: coefficients :math:`\\lambda_J\\ge0` of :math:`\\lambda_J\\widehat{\\|Jf\\|_F^2}`
+            (0: the baseline).
+    """
+
+    penalties: tuple[float, ...] = (0.0, 0.03, 0.3, 1.0)
+
+    PRESETS: ClassVar[dict[str, dict[str, Any]]] = grid_presets(
+        {
+            "smoke": dict(penalties=(0.0, 0.1)),
+            "paper": dict(penalties=(0.0, 0.01, 0.1)),
+        }
+    )
+
+    def _check_axes(self) -> None:
+        self._need_values("penalties", is_non_negative, "floats >= 0")
+
+    def grid(self):
+        return [
+            ({"jacobian_penalty": float(p), "seed": s}, self.train_config(s, jacobian_penalty=p))
+            for p in self.penalties
+            for s in self.seeds
+        ]
+
+
+# ------------------------------------------------------------------------------------------------
+# The chapter's statistics
+# ------------------------------------------------------------------------------------------------
+
+#: The gaps in words.
+GAP_LABEL = {"gap_loss": "test − train loss", "gap_acc": "train − test accuracy"}
+#: Columns of the table of means per penalty strength (``s_per_c`` is added: sharpness / ‖C‖).
+MEAN_COLUMNS = (
+    "gap_loss",
+    "gap_acc",
+    "train_loss",
+    "train_acc",
+    "test_acc",
+    "sharpness",
+    "jac_spectral_max",
+    "jac_frobenius_mean",
+    "curvature_norm",
+)
+#: Columns read where the training loss first reaches the chapter's level.
+LEVEL_COLUMNS = ("step", "train_loss", "gap_loss", "sharpness", "jac_frobenius_mean", "curvature_norm")
+#: Training curves of the first seed.
+CURVE_COLUMNS = ("jac_frobenius_mean", "sharpness", "train_loss")
+
+
+def paper_setting(paper: CausalTestConfig) -> str:
+    """The paper preset's grid in words, for the page's "What this page runs" box."""
+    return f"{describe_setting(paper)}, $\\lambda_J\\in{num_set(paper.penalties)}$, {len(paper.seeds)} seeds"
+
+
+@dataclass(frozen=True)
+class Summary:
+    """What the chapter shows, computed from the runs by :func:`summarise`.
+
+    Attributes:
+        preset, n_seeds, loss_level: the chapter's parameters (``loss_level`` as used).
+        final: one row per run. penalties: the strengths (sorted); lo, hi: the smallest and largest.
+        means: means of :data:`MEAN_COLUMNS` per strength and ``s_per_c`` (mean of sharpness / ‖C‖).
+        points: ``final`` with ``pen_index`` (the strength's position).
+        curves: ``{column: DataFrame}``, index the step, one column per strength (first seed).
+        curves_frame: the measurements after step 0 with a ``run`` label.
+        jac_effect, sharp_effect: paired log ratios, largest strength vs none; gap_effect: change.
+        at_level: per run, :data:`LEVEL_COLUMNS` where the training loss first reaches the level;
+            level_means: their means per strength. level_effect: the paired log sharpness ratio
+            there over the ``n_level`` seeds where both runs reach it.
+        corr: :func:`gap_predictors` of both gaps (Spearman). text: ``{glue name: Markdown}``.
+    """
+
+    preset: str
+    n_seeds: int
+    loss_level: float
+    final: pd.DataFrame
+    penalties: list
+    lo: float
+    hi: float
+    means: pd.DataFrame
+    points: pd.DataFrame
+    curves: dict
+    curves_frame: pd.DataFrame
+    jac_effect: Any
+    sharp_effect: Any
+    gap_effect: Any
+    at_level: pd.DataFrame
+    level_means: pd.DataFrame
+    level_effect: Any
+    n_level: int
+    corr: pd.DataFrame
+    text: dict
+
+    @property
+    def pen_ticks(self) -> list[str]:
+        return [f"{p:g}" for p in self.penalties]
+
+    @property
+    def pen_labels(self) -> list[str]:
+        return [f"$\\lambda_J$ = {p:g}" for p in self.penalties]
+
+
+def summarise(runs: pd.DataFrame, config: CausalTestConfig, *, preset: str, loss_level: float = 0.25, seed: int = 0):
+    """The chapter's tables, effects and sentences from the runs of ``config``.
+
+    Args:
+        runs: ``experiments.get("causal_test").run(config)``. config: the chapter's config.
+        preset: the preset it ran at (bootstrap replicates: 200 at smoke, else 2000).
+        loss_level: training loss of the "equal progress" comparison (at least 2.0 at smoke).
+        seed: the bootstrap seed and the seed whose training curves are drawn (the chapter's first).
+    """
+    loss_level = loss_level_for(preset, loss_level)
+    n_boot = n_resamples_for(preset)
+    n_seeds = len(config.seeds)
+    final = final_measurements(runs)
+    pens = sorted(final["jacobian_penalty"].unique())
+    lo, hi = pens[0], pens[-1]
+    means = final.groupby("jacobian_penalty")[list(MEAN_COLUMNS)].mean()
+    means["s_per_c"] = final.assign(r=final.sharpness / final.curvature_norm).groupby("jacobian_penalty")["r"].mean()
+    xpos = {p: i for i, p in enumerate(pens)}
+    points = final.assign(pen_index=final["jacobian_penalty"].map(xpos))
+    first = runs[(runs.seed == seed) & (runs.step > 0)]
+    curves = {c: first.pivot_table(index="step", columns="jacobian_penalty", values=c) for c in CURVE_COLUMNS}
+    curves_frame = runs[runs.step > 0].assign(
+        run=lambda d: "λ_J=" + d.jacobian_penalty.map("{:g}".format) + ", seed " + d.seed.astype(str)
+    )
+    treated, control = {"jacobian_penalty": hi}, {"jacobian_penalty": lo}
+    kw = dict(n_resamples=n_boot, seed=seed)
+    j_iv = paired_effect(final, "jac_frobenius_mean", treated, control, log=True, **kw)
+    s_iv = paired_effect(final, "sharpness", treated, control, log=True, **kw)
+    g_iv = paired_effect(final, "gap_loss", treated, control, **kw)
+
+    eq_runs = at_loss_level(runs, loss_level, by=["jacobian_penalty", "seed"], columns=LEVEL_COLUMNS)
+    eq = eq_runs.groupby("jacobian_penalty", as_index=False).mean().drop(columns="seed")
+    a, b = paired_values(eq_runs, "sharpness", treated, control)
+    keep = np.isfinite(a) & np.isfinite(b)
+    e_iv = analysis.difference_ci(np.log(a[keep]), np.log(b[keep]), paired=True, **kw)
+
+    corr = gap_predictors(
+        final,
+        ("gap_loss", "gap_acc"),
+        PREDICTORS + BASELINES,
+        "spearman",
+        group="jacobian_penalty",
+        control="train_loss",
+        **kw,
+    )
+    text = {
+        "ct_setting": (
+            f"This page was computed with the **{preset}** preset: {describe_setting(config)}, instead of the paper's "
+            f"CIFAR-10 and ResNet-18, with penalty strengths $\\lambda_J\\in{num_set(pens)}$, one random "
+            f"projection per sample, {n_seeds} seed(s) each: {len(final)} runs."
+        ),
+    }
+    return Summary(
+        preset=preset,
+        n_seeds=n_seeds,
+        loss_level=loss_level,
+        final=final,
+        penalties=pens,
+        lo=lo,
+        hi=hi,
+        means=means,
+        points=points,
+        curves=curves,
+        curves_frame=curves_frame,
+        jac_effect=j_iv,
+        sharp_effect=s_iv,
+        gap_effect=g_iv,
+        at_level=eq_runs,
+        level_means=eq,
+        level_effect=e_iv,
+        n_level=int(keep.sum()),
+        corr=corr,
+        text=text,
+    )
+
+
+def evaluate(summary: Summary) -> dict[str, claims.Verdict]:
+    """The chapter's four claims, decided from ``summary``."""
+    s = summary
+    m, lo, hi = s.means, s.lo, s.hi
+    j_iv, s_iv, g_iv, e_iv = s.jac_effect, s.sharp_effect, s.gap_effect, s.level_effect
+    common = dict(preset=s.preset, seeds=s.n_seeds)
+    return {
+        "causal_test.penalty_lowers_jacobian": claims.evaluate(
+            "causal_test.penalty_lowers_jacobian",
+            evidence=(
+                f"Paired by seed, the strongest penalty ($\\lambda_J={hi:g}$) leaves the mean $\\|Jf(x_i)\\|_F$ at "
+                f"{ratio_text(j_iv)} its value without penalty."
+            ),
+            estimate=j_iv.estimate,
+            low=j_iv.low,
+            high=j_iv.high,
+            label="mean log(Jacobian ratio)",
+            **common,
+        ),
+        "causal_test.penalty_lowers_sharpness": claims.evaluate(
+            "causal_test.penalty_lowers_sharpness",
+            evidence=(
+                f"Paired by seed, the sharpness at $\\lambda_J={hi:g}$ is {ratio_text(s_iv)} that without penalty; "
+                f"the training loss goes from {m.loc[lo, 'train_loss']:.3f} to {m.loc[hi, 'train_loss']:.3f} and the "
+                f"output curvature from {m.loc[lo, 'curvature_norm']:.3f} to {m.loc[hi, 'curvature_norm']:.3f} "
+                "(means)."
+            ),
+            estimate=s_iv.estimate,
+            low=s_iv.low,
+            high=s_iv.high,
+            label="mean log(sharpness ratio)",
+            **common,
+        ),
+        "causal_test.penalty_lowers_gap": claims.evaluate(
+            "causal_test.penalty_lowers_gap",
+            evidence=(
+                f"Paired by seed, the loss gap changes by {fmt_iv(g_iv.estimate, g_iv.low, g_iv.high, 3)} from no "
+                f"penalty to $\\lambda_J={hi:g}$ (test accuracy {100 * m.loc[lo, 'test_acc']:.1f} % to "
+                f"{100 * m.loc[hi, 'test_acc']:.1f} %, means)."
+            ),
+            estimate=g_iv.estimate,
+            low=g_iv.low,
+            high=g_iv.high,
+            label="Δ gap",
+            **common,
+        ),
+        "causal_test.sharpness_at_equal_loss": claims.evaluate(
+            "causal_test.sharpness_at_equal_loss",
+            evidence=(
+                f"Read where the training loss first reaches {s.loss_level:g}, the sharpness at $\\lambda_J={hi:g}$ is "
+                + (
+                    f"{ratio_text(e_iv)} that without penalty, over the {s.n_level} seed(s) where both runs reach the "
+                    "level."
+                    if s.n_level
+                    else "not available: no seed has both runs reaching the level."
+                )
+            ),
+            estimate=e_iv.estimate,
+            low=e_iv.low,
+            high=e_iv.high,
+            label="mean log(sharpness ratio) at equal loss",
+            **common,
+        ),
+    }
+
+
+def conclusion(summary: Summary, verdicts: dict[str, claims.Verdict]) -> str:
+    """The chapter's closing paragraph, chosen by the four verdicts' outcomes."""
+    m, lo, hi = summary.means, summary.lo, summary.hi
+    words = {cid.split(".")[1]: v.outcome for cid, v in verdicts.items()}
+    gap_ok = words["penalty_lowers_gap"] == "agree"
+    s_end, s_eq = words["penalty_lowers_sharpness"], words["sharpness_at_equal_loss"]
+    parts = [
+        claims.choose(
+            gap_ok,
+            "The Jacobian-to-generalisation link (T4) passes this direct test: lowering the Jacobian lowered the gap.",
+            "The Jacobian-to-generalisation link (T4) is not confirmed by this test: the gap interval does not lie "
+            "below zero.",
+        )
+    ]
+    if s_end == "agree":
+        parts.append(
+            "The Jacobian-to-sharpness link (the ansatz) holds at the end of training: sharpness fell with it."
+        )
+    elif s_eq == "agree":
+        c_lo, c_hi = m.loc[lo, "curvature_norm"], m.loc[hi, "curvature_norm"]
+        t_lo, t_hi = m.loc[lo, "train_loss"], m.loc[hi, "train_loss"]
+        parts.append(
+            "The Jacobian-to-sharpness link (the ansatz) "
+            + claims.choose(s_end == "disagree", "fails", "is not confirmed")
+            + " at the end of training but holds at equal training loss. At the end the penalised runs have a "
+            + claims.choose(bool(t_hi > t_lo), "larger", "smaller")
+            + f" training loss ({t_hi:.3f} against {t_lo:.3f}) and a "
+            + claims.choose(bool(c_hi > c_lo), "larger", "smaller")
+            + f" output curvature ({c_hi:.3f} against {c_lo:.3f})"
+            + claims.choose(
+                bool(t_hi > t_lo and c_hi > c_lo),
+                ": they have fitted less, and the output curvature is the first mediating factor the ansatz allows "
+                "for.",
+                ".",
+            )
+        )
+    else:
+        parts.append(
+            "The Jacobian-to-sharpness link (the ansatz) is not confirmed at the end of training nor at equal training "
+            "loss (see the two verdicts above for which way the intervals lie)."
+        )
+    return " ".join(parts)
+
+
+def chapter_configs(preset: str, seed: int, *, n_seeds: int = 5) -> list[CausalTestConfig]:
+    """The chapter's config: seeds ``seed, ...`` (1 at smoke, 3 at paper, ``n_seeds`` at quick)."""
+    return grid_chapter_configs(CausalTestConfig, preset, seed, n_seeds=n_seeds)
+
+
+EXPERIMENT = register_grid(
+    NAME,
+    CausalTestConfig,
+    "Jacobian penalty (Hoffman et al. 2019): does it lower sharpness and the gap?",
+    chapter="A causal test (beyond the paper)",
+    chapter_configs=chapter_configs,
+)

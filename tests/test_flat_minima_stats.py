@@ -1,0 +1,168 @@
+"""The statistics shared by the six flat-minima chapters (``experiments._gap_stats``), on small frames
+with a known answer."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from sharpjac.experiments import _gap_stats as S
+
+
+def _frame() -> pd.DataFrame:
+    # 2 learning rates x 2 weight decays x 4 seeds; treated - control = 0.1 * (1 + lr) exactly, and
+    # the sharpness ratio treated / control = 2 exactly.
+    rows = []
+    for lr in (0.1, 0.5):
+        for wd in (0.0, 0.01):
+            for s in range(4):
+                base = 1.0 + s + lr
+                rows.append(
+                    {
+                        "lr": lr,
+                        "weight_decay": wd,
+                        "seed": s,
+                        "gap": base + (0.1 * (1 + lr) if wd else 0.0),
+                        "sharpness": base * (2.0 if wd else 1.0),
+                    }
+                )
+    return pd.DataFrame(rows)
+
+
+def test_paired_effect_equals_the_mean_paired_difference():
+    f = _frame()
+    iv = S.paired_effect(
+        f, "gap", {"weight_decay": 0.01}, {"weight_decay": 0.0}, pair_on=["lr", "seed"], n_resamples=300, seed=0
+    )
+    assert iv.estimate == pytest.approx(np.mean([0.11, 0.11, 0.11, 0.11, 0.15, 0.15, 0.15, 0.15]), abs=1e-12)
+    # the bootstrap means of resampled pairs lie between the smallest and largest difference
+    assert 0.11 - 1e-12 <= iv.low <= iv.estimate <= iv.high <= 0.15 + 1e-12
+    lg = S.paired_effect(
+        f,
+        "sharpness",
+        {"weight_decay": 0.01},
+        {"weight_decay": 0.0},
+        pair_on=["lr", "seed"],
+        log=True,
+        n_resamples=100,
+        seed=0,
+    )
+    # every pair has ratio 2: the log effect is log 2 and the interval has no width
+    assert (lg.estimate, lg.low, lg.high) == pytest.approx((np.log(2),) * 3, abs=1e-12)
+
+
+def test_paired_values_refuses_an_ambiguous_pairing():
+    with pytest.raises(ValueError, match="several runs per"):
+        S.paired_values(_frame(), "gap", {"weight_decay": 0.01}, {"weight_decay": 0.0}, pair_on=["seed"])
+
+
+def test_effects_by_holds_one_column_fixed():
+    t = S.effects_by(
+        _frame(),
+        "lr",
+        {"gap": False, "sharpness": True},
+        {"weight_decay": 0.01},
+        {"weight_decay": 0.0},
+        n_resamples=100,
+        seed=0,
+    )
+    assert list(t.columns) == ["lr", "gap", "gap_low", "gap_high", "sharpness", "sharpness_low", "sharpness_high"]
+    assert t["lr"].tolist() == [0.1, 0.5]
+    # within one lr every seed has the same difference: estimate and interval are that difference
+    np.testing.assert_allclose(t[["gap", "gap_low", "gap_high"]].to_numpy(), [[0.11] * 3, [0.15] * 3], atol=1e-12)
+    np.testing.assert_allclose(t[["sharpness", "sharpness_low", "sharpness_high"]].to_numpy(), 2.0, atol=1e-12)
+    with pytest.raises(ValueError, match="by='batch'"):
+        S.effects_by(_frame(), "batch", {"gap": False}, {}, {}, n_resamples=10, seed=0)
+
+
+def test_final_measurements_keeps_the_last_step_of_each_run():
+    rec = pd.DataFrame({"lr": [0.1, 0.1, 0.2, 0.2], "seed": [0, 0, 0, 0], "step": [0, 5, 0, 7], "x": [1, 2, 3, 4]})
+    out = S.final_measurements(rec)
+    assert out[["lr", "step", "x"]].values.tolist() == [[0.1, 5, 2], [0.2, 7, 4]]
+
+
+def test_strongest_kind_choice_and_resamples():
+    t = pd.DataFrame({"estimate": [0.3, -0.8, 0.5]}, index=["a", "b", "c"])
+    assert S.strongest(t).name == "b"
+    assert [S.predictor_kind(p) for p in ("sharpness", "jac_spectral_max", "margin")] == [
+        "sharpness",
+        "jacobian",
+        "baseline",
+    ]
+    with pytest.raises(ValueError, match=r"^method='pearson'; accepted: 'spearman', 'kendall'$"):
+        S.check_choice("method", "pearson", ("spearman", "kendall"))
+    assert (S.n_resamples_for("smoke"), S.n_resamples_for("quick")) == (200, 2000)
+
+
+def test_gap_predictors_stacks_one_table_per_gap():
+    rng = np.random.default_rng(0)
+    f = pd.DataFrame({"g": np.repeat([0, 1, 2, 3, 4, 5], 2), "x": np.arange(12.0), "y": rng.normal(size=12)})
+    f["gap_a"] = f["x"] * 2.0  # perfectly ordered by x
+    f["gap_b"] = -f["x"]  # perfectly reversed
+    t = S.gap_predictors(
+        f, ("gap_a", "gap_b"), ["x", "y"], "spearman", group=["g"], n_resamples=50, seed=0, control=None
+    )
+    assert t["gap"].tolist() == ["gap_a", "gap_a", "gap_b", "gap_b"]
+    assert t.set_index(["gap", "predictor"]).loc[("gap_a", "x"), "estimate"] == pytest.approx(1.0)
+    assert t.set_index(["gap", "predictor"]).loc[("gap_b", "x"), "estimate"] == pytest.approx(-1.0)
+
+
+def test_intervention_effects_table_and_intervals():
+    f = _frame()
+    table, ivs = S.intervention_effects(
+        f,
+        {"decay": {"weight_decay": 0.01, "lr": 0.5}},
+        {"weight_decay": 0.0, "lr": 0.5},
+        {"gap": ("g", False), "sharpness": ("s", True)},
+        n_resamples=50,
+        seed=0,
+    )
+    assert list(table.columns) == ["intervention", "g", "g_low", "g_high", "s", "s_low", "s_high"]
+    assert table.loc[0, ["g", "g_low", "g_high"]].tolist() == pytest.approx([0.15] * 3)
+    assert table.loc[0, "s"] == pytest.approx(2.0)
+    assert ivs["decay"]["sharpness"].estimate == pytest.approx(np.log(2.0))  # the interval stays on the log scale
+    assert S.ratio_text(ivs["decay"]["sharpness"]) == "2.000 times (95 % interval [2.000, 2.000])"
+
+
+def test_comparison_words_read_the_interval():
+    from sharpjac.analysis import Interval
+
+    assert S.comparison_words(Interval(0.3, 0.1, 0.5, 0.95, 9, 10)) == "in favour of the Jacobian."
+    assert S.comparison_words(Interval(-0.3, -0.5, -0.1, 0.95, 9, 10)) == "in favour of sharpness."
+    assert S.comparison_words(Interval(0.1, -0.1, 0.3, 0.95, 9, 10)) == "which does not separate them."
+
+
+def test_at_loss_level_reads_the_first_crossing():
+    runs = pd.DataFrame(
+        {
+            "lr": [0.1] * 4 + [0.2] * 4,
+            "seed": [0] * 8,
+            "step": [3, 0, 1, 2] * 2,  # unsorted on purpose
+            "train_loss": [0.5, 2.0, 1.5, 0.9, 0.1, 2.0, 1.8, 1.7],
+            "x": [30.0, 0.0, 10.0, 20.0, 31.0, 1.0, 11.0, 21.0],
+        }
+    )
+    eq = S.at_loss_level(runs, 1.0, by=["lr", "seed"], columns=("step", "x"))
+    assert eq.to_dict("list") == {"lr": [0.1, 0.2], "seed": [0, 0], "step": [2.0, 3.0], "x": [20.0, 31.0]}
+    assert S.loss_level_for("smoke", 0.25) == 2.0 and S.loss_level_for("paper", 0.25) == 0.25
+
+
+def test_display_helpers_for_predictor_tables():
+    corr = pd.DataFrame({"gap": ["gap_loss"], "predictor": ["sharpness"], "estimate": [0.5]})
+    out = S.labelled(corr, {"gap_loss": "test − train loss"})
+    assert out.columns.tolist() == ["gap", "predictor", "estimate"]
+    assert out.loc[0, "gap"] == "test − train loss" and out.loc[0, "predictor"] != "sharpness"
+    assert S.labelled(corr).loc[0, "gap"] == "gap_loss"
+    labels = S.corr_labels("ρ", "")
+    assert list(labels)[:3] == ["gap", "predictor", "estimate"] and labels["estimate"] == "ρ"
+    assert "gap" not in S.corr_labels("ρ", gap=None)
+
+
+@pytest.mark.parametrize("name", ["weight_decay", "sam_augmentation", "batch_size", "regularisers", "causal_test"])
+def test_chapter_modules_export_the_names_their_chapters_use(name):
+    import importlib
+
+    mod = importlib.import_module(f"sharpjac.experiments.{name}")
+    for attr in ("summarise", "evaluate", "chapter_configs", "labelled", "corr_labels", "PREDICTORS", "BASELINES"):
+        assert attr in mod.__all__ and hasattr(mod, attr), attr
