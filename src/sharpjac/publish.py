@@ -1121,14 +1121,10 @@ def times_table(root: Path, *, smoke_dir: Path | None = None, quick_dir: Path | 
 _FENCE = re.compile(r"^\s*(`{3,}|:{3,})\s*\{(solution|solution-start)\}")
 
 
-def strip_solutions(markdown: str) -> str:
-    """Remove every ``{solution}`` directive block (backtick or colon fence) and every gated
-    ``{solution-start}`` ... ``{solution-end}`` pair from a markdown cell's text.
-
-    A block ends at the first line that is only its fence character repeated at least as often as
-    in the opening fence (CommonMark's rule, so nested shorter fences stay inside it).
-    """
+def _split_solutions(markdown: str) -> tuple[str, list[str]]:
+    """``(text without solutions, [each removed solution block's text])``: see :func:`strip_solutions`."""
     out: list[str] = []
+    removed: list[str] = []
     lines = markdown.splitlines(keepends=True)
     i = 0
     while i < len(lines):
@@ -1137,6 +1133,7 @@ def strip_solutions(markdown: str) -> str:
             out.append(lines[i])
             i += 1
             continue
+        start = i
         fence, kind = match.groups()
         closing = re.compile(rf"^\s*{re.escape(fence[0])}{{{len(fence)},}}\s*$")
         i += 1
@@ -1154,17 +1151,116 @@ def strip_solutions(markdown: str) -> str:
                 while i < len(lines) and not closing.match(lines[i]):
                     i += 1
                 i += 1
-    return re.sub(r"\n{3,}", "\n\n", "".join(out))
+        removed.append("".join(lines[start:i]))
+    return re.sub(r"\n{3,}", "\n\n", "".join(out)), removed
 
 
-def student_notebook(nb: Any) -> Any:
-    """A copy of an executed chapter with :func:`strip_solutions` applied to its markdown cells."""
+def strip_solutions(markdown: str) -> str:
+    """Remove every ``{solution}`` directive block (backtick or colon fence) and every gated
+    ``{solution-start}`` ... ``{solution-end}`` pair from a markdown cell's text.
+
+    A block ends at the first line that is only its fence character repeated at least as often as
+    in the opening fence (CommonMark's rule, so nested shorter fences stay inside it).
+    """
+    return _split_solutions(markdown)[0]
+
+
+# {glue}`key`, {glue:text}`key:.2f`, {glue:md}`key:myst` (roles) and ```{glue:figure} key (directives)
+_GLUE_ROLE = re.compile(r"\{glue(?::[a-z]+)?\}`([^`:]+)")
+_GLUE_DIRECTIVE = re.compile(r"^\s*(?:`{3,}|:{3,})\s*\{glue(?::[a-z]+)?\}\s+(\S+)", re.M)
+
+
+def glue_keys(markdown: str) -> set[str]:
+    """The glue keys a markdown text displays (``{glue...}`` roles and directives)."""
+    return set(_GLUE_ROLE.findall(markdown)) | set(_GLUE_DIRECTIVE.findall(markdown))
+
+
+def _glued_names(cell: Any) -> set[str]:
+    return {o.metadata["scrapbook"]["name"] for o in cell.get("outputs", []) if "scrapbook" in o.get("metadata", {})}
+
+
+def _defined_names(source: str) -> set[str]:
+    """Names a code cell binds (assignments, definitions, imports); empty when it does not parse."""
+    import ast
+
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return set()
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
+            names.add(node.id)
+        elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            names.add(node.name)
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            names |= {(a.asname or a.name).split(".")[0] for a in node.names}
+    return names
+
+
+def _used_names(source: str) -> set[str]:
+    import ast
+
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return set()
+    return {n.id for n in ast.walk(tree) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)}
+
+
+def solution_keys(nb: Any) -> set[str]:
+    """The glue keys shown only inside solutions: displayed by a ``{solution}`` block and by no
+    other markdown of the notebook."""
+    inside: set[str] = set()
+    outside: set[str] = set()
+    for cell in nb.cells:
+        if cell.cell_type == "markdown":
+            kept, removed = _split_solutions(cell.source)
+            outside |= glue_keys(kept)
+            for block in removed:
+                inside |= glue_keys(block)
+    return inside - outside
+
+
+def student_notebook(nb: Any, *, name: str = "notebook") -> Any:
+    """A copy of an executed chapter without solutions: :func:`strip_solutions` applied to its
+    markdown cells, and every code cell that glues only keys of :func:`solution_keys` (the cells
+    that compute a solution) removed with its outputs; a solution key glued by a cell that also
+    glues other keys loses its output.
+
+    Raises ``ValueError`` (one line, naming the chapter) when a later cell reads a name that only a
+    removed cell binds: a reader re-running the student notebook would get a ``NameError``, so
+    the chapter must compute that name outside its solution cell.
+    """
     import copy
 
     nb = copy.deepcopy(nb)
-    for cell in nb.cells:
+    hidden = solution_keys(nb)
+    kept: list[Any] = []
+    removed_names: dict[str, int] = {}  # name -> index of the removed cell that binds it
+    bound: set[str] = set()  # names bound by kept code cells so far
+    for index, cell in enumerate(nb.cells):
         if cell.cell_type == "markdown":
             cell.source = strip_solutions(cell.source)
+        elif cell.cell_type == "code":
+            glued = _glued_names(cell)
+            if glued and glued <= hidden:
+                for n in _defined_names(cell.source):
+                    removed_names.setdefault(n, index)
+                continue
+            if glued & hidden:
+                cell.outputs = [
+                    o for o in cell.outputs if o.get("metadata", {}).get("scrapbook", {}).get("name") not in hidden
+                ]
+            broken = sorted((_used_names(cell.source) & set(removed_names)) - bound)
+            if broken:
+                raise ValueError(
+                    f"{name}: cell {index} reads {', '.join(broken)}, bound only by solution cell "
+                    f"{removed_names[broken[0]]} that the student edition removes; compute it outside the solution cell"
+                )
+            bound |= _defined_names(cell.source)
+        kept.append(cell)
+    nb.cells = kept
     return nb
 
 
@@ -1201,7 +1297,7 @@ def build_student(root: Path) -> Path:
             (tree / "_config.yml").write_text(yaml.safe_dump(config, sort_keys=False, allow_unicode=True))
         for name in names:
             path = tree / EXECUTED_DIR / f"{name}.ipynb"
-            nbformat.write(student_notebook(nbformat.read(str(path), as_version=4)), str(path))
+            nbformat.write(student_notebook(nbformat.read(str(path), as_version=4), name=name), str(path))
         build_book(tree)
         if target.exists():
             shutil.rmtree(target)
