@@ -1264,6 +1264,76 @@ def student_notebook(nb: Any, *, name: str = "notebook") -> Any:
     return nb
 
 
+# What counts as a solution's text: its longest run of plain words (letters, spaces, commas), compared
+# letters only, so line breaks, smart quotes, markup and a PDF's text extraction do not hide it.
+_PLAIN_RUN = re.compile(r"[A-Za-z][A-Za-z ,;]{24,}[A-Za-z]")
+
+
+def _letters(text: str) -> str:
+    return re.sub(r"[^a-z]", "", text.lower())
+
+
+def _phrase(text: str) -> str | None:
+    """The longest run of at least four plain words in ``text`` (markup and glue roles removed)."""
+    text = _GLUE_ROLE.sub(" ", re.sub(r"\{glue(?::[a-z]+)?\}`[^`]*`", " ", text))
+    text = " ".join(line for line in text.splitlines() if not re.match(r"\s*(`{3,}|:{3,}|:[a-z-]+:)", line))
+    runs = [r for r in _PLAIN_RUN.findall(" ".join(text.split())) if len(r.split()) >= 4]
+    return max(runs, key=len) if runs else None
+
+
+def solution_texts(nb: Any) -> list[str]:
+    """One phrase of each solution of an executed chapter: of each ``{solution}`` block's own text,
+    and of each output glued under a key only solutions show (:func:`solution_keys`)."""
+    hidden = solution_keys(nb)
+    phrases: list[str | None] = []
+    for cell in nb.cells:
+        if cell.cell_type == "markdown":
+            phrases += [_phrase(block) for block in _split_solutions(cell.source)[1]]
+        elif cell.cell_type == "code":
+            for out in cell.get("outputs", []):
+                if out.get("metadata", {}).get("scrapbook", {}).get("name") in hidden:
+                    phrases += [_phrase(str(v)) for v in out.get("data", {}).values()]
+    return list(dict.fromkeys(p for p in phrases if p))
+
+
+def edition_text(path: Path) -> str:
+    """The text a reader of ``path`` sees or downloads: a notebook's sources and outputs, a PDF's
+    extracted text, any other file as it is (HTML with its markup)."""
+    if path.suffix == ".ipynb":
+        import nbformat
+
+        nb = nbformat.read(str(path), as_version=4)
+        parts = [c.source for c in nb.cells]
+        for cell in nb.cells:
+            for out in cell.get("outputs", []):
+                parts += [str(v) for v in out.get("data", {}).values()] + [str(out.get("text", ""))]
+        return "\n".join(parts)
+    if path.suffix == ".pdf":
+        from pypdf import PdfReader
+
+        return "\n".join(page.extract_text() or "" for page in PdfReader(str(path)).pages)
+    import html
+
+    return html.unescape(re.sub(r"<[^>]+>", " ", path.read_text(errors="replace")))
+
+
+def edition_files(folder: Path) -> list[Path]:
+    """The files of an edition that can hold text: pages, ``_sources``, the search index, notebooks
+    and PDFs (not the bundled scripts, styles and images of ``_static``)."""
+    suffixes = {".html", ".ipynb", ".md", ".txt", ".js", ".pdf", ".json"}
+    return sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix in suffixes and "_static" not in p.parts)
+
+
+def leaked_solutions(folder: Path, phrases: Iterable[str]) -> list[tuple[str, str]]:
+    """``(file, phrase)`` for every phrase of ``phrases`` found in a file of :func:`edition_files`."""
+    wanted = {p: _letters(p) for p in phrases}
+    found = []
+    for path in edition_files(folder):
+        text = _letters(edition_text(path))
+        found += [(str(path.relative_to(folder)), p) for p, key in wanted.items() if key in text]
+    return found
+
+
 _COPY_IGNORE = (".git", ".venv", "_build", "__pycache__", ".pytest_cache", ".ruff_cache", ".ipynb_checkpoints")
 
 
@@ -1306,6 +1376,11 @@ def build_student(root: Path) -> Path:
         (target / "notebooks").mkdir()
         for name in names:
             shutil.copy(tree / EXECUTED_DIR / f"{name}.ipynb", target / "notebooks" / f"{name}.ipynb")
+    phrases = [p for n in names for p in solution_texts(nbformat.read(str(root / EXECUTED_DIR / f"{n}.ipynb"), 4))]
+    leaks = leaked_solutions(target, phrases)
+    if leaks:  # a kind of solution strip_solutions and student_notebook do not know
+        file, phrase = leaks[0]
+        raise RuntimeError(f"the student edition still shows a solution: {phrase!r} in {file} ({len(leaks)} leaks)")
     return target
 
 
