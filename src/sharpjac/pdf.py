@@ -152,7 +152,7 @@ def print_site(html: Path, files: list[str], out: Path, *, solutions: bool, log=
         raise RuntimeError("printing the book needs " + ", ".join(missing))
     from pypdf import PdfReader, PdfWriter
 
-    pages = [html / f"{f}.html" for f in files]
+    pages = [html.resolve() / f"{f}.html" for f in files]
     absent = [str(p) for p in pages if not p.is_file()]
     if absent:
         raise FileNotFoundError(f"pages not built: {', '.join(absent)}; build the site first (make book)")
@@ -161,6 +161,9 @@ def print_site(html: Path, files: list[str], out: Path, *, solutions: bool, log=
     documents = []
     try:
         driver.execute_cdp_cmd("Emulation.setEmulatedMedia", {"media": "print"})
+        # the interactive figures do not print: plotly.js (4.8 MB) is not even loaded
+        driver.execute_cdp_cmd("Network.enable", {})
+        driver.execute_cdp_cmd("Network.setBlockedURLs", {"urls": ["*plotly*.js"]})
         driver.execute_cdp_cmd(
             "Emulation.setDeviceMetricsOverride",
             {"width": COLUMN_PX, "height": 1000, "deviceScaleFactor": 1, "mobile": False},
@@ -186,7 +189,7 @@ def print_site(html: Path, files: list[str], out: Path, *, solutions: bool, log=
             for p in reader.pages:
                 writer.add_page(p)
             title = _title(state.get("title", file))
-            writer.add_outline_item(title, first)
+            writer.add_outline_item(title=title, page_number=first)
             documents.append((file, title, len(reader.pages), state.get("scaled", [])))
             log(f"  {file:<45} {len(reader.pages):>3} pages  {time.perf_counter() - start:5.1f} s")
     finally:

@@ -1270,7 +1270,10 @@ _PLAIN_RUN = re.compile(r"[A-Za-z][A-Za-z ,;]{24,}[A-Za-z]")
 
 
 def _letters(text: str) -> str:
-    return re.sub(r"[^a-z]", "", text.lower())
+    """Lower-case letters only, after NFKC (a PDF's ligature "\ufb01" reads "fi")."""
+    import unicodedata
+
+    return re.sub(r"[^a-z]", "", unicodedata.normalize("NFKC", text).lower())
 
 
 def _phrase(text: str) -> str | None:
