@@ -38,6 +38,8 @@ const done = arguments[arguments.length - 1];
 const solutions = arguments[0];
 const root = document.documentElement;
 root.classList.add("sharpjac-pdf");
+root.dataset.theme = "light";  // a reader's dark-mode choice does not reach the paper
+root.dataset.mode = "light";
 if (solutions) root.classList.add("sharpjac-pdf-solutions");
 document.querySelectorAll("img").forEach((img) => { img.loading = "eager"; });
 const images = Array.from(document.images).map((img) =>
