@@ -16,7 +16,7 @@ RUNARGS = $(if $(call given,PRESET),--preset $(PRESET)) $(if $(call given,SEED),
           $(if $(call given,PARAMS),--params '$(PARAMS)') $(if $(RESET),--reset) \
           $(if $(call given,JOBS),--jobs $(JOBS))
 
-.PHONY: help install test lint format notebooks book chapter student publish-notebooks lab bench clean distclean
+.PHONY: help install test lint format notebooks book chapter student pdf student-pdf publish-notebooks lab bench clean distclean
 
 help:
 	@echo "make book       build the website into _build/html (quick preset, or each chapter's stored parameters)"
@@ -27,6 +27,8 @@ help:
 	@echo "                (what you leave out keeps each chapter's stored parameters)"
 	@echo "make chapter NB=<name> [PRESET=...] [SEED=...] [PARAMS=...]   re-run one chapter"
 	@echo "make student    build the student edition (no solutions) into _build/student"
+	@echo "make pdf        print the site into one PDF, solutions included: _build/pdf/sharpjac.pdf"
+	@echo "make student-pdf   the student edition as one PDF: _build/student/sharpjac-student.pdf"
 	@echo "make publish-notebooks   commit the executed chapters to the branch the launch buttons open"
 	@echo "make lab        open the chapters (notebooks/*.md) as notebooks in JupyterLab"
 	@echo "make bench      run the benchmarks (prints ratios)"
@@ -68,6 +70,14 @@ book: notebooks
 # the site and the downloadable notebooks without solutions, in _build/student (the normal build is untouched)
 student: notebooks
 	$(PY) -m sharpjac.publish student
+
+# the built pages in table-of-contents order, printed by headless Chromium (Debian's chromium and
+# chromium-driver) with book/_static/print.css and merged into one PDF (sharpjac.pdf)
+pdf: book
+	$(PY) -m sharpjac.pdf
+
+student-pdf: student
+	$(PY) -m sharpjac.pdf --student
 
 # commits notebooks/executed/*.ipynb with the sources of HEAD to the branch book-notebooks
 # (or repository.launch_branch of _config.yml) without touching the working tree; then: git push origin book-notebooks

@@ -360,3 +360,101 @@ def test_unknown_chapter_is_rejected(tmp_path):
     root = _tiny_book(tmp_path, [])
     with pytest.raises(ValueError, match="unknown chapter.*nope.*tiny"):
         publish.execute_all(root, {"preset": "smoke", "seed": 0}, only=["nope"])
+
+
+# ------------------------------------------------------------------------------------------------
+# The student edition and the PDF editions, from the smoke book above (no second execution)
+# ------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def student_book(smoke_book):
+    """The student edition of the smoke book (``_build/student`` inside it) and every solution's phrase."""
+    root, _ = smoke_book
+    target = publish.build_student(root)
+    phrases = {}
+    for name in CHAPTERS:
+        nb = nbformat.read(str(root / "notebooks" / "executed" / f"{name}.ipynb"), as_version=4)
+        phrases[name] = publish.solution_texts(nb)
+    return root, target, phrases
+
+
+def test_student_edition_has_no_solution_anywhere(student_book):
+    """Every solution's phrase is in the normal site and in no file of the student edition: pages,
+    ``_sources``, search index, downloadable notebooks."""
+    root, target, phrases = student_book
+    everything = [p for ps in phrases.values() for p in ps]
+    computed = [
+        n
+        for n in CHAPTERS
+        if publish.solution_keys(nbformat.read(str(root / "notebooks" / "executed" / f"{n}.ipynb"), 4))
+    ]
+    assert len(computed) >= 5, f"only {computed} compute a solution: the check below would test little"
+    assert all(phrases[n] for n in CHAPTERS), [n for n in CHAPTERS if not phrases[n]]
+    normal = publish.leaked_solutions(root / "_build" / "html", everything)
+    assert {p for _, p in normal} == set(everything), "a solution phrase is not on the normal site: the scan is blind"
+    files = publish.edition_files(target)
+    kinds = {p.suffix for p in files}
+    assert {".html", ".ipynb", ".js"} <= kinds and any("_sources" in p.parts for p in files)
+    assert publish.leaked_solutions(target, everything) == []
+    for name in CHAPTERS:  # the cells that compute a solution are gone, the chapter's other cells stay
+        full = nbformat.read(str(root / "notebooks" / "executed" / f"{name}.ipynb"), as_version=4)
+        student = nbformat.read(str(target / "notebooks" / f"{name}.ipynb"), as_version=4)
+        dropped = len(full.cells) - len(student.cells)
+        assert dropped >= 1 if name in computed else dropped == 0, (name, dropped)
+
+
+def test_pdf_editions(student_book):
+    """``make pdf`` and ``make student-pdf``: one PDF each, a bookmark per page of the table of
+    contents, A4 pages; the full edition prints the solutions (unfolded), the student one none; no
+    code toggle, no caption of an interactive figure, and tables scaled to the column."""
+    from sharpjac import pdf
+
+    missing = pdf.missing_tools()
+    if missing:
+        message = "the PDF editions need " + ", ".join(missing)
+        if os.environ.get("CI"):
+            pytest.fail(message + " (CI must install them)")
+        pytest.skip(message)
+    from pypdf import PdfReader
+
+    root, target, phrases = student_book
+    files = pdf.toc_files(root)
+    full = pdf.build_pdf(root, log=lambda *_: None)
+    student = pdf.build_pdf(root, student=True, log=lambda *_: None)
+    assert full["path"] == root / "_build" / "pdf" / "sharpjac.pdf"
+    assert student["path"] == target / "sharpjac-student.pdf"
+    for edition in (full, student):
+        reader = PdfReader(str(edition["path"]))
+        assert len(reader.outline) == len(files) == len(edition["documents"])
+        assert len(reader.pages) == edition["pages"] >= len(files)
+        width, height = (float(v) / 72 for v in reader.pages[0].mediabox.upper_right)
+        assert abs(width - pdf.PAPER_IN[0]) < 0.02 and abs(height - pdf.PAPER_IN[1]) < 0.02
+        zooms = [z for *_, scaled in edition["documents"] for z in scaled]
+        assert all(z >= 0.45 for z in zooms), f"a table is scaled to {min(zooms):.2f} of its width: unreadable"
+    assert student["pages"] < full["pages"]
+    full_text = publish._letters(publish.edition_text(full["path"]))
+    student_text = publish._letters(publish.edition_text(student["path"]))
+    # the solutions: in the full PDF (unfolded), nowhere in the student one
+    written = [p for n in CHAPTERS for p in phrases[n]]
+    printed = [p for p in written if publish._letters(p) in full_text]
+    assert printed == written, f"solutions missing from the full PDF: {sorted(set(written) - set(printed))}"
+    assert [p for p in written if publish._letters(p) in student_text] == []
+    for text in (full_text, student_text):
+        assert publish._letters("Show code cell source") not in text
+        assert publish._letters("This page was computed with") in text  # the chapters printed
+    # an interactive figure's caption does not print, a static figure's does
+    page = (root / "_build" / "html" / "notebooks" / "executed" / "weight_decay.html").read_text()
+    captions = re.findall(r"<figure[^>]*>(.*?)</figure>", page, re.S)
+    interactive = [c for c in captions if "sharpjac-plotly" in c]
+    static = [c for c in captions if "sharpjac-plotly" not in c and "<img" in c]
+    assert interactive and static
+
+    def caption(figure: str) -> str:
+        body = re.search(r'<span class="caption-text">(.*?)</span>\s*</p>', figure, re.S) or re.search(
+            r"<figcaption>(.*?)</figcaption>", figure, re.S
+        )
+        return publish._letters(re.sub(r"<[^>]+>", " ", body.group(1)))[:80]
+
+    assert all(caption(c) not in full_text for c in interactive)
+    assert all(caption(c) in full_text for c in static)

@@ -345,6 +345,66 @@ def test_strip_solutions_removes_both_fence_styles_and_keeps_the_rest():
     assert publish.strip_solutions("no solution here\n") == "no solution here\n"
 
 
+def _glue_output(name: str, text: str) -> dict:
+    """The output ``glue(name, Markdown(text), display=False)`` leaves in an executed notebook."""
+    return nbformat.v4.new_output(
+        "display_data",
+        data={"application/papermill.record/text/markdown": text},
+        metadata={"scrapbook": {"name": name, "mime_prefix": "application/papermill.record/"}},
+    )
+
+
+def _code(source: str, *outputs: dict) -> nbformat.NotebookNode:
+    cell = nbformat.v4.new_code_cell(source)
+    cell.outputs = list(outputs)
+    return cell
+
+
+def test_student_notebook_drops_the_cells_that_compute_a_solution_and_their_outputs():
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [
+        _code("x = 2", _glue_output("shown", "x is 2")),
+        # glues a key the chapter shows and one only a solution shows: the cell stays, that output goes
+        _code(
+            'y = x + 1\nglue("both", 1)\nglue("ans_a", "y is 3")',
+            _glue_output("both", "1"),
+            _glue_output("ans_a", "SECRET-A"),
+        ),
+        nbformat.v4.new_markdown_cell("Text {glue:text}`shown` and {glue:text}`both:.1f`."),
+        # glues only solution keys: the whole cell goes (its code states the solution)
+        _code('z = "SECRET-CODE"\nglue("ans_b", z)', _glue_output("ans_b", "SECRET-B")),
+        nbformat.v4.new_markdown_cell(
+            "```{exercise}\n:label: ex-1\nWhat is y?\n```\n\n"
+            "```{solution} ex-1\n:class: dropdown\n{glue:md}`ans_a:myst` and {glue:md}`ans_b:myst`\n```\n"
+        ),
+        _code("print(x)"),
+    ]
+    assert publish.solution_keys(nb) == {"ans_a", "ans_b"}
+    student = publish.student_notebook(nb, name="tiny")
+    text = json.dumps(student)
+    assert "SECRET" not in text and "{solution}" not in text and "What is y?" in text
+    assert [c.source.splitlines()[0] for c in student.cells if c.cell_type == "code"] == [
+        "x = 2",
+        "y = x + 1",
+        "print(x)",
+    ]
+    assert [o.metadata["scrapbook"]["name"] for o in student.cells[1].outputs] == ["both"]
+    assert "SECRET-B" in json.dumps(nb)  # the executed chapter itself is untouched
+
+
+def test_student_notebook_refuses_to_drop_a_cell_a_later_cell_needs():
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [
+        _code('z = 3\nglue("ans", z)', _glue_output("ans", "3")),
+        nbformat.v4.new_markdown_cell("```{solution} ex-1\n{glue:text}`ans`\n```\n"),
+        _code("print(z + 1)"),
+    ]
+    with pytest.raises(ValueError, match=r"^tiny: cell 2 reads z, bound only by solution cell 0"):
+        publish.student_notebook(nb, name="tiny")
+    nb.cells.insert(2, _code("z = 4"))  # bound again outside the solution: fine
+    assert len(publish.student_notebook(nb, name="tiny").cells) == 3
+
+
 @pytest.mark.book
 def test_student_edition_has_no_solutions_and_the_normal_build_does(tmp_path):
     root = _tiny_book(tmp_path, [])
