@@ -692,7 +692,11 @@ class RunStore:
 
     def has(self, config: TrainConfig) -> bool:
         """Whether the run is stored (its ``meta.json`` exists; :meth:`load` verifies it)."""
-        return (self.path(config) / META).is_file()
+        path = self.path(config) / META
+        try:
+            return path.is_file()
+        except OSError as e:
+            raise _os_error(e, "run store", f"the store is {self.root}") from None
 
     def _missing(self, config: TrainConfig) -> KeyError:
         return KeyError(f"no stored run for this config in {self.root} (key {config_key(config)[:12]})")
