@@ -196,7 +196,7 @@ def _cmd_run(args) -> int:
             import os
 
             cores = os.cpu_count() or 1
-            if not 1 <= args.threads <= cores:
+            if args.threads > cores:  # < 1 is refused by TrainConfig.threads
                 raise ValueError(
                     f"--threads {args.threads} is invalid on this machine; accepted: an int in [1, {cores}] "
                     "(its CPU cores)"
@@ -209,7 +209,7 @@ def _cmd_run(args) -> int:
             resolve_device(config.device)
     except (ValueError, TypeError) as e:
         raise _Error(str(e)) from None
-    if args.output and Path(args.output).suffix not in (".parquet", ".csv"):
+    if args.output and not Path(args.output).is_dir() and Path(args.output).suffix not in (".parquet", ".csv"):
         raise _Error(f"--output={args.output!r} is invalid; accepted: a file name ending in .parquet or .csv")
     store = RunStore(args.cache)
     out = (
