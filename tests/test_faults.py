@@ -711,3 +711,26 @@ def test_meta_records_the_data_digest(stored):
     meta = json.loads((RunStore(root).path(a) / "meta.json").read_text())
     assert len(meta["data_sha256"]) == 64 and meta["code_digest"] == codekey.code_digest()
     assert np.isfinite(runs.run(a, store=root)["train_loss"]).all()
+
+
+@pytest.mark.parametrize(
+    ("fault", "expected"),
+    [
+        (MemoryError("cannot allocate"), "out of memory"),
+        (type("OutOfMemoryError", (RuntimeError,), {})("CUDA out of memory"), "out of memory"),
+        (OSError(errno.ENOSPC, "No space left on device", "/x/record.parquet"), "full"),
+        (OSError(errno.EROFS, "Read-only file system", "/x/meta.json"), "/x/meta.json"),
+    ],
+    ids=["memory", "cuda-oom", "enospc", "erofs"],
+)
+def test_cli_faults_during_a_run_are_one_line(tmp_path, monkeypatch, capsys, fault, expected):
+    from sharpjac import experiments
+
+    exp = experiments.get("progressive_sharpening")
+
+    def boom(*a, **k):
+        raise fault
+
+    monkeypatch.setattr(type(exp), "run", boom)
+    code = cli.main(["run", "progressive_sharpening", "--preset", "smoke", "--cache", str(tmp_path)])
+    assert code == 2 and expected in one_line(capsys.readouterr().err)
