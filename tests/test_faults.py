@@ -734,3 +734,10 @@ def test_cli_faults_during_a_run_are_one_line(tmp_path, monkeypatch, capsys, fau
     monkeypatch.setattr(type(exp), "run", boom)
     code = cli.main(["run", "progressive_sharpening", "--preset", "smoke", "--cache", str(tmp_path)])
     assert code == 2 and expected in one_line(capsys.readouterr().err)
+
+
+def test_publish_notebooks_refuses_a_branch_checked_out_in_another_worktree(repo, tmp_path):
+    subprocess.run(["git", "-C", str(repo), "worktree", "add", "-q", "-b", "other", str(tmp_path / "wt2")], check=True)
+    with pytest.raises(ValueError, match="checked out"):
+        publish.publish_notebooks(repo, branch="other")
+    assert subprocess.run(["git", "-C", str(tmp_path / "wt2"), "status", "--porcelain"], capture_output=True).stdout == b""

@@ -900,9 +900,13 @@ def _check_branch(root: Path, branch: Any) -> str:
     if branch.endswith((".lock", ".")) or ".." in branch or _git(root, "check-ref-format", "--branch", branch) is None:
         raise ValueError(f"--branch={branch!r} is not a valid branch name; accepted: {accepted}")
     current = _git(root, "symbolic-ref", "--quiet", "--short", "HEAD")
-    if current == branch:
+    listing = _git(root, "worktree", "list", "--porcelain") or ""
+    elsewhere = {
+        line.split("refs/heads/", 1)[1] for line in listing.splitlines() if line.startswith("branch refs/heads/")
+    }
+    if current == branch or branch in elsewhere:
         raise ValueError(
-            f"--branch={branch!r} is the checked-out branch; publish-notebooks writes a separate branch "
+            f"--branch={branch!r} is checked out (here or in a worktree); publish-notebooks writes a separate branch "
             f"(accepted: {accepted}; default {LAUNCH_BRANCH})"
         )
     return branch
