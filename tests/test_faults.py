@@ -740,4 +740,5 @@ def test_publish_notebooks_refuses_a_branch_checked_out_in_another_worktree(repo
     subprocess.run(["git", "-C", str(repo), "worktree", "add", "-q", "-b", "other", str(tmp_path / "wt2")], check=True)
     with pytest.raises(ValueError, match="checked out"):
         publish.publish_notebooks(repo, branch="other")
-    assert subprocess.run(["git", "-C", str(tmp_path / "wt2"), "status", "--porcelain"], capture_output=True).stdout == b""
+    status = subprocess.run(["git", "-C", str(tmp_path / "wt2"), "status", "--porcelain"], capture_output=True)
+    assert status.stdout == b""
