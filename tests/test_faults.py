@@ -742,3 +742,14 @@ def test_publish_notebooks_refuses_a_branch_checked_out_in_another_worktree(repo
         publish.publish_notebooks(repo, branch="other")
     status = subprocess.run(["git", "-C", str(tmp_path / "wt2"), "status", "--porcelain"], capture_output=True)
     assert status.stdout == b""
+
+
+def test_make_args_presets_agree_with_publish():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("_make_args", SRC / "sharpjac" / "_make_args.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    assert mod.PRESETS == publish.PRESETS
+    with pytest.raises(mod.MakeArgError, match="RESET"):
+        mod.arguments("notebooks", {"SHARPJAC_MAKE_RESET": "maybe"})
