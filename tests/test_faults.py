@@ -198,7 +198,7 @@ def test_the_walk_covers_every_config_field():
 
 CLI_BAD = {
     "threads-too-many": (["--threads", "100000"], "--threads"),
-    "threads-zero": (["--threads", "0"], "--threads"),
+    "threads-zero": (["--threads", "0"], "threads=0"),
     "duplicate-seed": (["--seed", "1", "--seed", "1"], "--seed"),
     "output-suffix": (["--output", "table.txt"], "--output"),
     "unknown-preset": (["--preset", "huge"], "preset"),
