@@ -524,6 +524,21 @@ def test_the_code_digest_follows_numerics_not_comments(src_copy, case):
     assert (_edit(src_copy, module, old, new) != base) is changes
 
 
+def test_a_study_key_follows_its_experiment_module(src_copy):
+    path = src_copy / "sharpjac" / "experiments" / "t3_low_loss.py"
+    text = path.read_text()
+    own = codekey.code_digest("sharpjac.experiments.t3_low_loss", root=src_copy)
+    every = codekey.code_digest(runs.ALL_EXPERIMENTS, root=src_copy)  # a compute of unknown module
+    other = codekey.code_digest("sharpjac.experiments.t1_covering", root=src_copy)
+    try:
+        path.write_text(text + "\n_CHANGED = 1\n")
+        assert codekey.code_digest("sharpjac.experiments.t3_low_loss", root=src_copy) != own
+        assert codekey.code_digest(runs.ALL_EXPERIMENTS, root=src_copy) != every
+        assert codekey.code_digest("sharpjac.experiments.t1_covering", root=src_copy) == other  # not its code
+    finally:
+        path.write_text(text)
+
+
 def test_a_run_of_other_code_is_never_read_and_is_pruned(tmp_path, monkeypatch):
     st = RunStore(tmp_path)
     c = small()

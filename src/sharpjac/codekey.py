@@ -106,9 +106,16 @@ def _imports(name: str, tree: ast.AST, root: Path) -> set[str]:
 
 def module_closure(entries: Iterable[str], root: Path | None = None) -> dict[str, str]:
     """``{module name: normalised source}`` of ``entries`` and every ``sharpjac`` module they
-    import, transitively, read from ``root`` (default :func:`package_root`)."""
+    import, transitively, read from ``root`` (default :func:`package_root`). An entry that is a
+    package stands for all its modules (a registry such as :mod:`sharpjac.experiments` imports
+    them dynamically, which no static reading sees)."""
     root = Path(root) if root is not None else package_root()
-    todo = list(entries)
+    todo = []
+    for name in entries:
+        todo.append(name)
+        if _is_package(name, root):
+            folder = root.joinpath(*name.split("."))
+            todo.extend(f"{name}.{p.stem}" for p in sorted(folder.glob("*.py")) if p.stem != "__init__")
     out: dict[str, str] = {}
     while todo:
         name = todo.pop()
