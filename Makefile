@@ -10,11 +10,19 @@ PY     := $(VENV)/bin/python
 #   make chapter NB=weight_decay PARAMS="n_seeds=5 method=kendall"
 NB     ?=
 STAMP  := $(VENV)/.installed-stamp
-# set (on the command line or in the environment) -> passed on; unset -> stored parameters are kept
+# set (on the command line or in the environment) -> passed on; unset -> stored parameters are kept.
+# No value is ever pasted into a shell command: each travels as an environment variable holding its
+# raw text ($(value ...): make expands nothing in it either), and src/sharpjac/_make_args.py checks
+# it and runs python -m sharpjac.publish with an argument list (a refusal is one line, exit 2).
 given   = $(filter-out undefined default,$(origin $(1)))
-RUNARGS = $(if $(call given,PRESET),--preset $(PRESET)) $(if $(call given,SEED),--seed $(SEED)) \
-          $(if $(call given,PARAMS),--params '$(PARAMS)') $(if $(RESET),--reset) \
-          $(if $(call given,JOBS),--jobs $(JOBS))
+export SHARPJAC_MAKE_GIVEN  = $(foreach v,PRESET SEED PARAMS JOBS,$(if $(call given,$(v)),$(v)))
+export SHARPJAC_MAKE_NB     = $(value NB)
+export SHARPJAC_MAKE_PRESET = $(value PRESET)
+export SHARPJAC_MAKE_SEED   = $(value SEED)
+export SHARPJAC_MAKE_PARAMS = $(value PARAMS)
+export SHARPJAC_MAKE_JOBS   = $(value JOBS)
+export SHARPJAC_MAKE_RESET  = $(value RESET)
+MAKEARGS = $(PY) src/sharpjac/_make_args.py
 
 .PHONY: help install test lint format notebooks book chapter student pdf student-pdf publish-notebooks lab bench clean distclean
 
@@ -58,11 +66,10 @@ format: $(STAMP)
 
 # PRESET=paper first checks that the run store holds every run (python -m sharpjac.publish missing)
 notebooks: $(STAMP)
-	$(PY) -m sharpjac.publish notebooks $(strip $(RUNARGS))
+	$(MAKEARGS) notebooks
 
 chapter: $(STAMP)
-	@test -n "$(NB)" || (echo "usage: make chapter NB=<name> [PRESET=quick] [SEED=0] [PARAMS=\"n_seeds=5\"]; chapters:"; $(PY) -m sharpjac.publish list; exit 2)
-	$(PY) -m sharpjac.publish notebooks $(strip $(RUNARGS)) --only $(NB)
+	$(MAKEARGS) chapter
 
 book: notebooks
 	$(PY) -m sharpjac.publish build

@@ -12,6 +12,7 @@ import json
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import nbformat
@@ -168,17 +169,33 @@ def _make_n(tmp: Path, *args: str) -> str:
     return done.stdout
 
 
+def _make_args(tmp: Path, *args: str) -> str:
+    """The ``sharpjac.publish`` command ``make`` would run: the make variables reach
+    ``_make_args.py`` as data, and ``SHARPJAC_MAKE_PRINT=1`` makes it print the argument list."""
+    stamp = tmp / "installed-stamp"
+    stamp.touch()
+    done = subprocess.run(
+        ["make", "-s", "-C", str(ROOT), *args, f"PY={sys.executable}", f"STAMP={stamp}", f"VENV={tmp / 'venv'}"],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={"PATH": "/usr/bin:/bin", "SHARPJAC_MAKE_PRINT": "1"},
+    )
+    return done.stdout
+
+
 @pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
 def test_makefile_passes_only_what_the_user_set(tmp_path):
-    plain = _make_n(tmp_path, "notebooks")
+    plain = _make_args(tmp_path, "notebooks")
     assert "sharpjac.publish notebooks" in plain and "--preset" not in plain and "--seed" not in plain
-    one = _make_n(tmp_path, "chapter", "NB=data", "SEED=1")
+    one = _make_args(tmp_path, "chapter", "NB=data", "SEED=1")
     assert "--seed 1" in one and "--preset" not in one and "--only data" in one
-    params = _make_n(tmp_path, "chapter", "NB=weight_decay", "PARAMS=n_seeds=5 fraction=0.8")
+    params = _make_args(tmp_path, "chapter", "NB=weight_decay", "PARAMS=n_seeds=5 fraction=0.8")
     assert "--params 'n_seeds=5 fraction=0.8'" in params
     paper = _make_n(tmp_path, "book", "PRESET=paper")
-    assert "notebooks --preset paper" in paper and "sharpjac.publish build" in paper
-    assert "--reset" in _make_n(tmp_path, "notebooks", "RESET=1")
+    assert "_make_args.py notebooks" in paper and "sharpjac.publish build" in paper
+    assert "notebooks --preset paper" in _make_args(tmp_path, "notebooks", "PRESET=paper")
+    assert "--reset" in _make_args(tmp_path, "notebooks", "RESET=1")
 
 
 # ------------------------------------------------------------------------------------------------

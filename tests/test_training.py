@@ -376,11 +376,11 @@ def test_divergence_stops_and_keeps_the_record():
 def test_divergence_is_declared_at_a_stated_multiple_of_the_initial_loss():
     # a loss that stays finite but explodes (1.8e25 was once recorded as "completed")
     c = _cfg(lr=5.0, max_steps=8, measure_every=1)
-    free = train(c.replace(divergence_factor=1e300))
+    free = train(c.replace(divergence_factor=1e300, divergence_baseline_factor=1e300))
     initial = free.frame["train_loss"].iloc[0]
     assert free.status == "completed" and free.frame["train_loss"].max() > 1e6 * initial  # finite, exploded
     with pytest.warns(RuntimeWarning, match="diverged"):
-        res = train(c.replace(divergence_factor=100.0))
+        res = train(c.replace(divergence_factor=100.0, divergence_baseline_factor=1e300))
     assert res.status == "diverged" and "limit 100x" in res.message
     first_over = int((free.frame["train_loss"] > 100.0 * initial).to_numpy().argmax())
     # stopped at the first measured loss above 100x the initial one, or earlier on a mini-batch loss

@@ -1,4 +1,4 @@
-"""Command line: ``python -m sharpjac {list,info,run} ...``.
+"""Command line: ``python -m sharpjac {list,info,run,store} ...``.
 
 Examples::
 
@@ -7,6 +7,8 @@ Examples::
     python -m sharpjac run progressive_sharpening --preset smoke
     python -m sharpjac run progressive_sharpening --preset quick --seed 1 --set lrs_mse=0.1,0.2 --set max_steps=500
     python -m sharpjac run weight_decay --preset paper --executor ray --address auto
+    python -m sharpjac store list-stale        # runs and studies of other code, never read
+    python -m sharpjac store prune             # ... deleted
 
 ``--executor ray`` sends each grid point to a Ray task (a local Ray instance, or the cluster at
 ``--address``); the run store must then be on a file system every worker sees. Runs that fail are
@@ -15,7 +17,9 @@ listed in a table at the end (exit code 1); the others are stored.
 Runs are stored in ``$SHARPJAC_CACHE`` (default ``~/.cache/sharpjac/runs``) and reused; the
 combined table of an experiment is written as parquet (``--output``; default
 ``<cache>/experiments/<name>-<preset>-<hash>.parquet``). Both are checked writable before anything
-trains. Errors (bad input, an unwritable or damaged store) are one line on stderr with exit code 2.
+trains. Errors (bad input, an unwritable, full or damaged store, a lock that is not released, a
+Ray address that does not answer, memory) are one line on stderr with exit code 2; Ctrl-C exits
+with 130 and a closed output pipe (``... | head -1``) with 141, quietly.
 """
 
 from __future__ import annotations
@@ -96,7 +100,30 @@ def build_parser() -> argparse.ArgumentParser:
     )
     r.add_argument("--force", action="store_true", help="retrain even if stored")
     r.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    st = sub.add_parser(
+        "store",
+        help="runs and studies of other code in the run store: list-stale shows them, prune deletes them",
+        description="Stored runs, studies and artefacts are keyed by the code that computed them "
+        "(sharpjac.codekey); those of other code are never read. list-stale lists them; prune deletes them.",
+    )
+    st.add_argument("action", choices=["list-stale", "prune"], help="list-stale (changes nothing) or prune")
+    st.add_argument("--cache", default=None, help="run store folder (default $SHARPJAC_CACHE, ~/.cache/sharpjac/runs)")
     return p
+
+
+def _cmd_store(args) -> int:
+    from .runs import RunStore
+
+    store = RunStore(args.cache)
+    if not store.root.is_dir():
+        raise _Error(f"--cache={str(store.root)!r} is not a folder; accepted: an existing run store folder")
+    entries = store.stale() if args.action == "list-stale" else store.prune()
+    verb = "stale" if args.action == "list-stale" else "deleted"
+    for path, why in entries:
+        print(f"{verb}  {path}  ({why})")
+    tail = "" if args.action == "prune" or not entries else "; delete them with: python -m sharpjac store prune"
+    print(f"{len(entries)} {verb} entries in {store.root}{tail}")
+    return 0
 
 
 def _cmd_list() -> int:
@@ -159,10 +186,21 @@ def _cmd_run(args) -> int:
     try:
         overrides = parse_overrides(exp.config_cls, args.overrides)
         if args.seed is not None:
+            dup = sorted({s for s in args.seed if args.seed.count(s) > 1})
+            if dup:
+                raise ValueError(f"--seed {dup[0]} is given more than once; accepted: each seed once")
             overrides["seeds"] = tuple(args.seed)
         if args.device is not None:
             overrides["device"] = args.device
         if args.threads is not None:
+            import os
+
+            cores = os.cpu_count() or 1
+            if args.threads > cores:  # < 1 is refused by TrainConfig.threads
+                raise ValueError(
+                    f"--threads {args.threads} is invalid on this machine; accepted: an int in [1, {cores}] "
+                    "(its CPU cores)"
+                )
             overrides["threads"] = args.threads
         config = exp.config_cls.from_preset(args.preset, **overrides)
         if config.device != "auto":
@@ -171,6 +209,8 @@ def _cmd_run(args) -> int:
             resolve_device(config.device)
     except (ValueError, TypeError) as e:
         raise _Error(str(e)) from None
+    if args.output and not Path(args.output).is_dir() and Path(args.output).suffix not in (".parquet", ".csv"):
+        raise _Error(f"--output={args.output!r} is invalid; accepted: a file name ending in .parquet or .csv")
     store = RunStore(args.cache)
     out = (
         Path(args.output)
@@ -187,7 +227,12 @@ def _cmd_run(args) -> int:
             if not args.output or not store.root.is_dir():
                 raise
         if not args.output:
-            out.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                out.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as e:
+                from .runs import _os_error
+
+                raise _os_error(e, "experiment tables folder", "or give --output FILE") from None
         _check_output(out)
     except StoreError as e:
         raise _Error(str(e)) from None
@@ -237,6 +282,35 @@ def _cmd_run(args) -> int:
     return 0
 
 
+def _quiet_broken_pipe() -> int:
+    """After a closed output pipe (``... | head -1``): no traceback at exit, status 141 (SIGPIPE)."""
+    import os
+
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
+    return 141
+
+
+def _one_line(e: BaseException) -> str | None:
+    """The one-line message of a fault a user can fix (None: a bug, let its traceback show)."""
+    from .runs import StoreError, _os_error
+
+    if isinstance(e, StoreError):
+        return str(e)
+    if isinstance(e, OSError):
+        return str(_os_error(e, "file system", "see the path above"))
+    if isinstance(e, MemoryError) or type(e).__name__ == "OutOfMemoryError":
+        first = (str(e).strip().splitlines() or [""])[0][:160]
+        return (
+            f"out of memory ({type(e).__name__}: {first}); choose smaller widths, n_train or "
+            "physical_batch_size (--set physical_batch_size=256), or a machine with more memory"
+        )
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     argv = sys.argv[1:] if argv is None else argv
@@ -251,10 +325,23 @@ def main(argv: list[str] | None = None) -> int:
             return _cmd_info(args.name)
         if args.command == "run":
             return _cmd_run(args)
+        if args.command == "store":
+            return _cmd_store(args)
         parser.print_help()
         return 0
     except _Error as e:
         print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted (the run resumes from its last checkpoint when started again)", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return _quiet_broken_pipe()
+    except Exception as e:  # noqa: BLE001 - faults a user can fix become one line; bugs re-raise
+        line = _one_line(e)
+        if line is None:
+            raise
+        print(f"error: {line}", file=sys.stderr)
         return 2
 
 

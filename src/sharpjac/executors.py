@@ -239,6 +239,7 @@ class RayExecutor(Executor):
                     kw["num_cpus"] = self.num_cpus
                 if self.temp_dir is not None:
                     kw["_temp_dir"] = self.temp_dir
+            _check_answers(self.address)
             try:
                 ray.init(address=self.address, **kw)
             except ConnectionError as e:
@@ -326,6 +327,32 @@ def slow_machine_timeouts() -> None:
 
 
 _CURRENT: contextvars.ContextVar[Executor | None] = contextvars.ContextVar("sharpjac_executor", default=None)
+
+
+#: seconds a ``HOST:PORT`` Ray address has to accept a connection before ``ray.init`` is tried
+ADDRESS_TIMEOUT_S = 10.0
+
+
+def _check_answers(address: str | None, timeout: float = ADDRESS_TIMEOUT_S) -> None:
+    """ConnectionError (one line) unless ``HOST:PORT`` accepts a TCP connection within ``timeout``
+    seconds: ``ray.init`` itself retries a silent address for many minutes without a word.
+    ``None``, ``"auto"`` and ``ray://`` addresses are left to Ray."""
+    import socket
+
+    if address is None or address == "auto" or "://" in address:
+        return
+    host, sep, port = address.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(f"address={address!r} is invalid; accepted: None, 'auto' or 'HOST:PORT'")
+    try:
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout):
+            pass
+    except OSError as e:
+        raise ConnectionError(
+            f"address={address!r}: nothing answered within {timeout:g} s ({e.strerror or type(e).__name__}); "
+            "start a cluster with `ray start --head` there, check HOST:PORT (the GCS port, 6379 by default), "
+            "or give --executor ray without --address"
+        ) from None
 
 
 def make_executor(executor: str | Executor | None = None, *, address: str | None = None, **kw) -> Executor:

@@ -22,7 +22,14 @@ import torch.nn.functional as F
 
 from . import validation as V
 
-__all__ = ["LOSS_NAMES", "get_loss", "smoothed_targets", "output_curvature", "output_curvature_norm"]
+__all__ = [
+    "LOSS_NAMES",
+    "constant_predictor_loss",
+    "get_loss",
+    "smoothed_targets",
+    "output_curvature",
+    "output_curvature_norm",
+]
 
 LOSS_NAMES = ("mse", "ce")
 
@@ -118,3 +125,37 @@ def output_curvature_norm(
     # C_i is symmetric PSD: its spectral norm is its largest eigenvalue.
     ev = torch.linalg.eigvalsh(C.double())
     return float(ev[:, -1].clamp_min(0).mean())
+
+
+def constant_predictor_loss(
+    name: str, targets: torch.Tensor, num_classes: int, *, label_smoothing: float = 0.0
+) -> float:
+    r"""The training loss of the best *constant* predictor :math:`z_i=z` on ``targets``.
+
+    With :math:`T\in\mathbb R^{N\times k}` the (smoothed one-hot, or regression) targets and
+    :math:`\bar t=\frac1N\sum_iT_i`:
+
+    * ``"mse"``: :math:`\min_z\frac1{Nk}\sum_i\|z-T_i\|^2=\frac1k\sum_j\frac1N\sum_i(T_{ij}-\bar t_j)^2`
+      (the mean per-output variance, reached at :math:`z=\bar t`);
+    * ``"ce"``: :math:`\min_p-\frac1N\sum_i\sum_cT_{ic}\log p_c=H(\bar t)=-\sum_c\bar t_c\log\bar t_c`
+      (Gibbs' inequality, reached at :math:`p=\bar t`).
+
+    It is the scale a loss is judged by in :func:`sharpjac.training.train`'s divergence rule: a run
+    far above what predicting a constant achieves has blown up, whatever the loss.
+
+    Args:
+        name: ``"mse"`` or ``"ce"``; targets: int class ids ``[N]`` or regression targets ``[N, m]``
+            (``"mse"`` only); num_classes: ``k`` (ignored for regression targets).
+    """
+    _check(name, label_smoothing)
+    if targets.is_floating_point():
+        if name != "mse":
+            raise ValueError(f"name={name!r} with real-valued targets is invalid; accepted: 'mse'")
+        t = targets.double().reshape(targets.shape[0], -1)
+    else:
+        t = smoothed_targets(targets, num_classes, label_smoothing, dtype=torch.float64)
+    mean = t.mean(dim=0)
+    if name == "mse":
+        return float(((t - mean) ** 2).mean())
+    positive = mean[mean > 0]
+    return float(-(positive * positive.log()).sum())

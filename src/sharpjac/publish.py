@@ -879,6 +879,39 @@ def https_url(remote: str) -> str | None:
     return f"https://{host}/{path}" if path else None
 
 
+def _without_credentials(url: str) -> str:
+    """``url`` with any ``user:password@`` removed (a token in ``repository.url`` never reaches a
+    generated file, as for the git remote in :func:`https_url`)."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    if parts.scheme and "@" in parts.netloc:
+        host = parts.netloc.rpartition("@")[2]
+        return urlunsplit((parts.scheme, host, parts.path, parts.query, parts.fragment))
+    return url
+
+
+def _check_branch(root: Path, branch: Any) -> str:
+    """``branch`` if publish-notebooks may write it: a plain branch name (no ``/``, not ``HEAD``,
+    valid for ``git check-ref-format --branch``) that is not checked out here; else ValueError."""
+    accepted = "a plain branch name such as book-notebooks, not the checked-out branch"
+    if not isinstance(branch, str) or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", branch) or branch == "HEAD":
+        raise ValueError(f"--branch={branch!r} is invalid; accepted: {accepted}")
+    if branch.endswith((".lock", ".")) or ".." in branch or _git(root, "check-ref-format", "--branch", branch) is None:
+        raise ValueError(f"--branch={branch!r} is not a valid branch name; accepted: {accepted}")
+    current = _git(root, "symbolic-ref", "--quiet", "--short", "HEAD")
+    listing = _git(root, "worktree", "list", "--porcelain") or ""
+    elsewhere = {
+        line.split("refs/heads/", 1)[1] for line in listing.splitlines() if line.startswith("branch refs/heads/")
+    }
+    if current == branch or branch in elsewhere:
+        raise ValueError(
+            f"--branch={branch!r} is checked out (here or in a worktree); publish-notebooks writes a separate branch "
+            f"(accepted: {accepted}; default {LAUNCH_BRANCH})"
+        )
+    return branch
+
+
 def _git(root: Path, *args: str) -> str | None:
     done = subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True, check=False)
     return done.stdout.strip() if done.returncode == 0 else None
@@ -895,7 +928,7 @@ def repository_url(root: Path) -> str | None:
     when neither exists (the launch and repository buttons are then hidden)."""
     url = str((_load_config(root).get("repository") or {}).get("url") or "").strip()
     if url:
-        return url.rstrip("/")
+        return _without_credentials(url).rstrip("/")
     if not _is_git_top(root):
         return None
     remote = _git(root, "remote", "get-url", "origin")
@@ -1015,6 +1048,7 @@ def publish_notebooks(root: Path, *, branch: str | None = None, message: str | N
     branch = branch or launch_branch(root)
     if not _is_git_top(root):
         raise FileNotFoundError(f"{root} is not the top level of a git repository; publish-notebooks needs one")
+    _check_branch(root, branch)
     names = chapters(root)
     missing = [n for n in names if not (root / EXECUTED_DIR / f"{n}.ipynb").is_file()]
     if missing:
@@ -1063,6 +1097,22 @@ def build_book(root: Path, *, builder: str = "html") -> None:
     if done.returncode != 0:
         tail = "\n".join((done.stdout + done.stderr).splitlines()[-60:])
         raise RuntimeError(f"jupyter-book build failed (exit {done.returncode}):\n{tail}")
+    refresh_downloads(root / "_build" / builder, repository_url(root))
+
+
+def refresh_downloads(site: Path, url: str | None) -> list[Path]:
+    """Rewrite the install cell (:func:`refresh_install_cell`) of every downloadable notebook of the
+    built ``site`` (``_sources/**/*.ipynb``) for ``url``, the repository URL in force now, so a
+    download installs from it even when the chapter was executed before the URL was set; return the
+    files changed."""
+    changed = []
+    for path in sorted(site.glob("_sources/**/*.ipynb")):
+        text = path.read_text(encoding="utf-8")
+        new = refresh_install_cell(text, url)
+        if new != text:
+            path.write_text(new, encoding="utf-8")
+            changed.append(path)
+    return changed
 
 
 # ------------------------------------------------------------------------------------------------
@@ -1440,7 +1490,14 @@ def main(argv: list[str] | None = None) -> int:
     lint = sub.add_parser("lint", help="ruff check and ruff format --check on the chapters' code")
     lint.add_argument("--fix", action="store_true", help="format the code cells in place")
     args = parser.parse_args(argv)
-    root = repository_root()
+    try:
+        root = repository_root()
+    except FileNotFoundError as err:
+        print(
+            f"error: {err}; run this command inside the book's repository (its top level holds _toc.yml)",
+            file=sys.stderr,
+        )
+        return 2
     try:
         if args.command == "list":
             print("\n".join(chapters(root)))
@@ -1481,6 +1538,14 @@ def main(argv: list[str] | None = None) -> int:
             branch = args.branch or launch_branch(root)
             commit = publish_notebooks(root, branch=branch)
             url = repository_url(root)
+            if url is None:
+                remote = _git(root, "remote", "get-url", "origin")
+                print(
+                    f"warning: the origin remote ({remote or 'none'}) is not a web URL and _config.yml sets no "
+                    "repository.url: the published notebooks tell readers to clone, and the site's launch and "
+                    "repository buttons stay hidden; set repository.url in _config.yml and publish again",
+                    file=sys.stderr,
+                )
             print(f"executed chapters committed to branch {branch} ({commit[:12]}); the working tree is untouched")
             print(
                 f"  publish them: git push origin {branch}"

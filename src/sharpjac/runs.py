@@ -3,8 +3,14 @@
 Keys
 ----
 A run is keyed by the SHA-256 of the canonical JSON (sorted keys, no spaces) of
-``{"config": TrainConfig.to_dict(), "version": sharpjac.__version__, "device": "cpu"|"cuda"}``:
-changing any config field, the package version or the kind of device gives a new run. The store
+``{"config": TrainConfig.to_dict(), "version": sharpjac.__version__, "device": "cpu"|"cuda",
+"code": code_digest("sharpjac.training")}``: changing any config field, the package version, the
+kind of device or the code a run executes (:mod:`sharpjac.codekey`: the normalised source of the
+training loop, models, losses, data, measurement hooks, curvature and Jacobian modules; comments,
+docstrings and formatting do not count) gives a new run. Studies and artefacts are keyed likewise
+by the code of the module that computes them. Runs of other code are never read: their folders
+are simply other keys; ``python -m sharpjac store list-stale`` shows them and ``... store prune``
+deletes them. The store
 lives in ``$SHARPJAC_CACHE`` (default ``~/.cache/sharpjac/runs``)::
 
     <root>/<key>/record.parquet          the DataFrame (one row per measurement)
@@ -41,6 +47,21 @@ is unreadable, fails its checksum, is refused by ``weights_only`` or belongs to 
 is moved aside to ``<name>.damaged-<n>`` with a ``RuntimeWarning`` and the previous generation
 (else a fresh start) is used: damage never causes a crash loop.
 
+*Served only as what it is*: a run is loaded only when the key in its ``meta.json`` equals its
+folder's name and the key of the asked configuration, and the recorded configuration equals the
+asked one (a folder copied or renamed under another key is refused, never served as that run);
+``meta.json`` also records a SHA-256 of the training arrays the run saw (``data_sha256``). A
+checkpoint that passes its checksum but does not fit the model and optimiser it is loaded into is
+set aside like a damaged one.
+
+*Shared by a group*: stored files follow the umask (``os.replace`` of a ``mkstemp`` file would
+otherwise leave them 0600): with ``umask 002`` and a setgid group folder, every member of the group
+can read the runs and add to the store.
+
+*Waits that say so*: a process waiting for another's lock prints (stderr) who holds it (pid,
+host) and since when, and gives up after ``$SHARPJAC_LOCK_TIMEOUT`` seconds (default 21600, six
+hours) with a one-line :class:`StoreError`.
+
 *Locked and checked up front*: :func:`run` checks that the store is writable before any
 training and holds a per-run file lock while it trains, so a second process asking for the same
 run waits and then reuses the stored result. Reading a stored run writes nothing, so a
@@ -74,11 +95,17 @@ from torch import nn
 
 from . import __version__
 from ._util import resolve_device
+from .codekey import RUN_ENTRY, code_digest
 from .training import TrainConfig, TrainResult, train
 
-__all__ = ["RunStore", "StoreError", "atomic_write", "config_key", "default_root", "run"]
+__all__ = ["RunStore", "StoreError", "atomic_write", "config_key", "default_root", "run", "stale_entries"]
 
 CACHE_ENV = "SHARPJAC_CACHE"
+LOCK_TIMEOUT_ENV = "SHARPJAC_LOCK_TIMEOUT"
+DEFAULT_LOCK_TIMEOUT_S = 6 * 3600.0
+#: the module whose import closure keys a study or artefact whose computing module is unknown:
+#: every experiment (an over-approximation: a change anywhere recomputes, never serves stale numbers)
+ALL_EXPERIMENTS = "sharpjac.experiments"
 META = "meta.json"
 RECORD = "record.parquet"
 META_CHECKSUM = "meta_sha256"
@@ -112,8 +139,61 @@ def config_key(config: TrainConfig) -> str:
     """SHA-256 hex digest of the config, the package version and the resolved device type."""
     if not isinstance(config, TrainConfig):
         raise TypeError(f"config must be a TrainConfig, got {type(config).__name__}")
-    payload = {"config": config.to_dict(), "version": __version__, "device": resolve_device(config.device).type}
+    payload = {
+        "config": config.to_dict(),
+        "version": __version__,
+        "device": resolve_device(config.device).type,
+        "code": code_digest(RUN_ENTRY),
+    }
     return _sha256(_canonical_json(payload).encode())
+
+
+def _code_modules(code: Any, compute: Callable | None) -> tuple[str, ...]:
+    """The modules whose code keys a study or artefact: ``code`` (a module name or names), else the
+    module defining ``compute`` when it is a ``sharpjac`` module, else every experiment."""
+    if code is None:
+        module = getattr(compute, "__module__", None) or ""
+        code = module if module.startswith("sharpjac.") else ALL_EXPERIMENTS
+    names = (code,) if isinstance(code, str) else tuple(code)
+    if not names or not all(isinstance(n, str) and (n == "sharpjac" or n.startswith("sharpjac.")) for n in names):
+        raise ValueError(f"code={code!r} is invalid; accepted: a sharpjac module name or a list of them")
+    return tuple(sorted(set(names)))
+
+
+def _umask() -> int:
+    old = os.umask(0o022)
+    os.umask(old)
+    return old
+
+
+def _file_mode() -> int:
+    """The mode a plain new file gets under the current umask (what ``open`` would give)."""
+    return 0o666 & ~_umask()
+
+
+def _os_error(e: OSError, what: str, remedy: str) -> StoreError:
+    """A one-line StoreError for an OSError met while ``what`` (names the path and a remedy)."""
+    import errno
+
+    path = e.filename or what
+    if e.errno in (errno.ENOSPC, errno.EDQUOT):
+        why = "the disk (or quota) is full"
+        remedy = f"free space there or set ${CACHE_ENV} / --cache to a folder on another disk; {remedy}"
+    elif e.errno == errno.EFBIG:
+        why = "the file is larger than the file system allows"
+        remedy = f"set ${CACHE_ENV} / --cache to a folder on another file system; {remedy}"
+    elif e.errno == errno.ENAMETOOLONG:
+        why = "the path is too long"
+        remedy = f"set ${CACHE_ENV} / --cache to a shorter folder; {remedy}"
+    elif e.errno in (errno.ENOTDIR, errno.EEXIST):
+        why = "a part of the path is a file, not a folder"
+        remedy = f"move that file away or set ${CACHE_ENV} / --cache to another folder; {remedy}"
+    elif e.errno == errno.ELOOP:
+        why = "the path is a symbolic link loop (or a link where none is allowed)"
+        remedy = f"remove the link; {remedy}"
+    else:
+        why = e.strerror or type(e).__name__
+    return StoreError(f"{what}: cannot use {path} ({why}); {remedy}")
 
 
 def _fsync_dir(path: Path) -> None:
@@ -139,6 +219,7 @@ def atomic_write(path: str | os.PathLike, write: Callable[[Any], None], *, binar
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.fchmod(fd, _file_mode())  # mkstemp makes 0600; the store follows the umask (shared stores)
         with os.fdopen(fd, "wb" if binary else "w") as f:
             write(f)
             f.flush()
@@ -320,19 +401,32 @@ class _FileCheckpointer:
             return None, "belongs to a different config"
         return state, ""
 
+    def _aside(self, path: Path, why: str, more: bool) -> None:
+        aside = _set_aside(path)
+        side = path.with_name(path.name + ".sha256")
+        if side.exists():
+            _set_aside(side)
+        then = "falling back to the previous checkpoint" if more else "starting afresh"
+        warnings.warn(f"checkpoint {path} {why}; moved aside to {aside.name}, {then}", RuntimeWarning, stacklevel=3)
+
     def load(self) -> dict | None:
         gens = self.generations()
+        self.loaded = None
         for i, path in enumerate(gens):
             state, why = self._try_load(path)
             if state is not None:
+                self.loaded = path
                 return state
-            aside = _set_aside(path)
-            side = path.with_name(path.name + ".sha256")
-            if side.exists():
-                _set_aside(side)
-            then = "falling back to the previous checkpoint" if i + 1 < len(gens) else "starting afresh"
-            warnings.warn(f"checkpoint {path} {why}; moved aside to {aside.name}, {then}", RuntimeWarning, stacklevel=2)
+            self._aside(path, why, i + 1 < len(gens))
         return None
+
+    def reject(self, why: str) -> None:
+        """Set the checkpoint last returned by :meth:`load` aside (it passed its checksum but cannot
+        be used, e.g. it does not fit the model); the next :meth:`load` tries the previous one."""
+        path = getattr(self, "loaded", None)
+        if path is not None and path.exists():
+            self._aside(path, why, len(self.generations()) > 1)
+        self.loaded = None
 
     def save(self, state: dict) -> None:
         path = self.path_for(int(state["step"]))
@@ -346,6 +440,193 @@ class _FileCheckpointer:
         for p in self.generations():
             p.unlink(missing_ok=True)
             p.with_name(p.name + ".sha256").unlink(missing_ok=True)
+
+
+def _study_key(name: Any, spec_j: Any, modules: tuple[str, ...]) -> str:
+    payload = {"name": name, "spec": spec_j, "version": __version__, "code": code_digest(modules)}
+    return _sha256(_canonical_json(payload).encode())
+
+
+def _artefact_hash(name: str, spec_j: Any, modules: tuple[str, ...]) -> str:
+    return _sha256(_canonical_json({"name": name, "spec": spec_j, "code": code_digest(modules)}).encode())[:16]
+
+
+_KEY_RE = re.compile(r"^[0-9a-f]{64}$")
+
+
+def _plain_json(path: Path) -> dict | None:
+    try:
+        obj = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError, UnicodeDecodeError):
+        return None
+    return obj if isinstance(obj, dict) else None
+
+
+def stale_entries(root: str | os.PathLike) -> list[tuple[Path, str]]:
+    """Runs, studies and artefacts under ``root`` that the current code never reads, with why.
+
+    A run folder is stale when the key its ``meta.json`` configuration gives *now* (same config,
+    device kind, current package version and code digest) is not its name; a study or an artefact
+    likewise. Folders without a readable meta (runs in progress, damaged ones) are left out: they
+    are not "other code", and :func:`run` already handles them.
+    """
+    root = Path(root)
+    out: list[tuple[Path, str]] = []
+    if not root.is_dir():
+        return out
+    run_code = code_digest(RUN_ENTRY)
+    for folder in sorted(root.iterdir()):
+        if not (folder.is_dir() and _KEY_RE.match(folder.name)):
+            continue
+        meta = _plain_json(folder / META)
+        if meta is None or not isinstance(meta.get("config"), dict):
+            continue
+        try:
+            device = torch.device(str(meta.get("device", "cpu"))).type
+        except (RuntimeError, TypeError):
+            device = str(meta.get("device"))
+        payload = {"config": meta["config"], "version": __version__, "device": device, "code": run_code}
+        if _sha256(_canonical_json(payload).encode()) != folder.name:
+            why = (
+                f"sharpjac {meta.get('sharpjac_version')}"
+                if meta.get("sharpjac_version") != __version__
+                else ("other code" if meta.get("code_digest") != run_code else "other key")
+            )
+            out.append((folder, f"run of {why} (finished {meta.get('finished_at', '?')})"))
+            continue
+        for art in sorted((folder / "artefacts").glob("*.json")):
+            a = _plain_json(art)
+            code = a.get("code") if a else None
+            if not a or not isinstance(code, list):
+                out.append((art, "artefact of older code (no code digest)"))
+                continue
+            try:
+                h = _artefact_hash(a.get("name"), a.get("spec"), tuple(code))
+            except ValueError:
+                h = None
+            if art.stem != f"{a.get('name')}-{h}":
+                out.append((art, "artefact of other code"))
+    studies = root / "studies"
+    if studies.is_dir():
+        for folder in sorted(studies.iterdir()):
+            meta = _plain_json(folder / META) if folder.is_dir() else None
+            if meta is None:
+                continue
+            code = meta.get("code")
+            if not isinstance(code, list):
+                out.append((folder, "study of older code (no code digest)"))
+                continue
+            try:
+                key = _study_key(meta.get("name"), meta.get("spec"), tuple(code))
+            except ValueError:
+                key = None
+            if key is None or folder.name != f"{meta.get('name')}-{key[:16]}":
+                out.append((folder, "study of other code"))
+    return out
+
+
+class _WaitingLock:
+    """A file lock that says who holds it while waiting, and gives up after a timeout.
+
+    The holder writes ``<lock>.owner`` (pid, host, since); a waiter prints one line to stderr
+    naming them (again every ten minutes) and raises :class:`StoreError` after ``timeout``
+    seconds (None: ``$SHARPJAC_LOCK_TIMEOUT``, else :data:`DEFAULT_LOCK_TIMEOUT_S`). A lock path
+    that is a symbolic link, or not a file, is refused.
+    """
+
+    POLL_S = 0.5
+    REPEAT_S = 600.0
+
+    def __init__(self, path: Path, timeout: float | None = None):
+        self.path = Path(path)
+        self.owner = self.path.with_name(self.path.name + ".owner")
+        self.timeout = timeout
+        self._lock: filelock.FileLock | None = None
+
+    def _limit(self) -> float:
+        if self.timeout is not None:
+            return float(self.timeout)
+        raw = os.environ.get(LOCK_TIMEOUT_ENV, "").strip()
+        if not raw:
+            return DEFAULT_LOCK_TIMEOUT_S
+        try:
+            value = float(raw)
+        except ValueError:
+            value = float("nan")
+        if not (value >= 0 and value != float("inf")):
+            raise StoreError(f"${LOCK_TIMEOUT_ENV}={raw!r} is invalid; accepted: seconds, a finite number >= 0")
+        return value
+
+    def _holder(self) -> str:
+        info = _plain_json(self.owner) or {}
+        if not info:
+            return "another process (no owner file)"
+        return f"pid {info.get('pid', '?')} on {info.get('host', '?')} since {info.get('since', '?')}"
+
+    def __enter__(self) -> _WaitingLock:
+        limit = self._limit()
+        remedy = f"if no process uses the store, delete {self.path}"
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise _os_error(e, "run store lock folder", f"the locks live in {self.path.parent}") from None
+        if self.path.is_symlink() or (self.path.exists() and not self.path.is_file()):
+            raise StoreError(f"lock {self.path} is not a plain file (a link or a folder); {remedy}")
+        lock = filelock.FileLock(str(self.path), mode=_file_mode())
+        start = time.monotonic()
+        told: float | None = None
+        while True:
+            waited = time.monotonic() - start
+            try:
+                lock.acquire(timeout=max(0.0, min(self.POLL_S, limit - waited)))
+                break
+            except filelock.Timeout:
+                pass
+            except OSError as e:
+                raise _os_error(e, "run store lock", remedy) from None
+            waited = time.monotonic() - start
+            if waited >= limit:
+                raise StoreError(
+                    f"gave up after {waited:.0f} s waiting for {self.path}, held by {self._holder()}; wait for "
+                    f"it, set ${LOCK_TIMEOUT_ENV} (seconds) to wait longer, or {remedy}"
+                ) from None
+            if told is None or waited - told >= self.REPEAT_S:
+                print(
+                    f"waiting for {self.path}: held by {self._holder()} (gives up after {limit:.0f} s, "
+                    f"${LOCK_TIMEOUT_ENV})",
+                    file=sys.stderr,
+                    flush=True,
+                )
+                told = waited
+        self._lock = lock
+        info = {"pid": os.getpid(), "host": platform.node(), "since": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+        try:
+            atomic_write(self.owner, lambda f: f.write(json.dumps(info).encode()))
+        except OSError:
+            pass  # a read-only lock folder: the lock still works, the owner is just not named
+        return self
+
+    def __exit__(self, *exc) -> None:
+        try:
+            self.owner.unlink(missing_ok=True)
+        except OSError:
+            pass
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None
+
+    # filelock-compatible names used by callers and tests
+    def acquire(self, timeout: float | None = None) -> _WaitingLock:
+        if timeout is not None:
+            self.timeout = timeout
+        return self.__enter__()
+
+    def release(self) -> None:
+        self.__exit__(None, None, None)
+
+    @property
+    def is_locked(self) -> bool:
+        return self._lock is not None and self._lock.is_locked
 
 
 def _build_model(config: TrainConfig) -> nn.Module:
@@ -391,14 +672,17 @@ class RunStore:
         except OSError as e:
             raise StoreError(f"run store {root} is not writable ({e.strerror or e}); {hint}") from None
 
-    def lock(self, config: TrainConfig) -> filelock.FileLock:
-        """The per-run lock ``<root>/.locks/<key>.lock`` (use as a context manager)."""
-        return self._lock(config_key(config))
+    def lock(self, config: TrainConfig, timeout: float | None = None) -> _WaitingLock:
+        """The per-run lock ``<root>/.locks/<key>.lock`` (use as a context manager).
 
-    def _lock(self, name: str) -> filelock.FileLock:
-        locks = self.root / ".locks"
-        locks.mkdir(parents=True, exist_ok=True)
-        return filelock.FileLock(str(locks / f"{name}.lock"))
+        Args:
+            timeout: seconds to wait for another holder (None: ``$SHARPJAC_LOCK_TIMEOUT``, else
+                six hours); then a one-line :class:`StoreError`.
+        """
+        return self._lock(config_key(config), timeout)
+
+    def _lock(self, name: str, timeout: float | None = None) -> _WaitingLock:
+        return _WaitingLock(self.root / ".locks" / f"{name}.lock", timeout)
 
     def checkpointer(self, config: TrainConfig) -> _FileCheckpointer:
         """The checkpointer :func:`run` gives :func:`~sharpjac.training.train` for ``config``."""
@@ -408,19 +692,33 @@ class RunStore:
 
     def has(self, config: TrainConfig) -> bool:
         """Whether the run is stored (its ``meta.json`` exists; :meth:`load` verifies it)."""
-        return (self.path(config) / META).is_file()
+        path = self.path(config) / META
+        try:
+            return path.is_file()
+        except OSError as e:
+            raise _os_error(e, "run store", f"the store is {self.root}") from None
 
     def _missing(self, config: TrainConfig) -> KeyError:
         return KeyError(f"no stored run for this config in {self.root} (key {config_key(config)[:12]})")
 
     def meta(self, config: TrainConfig) -> dict:
-        """The verified ``meta.json`` (versions, status, wall times, file checksums)."""
+        """The verified ``meta.json`` (versions, status, wall times, file checksums).
+
+        Besides its checksums, the meta must describe *this* run: its key equals the folder's name
+        and the key of ``config``, and its configuration equals ``config``; a folder copied or
+        renamed under another run's key is a :class:`StoreError`, never served as that run.
+        """
         if not self.has(config):
             raise self._missing(config)
         p = self.path(config)
         meta = _read_verified_json(p / META, self._remedy(p))
         if not isinstance(meta.get("files"), dict) or RECORD not in meta["files"]:
             raise StoreError(f"{p / META} lists no file checksums (written by an older sharpjac); {self._remedy(p)}")
+        if meta.get("key") != p.name or meta.get("config") != config.to_dict():
+            raise StoreError(
+                f"{p / META} describes another run (key {str(meta.get('key'))[:12]}, folder {p.name[:12]}: "
+                f"copied or renamed under this key?); {self._remedy(p)}"
+            )
         return meta
 
     def load(self, config: TrainConfig) -> pd.DataFrame:
@@ -494,6 +792,8 @@ class RunStore:
         meta = {
             "key": config_key(config),
             "config": config.to_dict(),
+            "code_digest": code_digest(RUN_ENTRY),
+            "data_sha256": result.frame.attrs.get("data_sha256"),
             "files": files,
             "model_steps": steps,
             "final_step": int(result.steps) if int(result.steps) in steps else None,
@@ -523,10 +823,39 @@ class RunStore:
         """Forget the run (record, networks, meta, artefacts and checkpoints)."""
         shutil.rmtree(self.path(config), ignore_errors=True)
 
+    # -- runs and studies of other code ----------------------------------------------------------
+
+    def stale(self) -> list[tuple[Path, str]]:
+        """``(folder or file, why)`` of everything in the store that the current code never reads:
+        runs, studies and artefacts of another code version (or package version, or damaged
+        beyond reading their meta). Nothing is changed. See :meth:`prune`."""
+        return stale_entries(self.root)
+
+    def prune(self) -> list[tuple[Path, str]]:
+        """Delete what :meth:`stale` lists (each under its lock); return it."""
+        gone = []
+        for path, why in self.stale():
+            if path.parent.name == "studies":
+                name = f"study-{path.name}"
+            else:
+                name = path.name if path.is_dir() else path.parent.parent.name
+            with self._lock(name, timeout=60):
+                if path.is_dir():
+                    shutil.rmtree(path, ignore_errors=True)
+                else:
+                    path.unlink(missing_ok=True)
+            gone.append((path, why))
+        return gone
+
     # -- derived results -----------------------------------------------------------------------
 
     def study(
-        self, name: str, spec: Mapping, compute: Callable[[], pd.DataFrame | Mapping[str, pd.DataFrame]]
+        self,
+        name: str,
+        spec: Mapping,
+        compute: Callable[[], pd.DataFrame | Mapping[str, pd.DataFrame]],
+        *,
+        code: str | tuple[str, ...] | None = None,
     ) -> pd.DataFrame | dict[str, pd.DataFrame]:
         """A derived table (or tables) that trains nothing, computed once and then loaded, verified.
 
@@ -538,11 +867,15 @@ class RunStore:
             name: a file-name-safe label (letters, digits, ``_ . -``).
             spec: JSON-serialisable mapping of everything the result depends on.
             compute: builds the result: a DataFrame or a mapping ``{table name: DataFrame}``.
+            code: the module(s) whose code computes it (their import closure is in the key,
+                :mod:`sharpjac.codekey`); default: ``compute``'s module when it is a ``sharpjac``
+                module, else every experiment.
 
         Returns:
             The same kind of object ``compute`` returns (read back from the store).
         """
-        folder, key, spec_j = self._study_folder(name, spec)
+        modules = _code_modules(code, compute)
+        folder, key, spec_j = self._study_folder(name, spec, code=modules)
         if (folder / META).is_file():
             return self._load_study(folder)
         self.check_writable()
@@ -567,6 +900,8 @@ class RunStore:
             meta = {
                 "name": name,
                 "spec": spec_j,
+                "code": list(modules),
+                "code_digest": code_digest(modules),
                 "key": key,
                 "kind": kind,
                 "tables": list(tables),
@@ -578,21 +913,28 @@ class RunStore:
             _write_verified_json(folder / META, meta)
         return self._load_study(folder)
 
-    def _study_folder(self, name: str, spec: Mapping) -> tuple[Path, str, Any]:
+    def _study_folder(self, name: str, spec: Mapping, code: Any = None) -> tuple[Path, str, Any]:
         _check_name(name, "name")
         spec_j = _spec_json(spec, "spec")
-        key = _sha256(_canonical_json({"name": name, "spec": spec_j, "version": __version__}).encode())
+        key = _study_key(name, spec_j, _code_modules(code, None))
         return self.root / "studies" / f"{name}-{key[:16]}", key, spec_j
 
-    def delete_study(self, name: str, spec: Mapping) -> None:
+    def delete_study(self, name: str, spec: Mapping, *, code: Any = None) -> None:
         """Forget a cached study (the next :meth:`study` call computes it again)."""
-        folder, key, _ = self._study_folder(name, spec)
+        folder, key, _ = self._study_folder(name, spec, code=code)
         with self._lock(f"study-{name}-{key[:16]}"):
             shutil.rmtree(folder, ignore_errors=True)
 
     def _load_study(self, folder: Path) -> pd.DataFrame | dict[str, pd.DataFrame]:
         remedy = f"delete {folder}"
         meta = _read_verified_json(folder / META, remedy)
+        code = meta.get("code")
+        if (
+            not isinstance(code, list)
+            or meta.get("key") != _study_key(meta.get("name"), meta.get("spec"), tuple(code))
+            or folder.name != f"{meta.get('name')}-{str(meta.get('key'))[:16]}"
+        ):
+            raise StoreError(f"{folder / META} describes another study (copied or renamed?); {remedy}")
         out = {}
         for t in meta["tables"]:
             fname = f"{t}.parquet"
@@ -605,11 +947,20 @@ class RunStore:
             out[t] = df
         return out["frame"] if meta["kind"] == "frame" else out
 
-    def artefact(self, config: TrainConfig, name: str, spec: Mapping, compute: Callable[[], Mapping[str, Any]]) -> dict:
+    def artefact(
+        self,
+        config: TrainConfig,
+        name: str,
+        spec: Mapping,
+        compute: Callable[[], Mapping[str, Any]],
+        *,
+        code: str | tuple[str, ...] | None = None,
+    ) -> dict:
         """Derived values of a stored run (e.g. end-of-training measurements of its network), cached.
 
         Kept in ``<root>/<key>/artefacts/<name>-<h>.json`` (``h``: 16 hex digits of the SHA-256 of
-        ``{name, spec}``) with a self-checksum; computed under the run's lock.
+        ``{name, spec, code}``, ``code`` the digest of the computing module's import closure, as for
+        :meth:`study`) with a self-checksum; computed under the run's lock.
 
         Args:
             config: a stored run (KeyError if it is not stored).
@@ -623,7 +974,8 @@ class RunStore:
         spec_j = _spec_json(spec, "spec")
         if not self.has(config):
             raise self._missing(config)
-        h = _sha256(_canonical_json({"name": name, "spec": spec_j}).encode())[:16]
+        modules = _code_modules(code, compute)
+        h = _artefact_hash(name, spec_j, modules)
         path = self.path(config) / "artefacts" / f"{name}-{h}.json"
         remedy = f"delete {path}"
         if path.is_file():
@@ -639,7 +991,14 @@ class RunStore:
                     )
                 values_j = _spec_json(values, f"artefact {name!r} values")
                 _write_verified_json(
-                    path, {"name": name, "spec": spec_j, "values": values_j, "sharpjac_version": __version__}
+                    path,
+                    {
+                        "name": name,
+                        "spec": spec_j,
+                        "code": list(modules),
+                        "values": values_j,
+                        "sharpjac_version": __version__,
+                    },
                 )
         return _read_verified_json(path, remedy)["values"]
 
@@ -691,13 +1050,17 @@ def run(config: TrainConfig, *, store=None, force: bool = False, progress: bool 
     if not force and st.has(config):
         return st.load(config)
     st.check_writable()
-    with st.lock(config):
-        if force:
-            st.delete(config)
-        elif st.has(config):  # another process stored it while we waited
-            return st.load(config)
-        result = train(config, checkpointer=st.checkpointer(config), progress=progress)
-        st.save(config, result)
-        df = st.load(config)
+    try:
+        with st.lock(config):
+            if force:
+                st.delete(config)
+            elif st.has(config):  # another process stored it while we waited
+                return st.load(config)
+            result = train(config, checkpointer=st.checkpointer(config), progress=progress)
+            st.save(config, result)
+            df = st.load(config)
+    except OSError as e:
+        p = st.path(config)
+        raise _os_error(e, "run store", f"the run resumes from its last checkpoint in {p} when run again") from None
     df.attrs["source"] = "trained"
     return df

@@ -69,6 +69,7 @@ were in. Wall times are kept out of the record (see :attr:`TrainResult`).
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import math
 import time
 import warnings
@@ -109,6 +110,9 @@ __all__ = [
 OPTIMIZERS = ("gd", "sgd")
 LR_SCHEDULES = ("constant", "cosine", "step")
 DTYPES = ("float32", "float64")
+
+#: a run that completes with its training loss above this multiple of its initial loss is warned about
+ENDED_ABOVE = 2.0
 
 METRIC_COLUMNS = (
     "step",
@@ -185,7 +189,12 @@ class TrainConfig:
         threads: torch threads the run uses (part of the run's key: results can differ in the last
             bits between thread counts, so the count is configuration, not machine state);
         divergence_factor: a run diverges when its loss is not finite or exceeds this multiple of
-            its initial training loss.
+            its initial training loss;
+        divergence_baseline_factor: ... or exceeds this multiple of the loss of the best constant
+            predictor on its training targets (:func:`sharpjac.losses.constant_predictor_loss`:
+            :math:`\\ln k` for balanced cross-entropy, the per-output target variance for the squared
+            error). The second rule catches cross-entropy blow-ups, whose initial loss is already
+            near :math:`\\ln k`, so that a rule relative to the start alone rarely trips.
     Partial training and snapshots:
         trainable_layers: 1-based blocks of :func:`sharpjac.jacobians.split_layers` that the
             optimiser updates (None: all). The other parameters stay fixed but keep
@@ -238,6 +247,7 @@ class TrainConfig:
     trainable_layers: tuple[int, ...] | None = None
     snapshot_steps: tuple[int, ...] = ()
     divergence_factor: float = 1e3
+    divergence_baseline_factor: float = 100.0
     threads: int = 1
 
     def __post_init__(self):
@@ -369,6 +379,13 @@ class TrainConfig:
             _is_num(self.divergence_factor) and math.isfinite(self.divergence_factor) and self.divergence_factor > 1,
             "divergence_factor",
             "a finite float > 1 (a loss above that multiple of its initial value diverges)",
+        )
+        need(
+            _is_num(self.divergence_baseline_factor)
+            and math.isfinite(self.divergence_baseline_factor)
+            and self.divergence_baseline_factor > 1,
+            "divergence_baseline_factor",
+            "a finite float > 1 (a loss above that multiple of a constant predictor's loss diverges)",
         )
         need(_is_int(self.threads) and self.threads >= 1, "threads", "an int >= 1 (torch threads of the run)")
 
@@ -683,6 +700,14 @@ class _Setup:
             idx = idx.to(self.device)
             return self.x_train[idx], self.y_train[idx]
 
+        self.baseline_loss = _losses.constant_predictor_loss(
+            c.loss, self.y_train.cpu(), int(ds.num_classes), label_smoothing=c.label_smoothing
+        )
+        digest = hashlib.sha256()
+        for t in (self.x_train, self.y_train, self.x_test, self.y_test):
+            digest.update(str((tuple(t.shape), str(t.dtype))).encode())
+            digest.update(t.detach().cpu().contiguous().numpy().tobytes())
+        self.data_sha256 = digest.hexdigest()
         self.sharp_data = subset(c.sharpness_subset, 2)
         self.jac_data = subset(c.jacobian_subset, 3)
         self.model = initial_model(c, dataset=ds)
@@ -816,9 +841,12 @@ class _Threads:
         torch.set_num_threads(self.prev)
 
 
-def _diverging(loss: float, initial: float | None, factor: float) -> bool:
-    """Not finite, or above ``factor`` times the initial training loss."""
+def _diverging(loss: float, initial: float | None, factor: float, baseline: float = 0.0, bfactor: float = 0.0) -> bool:
+    """Not finite, above ``factor`` times the initial training loss, or above ``bfactor`` times
+    the constant predictor's loss ``baseline`` (0: that rule off)."""
     if not math.isfinite(loss):
+        return True
+    if baseline > 0 and bfactor > 0 and loss > bfactor * baseline:
         return True
     return initial is not None and initial > 0 and loss > factor * initial
 
@@ -862,15 +890,32 @@ def _train(config: TrainConfig, user_hooks: list[TrainHook], checkpointer, progr
     start = 0
     resumed_from = None
     ck = checkpointer.load() if checkpointer is not None else None
-    if ck is not None:
+    fresh = {k: v.detach().clone() for k, v in S.model.state_dict().items()} if ck is not None else None
+    while ck is not None:
         if ck.get("config") != c.to_dict():
             raise ValueError("checkpoint belongs to a different config; delete it or use force=True")
-        S.model.load_state_dict(ck["model"])
-        S.optimizer.load_state_dict(ck["optimizer"])
-        rows = [dict(r) for r in ck["rows"]]
-        for h in hooks:
-            h.load_state_dict(ck["hooks"].get(h.name, {}))
-        start = resumed_from = int(ck["step"])
+        try:
+            S.model.load_state_dict(ck["model"])
+            S.optimizer.load_state_dict(ck["optimizer"])
+            rows = [dict(r) for r in ck["rows"]]
+            for h in hooks:
+                h.load_state_dict(ck["hooks"].get(h.name, {}))
+            start = resumed_from = int(ck["step"])
+            break
+        except (RuntimeError, ValueError, KeyError, TypeError, AttributeError, IndexError) as e:
+            # passed its checksum but does not fit this model / optimiser: set aside like a damaged one
+            if not hasattr(checkpointer, "reject"):
+                raise
+            first = (str(e).strip().splitlines() or [type(e).__name__])[0][:160]
+            checkpointer.reject(f"does not fit the model or optimiser ({first})")
+            S.model.load_state_dict(fresh)
+            S.optimizer = torch.optim.SGD(
+                S.params, lr=c.lr, momentum=c.momentum, weight_decay=c.weight_decay, foreach=False
+            )
+            snapshots = Snapshots(c.snapshot_steps)
+            hooks = [Measurements(), snapshots, *user_hooks]
+            rows, start, resumed_from = [], 0, None
+            ck = checkpointer.load()
 
     bar = None
     if progress_enabled(progress):
@@ -879,6 +924,7 @@ def _train(config: TrainConfig, user_hooks: list[TrainHook], checkpointer, progr
         bar = tqdm(total=S.total_steps, initial=start, desc=f"{c.loss} lr={c.lr:g}", leave=False)
 
     measure_time = 0.0
+    limits = (S.baseline_loss, c.divergence_baseline_factor)
     status, diverged, diverged_at, message = "completed", False, None, ""
     step = start
     measured = {int(r["step"]) for r in rows}
@@ -898,11 +944,12 @@ def _train(config: TrainConfig, user_hooks: list[TrainHook], checkpointer, progr
                 measured.add(step)
                 if step == 0:
                     initial_loss = row["train_loss"]
-                if _diverging(row["train_loss"], initial_loss, c.divergence_factor):
+                if _diverging(row["train_loss"], initial_loss, c.divergence_factor, *limits):
                     status, diverged, diverged_at = "diverged", True, step
                     message = (
                         f"training loss became {row['train_loss']:.4g} at step {step} (initial "
-                        f"{initial_loss:.4g}, limit {c.divergence_factor:g}x)"
+                        f"{initial_loss:.4g}, limit {c.divergence_factor:g}x; constant predictor "
+                        f"{S.baseline_loss:.4g}, limit {c.divergence_baseline_factor:g}x)"
                     )
                     break
                 if (c.target_train_loss is not None and row["train_loss"] <= c.target_train_loss) or (
@@ -935,7 +982,7 @@ def _train(config: TrainConfig, user_hooks: list[TrainHook], checkpointer, progr
                     }
                 )
             loss = _train_step(S, step, lr)
-            if _diverging(loss, initial_loss, c.divergence_factor):
+            if _diverging(loss, initial_loss, c.divergence_factor, *limits):
                 status, diverged, diverged_at = "diverged", True, step
                 message = f"mini-batch loss became {loss:.4g} at step {step} (lr={lr:g}); stopped"
                 break
@@ -951,6 +998,15 @@ def _train(config: TrainConfig, user_hooks: list[TrainHook], checkpointer, progr
             RuntimeWarning,
             stacklevel=3,
         )
+    elif initial_loss is not None and rows and rows[-1]["train_loss"] > ENDED_ABOVE * initial_loss:
+        ratio = rows[-1]["train_loss"] / initial_loss
+        message += f"; ended at {ratio:.3g} times its initial training loss (not converging: lr too large?)"
+        warnings.warn(
+            f"run {status} but its training loss ended at {ratio:.3g} times its initial value "
+            f"({rows[-1]['train_loss']:.4g} vs {initial_loss:.4g}; lr={c.lr:g}): it did not train",
+            RuntimeWarning,
+            stacklevel=3,
+        )
     end: dict[str, Mapping[str, Any]] = {}
     ctx = S.context(step, lr_at(c, step, S.total_steps))
     for h in hooks:
@@ -958,6 +1014,7 @@ def _train(config: TrainConfig, user_hooks: list[TrainHook], checkpointer, progr
         if values is not None:
             end[h.name] = dict(values)
     df = _frame(rows, c, status, diverged, diverged_at)
+    df.attrs["data_sha256"] = S.data_sha256
     return TrainResult(
         frame=df,
         status=status,

@@ -1,5 +1,12 @@
 """``cifar10`` / ``cifar100``: the standard python-pickle archives read from a local folder (md5
-checked, extracted safely), downloaded only when ``download=True``."""
+checked, extracted safely), downloaded only when ``download=True``.
+
+Every form the data can take is verified before it is read: the archive against the published md5
+of the archive, an extracted folder file by file against the published md5 of each batch (the
+values torchvision also uses), or, for a folder this module extracted from a verified archive,
+against the md5s it recorded then (``.sharpjac-verified.json``). A folder that does not match is
+never read: a verified archive beside it is extracted in its place (the folder is moved aside to
+``<folder>.mismatch-<n>``, nothing is deleted), else the load is refused in one line."""
 
 from __future__ import annotations
 
@@ -38,6 +45,27 @@ _CIFAR_MD5 = {
     "cifar-10-python.tar.gz": "c58f30108f718f92721af3b95e74349a",
     "cifar-100-python.tar.gz": "eb9058c3a382ffc7106e4002c42a8d85",
 }
+
+
+# md5 of the files of the official extracted folders (published with the archives; torchvision's
+# table); module-level so tests can patch it.
+_CIFAR_FILE_MD5 = {
+    "cifar-10-batches-py": {
+        "data_batch_1": "c99cafc152244af753f735de768cd75f",
+        "data_batch_2": "d4bba439e000b95fd0a9bffe97cbabec",
+        "data_batch_3": "54ebc095f3ab1f0389bbae665268c751",
+        "data_batch_4": "634d18415352ddfa80567beed471001a",
+        "data_batch_5": "482c414d41f54cd18b22e5b47cb7c3cb",
+        "test_batch": "40351d587109b95175f43aff81a1287e",
+        "batches.meta": "5ff9c542aee3614f3951f8cda6e48888",
+    },
+    "cifar-100-python": {
+        "train": "16019d7e3df5f24257cddd939b257f8d",
+        "test": "f0ef6b0ae62326f3e7ffdfab6717acfc",
+        "meta": "7973b15100ade9c7d40fb424638fde48",
+    },
+}
+_VERIFIED = ".sharpjac-verified.json"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -80,6 +108,12 @@ def _data_root(root: Any) -> tuple[pathlib.Path, str]:
 
 
 def _md5(path: pathlib.Path) -> str:
+    st = path.stat()
+    return _md5_cached(str(path), st.st_mtime_ns, st.st_size)
+
+
+@functools.lru_cache(maxsize=64)
+def _md5_cached(path: str, mtime_ns: int, size: int) -> str:
     digest = hashlib.md5(usedforsecurity=False)
     with open(path, "rb") as fh:
         for block in iter(lambda: fh.read(1 << 20), b""):
@@ -95,6 +129,29 @@ def _verify_archive(path: pathlib.Path) -> None:
             f"checksum mismatch for {str(path)!r}: expected md5 {expected}, got {actual}; "
             "the file is corrupt or incomplete - delete it and provide a fresh copy"
         )
+
+
+def _folder_mismatch(layout: _CifarLayout, folder: pathlib.Path) -> str | None:
+    """None when every file of the extracted ``folder`` has its expected md5, else why not."""
+    import json
+
+    expected = dict(_CIFAR_FILE_MD5[layout.folder])
+    try:
+        marker = json.loads((folder / _VERIFIED).read_text())
+        if marker.get("archive_md5") == _CIFAR_MD5[layout.archive] and isinstance(marker.get("files"), dict):
+            expected = dict(marker["files"])  # extracted here from a verified archive
+    except (OSError, ValueError, AttributeError):
+        pass
+    for name in layout.train_files + layout.test_files + (layout.meta_file,):
+        path = folder / name
+        if not path.is_file():
+            if name == layout.meta_file:
+                continue
+            return f"{str(path)!r} is missing"
+        actual = _md5(path)
+        if actual != expected.get(name):
+            return f"{str(path)!r} has md5 {actual}, expected {expected.get(name)} (published checksum)"
+    return None
 
 
 def _safe_extract(archive: pathlib.Path, dest: pathlib.Path, folder: str) -> pathlib.Path:
@@ -122,6 +179,14 @@ def _safe_extract(archive: pathlib.Path, dest: pathlib.Path, folder: str) -> pat
         extracted = tmp / folder
         if not extracted.is_dir():
             raise ValueError(f"archive {str(archive)!r} does not contain the folder {folder!r}")
+        import json
+
+        record = {
+            "archive": archive.name,
+            "archive_md5": _md5(archive),
+            "files": {p.name: _md5(p) for p in sorted(extracted.iterdir()) if p.is_file()},
+        }
+        (extracted / _VERIFIED).write_text(json.dumps(record, indent=1, sort_keys=True))
         final = dest / folder
         if not final.exists():
             os.replace(extracted, final)
@@ -147,15 +212,30 @@ def _cifar_folder(layout: _CifarLayout, root: Any, download: bool) -> pathlib.Pa
     candidates = [base / layout.folder]
     if base.name == layout.folder:  # root points at the extracted folder itself
         candidates.insert(0, base)
+    mismatch = None
     for folder in candidates:
         if all((folder / f).is_file() for f in layout.train_files + layout.test_files):
-            return folder
+            why = _folder_mismatch(layout, folder)
+            if why is None:
+                return folder
+            mismatch = (folder, why)
+            break
     archive = base / layout.archive
     if not archive.is_file() and download:
         _download(_CIFAR_URL + layout.archive, archive)
     if archive.is_file():
         _verify_archive(archive)
+        if mismatch is not None and mismatch[0] == base / layout.folder:
+            n = 1
+            while (base / f"{layout.folder}.mismatch-{n}").exists():
+                n += 1
+            os.replace(mismatch[0], base / f"{layout.folder}.mismatch-{n}")  # kept, never read
         return _safe_extract(archive, base, layout.folder)
+    if mismatch is not None:
+        raise ValueError(
+            f"the extracted CIFAR folder {str(mismatch[0])!r} does not match the published checksums: "
+            f"{mismatch[1]}; delete it and provide a fresh copy, or the archive {layout.archive!r} beside it"
+        )
     looked = [str(c) for c in candidates] + [str(archive)]
     raise FileNotFoundError(
         f"{layout.archive} not found. Looked in {looked} (data folder {str(base)!r} from the "

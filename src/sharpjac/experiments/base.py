@@ -381,7 +381,8 @@ def missing_runs(config: ExperimentConfig, *, name: str, store=None) -> list:
 
     st = _as_store(store)
     if isinstance(config, StudyConfig) and st is not None:
-        folder = st._study_folder(name, {"experiment": name, "config": config.to_dict()})[0]
+        spec = {"experiment": name, "config": config.to_dict()}
+        folder = st._study_folder(name, spec, code=type(config).__module__)[0]
         if (folder / META).is_file():
             return []
     points = _points(config.grid())
@@ -549,7 +550,7 @@ def run_study(
         return config.compute(store=None, progress=progress)
     spec = {"experiment": name, "config": config.to_dict()}
     if force:
-        st.delete_study(name, spec)
+        st.delete_study(name, spec, code=type(config).__module__)
     if ex.name != "serial":
         todo = missing_runs(config, name=name, store=st)
         if todo:
@@ -558,4 +559,5 @@ def run_study(
                 return run(tc, store=st, progress=show), {}
 
             ex.map(train_point, todo, name=name, progress=progress_enabled(progress))
-    return st.study(name, spec, lambda: config.compute(store=st, progress=progress))
+    # keyed by the code of the experiment's module (its import closure), not this module's
+    return st.study(name, spec, lambda: config.compute(store=st, progress=progress), code=type(config).__module__)
