@@ -447,3 +447,18 @@ def test_ids_evaluated_in_chapters_are_registered():
             elif registered[cid] != path.stem:
                 problems.append(f"{path.name}: {cid} is registered for chapter {registered[cid]}")
     assert not problems, "\n".join(problems)
+
+
+def test_claim_maths_is_typeset_for_readers_and_negative_zero_dropped():
+    from sharpjac.claims import no_negative_zero, typeset
+
+    assert typeset("max_i ||Jf(x_i)|| <= sup_S ||Jf||") == "maxᵢ ‖Jf(xᵢ)‖ ≤ sup<sub>S</sub> ‖Jf‖"
+    assert typeset("probability 1 - eps, strength |tau|, 2 L_g sqrt(d) (log(N/eps)/N)^(1/d)") == (
+        "probability 1 − ε, strength |τ|, 2 L<sub>g</sub> √d (log(N/ε)/N)<sup>1/d</sup>"
+    )
+    assert typeset("$\\lambda_{max}$ and lambda_max") == "$\\lambda_{max}$ and λₘₐₓ"  # MathJax untouched
+    # no registered claim keeps ASCII maths in what the boxes and the scorecard show
+    for c in claims.all_claims():
+        shown = typeset(c.statement).split("$")[::2]
+        assert not any(s in part for part in shown for s in ("||", "<=", ">=", "_i ", "sqrt")), c.id
+    assert no_negative_zero("[-0.00, 0.12] and −0 but -0.01") == "[0.00, 0.12] and 0 but -0.01"

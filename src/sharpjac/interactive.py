@@ -148,7 +148,7 @@ def _reader_label(column: str) -> str:
     text = tables.label(column)
     if text == column:
         text = _HOVER_LABELS.get(column, column.replace("_", " "))
-    return text
+    return tables.html_label(text)
 
 
 def _hover_columns(first: str, hover: Sequence[str], shown: Sequence[str]) -> list[str]:
@@ -278,8 +278,8 @@ def explorer(
     if slider is not None:
         _require_columns(df, "slider", [slider])
 
-    x_items = list(x.items())
-    y_label = tables.label(y)
+    x_items = [(tables.html_label(lab), col) for lab, col in x.items()]
+    y_label = _reader_label(y)
     color_values = _ordered_values(df[color])
     colors = plotting.sweep_colors(color_values)
     symbols = _symbols(color_values)
@@ -338,7 +338,7 @@ def explorer(
         log_x=log_x,
         log_y=False,
         legend_on_top=True,
-        legend_title=tables.label(color),
+        legend_title=_reader_label(color),
     )
     fig.update_layout(updatemenus=[_dropdown(buttons, where="x")] if several else [])
 
@@ -420,8 +420,8 @@ def curves(
         if (df.groupby(group, sort=False)[color].nunique() > 1).any():
             raise ValueError(f"color={color!r} is not accepted; expected a column constant within each {group!r}")
 
-    y_items = list(y.items())
-    x_label = tables.label(x)
+    y_items = [(tables.html_label(lab), col) for lab, col in y.items()]
+    x_label = _reader_label(x)
     values = _ordered_values(df[group])
     key = color if color is not None else group
     key_values = _ordered_values(df[key])
@@ -479,7 +479,7 @@ def curves(
         log_x=False,
         log_y=log_y,
         legend_on_top=False,
-        legend_title=tables.label(key),
+        legend_title=_reader_label(key),
     )
     fig.update_layout(updatemenus=[_dropdown(buttons, where="top")] if several else [])
     return fig

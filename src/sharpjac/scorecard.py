@@ -203,7 +203,7 @@ def _cell(text: str) -> str:
 
 def _key(rec: dict) -> str:
     text = rec.get("key_text") or "n/a"
-    return _cell(text)
+    return _cell(claims.no_negative_zero(claims.typeset(text)))
 
 
 def render(root: Path | str) -> tuple[str, str]:
@@ -242,8 +242,9 @@ def render(root: Path | str) -> tuple[str, str]:
         lines += ["No claims are registered.", ""]
         return "\n".join(lines), line + "\n"
     lines += [
-        "| Outcome | Claim | Key number [95 % interval] | Preset | Seeds | Section |",
-        "|:--|:--|:--|:--|--:|:--|",
+        # the outcome and the key number first: on a phone the table scrolls, and they stay in view
+        "| Outcome | Key number [95 % interval] | Claim | Section | Preset | Seeds |",
+        "|:--|:--|:--|:--|:--|--:|",
     ]
     for c in registered:
         status = _status(latest, c)
@@ -257,7 +258,8 @@ def render(root: Path | str) -> tuple[str, str]:
             href = f"../{EXECUTED.as_posix()}/{c.chapter}.html#{claims.anchor(c.id)}"
             where = f'<a href="{href}">{_cell(title)}</a>'
             key, preset, seeds = _key(rec), _cell(rec.get("preset", "")), _cell(rec.get("seeds", ""))
-        lines.append(f"| {_BADGE[status]} | {_cell(c.statement)}{source} | {key} | {preset} | {seeds} | {where} |")
+        statement = _cell(claims.typeset(c.statement))
+        lines.append(f"| {_BADGE[status]} | {key} | {statement}{source} | {where} | {preset} | {seeds} |")
     lines.append("")
     return "\n".join(lines), line + "\n"
 
