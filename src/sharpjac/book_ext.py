@@ -9,6 +9,7 @@ Enable it in ``_config.yml`` (``sphinx: extra_extensions: [sharpjac.book_ext]``)
   :func:`sharpjac.interactive.figure` writes), so pages without one do not download 4.8 MB. The
   script is deferred: it does not block the first paint (the text shows while it loads), and each
   figure's inline script draws the figure at ``DOMContentLoaded``, after deferred scripts ran;
+* sets the theme's ``default_mode`` (``html_context``) to ``"auto"`` when none is set (else the theme logs an error);
 * removes duplicate ``<script>`` entries from every page (sphinx-thebe's inline configuration,
   ``const THEBE_JS_URL = ...``, is registered twice under Jupyter Book, which logs "Identifier
   'THEBE_JS_URL' has already been declared" on every page);
@@ -51,8 +52,10 @@ def _page_has_figure(context: dict) -> bool:
 
 
 def _script_key(script) -> tuple:
+    # an inline script is registered with filename None by one extension and "" by another
     attributes = getattr(script, "attributes", {}) or {}
-    return (getattr(script, "filename", str(script)), tuple(sorted((k, str(v)) for k, v in attributes.items())))
+    filename = getattr(script, "filename", str(script)) or ""
+    return (str(filename), tuple(sorted((k, str(v)) for k, v in attributes.items())))
 
 
 def _dedupe_scripts(context: dict) -> None:
@@ -179,9 +182,20 @@ def _prune_mathjax(app, exception) -> None:
     prune_mathjax(Path(app.outdir) / "_static" / "mathjax")
 
 
+def _theme_defaults(app, config) -> None:
+    # pydata-sphinx-theme logs "Got invalid theme mode: ." on every page when no default mode is set
+    # (Jupyter Book sets none; the theme reads it from html_context): follow the reader's system
+    # setting, light or dark.
+    context = config.html_context
+    if isinstance(context, dict) and not context.get("default_mode"):
+        context["default_mode"] = "auto"
+
+
 def setup(app) -> dict:
     """Register the hooks (called by Sphinx)."""
-    app.connect("html-page-context", _html_page_context)
+    app.connect("config-inited", _theme_defaults)
+    # late, after the extensions that register scripts for the page
+    app.connect("html-page-context", _html_page_context, priority=900)
     app.connect("doctree-resolved", _number_tables)
     app.connect("build-finished", _copy_plotly)
     # after sphinx-mathjax-offline's copy (priority 500)
