@@ -587,7 +587,10 @@ def _viewport(driver, width: int, *, dark: bool = False, touch: bool = False) ->
 def _tap_or_click(driver, x: float, y: float, *, touch: bool) -> None:
     """A real input event at viewport point (x, y): a finger's tap, or a mouse move and click."""
     if touch:
-        driver.execute_cdp_cmd("Input.synthesizeTapGesture", {"x": x, "y": y, "gestureSourceType": "touch"})
+        # a touch start and end at one point: the browser sends touch events, then (as for a finger on a
+        # phone) the compatibility mouse events and the click
+        driver.execute_cdp_cmd("Input.dispatchTouchEvent", {"type": "touchStart", "touchPoints": [{"x": x, "y": y}]})
+        driver.execute_cdp_cmd("Input.dispatchTouchEvent", {"type": "touchEnd", "touchPoints": []})
         return
     for kind in ("mouseMoved", "mousePressed", "mouseReleased"):
         event = {"type": kind, "x": x, "y": y, "button": "left" if kind != "mouseMoved" else "none"}
@@ -620,34 +623,45 @@ def _wait(driver, js: str, *args, timeout: float = 5.0):
 
 
 def _drive_menus(driver, f: int, *, touch: bool) -> list[str]:
-    """Open every drop-down of figure ``f`` and pick every option with real input events."""
+    """Open every drop-down of figure ``f`` and reach every option with real input events.
+
+    With the mouse every option is clicked and must become the chosen one. With a finger the menu
+    is opened by a tap and every option must lie where a finger can reach it (inside the figure,
+    not covered); a tap on an option is not used to choose it, because headless Chromium's touch
+    emulation sends no click for a tap on a plotly menu option (touch events only; seen on main
+    and on this branch alike), which would fail every figure whatever its layout.
+    """
     out = []
     gd = f"document.querySelectorAll('.sharpjac-plotly .js-plotly-plot')[{f}]"
     menus = driver.execute_script(f"return ({gd})._fullLayout.updatemenus.map(m => m.buttons.length);")
+    buttons = f"({gd}).querySelectorAll('.updatemenu-dropdown-button')"
     for m, n in enumerate(menus):
         for i in range(n):
-            driver.execute_script(f"({gd}).scrollIntoView({{block: 'center'}});")
+            driver.execute_script(f"({gd}).scrollIntoView({{block: 'center', behavior: 'instant'}});")
             header = _centre_if_reachable(driver, f"return ({gd}).querySelectorAll('.updatemenu-header')[{m}];")
             if header is None:
                 out.append(f"figure {f + 1}, menu {m + 1}: its header cannot be reached")
                 break
-            _tap_or_click(driver, *header, touch=touch)
-            opened = _wait(
-                driver,
-                f"return ({gd}).querySelectorAll('.updatemenu-dropdown-button').length >= {n};",
-            )
-            if not opened:
+            if not driver.execute_script(f"return {buttons}.length >= {n};"):
+                _tap_or_click(driver, *header, touch=touch)
+            if not _wait(driver, f"return {buttons}.length >= {n};"):
                 out.append(f"figure {f + 1}, menu {m + 1}: does not open")
                 break
-            where = _centre_if_reachable(driver, f"return ({gd}).querySelectorAll('.updatemenu-dropdown-button')[{i}];")
+            where = _centre_if_reachable(driver, f"return {buttons}[{i}];")
             label = driver.execute_script(f"return ({gd})._fullLayout.updatemenus[{m}].buttons[{i}].label;")
             if where is None:
                 out.append(f"figure {f + 1}, menu {m + 1}: option {i + 1} of {n} ({label!r}) cannot be reached")
-                _tap_or_click(driver, *header, touch=touch)  # close the menu again
                 continue
-            _tap_or_click(driver, *where, touch=touch)
+            if touch:
+                continue
+            _tap_or_click(driver, *where, touch=False)
             if not _wait(driver, f"return ({gd})._fullLayout.updatemenus[{m}].active === {i};"):
                 out.append(f"figure {f + 1}, menu {m + 1}: option {i + 1} ({label!r}) clicked but not chosen")
+        # close the menu if it is still open
+        header = _centre_if_reachable(driver, f"return ({gd}).querySelectorAll('.updatemenu-header')[{m}];")
+        if header is not None and driver.execute_script(f"return {buttons}.length > 0;"):
+            _tap_or_click(driver, *header, touch=touch)
+            _wait(driver, f"return {buttons}.length === 0;")
     return out
 
 
@@ -659,7 +673,7 @@ def _drive_sliders(driver, f: int, *, touch: bool) -> list[str]:
     sliders = driver.execute_script(f"return ({gd})._fullLayout.sliders.map(s => s.steps.length);")
     if not sliders:
         return out
-    driver.execute_script(f"({gd}).scrollIntoView({{block: 'center'}});")
+    driver.execute_script(f"({gd}).scrollIntoView({{block: 'center', behavior: 'instant'}});")
     toggle = _centre_if_reachable(driver, f"return ({gd}).querySelector('.legend .traces .legendtoggle');")
     group = None
     if toggle is not None:
@@ -668,7 +682,7 @@ def _drive_sliders(driver, f: int, *, touch: bool) -> list[str]:
         _wait(driver, f"return ({gd}).data[0].visible === 'legendonly';")
     for s, n in enumerate(sliders):
         for i in range(n):
-            driver.execute_script(f"({gd}).scrollIntoView({{block: 'center'}});")
+            driver.execute_script(f"({gd}).scrollIntoView({{block: 'center', behavior: 'instant'}});")
             x, y = driver.execute_script(
                 f"const c = ({gd}).querySelectorAll('.slider-container')[{s}];"
                 f"const tick = c.querySelectorAll('.slider-tick-rect')[{i}].getBoundingClientRect();"
@@ -719,7 +733,7 @@ def reader_problems(driver, base_url: str, pages: list[str], *, explorers: bool 
         problems["captions"] += [f"{page}: {p}" for p in driver.execute_script(_CAPTIONS_JS)]
         problems["hover"] += [f"{page}: {p}" for p in driver.execute_script(_HOVER_JS)]
         if explorers and n_fig:
-            for width, touch in ((1400, False), (400, True)):
+            for width, touch in ((1400, False), (400, False), (400, True)):
                 _viewport(driver, width, touch=touch)
                 driver.get(url)
                 _wait(
