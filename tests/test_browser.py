@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import time
 from pathlib import Path
 
 import pytest
@@ -100,9 +101,10 @@ $$
 :::
 """
 
-# the explorer's traces are (weight decay, seed) pairs in sorted order; these are the first trace's points
-_FIRST_TRACE_SHARPNESS = [10.0]
-_FIRST_TRACE_JACOBIAN = [3.0]
+# the explorer's traces are the weight decays in sorted order (seeds in slider order within each);
+# these are the first trace's points
+_FIRST_TRACE_SHARPNESS = [10.0, 12.0]
+_FIRST_TRACE_JACOBIAN = [3.0, 3.5]
 
 
 @pytest.fixture(scope="module")
@@ -181,6 +183,10 @@ def _driver_paths() -> tuple[str | None, str | None]:
 
 @pytest.fixture(scope="module")
 def browser():
+    yield from _driver()
+
+
+def _driver():
     try:
         from selenium import webdriver
         from selenium.webdriver.chrome.service import Service
@@ -218,7 +224,7 @@ def browser():
         "--window-size=1400,1000",
     ):
         options.add_argument(arg)
-    options.set_capability("goog:loggingPrefs", {"performance": "ALL"})
+    options.set_capability("goog:loggingPrefs", {"performance": "ALL", "browser": "ALL"})
     driver = webdriver.Chrome(service=Service(chromedriver), options=options)
     driver.set_page_load_timeout(60)
     try:
@@ -295,22 +301,26 @@ def test_dropdown_changes_the_plotted_x_data(tiny_site, browser):
     assert header.startswith("max Jacobian"), header  # the drop-down, the axis title, names the statistic
 
 
-def test_slider_changes_the_visible_runs(tiny_site, browser):
+def test_slider_shows_the_runs_of_one_value_and_keeps_the_legend(tiny_site, browser):
     from selenium.webdriver.common.action_chains import ActionChains
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 
     _open(browser, _chapter(tiny_site))
-    before = _visible(browser)
-    assert all(v is True for v in before)
+    y_js = "return document.querySelector('.js-plotly-plot').data.map(t => Array.from(t.y));"
+    before = browser.execute_script(y_js)
+    assert all(v is not None for ys in before for v in ys)
     seeds = browser.execute_script(
-        "return document.querySelector('.js-plotly-plot').data.map(t => t.meta.slider_value);"
+        "return document.querySelector('.js-plotly-plot').data.map(t => t.meta.slider_values);"
     )
     rail = browser.find_element(By.CSS_SELECTOR, ".slider-rail-touch-rect")
     # steps "all", "0", "1" are spread along the rail; a click near its right end selects the last step, seed 1
     ActionChains(browser).move_to_element_with_offset(rail, rail.size["width"] // 2 - 3, 0).click().perform()
-    WebDriverWait(browser, 10).until(lambda d: _visible(d) != before)
-    assert _visible(browser) == [s == "1" for s in seeds]
+    WebDriverWait(browser, 10).until(lambda d: d.execute_script(y_js) != before)
+    after = browser.execute_script(y_js)
+    assert [[y is None for y in ys] for ys in after] == [[s != "1" for s in ss] for ss in seeds]
+    assert _visible(browser) == [True] * 3  # the legend and the reader's toggles are left alone
+    assert len(browser.find_elements(By.CSS_SELECTOR, ".js-plotly-plot .legend .traces")) == 3
 
 
 def test_hovering_a_point_shows_the_runs_hyper_parameters(tiny_site, browser):
@@ -458,5 +468,472 @@ def test_legend_entry_toggles_its_runs(tiny_site, browser):
     groups = browser.execute_script("return document.querySelector('.js-plotly-plot').data.map(t => t.legendgroup);")
     entries[0].find_element(By.CSS_SELECTOR, ".legendtoggle").click()
     WebDriverWait(browser, 10).until(lambda d: _visible(d) != [True] * len(groups))
-    # both seeds' traces of weight decay 0 are hidden (kept in the legend), the others stay
+    # the runs of weight decay 0 are hidden (kept in the legend), the others stay
     assert _visible(browser) == ["legendonly" if g == groups[0] else True for g in groups]
+
+
+# --------------------------------------------------------------------------------------------------
+# The book in a reader's hands: every page of a built site at 1400, 800 and 400 px, light and dark,
+# driven with real mouse events and touch taps. ``reader_problems(driver, site)`` returns what a
+# reader would meet, by kind; the tests below assert there is nothing. Run it on any built site
+# (prints the report):  python tests/test_browser.py _build/html
+
+WIDTHS = (1400, 800, 400)
+
+# Each shown image's aspect ratio against its file's (2 % tolerance: sub-pixel layout rounding of a
+# 400 px wide image moves its ratio by < 0.5 %, a squeezed figure by 16 % or more).
+_IMAGES_JS = """
+const out = [];
+for (const img of document.querySelectorAll('main img')) {
+  const r = img.getBoundingClientRect();
+  if (!img.naturalWidth || r.width < 2 || r.height < 2) continue;
+  const want = img.naturalWidth / img.naturalHeight, got = r.width / r.height;
+  const name = decodeURIComponent(img.getAttribute('src') || '').split('/').pop().slice(0, 40);
+  if (Math.abs(got / want - 1) > 0.02)
+    out.push(name + ': shown ' + Math.round(r.width) + 'x' + Math.round(r.height) + ' px (ratio '
+             + got.toFixed(2) + '), file ratio ' + want.toFixed(2));
+  if (r.right > document.documentElement.clientWidth + 1)
+    out.push(name + ': reaches ' + Math.round(r.right) + ' px, past the window');
+}
+return out;
+"""
+
+_LOAD_IMAGES_JS = """
+const done = arguments[arguments.length - 1];
+const imgs = Array.from(document.querySelectorAll('main img'));
+imgs.forEach(i => { i.loading = 'eager'; });
+Promise.all(imgs.map(i => i.decode().catch(() => null))).then(() => done(imgs.length));
+"""
+
+# A table fits the text column, or scrolls inside a frame that itself fits; reader tables are numbered.
+_TABLES_JS = """
+const out = [];
+const column = (document.querySelector('.bd-article') || document.querySelector('main')).getBoundingClientRect();
+const right = Math.min(column.right, document.documentElement.clientWidth);
+let k = 0;
+for (const t of document.querySelectorAll('main table')) {
+  k += 1;
+  const cap = t.querySelector('caption');
+  const name = 'table ' + k + (cap ? ' "' + cap.textContent.trim().slice(0, 40) + '"' : '');
+  let frame = null;
+  for (let a = t; a && a !== document.body; a = a.parentElement) {
+    const s = getComputedStyle(a).overflowX;
+    if (s === 'auto' || s === 'scroll') { frame = a; break; }
+  }
+  const r = t.getBoundingClientRect();
+  if (r.width === 0) continue;
+  const wide = t.scrollWidth > r.width + 1 || r.right > right + 1;
+  if (!wide) continue;
+  if (!frame) {
+    out.push(name + ': ' + Math.round(t.scrollWidth) + ' px wide, past the column, no scrolling frame');
+    continue;
+  }
+  const f = frame.getBoundingClientRect();
+  if (f.right > document.documentElement.clientWidth + 1)
+    out.push(name + ': its scrolling frame reaches ' + Math.round(f.right) + ' px, past the window');
+}
+return out;
+"""
+
+_CAPTIONS_JS = """
+return Array.from(document.querySelectorAll('div.sharpjac-table table')).map((t, i) => {
+  const c = t.querySelector('caption');
+  const numbered = c && /^Table [0-9.]+/.test(c.textContent.trim());
+  return numbered ? null : 'reader table ' + (i + 1) + ' has no numbered caption';
+}).filter(Boolean);
+"""
+
+# Hover boxes: reader labels only (no internal column name with "_"), each label once.
+_HOVER_JS = """
+const out = [];
+document.querySelectorAll('.sharpjac-plotly .js-plotly-plot').forEach((gd, f) => {
+  const seen = new Set();
+  for (const t of gd.data) {
+    const tmpl = (t.hovertemplate || '').replace('<extra></extra>', '');
+    if (seen.has(tmpl)) continue;
+    seen.add(tmpl);
+    const labels = tmpl.split('<br>').map(l => l.split(':')[0].trim());
+    const bare = tmpl.replace(/%\\{[^}]*\\}/g, '');
+    if (bare.includes('_')) out.push('figure ' + (f + 1) + ': raw name in hover box: ' + bare.slice(0, 80));
+    const dup = labels.filter((l, i) => labels.indexOf(l) !== i);
+    if (dup.length) out.push('figure ' + (f + 1) + ': repeated hover line(s) ' + dup.join(', '));
+  }
+});
+return out;
+"""
+
+_FIGURES_JS = "return document.querySelectorAll('.sharpjac-plotly .js-plotly-plot').length;"
+
+# the legend's entries and the figure's legend groups (a trace without a group is its own)
+_LEGEND_JS = """
+const gd = document.querySelectorAll('.sharpjac-plotly .js-plotly-plot')[arguments[0]];
+const groups = new Set(gd.data.map((t, i) => t.legendgroup || ('trace ' + i)));
+const shown = new Set(Array.from(gd.querySelectorAll('.legend .traces .legendtext')).map(e => e.textContent));
+return [groups.size, shown.size];
+"""
+
+
+def _viewport(driver, width: int, *, dark: bool = False, touch: bool = False) -> None:
+    driver.execute_cdp_cmd(
+        "Emulation.setDeviceMetricsOverride",
+        {"width": width, "height": 900, "deviceScaleFactor": 1, "mobile": width < 500},
+    )
+    driver.execute_cdp_cmd(
+        "Emulation.setEmulatedMedia",
+        {"features": [{"name": "prefers-color-scheme", "value": "dark" if dark else "light"}]},
+    )
+    driver.execute_cdp_cmd("Emulation.setTouchEmulationEnabled", {"enabled": touch, "maxTouchPoints": 1})
+
+
+def _tap_or_click(driver, x: float, y: float, *, touch: bool) -> None:
+    """A real input event at viewport point (x, y): a finger's tap, or a mouse move and click."""
+    if touch:
+        # a touch start and end at one point: the browser sends touch events, then (as for a finger on a
+        # phone) the compatibility mouse events and the click
+        driver.execute_cdp_cmd("Input.dispatchTouchEvent", {"type": "touchStart", "touchPoints": [{"x": x, "y": y}]})
+        driver.execute_cdp_cmd("Input.dispatchTouchEvent", {"type": "touchEnd", "touchPoints": []})
+        return
+    for kind in ("mouseMoved", "mousePressed", "mouseReleased"):
+        event = {"type": kind, "x": x, "y": y, "button": "left" if kind != "mouseMoved" else "none"}
+        if kind != "mouseMoved":
+            event["clickCount"] = 1
+        driver.execute_cdp_cmd("Input.dispatchMouseEvent", event)
+
+
+def _centre_if_reachable(driver, selector_js: str):
+    """The viewport centre of the element that ``selector_js`` returns, if a click there reaches it."""
+    return driver.execute_script(
+        "const el = (function () {" + selector_js + "})();"
+        "if (!el) return null;"
+        # a menu entry's own box (its group's bounding box can include invisible parts)
+        "const r = (el.querySelector && el.querySelector('.updatemenu-item-rect') || el).getBoundingClientRect();"
+        "const x = r.left + r.width / 2, y = r.top + r.height / 2;"
+        "const hit = document.elementFromPoint(x, y);"
+        "return hit && (hit === el || el.contains(hit)) ? [x, y] : null;"
+    )
+
+
+def _wait(driver, js: str, *args, timeout: float = 5.0):
+    end = time.monotonic() + timeout
+    while True:
+        value = driver.execute_script(js, *args)
+        if value or time.monotonic() > end:
+            return value
+        time.sleep(0.05)
+
+
+def _drive_menus(driver, f: int, *, touch: bool) -> list[str]:  # noqa: C901 - one reader's walk
+    """Open every drop-down of figure ``f`` and reach every option with real input events.
+
+    With the mouse every option is clicked and must become the chosen one. With a finger the menu
+    is opened by a tap and every option must lie where a finger can reach it (inside the figure,
+    not covered); a tap on an option is not used to choose it, because headless Chromium's touch
+    emulation sends no click for a tap on a plotly menu option (touch events only; seen on main
+    and on this branch alike), which would fail every figure whatever its layout.
+    """
+    out = []
+    gd = f"document.querySelectorAll('.sharpjac-plotly .js-plotly-plot')[{f}]"
+    menus = driver.execute_script(f"return ({gd})._fullLayout.updatemenus.map(m => m.buttons.length);")
+    buttons = f"({gd}).querySelectorAll('.updatemenu-dropdown-button')"
+    for m, n in enumerate(menus):
+        for i in range(n):
+            driver.execute_script(f"({gd}).scrollIntoView({{block: 'center', behavior: 'instant'}});")
+            header = _centre_if_reachable(driver, f"return ({gd}).querySelectorAll('.updatemenu-header')[{m}];")
+            if header is None:
+                out.append(f"figure {f + 1}, menu {m + 1}: its header cannot be reached")
+                break
+            # a second try, as a reader would, when the figure was still redrawing after the last choice
+            for _ in range(2):
+                if driver.execute_script(f"return {buttons}.length >= {n};"):
+                    break
+                _tap_or_click(driver, *header, touch=touch)
+                if _wait(driver, f"return {buttons}.length >= {n};", timeout=2.0):
+                    break
+            if not driver.execute_script(f"return {buttons}.length >= {n};"):
+                out.append(f"figure {f + 1}, menu {m + 1}: does not open")
+                break
+            where = _centre_if_reachable(driver, f"return {buttons}[{i}];")
+            label = driver.execute_script(f"return ({gd})._fullLayout.updatemenus[{m}].buttons[{i}].label;")
+            if where is None:
+                out.append(f"figure {f + 1}, menu {m + 1}: option {i + 1} of {n} ({label!r}) cannot be reached")
+                continue
+            if touch:
+                continue
+            _tap_or_click(driver, *where, touch=False)
+            if not _wait(driver, f"return ({gd})._fullLayout.updatemenus[{m}].active === {i};"):
+                out.append(f"figure {f + 1}, menu {m + 1}: option {i + 1} ({label!r}) clicked but not chosen")
+            # the choice closes the menu and redraws the figure; let both finish
+            _wait(driver, f"return {buttons}.length === 0;", timeout=2.0)
+            time.sleep(0.2)
+        # close the menu if it is still open
+        header = _centre_if_reachable(driver, f"return ({gd}).querySelectorAll('.updatemenu-header')[{m}];")
+        if header is not None and driver.execute_script(f"return {buttons}.length > 0;"):
+            _tap_or_click(driver, *header, touch=touch)
+            _wait(driver, f"return {buttons}.length === 0;")
+    return out
+
+
+def _drive_sliders(driver, f: int, *, touch: bool) -> list[str]:
+    """Toggle the first legend entry off, move every slider to every step: the legend must stay
+    complete and the toggle must survive."""
+    out = []
+    gd = f"document.querySelectorAll('.sharpjac-plotly .js-plotly-plot')[{f}]"
+    sliders = driver.execute_script(f"return ({gd})._fullLayout.sliders.map(s => s.steps.length);")
+    if not sliders:
+        return out
+    driver.execute_script(f"({gd}).scrollIntoView({{block: 'center', behavior: 'instant'}});")
+    toggle = _centre_if_reachable(driver, f"return ({gd}).querySelector('.legend .traces .legendtoggle');")
+    group = None
+    if toggle is not None:
+        group = driver.execute_script(f"const t = ({gd}).data[0]; return t.legendgroup || null;")
+        _tap_or_click(driver, *toggle, touch=touch)
+        _wait(driver, f"return ({gd}).data[0].visible === 'legendonly';")
+    for s, n in enumerate(sliders):
+        for i in range(n):
+            driver.execute_script(f"({gd}).scrollIntoView({{block: 'center', behavior: 'instant'}});")
+            x, y = driver.execute_script(
+                f"const c = ({gd}).querySelectorAll('.slider-container')[{s}];"
+                f"const tick = c.querySelectorAll('.slider-tick-rect')[{i}].getBoundingClientRect();"
+                "const rail = c.querySelector('.slider-rail-touch-rect').getBoundingClientRect();"
+                "return [tick.left + tick.width / 2, rail.top + rail.height / 2];"
+            )
+            _tap_or_click(driver, x, y, touch=touch)
+            if not _wait(driver, f"return ({gd})._fullLayout.sliders[{s}].active === {i};"):
+                out.append(f"figure {f + 1}, slider {s + 1}: step {i + 1} of {n} cannot be reached")
+                continue
+            label = driver.execute_script(f"return ({gd})._fullLayout.sliders[{s}].steps[{i}].label;")
+            groups, shown = driver.execute_script(_LEGEND_JS, f)
+            if shown < groups:
+                out.append(f"figure {f + 1}, slider at {label!r}: the legend shows {shown} of {groups} entries")
+            if toggle is not None:
+                drawn = driver.execute_script(
+                    f"return ({gd}).data.filter((t, k) => (t.legendgroup || null) === {json.dumps(group)}"
+                    " && (k === 0 || t.legendgroup)).some(t => t.visible === true || t.visible === undefined);"
+                )
+                if drawn:
+                    out.append(f"figure {f + 1}, slider at {label!r}: the reader's legend toggle was undone")
+    return out
+
+
+def reader_problems(driver, base_url: str, pages: list[str], *, explorers: bool = True) -> dict[str, list[str]]:
+    """Everything a reader would meet on ``pages`` (paths under ``base_url``), by kind."""
+    problems: dict[str, list[str]] = {
+        k: [] for k in ("images", "tables", "captions", "console", "menus", "sliders", "hover")
+    }
+    for page in pages:
+        url = f"{base_url}/{page}"
+        _viewport(driver, 1400)
+        driver.get_log("browser")
+        driver.get(url)
+        _wait(driver, "return document.readyState === 'complete';", timeout=30)
+        n_fig = driver.execute_script(_FIGURES_JS)
+        if n_fig:
+            _wait(
+                driver, f"return document.querySelectorAll('.sharpjac-plotly .main-svg').length >= {n_fig};", timeout=30
+            )
+        driver.execute_async_script(_LOAD_IMAGES_JS)
+        for width in WIDTHS:
+            for dark in (False, True):
+                _viewport(driver, width, dark=dark)
+                mode = "dark" if dark else "light"
+                problems["images"] += [f"{page} {width} px {mode}: {p}" for p in driver.execute_script(_IMAGES_JS)]
+            problems["tables"] += [f"{page} {width} px: {p}" for p in driver.execute_script(_TABLES_JS)]
+        problems["captions"] += [f"{page}: {p}" for p in driver.execute_script(_CAPTIONS_JS)]
+        problems["hover"] += [f"{page}: {p}" for p in driver.execute_script(_HOVER_JS)]
+        if explorers and n_fig:
+            for width, touch in ((1400, False), (400, False), (400, True)):
+                _viewport(driver, width, touch=touch)
+                driver.get(url)
+                _wait(
+                    driver,
+                    f"return document.querySelectorAll('.sharpjac-plotly .main-svg').length >= {n_fig};",
+                    timeout=30,
+                )
+                how = "finger" if touch else "mouse"
+                for f in range(n_fig):
+                    problems["menus"] += [f"{page} {width} px {how}: {p}" for p in _drive_menus(driver, f, touch=touch)]
+                    problems["sliders"] += [
+                        f"{page} {width} px {how}: {p}" for p in _drive_sliders(driver, f, touch=touch)
+                    ]
+        problems["console"] += [
+            f"{page}: {e['message'][:160]}" for e in driver.get_log("browser") if e["level"] == "SEVERE"
+        ]
+    _viewport(driver, 1400)
+    return problems
+
+
+def site_pages(site: Path) -> list[str]:
+    """The book's pages (not the search and index pages Sphinx adds)."""
+    skip = {"search.html", "genindex.html", "py-modindex.html"}
+    return sorted(
+        p.relative_to(site).as_posix()
+        for p in site.rglob("*.html")
+        if p.name not in skip and not p.relative_to(site).parts[0].startswith("_")
+    )
+
+
+class _Server:
+    """The site served on 127.0.0.1 (a thread), as a reader's browser would fetch it."""
+
+    def __init__(self, site: Path):
+        import functools
+        import http.server
+        import threading
+
+        handler = functools.partial(_QuietHandler, directory=str(site))
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+try:
+    import http.server as _http_server
+
+    class _QuietHandler(_http_server.SimpleHTTPRequestHandler):
+        def log_message(self, *args) -> None:  # no line per request in the test output
+            pass
+except ImportError:  # pragma: no cover
+    pass
+
+
+def first_paint(driver, url: str, *, mbit: float | None = None) -> float:
+    """Milliseconds to the first contentful paint of ``url`` (cache off; ``mbit``: throttled link)."""
+    driver.execute_cdp_cmd("Network.enable", {})
+    driver.execute_cdp_cmd("Network.setCacheDisabled", {"cacheDisabled": True})
+    throughput = -1 if mbit is None else mbit * 1e6 / 8
+    driver.execute_cdp_cmd(
+        "Network.emulateNetworkConditions",
+        {
+            "offline": False,
+            "latency": 0 if mbit is None else 20,
+            "downloadThroughput": throughput,
+            "uploadThroughput": throughput,
+        },
+    )
+    try:
+        driver.get("about:blank")
+        driver.get(url)
+        return _wait(
+            driver,
+            "const p = performance.getEntriesByName('first-contentful-paint')[0]; return p ? p.startTime : null;",
+            timeout=60,
+        )
+    finally:
+        driver.execute_cdp_cmd(
+            "Network.emulateNetworkConditions",
+            {"offline": False, "latency": 0, "downloadThroughput": -1, "uploadThroughput": -1},
+        )
+        driver.execute_cdp_cmd("Network.setCacheDisabled", {"cacheDisabled": False})
+
+
+@pytest.fixture(scope="module")
+def tiny_server(tiny_site):
+    server = _Server(tiny_site)
+    yield server
+    server.close()
+
+
+_KINDS = ["images", "tables", "captions", "console", "menus", "sliders", "hover"]
+_REPORTS: dict[str, dict[str, list[str]]] = {}  # one browser pass per site, shared by the tests of each kind
+
+
+@pytest.mark.parametrize("kind", _KINDS)
+def test_reader_meets_nothing_wrong_on_the_tiny_book(tiny_site, tiny_server, browser, kind):
+    if "tiny" not in _REPORTS:
+        _REPORTS["tiny"] = reader_problems(browser, tiny_server.url, site_pages(tiny_site))
+    assert not _REPORTS["tiny"][kind], "\n".join(_REPORTS["tiny"][kind])
+
+
+def _built_book() -> Path | None:
+    site = Path(os.environ.get("SHARPJAC_SITE", ROOT / "_build" / "html"))
+    return site if (site / "notebooks" / "executed").is_dir() else None
+
+
+@pytest.mark.parametrize("kind", _KINDS)
+def test_reader_meets_nothing_wrong_in_the_built_book(browser, kind):
+    site = _built_book()
+    if site is None:
+        pytest.skip("no built book (make book, or SHARPJAC_SITE=<site>)")
+    if "book" not in _REPORTS:
+        server = _Server(site)
+        try:
+            _REPORTS["book"] = reader_problems(browser, server.url, site_pages(site))
+        finally:
+            server.close()
+    assert not _REPORTS["book"][kind], "\n".join(_REPORTS["book"][kind][:40])
+
+
+def test_reader_checks_catch_a_squeezed_image_a_cut_menu_and_a_console_error(tmp_path, browser):
+    # the checks must be able to fail: an image with an inline height that max-width cannot keep,
+    # a drop-down that opens down past the figure's bottom edge, a wide table with no frame, a script error
+    import base64
+
+    import plotly.graph_objects as go
+
+    png = base64.b64decode(
+        "iVBORw0KGgoAAAANSUhEUgAAAAIAAAABCAYAAAD0In+KAAAAEUlEQVR4nGNgYGD4z8DAwMAAAAMAAQBn4W2NAAAAAElFTkSuQmCC"
+    )
+    (tmp_path / "wide.png").write_bytes(png)  # 2 x 1 px
+    fig = go.Figure(go.Scatter(x=[1, 2], y=[1, 2]))
+    fig.update_layout(
+        height=300,
+        margin=dict(b=40),
+        updatemenus=[
+            dict(
+                type="dropdown",
+                direction="down",
+                y=-0.1,
+                yanchor="top",
+                buttons=[dict(label=f"option {i}", method="restyle", args=[{"x": [[1, i]]}]) for i in range(8)],
+            )
+        ],
+    )
+    body = interactive.figure(fig, alt="a figure")._repr_html_()
+    (tmp_path / "page.html").write_text(
+        "<!DOCTYPE html><html><head><script src='plotly.min.js'></script></head><body><main>"
+        "<img src='wide.png' style='width:800px;height:400px;max-width:100%'>"
+        "<div><table><tr>" + "<td>wide-cell-content</td>" * 60 + "</tr></table></div>"
+        f"{body}<script>undefinedFunction();</script></main></body></html>"
+    )
+    shutil.copy(book_ext.plotly_js_source(), tmp_path / "plotly.min.js")
+    server = _Server(tmp_path)
+    try:
+        found = reader_problems(browser, server.url, ["page.html"])
+    finally:
+        server.close()
+    assert any("wide.png" in p and "400 px" in p for p in found["images"]), found["images"]
+    assert any("no scrolling frame" in p for p in found["tables"]), found["tables"]
+    assert any("cannot be reached" in p for p in found["menus"]), found["menus"]
+    assert any("undefinedFunction" in p for p in found["console"]), found["console"]
+
+
+if __name__ == "__main__":  # python tests/test_browser.py SITE [--paint PAGE]
+    import sys
+
+    site = Path(sys.argv[1]).resolve()
+    driver_gen = _driver()
+    driver = next(driver_gen)
+    server = _Server(site)
+    try:
+        if "--paint" in sys.argv:
+            page = sys.argv[sys.argv.index("--paint") + 1]
+            for mbit in (None, 10.0):
+                times = [first_paint(driver, f"{server.url}/{page}", mbit=mbit) for _ in range(3)]
+                print(
+                    f"first contentful paint of {page} ({'localhost' if mbit is None else f'{mbit} Mbit/s'}):",
+                    ", ".join(f"{t:.0f} ms" for t in times),
+                )
+        else:
+            pages = site_pages(site) if len(sys.argv) < 3 else sys.argv[2:]
+            report = reader_problems(driver, server.url, pages)
+            for kind, items in report.items():
+                print(f"## {kind}: {len(items)}")
+                for item in items:
+                    print("  ", item)
+    finally:
+        server.close()
+        driver_gen.close()

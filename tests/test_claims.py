@@ -465,3 +465,18 @@ def test_a_check_carries_its_margin_into_the_record():
         claims.evaluate(
             "t1_covering.bound_holds", evidence="e", preset="smoke", seeds=1, violations=0, checks=4, margin=0.1
         )
+
+
+def test_claim_maths_is_typeset_for_readers_and_negative_zero_dropped():
+    from sharpjac.claims import no_negative_zero, typeset
+
+    assert typeset("max_i ||Jf(x_i)|| <= sup_S ||Jf||") == "maxᵢ ‖Jf(xᵢ)‖ ≤ sup<sub>S</sub> ‖Jf‖"
+    assert typeset("probability 1 - eps, strength |tau|, 2 L_g sqrt(d) (log(N/eps)/N)^(1/d)") == (
+        "probability 1 − ε, strength |τ|, 2 L<sub>g</sub> √d (log(N/ε)/N)<sup>1/d</sup>"
+    )
+    assert typeset("$\\lambda_{max}$ and lambda_max") == "$\\lambda_{max}$ and λₘₐₓ"  # MathJax untouched
+    # no registered claim keeps ASCII maths in what the boxes and the scorecard show
+    for c in claims.all_claims():
+        shown = typeset(c.statement).split("$")[::2]
+        assert not any(s in part for part in shown for s in ("||", "<=", ">=", "_i ", "sqrt")), c.id
+    assert no_negative_zero("[-0.00, 0.12] and −0 but -0.01") == "[0.00, 0.12] and 0 but -0.01"

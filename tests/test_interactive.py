@@ -98,18 +98,57 @@ def test_explorer_hover_lists_reader_labels_and_run_values():
     assert fig.layout.updatemenus == ()  # a single statistic needs no drop-down
 
 
-def test_explorer_slider_shows_the_runs_of_one_value():
+def test_explorer_slider_keeps_the_legend_and_blanks_the_other_runs():
+    df = _runs()
     fig = interactive.explorer(
-        _runs(), x={"s": "sharpness"}, y="gap_loss", color="weight_decay", hover=["lr"], slider="seed"
+        df, x={"s": "sharpness"}, y="gap_loss", color="weight_decay", hover=["lr"], slider="seed"
     )
-    # traces: (wd, seed) pairs; legend shows one entry per weight decay
-    assert len(fig.data) == 6
-    assert sum(bool(t.showlegend) for t in fig.data) == 3
+    # one trace (one legend entry) per weight decay, whatever the slider shows
+    assert len(fig.data) == 3 and all(t.showlegend is not False for t in fig.data)
     (slider,) = fig.layout.sliders
     assert [s.label for s in slider.steps] == ["all", "0", "1"]
-    assert slider.steps[0].args[0]["visible"] == [True] * 6
-    seeds = [t.meta["slider_value"] for t in fig.data]
-    assert slider.steps[2].args[0]["visible"] == [s == "1" for s in seeds]
+    for step in slider.steps:
+        # the slider never touches visibility (the reader's legend toggles stay)
+        assert set(step.args[0]) == {"y"}
+    assert slider.steps[0].args[0]["y"] == [list(t.y) for t in fig.data]
+    for trace, ys in zip(fig.data, slider.steps[2].args[0]["y"]):
+        seeds = trace.meta["slider_values"]
+        assert [y is None for y in ys] == [s != "1" for s in seeds]
+        assert [y for y, s in zip(ys, seeds) if s == "1"] == [y for y, s in zip(trace.y, seeds) if s == "1"]
+
+
+def test_explorer_menu_opens_over_the_plot_and_hover_shows_each_value_once():
+    df = _runs().assign(label_noise=0.1)
+    fig = interactive.explorer(
+        df,
+        x={"s": "sharpness", "j": "jac_spectral_max"},
+        y="gap_loss",
+        color="weight_decay",
+        hover=["weight_decay", "gap_loss", "sharpness", "label_noise", "seed"],
+    )
+    (menu,) = fig.layout.updatemenus
+    assert menu.y < 0 and menu.direction == "up"  # under the x axis, opening over the plot
+    template = fig.data[0].hovertemplate
+    lines = template.replace("<extra></extra>", "").split("<br>")
+    assert lines[0].startswith(tables.LABELS["weight_decay"] + ":")
+    # y and the x statistics are shown by the coordinates, not again as hover columns
+    assert sum(tables.LABELS["gap_loss"] in line for line in lines) == 1
+    assert "label noise:" in template and "label_noise" not in template
+    assert fig.layout.xaxis.tickformat == "~g"  # log ticks written as numbers, not "2 5 2 5"
+
+
+def test_category_colours_are_qualitative_and_numbers_ordered():
+    names = ["none", "SAM", "augmentation", "larger rate", "smaller batch"]
+    colors = plotting.sweep_colors(names)
+    assert list(colors.values()) == list(plotting.QUALITATIVE[:5])
+    assert set(plotting.QUALITATIVE).isdisjoint({c.lower() for c in plotting.COLORS.values()})
+    # neighbours differ clearly (RGB distance > 0.25 of sqrt 3), unlike two steps of an ordered ramp
+    rgb = [np.array(mcolors.to_rgb(c)) for c in colors.values()]
+    assert min(np.linalg.norm(a - b) for i, a in enumerate(rgb) for b in rgb[i + 1 :]) > 0.25
+    fig = interactive.explorer(
+        pd.DataFrame({"r": names, "s": [1.0, 2, 3, 4, 5], "g": [0.1] * 5}), x={"s": "s"}, y="g", color="r", hover=[]
+    )
+    assert [t.marker.color for t in fig.data] == list(plotting.QUALITATIVE[:5])
 
 
 def test_curves_one_trace_per_group_and_y_dropdown():
@@ -124,6 +163,24 @@ def test_curves_one_trace_per_group_and_y_dropdown():
     assert fig.layout.yaxis.type == "log"
 
 
+def test_curves_grouped_by_setting_have_one_legend_entry_per_setting():
+    rows = [
+        dict(run=f"{p}-{seed}", penalty=p, seed=seed, step=t, sharpness=1.0 + t + seed)
+        for p in (0.0, 0.01)
+        for seed in range(5)
+        for t in range(3)
+    ]
+    fig = interactive.curves(
+        pd.DataFrame(rows), x="step", y={"λ": "sharpness"}, group="run", hover=["seed"], color="penalty"
+    )
+    assert len(fig.data) == 10  # one thin line per run
+    assert [t.name for t in fig.data if t.showlegend] == ["0", "0.01"]
+    assert [t.legendgroup for t in fig.data] == ["0.0"] * 5 + ["0.01"] * 5
+    assert all(t.line.width < 2 for t in fig.data)
+    with pytest.raises(ValueError, match="color="):
+        interactive.curves(pd.DataFrame(rows), x="step", y={"λ": "sharpness"}, group="penalty", hover=[], color="seed")
+
+
 def test_figure_html_is_offline_deterministic_and_labelled():
     fig = interactive.explorer(_runs(), x={"s": "sharpness"}, y="gap_loss", color="weight_decay", hover=[])
     obj = interactive.figure(fig, alt='Gap "against" sharpness')
@@ -132,8 +189,10 @@ def test_figure_html_is_offline_deterministic_and_labelled():
     assert 'aria-label="Gap &quot;against&quot; sharpness"' in html
     assert "<script src" not in html and "cdn" not in html.lower()
     assert html == interactive.figure(fig, alt='Gap "against" sharpness')._repr_html_()
-    # without plotly.js (JupyterLab) the figure's script is skipped instead of raising
-    assert "if (window.Plotly && document.getElementById(" in html
+    # without plotly.js (JupyterLab) the figure's script is skipped instead of raising; with the
+    # book's deferred plotly.js it draws once the document is parsed
+    assert "if (window.Plotly && document.getElementById(id))" in html
+    assert 'addEventListener("DOMContentLoaded", draw)' in html
     assert html.count("Plotly.newPlot") == 1
     # the embedded JSON is the figure's own data
     assert json.dumps(list(fig.data[0].x))[1:-1].split(",")[0].strip() in html

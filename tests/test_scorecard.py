@@ -54,11 +54,12 @@ def test_recorded_and_not_run_claims(tmp_path, fake_claims):
     page = path.read_text()
     rows = [line for line in page.splitlines() if line.startswith("| {bdg")]
     assert len(rows) == 3  # one row per registered claim, in book order
-    assert rows[0].startswith("| {bdg-danger}`Disagree` | A bound holds. *(companion)* | 1 of 4 checks fail |")
-    assert rows[1].startswith("| {bdg-success}`Agree` | The Jacobian \\| tracks the gap. |")
-    assert "Δ\\|ρ\\| = 0.2 [0.1, 0.3] | quick | 5 |" in rows[1]
+    # outcome and key number first (they stay in view when the table scrolls on a phone)
+    assert rows[0].startswith("| {bdg-danger}`Disagree` | 1 of 4 checks fail | A bound holds. *(companion)* |")
+    assert rows[1].startswith("| {bdg-success}`Agree` | Δ\\|ρ\\| = 0.2 [0.1, 0.3] | The Jacobian \\| tracks the gap. |")
+    assert rows[1].endswith("| quick | 5 |")
     assert '<a href="../notebooks/executed/weight_decay.html#claim-weight_decay-tracks">Weight decay</a>' in rows[1]
-    assert rows[2].startswith("| {bdg-light}`not run` | Large batches are sharper. |")
+    assert rows[2].startswith("| {bdg-light}`not run` |  | Large batches are sharper. |")
     assert "<a " not in rows[2]
     counts = (tmp_path / "book" / "_scorecard_counts.md").read_text()
     assert counts.startswith("3 claims: 1 agree, 1 disagree, 0 inconclusive, 1 not run; see the {doc}`scorecard")

@@ -145,3 +145,10 @@ def test_docstring_examples():
 
     result = doctest.testmod(tables, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
     assert result.attempted > 0 and result.failed == 0
+
+
+def test_labels_have_no_raw_underscores():
+    assert all("_" not in text for text in tables.LABELS.values())
+    html = tables.show(pd.DataFrame({"n_seeds": [1], "x": [0.5]}), {"n_seeds": "", "x": "λ_max(H)"})
+    text = html.to_html()
+    assert "n seeds" in text and "λ<sub>max</sub>(H)" in text and "n_seeds" not in text

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import html
+import json
 import math
 import numbers
 from collections.abc import Mapping, Sequence
@@ -28,6 +29,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
+import plotly.io as pio
 
 from . import plotting, tables
 
@@ -57,24 +59,31 @@ class InteractiveFigure:
         self.alt = alt
 
     def _repr_html_(self) -> str:
-        body = self.fig.to_html(
-            include_plotlyjs=False,
-            full_html=False,
-            config={"responsive": True, "displaylogo": False},
-            default_width="100%",
-            # a deterministic id (from the figure itself) keeps re-executed notebooks diff-stable
-            div_id="sjp-" + hashlib.sha1(self.fig.to_json().encode()).hexdigest()[:12],
-        )
-        # Without plotly.js (a notebook in JupyterLab) the figure's script must not raise; the
-        # note above it then says where the figure is drawn.
-        guarded = body.replace("if (document.getElementById(", "if (window.Plotly && document.getElementById(")
-        if guarded == body:
-            raise RuntimeError("plotly's HTML changed: the figure's script could not be guarded")
-        body = guarded
+        # a deterministic id (from the figure itself) keeps re-executed notebooks diff-stable
+        div_id = "sjp-" + hashlib.sha1(self.fig.to_json().encode()).hexdigest()[:12]
+        spec = self.fig.to_plotly_json()
+        data = pio.json.to_json_plotly(spec["data"])
+        layout = pio.json.to_json_plotly(spec.get("layout", {}))
+        config = json.dumps({"responsive": True, "displaylogo": False})
+        height = int(self.fig.layout.height or 480)
+        # The book loads plotly.js with `defer` (it does not block the first paint): deferred scripts
+        # run before DOMContentLoaded, so the figure is drawn then. Without plotly.js (a notebook in
+        # JupyterLab) nothing runs and the note above the figure says where it is drawn.
+        script = (
+            "(function () {"
+            f'var id = "{div_id}";'
+            "var draw = function () { if (window.Plotly && document.getElementById(id)) {"
+            f"Plotly.newPlot(id, {data}, {layout}, {config}); }} }};"
+            'if (document.readyState === "loading") { document.addEventListener("DOMContentLoaded", draw); }'
+            " else { draw(); }"
+            "})();"
+        ).replace("</", "<\\/")
         alt = html.escape(self.alt, quote=True)
         return (
             f'<div class="{FIGURE_CLASS}" role="figure" aria-label="{alt}">'
-            f'<p class="{FIGURE_CLASS}-note">{html.escape(_NOTE)}</p>{body}</div>'
+            f'<p class="{FIGURE_CLASS}-note">{html.escape(_NOTE)}</p>'
+            f'<div id="{div_id}" class="plotly-graph-div" style="height:{height}px; width:100%;"></div>'
+            f'<script type="text/javascript">{script}</script></div>'
         )
 
     def __repr__(self) -> str:
@@ -129,8 +138,30 @@ def _ordered_values(series: pd.Series) -> list:
         return distinct
 
 
+#: Reader labels of columns that only hover boxes and legends show (chapters' own column names);
+#: any other name without a :data:`sharpjac.tables.LABELS` entry is shown with spaces for underscores.
+_HOVER_LABELS = {"name": "run", "total": "bound", "total_t1": "bound with T1's δ", "config": "configuration"}
+
+
+def _reader_label(column: str) -> str:
+    """The label a reader sees for ``column``: :func:`sharpjac.tables.label`, never a raw internal name."""
+    text = tables.label(column)
+    if text == column:
+        text = _HOVER_LABELS.get(column, column.replace("_", " "))
+    return tables.html_label(text)
+
+
+def _hover_columns(first: str, hover: Sequence[str], shown: Sequence[str]) -> list[str]:
+    """``first`` then the ``hover`` columns, each once, without the plotted ones (``shown``)."""
+    out = [first]
+    for c in hover:
+        if c not in out and c not in shown:
+            out.append(c)
+    return out
+
+
 def _hover_template(hover: Sequence[str], x_label: str, y_label: str, *, offset: int = 0) -> str:
-    lines = [f"{tables.label(c)}: %{{customdata[{offset + i}]}}" for i, c in enumerate(hover)]
+    lines = [f"{_reader_label(c)}: %{{customdata[{offset + i}]}}" for i, c in enumerate(hover)]
     lines += [f"{x_label}: %{{x:.3g}}", f"{y_label}: %{{y:.3g}}"]
     return "<br>".join(lines) + "<extra></extra>"
 
@@ -167,20 +198,31 @@ def _layout(
         hovermode="closest",
         legend=legend,
     )
-    fig.update_xaxes(title_text=x_title, type="log" if log_x else "linear", showgrid=True, gridcolor="#e5e5e5")
-    fig.update_yaxes(title_text=y_title, type="log" if log_y else "linear", showgrid=True, gridcolor="#e5e5e5")
+    # On a log axis plotly labels the 2s and 5s of each decade with their leading digit only ("2", "5"
+    # in every decade); "~g" writes every tick as its number (0.02, 0.05, 0.1, 200).
+    fig.update_xaxes(title_text=x_title, showgrid=True, gridcolor="#e5e5e5", **_axis_type(log_x))
+    fig.update_yaxes(title_text=y_title, showgrid=True, gridcolor="#e5e5e5", **_axis_type(log_y))
+
+
+def _axis_type(log: bool) -> dict:
+    return dict(type="log", tickformat="~g") if log else dict(type="linear")
 
 
 def _dropdown(buttons: list[dict], *, where: str) -> dict:
-    """A drop-down that stands in for an axis title: under the x axis (``where="x"``) or above the plot."""
+    """A drop-down that stands in for an axis title: under the x axis (``where="x"``) or above the plot.
+
+    Plotly draws the open menu inside the figure's SVG, so a menu that opened away from the plot
+    would be cut at the figure's edge (only its first options reachable by mouse or finger): the
+    one under the x axis opens upwards and the one above the plot downwards, both over the plot
+    area, which is taller than a menu of up to ~12 options (about 24 px each).
+    """
     position = (
-        dict(x=0.5, xanchor="center", y=-0.09, yanchor="top")
+        dict(x=0.5, xanchor="center", y=-0.09, yanchor="top", direction="up")
         if where == "x"
-        else dict(x=0.0, xanchor="left", y=1.02, yanchor="bottom")
+        else dict(x=0.0, xanchor="left", y=1.02, yanchor="bottom", direction="down")
     )
     return dict(
         type="dropdown",
-        direction="down",
         buttons=buttons,
         showactive=True,
         active=0,
@@ -216,8 +258,11 @@ def explorer(
     ``hover`` columns (reader labels from :data:`sharpjac.tables.LABELS`), the colour value and
     both coordinates.
 
-    Traces: one per (colour value, slider value) pair, in sorted order; ``legendgroup`` is the
-    colour value, so the legend has one entry per colour value.
+    Traces: one per colour value (in sorted order), so the legend has one entry per colour value
+    whatever the slider shows, and a reader's legend toggles survive the slider (which only
+    blanks the y of the runs outside its value). Numeric colour values get an ordered ramp,
+    categories a colour-blind-safe qualitative palette (:func:`sharpjac.plotting.sweep_colors`).
+    Hover boxes list each value once (a plotted column is not repeated) under reader labels.
 
     Returns:
         the ``plotly.graph_objects.Figure`` (wrap it with :func:`figure` to show it in the book).
@@ -233,40 +278,42 @@ def explorer(
     if slider is not None:
         _require_columns(df, "slider", [slider])
 
-    x_items = list(x.items())
-    y_label = tables.label(y)
+    x_items = [(tables.html_label(lab), col) for lab, col in x.items()]
+    y_label = _reader_label(y)
     color_values = _ordered_values(df[color])
     colors = plotting.sweep_colors(color_values)
+    symbols = _symbols(color_values)
     slider_values = _ordered_values(df[slider]) if slider is not None else [None]
-    hover_cols = [color, *[c for c in hover if c != color]]
+    hover_cols = _hover_columns(color, hover, [y, *x.values()])
 
+    # One trace per colour value (its legend entry) holding every run of that value. The slider
+    # never touches `visible` (a reader's legend toggles stay) nor the legend: it blanks the y of
+    # the runs outside the chosen slider value (a missing y draws no point and no hover box).
     fig = go.Figure()
-    groups: list[tuple[object, object, pd.DataFrame]] = []
+    parts: list[pd.DataFrame] = []
     for cv in color_values:
-        shown_in_legend = False
-        for sv in slider_values:
-            part = df[df[color] == cv]
-            if slider is not None:
-                part = part[part[slider] == sv]
-            if part.empty:
-                continue
-            groups.append((cv, sv, part))
-            customdata = np.array([[_value_text(v) for v in part[c]] for c in hover_cols], dtype=object).T
-            fig.add_trace(
-                go.Scatter(
-                    x=_plain(part[x_items[0][1]]),
-                    y=_plain(part[y]),
-                    mode="markers",
-                    marker=dict(color=colors[cv], size=9, line=dict(width=0.5, color="white")),
-                    name=_value_text(cv),
-                    legendgroup=str(cv),
-                    showlegend=not shown_in_legend,
-                    customdata=customdata,
-                    hovertemplate=_hover_template(hover_cols, x_items[0][0], y_label),
-                    meta=dict(color_value=_value_text(cv), slider_value=None if sv is None else _value_text(sv)),
-                )
+        part = df[df[color] == cv]
+        if slider is not None:
+            order = {v: i for i, v in enumerate(slider_values)}
+            part = part.iloc[np.argsort([order[v] for v in part[slider]], kind="stable")]
+        parts.append(part)
+        customdata = np.array([[_value_text(v) for v in part[c]] for c in hover_cols], dtype=object).T
+        fig.add_trace(
+            go.Scatter(
+                x=_plain(part[x_items[0][1]]),
+                y=_plain(part[y]),
+                mode="markers",
+                marker=dict(color=colors[cv], symbol=symbols[cv], size=9, line=dict(width=0.5, color="white")),
+                name=_value_text(cv),
+                legendgroup=str(cv),
+                customdata=customdata,
+                hovertemplate=_hover_template(hover_cols, x_items[0][0], y_label),
+                meta=dict(
+                    color_value=_value_text(cv),
+                    slider_values=None if slider is None else [_value_text(v) for v in part[slider]],
+                ),
             )
-            shown_in_legend = True
+        )
 
     buttons = [
         dict(
@@ -274,8 +321,8 @@ def explorer(
             method="restyle",
             args=[
                 {
-                    "x": [_plain(part[col]) for _, _, part in groups],
-                    "hovertemplate": [_hover_template(hover_cols, lab, y_label) for _ in groups],
+                    "x": [_plain(part[col]) for part in parts],
+                    "hovertemplate": [_hover_template(hover_cols, lab, y_label) for _ in parts],
                 }
             ],
         )
@@ -291,20 +338,15 @@ def explorer(
         log_x=log_x,
         log_y=False,
         legend_on_top=True,
-        legend_title=tables.label(color),
+        legend_title=_reader_label(color),
     )
     fig.update_layout(updatemenus=[_dropdown(buttons, where="x")] if several else [])
 
     if slider is not None:
-        steps = [dict(label="all", method="restyle", args=[{"visible": [True for _ in groups]}])]
+        steps = [dict(label="all", method="restyle", args=[{"y": [_plain(part[y]) for part in parts]}])]
         for sv in slider_values:
-            steps.append(
-                dict(
-                    label=_value_text(sv),
-                    method="restyle",
-                    args=[{"visible": [bool(g_sv == sv) for _, g_sv, _ in groups]}],
-                )
-            )
+            ys = [[v if s == sv else None for v, s in zip(_plain(part[y]), part[slider])] for part in parts]
+            steps.append(dict(label=_value_text(sv), method="restyle", args=[{"y": ys}]))
         fig.update_layout(
             sliders=[
                 dict(
@@ -315,13 +357,23 @@ def explorer(
                     y=-0.22,
                     yanchor="top",
                     pad=dict(t=10, b=0),
-                    currentvalue=dict(prefix=f"{tables.label(slider)}: ", visible=True),
+                    currentvalue=dict(prefix=f"{_reader_label(slider)}: ", visible=True),
                 )
             ],
             height=560,
             margin=dict(b=150),
         )
     return fig
+
+
+def _symbols(values: Sequence) -> dict:
+    """Marker symbols: circles, then (past the qualitative palette's length) other shapes, so that
+    categories whose colour repeats stay distinguishable."""
+    if plotting._numeric(list(values)) is not None:
+        return {v: "circle" for v in values}
+    shapes = ("circle", "square", "diamond", "triangle-up", "x")
+    n = len(plotting.QUALITATIVE)
+    return {v: shapes[(i // n) % len(shapes)] for i, v in enumerate(values)}
 
 
 # --------------------------------------------------------------------------------------------------
@@ -336,6 +388,7 @@ def curves(
     group: str,
     hover: Sequence[str],
     log_y: bool = True,
+    color: str | None = None,
 ) -> go.Figure:
     """Curves over training, one per value of ``group`` (a run or a swept value), y chosen by a drop-down.
 
@@ -344,6 +397,11 @@ def curves(
     switches the plotted column. Curves are coloured by :func:`sharpjac.plotting.sweep_colors` of
     the group values, one legend entry each, below the plot (a click toggles it); hovering shows
     the ``hover`` columns and the values.
+
+    With ``color`` (a column constant within each group, e.g. the setting of a run), curves are
+    grouped: each group (a run, a seed) is a thin line coloured by its ``color`` value, and the
+    legend has one entry per ``color`` value (a click toggles all its runs), so many seeds never
+    crowd the legend.
 
     Returns:
         the ``plotly.graph_objects.Figure`` (wrap it with :func:`figure` to show it in the book).
@@ -357,29 +415,47 @@ def curves(
     _require_columns(df, "group", [group])
     _require_columns(df, "hover", list(hover))
 
-    y_items = list(y.items())
-    x_label = tables.label(x)
+    if color is not None:
+        _require_columns(df, "color", [color])
+        if (df.groupby(group, sort=False)[color].nunique() > 1).any():
+            raise ValueError(f"color={color!r} is not accepted; expected a column constant within each {group!r}")
+
+    y_items = [(tables.html_label(lab), col) for lab, col in y.items()]
+    x_label = _reader_label(x)
     values = _ordered_values(df[group])
-    colors = plotting.sweep_colors(values)
-    hover_cols = [group, *[c for c in hover if c != group]]
+    key = color if color is not None else group
+    key_values = _ordered_values(df[key])
+    colors = plotting.sweep_colors(key_values)
+    hover_cols = _hover_columns(group, [*([color] if color is not None else []), *hover], [x, *y.values()])
 
     fig = go.Figure()
     parts = []
+    seen: set = set()
+    # grouped curves: in the order of the colour values, so legend entries follow that order
+    if color is not None:
+        first = {gv: df.loc[df[group] == gv, color].iloc[0] for gv in values}
+        rank = {v: i for i, v in enumerate(key_values)}
+        values = sorted(values, key=lambda gv: rank[first[gv]])
     for gv in values:
         part = df[df[group] == gv].sort_values(x)
         parts.append(part)
+        kv = part[key].iloc[0]
         customdata = np.array([[_value_text(v) for v in part[c]] for c in hover_cols], dtype=object).T
         fig.add_trace(
             go.Scatter(
                 x=_plain(part[x]),
                 y=_plain(part[y_items[0][1]]),
                 mode="lines",
-                line=dict(color=colors[gv], width=2),
-                name=_value_text(gv),
+                line=dict(color=colors[kv], width=2 if color is None else 1.2),
+                opacity=1.0 if color is None else 0.75,
+                name=_value_text(kv),
+                legendgroup=str(kv),
+                showlegend=kv not in seen,
                 customdata=customdata,
                 hovertemplate=_hover_template(hover_cols, x_label, y_items[0][0]),
             )
         )
+        seen.add(kv)
     buttons = [
         dict(
             label=lab,
@@ -403,7 +479,7 @@ def curves(
         log_x=False,
         log_y=log_y,
         legend_on_top=False,
-        legend_title=tables.label(group),
+        legend_title=_reader_label(key),
     )
     fig.update_layout(updatemenus=[_dropdown(buttons, where="top")] if several else [])
     return fig

@@ -44,6 +44,12 @@ SHARPNESS_COLOR = COLORS["sharpness"]
 JACOBIAN_COLOR = COLORS["jacobian"]
 BOUND_COLOR = COLORS["bound"]
 
+#: The qualitative palette of categories (regulariser names, runs, losses): Paul Tol's "bright"
+#: scheme, designed to stay distinct for colour-blind readers (deuteranopia, protanopia,
+#: tritanopia) and on grey print; none of its colours is a concept colour of :data:`COLORS`.
+#: Categories beyond seven cycle through it again (interactive figures then change the marker).
+QUALITATIVE: tuple[str, ...] = ("#4477aa", "#ee6677", "#228833", "#ccbb44", "#66ccee", "#aa3377", "#bbbbbb")
+
 #: The sequential colour map of swept hyper-parameters; a purple ramp, a hue no concept uses.
 SWEEP_CMAP = "Purples"
 _SWEEP_RANGE = (0.4, 1.0)  # the light end of "Purples" is too pale to read on white
@@ -115,16 +121,30 @@ def legend_outside(ax, *, title: str | None = None) -> None:
 
 
 def category_colors(labels: Sequence) -> dict:
-    """Map each label to a palette colour, in order, consistently across figures of a page."""
-    return {label: PALETTE[i % len(PALETTE)] for i, label in enumerate(labels)}
+    """Map each distinct label, in first-seen order, to a colour of :data:`QUALITATIVE` (``"#rrggbb"``).
+
+    For categories without an order (regularisers, losses, named runs): neighbouring labels get
+    unrelated hues, so no order is suggested; the 8th label reuses the 1st colour.
+    """
+    distinct = list(dict.fromkeys(labels))
+    return {label: QUALITATIVE[i % len(QUALITATIVE)] for i, label in enumerate(distinct)}
+
+
+def _numeric(values: Sequence) -> list[float] | None:
+    try:
+        return [float(v) for v in values]
+    except (TypeError, ValueError):
+        return None
 
 
 def sweep_colors(values) -> dict:
-    """Ordered sequential colours for the values of a swept hyper-parameter.
+    """Colours for the values of a setting: an ordered ramp for numbers, a qualitative palette otherwise.
 
-    The distinct ``values`` are sorted (numerically when they are all numbers, otherwise kept in
-    their first-seen order) and mapped to evenly spaced points of :data:`SWEEP_CMAP`, light for the
-    smallest and dark for the largest, so that the order of the colours is the order of the values.
+    Numeric ``values`` (step sizes, weight decays, dimensions) are sorted and mapped to evenly
+    spaced points of :data:`SWEEP_CMAP`, light for the smallest and dark for the largest, so that
+    the order of the colours is the order of the values. Values that are not all numbers are
+    categories (regulariser names, losses, runs): an ordered ramp would suggest an order they do
+    not have and makes neighbours look alike, so they get :func:`category_colors` (first-seen order).
     None of the colours is a concept colour of :data:`COLORS`. Returns ``{value: "#rrggbb"}``.
 
     Example:
@@ -132,12 +152,10 @@ def sweep_colors(values) -> dict:
         {0.05: '#...', 0.1: '#...', 0.2: '#...'}
     """
     distinct = list(dict.fromkeys(values))
-    try:
-        numeric = [float(v) for v in distinct]
-    except (TypeError, ValueError):
-        numeric = None
-    if numeric is not None:
-        distinct = [v for _, v in sorted(zip(numeric, distinct), key=lambda t: t[0])]
+    numeric = _numeric(distinct)
+    if numeric is None:
+        return category_colors(distinct)
+    distinct = [v for _, v in sorted(zip(numeric, distinct), key=lambda t: t[0])]
     cmap = matplotlib.colormaps[SWEEP_CMAP]
     lo, hi = _SWEEP_RANGE
     n = len(distinct)

@@ -208,7 +208,7 @@ def _cell(text: str) -> str:
 
 def _key(rec: dict) -> str:
     text = rec.get("key_text") or "n/a"
-    return _cell(text)
+    return _cell(claims.no_negative_zero(claims.typeset(text)))
 
 
 def _outcomes(latest: dict[str, Record]) -> dict[str, str]:
@@ -229,10 +229,10 @@ def _row(c: claims.Claim, latest: dict[str, Record], titles: dict[str, str], key
     source = "" if c.source == "paper" else " *(companion)*"
     title = titles.get(c.chapter, c.chapter.replace("_", " "))
     if status == NOT_RUN:
-        return _BADGE[status], "", _cell(c.statement) + source, _cell(title)
+        return _BADGE[status], "", _cell(claims.typeset(c.statement)) + source, _cell(title)
     href = f"../{EXECUTED.as_posix()}/{c.chapter}.html#{claims.anchor(c.id)}"
     where = f'<a href="{href}">{_cell(title)}</a>'
-    return _BADGE[status], key_of(latest[c.id].data), _cell(c.statement) + source, where
+    return _BADGE[status], key_of(latest[c.id].data), _cell(claims.typeset(c.statement)) + source, where
 
 
 def render(root: Path | str) -> tuple[str, str]:
@@ -288,14 +288,15 @@ def render(root: Path | str) -> tuple[str, str]:
             "",
             "Tallied above: each claim counts once.",
             "",
-            "| Outcome | Claim | Key number [95 % interval] | Preset | Seeds | Section |",
-            "|:--|:--|:--|:--|--:|:--|",
+            # the outcome and the key number first: on a phone the table scrolls, and they stay in view
+            "| Outcome | Key number [95 % interval] | Claim | Section | Preset | Seeds |",
+            "|:--|:--|:--|:--|:--|--:|",
         ]
         for c in by_kind["claim"]:
             badge, key, statement, where = _row(c, latest, titles, _key)
             rec = latest[c.id].data if c.id in latest else {}
             preset, seeds = _cell(rec.get("preset", "")), _cell(rec.get("seeds", ""))
-            lines.append(f"| {badge} | {statement} | {key} | {preset} | {seeds} | {where} |")
+            lines.append(f"| {badge} | {key} | {statement} | {where} | {preset} | {seeds} |")
         lines.append("")
     if by_kind["check"]:
         lines += [
@@ -305,13 +306,17 @@ def render(root: Path | str) -> tuple[str, str]:
             "code, so they are not tallied with the claims. The margin says how close the closest case came",
             "to failing.",
             "",
-            "| Outcome | Check | Result | Tightest margin | Section |",
+            "| Outcome | Tightest margin | Check | Result | Section |",
             "|:--|:--|:--|:--|:--|",
         ]
         for c in by_kind["check"]:
             badge, key, statement, where = _row(c, latest, titles, _key)
-            margin = _cell(latest[c.id].data.get("margin") or "not reported") if c.id in latest else ""
-            lines.append(f"| {badge} | {statement} | {key} | {margin} | {where} |")
+            margin = (
+                _cell(claims.no_negative_zero(claims.typeset(latest[c.id].data.get("margin") or "not reported")))
+                if c.id in latest
+                else ""
+            )
+            lines.append(f"| {badge} | {margin} | {statement} | {key} | {where} |")
         lines.append("")
     if by_kind["information"]:
         lines += [

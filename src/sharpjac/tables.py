@@ -3,7 +3,7 @@
 A chapter shows a table with :func:`show` as the cell's last value::
 
     from sharpjac import tables
-    tables.show(summary, {"lr": "step size η", "sharpness": "λ_max(H)"}, caption="Final values per run.")
+    tables.show(summary, {"lr": "step size η", "sharpness": "λₘₐₓ(H)"}, caption="Final values per run.")
 
 Internal column names (``jac_spectral_max``, ``gap_loss``, ...) get their reader label from
 :data:`LABELS` unless the chapter names the column itself. Floats are shown with ``digits``
@@ -17,13 +17,14 @@ from __future__ import annotations
 
 import math
 import numbers
+import re
 from collections.abc import Mapping
 
 import numpy as np
 import pandas as pd
 from pandas.io.formats.style import Styler
 
-__all__ = ["LABELS", "ReaderTable", "format_value", "label", "show"]
+__all__ = ["LABELS", "ReaderTable", "format_value", "html_label", "label", "show"]
 
 #: Internal column name -> reader label (with the unit or the symbol of the book's notation).
 LABELS: dict[str, str] = {
@@ -65,12 +66,14 @@ LABELS: dict[str, str] = {
     "param_norm": "‖θ‖",
     "feature_norm": "feature norm",
     "diverged": "diverged",
+    "label_noise": "label noise",
+    "jac_max": "max ‖Jf(xᵢ)‖₂",
     "converged": "converged",
     # curvature
-    "sharpness": "sharpness λ_max(H)",
-    "lambda_max": "λ_max(H)",
+    "sharpness": "sharpness λₘₐₓ(H)",
+    "lambda_max": "λₘₐₓ(H)",
     "max_sharpness": "max sharpness",
-    "gn_sharpness": "λ_max(G), Gauss-Newton",
+    "gn_sharpness": "λₘₐₓ(G), Gauss-Newton",
     "sharpness_converged": "Lanczos converged",
     "sharpness_matvecs": "Hessian-vector products",
     "curvature_norm": "output curvature ‖∂²f‖",
@@ -80,12 +83,12 @@ LABELS: dict[str, str] = {
     # Jacobian statistics (over training points i unless "test")
     "jac_spectral_max": "max ‖Jf(xᵢ)‖₂",
     "jac_spectral_mean": "mean ‖Jf(xᵢ)‖₂",
-    "jac_frobenius_max": "max ‖Jf(xᵢ)‖_F",
-    "jac_frobenius_mean": "mean ‖Jf(xᵢ)‖_F",
+    "jac_frobenius_max": "max Frobenius ‖Jf(xᵢ)‖",
+    "jac_frobenius_mean": "mean Frobenius ‖Jf(xᵢ)‖",
     "test_jac_spectral_max": "max ‖Jf(x)‖₂, test points",
     "test_jac_spectral_mean": "mean ‖Jf(x)‖₂, test points",
-    "test_jac_frobenius_max": "max ‖Jf(x)‖_F, test points",
-    "test_jac_frobenius_mean": "mean ‖Jf(x)‖_F, test points",
+    "test_jac_frobenius_max": "max Frobenius ‖Jf(x)‖, test points",
+    "test_jac_frobenius_mean": "mean Frobenius ‖Jf(x)‖, test points",
     "final_jac": "final max ‖Jf(xᵢ)‖₂",
     "jac_at_level": "max ‖Jf(xᵢ)‖₂ at the loss level",
     "local_variation": "local variation",
@@ -193,6 +196,30 @@ def label(column: str) -> str:
     return LABELS.get(column, column)
 
 
+_SUBSCRIPT = re.compile(r"(?<=[^\s_$])_(?:\{([^{}$]+)\}|([A-Za-z0-9]+))")
+
+
+def html_label(text: str, column: str | None = None) -> str:
+    """A label for an HTML context (tables, interactive figures) without raw underscores.
+
+    A label that is the internal ``column`` name itself (no reader label exists) has its
+    underscores written as spaces (``n_seeds`` -> "n seeds"); in a reader label a TeX-style
+    subscript becomes ``<sub>`` (``λ_max(H)`` -> ``λ<sub>max</sub>(H)``, ``‖Jf‖_F``, ``τ_{b}``).
+    Text between ``$`` signs (MathJax) is left alone.
+
+    Example:
+        >>> html_label("n_seeds", "n_seeds"), html_label("max ‖Jf‖_F"), html_label("$x_i$ and τ_b")
+        ('n seeds', 'max ‖Jf‖<sub>F</sub>', '$x_i$ and τ<sub>b</sub>')
+    """
+    text = str(text)
+    if column is not None and text == column:
+        return text.replace("_", " ")
+    parts = text.split("$")
+    for i in range(0, len(parts), 2):  # outside $...$
+        parts[i] = _SUBSCRIPT.sub(lambda m: f"<sub>{m.group(1) or m.group(2)}</sub>", parts[i])
+    return "$".join(parts)
+
+
 def format_value(value, digits: int = 3) -> str:
     """One cell as text: ``digits`` significant digits for floats, integers plainly, booleans yes/no.
 
@@ -296,12 +323,13 @@ def show(
     if len(set(labels)) != len(labels):
         raise ValueError(f"columns={names!r} is not accepted; expected distinct reader labels")
 
+    labels = [html_label(lab, c) for c, lab in names.items()]
     frame = df.loc[:, list(names)].reset_index(drop=True)
     frame.columns = labels
     styler = ReaderTable(frame)
     styler.hide(axis="index")
     for c, lab in names.items():
-        styler.format(lambda v, d=per_column[c]: format_value(v, d), subset=[lab])
+        styler.format(lambda v, d=per_column[c]: format_value(v, d), subset=[html_label(lab, c)])
     if caption is not None:
         styler.set_caption(caption)
     styler.set_table_attributes('class="sharpjac-table-inner"')

@@ -32,7 +32,18 @@ import pkgutil
 
 from .registry import CHAPTERS, KINDS, SOURCES, Claim, UnknownClaimError, all_claims, get, register
 from .rules import OUTCOMES, AtLeast, AtMost, Contains, Count, Holds, Rule, Sign
-from .verdicts import MIME, RECORD_VERSION, WORDS, Verdict, anchor, choose, evaluate, json_safe
+from .verdicts import (
+    MIME,
+    RECORD_VERSION,
+    WORDS,
+    Verdict,
+    anchor,
+    choose,
+    evaluate,
+    json_safe,
+    no_negative_zero,
+    typeset,
+)
 
 __all__ = [
     "OUTCOMES",
@@ -58,6 +69,8 @@ __all__ = [
     "evaluate",
     "choose",
     "anchor",
+    "typeset",
+    "no_negative_zero",
     "json_safe",
 ]
 

@@ -64,7 +64,63 @@ def _plain(markdown: str) -> str:
 def _fmt(x: float) -> str:
     if not math.isfinite(x):
         return "n/a"
-    return f"{x:.3g}" if (abs(x) >= 1e-3 or x == 0) else f"{x:.2e}"
+    return no_negative_zero(f"{x:.3g}" if (abs(x) >= 1e-3 or x == 0) else f"{x:.2e}")
+
+
+_NEGATIVE_ZERO = re.compile(r"(?<![\w.])[-−](0(?:\.0+)?)(?![\d.])")
+
+
+_WORDS = {"eps": "ε", "epsilon": "ε", "delta": "δ", "tau": "τ", "rho": "ρ", "eta": "η", "sigma": "σ"}
+_TYPESET = [
+    (re.compile(r"\|\|"), "‖"),
+    (re.compile(r"<="), "≤"),
+    (re.compile(r">="), "≥"),
+    (re.compile(r"(?<=[\w)|‖]) - (?=[\w(|‖])"), " − "),
+    (re.compile(r"(?<=\w) x (?=\w)"), " × "),
+    (re.compile(r"\blambda_max\b"), "λₘₐₓ"),
+    (re.compile(r"\blambda(?=_|\b)"), "λ"),
+    (re.compile(r"\b(" + "|".join(_WORDS) + r")\b"), lambda m: _WORDS[m.group(1)]),
+    (re.compile(r"\bsqrt ?\((\w)\)"), r"√\1"),
+    (re.compile(r"\bsqrt ?(?=[\w(])"), "√"),
+    (re.compile(r"(?<=[\w‖])_i\b"), "ᵢ"),
+    (re.compile(r"(?<=[\w‖])_j\b"), "ⱼ"),
+    (re.compile(r"(?<=[\w‖])_1\b"), "₁"),
+    (re.compile(r"(?<=[\w‖])_2\b"), "₂"),
+    (re.compile(r"(\bsup|\b[A-Za-zλ]|‖)_([A-Za-z0-9])\b"), r"\1<sub>\2</sub>"),
+    (re.compile(r"\^\((\d+)\)"), r"<sup>(\1)</sup>"),
+    (re.compile(r"\^\(([^()]*(?:\([^()]*\))?[^()]*)\)"), r"<sup>\1</sup>"),
+    (re.compile(r"\^T\b"), "ᵀ"),
+    (re.compile(r"\^(\w+)"), r"<sup>\1</sup>"),
+]
+
+
+def typeset(text: str) -> str:
+    """Plain-text maths of a claim written for readers: Unicode symbols and HTML sub/superscripts.
+
+    Claims are registered in ASCII (``max_i ||Jf(x_i)|| <= sup_S ||Jf||``, ``1 - eps``,
+    ``|tau|``, ``(log(N/eps)/N)^(1/d)``); the verdict boxes and the scorecard (MyST Markdown, where
+    inline HTML is kept) show them typeset: ``maxᵢ ‖Jf(xᵢ)‖ ≤ sup<sub>S</sub> ‖Jf‖``, ``1 − ε``,
+    ``|τ|``, ``(log(N/ε)/N)<sup>1/d</sup>``. Text between ``$`` signs (MathJax) is left alone.
+
+    Example:
+        >>> typeset("max_i ||Jf(x_i)|| <= sup_S ||Jf|| with probability 1 - eps; $x_i$")
+        'maxᵢ ‖Jf(xᵢ)‖ ≤ sup<sub>S</sub> ‖Jf‖ with probability 1 − ε; $x_i$'
+    """
+    parts = str(text).split("$")
+    for i in range(0, len(parts), 2):
+        for pattern, repl in _TYPESET:
+            parts[i] = pattern.sub(repl, parts[i])
+    return "$".join(parts)
+
+
+def no_negative_zero(text: str) -> str:
+    """``text`` with every rounded negative zero (``-0``, ``-0.00``, ``−0.0``) written without its sign.
+
+    Example:
+        >>> no_negative_zero("[-0.00, 0.31], -0.5, x-0.00")
+        '[0.00, 0.31], -0.5, x-0.00'
+    """
+    return _NEGATIVE_ZERO.sub(r"\1", text)
 
 
 @dataclass(frozen=True)
@@ -126,16 +182,16 @@ class Verdict:
         c = self.claim
         seeds = f"{self.seeds} seed" + ("s" if self.seeds != 1 else "")
         small = (
-            f"Statistic: {c.statistic}. Key number: {self.key_text()}. Decision rule: {c.rule.describe()} "
-            f"Run: preset {self.preset}, {seeds}. Claim id: {c.id}."
+            f"Statistic: {typeset(c.statistic)}. Key number: {typeset(self.key_text())}. "
+            f"Decision rule: {typeset(c.rule.describe())} Run: preset {self.preset}, {seeds}. Claim id: {c.id}."
         )
         fence = "`" * 5
         return (
             f'<div id="{self.anchor}" class="sharpjac-claim-anchor"></div>\n\n'
             f"{fence}{{admonition}} Verdict: {self.word}\n"
             f":class: {_BOX_CLASS[self.outcome]} sharpjac-verdict sharpjac-{self.outcome}\n\n"
-            f"**Claim** ({_SOURCE_TEXT[c.source]}): {c.statement}\n\n"
-            f"**Evidence.** {self.evidence}\n\n"
+            f"**Claim** ({_SOURCE_TEXT[c.source]}): {typeset(c.statement)}\n\n"
+            f"**Evidence.** {no_negative_zero(self.evidence)}\n\n"
             f"<small>{small}</small>\n"
             f"{fence}\n"
         )
