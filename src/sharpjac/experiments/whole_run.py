@@ -19,48 +19,29 @@ from typing import Any, ClassVar
 
 import pandas as pd
 
-from ..training import TrainConfig
 from . import register
-from .base import ExperimentConfig, architecture_options, run_experiment
+from ._smoothed_sgd import SmoothedSGDConfig
+from .base import run_experiment
 
 NAME = "whole_run"
 
 
 @dataclass(frozen=True)
-class WholeRunConfig(ExperimentConfig):
+class WholeRunConfig(SmoothedSGDConfig):
     """SGD with cross-entropy to convergence, log-spaced measurements.
 
+    The shared fields are those of :class:`~sharpjac.experiments._smoothed_sgd.SmoothedSGDConfig`
+    (data, model, ``smoothings``, the SGD run, ``max_epochs``: the length of the run,
+    ``sharpness_subset``, ``jacobian_subset``); this experiment adds
+
     Attributes:
-        dataset, n_train, n_test: data.
-        model: ``"mlp"`` (uses widths, activation), ``"small_cnn"`` (channels) or ``"resnet18"``
-            (resnet_width).
-        smoothings: label-smoothing values, each in [0, 1).
-        lr, momentum, batch_size, weight_decay, augment: the SGD run.
-        max_epochs: length of the run.
         measure_num: number of log-spaced measurement steps (plus step 0 and the last step).
         measure_every_epochs: also measure every that many epochs (None: only the log grid).
-        sharpness_subset, jacobian_subset: training points for the Hessian and the Jacobians.
     """
 
-    dataset: str = "mnist5k"
-    n_train: int = 1000
-    n_test: int = 500
-    model: str = "mlp"
-    widths: tuple[int, ...] = (100, 100)
-    activation: str = "tanh"
-    channels: tuple[int, ...] = (16, 32)
-    resnet_width: float = 1.0
-    smoothings: tuple[float, ...] = (0.0, 0.1)
-    lr: float = 0.05
-    momentum: float = 0.9
-    batch_size: int = 100
-    weight_decay: float = 0.0
-    augment: bool = False
     max_epochs: int = 40
     measure_num: int = 20
     measure_every_epochs: int | None = 8
-    sharpness_subset: int = 300
-    jacobian_subset: int = 100
 
     PRESETS: ClassVar[dict[str, dict[str, Any]]] = {
         "smoke": dict(
@@ -94,34 +75,8 @@ class WholeRunConfig(ExperimentConfig):
         ),
     }
 
-    def _check(self) -> None:
-        from .. import data
-        from ..models import ACTIVATIONS
-
-        self._need(self.dataset in data.available(), "dataset", f"one of {sorted(data.available())}")
-        self._need(self.model in ("mlp", "small_cnn", "resnet18"), "model", "'mlp', 'small_cnn' or 'resnet18'")
-        self._need_positive(
-            "n_train",
-            "n_test",
-            "widths",
-            "channels",
-            "resnet_width",
-            "lr",
-            "batch_size",
-            "max_epochs",
-            "measure_num",
-            "sharpness_subset",
-            "jacobian_subset",
-        )
-        self._need(self.activation in ACTIVATIONS, "activation", f"one of {ACTIVATIONS}")
-        self._need(
-            len(self.smoothings) > 0
-            and all(isinstance(a, (int, float)) and not isinstance(a, bool) and 0 <= a < 1 for a in self.smoothings),
-            "smoothings",
-            "a non-empty tuple of floats in [0, 1)",
-        )
-        self._need(0 <= self.momentum < 1, "momentum", "a float in [0, 1)")
-        self._need(self.weight_decay >= 0, "weight_decay", "a float >= 0")
+    def _check_schedule(self) -> None:
+        self._need_positive("measure_num")
         self._need(
             self.measure_every_epochs is None
             or (isinstance(self.measure_every_epochs, int) and self.measure_every_epochs >= 1),
@@ -129,46 +84,13 @@ class WholeRunConfig(ExperimentConfig):
             "None or an int >= 1",
         )
 
-    def model_options(self) -> dict[str, Any]:
-        return architecture_options(
-            self.model,
-            widths=self.widths,
-            activation=self.activation,
-            channels=self.channels,
-            resnet_width=self.resnet_width,
-        )
-
-    def grid(self) -> list[tuple[dict[str, Any], TrainConfig]]:
-        out = []
-        for ls in self.smoothings:
-            for seed in self.seeds:
-                tc = TrainConfig(
-                    dataset=self.dataset,
-                    dataset_options={"n_train": self.n_train, "n_test": self.n_test},
-                    data_seed=self.data_seed,
-                    model=self.model,
-                    model_options=self.model_options(),
-                    loss="ce",
-                    label_smoothing=float(ls),
-                    optimizer="sgd",
-                    lr=self.lr,
-                    momentum=self.momentum,
-                    batch_size=self.batch_size,
-                    weight_decay=self.weight_decay,
-                    augment=self.augment,
-                    max_epochs=self.max_epochs,
-                    measure_num=self.measure_num,
-                    measure_every_epochs=self.measure_every_epochs,
-                    sharpness_subset=self.sharpness_subset,
-                    jacobian_subset=self.jacobian_subset,
-                    seed=seed,
-                    dtype=self.dtype,
-                    device=self.device,
-                    threads=self.threads,
-                    checkpoint_every=max(1, (self.max_epochs * -(-self.n_train // self.batch_size)) // 10),
-                )
-                out.append(({"label_smoothing": float(ls), "seed": seed}, tc))
-        return out
+    def schedule(self) -> dict[str, Any]:
+        steps = self.max_epochs * -(-self.n_train // self.batch_size)
+        return {
+            "measure_num": self.measure_num,
+            "measure_every_epochs": self.measure_every_epochs,
+            "checkpoint_every": max(1, steps // 10),
+        }
 
 
 def run(
