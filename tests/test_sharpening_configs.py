@@ -82,10 +82,14 @@ def test_sharpening_claims_are_registered_and_evaluated_by_their_chapters():
     mine = [c for c in claims.all_claims() if c.chapter in chapters]
     assert {c.chapter for c in mine} == set(chapters)
     root = Path(__file__).resolve().parents[1] / "notebooks"
+    modules = Path(__file__).resolve().parents[1] / "src" / "sharpjac" / "experiments"
     for c in mine:
         text = (root / f"{c.chapter}.md").read_text(encoding="utf-8")
-        assert f'"{c.id}"' in text, f"{c.id} is registered but {c.chapter}.md does not evaluate it"
-        assert "claims.evaluate(" in text
+        assert f'"{c.id}"' in text, f"{c.id} is registered but {c.chapter}.md does not show it"
+        # decided either in the chapter or by the evaluate() of the chapter's experiment module
+        module = modules / f"{c.chapter}.py"
+        code = module.read_text(encoding="utf-8") if module.is_file() else ""
+        assert "claims.evaluate(" in text or "claims.evaluate(" in code
     for chapter in chapters:
         text = (root / f"{chapter}.md").read_text(encoding="utf-8")
         # no hand-written verdict box is left

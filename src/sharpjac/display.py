@@ -67,3 +67,14 @@ def glue_cost_box(paper_config) -> dict[str, float]:
     glue("cpu_hours", cost["cpu_hours"], display=False)
     glue_md("cost_source", costs.cost_source())
     return cost
+
+
+def glue_all(numbers: dict | None = None, markdown: dict | None = None) -> None:
+    """Glue every ``name: value`` of ``numbers`` as is (``{glue:text}``) and every ``name: text`` of
+    ``markdown`` as Markdown (``{glue:md}``): the values a chapter's ``summarise`` computed."""
+    from myst_nb import glue
+
+    for name, value in (numbers or {}).items():
+        glue(name, value, display=False)
+    for name, text in (markdown or {}).items():
+        glue_md(name, text)

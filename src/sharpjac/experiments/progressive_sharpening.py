@@ -18,11 +18,14 @@ wider MLP, Cohen et al.'s setting in spirit.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
+import numpy as np
 import pandas as pd
 
+from .. import analysis, claims
+from ..analysis import Interval
 from ..training import TrainConfig
 from . import register
 from .base import ExperimentConfig, run_experiment
@@ -187,10 +190,512 @@ def run(
     return df
 
 
+# ------------------------------------------------------------------------------------------------
+# The chapter: its parameters become runs here, and its statistics are computed here
+# ------------------------------------------------------------------------------------------------
+
+#: Display names of the losses.
+LOSS_NAMES = {"mse": "squared error", "ce": "cross-entropy"}
+#: The four Jacobian statistics correlated with sharpness.
+JACOBIAN_STATS = analysis.JACOBIAN_COLUMNS
+#: The three correlations of a run: of the series, of their first differences, of the detrended series.
+CORRELATIONS = ("raw", "differences", "detrended")
+#: The windows of a run that the correlations use.
+WINDOWS = ("before_edge", "before_peak")
+#: A run *hovers* at the edge when its final sharpness / (2/eta) lies in this band (the companion's choice).
+HOVER = (0.8, 1.2)
+#: Seeds per (loss, step size) that the smoke and paper presets always use, whatever ``n_seeds`` says.
+FIXED_SEEDS = {"smoke": 1, "paper": 3}
+#: The claim each loss's edge-of-stability share decides.
+EDGE_CLAIMS = {"mse": "progressive_sharpening.edge_of_stability", "ce": "progressive_sharpening.edge_of_stability_ce"}
+
+
+def chapter_configs(preset: str, seed: int, n_seeds: int = 5) -> list[ProgressiveSharpeningConfig]:
+    """The chapter's one config: ``n_seeds`` training seeds ``seed, seed+1, ...`` (1 at smoke, 3 at
+    paper, whatever ``n_seeds`` says) and ``data_seed = seed``."""
+    if isinstance(n_seeds, bool) or not isinstance(n_seeds, int) or n_seeds < 1:
+        raise ValueError(f"n_seeds={n_seeds!r} is invalid; accepted: an int >= 1")
+    n = FIXED_SEEDS.get(preset, n_seeds)
+    return [ProgressiveSharpeningConfig.from_preset(preset, seeds=tuple(range(seed, seed + n)), data_seed=seed)]
+
+
+def check_params(*, fraction: float, method: str) -> None:
+    """One-line ValueError for a bad edge ``fraction`` (a number in (0, 1]) or correlation ``method``."""
+    if method not in analysis.METHODS:
+        raise ValueError(f"method={method!r}; accepted: {analysis.METHODS}")
+    if isinstance(fraction, bool) or not isinstance(fraction, (int, float)) or not 0 < fraction <= 1:
+        raise ValueError(f"fraction={fraction!r}; accepted: a number in (0, 1]")
+
+
+def _per_run(runs: pd.DataFrame):
+    """``((loss, lr, seed), rows in step order)`` for each run."""
+    for key, g in runs.groupby(["loss", "lr", "seed"]):
+        yield key, g.sort_values("step")
+
+
+def overview(runs: pd.DataFrame) -> pd.DataFrame:
+    """Per (loss, step size): seeds, GD steps of a run and measurements per run (loss display names)."""
+    out = (
+        runs.groupby(["loss", "lr"])
+        .agg(seeds=("seed", "nunique"), steps=("step", "max"), measurements=("step", "size"))
+        .reset_index()
+    )
+    out["loss"] = out["loss"].map(LOSS_NAMES)
+    out["measurements"] = out["measurements"] // out["seeds"]
+    return out
+
+
+def edges(runs: pd.DataFrame, *, fraction: float = 0.9) -> pd.DataFrame:
+    r"""Per run: :func:`sharpjac.analysis.edge_summary` against :math:`2/\eta`, and more.
+
+    Returns:
+        One row per (loss, lr, seed) with the edge summary's fields (``two_over_lr``,
+        ``final_sharpness``, ``ratio``, ``max_sharpness``, ``reached``, ...), the
+        ``initial_sharpness``, ``dlog_curvature`` :math:`=\log(\overline{\|C\|}_{\rm end} /
+        \overline{\|C\|}_{\rm peak})` from the sharpness peak to the end, ``final_train_acc`` and
+        ``hovers`` (final ratio within :data:`HOVER`).
+    """
+    rows = []
+    for (loss, lr, s), g in _per_run(runs):
+        e = analysis.edge_summary(g["step"], g["sharpness"], lr, fraction=fraction)
+        peak = int(np.nanargmax(g["sharpness"].to_numpy()))
+        c = g["curvature_norm"].to_numpy(float)
+        rows.append(
+            {
+                "loss": loss,
+                "lr": lr,
+                "seed": s,
+                **e.as_dict(),
+                "initial_sharpness": float(g["sharpness"].iloc[0]),
+                "dlog_curvature": float(np.log(c[-1] / c[peak])),
+                "final_train_acc": float(g["train_acc"].iloc[-1]),
+            }
+        )
+    out = pd.DataFrame(rows)
+    out["hovers"] = (out["ratio"] >= HOVER[0]) & (out["ratio"] <= HOVER[1])
+    return out
+
+
+def edge_table(edge_rows: pd.DataFrame) -> pd.DataFrame:
+    """:func:`edges` averaged over seeds per (loss, step size) (loss display names)."""
+    out = (
+        edge_rows.groupby(["loss", "lr"])
+        .agg(
+            two_over_lr=("two_over_lr", "first"),
+            final_sharpness=("final_sharpness", "mean"),
+            ratio=("ratio", "mean"),
+            max_sharpness=("max_sharpness", "mean"),
+            reached=("reached", "mean"),
+            hovers=("hovers", "mean"),
+        )
+        .reset_index()
+    )
+    out["loss"] = out["loss"].map(LOSS_NAMES)
+    return out
+
+
+def windowed(frame: pd.DataFrame, window: str, *, fraction: float = 0.9) -> pd.DataFrame:
+    r"""The rows of one run inside ``window``, in step order.
+
+    ``"before_edge"``: the measurements strictly before sharpness first reaches
+    ``fraction``:math:`\cdot2/\eta` (:func:`sharpjac.analysis.before_edge`; all of them if it never
+    does). ``"before_peak"``: the measurements up to and including the (first) largest sharpness.
+    """
+    if window not in WINDOWS:
+        raise ValueError(f"window={window!r}; accepted: {WINDOWS}")
+    g = frame.sort_values("step")
+    if window == "before_edge":
+        return analysis.before_edge(g, fraction=fraction)
+    return g.iloc[: int(np.nanargmax(g["sharpness"].to_numpy())) + 1]
+
+
+def trend_null_runs(
+    runs: pd.DataFrame, window: str, *, fraction: float = 0.9, method: str = "spearman", stats=JACOBIAN_STATS
+) -> pd.DataFrame:
+    """Per run and Jacobian statistic: the rank correlation with sharpness over :func:`windowed`.
+
+    Returns:
+        One row per (loss, lr, seed, statistic) with ``n`` (measurements in the window), ``raw``
+        (:func:`~sharpjac.analysis.rank_correlation`, NaN below 3 measurements), ``differences`` and
+        ``detrended`` (:func:`~sharpjac.analysis.trend_null_correlation`, NaN below 4 measurements:
+        first differences of 4 give 3 pairs, the least a rank correlation needs).
+    """
+    rows = []
+    for (loss, lr, s), g in _per_run(runs):
+        w = windowed(g, window, fraction=fraction)
+        enough = len(w) >= 4
+        for stat in stats:
+            x, y = w["sharpness"].to_numpy(float), w[stat].to_numpy(float)
+            rows.append(
+                {
+                    "loss": loss,
+                    "lr": lr,
+                    "seed": s,
+                    "statistic": stat,
+                    "n": len(w),
+                    "raw": analysis.rank_correlation(x, y, method) if len(w) >= 3 else np.nan,
+                    "differences": analysis.trend_null_correlation(x, y, method, kind="differences")
+                    if enough
+                    else np.nan,
+                    "detrended": analysis.trend_null_correlation(x, y, method, kind="detrended") if enough else np.nan,
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+def summarise_trend_nulls(per_run: pd.DataFrame, *, n_boot: int = 2000, seed: int = 0) -> pd.DataFrame:
+    """Mean over the runs of each (loss, statistic) of each of :data:`CORRELATIONS`, with a 95 %
+    percentile-bootstrap interval over runs (:func:`~sharpjac.analysis.summarise_correlations`).
+
+    Returns:
+        Columns ``correlation`` (raw/differences/detrended), ``loss``, ``statistic``, ``mean``,
+        ``low``, ``high``, ``runs`` (runs with a finite value).
+    """
+    out = []
+    for value in CORRELATIONS:
+        t = analysis.summarise_correlations(
+            per_run, by=("loss", "statistic"), value=value, n_resamples=n_boot, seed=seed
+        )
+        t.insert(0, "correlation", value)
+        out.append(t)
+    return pd.concat(out, ignore_index=True)
+
+
+def correlation_interval(
+    table: pd.DataFrame, loss: str, value: str, *, n_boot: int, stat: str = "jac_spectral_max"
+) -> Interval:
+    """The row of :func:`summarise_trend_nulls` for (loss, correlation, statistic) as an Interval."""
+    r = table[(table.loss == loss) & (table.correlation == value) & (table.statistic == stat)].iloc[0]
+    return Interval(float(r["mean"]), float(r["low"]), float(r["high"]), 0.95, int(r["runs"]), n_boot)
+
+
+def fmt_correlation(i: Interval) -> str:
+    """A mean correlation with its interval, saying so when it is undefined or degenerate."""
+    if not np.isfinite(i.estimate):
+        return "not defined (no run has enough measurements)"
+    if i.low == i.high:
+        return f"{i.estimate:.2f} (a degenerate interval: every resample gives the same value, {i.n} run(s))"
+    return f"{i.estimate:.2f} [{i.low:.2f}, {i.high:.2f}]"
+
+
+def fmt_change(r: Interval) -> str:
+    """A ratio as a relative change ``ratio - 1`` in per cent with its interval (said so when degenerate)."""
+    text = f"{100 * (r.estimate - 1):+.1f} % [{100 * (r.low - 1):+.1f} %, {100 * (r.high - 1):+.1f} %]"
+    return text + (" (a degenerate interval)" if r.low == r.high else "")
+
+
+def _survives(i: Interval) -> bool:
+    return bool(np.isfinite(i.low) and i.low > 0)
+
+
+def correlation_table(summary_table: pd.DataFrame, *, n_boot: int, stat: str = "jac_spectral_max") -> pd.DataFrame:
+    """The rows of :func:`summarise_trend_nulls` for one statistic, with an ``interval`` text column."""
+    show = summary_table[summary_table.statistic == stat].copy()
+    show["loss"] = show["loss"].map(LOSS_NAMES)
+    show["interval"] = [
+        str(Interval(m, lo, hi, 0.95, int(r), n_boot))
+        for m, lo, hi, r in zip(show["mean"], show["low"], show["high"], show["runs"])
+    ]
+    return show[["loss", "correlation", "mean", "low", "high", "runs", "interval"]]
+
+
+def finals(runs: pd.DataFrame) -> tuple[pd.DataFrame, pd.Series]:
+    r"""Per run: the final :math:`\max_i\|Jf(x_i)\|_2` (``final_jac``), the final training loss, and
+    ``jac_at_level``, its value when the training loss first falls to the *level*: the largest
+    final training loss of that loss's runs (a level every run reaches).
+
+    Returns:
+        ``(table, level)`` with ``level`` a Series indexed by loss.
+    """
+    rows = [
+        {
+            "loss": loss,
+            "lr": lr,
+            "seed": s,
+            "final_jac": float(g["jac_spectral_max"].iloc[-1]),
+            "final_loss": float(g["train_loss"].iloc[-1]),
+        }
+        for (loss, lr, s), g in _per_run(runs)
+    ]
+    out = pd.DataFrame(rows)
+    level = out.groupby("loss")["final_loss"].max()
+    out["jac_at_level"] = [
+        analysis.value_when(
+            runs[(runs.loss == r.loss) & (runs.lr == r.lr) & (runs.seed == r.seed)].sort_values("step"),
+            "jac_spectral_max",
+            at="train_loss",
+            threshold=float(level[r.loss]),
+        )
+        for r in out.itertuples()
+    ]
+    return out, level
+
+
+def step_effect(final_rows: pd.DataFrame, loss: str, *, n_boot: int = 2000, seed: int = 0) -> Interval:
+    """Ratio of the mean final Jacobian at the largest step to that at the smallest, bootstrap over seeds."""
+    f = final_rows[final_rows.loss == loss]
+    small = f[f.lr == min(f.lr)].sort_values("seed")
+    large = f[f.lr == max(f.lr)].sort_values("seed")
+    return analysis.ratio_ci(
+        large["final_jac"].to_numpy(), small["final_jac"].to_numpy(), n_resamples=n_boot, seed=seed
+    )
+
+
+def jacobian_means(runs: pd.DataFrame) -> pd.DataFrame:
+    """Mean over seeds of the Jacobian statistics at each time, per (loss, lr): ready to plot."""
+    return runs.groupby(["loss", "lr", "time"])[list(JACOBIAN_STATS)].mean().reset_index()
+
+
+def curves_frame(runs: pd.DataFrame) -> pd.DataFrame:
+    """``runs`` with loss display names, a ``run`` label and a ``2/η`` column, for
+    :func:`sharpjac.interactive.curves`."""
+    out = runs.copy()
+    out["loss"] = out["loss"].map(LOSS_NAMES)
+    out["run"] = [f"{l}, η = {lr:g}, seed {s}" for l, lr, s in zip(out["loss"], out["lr"], out["seed"])]  # noqa: E741
+    out["2/η"] = out["two_over_lr"]
+    return out
+
+
+@dataclass(frozen=True)
+class Summary:
+    """Everything the chapter shows, computed from its runs (see :func:`summarise`).
+
+    Attributes:
+        preset, seed, n_seeds, n_boot, fraction, method: the chapter's parameters (``n_boot``
+            bootstrap resamples: 200 at smoke, else 2000).
+        losses: the losses run, in ("mse", "ce") order; lrs: their step sizes.
+        overview, edges, edge_table: see :func:`overview`, :func:`edges`, :func:`edge_table`.
+        per_run, correlations, peak: :func:`trend_null_runs` before the edge, and
+            :func:`summarise_trend_nulls` of the runs before the edge and before the peak.
+        correlation_table: :func:`correlation_table` of ``correlations``.
+        finals, level, effects: :func:`finals` and :func:`step_effect` per loss.
+        numbers: values glued as numbers (name -> int/float).
+        markdown: sentences glued as Markdown (name -> text).
+    """
+
+    preset: str
+    seed: int
+    n_seeds: int
+    n_boot: int
+    fraction: float
+    method: str
+    losses: list[str]
+    lrs: dict[str, list[float]]
+    overview: pd.DataFrame
+    edges: pd.DataFrame
+    edge_table: pd.DataFrame
+    per_run: pd.DataFrame
+    correlations: pd.DataFrame
+    peak: pd.DataFrame
+    correlation_table: pd.DataFrame
+    finals: pd.DataFrame
+    level: pd.Series
+    effects: dict[str, Interval]
+    numbers: dict[str, float | int] = field(default_factory=dict)
+    markdown: dict[str, str] = field(default_factory=dict)
+
+
+def _edge_sentences(e: pd.DataFrame) -> dict[str, str]:
+    ce = e[e.loss == "ce"]
+    if not len(ce):
+        return {}
+    falls = bool(ce["dlog_curvature"].mean() < 0)
+    return {
+        "ce_stay_sentence": claims.choose(
+            bool(ce["hovers"].mean() >= 0.8),
+            "and most of them stay there",
+            "but most of them do not stay there: their final sharpness is "
+            f"{ce['ratio'].min():.2f} to {ce['ratio'].max():.2f} times $2/\\eta$, outside that band",
+        ),
+        "ce_curvature_sentence": claims.choose(
+            falls,
+            f"From the sharpness peak to the end of the cross-entropy runs the mean output curvature "
+            f"$\\overline{{\\|C\\|}}$ falls by a factor {np.exp(-ce['dlog_curvature'].mean()):.1f} on average "
+            f"(the final training accuracy is {100 * ce['final_train_acc'].mean():.0f} %): the loss saturates and "
+            "$\\overline{\\|C\\|}$, the first of the paper's mediating factors, pulls sharpness down (Cohen et al. "
+            "also saw cross-entropy sharpness fall late in training).",
+            "The mean output curvature $\\overline{\\|C\\|}$ does not fall from the sharpness peak to the end of "
+            "the cross-entropy runs, so the first mediating factor does not explain where sharpness ends.",
+        ),
+    }
+
+
+def _correlation_sentences(losses, per_run, table, peak, n_boot) -> str:
+    sentences = []
+    for loss in losses:
+        raw, dif, det = (correlation_interval(table, loss, v, n_boot=n_boot) for v in CORRELATIONS)
+        med = float(per_run[(per_run.loss == loss) & (per_run.statistic == "jac_spectral_max")]["n"].median())
+        verdict = claims.choose(
+            _survives(dif) and _survives(det),
+            "both trend nulls stay above zero, so the co-movement is more than a shared trend",
+            claims.choose(
+                _survives(dif) or _survives(det),
+                "only one of the two trend nulls stays above zero",
+                "neither trend null stays above zero, so the raw correlation shows no more than that both rose",
+            ),
+        )
+        if not np.isfinite(dif.estimate):
+            verdict = "these windows are too short for a trend null"
+        sentences.append(
+            f"With {LOSS_NAMES[loss]} (median window {med:.0f} measurements), the raw correlation of sharpness with "
+            f"$\\max_i\\|Jf(x_i)\\|_2$ is {fmt_correlation(raw)}, that of first differences {fmt_correlation(dif)} "
+            f"and that of detrended series {fmt_correlation(det)}: {verdict}."
+        )
+        p = correlation_interval(peak, loss, "raw", n_boot=n_boot)
+        pdif = correlation_interval(peak, loss, "differences", n_boot=n_boot)
+        sentences.append(
+            f"Up to the sharpness peak instead of the edge, the {LOSS_NAMES[loss]} figures are {fmt_correlation(p)} "
+            f"(raw) and {fmt_correlation(pdif)} (first differences)."
+        )
+    return " ".join(sentences)
+
+
+def summarise(
+    runs: pd.DataFrame,
+    config: ProgressiveSharpeningConfig,
+    *,
+    preset: str,
+    seed: int = 0,
+    fraction: float = 0.9,
+    method: str = "spearman",
+) -> Summary:
+    """Every table, number and sentence of the chapter from its runs (the output of :func:`run` on
+    ``config``, the config :func:`chapter_configs` gave)."""
+    check_params(fraction=fraction, method=method)
+    n_boot = 200 if preset == "smoke" else 2000
+    losses = [l for l in ("mse", "ce") if l in set(runs["loss"])]  # noqa: E741
+    lrs = {l: sorted(runs.loc[runs.loss == l, "lr"].unique()) for l in losses}  # noqa: E741
+    e = edges(runs, fraction=fraction)
+    per_run = trend_null_runs(runs, "before_edge", fraction=fraction, method=method)
+    table = summarise_trend_nulls(per_run, n_boot=n_boot, seed=seed)
+    peak = summarise_trend_nulls(
+        trend_null_runs(runs, "before_peak", fraction=fraction, method=method), n_boot=n_boot, seed=seed
+    )
+    fin, level = finals(runs)
+    numbers: dict[str, float | int] = {"n_train": config.n_train, "n_seeds": len(config.seeds), "fraction": fraction}
+    numbers.update({"hover_low": HOVER[0], "hover_high": HOVER[1]})
+    markdown = {"widths": "-".join(str(w) for w in config.widths)}
+    effects = {}
+    for loss in losses:
+        el = e[e.loss == loss]
+        numbers[f"{loss}_ratio_min"] = float(el["ratio"].min())
+        numbers[f"{loss}_ratio_max"] = float(el["ratio"].max())
+        numbers[f"{loss}_reached"] = int(el["reached"].sum())
+        numbers[f"{loss}_hovers"] = int(el["hovers"].sum())
+        numbers[f"{loss}_runs"] = len(el)
+        numbers[f"{loss}_peak_ratio"] = float((el["max_sharpness"] / el["two_over_lr"]).max())
+        numbers[f"{loss}_dlogC"] = float(el["dlog_curvature"].mean())
+        numbers[f"{loss}_init_min"] = float(el["initial_sharpness"].min())
+        numbers[f"{loss}_init_max"] = float(el["initial_sharpness"].max())
+        f = fin[fin.loss == loss]
+        numbers[f"{loss}_lr_final_rho"] = analysis.spearman(f["lr"], f["final_jac"])
+        numbers[f"{loss}_lr_level_rho"] = analysis.spearman(f["lr"], f["jac_at_level"])
+        numbers[f"{loss}_level"] = float(level[loss])
+        numbers[f"{loss}_jac_small_lr"] = float(f[f.lr == min(f.lr)]["final_jac"].mean())
+        numbers[f"{loss}_jac_large_lr"] = float(f[f.lr == max(f.lr)]["final_jac"].mean())
+        numbers[f"{loss}_lr_small"] = float(min(f.lr))
+        numbers[f"{loss}_lr_large"] = float(max(f.lr))
+        r = effects[loss] = step_effect(fin, loss, n_boot=n_boot, seed=seed)
+        markdown[f"{loss}_jac_change"] = fmt_change(r)
+        markdown[f"{loss}_direction"] = claims.choose(
+            r.high < 1,
+            "smaller at the largest step, with an interval entirely below no change",
+            claims.choose(
+                r.low > 1,
+                "larger at the largest step, with an interval entirely above no change",
+                "not distinguishable from no change",
+            ),
+        )
+    if "mse" in losses:
+        em = e[e.loss == "mse"]
+        numbers["start_above_07"] = int((em["initial_sharpness"] >= 0.7 * em["two_over_lr"]).sum())
+        numbers["limit_07"] = float(0.7 * 2 / max(lrs["mse"]))
+    markdown.update(_edge_sentences(e))
+    markdown["corr_sentences"] = _correlation_sentences(losses, per_run, table, peak, n_boot)
+    return Summary(
+        preset=preset,
+        seed=seed,
+        n_seeds=len(config.seeds),
+        n_boot=n_boot,
+        fraction=fraction,
+        method=method,
+        losses=losses,
+        lrs=lrs,
+        overview=overview(runs),
+        edges=e,
+        edge_table=edge_table(e),
+        per_run=per_run,
+        correlations=table,
+        peak=peak,
+        correlation_table=correlation_table(table, n_boot=n_boot),
+        finals=fin,
+        level=level,
+        effects=effects,
+        numbers=numbers,
+        markdown=markdown,
+    )
+
+
+def evaluate(summary: Summary) -> dict[str, claims.Verdict]:
+    """The chapter's claims decided from ``summary`` (:func:`sharpjac.claims.evaluate`), by claim id."""
+    out: dict[str, claims.Verdict] = {}
+    fraction, n_boot = summary.fraction, summary.n_boot
+    common = {"preset": summary.preset, "seeds": summary.n_seeds}
+    for loss in summary.losses:
+        e = summary.edges[summary.edges.loss == loss]
+        out[EDGE_CLAIMS[loss]] = claims.evaluate(
+            EDGE_CLAIMS[loss],
+            evidence=(
+                f"{int(e['hovers'].sum())} of {len(e)} {LOSS_NAMES[loss]} runs end with a sharpness within "
+                f"[{HOVER[0]:g}, {HOVER[1]:g}] times $2/\\eta$ (final ratios {e['ratio'].min():.2f} to "
+                f"{e['ratio'].max():.2f}; {int(e['reached'].sum())} reach {fraction:g}·$2/\\eta$)."
+            ),
+            **common,
+            k=int(e["hovers"].sum()),
+            n=len(e),
+            estimate=float(e["hovers"].mean()),
+            label="share of runs hovering at 2/η",
+        )
+    if "mse" in summary.losses:
+        dif = correlation_interval(summary.correlations, "mse", "differences", n_boot=n_boot)
+        raw = correlation_interval(summary.correlations, "mse", "raw", n_boot=n_boot)
+        cid = "progressive_sharpening.jacobian_rises_with_sharpness"
+        out[cid] = claims.evaluate(
+            cid,
+            evidence=(
+                f"Before the edge, the rank correlation of first differences of sharpness and $\\max_i\\|Jf(x_i)\\|_2$ "
+                f"is {fmt_correlation(dif)} over {dif.n} squared-error runs (raw correlation "
+                f"{fmt_correlation(raw)})."
+            ),
+            **common,
+            estimate=dif.estimate,
+            low=dif.low,
+            high=dif.high,
+            label="ρ(Δ sharpness, Δ max‖Jf‖)",
+        )
+        r = summary.effects["mse"]
+        cid = "progressive_sharpening.larger_step_smaller_jacobian"
+        out[cid] = claims.evaluate(
+            cid,
+            evidence=(
+                f"With the squared error, the mean final $\\max_i\\|Jf(x_i)\\|_2$ at $\\eta$ = "
+                f"{max(summary.lrs['mse']):g} is {fmt_change(r)} relative to $\\eta$ = {min(summary.lrs['mse']):g} "
+                f"(ratio of means, bootstrap over {summary.n_seeds} seeds)."
+            ),
+            **common,
+            estimate=r.estimate - 1,
+            low=r.low - 1,
+            high=r.high - 1,
+            label="relative change of final max‖Jf‖, largest vs smallest η",
+        )
+    return out
+
+
 EXPERIMENT = register(
     NAME,
     ProgressiveSharpeningConfig,
     "full-batch GD, MSE and CE, 3 step sizes on equal time eta*t: sharpness to 2/lr, Jacobian",
     chapter="Progressive sharpening and the edge of stability",
     runner=run,
+    chapter_configs=chapter_configs,
 )
