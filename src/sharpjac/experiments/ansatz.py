@@ -38,6 +38,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from .. import claims
 from ..training import TrainConfig
 from . import register
 from .base import StudyConfig, trained_run
@@ -313,10 +314,178 @@ class AnsatzConfig(StudyConfig):
         return out
 
 
+# ------------------------------------------------------------------------------------------------
+# The chapter: its parameters become the study config here, and its statistics are computed here
+# ------------------------------------------------------------------------------------------------
+
+
+def chapter_configs(
+    preset: str, seed: int, label_smoothing: float = 0.1, rescaled_layer: int = 1
+) -> list[AnsatzConfig]:
+    """The chapter's study config: the preset's seeds shifted by ``seed`` (``seed, seed+1, ...``),
+    ``data_seed = seed``, and the chapter's ``label_smoothing`` and ``rescaled_layer``."""
+    base = AnsatzConfig.preset(preset)
+    return [
+        AnsatzConfig.from_preset(
+            preset,
+            seeds=tuple(seed + s for s in base.seeds),
+            data_seed=seed,
+            label_smoothing=label_smoothing,
+            rescaled_layer=rescaled_layer,
+        )
+    ]
+
+
+@dataclass(frozen=True)
+class Saturation:
+    r"""The three signs of cross-entropy saturation in one run (see :func:`saturation`).
+
+    Attributes:
+        falls: the final mean :math:`\|C_i\|` is below a tenth of its first value.
+        drops: the final sharpness is below the run's largest sharpness.
+        stays: the final :math:`\max_i\|Jf(x_i)\|` is at least its value at the (first) sharpness peak.
+    """
+
+    falls: bool
+    drops: bool
+    stays: bool
+
+    @property
+    def all(self) -> bool:
+        """All three signs at once."""
+        return self.falls and self.drops and self.stays
+
+
+def saturation(frame: pd.DataFrame) -> Saturation:
+    """The saturation signs of one cross-entropy run (its record, rows in step order, with
+    ``curvature_norm``, ``sharpness`` and ``jac_spectral_max``)."""
+    pk = int(frame["sharpness"].to_numpy().argmax())
+    return Saturation(
+        falls=float(frame["curvature_norm"].iloc[-1]) < 0.1 * float(frame["curvature_norm"].iloc[0]),
+        drops=float(frame["sharpness"].iloc[-1]) < float(frame["sharpness"].max()),
+        stays=float(frame["jac_spectral_max"].iloc[-1]) >= float(frame["jac_spectral_max"].iloc[pk]),
+    )
+
+
+def smoothing_keeps_curvature(plain: pd.DataFrame, smooth: pd.DataFrame) -> bool:
+    r"""Whether the smoothed run ends with a larger mean :math:`\|C_i\|` than the unsmoothed one and at
+    least half its floor ``curvature_floor``."""
+    c0, c1 = float(plain["curvature_norm"].iloc[-1]), float(smooth["curvature_norm"].iloc[-1])
+    floor = float(smooth["curvature_floor"].iloc[0])
+    return (c1 > c0) and (c1 >= 0.5 * floor)
+
+
+def saturation_by_seed(ce: pd.DataFrame, label_smoothing: float) -> pd.DataFrame:
+    """Per seed of the ``ce`` table: the :func:`saturation` signs of the unsmoothed run and
+    :func:`smoothing_keeps_curvature` against the run with ``label_smoothing``.
+
+    Returns:
+        Columns ``seed``, ``falls``, ``drops``, ``stays``, ``all``, ``keeps`` (Python bools).
+    """
+    rows = []
+    for s, g in ce.groupby("seed"):
+        p0 = g[g["label_smoothing"] == 0.0].reset_index(drop=True)
+        p1 = g[g["label_smoothing"] == label_smoothing].reset_index(drop=True)
+        sat = saturation(p0)
+        rows.append(
+            {
+                "seed": s,
+                "falls": sat.falls,
+                "drops": sat.drops,
+                "stays": sat.stays,
+                "all": sat.all,
+                "keeps": smoothing_keeps_curvature(p0, p1),
+            }
+        )
+    return pd.DataFrame(rows, columns=["seed", "falls", "drops", "stays", "all", "keeps"])
+
+
+def saturation_sentence(sat: Saturation) -> str:
+    """What one run shows: sharpness and Jacobian part ways, or not."""
+    return claims.choose(
+        sat.drops and sat.stays,
+        "Sharpness and Jacobian part ways late in training: the sharpness falls from its peak while the "
+        "Jacobian does not, and the output curvature is what separates them.",
+        claims.choose(
+            sat.drops,
+            "The sharpness falls from its peak late in training, but so does the Jacobian in this run: the "
+            "two do not part ways here.",
+            "In this run the sharpness does not fall from its peak by the end of training.",
+        ),
+    )
+
+
+def ce_numbers(ce: pd.DataFrame, *, seed: int, label_smoothing: float) -> tuple[dict[str, Any], dict[str, str]]:
+    """The glued numbers (``an_ce_*``) and sentences of the cross-entropy section, for the runs of ``seed``."""
+    runs = ce[ce["seed"] == seed]
+    plain = runs[runs["label_smoothing"] == 0.0].reset_index(drop=True)
+    smooth = runs[runs["label_smoothing"] == label_smoothing].reset_index(drop=True)
+    peak = int(plain["sharpness"].idxmax())
+    numbers = {
+        "an_ls": label_smoothing,
+        "an_ce_c_end0": float(plain["curvature_norm"].iloc[-1]),
+        "an_ce_c_end1": float(smooth["curvature_norm"].iloc[-1]),
+        "an_ce_c_start": float(plain["curvature_norm"].iloc[0]),
+        "an_ce_floor": float(smooth["curvature_floor"].iloc[0]),
+        "an_ce_loss_end0": float(plain["train_loss"].iloc[-1]),
+        "an_ce_s_peak0": float(plain["sharpness"].max()),
+        "an_ce_s_peak_step": int(plain["step"].iloc[peak]),
+        "an_ce_s_end0": float(plain["sharpness"].iloc[-1]),
+        "an_ce_s_end1": float(smooth["sharpness"].iloc[-1]),
+        "an_ce_j_peak0": float(plain["jac_spectral_max"].iloc[peak]),
+        "an_ce_j_end0": float(plain["jac_spectral_max"].iloc[-1]),
+        "an_ce_j_end1": float(smooth["jac_spectral_max"].iloc[-1]),
+    }
+    markdown = {
+        "an_ce_floor_side": claims.choose(numbers["an_ce_c_end1"] >= numbers["an_ce_floor"], "above", "below"),
+        "an_ce_text": saturation_sentence(saturation(plain)),
+    }
+    return numbers, markdown
+
+
+def evaluate_saturation(
+    ce: pd.DataFrame, *, label_smoothing: float, preset: str, n_seeds: int
+) -> dict[str, claims.Verdict]:
+    """The claims ``ansatz.saturation_mediates`` and ``ansatz.smoothing_keeps_curvature``, decided over
+    every seed of the ``ce`` table (:func:`saturation_by_seed`), by claim id."""
+    by_seed = saturation_by_seed(ce, label_smoothing)
+    n = len(by_seed)
+    k_all, k_keep = int(by_seed["all"].sum()), int(by_seed["keeps"].sum())
+    first = ce[(ce["seed"] == ce["seed"].min()) & (ce["label_smoothing"] == label_smoothing)]
+    floor = float(first["curvature_floor"].iloc[0])
+    return {
+        "ansatz.saturation_mediates": claims.evaluate(
+            "ansatz.saturation_mediates",
+            evidence=(
+                f"Without smoothing, {k_all} of {n} seeds show all three: mean $\\|C_i\\|$ below a tenth of its "
+                f"start ({int(by_seed['falls'].sum())} seeds), final sharpness below its peak "
+                f"({int(by_seed['drops'].sum())}), final Jacobian at least its value at that peak "
+                f"({int(by_seed['stays'].sum())})."
+            ),
+            preset=preset,
+            seeds=n_seeds,
+            k=k_all,
+            n=n,
+        ),
+        "ansatz.smoothing_keeps_curvature": claims.evaluate(
+            "ansatz.smoothing_keeps_curvature",
+            evidence=(
+                f"With smoothing {label_smoothing:g} the final mean $\\|C_i\\|$ is above the unsmoothed run's and at "
+                f"least half the floor {floor:.3f} in {k_keep} of {n} seeds."
+            ),
+            preset=preset,
+            seeds=n_seeds,
+            k=k_keep,
+            n=n,
+        ),
+    }
+
+
 EXPERIMENT = register(
     NAME,
     AnsatzConfig,
     "Proposition A along GD training and the three mediating factors (rescaling, cross-entropy "
     "saturation, first-layer blind spot), digits MLP",
     chapter="The ansatz and its mediating factors",
+    chapter_configs=chapter_configs,
 )
