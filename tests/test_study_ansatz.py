@@ -229,3 +229,72 @@ def test_chapter_configs_shift_the_seeds():
     assert c.seeds == (4, 5, 6) and c.data_seed == 4 and c.label_smoothing == 0.3 and c.rescaled_layer == 2
     assert exp.configs_for("quick", 0) == [AnsatzConfig.preset("quick")]
     assert exp.configs_for("smoke", 3)[0].seeds == (3,)
+
+
+def test_per_seed_checks_hand_made():
+    from sharpjac.experiments import ansatz as an
+
+    # growth of the Jacobian 1 -> 3 over growth of sharpness 2 -> 3: 3 / 1.5 = 2
+    assert an.growth_rate(pd.DataFrame({"jac_spectral_max": [1.0, 2.0, 3.0], "sharpness": [2.0, 1.0, 3.0]})) == 2.0
+    bounds = pd.DataFrame(
+        {
+            "seed": [0, 0, 0, 1, 1, 1],
+            "step": [0, 10, 20, 20, 0, 10],  # seed 1 out of order: sorted by step
+            "lambda_max": [1.0, 2.0, 4.0, 3.0, 1.0, 2.0],
+            "jacobian_max": [1.0, 1.5, 3.0, 1.0, 1.0, 2.0],  # seed 1: lambda rises 2 -> 3 while the Jacobian falls
+        }
+    )
+    t = an.move_together(bounds)
+    assert list(t["together"]) == [True, False]
+    assert list(t["lam"]) == [4.0, 3.0] and list(t["jac"]) == [3.0, 1.0]
+    resc = pd.DataFrame(
+        {
+            "seed": [0, 0, 1, 1],
+            "sharpness": [1.0, 20.0, 1.0, 5.0],
+            "output_change": [0.0, 1e-12, 0.0, 0.0],
+            "jacobian_change": [0.0, 1e-9, 0.0, 0.0],
+        }
+    )
+    r = an.rescaling_checks(resc)
+    assert list(r["spread"]) == [20.0, 5.0] and list(r["ok"]) == [True, False]  # seed 1 spreads less than 10x
+
+    def blind_run(seed, name, jac, sharp):
+        return pd.DataFrame({"seed": seed, "run": name, "jac_spectral_max": jac, "sharpness": sharp})
+
+    blind = pd.concat(
+        [
+            blind_run(0, "all layers", [1.0, 2.0], [1.0, 2.0]),
+            blind_run(0, "first layer only", [1.0, 3.0], [1.0, 1.5]),  # rate 2
+            blind_run(0, "last layer only", [1.0, 2.0], [1.0, 2.0]),  # rate 1
+            blind_run(0, "linear model", [1.0, 2.0], [2.0, 2.2]),  # spread 0.2 / 2.1
+        ]
+    )
+    b = an.blind_checks(blind)
+    assert b.loc[0, "first"] == 2.0 and b.loc[0, "last"] == 1.0 and bool(b.loc[0, "ok"])
+    assert b.loc[0, "lin_spread"] == pytest.approx(0.2 / 2.1)
+
+
+def test_summarise_evaluate_and_sentences_on_the_smoke_study(study):
+    from sharpjac.experiments import ansatz as an
+
+    config, _, t = study
+    summary = an.summarise(t, config, preset="smoke")
+    verdicts = an.evaluate(summary)
+    assert list(verdicts) == [
+        "ansatz.proposition_a_holds",
+        "ansatz.move_together",
+        "ansatz.rescaling_mediates",
+        "ansatz.saturation_mediates",
+        "ansatz.smoothing_keeps_curvature",
+        "ansatz.linear_does_not_sharpen",
+        "ansatz.first_layer_blind_spot",
+    ]
+    assert verdicts["ansatz.proposition_a_holds"].outcome == "agree"  # a theorem
+    assert verdicts["ansatz.linear_does_not_sharpen"].outcome == "agree"  # constant Hessian
+    assert summary.numbers["an_eos"] == 2 / config.lr and summary.markdown["an_holds"] == "holds"
+    assert summary.numbers["an_b_lin_s"] == pytest.approx(1.0, abs=1e-6)
+    words = an.verdict_sentences(summary, verdicts)
+    assert words["an_bullet_prop"].startswith("Proposition A held at every snapshot")
+    assert words["an_out_lin"] == "(verdict: Agree)"
+    frame = an.explorer_frame(t, 0)
+    assert frame["step"].min() >= 1 and "cross-entropy, smoothing 0.1" in set(frame["run"])
