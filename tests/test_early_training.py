@@ -108,3 +108,12 @@ def test_summarise_and_evaluate_on_synthetic_runs():
     v = et.evaluate(summary)
     assert set(v) == {"early_training.jacobian_tracks_sharpness", "early_training.curvature_explains_scale"}
     assert v["early_training.jacobian_tracks_sharpness"].outcome == "agree"
+
+
+def test_epoch_means_average_over_seeds():
+    # two measurements per epoch (steps 0, 10 in epoch 0): the mean over both seeds and both steps
+    runs = et.prepared(pd.concat([_run(0.0, 0, [1.0, 3.0], [1.0, 1.0]), _run(0.0, 1, [3.0, 5.0], [2.0, 2.0])]))
+    m = et.epoch_means(runs)
+    assert list(m.columns) == ["label_smoothing", "epoch", "sharpness", "jac_spectral_max", "curvature_norm", "ratio"]
+    assert len(m) == 1 and m.loc[0, "sharpness"] == 3.0 and m.loc[0, "jac_spectral_max"] == 1.5
+    assert m.loc[0, "ratio"] == pytest.approx((1.0 + 3.0 + 1.5 + 2.5) / 4)

@@ -134,6 +134,14 @@ def prepared(runs: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
+def epoch_means(runs: pd.DataFrame) -> pd.DataFrame:
+    """Means over seeds per (label smoothing, epoch) of sharpness, :math:`\\max_i\\|Jf(x_i)\\|_2`,
+    the output curvature and their ratio (columns ``label_smoothing``, ``epoch`` and those four),
+    from :func:`prepared` runs: the figures' thick lines."""
+    cols = ["sharpness", "jac_spectral_max", "curvature_norm", "ratio"]
+    return runs.groupby(["label_smoothing", "epoch"])[cols].mean().reset_index()
+
+
 def difference_correlations(runs: pd.DataFrame, *, method: str = "spearman") -> pd.DataFrame:
     """Per run and Jacobian statistic: the rank correlation of the first differences of sharpness and
     the statistic (:func:`~sharpjac.analysis.trend_null_correlation`), columns ``label_smoothing``,
