@@ -3,7 +3,7 @@
 For one grid point per loss of the ``progressive_sharpening`` quick preset, times the same run
 twice in this process: (a) training only (measurements switched off except the mandatory first
 and last rows, no sharpness, no Jacobians), (b) with the preset's full schedule (sharpness by
-warm-started Lanczos, Jacobian statistics, mediating factors every ``measure_every`` steps).
+warm-started Lanczos, Jacobian statistics, mediating factors on the preset's measurement steps).
 The tracking overhead is (b - a) / a (target: at most 1x), and one measurement costs
 (s / measurement) / (s / training step) training steps (target: at most 20x; the measurement also
 reports its mean number of Hessian-vector products, target at most 8 in steady state). Then runs
@@ -55,8 +55,8 @@ def main() -> None:
         f"torch {torch.__version__}, {torch.get_num_threads()} threads"
     )
     print(
-        f"# quick preset: n_train={cfg.n_train}, widths={cfg.widths}, max_steps={cfg.max_steps}, "
-        f"measure_every={cfg.measure_every}, sharpness_subset={cfg.sharpness_subset}, "
+        f"# quick preset: n_train={cfg.n_train}, widths={cfg.widths}, time_mse={cfg.time_mse}, "
+        f"time_ce={cfg.time_ce}, sharpness_subset={cfg.sharpness_subset}, "
         f"jacobian_subset={cfg.jacobian_subset}"
     )
     grid = cfg.grid()
@@ -68,7 +68,12 @@ def main() -> None:
     for loss, items in picks.items():
         labels, tc = items[len(items) // 2]
         bare = tc.replace(
-            measure_every=None, sharpness_subset=0, jacobian_subset=0, eval_test=False, checkpoint_every=None
+            measure_every=None,
+            measure_num=None,
+            sharpness_subset=0,
+            jacobian_subset=0,
+            eval_test=False,
+            checkpoint_every=None,
         )
         tracked = tc.replace(checkpoint_every=None)
         _time(bare.replace(max_steps=5))  # warm-up

@@ -21,7 +21,7 @@ def test_list_one_line_per_experiment_name_first(capsys):
 
 
 def test_info_shows_fields_and_presets(capsys):
-    assert main(["info", "label_smoothing_early"]) == 0
+    assert main(["info", "early_training"]) == 0
     out = capsys.readouterr().out
     assert "smoothings" in out and "smoke:" in out and "paper:" in out
 
@@ -91,7 +91,7 @@ def test_run_smoke_in_a_subprocess(tmp_path):
         "--set",
         "losses=mse",
         "--set",
-        "max_steps=6",
+        "time_mse=1.2",  # ceil(1.2 / 0.2) = 6 steps
         "--threads",
         "1",
         "--output",
@@ -125,7 +125,7 @@ SMOKE = [
     "--set",
     "losses=mse",
     "--set",
-    "max_steps=2",
+    "time_mse=0.4",  # ceil(0.4 / 0.2) = 2 steps
     "--no-progress",
 ]
 

@@ -10,7 +10,7 @@ import torch
 
 from sharpjac import experiments, runs
 from sharpjac.experiments import parse_overrides
-from sharpjac.experiments.label_smoothing_early import LabelSmoothingEarlyConfig
+from sharpjac.experiments.early_training import EarlyTrainingConfig
 from sharpjac.experiments.progressive_sharpening import ProgressiveSharpeningConfig
 from sharpjac.runs import RunStore
 
@@ -25,7 +25,7 @@ def _one_thread():
 
 def test_registry_lists_the_builtin_experiments():
     names = experiments.names()
-    assert {"progressive_sharpening", "label_smoothing_early"} <= set(names)
+    assert {"progressive_sharpening", "early_training", "whole_run"} <= set(names)
     for n in names:
         exp = experiments.get(n)
         assert exp.description and exp.config_cls.preset("smoke") is not None
@@ -35,7 +35,7 @@ def test_registry_lists_the_builtin_experiments():
         experiments.get("nope")
 
 
-@pytest.mark.parametrize("cls", [ProgressiveSharpeningConfig, LabelSmoothingEarlyConfig])
+@pytest.mark.parametrize("cls", [ProgressiveSharpeningConfig, EarlyTrainingConfig])
 def test_presets_are_frozen_valid_and_distinct(cls):
     smoke, quick, paper = (cls.preset(p) for p in ("smoke", "quick", "paper"))
     assert smoke != quick != paper
@@ -50,11 +50,11 @@ def test_presets_are_frozen_valid_and_distinct(cls):
 def test_progressive_sharpening_grid_is_full_batch_gd_over_losses_and_rates():
     c = ProgressiveSharpeningConfig.preset("quick")
     grid = c.grid()
-    assert len(grid) == len(c.lrs_mse) + len(c.lrs_ce) == 6
+    assert len(grid) == (len(c.lrs_mse) + len(c.lrs_ce)) * len(c.seeds) == 30
     assert {tc.loss for _, tc in grid} == {"mse", "ce"}
     assert all(tc.optimizer == "gd" and tc.batch_size is None for _, tc in grid)
     assert sorted({lab["lr"] for lab, tc in grid if tc.loss == "mse"}) == sorted(c.lrs_mse)
-    ls = LabelSmoothingEarlyConfig.preset("quick")
+    ls = EarlyTrainingConfig.preset("quick")
     smoothing = [lab["label_smoothing"] for lab, _ in ls.grid()]
     assert sorted(set(smoothing)) == [0.0, 0.1, 0.2] and len(smoothing) == 3 * len(ls.seeds)
 
@@ -66,10 +66,10 @@ def test_progressive_sharpening_grid_is_full_batch_gd_over_losses_and_rates():
         (ProgressiveSharpeningConfig, dict(losses=("mse", "hinge")), r"losses=.*'mse', 'ce'"),
         (ProgressiveSharpeningConfig, dict(dataset="imagenet"), r"dataset='imagenet'.*mnist5k"),
         (ProgressiveSharpeningConfig, dict(seeds=()), r"seeds=\(\).*non-empty"),
-        (LabelSmoothingEarlyConfig, dict(smoothings=(0.0, 1.2)), r"smoothings=.*\[0, 1\)"),
-        (LabelSmoothingEarlyConfig, dict(lr=-1.0), r"lr=-1.0.*positive"),
-        (LabelSmoothingEarlyConfig, dict(model="vgg"), r"model='vgg'.*'mlp'"),
-        (LabelSmoothingEarlyConfig, dict(device="tpu"), r"device='tpu'"),
+        (EarlyTrainingConfig, dict(smoothings=(0.0, 1.2)), r"smoothings=.*\[0, 1\)"),
+        (EarlyTrainingConfig, dict(lr=-1.0), r"lr=-1.0.*positive"),
+        (EarlyTrainingConfig, dict(model="vgg"), r"model='vgg'.*'mlp'"),
+        (EarlyTrainingConfig, dict(device="tpu"), r"device='tpu'"),
     ],
 )
 def test_validation_names_field_and_accepted_values(cls, kw, pattern):
@@ -81,7 +81,7 @@ def test_unknown_preset_and_field():
     with pytest.raises(ValueError, match=r"unknown preset='huge'.*\['paper', 'quick', 'smoke'\]"):
         ProgressiveSharpeningConfig.preset("huge")
     with pytest.raises(ValueError, match=r"unknown field\(s\) \['optimiser'\]"):
-        LabelSmoothingEarlyConfig.from_preset("smoke", optimiser="adam")
+        EarlyTrainingConfig.from_preset("smoke", optimiser="adam")
 
 
 def test_unavailable_dataset_is_reported_before_any_training(tmp_path, monkeypatch):
@@ -95,26 +95,26 @@ def test_unavailable_dataset_is_reported_before_any_training(tmp_path, monkeypat
 def test_parse_overrides_uses_field_types():
     o = parse_overrides(
         ProgressiveSharpeningConfig,
-        ["lrs_mse=0.1,0.2", "max_steps=30", "sharpness_subset=none", "measure_gn=true", "losses=mse", "classes=[0, 1]"],
+        ["lrs_mse=0.1,0.2", "time_mse=30", "measure_num_ce=7", "sharpness_subset=none", "losses=mse", "classes=[0, 1]"],
     )
     assert o == {
         "lrs_mse": (0.1, 0.2),
-        "max_steps": 30,
+        "time_mse": 30.0,
+        "measure_num_ce": 7,
         "sharpness_subset": None,
-        "measure_gn": True,
         "losses": ("mse",),
         "classes": (0, 1),
     }
     with pytest.raises(ValueError, match="unknown field 'lr_mse'"):
         parse_overrides(ProgressiveSharpeningConfig, ["lr_mse=0.1"])
-    with pytest.raises(ValueError, match="max_steps"):
-        parse_overrides(ProgressiveSharpeningConfig, ["max_steps=ten"])
+    with pytest.raises(ValueError, match="measure_num_ce"):
+        parse_overrides(ProgressiveSharpeningConfig, ["measure_num_ce=ten"])
 
 
 def test_smoke_run_reuses_the_store_one_run_per_grid_point(tmp_path, monkeypatch):
     store = RunStore(tmp_path)
-    cfg = LabelSmoothingEarlyConfig.from_preset("smoke", smoothings=(0.0, 0.2), seeds=(0, 1))
-    df = experiments.get("label_smoothing_early").run(cfg, store=store, progress=False)
+    cfg = EarlyTrainingConfig.from_preset("smoke", smoothings=(0.0, 0.2), seeds=(0, 1))
+    df = experiments.get("early_training").run(cfg, store=store, progress=False)
     assert df["run_key"].nunique() == 4 and len([p for p in tmp_path.iterdir() if len(p.name) == 64]) == 4
     assert list(df.columns[:2]) == ["label_smoothing", "seed"]
     assert set(df["status"]) == {"completed"}
@@ -123,7 +123,7 @@ def test_smoke_run_reuses_the_store_one_run_per_grid_point(tmp_path, monkeypatch
     last = df.sort_values("step").groupby(["label_smoothing", "seed"]).tail(1)
     assert (last["curvature_norm"] > 0).all()
     monkeypatch.setattr(runs, "train", lambda *a, **k: pytest.fail("must reuse the stored runs"))
-    again = experiments.get("label_smoothing_early").run(cfg, store=store, progress=False)
+    again = experiments.get("early_training").run(cfg, store=store, progress=False)
     pd.testing.assert_frame_equal(df, again, check_exact=True)
 
 

@@ -160,3 +160,141 @@ def test_chapter_claims_decided_from_the_smoke_tables(study):
     assert claims.get("ansatz.linear_does_not_sharpen").rule.decide(value=spread) == "agree"
     ids = {c.id for c in claims.all_claims() if c.chapter == "ansatz"}
     assert len(ids) == 7 and all(i.startswith("ansatz.") for i in ids)
+
+
+# ------------------------------------------------------------------------------------------------
+# The chapter's statistics of the cross-entropy section, on hand-made records
+# ------------------------------------------------------------------------------------------------
+
+
+def _ce_run(seed, ls, curvature, sharpness, jac, floor=float("nan")):
+    n = len(sharpness)
+    return pd.DataFrame(
+        {
+            "seed": seed,
+            "label_smoothing": ls,
+            "step": [10 * i for i in range(n)],
+            "curvature_norm": curvature,
+            "sharpness": sharpness,
+            "jac_spectral_max": jac,
+            "train_loss": [1.0 / (i + 1) for i in range(n)],
+            "curvature_floor": floor,
+        }
+    )
+
+
+def test_saturation_signs_hand_made():
+    from sharpjac.experiments import ansatz as an
+
+    # curvature 1 -> 0.05 (< 0.1), sharpness peaks at 5 (step 20) and ends at 3, Jacobian 2 at the peak, 2.5 at the end
+    sat = an.saturation(_ce_run(0, 0.0, [1.0, 0.5, 0.2, 0.05], [1.0, 4.0, 5.0, 3.0], [1.0, 1.5, 2.0, 2.5]))
+    assert (sat.falls, sat.drops, sat.stays, sat.all) == (True, True, True, True)
+    # curvature ends at exactly a tenth: not below; the last sharpness is the peak: no drop
+    sat = an.saturation(_ce_run(0, 0.0, [1.0, 0.1], [1.0, 2.0], [1.0, 2.0]))
+    assert (sat.falls, sat.drops, sat.stays, sat.all) == (False, False, True, False)
+    # the Jacobian falls below its value at the sharpness peak (2.0 at step 10): stays is False
+    sat = an.saturation(_ce_run(0, 0.0, [1.0, 0.01, 0.01], [1.0, 5.0, 2.0], [1.0, 2.0, 1.9]))
+    assert (sat.falls, sat.drops, sat.stays) == (True, True, False)
+    assert an.saturation_sentence(sat).startswith("The sharpness falls from its peak late in training, but so does")
+    assert an.saturation_sentence(an.Saturation(True, True, True)).startswith("Sharpness and Jacobian part ways")
+    assert an.saturation_sentence(an.Saturation(True, False, True)).startswith("In this run the sharpness does not")
+
+
+def test_saturation_by_seed_keeps_and_claims():
+    from sharpjac.experiments import ansatz as an
+
+    plain0 = _ce_run(0, 0.0, [1.0, 0.5, 0.05], [1.0, 5.0, 3.0], [1.0, 2.0, 2.5])  # all three signs
+    smooth0 = _ce_run(0, 0.1, [1.0, 0.6, 0.4], [1.0, 4.0, 4.0], [1.0, 2.0, 2.0], floor=0.6)  # 0.4 >= 0.3, > 0.05
+    plain1 = _ce_run(1, 0.0, [1.0, 0.5, 0.5], [1.0, 5.0, 3.0], [1.0, 2.0, 2.5])  # curvature does not fall
+    smooth1 = _ce_run(1, 0.1, [1.0, 0.6, 0.2], [1.0, 4.0, 4.0], [1.0, 2.0, 2.0], floor=0.6)  # 0.2 < 0.3
+    ce = pd.concat([plain0, smooth0, plain1, smooth1], ignore_index=True)
+    t = an.saturation_by_seed(ce, 0.1)
+    assert list(t["seed"]) == [0, 1]
+    assert list(t["all"]) == [True, False] and list(t["falls"]) == [True, False]
+    assert list(t["keeps"]) == [True, False]
+    assert an.smoothing_keeps_curvature(plain0, smooth0) and not an.smoothing_keeps_curvature(plain1, smooth1)
+    numbers, markdown = an.ce_numbers(ce, seed=0, label_smoothing=0.1)
+    assert numbers["an_ce_s_peak0"] == 5.0 and numbers["an_ce_s_peak_step"] == 10 and numbers["an_ce_j_peak0"] == 2.0
+    assert numbers["an_ce_floor"] == 0.6 and numbers["an_ce_c_end1"] == 0.4
+    assert markdown["an_ce_floor_side"] == "below" and markdown["an_ce_text"].startswith("Sharpness and Jacobian part")
+    v = an.evaluate_saturation(ce, label_smoothing=0.1, preset="smoke", n_seeds=2)
+    assert v["ansatz.saturation_mediates"].numbers["k"] == 1 and v["ansatz.saturation_mediates"].numbers["n"] == 2
+    assert v["ansatz.smoothing_keeps_curvature"].numbers["k"] == 1
+    assert "floor 0.600 in 1 of 2 seeds" in v["ansatz.smoothing_keeps_curvature"].evidence
+
+
+def test_chapter_configs_shift_the_seeds():
+    exp = experiments.get("ansatz")
+    (c,) = exp.configs_for("quick", 4, label_smoothing=0.3, rescaled_layer=2)
+    assert c.seeds == (4, 5, 6) and c.data_seed == 4 and c.label_smoothing == 0.3 and c.rescaled_layer == 2
+    assert exp.configs_for("quick", 0) == [AnsatzConfig.preset("quick")]
+    assert exp.configs_for("smoke", 3)[0].seeds == (3,)
+
+
+def test_per_seed_checks_hand_made():
+    from sharpjac.experiments import ansatz as an
+
+    # growth of the Jacobian 1 -> 3 over growth of sharpness 2 -> 3: 3 / 1.5 = 2
+    assert an.growth_rate(pd.DataFrame({"jac_spectral_max": [1.0, 2.0, 3.0], "sharpness": [2.0, 1.0, 3.0]})) == 2.0
+    bounds = pd.DataFrame(
+        {
+            "seed": [0, 0, 0, 1, 1, 1],
+            "step": [0, 10, 20, 20, 0, 10],  # seed 1 out of order: sorted by step
+            "lambda_max": [1.0, 2.0, 4.0, 3.0, 1.0, 2.0],
+            "jacobian_max": [1.0, 1.5, 3.0, 1.0, 1.0, 2.0],  # seed 1: lambda rises 2 -> 3 while the Jacobian falls
+        }
+    )
+    t = an.move_together(bounds)
+    assert list(t["together"]) == [True, False]
+    assert list(t["lam"]) == [4.0, 3.0] and list(t["jac"]) == [3.0, 1.0]
+    resc = pd.DataFrame(
+        {
+            "seed": [0, 0, 1, 1],
+            "sharpness": [1.0, 20.0, 1.0, 5.0],
+            "output_change": [0.0, 1e-12, 0.0, 0.0],
+            "jacobian_change": [0.0, 1e-9, 0.0, 0.0],
+        }
+    )
+    r = an.rescaling_checks(resc)
+    assert list(r["spread"]) == [20.0, 5.0] and list(r["ok"]) == [True, False]  # seed 1 spreads less than 10x
+
+    def blind_run(seed, name, jac, sharp):
+        return pd.DataFrame({"seed": seed, "run": name, "jac_spectral_max": jac, "sharpness": sharp})
+
+    blind = pd.concat(
+        [
+            blind_run(0, "all layers", [1.0, 2.0], [1.0, 2.0]),
+            blind_run(0, "first layer only", [1.0, 3.0], [1.0, 1.5]),  # rate 2
+            blind_run(0, "last layer only", [1.0, 2.0], [1.0, 2.0]),  # rate 1
+            blind_run(0, "linear model", [1.0, 2.0], [2.0, 2.2]),  # spread 0.2 / 2.1
+        ]
+    )
+    b = an.blind_checks(blind)
+    assert b.loc[0, "first"] == 2.0 and b.loc[0, "last"] == 1.0 and bool(b.loc[0, "ok"])
+    assert b.loc[0, "lin_spread"] == pytest.approx(0.2 / 2.1)
+
+
+def test_summarise_evaluate_and_sentences_on_the_smoke_study(study):
+    from sharpjac.experiments import ansatz as an
+
+    config, _, t = study
+    summary = an.summarise(t, config, preset="smoke")
+    verdicts = an.evaluate(summary)
+    assert list(verdicts) == [
+        "ansatz.proposition_a_holds",
+        "ansatz.move_together",
+        "ansatz.rescaling_mediates",
+        "ansatz.saturation_mediates",
+        "ansatz.smoothing_keeps_curvature",
+        "ansatz.linear_does_not_sharpen",
+        "ansatz.first_layer_blind_spot",
+    ]
+    assert verdicts["ansatz.proposition_a_holds"].outcome == "agree"  # a theorem
+    assert verdicts["ansatz.linear_does_not_sharpen"].outcome == "agree"  # constant Hessian
+    assert summary.numbers["an_eos"] == 2 / config.lr and summary.markdown["an_holds"] == "holds"
+    assert summary.numbers["an_b_lin_s"] == pytest.approx(1.0, abs=1e-6)
+    words = an.verdict_sentences(summary, verdicts)
+    assert words["an_bullet_prop"].startswith("Proposition A held at every snapshot")
+    assert words["an_out_lin"] == "(verdict: Agree)"
+    frame = an.explorer_frame(t, 0)
+    assert frame["step"].min() >= 1 and "cross-entropy, smoothing 0.1" in set(frame["run"])

@@ -5,7 +5,7 @@ Examples::
     python -m sharpjac list
     python -m sharpjac info progressive_sharpening
     python -m sharpjac run progressive_sharpening --preset smoke
-    python -m sharpjac run progressive_sharpening --preset quick --seed 1 --set lrs_mse=0.1,0.2 --set max_steps=500
+    python -m sharpjac run progressive_sharpening --preset quick --seed 1 --set lrs_mse=0.1,0.2 --set time_mse=40
     python -m sharpjac run weight_decay --preset paper --executor ray --address auto
     python -m sharpjac store list-stale        # runs and studies of other code, never read
     python -m sharpjac store prune             # ... deleted
@@ -58,7 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
         "run",
         help="run an experiment (reusing stored runs)",
         description="Run an experiment. Each grid point is one stored run; stored runs are loaded, not retrained.",
-        epilog="example: python -m sharpjac run progressive_sharpening --preset smoke --set max_steps=20",
+        epilog="example: python -m sharpjac run progressive_sharpening --preset smoke --set time_mse=0.4",
     )
     r.add_argument("name", help="experiment name (see 'list')")
     r.add_argument("--preset", default="quick", help="smoke (seconds), quick (minutes, default) or paper (GPU)")
@@ -75,7 +75,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="append",
         default=[],
         metavar="KEY=VALUE",
-        help="override a field, e.g. --set max_steps=500 or --set lrs_mse=0.1,0.2 (repeatable)",
+        help="override a field, e.g. --set time_mse=40 or --set lrs_mse=0.1,0.2 (repeatable)",
     )
     r.add_argument("--device", default=None, help="auto (default: CUDA if available), cpu or cuda")
     r.add_argument("--cache", default=None, help="run store folder (default $SHARPJAC_CACHE or ~/.cache/sharpjac/runs)")

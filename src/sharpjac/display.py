@@ -91,3 +91,14 @@ def show_verdicts(verdicts: dict, prefix: str) -> None:
         raise ValueError(f"prefix={prefix!r} matches no claim; accepted: a prefix of one of {sorted(verdicts)}")
     for verdict in chosen:
         verdict.show()
+
+
+def glue_all(numbers: dict | None = None, markdown: dict | None = None) -> None:
+    """Glue every ``name: value`` of ``numbers`` as is (``{glue:text}``) and every ``name: text`` of
+    ``markdown`` as Markdown (``{glue:md}``): the values a chapter's ``summarise`` computed."""
+    from myst_nb import glue
+
+    for name, value in (numbers or {}).items():
+        glue(name, value, display=False)
+    for name, text in (markdown or {}).items():
+        glue_md(name, text)

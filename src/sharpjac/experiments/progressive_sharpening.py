@@ -1,22 +1,31 @@
-"""Progressive sharpening and the edge of stability (Cohen et al. 2021; the paper's Section 5).
+r"""Progressive sharpening and the edge of stability, on equal *time* :math:`\eta t` per step size.
 
-Full-batch gradient descent at three step sizes, with squared error and with cross-entropy, on a
-tanh MLP. Tracked: sharpness against the stability limit :math:`2/\\eta` (column ``two_over_lr``),
-the four Jacobian statistics, and the mediating factors. Expected: sharpness rises (progressive
-sharpening) until about :math:`2/\\eta` and then hovers there; the Jacobian rises with it.
+Full-batch gradient descent (Cohen et al. 2021; the paper's Section 5) at three step sizes, with
+squared error and with cross-entropy, on a tanh MLP. Each loss has a time horizon :math:`T` (in
+units of :math:`\eta t`, the time of the gradient flow that GD discretises), a run with step
+:math:`\eta` takes :math:`\lceil T/\eta\rceil` steps, and measurements are log-spaced (dense
+early, where sharpness rises fast) plus one every :math:`\Delta T/\eta` steps. Equal time makes
+runs with different step sizes comparable: before the edge they follow the same gradient-flow
+path, so what differs at the end is the effect of the stability cap :math:`2/\eta`.
 
-Presets are the project's own choices (the paper's are not known): ``smoke`` runs in seconds;
-``quick`` uses 500 real MNIST digits (``mnist5k``) and takes a few minutes on a 2-core CPU;
-``paper`` is Cohen et al.'s setting in spirit: 5,000 CIFAR-10 images and a wider tanh MLP.
+Presets are the project's own choices (the paper's are not known): ``quick`` uses 250 real MNIST
+digits (``mnist5k``), whose tanh MLP starts with sharpness 7 to 8 under squared error (3.5 to 4.2
+under cross-entropy, which peaks near 9), hence step sizes whose :math:`0.9\cdot2/\eta` lies
+above the initial sharpness and within reach; ``paper`` uses 5,000 CIFAR-10 images and a
+wider MLP, Cohen et al.'s setting in spirit.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
+import numpy as np
 import pandas as pd
 
+from .. import analysis, claims
+from ..analysis import Interval
 from ..training import TrainConfig
 from . import register
 from .base import ExperimentConfig, run_experiment
@@ -26,67 +35,72 @@ NAME = "progressive_sharpening"
 
 @dataclass(frozen=True)
 class ProgressiveSharpeningConfig(ExperimentConfig):
-    """Full-batch GD, MSE and CE, several step sizes.
+    r"""Full-batch GD, MSE and CE, several step sizes, equal time :math:`\eta t`.
 
     Attributes:
-        dataset, n_train, n_test: data (``n_train`` points are trained on by full-batch GD).
+        dataset, n_train, n_test: data (all ``n_train`` points are in every gradient step).
         classes: optional subset of class ids.
         widths, activation: the MLP.
         losses: subset of ``("mse", "ce")``.
         lrs_mse, lrs_ce: step sizes for each loss.
-        max_steps: GD steps per run.
-        measure_every: steps between measurements.
-        measure_num: that many extra log-spaced measurement steps (resolve the fast early phase;
-            cross-entropy on small data sharpens, then saturates, within a few dozen steps).
+        time_mse, time_ce: horizon :math:`T` per loss; a run takes :math:`\lceil T/\eta\rceil` steps.
+        measure_num_mse, measure_num_ce: log-spaced measurement steps per run (dense early; cross-entropy
+            sharpens within a few steps, so it needs more of them).
+        measure_dt_mse, measure_dt_ce: also measure every :math:`\Delta T/\eta` steps (time units).
         sharpness_subset: training points in the Hessian (None: all, the full-batch loss).
         jacobian_subset: training points for the Jacobian statistics.
-        measure_gn: also track the top Gauss-Newton eigenvalue.
         lanczos_tol: relative residual tolerance of the warm-started Lanczos.
     """
 
     dataset: str = "mnist5k"
-    n_train: int = 500
-    n_test: int = 500
+    n_train: int = 250
+    n_test: int = 100
     classes: tuple[int, ...] | None = None
     widths: tuple[int, ...] = (100, 100)
     activation: str = "tanh"
     losses: tuple[str, ...] = ("mse", "ce")
-    lrs_mse: tuple[float, ...] = (0.15, 0.2, 0.25)
-    lrs_ce: tuple[float, ...] = (0.1, 0.2, 0.4)
-    max_steps: int = 1000
-    measure_every: int = 50
-    measure_num: int | None = 12
+    lrs_mse: tuple[float, ...] = (0.16, 0.19, 0.22)
+    lrs_ce: tuple[float, ...] = (0.22, 0.3, 0.4)
+    time_mse: float = 85.0
+    time_ce: float = 30.0
+    measure_num_mse: int = 8
+    measure_num_ce: int = 20
+    measure_dt_mse: float = 10.0
+    measure_dt_ce: float = 3.0
     sharpness_subset: int | None = None
-    jacobian_subset: int = 200
-    measure_gn: bool = False
+    jacobian_subset: int = 100
     lanczos_tol: float = 1e-3
 
     PRESETS: ClassVar[dict[str, dict[str, Any]]] = {
         "smoke": dict(
             n_train=100,
-            n_test=100,
+            n_test=50,
             widths=(16,),
-            lrs_mse=(0.1,),
-            lrs_ce=(0.1,),
-            max_steps=10,
-            measure_every=5,
-            measure_num=None,
-            jacobian_subset=20,
+            lrs_mse=(0.2,),
+            lrs_ce=(0.3,),
+            time_mse=2.0,
+            time_ce=2.0,
+            measure_num_mse=3,
+            measure_num_ce=3,
+            measure_dt_mse=1.0,
+            measure_dt_ce=1.0,
+            jacobian_subset=10,
         ),
-        "quick": dict(),
+        "quick": dict(seeds=(0, 1, 2, 3, 4)),
         "paper": dict(
             dataset="cifar10",
             n_train=5000,
             n_test=2000,
             widths=(200, 200),
-            lrs_mse=(0.01, 0.02, 0.04),
-            lrs_ce=(0.01, 0.02, 0.04),
-            max_steps=10000,
-            measure_every=50,
-            measure_num=30,
-            sharpness_subset=None,
+            lrs_mse=(0.1, 0.14, 0.2),
+            lrs_ce=(0.03, 0.05, 0.08),
+            time_mse=400.0,
+            time_ce=200.0,
+            measure_num_mse=30,
+            measure_num_ce=40,
+            measure_dt_mse=4.0,
+            measure_dt_ce=2.0,
             jacobian_subset=1000,
-            measure_gn=True,
             seeds=(0, 1, 2),
         ),
     }
@@ -97,7 +111,15 @@ class ProgressiveSharpeningConfig(ExperimentConfig):
 
         self._need(self.dataset in data.available(), "dataset", f"one of {sorted(data.available())}")
         self._need_positive(
-            "n_train", "n_test", "widths", "max_steps", "measure_every", "jacobian_subset", "lanczos_tol"
+            "n_train",
+            "n_test",
+            "widths",
+            "measure_num_mse",
+            "measure_num_ce",
+            "measure_dt_mse",
+            "measure_dt_ce",
+            "jacobian_subset",
+            "lanczos_tol",
         )
         self._need(self.activation in ACTIVATIONS, "activation", f"one of {ACTIVATIONS}")
         self._need(
@@ -106,19 +128,19 @@ class ProgressiveSharpeningConfig(ExperimentConfig):
             "a non-empty tuple drawn from ('mse', 'ce')",
         )
         if "mse" in self.losses:
-            self._need_positive("lrs_mse")
+            self._need_positive("lrs_mse", "time_mse")
         if "ce" in self.losses:
-            self._need_positive("lrs_ce")
-        self._need(
-            self.measure_num is None or (isinstance(self.measure_num, int) and self.measure_num > 0),
-            "measure_num",
-            "None or an int > 0",
-        )
+            self._need_positive("lrs_ce", "time_ce")
         self._need(
             self.sharpness_subset is None or (isinstance(self.sharpness_subset, int) and self.sharpness_subset > 0),
             "sharpness_subset",
             "None (all training points) or an int > 0",
         )
+
+    def steps(self, loss: str, lr: float) -> int:
+        r""":math:`\lceil T/\eta\rceil` for ``loss``'s horizon."""
+        horizon = self.time_mse if loss == "mse" else self.time_ce
+        return max(1, math.ceil(horizon / lr - 1e-9))
 
     def grid(self) -> list[tuple[dict[str, Any], TrainConfig]]:
         opts: dict[str, Any] = {"n_train": self.n_train, "n_test": self.n_test}
@@ -127,6 +149,9 @@ class ProgressiveSharpeningConfig(ExperimentConfig):
         out = []
         for loss in self.losses:
             for lr in self.lrs_mse if loss == "mse" else self.lrs_ce:
+                steps = self.steps(loss, lr)
+                dt = self.measure_dt_mse if loss == "mse" else self.measure_dt_ce
+                every = max(1, round(dt / lr))
                 for seed in self.seeds:
                     tc = TrainConfig(
                         dataset=self.dataset,
@@ -137,18 +162,17 @@ class ProgressiveSharpeningConfig(ExperimentConfig):
                         loss=loss,
                         optimizer="gd",
                         lr=float(lr),
-                        max_steps=self.max_steps,
-                        measure_every=self.measure_every,
-                        measure_num=self.measure_num,
+                        max_steps=steps,
+                        measure_every=min(every, steps),
+                        measure_num=self.measure_num_mse if loss == "mse" else self.measure_num_ce,
                         sharpness_subset=self.sharpness_subset,
                         jacobian_subset=self.jacobian_subset,
-                        measure_gn=self.measure_gn,
                         lanczos_tol=self.lanczos_tol,
                         seed=seed,
                         dtype=self.dtype,
                         device=self.device,
                         threads=self.threads,
-                        checkpoint_every=max(self.measure_every, self.max_steps // 10),
+                        checkpoint_every=max(1, steps // 5),
                     )
                     out.append(({"loss": loss, "lr": float(lr), "seed": seed}, tc))
         return out
@@ -157,18 +181,521 @@ class ProgressiveSharpeningConfig(ExperimentConfig):
 def run(
     config: ProgressiveSharpeningConfig | None = None, *, store=None, force: bool = False, progress: bool | None = None
 ) -> pd.DataFrame:
-    """Run the grid; adds ``two_over_lr`` (the stability limit :math:`2/\\eta`)."""
+    r"""Run the grid; adds ``two_over_lr`` (:math:`2/\eta`) and ``time`` (:math:`\eta t`)."""
     config = ProgressiveSharpeningConfig.preset("quick") if config is None else config
     df = run_experiment(config, name=NAME, store=store, force=force, progress=progress)
     if len(df):
         df["two_over_lr"] = 2.0 / df["lr"]
+        df["time"] = df["lr"] * df["step"]
     return df
+
+
+# ------------------------------------------------------------------------------------------------
+# The chapter: its parameters become runs here, and its statistics are computed here
+# ------------------------------------------------------------------------------------------------
+
+#: Display names of the losses.
+LOSS_NAMES = {"mse": "squared error", "ce": "cross-entropy"}
+#: The four Jacobian statistics correlated with sharpness.
+JACOBIAN_STATS = analysis.JACOBIAN_COLUMNS
+#: The three correlations of a run: of the series, of their first differences, of the detrended series.
+CORRELATIONS = ("raw", "differences", "detrended")
+#: The windows of a run that the correlations use.
+WINDOWS = ("before_edge", "before_peak")
+#: A run *hovers* at the edge when its final sharpness / (2/eta) lies in this band (the companion's choice).
+HOVER = (0.8, 1.2)
+#: Seeds per (loss, step size) that the smoke and paper presets always use, whatever ``n_seeds`` says.
+FIXED_SEEDS = {"smoke": 1, "paper": 3}
+#: The claim each loss's edge-of-stability share decides.
+EDGE_CLAIMS = {"mse": "progressive_sharpening.edge_of_stability", "ce": "progressive_sharpening.edge_of_stability_ce"}
+
+
+def chapter_configs(preset: str, seed: int, n_seeds: int = 5) -> list[ProgressiveSharpeningConfig]:
+    """The chapter's one config: ``n_seeds`` training seeds ``seed, seed+1, ...`` (1 at smoke, 3 at
+    paper, whatever ``n_seeds`` says) and ``data_seed = seed``."""
+    if isinstance(n_seeds, bool) or not isinstance(n_seeds, int) or n_seeds < 1:
+        raise ValueError(f"n_seeds={n_seeds!r} is invalid; accepted: an int >= 1")
+    n = FIXED_SEEDS.get(preset, n_seeds)
+    return [ProgressiveSharpeningConfig.from_preset(preset, seeds=tuple(range(seed, seed + n)), data_seed=seed)]
+
+
+def check_params(*, fraction: float, method: str) -> None:
+    """One-line ValueError for a bad edge ``fraction`` (a number in (0, 1]) or correlation ``method``."""
+    if method not in analysis.METHODS:
+        raise ValueError(f"method={method!r}; accepted: {analysis.METHODS}")
+    if isinstance(fraction, bool) or not isinstance(fraction, (int, float)) or not 0 < fraction <= 1:
+        raise ValueError(f"fraction={fraction!r}; accepted: a number in (0, 1]")
+
+
+def _per_run(runs: pd.DataFrame):
+    """``((loss, lr, seed), rows in step order)`` for each run."""
+    for key, g in runs.groupby(["loss", "lr", "seed"]):
+        yield key, g.sort_values("step")
+
+
+def overview(runs: pd.DataFrame) -> pd.DataFrame:
+    """Per (loss, step size): seeds, GD steps of a run and measurements per run (loss display names)."""
+    out = (
+        runs.groupby(["loss", "lr"])
+        .agg(seeds=("seed", "nunique"), steps=("step", "max"), measurements=("step", "size"))
+        .reset_index()
+    )
+    out["loss"] = out["loss"].map(LOSS_NAMES)
+    out["measurements"] = out["measurements"] // out["seeds"]
+    return out
+
+
+def edges(runs: pd.DataFrame, *, fraction: float = 0.9) -> pd.DataFrame:
+    r"""Per run: :func:`sharpjac.analysis.edge_summary` against :math:`2/\eta`, and more.
+
+    Returns:
+        One row per (loss, lr, seed) with the edge summary's fields (``two_over_lr``,
+        ``final_sharpness``, ``ratio``, ``max_sharpness``, ``reached``, ...), the
+        ``initial_sharpness``, ``dlog_curvature`` :math:`=\log(\overline{\|C\|}_{\rm end} /
+        \overline{\|C\|}_{\rm peak})` from the sharpness peak to the end, ``final_train_acc`` and
+        ``hovers`` (final ratio within :data:`HOVER`).
+    """
+    rows = []
+    for (loss, lr, s), g in _per_run(runs):
+        e = analysis.edge_summary(g["step"], g["sharpness"], lr, fraction=fraction)
+        peak = int(np.nanargmax(g["sharpness"].to_numpy()))
+        c = g["curvature_norm"].to_numpy(float)
+        rows.append(
+            {
+                "loss": loss,
+                "lr": lr,
+                "seed": s,
+                **e.as_dict(),
+                "initial_sharpness": float(g["sharpness"].iloc[0]),
+                "dlog_curvature": float(np.log(c[-1] / c[peak])),
+                "final_train_acc": float(g["train_acc"].iloc[-1]),
+            }
+        )
+    out = pd.DataFrame(rows)
+    out["hovers"] = (out["ratio"] >= HOVER[0]) & (out["ratio"] <= HOVER[1])
+    return out
+
+
+def edge_table(edge_rows: pd.DataFrame) -> pd.DataFrame:
+    """:func:`edges` averaged over seeds per (loss, step size) (loss display names)."""
+    out = (
+        edge_rows.groupby(["loss", "lr"])
+        .agg(
+            two_over_lr=("two_over_lr", "first"),
+            final_sharpness=("final_sharpness", "mean"),
+            ratio=("ratio", "mean"),
+            max_sharpness=("max_sharpness", "mean"),
+            reached=("reached", "mean"),
+            hovers=("hovers", "mean"),
+        )
+        .reset_index()
+    )
+    out["loss"] = out["loss"].map(LOSS_NAMES)
+    return out
+
+
+def windowed(frame: pd.DataFrame, window: str, *, fraction: float = 0.9) -> pd.DataFrame:
+    r"""The rows of one run inside ``window``, in step order.
+
+    ``"before_edge"``: the measurements strictly before sharpness first reaches
+    ``fraction``:math:`\cdot2/\eta` (:func:`sharpjac.analysis.before_edge`; all of them if it never
+    does). ``"before_peak"``: the measurements up to and including the (first) largest sharpness.
+    """
+    if window not in WINDOWS:
+        raise ValueError(f"window={window!r}; accepted: {WINDOWS}")
+    g = frame.sort_values("step")
+    if window == "before_edge":
+        return analysis.before_edge(g, fraction=fraction)
+    return g.iloc[: int(np.nanargmax(g["sharpness"].to_numpy())) + 1]
+
+
+def trend_null_runs(
+    runs: pd.DataFrame, window: str, *, fraction: float = 0.9, method: str = "spearman", stats=JACOBIAN_STATS
+) -> pd.DataFrame:
+    """Per run and Jacobian statistic: the rank correlation with sharpness over :func:`windowed`.
+
+    Returns:
+        One row per (loss, lr, seed, statistic) with ``n`` (measurements in the window), ``raw``
+        (:func:`~sharpjac.analysis.rank_correlation`, NaN below 3 measurements), ``differences`` and
+        ``detrended`` (:func:`~sharpjac.analysis.trend_null_correlation`, NaN below 4 measurements:
+        first differences of 4 give 3 pairs, the least a rank correlation needs).
+    """
+    rows = []
+    for (loss, lr, s), g in _per_run(runs):
+        w = windowed(g, window, fraction=fraction)
+        enough = len(w) >= 4
+        for stat in stats:
+            x, y = w["sharpness"].to_numpy(float), w[stat].to_numpy(float)
+            rows.append(
+                {
+                    "loss": loss,
+                    "lr": lr,
+                    "seed": s,
+                    "statistic": stat,
+                    "n": len(w),
+                    "raw": analysis.rank_correlation(x, y, method) if len(w) >= 3 else np.nan,
+                    "differences": analysis.trend_null_correlation(x, y, method, kind="differences")
+                    if enough
+                    else np.nan,
+                    "detrended": analysis.trend_null_correlation(x, y, method, kind="detrended") if enough else np.nan,
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+def summarise_trend_nulls(per_run: pd.DataFrame, *, n_boot: int = 2000, seed: int = 0) -> pd.DataFrame:
+    """Mean over the runs of each (loss, statistic) of each of :data:`CORRELATIONS`, with a 95 %
+    percentile-bootstrap interval over runs (:func:`~sharpjac.analysis.summarise_correlations`).
+
+    Returns:
+        Columns ``correlation`` (raw/differences/detrended), ``loss``, ``statistic``, ``mean``,
+        ``low``, ``high``, ``runs`` (runs with a finite value).
+    """
+    out = []
+    for value in CORRELATIONS:
+        t = analysis.summarise_correlations(
+            per_run, by=("loss", "statistic"), value=value, n_resamples=n_boot, seed=seed
+        )
+        t.insert(0, "correlation", value)
+        out.append(t)
+    return pd.concat(out, ignore_index=True)
+
+
+def correlation_interval(
+    table: pd.DataFrame, loss: str, value: str, *, n_boot: int, stat: str = "jac_spectral_max"
+) -> Interval:
+    """The row of :func:`summarise_trend_nulls` for (loss, correlation, statistic) as an Interval."""
+    r = table[(table.loss == loss) & (table.correlation == value) & (table.statistic == stat)].iloc[0]
+    return Interval(float(r["mean"]), float(r["low"]), float(r["high"]), 0.95, int(r["runs"]), n_boot)
+
+
+def fmt_correlation(i: Interval) -> str:
+    """A mean correlation with its interval, saying so when it is undefined or degenerate."""
+    if not np.isfinite(i.estimate):
+        return "not defined (no run has enough measurements)"
+    if i.low == i.high:
+        return f"{i.estimate:.2f} (a degenerate interval: every resample gives the same value, {i.n} run(s))"
+    return f"{i.estimate:.2f} [{i.low:.2f}, {i.high:.2f}]"
+
+
+def fmt_change(r: Interval) -> str:
+    """A ratio as a relative change ``ratio - 1`` in per cent with its interval (said so when degenerate)."""
+    text = f"{100 * (r.estimate - 1):+.1f} % [{100 * (r.low - 1):+.1f} %, {100 * (r.high - 1):+.1f} %]"
+    return text + (" (a degenerate interval)" if r.low == r.high else "")
+
+
+def _survives(i: Interval) -> bool:
+    return bool(np.isfinite(i.low) and i.low > 0)
+
+
+def correlation_table(summary_table: pd.DataFrame, *, n_boot: int, stat: str = "jac_spectral_max") -> pd.DataFrame:
+    """The rows of :func:`summarise_trend_nulls` for one statistic, with an ``interval`` text column."""
+    show = summary_table[summary_table.statistic == stat].copy()
+    show["loss"] = show["loss"].map(LOSS_NAMES)
+    show["interval"] = [
+        str(Interval(m, lo, hi, 0.95, int(r), n_boot))
+        for m, lo, hi, r in zip(show["mean"], show["low"], show["high"], show["runs"])
+    ]
+    return show[["loss", "correlation", "mean", "low", "high", "runs", "interval"]]
+
+
+def finals(runs: pd.DataFrame) -> tuple[pd.DataFrame, pd.Series]:
+    r"""Per run: the final :math:`\max_i\|Jf(x_i)\|_2` (``final_jac``), the final training loss, and
+    ``jac_at_level``, its value when the training loss first falls to the *level*: the largest
+    final training loss of that loss's runs (a level every run reaches).
+
+    Returns:
+        ``(table, level)`` with ``level`` a Series indexed by loss.
+    """
+    rows = [
+        {
+            "loss": loss,
+            "lr": lr,
+            "seed": s,
+            "final_jac": float(g["jac_spectral_max"].iloc[-1]),
+            "final_loss": float(g["train_loss"].iloc[-1]),
+        }
+        for (loss, lr, s), g in _per_run(runs)
+    ]
+    out = pd.DataFrame(rows)
+    level = out.groupby("loss")["final_loss"].max()
+    out["jac_at_level"] = [
+        analysis.value_when(
+            runs[(runs.loss == r.loss) & (runs.lr == r.lr) & (runs.seed == r.seed)].sort_values("step"),
+            "jac_spectral_max",
+            at="train_loss",
+            threshold=float(level[r.loss]),
+        )
+        for r in out.itertuples()
+    ]
+    return out, level
+
+
+def step_effect(final_rows: pd.DataFrame, loss: str, *, n_boot: int = 2000, seed: int = 0) -> Interval:
+    """Ratio of the mean final Jacobian at the largest step to that at the smallest, bootstrap over seeds."""
+    f = final_rows[final_rows.loss == loss]
+    small = f[f.lr == min(f.lr)].sort_values("seed")
+    large = f[f.lr == max(f.lr)].sort_values("seed")
+    return analysis.ratio_ci(
+        large["final_jac"].to_numpy(), small["final_jac"].to_numpy(), n_resamples=n_boot, seed=seed
+    )
+
+
+def jacobian_means(runs: pd.DataFrame) -> pd.DataFrame:
+    """Mean over seeds of the Jacobian statistics at each time, per (loss, lr): ready to plot."""
+    return runs.groupby(["loss", "lr", "time"])[list(JACOBIAN_STATS)].mean().reset_index()
+
+
+def curves_frame(runs: pd.DataFrame) -> pd.DataFrame:
+    """``runs`` with loss display names, a ``run`` label and a ``2/η`` column, for
+    :func:`sharpjac.interactive.curves`."""
+    out = runs.copy()
+    out["loss"] = out["loss"].map(LOSS_NAMES)
+    out["run"] = [f"{l}, η = {lr:g}, seed {s}" for l, lr, s in zip(out["loss"], out["lr"], out["seed"])]  # noqa: E741
+    out["2/η"] = out["two_over_lr"]
+    return out
+
+
+@dataclass(frozen=True)
+class Summary:
+    """Everything the chapter shows, computed from its runs (see :func:`summarise`).
+
+    Attributes:
+        preset, seed, n_seeds, n_boot, fraction, method: the chapter's parameters (``n_boot``
+            bootstrap resamples: 200 at smoke, else 2000).
+        losses: the losses run, in ("mse", "ce") order; lrs: their step sizes.
+        overview, edges, edge_table: see :func:`overview`, :func:`edges`, :func:`edge_table`.
+        per_run, correlations, peak: :func:`trend_null_runs` before the edge, and
+            :func:`summarise_trend_nulls` of the runs before the edge and before the peak.
+        correlation_table: :func:`correlation_table` of ``correlations``.
+        finals, level, effects: :func:`finals` and :func:`step_effect` per loss.
+        numbers: values glued as numbers (name -> int/float).
+        markdown: sentences glued as Markdown (name -> text).
+    """
+
+    preset: str
+    seed: int
+    n_seeds: int
+    n_boot: int
+    fraction: float
+    method: str
+    losses: list[str]
+    lrs: dict[str, list[float]]
+    overview: pd.DataFrame
+    edges: pd.DataFrame
+    edge_table: pd.DataFrame
+    per_run: pd.DataFrame
+    correlations: pd.DataFrame
+    peak: pd.DataFrame
+    correlation_table: pd.DataFrame
+    finals: pd.DataFrame
+    level: pd.Series
+    effects: dict[str, Interval]
+    numbers: dict[str, float | int] = field(default_factory=dict)
+    markdown: dict[str, str] = field(default_factory=dict)
+
+
+def _edge_sentences(e: pd.DataFrame) -> dict[str, str]:
+    ce = e[e.loss == "ce"]
+    if not len(ce):
+        return {}
+    falls = bool(ce["dlog_curvature"].mean() < 0)
+    return {
+        "ce_stay_sentence": claims.choose(
+            bool(ce["hovers"].mean() >= 0.8),
+            "and most of them stay there",
+            "but most of them do not stay there: their final sharpness is "
+            f"{ce['ratio'].min():.2f} to {ce['ratio'].max():.2f} times $2/\\eta$, outside that band",
+        ),
+        "ce_curvature_sentence": claims.choose(
+            falls,
+            f"From the sharpness peak to the end of the cross-entropy runs the mean output curvature "
+            f"$\\overline{{\\|C\\|}}$ falls by a factor {np.exp(-ce['dlog_curvature'].mean()):.1f} on average "
+            f"(the final training accuracy is {100 * ce['final_train_acc'].mean():.0f} %): the loss saturates and "
+            "$\\overline{\\|C\\|}$, the first of the paper's mediating factors, pulls sharpness down (Cohen et al. "
+            "also saw cross-entropy sharpness fall late in training).",
+            "The mean output curvature $\\overline{\\|C\\|}$ does not fall from the sharpness peak to the end of "
+            "the cross-entropy runs, so the first mediating factor does not explain where sharpness ends.",
+        ),
+    }
+
+
+def _correlation_sentences(losses, per_run, table, peak, n_boot) -> str:
+    sentences = []
+    for loss in losses:
+        raw, dif, det = (correlation_interval(table, loss, v, n_boot=n_boot) for v in CORRELATIONS)
+        med = float(per_run[(per_run.loss == loss) & (per_run.statistic == "jac_spectral_max")]["n"].median())
+        verdict = claims.choose(
+            _survives(dif) and _survives(det),
+            "both trend nulls stay above zero, so the co-movement is more than a shared trend",
+            claims.choose(
+                _survives(dif) or _survives(det),
+                "only one of the two trend nulls stays above zero",
+                "neither trend null stays above zero, so the raw correlation shows no more than that both rose",
+            ),
+        )
+        if not np.isfinite(dif.estimate):
+            verdict = "these windows are too short for a trend null"
+        sentences.append(
+            f"With {LOSS_NAMES[loss]} (median window {med:.0f} measurements), the raw correlation of sharpness with "
+            f"$\\max_i\\|Jf(x_i)\\|_2$ is {fmt_correlation(raw)}, that of first differences {fmt_correlation(dif)} "
+            f"and that of detrended series {fmt_correlation(det)}: {verdict}."
+        )
+        p = correlation_interval(peak, loss, "raw", n_boot=n_boot)
+        pdif = correlation_interval(peak, loss, "differences", n_boot=n_boot)
+        sentences.append(
+            f"Up to the sharpness peak instead of the edge, the {LOSS_NAMES[loss]} figures are {fmt_correlation(p)} "
+            f"(raw) and {fmt_correlation(pdif)} (first differences)."
+        )
+    return " ".join(sentences)
+
+
+def summarise(
+    runs: pd.DataFrame,
+    config: ProgressiveSharpeningConfig,
+    *,
+    preset: str,
+    seed: int = 0,
+    fraction: float = 0.9,
+    method: str = "spearman",
+) -> Summary:
+    """Every table, number and sentence of the chapter from its runs (the output of :func:`run` on
+    ``config``, the config :func:`chapter_configs` gave)."""
+    check_params(fraction=fraction, method=method)
+    n_boot = 200 if preset == "smoke" else 2000
+    losses = [l for l in ("mse", "ce") if l in set(runs["loss"])]  # noqa: E741
+    lrs = {l: sorted(runs.loc[runs.loss == l, "lr"].unique()) for l in losses}  # noqa: E741
+    e = edges(runs, fraction=fraction)
+    per_run = trend_null_runs(runs, "before_edge", fraction=fraction, method=method)
+    table = summarise_trend_nulls(per_run, n_boot=n_boot, seed=seed)
+    peak = summarise_trend_nulls(
+        trend_null_runs(runs, "before_peak", fraction=fraction, method=method), n_boot=n_boot, seed=seed
+    )
+    fin, level = finals(runs)
+    numbers: dict[str, float | int] = {"n_train": config.n_train, "n_seeds": len(config.seeds), "fraction": fraction}
+    numbers.update({"hover_low": HOVER[0], "hover_high": HOVER[1]})
+    markdown = {"widths": "-".join(str(w) for w in config.widths)}
+    effects = {}
+    for loss in losses:
+        el = e[e.loss == loss]
+        numbers[f"{loss}_ratio_min"] = float(el["ratio"].min())
+        numbers[f"{loss}_ratio_max"] = float(el["ratio"].max())
+        numbers[f"{loss}_reached"] = int(el["reached"].sum())
+        numbers[f"{loss}_hovers"] = int(el["hovers"].sum())
+        numbers[f"{loss}_runs"] = len(el)
+        numbers[f"{loss}_peak_ratio"] = float((el["max_sharpness"] / el["two_over_lr"]).max())
+        numbers[f"{loss}_dlogC"] = float(el["dlog_curvature"].mean())
+        numbers[f"{loss}_init_min"] = float(el["initial_sharpness"].min())
+        numbers[f"{loss}_init_max"] = float(el["initial_sharpness"].max())
+        f = fin[fin.loss == loss]
+        numbers[f"{loss}_lr_final_rho"] = analysis.spearman(f["lr"], f["final_jac"])
+        numbers[f"{loss}_lr_level_rho"] = analysis.spearman(f["lr"], f["jac_at_level"])
+        numbers[f"{loss}_level"] = float(level[loss])
+        numbers[f"{loss}_jac_small_lr"] = float(f[f.lr == min(f.lr)]["final_jac"].mean())
+        numbers[f"{loss}_jac_large_lr"] = float(f[f.lr == max(f.lr)]["final_jac"].mean())
+        numbers[f"{loss}_lr_small"] = float(min(f.lr))
+        numbers[f"{loss}_lr_large"] = float(max(f.lr))
+        r = effects[loss] = step_effect(fin, loss, n_boot=n_boot, seed=seed)
+        markdown[f"{loss}_jac_change"] = fmt_change(r)
+        markdown[f"{loss}_direction"] = claims.choose(
+            r.high < 1,
+            "smaller at the largest step, with an interval entirely below no change",
+            claims.choose(
+                r.low > 1,
+                "larger at the largest step, with an interval entirely above no change",
+                "not distinguishable from no change",
+            ),
+        )
+    if "mse" in losses:
+        em = e[e.loss == "mse"]
+        numbers["start_above_07"] = int((em["initial_sharpness"] >= 0.7 * em["two_over_lr"]).sum())
+        numbers["limit_07"] = float(0.7 * 2 / max(lrs["mse"]))
+    markdown.update(_edge_sentences(e))
+    markdown["corr_sentences"] = _correlation_sentences(losses, per_run, table, peak, n_boot)
+    return Summary(
+        preset=preset,
+        seed=seed,
+        n_seeds=len(config.seeds),
+        n_boot=n_boot,
+        fraction=fraction,
+        method=method,
+        losses=losses,
+        lrs=lrs,
+        overview=overview(runs),
+        edges=e,
+        edge_table=edge_table(e),
+        per_run=per_run,
+        correlations=table,
+        peak=peak,
+        correlation_table=correlation_table(table, n_boot=n_boot),
+        finals=fin,
+        level=level,
+        effects=effects,
+        numbers=numbers,
+        markdown=markdown,
+    )
+
+
+def evaluate(summary: Summary) -> dict[str, claims.Verdict]:
+    """The chapter's claims decided from ``summary`` (:func:`sharpjac.claims.evaluate`), by claim id."""
+    out: dict[str, claims.Verdict] = {}
+    fraction, n_boot = summary.fraction, summary.n_boot
+    common = {"preset": summary.preset, "seeds": summary.n_seeds}
+    for loss in summary.losses:
+        e = summary.edges[summary.edges.loss == loss]
+        out[EDGE_CLAIMS[loss]] = claims.evaluate(
+            EDGE_CLAIMS[loss],
+            evidence=(
+                f"{int(e['hovers'].sum())} of {len(e)} {LOSS_NAMES[loss]} runs end with a sharpness within "
+                f"[{HOVER[0]:g}, {HOVER[1]:g}] times $2/\\eta$ (final ratios {e['ratio'].min():.2f} to "
+                f"{e['ratio'].max():.2f}; {int(e['reached'].sum())} reach {fraction:g}·$2/\\eta$)."
+            ),
+            **common,
+            k=int(e["hovers"].sum()),
+            n=len(e),
+            estimate=float(e["hovers"].mean()),
+            label="share of runs hovering at 2/η",
+        )
+    if "mse" in summary.losses:
+        dif = correlation_interval(summary.correlations, "mse", "differences", n_boot=n_boot)
+        raw = correlation_interval(summary.correlations, "mse", "raw", n_boot=n_boot)
+        cid = "progressive_sharpening.jacobian_rises_with_sharpness"
+        out[cid] = claims.evaluate(
+            cid,
+            evidence=(
+                f"Before the edge, the rank correlation of first differences of sharpness and $\\max_i\\|Jf(x_i)\\|_2$ "
+                f"is {fmt_correlation(dif)} over {dif.n} squared-error runs (raw correlation "
+                f"{fmt_correlation(raw)})."
+            ),
+            **common,
+            estimate=dif.estimate,
+            low=dif.low,
+            high=dif.high,
+            label="ρ(Δ sharpness, Δ max‖Jf‖)",
+        )
+        r = summary.effects["mse"]
+        cid = "progressive_sharpening.larger_step_smaller_jacobian"
+        out[cid] = claims.evaluate(
+            cid,
+            evidence=(
+                f"With the squared error, the mean final $\\max_i\\|Jf(x_i)\\|_2$ at $\\eta$ = "
+                f"{max(summary.lrs['mse']):g} is {fmt_change(r)} relative to $\\eta$ = {min(summary.lrs['mse']):g} "
+                f"(ratio of means, bootstrap over {summary.n_seeds} seeds)."
+            ),
+            **common,
+            estimate=r.estimate - 1,
+            low=r.low - 1,
+            high=r.high - 1,
+            label="relative change of final max‖Jf‖, largest vs smallest η",
+        )
+    return out
 
 
 EXPERIMENT = register(
     NAME,
     ProgressiveSharpeningConfig,
-    "full-batch GD at 3 step sizes, MSE and CE: sharpness rises to 2/lr, Jacobian with it",
+    "full-batch GD, MSE and CE, 3 step sizes on equal time eta*t: sharpness to 2/lr, Jacobian",
     chapter="Progressive sharpening and the edge of stability",
     runner=run,
+    chapter_configs=chapter_configs,
 )

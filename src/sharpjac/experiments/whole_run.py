@@ -14,53 +14,37 @@ digits and a 100-100 tanh MLP; ``paper`` uses CIFAR-10 and ResNet-18 (a GPU and 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
+import numpy as np
 import pandas as pd
 
-from ..training import TrainConfig
+from .. import analysis, claims
+from ..analysis import Interval
 from . import register
-from .base import ExperimentConfig, architecture_options, run_experiment
+from ._smoothed_sgd import SmoothedSGDConfig
+from .base import run_experiment
 
 NAME = "whole_run"
 
 
 @dataclass(frozen=True)
-class WholeRunConfig(ExperimentConfig):
+class WholeRunConfig(SmoothedSGDConfig):
     """SGD with cross-entropy to convergence, log-spaced measurements.
 
+    The shared fields are those of :class:`~sharpjac.experiments._smoothed_sgd.SmoothedSGDConfig`
+    (data, model, ``smoothings``, the SGD run, ``max_epochs``: the length of the run,
+    ``sharpness_subset``, ``jacobian_subset``); this experiment adds
+
     Attributes:
-        dataset, n_train, n_test: data.
-        model: ``"mlp"`` (uses widths, activation), ``"small_cnn"`` (channels) or ``"resnet18"``
-            (resnet_width).
-        smoothings: label-smoothing values, each in [0, 1).
-        lr, momentum, batch_size, weight_decay, augment: the SGD run.
-        max_epochs: length of the run.
         measure_num: number of log-spaced measurement steps (plus step 0 and the last step).
         measure_every_epochs: also measure every that many epochs (None: only the log grid).
-        sharpness_subset, jacobian_subset: training points for the Hessian and the Jacobians.
     """
 
-    dataset: str = "mnist5k"
-    n_train: int = 1000
-    n_test: int = 500
-    model: str = "mlp"
-    widths: tuple[int, ...] = (100, 100)
-    activation: str = "tanh"
-    channels: tuple[int, ...] = (16, 32)
-    resnet_width: float = 1.0
-    smoothings: tuple[float, ...] = (0.0, 0.1)
-    lr: float = 0.05
-    momentum: float = 0.9
-    batch_size: int = 100
-    weight_decay: float = 0.0
-    augment: bool = False
     max_epochs: int = 40
     measure_num: int = 20
     measure_every_epochs: int | None = 8
-    sharpness_subset: int = 300
-    jacobian_subset: int = 100
 
     PRESETS: ClassVar[dict[str, dict[str, Any]]] = {
         "smoke": dict(
@@ -94,34 +78,8 @@ class WholeRunConfig(ExperimentConfig):
         ),
     }
 
-    def _check(self) -> None:
-        from .. import data
-        from ..models import ACTIVATIONS
-
-        self._need(self.dataset in data.available(), "dataset", f"one of {sorted(data.available())}")
-        self._need(self.model in ("mlp", "small_cnn", "resnet18"), "model", "'mlp', 'small_cnn' or 'resnet18'")
-        self._need_positive(
-            "n_train",
-            "n_test",
-            "widths",
-            "channels",
-            "resnet_width",
-            "lr",
-            "batch_size",
-            "max_epochs",
-            "measure_num",
-            "sharpness_subset",
-            "jacobian_subset",
-        )
-        self._need(self.activation in ACTIVATIONS, "activation", f"one of {ACTIVATIONS}")
-        self._need(
-            len(self.smoothings) > 0
-            and all(isinstance(a, (int, float)) and not isinstance(a, bool) and 0 <= a < 1 for a in self.smoothings),
-            "smoothings",
-            "a non-empty tuple of floats in [0, 1)",
-        )
-        self._need(0 <= self.momentum < 1, "momentum", "a float in [0, 1)")
-        self._need(self.weight_decay >= 0, "weight_decay", "a float >= 0")
+    def _check_schedule(self) -> None:
+        self._need_positive("measure_num")
         self._need(
             self.measure_every_epochs is None
             or (isinstance(self.measure_every_epochs, int) and self.measure_every_epochs >= 1),
@@ -129,46 +87,13 @@ class WholeRunConfig(ExperimentConfig):
             "None or an int >= 1",
         )
 
-    def model_options(self) -> dict[str, Any]:
-        return architecture_options(
-            self.model,
-            widths=self.widths,
-            activation=self.activation,
-            channels=self.channels,
-            resnet_width=self.resnet_width,
-        )
-
-    def grid(self) -> list[tuple[dict[str, Any], TrainConfig]]:
-        out = []
-        for ls in self.smoothings:
-            for seed in self.seeds:
-                tc = TrainConfig(
-                    dataset=self.dataset,
-                    dataset_options={"n_train": self.n_train, "n_test": self.n_test},
-                    data_seed=self.data_seed,
-                    model=self.model,
-                    model_options=self.model_options(),
-                    loss="ce",
-                    label_smoothing=float(ls),
-                    optimizer="sgd",
-                    lr=self.lr,
-                    momentum=self.momentum,
-                    batch_size=self.batch_size,
-                    weight_decay=self.weight_decay,
-                    augment=self.augment,
-                    max_epochs=self.max_epochs,
-                    measure_num=self.measure_num,
-                    measure_every_epochs=self.measure_every_epochs,
-                    sharpness_subset=self.sharpness_subset,
-                    jacobian_subset=self.jacobian_subset,
-                    seed=seed,
-                    dtype=self.dtype,
-                    device=self.device,
-                    threads=self.threads,
-                    checkpoint_every=max(1, (self.max_epochs * -(-self.n_train // self.batch_size)) // 10),
-                )
-                out.append(({"label_smoothing": float(ls), "seed": seed}, tc))
-        return out
+    def schedule(self) -> dict[str, Any]:
+        steps = self.max_epochs * -(-self.n_train // self.batch_size)
+        return {
+            "measure_num": self.measure_num,
+            "measure_every_epochs": self.measure_every_epochs,
+            "checkpoint_every": max(1, steps // 10),
+        }
 
 
 def run(
@@ -179,10 +104,384 @@ def run(
     return run_experiment(config, name=NAME, store=store, force=force, progress=progress)
 
 
+# ------------------------------------------------------------------------------------------------
+# The chapter: its parameters become runs here, and its statistics are computed here
+# ------------------------------------------------------------------------------------------------
+
+#: Seeds per smoothing value that the smoke and paper presets always use, whatever ``n_seeds`` says.
+FIXED_SEEDS = {"smoke": 1, "paper": 3}
+#: The windows of a run: up to and including the sharpness peak, from the peak on, all of it.
+PHASES = ("before_peak", "after_peak", "all")
+#: The factors followed from the sharpness peak to the end (the three mediating factors last).
+FACTORS = ("sharpness", "jac_spectral_max", "curvature_norm", "feature_norm", "first_layer_norm")
+#: Reader names of the mediating factors.
+MEDIATOR_NAMES = {
+    "curvature_norm": "the output curvature",
+    "feature_norm": "the feature norms",
+    "first_layer_norm": "the first-layer weights",
+}
+
+
+def chapter_configs(preset: str, seed: int, n_seeds: int = 5) -> list[WholeRunConfig]:
+    """The chapter's one config: ``n_seeds`` training seeds ``seed, seed+1, ...`` per smoothing value
+    (1 at smoke, 3 at paper) and ``data_seed = seed``."""
+    if isinstance(n_seeds, bool) or not isinstance(n_seeds, int) or n_seeds < 1:
+        raise ValueError(f"n_seeds={n_seeds!r} is invalid; accepted: an int >= 1")
+    n = FIXED_SEEDS.get(preset, n_seeds)
+    return [WholeRunConfig.from_preset(preset, seeds=tuple(range(seed, seed + n)), data_seed=seed)]
+
+
+def check_params(*, window: int, method: str) -> None:
+    """One-line ValueError for a bad rolling ``window`` (an int >= 3) or correlation ``method``."""
+    if method not in analysis.METHODS:
+        raise ValueError(f"method={method!r}; accepted: {analysis.METHODS}")
+    if isinstance(window, bool) or not isinstance(window, int) or window < 3:
+        raise ValueError(f"window={window!r}; accepted: an int >= 3")
+
+
+def effective_window(window: int, n_meas: int) -> int:
+    """The rolling window actually used: ``window``, but at most ``n_meas - 2`` and at least 3."""
+    return int(min(window, max(3, n_meas - 2)))
+
+
+def accuracy_sentence(runs: pd.DataFrame) -> str:
+    """Whether (and by which step) every run reaches 100 % training accuracy."""
+    full = runs[runs.train_acc >= 1.0].groupby(["label_smoothing", "seed"])["step"].min()
+    n_full, n_all = int(full.notna().sum()), int(runs.groupby(["label_smoothing", "seed"]).ngroups)
+    if n_full == n_all:
+        return (
+            f"Every run reaches 100 % training accuracy, at the latest by step {int(full.max())} of "
+            f"{int(runs['step'].max())}; the rest of the run drives the loss further down."
+        )
+    return f"{n_full} of {n_all} runs reach 100 % training accuracy within {int(runs['step'].max())} steps."
+
+
+def curves_frame(runs: pd.DataFrame) -> pd.DataFrame:
+    """The measurements after step 0 (the plots use a log step axis) with a ``run`` label
+    (``"smoothing 0.1, seed 2"``), for :func:`sharpjac.interactive.curves`."""
+    out = runs[runs.step > 0].copy()
+    out["run"] = [f"smoothing {ls:g}, seed {s}" for ls, s in zip(out["label_smoothing"], out["seed"])]
+    return out
+
+
+def rolling(runs: pd.DataFrame, window: int, *, method: str = "spearman") -> pd.DataFrame:
+    r"""Per run, the rank correlation of sharpness and :math:`\max_i\|Jf(x_i)\|_2` in windows of
+    ``window`` measurements (:func:`~sharpjac.analysis.rolling_correlation`), columns
+    ``label_smoothing``, ``seed``, ``step``, ``rho``."""
+    out = []
+    for (ls, s), g in runs.groupby(["label_smoothing", "seed"]):
+        g = g.sort_values("step")
+        r = analysis.rolling_correlation(g["sharpness"], g["jac_spectral_max"], window, method)
+        out.append(pd.DataFrame({"label_smoothing": ls, "seed": s, "step": g["step"].to_numpy(), "rho": r}))
+    return pd.concat(out, ignore_index=True)
+
+
+def phase_correlations(runs: pd.DataFrame, *, method: str = "spearman") -> pd.DataFrame:
+    r"""Per run and phase (:data:`PHASES`; the peak is the first largest sharpness and belongs to
+    both sides): ``n`` measurements, ``raw`` rank correlation of sharpness and
+    :math:`\max_i\|Jf(x_i)\|_2` (NaN below 3) and that of their first ``differences`` (NaN below 4)."""
+    rows = []
+    for (ls, s), g in runs.groupby(["label_smoothing", "seed"]):
+        g = g.sort_values("step")
+        p = int(np.nanargmax(g["sharpness"].to_numpy()))
+        for phase, w in (("before_peak", g.iloc[: p + 1]), ("after_peak", g.iloc[p:]), ("all", g)):
+            x, y = w["sharpness"].to_numpy(float), w["jac_spectral_max"].to_numpy(float)
+            rows.append(
+                {
+                    "label_smoothing": ls,
+                    "seed": s,
+                    "phase": phase,
+                    "n": len(w),
+                    "raw": analysis.rank_correlation(x, y, method) if len(w) >= 3 else np.nan,
+                    "differences": analysis.trend_null_correlation(x, y, method, kind="differences")
+                    if len(w) >= 4
+                    else np.nan,
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+def summarise_phases(per_run: pd.DataFrame, *, n_boot: int = 2000, seed: int = 0) -> pd.DataFrame:
+    """Mean over seeds per (phase, smoothing) of the raw and first-difference correlations with a
+    bootstrap interval (columns ``correlation``, ``phase``, ``label_smoothing``, ``mean``, ``low``,
+    ``high``, ``runs``)."""
+    out = []
+    for value in ("raw", "differences"):
+        t = analysis.summarise_correlations(
+            per_run, by=("phase", "label_smoothing"), value=value, n_resamples=n_boot, seed=seed
+        )
+        t.insert(0, "correlation", value)
+        out.append(t)
+    return pd.concat(out, ignore_index=True)
+
+
+def fmt_interval(mean: float, low: float, high: float, n: int) -> str:
+    """``"m [lo, hi]"``; says so when undefined or degenerate."""
+    if not np.isfinite(mean):
+        return "not defined"
+    if low == high:
+        return f"{mean:.2f} (a degenerate interval: all resamples equal, {n} runs)"
+    return f"{mean:.2f} [{low:.2f}, {high:.2f}]"
+
+
+def phase_text(summ: pd.DataFrame, phase: str, ls: float, value: str = "raw") -> str:
+    """:func:`fmt_interval` of one row of :func:`summarise_phases`."""
+    r = summ[(summ.phase == phase) & (summ.label_smoothing == ls) & (summ.correlation == value)].iloc[0]
+    return fmt_interval(r["mean"], r["low"], r["high"], int(r["runs"]))
+
+
+def phase_table(summ: pd.DataFrame, per_run: pd.DataFrame, smoothings) -> pd.DataFrame:
+    """The reader's table: per smoothing and phase the raw and first-difference intervals and the
+    median number of measurements."""
+    return pd.DataFrame(
+        [
+            {
+                "label smoothing": ls,
+                "phase": phase.replace("_", " "),
+                "raw": phase_text(summ, phase, ls),
+                "first differences": phase_text(summ, phase, ls, "differences"),
+                "median measurements": float(
+                    per_run[(per_run.phase == phase) & (per_run.label_smoothing == ls)]["n"].median()
+                ),
+            }
+            for ls in smoothings
+            for phase in PHASES
+        ]
+    )
+
+
+def mediator_table(runs: pd.DataFrame) -> pd.DataFrame:
+    r"""Per run, the log changes of :data:`FACTORS` from the sharpness peak to the end
+    (:func:`~sharpjac.analysis.log_changes`), the decoupling
+    :math:`\Delta\log s-\Delta\log\|Jf\|`, the dominant mediating factor
+    (:func:`~sharpjac.analysis.dominant_mediator`) and ``accounts``: that factor moves in the
+    direction of the decoupling by at least half its size."""
+    rows = []
+    for (ls, s), g in runs.groupby(["label_smoothing", "seed"]):
+        g = g.sort_values("step")
+        peak = int(g["step"].iloc[int(np.nanargmax(g["sharpness"].to_numpy()))])
+        last = int(g["step"].iloc[-1])
+        ch = analysis.log_changes(g, list(FACTORS), peak, last)
+        name, r, contrib = analysis.dominant_mediator(ch)
+        rows.append(
+            {
+                "label_smoothing": ls,
+                "seed": s,
+                "peak_step": peak,
+                "decoupling": r,
+                "dominant": name,
+                "accounts": name is not None and abs(contrib[name]) >= 0.5 * abs(r),
+                **{f"dlog_{c}": v for c, v in ch.items()},
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def after_peak_factors(runs: pd.DataFrame) -> pd.DataFrame:
+    """For the first seed of each smoothing value: the rows from the sharpness peak on, each factor of
+    :data:`FACTORS` divided by its value at the peak (columns ``label_smoothing``, ``step`` and the
+    factors), ready to plot."""
+    out = []
+    for ls, g in runs[runs.seed == runs.seed.min()].groupby("label_smoothing"):
+        g = g.sort_values("step")
+        peak = int(g["step"].iloc[int(np.nanargmax(g["sharpness"].to_numpy()))])
+        after = g[g.step >= peak]
+        ref = g[g.step == peak].iloc[0]
+        frame = pd.DataFrame({"label_smoothing": ls, "step": after["step"].to_numpy()})
+        for col in FACTORS:
+            frame[col] = (after[col] / ref[col]).to_numpy()
+        out.append(frame)
+    return pd.concat(out, ignore_index=True)
+
+
+def _phase_sentences(summ: pd.DataFrame, smoothings) -> list[str]:
+    sent = [
+        f"With smoothing {ls:g}, the rank correlation between sharpness and $\\max_i\\|Jf(x_i)\\|_2$ is "
+        f"{phase_text(summ, 'before_peak', ls)} up to the sharpness peak and {phase_text(summ, 'after_peak', ls)} "
+        f"after it (first differences: {phase_text(summ, 'before_peak', ls, 'differences')} and "
+        f"{phase_text(summ, 'after_peak', ls, 'differences')}); over the whole run {phase_text(summ, 'all', ls)}."
+        for ls in smoothings
+    ]
+    diff_before = summ[(summ.phase == "before_peak") & (summ.correlation == "differences")]
+    survive = [bool(diff_before[diff_before.label_smoothing == ls]["low"].iloc[0] > 0) for ls in smoothings]
+    sent.append(
+        claims.choose(
+            all(survive),
+            "Before the peak the first-difference correlation stays above zero for every smoothing value, so the "
+            "early co-movement is more than a shared trend.",
+            "Before the peak the first-difference correlation does not stay above zero for "
+            + claims.choose(not any(survive), "any smoothing value", "every smoothing value")
+            + ": the raw correlation there shows that both rise, not that they rise in the same steps.",
+        )
+    )
+    return sent
+
+
+def _mediator_sentence(verdicts: pd.DataFrame, smoothings) -> str:
+    sent = []
+    for ls in smoothings:
+        v = verdicts[verdicts.label_smoothing == ls]
+        top = v["dominant"].value_counts()
+        dom = top.index[0] if len(top) else None
+        share = int(top.iloc[0]) if len(top) else 0
+        dom_name = MEDIATOR_NAMES.get(dom, "none of the three")
+        sent.append(
+            f"With smoothing {ls:g}, from the sharpness peak to the end of the run sharpness changes by "
+            f"$\\Delta\\log s=$ {v['dlog_sharpness'].mean():.2f} and the Jacobian by "
+            f"{v['dlog_jac_spectral_max'].mean():.2f} "
+            f"(natural logs, means over seeds), a decoupling of {v['decoupling'].mean():.2f}; over the same stretch "
+            f"$\\overline{{\\|C\\|}}$ changes by {v['dlog_curvature_norm'].mean():.2f}, the feature norm by "
+            f"{v['dlog_feature_norm'].mean():.2f} and $\\|W_1\\|_2$ by {v['dlog_first_layer_norm'].mean():.2f}. "
+            f"The factor that accounts for the decoupling most often is **{dom_name}** ({share} of {len(v)} seeds)."
+        )
+    return " ".join(sent)
+
+
+@dataclass(frozen=True)
+class Summary:
+    """Everything the chapter shows, computed from its runs (see :func:`summarise`).
+
+    Attributes:
+        preset, seed, n_seeds, n_boot, method: the chapter's parameters (``n_boot``: 200 at smoke, else 2000).
+        window: the rolling window used (:func:`effective_window`); smoothings: sorted smoothing values.
+        rolled: :func:`rolling`; per_run, phases: :func:`phase_correlations`, :func:`summarise_phases`.
+        phase_table: :func:`phase_table`; weak: the mean per-run change of the raw correlation from
+            before the peak to after it, with a bootstrap interval (the claim's number).
+        verdicts: :func:`mediator_table`; factors: :func:`after_peak_factors`.
+        phase_verdict: the sentence on the trend null before the peak (part of the claim's evidence).
+        numbers, markdown: the glued values and sentences.
+    """
+
+    preset: str
+    seed: int
+    n_seeds: int
+    n_boot: int
+    method: str
+    window: int
+    smoothings: list[float]
+    rolled: pd.DataFrame
+    per_run: pd.DataFrame
+    phases: pd.DataFrame
+    phase_table: pd.DataFrame
+    weak: Interval
+    verdicts: pd.DataFrame
+    factors: pd.DataFrame
+    phase_verdict: str
+    numbers: dict[str, Any] = field(default_factory=dict)
+    markdown: dict[str, str] = field(default_factory=dict)
+
+
+def summarise(
+    runs: pd.DataFrame,
+    config: WholeRunConfig,
+    *,
+    preset: str,
+    seed: int = 0,
+    window: int = 7,
+    method: str = "spearman",
+) -> Summary:
+    """Every table, number and sentence of the chapter from its runs (the output of :func:`run` on
+    ``config``, the config :func:`chapter_configs` gave)."""
+    check_params(window=window, method=method)
+    n_boot = 200 if preset == "smoke" else 2000
+    smoothings = sorted(runs["label_smoothing"].unique())
+    groups = runs.groupby(["label_smoothing", "seed"])
+    n_meas = int(groups.size().min())
+    window = effective_window(window, n_meas)
+    per_run = phase_correlations(runs, method=method)
+    summ = summarise_phases(per_run, n_boot=n_boot, seed=seed)
+    sent = _phase_sentences(summ, smoothings)
+    wide = per_run.pivot(index=["label_smoothing", "seed"], columns="phase", values="raw")
+    weak = analysis.bootstrap_ci(
+        (wide["after_peak"] - wide["before_peak"]).to_numpy(float), "mean", n_resamples=n_boot, seed=seed
+    )
+    verdicts = mediator_table(runs)
+    numbers = {
+        "n_seeds": len(config.seeds),
+        "n_runs": int(groups.ngroups),
+        "n_meas": n_meas,
+        "n_steps": int(runs["step"].max()),
+        "window": window,
+    }
+    markdown = {
+        "acc_sentence": accuracy_sentence(runs),
+        "phase_sentence": " ".join(sent),
+        "weak": fmt_interval(weak.estimate, weak.low, weak.high, weak.n),
+        "weak_sentence": claims.choose(
+            bool(weak.high < 0),
+            "the link is weaker after the peak"
+            + claims.choose(
+                bool((wide["after_peak"] < 0).mean() > 0.5),
+                ", and in most runs the two even move in *opposite* directions there",
+                "",
+            ),
+            claims.choose(bool(weak.low > 0), "the link is *stronger* after the peak", "the change is not resolved"),
+        ),
+        "mediator_sentence": _mediator_sentence(verdicts, smoothings),
+    }
+    return Summary(
+        preset=preset,
+        seed=seed,
+        n_seeds=len(config.seeds),
+        n_boot=n_boot,
+        method=method,
+        window=window,
+        smoothings=smoothings,
+        rolled=rolling(runs, window, method=method),
+        per_run=per_run,
+        phases=summ,
+        phase_table=phase_table(summ, per_run, smoothings),
+        weak=weak,
+        verdicts=verdicts,
+        factors=after_peak_factors(runs),
+        phase_verdict=sent[-1],
+        numbers=numbers,
+        markdown=markdown,
+    )
+
+
+def evaluate(summary: Summary) -> dict[str, claims.Verdict]:
+    """The chapter's two claims decided from ``summary`` (:func:`sharpjac.claims.evaluate`), by claim id."""
+    weak, v = summary.weak, summary.verdicts
+    k, n = int(v["accounts"].sum()), len(v)
+    common = {"preset": summary.preset, "seeds": summary.n_seeds}
+    return {
+        "whole_run.link_weakens_late": claims.evaluate(
+            "whole_run.link_weakens_late",
+            evidence=(
+                f"The per-run change of the rank correlation of sharpness and $\\max_i\\|Jf(x_i)\\|_2$ from before "
+                f"the sharpness peak to after it is {fmt_interval(weak.estimate, weak.low, weak.high, weak.n)} (mean "
+                f"over {weak.n} runs). " + summary.phase_verdict
+            ),
+            **common,
+            estimate=weak.estimate,
+            low=weak.low,
+            high=weak.high,
+            label="ρ after peak − ρ before peak",
+        ),
+        "whole_run.mediators_account": claims.evaluate(
+            "whole_run.mediators_account",
+            evidence=(
+                f"In {k} of {n} runs a mediating factor moves, from the sharpness peak to the end, in the direction "
+                f"of the decoupling by at least half its size (mean decoupling {v['decoupling'].mean():.2f}; the "
+                "dominant factor: "
+                + ", ".join(f"{MEDIATOR_NAMES.get(m, 'none')} {c}" for m, c in v["dominant"].value_counts().items())
+                + ")."
+            ),
+            **common,
+            k=k,
+            n=n,
+            estimate=k / n if n else float("nan"),
+            label="share of runs explained by a mediator",
+        ),
+    }
+
+
 EXPERIMENT = register(
     NAME,
     WholeRunConfig,
     "SGD + cross-entropy to convergence: sharpness, Jacobian and mediating factors over the whole run",
     chapter="The whole run (App. Fig. 29)",
     runner=run,
+    chapter_configs=chapter_configs,
 )

@@ -1,0 +1,429 @@
+"""Sharpness and Jacobian early in training, for several label-smoothing values (paper Fig. 1,
+App. Figs 8-12).
+
+Cross-entropy with label smoothing 0 / 0.1 / 0.2, mini-batch SGD with momentum; sharpness, the
+Jacobian statistics and the mean output curvature :math:`\\overline{\\|C\\|}` measured over the
+early phase. The paper reports that sharpness and Jacobian norm track each other early on, with
+scales that drift apart as smoothing changes; :math:`\\overline{\\|C\\|}` (kept away from 0 by
+smoothing) is the mediating factor that should explain the drift.
+
+Presets are the project's own choices: ``quick`` uses 2,000 real MNIST digits, an MLP and five seeds;
+``paper`` uses CIFAR-10 and ResNet-18 (a GPU and a local copy of CIFAR-10).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import numpy as np
+import pandas as pd
+
+from .. import analysis, claims
+from ..analysis import Interval
+from . import register
+from ._smoothed_sgd import SmoothedSGDConfig
+from .base import run_experiment
+
+NAME = "early_training"
+
+
+@dataclass(frozen=True)
+class EarlyTrainingConfig(SmoothedSGDConfig):
+    """SGD with cross-entropy at several label-smoothing values, early phase.
+
+    The shared fields are those of :class:`~sharpjac.experiments._smoothed_sgd.SmoothedSGDConfig`
+    (data, model, ``smoothings``, the SGD run, ``max_epochs``: the length of the early phase,
+    ``sharpness_subset``, ``jacobian_subset``); this experiment adds
+
+    Attributes:
+        measure_every: steps between measurements.
+    """
+
+    n_train: int = 2000
+    n_test: int = 1000
+    widths: tuple[int, ...] = (200, 200)
+    smoothings: tuple[float, ...] = (0.0, 0.1, 0.2)
+    max_epochs: int = 5
+    measure_every: int = 10
+    sharpness_subset: int = 500
+    jacobian_subset: int = 200
+
+    PRESETS: ClassVar[dict[str, dict[str, Any]]] = {
+        "smoke": dict(
+            n_train=200,
+            n_test=100,
+            widths=(16,),
+            max_epochs=1,
+            batch_size=50,
+            measure_every=2,
+            sharpness_subset=50,
+            jacobian_subset=20,
+        ),
+        "quick": dict(seeds=(0, 1, 2, 3, 4)),
+        "paper": dict(
+            dataset="cifar10",
+            n_train=50000,
+            n_test=10000,
+            model="resnet18",
+            lr=0.05,
+            momentum=0.9,
+            batch_size=128,
+            weight_decay=5e-4,
+            augment=True,
+            max_epochs=10,
+            measure_every=50,
+            sharpness_subset=2048,
+            jacobian_subset=512,
+            seeds=(0, 1, 2),
+        ),
+    }
+
+    def _check_schedule(self) -> None:
+        self._need_positive("measure_every")
+
+    def schedule(self) -> dict[str, Any]:
+        return {"measure_every": self.measure_every, "checkpoint_every": self.measure_every * 10}
+
+
+def run(
+    config: EarlyTrainingConfig | None = None, *, store=None, force: bool = False, progress: bool | None = None
+) -> pd.DataFrame:
+    """Run the grid (one stored run per smoothing value and seed)."""
+    config = EarlyTrainingConfig.preset("quick") if config is None else config
+    return run_experiment(config, name=NAME, store=store, force=force, progress=progress)
+
+
+# ------------------------------------------------------------------------------------------------
+# The chapter: its parameters become runs here, and its statistics are computed here
+# ------------------------------------------------------------------------------------------------
+
+#: Seeds per smoothing value that the smoke and paper presets always use, whatever ``n_seeds`` says.
+FIXED_SEEDS = {"smoke": 1, "paper": 3}
+#: What the chapter changes in a preset: at quick it measures every 5 steps instead of 10, to
+#: resolve the first rise of both curves.
+CHAPTER_OVERRIDES: dict[str, dict[str, Any]] = {"quick": {"measure_every": 5}}
+
+
+def chapter_configs(preset: str, seed: int, n_seeds: int = 5) -> list[EarlyTrainingConfig]:
+    """The chapter's one config: ``n_seeds`` training seeds ``seed, seed+1, ...`` per smoothing value
+    (1 at smoke, 3 at paper), ``data_seed = seed``, and :data:`CHAPTER_OVERRIDES`."""
+    if isinstance(n_seeds, bool) or not isinstance(n_seeds, int) or n_seeds < 1:
+        raise ValueError(f"n_seeds={n_seeds!r} is invalid; accepted: an int >= 1")
+    n = FIXED_SEEDS.get(preset, n_seeds)
+    return [
+        EarlyTrainingConfig.from_preset(
+            preset, seeds=tuple(range(seed, seed + n)), data_seed=seed, **CHAPTER_OVERRIDES.get(preset, {})
+        )
+    ]
+
+
+def check_method(method: str) -> None:
+    """One-line ValueError unless ``method`` is ``"spearman"`` or ``"kendall"``."""
+    if method not in analysis.METHODS:
+        raise ValueError(f"method={method!r}; accepted: {analysis.METHODS}")
+
+
+def prepared(runs: pd.DataFrame) -> pd.DataFrame:
+    r"""A copy of the runs with a float ``epoch``, ``ratio`` = sharpness / :math:`\max_i\|Jf(x_i)\|_2`
+    and a ``run`` label (``"smoothing 0.1, seed 2"``), ready to plot."""
+    out = runs.copy()
+    out["epoch"] = out["epoch"].astype(float)
+    out["ratio"] = out["sharpness"] / out["jac_spectral_max"]
+    out["run"] = [f"smoothing {ls:g}, seed {s}" for ls, s in zip(out["label_smoothing"], out["seed"])]
+    return out
+
+
+def epoch_means(runs: pd.DataFrame) -> pd.DataFrame:
+    """Means over seeds per (label smoothing, epoch) of sharpness, :math:`\\max_i\\|Jf(x_i)\\|_2`,
+    the output curvature and their ratio (columns ``label_smoothing``, ``epoch`` and those four),
+    from :func:`prepared` runs: the figures' thick lines."""
+    cols = ["sharpness", "jac_spectral_max", "curvature_norm", "ratio"]
+    return runs.groupby(["label_smoothing", "epoch"])[cols].mean().reset_index()
+
+
+def difference_correlations(runs: pd.DataFrame, *, method: str = "spearman") -> pd.DataFrame:
+    """Per run and Jacobian statistic: the rank correlation of the first differences of sharpness and
+    the statistic (:func:`~sharpjac.analysis.trend_null_correlation`), columns ``label_smoothing``,
+    ``seed``, ``statistic``, ``rho``."""
+    rows = []
+    for (ls, s), g in runs.groupby(["label_smoothing", "seed"]):
+        g = g.sort_values("step")
+        for stat in analysis.JACOBIAN_COLUMNS:
+            rho = analysis.trend_null_correlation(g["sharpness"], g[stat], method, kind="differences")
+            rows.append({"label_smoothing": ls, "seed": s, "statistic": stat, "rho": rho})
+    return pd.DataFrame(rows)
+
+
+def fmt_interval(mean: float, low: float, high: float, n: int) -> str:
+    """``"m [lo, hi]"``; says so when undefined or degenerate."""
+    if not np.isfinite(mean):
+        return "not defined"
+    if low == high:
+        return f"{mean:.2f} (a degenerate interval: all resamples equal, {n} run(s))"
+    return f"{mean:.2f} [{low:.2f}, {high:.2f}]"
+
+
+def row_text(table: pd.DataFrame, ls: float, stat: str = "jac_spectral_max") -> str:
+    """:func:`fmt_interval` of the (smoothing, statistic) row of a ``summarise_correlations`` table."""
+    r = table[(table.label_smoothing == ls) & (table.statistic == stat)].iloc[0]
+    return fmt_interval(r["mean"], r["low"], r["high"], int(r["runs"]))
+
+
+def after_peak_changes(runs: pd.DataFrame, ls: float) -> np.ndarray:
+    """Mean over the seeds of smoothing ``ls`` of the log change of sharpness and of
+    :math:`\\max_i\\|Jf(x_i)\\|_2` from the (first) sharpness peak to the end: shape ``[2]``."""
+    d = []
+    for _, g in runs[runs.label_smoothing == ls].groupby("seed"):
+        g = g.sort_values("step")
+        p = int(np.nanargmax(g["sharpness"].to_numpy()))
+        d.append(
+            (
+                np.log(g["sharpness"].iloc[-1] / g["sharpness"].iloc[p]),
+                np.log(g["jac_spectral_max"].iloc[-1] / g["jac_spectral_max"].iloc[p]),
+            )
+        )
+    return np.mean(d, axis=0)
+
+
+def late_sentence(runs: pd.DataFrame, raw: pd.DataFrame, smoothings) -> str:
+    """The sentence on smoothing values whose whole-phase correlation interval lies below zero."""
+    late_neg = [
+        ls
+        for ls in smoothings
+        if raw[(raw.label_smoothing == ls) & (raw.statistic == "jac_spectral_max")]["high"].iloc[0] < 0
+    ]
+    after = {ls: after_peak_changes(runs, ls) for ls in late_neg}
+    opposite = bool(late_neg) and all(after[ls][0] < 0 < after[ls][1] for ls in late_neg)
+    return claims.choose(
+        bool(late_neg),
+        "With smoothing " + ", ".join(f"{v:g}" for v in late_neg) + " the correlation over the whole early phase "
+        "is negative"
+        + claims.choose(
+            opposite,
+            ": after the peak sharpness falls while the Jacobian keeps rising (mean log changes from the peak to "
+            "the end: "
+            + "; ".join(f"sharpness {after[ls][0]:+.2f}, Jacobian {after[ls][1]:+.2f}" for ls in late_neg)
+            + "), and that later stretch dominates the window.",
+            ".",
+        ),
+        "No smoothing value has a whole-phase correlation whose interval lies below zero.",
+    )
+
+
+def rank_correlation_ci(x, y, *, method: str = "spearman", n_boot: int = 2000, seed: int = 0) -> Interval:
+    """Rank correlation across paired values with a percentile-bootstrap interval over the pairs
+    (resamples in which every value ties give no correlation and are left out)."""
+    x, y = np.asarray(x, float), np.asarray(y, float)
+    rng = np.random.default_rng(seed)
+    reps = [
+        analysis.rank_correlation(x[i], y[i], method) for i in (rng.integers(0, len(x), len(x)) for _ in range(n_boot))
+    ]
+    est = analysis.rank_correlation(x, y, method)
+    lo, hi = np.nanquantile(reps, [0.025, 0.975]) if np.isfinite(reps).any() else (np.nan, np.nan)
+    return Interval(float(est), float(lo), float(hi), 0.95, len(x), n_boot)
+
+
+def scale_sentence(link: Interval) -> str:
+    """What the curvature-ratio correlation says about the paper's explanation of the drift in scale."""
+    return claims.choose(
+        bool(link.low > 0),
+        "where the output curvature is larger, each unit of Jacobian buys more sharpness, which is the drift in "
+        "scale that the paper reports across smoothing values",
+        claims.choose(
+            bool(link.high < 0),
+            "where the output curvature is larger, each unit of Jacobian buys *less* sharpness, the opposite of "
+            "the paper's explanation",
+            "the interval contains zero, so these runs do not tie the ratio to the output curvature",
+        ),
+    )
+
+
+@dataclass(frozen=True)
+class Summary:
+    """Everything the chapter shows, computed from its runs (see :func:`summarise`).
+
+    Attributes:
+        preset, seed, n_seeds, n_boot, method: the chapter's parameters (``n_boot``: 200 at smoke, else 2000).
+        runs: :func:`prepared` runs; smoothings: the smoothing values, sorted.
+        per_run, diffs: per-run raw and first-difference correlations with each Jacobian statistic.
+        raw, differences, to_peak: their means over seeds per (smoothing, statistic) with intervals,
+            and the raw ones up to the sharpness peak.
+        correlation_rows: the table of intervals (``max ‖Jf‖₂``) per smoothing value.
+        pooled: the first-difference correlation pooled over all runs (the claim's number).
+        end: means at the end of the early phase per smoothing (``curvature_norm``, ``ratio``).
+        n_last: runs at the end; link: the rank correlation over those runs of curvature and ratio.
+        numbers, markdown: the glued values and sentences.
+    """
+
+    preset: str
+    seed: int
+    n_seeds: int
+    n_boot: int
+    method: str
+    runs: pd.DataFrame
+    smoothings: list[float]
+    per_run: pd.DataFrame
+    diffs: pd.DataFrame
+    raw: pd.DataFrame
+    differences: pd.DataFrame
+    to_peak: pd.DataFrame
+    correlation_rows: pd.DataFrame
+    pooled: Interval
+    end: pd.DataFrame
+    n_last: int
+    link: Interval
+    numbers: dict[str, Any] = field(default_factory=dict)
+    markdown: dict[str, str] = field(default_factory=dict)
+
+
+def summarise(
+    runs: pd.DataFrame, config: EarlyTrainingConfig, *, preset: str, seed: int = 0, method: str = "spearman"
+) -> Summary:
+    """Every table, number and sentence of the chapter from its runs (the output of :func:`run` on
+    ``config``, the config :func:`chapter_configs` gave)."""
+    check_method(method)
+    n_boot = 200 if preset == "smoke" else 2000
+    runs = prepared(runs)
+    smoothings = sorted(runs["label_smoothing"].unique())
+    by = ("label_smoothing", "statistic")
+    per_run = analysis.run_correlations(runs, by=("label_smoothing", "seed"), method=method)
+    diffs = difference_correlations(runs, method=method)
+    raw = analysis.summarise_correlations(per_run, by=by, n_resamples=n_boot, seed=seed)
+    dif = analysis.summarise_correlations(diffs, by=by, n_resamples=n_boot, seed=seed)
+    to_peak = analysis.summarise_correlations(
+        analysis.run_correlations(
+            runs, ys=("jac_spectral_max",), by=("label_smoothing", "seed"), method=method, window="before_peak"
+        ),
+        by=by,
+        n_resamples=n_boot,
+        seed=seed,
+    )
+    rows = pd.DataFrame(
+        [
+            {
+                "smoothing": ls,
+                "raw, early phase": row_text(raw, ls),
+                "first differences, early phase": row_text(dif, ls),
+                "raw, up to the sharpness peak": row_text(to_peak, ls),
+            }
+            for ls in smoothings
+        ]
+    )
+    groups = runs.groupby(["label_smoothing", "seed"])
+    peak_epochs = runs.loc[groups["sharpness"].idxmax(), "epoch"]
+    last = runs.loc[groups["step"].idxmax()].reset_index(drop=True)
+    end = last.groupby("label_smoothing")[["curvature_norm", "ratio"]].mean()
+    link = rank_correlation_ci(last["curvature_norm"], last["ratio"], method=method, n_boot=n_boot, seed=seed)
+    pooled = analysis.bootstrap_ci(
+        diffs[diffs.statistic == "jac_spectral_max"]["rho"].to_numpy(float), "mean", n_resamples=n_boot, seed=seed
+    )
+    numbers: dict[str, Any] = {
+        "n_seeds": len(config.seeds),
+        "n_runs": int(groups.ngroups),
+        "n_meas": int(groups.size().min()),
+        "n_epochs": float(runs["epoch"].max()),
+        "n_steps": int(runs["step"].max()),
+        "peak_epoch_min": float(peak_epochs.min()),
+        "peak_epoch_max": float(peak_epochs.max()),
+        "c_ratio_change": float(end["curvature_norm"].iloc[-1] / end["curvature_norm"].iloc[0]),
+        "ratio_change": float(end["ratio"].iloc[-1] / end["ratio"].iloc[0]),
+        "ls_lo": float(smoothings[0]),
+        "ls_hi": float(smoothings[-1]),
+    }
+    for k, ls in enumerate(smoothings):
+        numbers[f"c_end_{k}"] = float(end.loc[ls, "curvature_norm"])
+        numbers[f"ratio_end_{k}"] = float(end.loc[ls, "ratio"])
+    sent = []
+    for ls in smoothings:
+        r_raw = raw[(raw.label_smoothing == ls) & (raw.statistic == "jac_spectral_max")].iloc[0]
+        r_dif = dif[(dif.label_smoothing == ls) & (dif.statistic == "jac_spectral_max")].iloc[0]
+        sent.append(
+            f"with smoothing {ls:g} the raw correlation is {row_text(raw, ls)} and that of first differences "
+            f"{row_text(dif, ls)}"
+            + claims.choose(
+                bool(r_dif["low"] > 0),
+                " (the co-movement survives the trend null)",
+                claims.choose(
+                    bool(r_raw["low"] > 0) and not bool(r_dif["low"] > 0),
+                    " (the raw correlation does not survive the trend null)",
+                    "",
+                ),
+            )
+        )
+    markdown = {
+        "corr_sentence": "Over the early phase, " + "; ".join(sent) + ".",
+        "peak_sentence": "; ".join(f"{row_text(to_peak, ls)} for smoothing {ls:g}" for ls in smoothings),
+        "late_sentence": late_sentence(runs, raw, smoothings),
+        "c_ratio_rho": fmt_interval(link.estimate, link.low, link.high, link.n),
+        "scale_sentence": scale_sentence(link),
+    }
+    return Summary(
+        preset=preset,
+        seed=seed,
+        n_seeds=len(config.seeds),
+        n_boot=n_boot,
+        method=method,
+        runs=runs,
+        smoothings=smoothings,
+        per_run=per_run,
+        diffs=diffs,
+        raw=raw,
+        differences=dif,
+        to_peak=to_peak,
+        correlation_rows=rows,
+        pooled=pooled,
+        end=end.reset_index(),
+        n_last=len(last),
+        link=link,
+        numbers=numbers,
+        markdown=markdown,
+    )
+
+
+def evaluate(summary: Summary) -> dict[str, claims.Verdict]:
+    """The chapter's two claims decided from ``summary`` (:func:`sharpjac.claims.evaluate`), by claim id."""
+    pooled, link, end, sm = summary.pooled, summary.link, summary.end, summary.smoothings
+    common = {"preset": summary.preset, "seeds": summary.n_seeds}
+    return {
+        "early_training.jacobian_tracks_sharpness": claims.evaluate(
+            "early_training.jacobian_tracks_sharpness",
+            evidence=(
+                f"Over the early phase, the rank correlation of first differences of sharpness and "
+                f"$\\max_i\\|Jf(x_i)\\|_2$ is {fmt_interval(pooled.estimate, pooled.low, pooled.high, pooled.n)} "
+                f"(mean over {pooled.n} runs of {len(sm)} smoothing values); up to the sharpness peak the raw "
+                "correlation is " + "; ".join(f"{row_text(summary.to_peak, ls)} (smoothing {ls:g})" for ls in sm) + "."
+            ),
+            **common,
+            estimate=pooled.estimate,
+            low=pooled.low,
+            high=pooled.high,
+            label="ρ(Δ sharpness, Δ max‖Jf‖), early phase",
+        ),
+        "early_training.curvature_explains_scale": claims.evaluate(
+            "early_training.curvature_explains_scale",
+            evidence=(
+                f"Over the {summary.n_last} runs at the end of the early phase, the rank correlation between "
+                f"$\\overline{{\\|C\\|}}$ and sharpness / $\\max_i\\|Jf(x_i)\\|_2$ is "
+                f"{fmt_interval(link.estimate, link.low, link.high, link.n)}; from smoothing "
+                f"{sm[0]:g} to {sm[-1]:g} the curvature changes by a factor "
+                f"{float(end['curvature_norm'].iloc[-1] / end['curvature_norm'].iloc[0]):.1f} and the ratio by "
+                f"{float(end['ratio'].iloc[-1] / end['ratio'].iloc[0]):.1f}."
+            ),
+            **common,
+            estimate=link.estimate,
+            low=link.low,
+            high=link.high,
+            label="ρ(C̄, sharpness / max‖Jf‖) over runs",
+        ),
+    }
+
+
+EXPERIMENT = register(
+    NAME,
+    EarlyTrainingConfig,
+    "SGD + cross-entropy, label smoothing 0/0.1/0.2: sharpness and Jacobian early in training",
+    chapter="Sharpness and Jacobian early in training (Fig. 1)",
+    runner=run,
+    chapter_configs=chapter_configs,
+)
