@@ -291,6 +291,14 @@ def test_summarise_evaluate_and_sentences_on_the_smoke_study(study):
     ]
     assert verdicts["ansatz.proposition_a_holds"].outcome == "agree"  # a theorem
     assert verdicts["ansatz.linear_does_not_sharpen"].outcome == "agree"  # constant Hessian
+    # every check states its tightest margin, computed from the same tables
+    b = t["bounds"]
+    closest = float((b["lambda_max"] / b["upper_phi"]).max())
+    assert f"λ_max(G) / upper bound = {closest:.3f}" in verdicts["ansatz.proposition_a_holds"].margin
+    assert closest <= 1 + 1e-12
+    spread = float(summary.blind_checks["lin_spread"].max())
+    assert verdicts["ansatz.linear_does_not_sharpen"].margin.startswith(f"largest relative spread = {spread:.1e}")
+    assert "smallest sharpness spread" in verdicts["ansatz.rescaling_mediates"].margin
     assert summary.numbers["an_eos"] == 2 / config.lr and summary.markdown["an_holds"] == "holds"
     assert summary.numbers["an_b_lin_s"] == pytest.approx(1.0, abs=1e-6)
     words = an.verdict_sentences(summary, verdicts)

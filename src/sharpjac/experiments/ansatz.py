@@ -691,6 +691,10 @@ def evaluate(summary: Summary) -> dict[str, claims.Verdict]:
             **common,
             violations=n_viol,
             checks=len(all_bounds),
+            margin=(
+                f"closest approach: λ_max(G) / upper bound = {float((1 / up).max()):.3f}, Jacobian lower bound / "
+                f"λ_max(G) = {float((1 / low).max()):.3f} (fails above 1)"
+            ),
         ),
         "ansatz.move_together": claims.evaluate(
             "ansatz.move_together",
@@ -718,6 +722,11 @@ def evaluate(summary: Summary) -> dict[str, claims.Verdict]:
             **common,
             k=int(rc["ok"].sum()),
             n=len(rc),
+            margin=(
+                f"largest output change = {float(all_resc['output_change'].max()):.1e}, largest Jacobian change = "
+                f"{float(all_resc['jacobian_change'].max()):.1e} (fail above 1e-8); smallest sharpness spread = "
+                f"{rc['spread'].min():.0f}× (fails below 10×)"
+            ),
         ),
     }
     out.update(
@@ -737,6 +746,10 @@ def evaluate(summary: Summary) -> dict[str, claims.Verdict]:
         value=spread,
         estimate=spread,
         label="relative spread of the linear model's sharpness",
+        margin=(
+            f"largest relative spread = {spread:.1e} "
+            f"(fails above {claims.get('ansatz.linear_does_not_sharpen').rule.threshold:g})"
+        ),
     )
     out["ansatz.first_layer_blind_spot"] = claims.evaluate(
         "ansatz.first_layer_blind_spot",
