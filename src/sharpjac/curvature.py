@@ -876,20 +876,32 @@ def _ritz(alpha, beta, basis: _Rows, products: list | None, k: int, dtype: torch
         return dict(theta=vals[:k], U=Ut.T, estimate=est_all[:k], residual=widths[:k], bound=bound, gap=gap)
     # A u_j = W s_j / ||Q s_j||, combined product by product in place (no [m, P] copy of W)
     Sw = s[:, top] / nrm  # the same scaling as u_j's (||Q s_j|| != 1 in a semi-orthogonal basis)
-    AUt = torch.zeros(Ut.shape, dtype=products[0].dtype, device=Ut.device)
-    for i in range(m):
-        if k == 1:
-            AUt[0].add_(products[i], alpha=float(Sw[i, 0]))
-        else:
-            AUt.addr_(torch.as_tensor(Sw[i], dtype=AUt.dtype, device=AUt.device), products[i])
-    # float64 Rayleigh quotients and residuals of the returned (rounded, normalised) vectors
-    rq, explicit = np.empty(k), np.empty(k)
-    for j in range(k):
-        u64, au64 = Ut[j].to(f64), AUt[j].to(f64)
-        uu = float(torch.dot(u64, u64))
-        rq[j] = float(torch.dot(u64, au64)) / uu
-        au64.add_(u64, alpha=-rq[j])
-        explicit[j] = math.sqrt(float(torch.dot(au64, au64)) / uu)
+    # (scratch from the pool: fresh CPU memory costs a page fault per 4 KiB, see _Workspace)
+    P = Q.shape[1]
+    au_buf = _WORKSPACE.take(k, P, products[0].dtype, Ut.device)
+    AUt = au_buf[:k]
+    pair = _WORKSPACE.take(2, P, f64, Ut.device)
+    try:
+        for i in range(m):
+            if k == 1:
+                if i == 0:
+                    torch.mul(products[0], float(Sw[0, 0]), out=AUt[0])
+                else:
+                    AUt[0].add_(products[i], alpha=float(Sw[i, 0]))
+            else:
+                if i == 0:
+                    AUt.zero_()
+                AUt.addr_(torch.as_tensor(Sw[i], dtype=AUt.dtype, device=AUt.device), products[i])
+        # float64 Rayleigh quotients and residuals of the returned (rounded, normalised) vectors
+        rq, explicit = np.empty(k), np.empty(k)
+        for j in range(k):
+            u64, au64 = pair[0].copy_(Ut[j]), pair[1].copy_(AUt[j])
+            uu = float(torch.dot(u64, u64))
+            rq[j] = float(torch.dot(u64, au64)) / uu
+            au64.add_(u64, alpha=-rq[j])
+            explicit[j] = math.sqrt(float(torch.dot(au64, au64)) / uu)
+    finally:
+        _WORKSPACE.give(au_buf, pair)
     drift = float(np.max(np.abs(rq - vals[:k])))
     vals[:k] = rq
     widths = widths + drift
