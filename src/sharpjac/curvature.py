@@ -1132,7 +1132,10 @@ def lanczos(
     falls back to :math:`r_j`. Validity: the estimate assumes that the Krylov space has seen
     every eigenvalue above :math:`\theta_{j+1}+r_{j+1}` (no eigenvalue lies unnoticed between the
     Ritz intervals), which holds for a random start unless the start vector is nearly
-    orthogonal to an eigenvector; the fallback :math:`r_j` needs no assumption. With
+    orthogonal to an eigenvector; the fallback :math:`r_j` needs no assumption. A cluster of
+    eigenvalues that the Krylov space has not split (narrower than its residuals, or an exactly
+    multiple eigenvalue, of which one vector sees a single copy) acts as one eigenvalue: the bound
+    then holds for the distance to the cluster's hull, as the tests check. With
     ``stop="eigenvalue"`` the run stops once :math:`\text{bound}_j\le\mathrm{tol}\,|\theta_j|`:
     the eigenvalue to ``tol`` at about half the steps' worth of the residual test (the error
     converges like the square of the residual).
