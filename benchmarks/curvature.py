@@ -15,16 +15,19 @@ Rows
         than eigsh, more accurate than power iteration at equal products
   (iii) warm-started tracking along full-batch GD on (a);            target <= 8 products/measure
   (iv)  per-sample Jacobian norms of the inputs / one forward pass;               target <= 20x
-  (v)   engine costs in gradient-equivalents (time / one gradient of the same loss): the top
-        eigenvalue of the MLP to 1e-4 (target <= 40), one product through a kept graph (graph
-        reuse) and without, the solver's own work per product (target <= 0.5), Hutchinson probes
-        per chunk size on the MLP and the CNN, with and without the kept graph (the measurement
-        behind trace's default chunk_size=1); beside peer libraries in the same process (PyHessian's power
-        iteration, curvlinops' HessianLinearOperator + scipy eigsh) when installed
-        (``pip install -e .[bench]``).
+  (v)   the top eigenvalue to 1e-4 in gradient-equivalents (CPU time / one gradient of the same loss),
+        MLP at N = 1000 and 250 and the CNN at N <= 256: lanczos stopped on its error bound and on
+        its residual (with its own work per product), scipy eigsh at the loosest tol that reaches
+        1e-4, curvlinops' HessianLinearOperator + eigsh (operator built outside the timing,
+        check_deterministic=False) and PyHessian's power iteration at the loosest tol that reaches
+        1e-4, when installed (the `bench` extra); targets: MLP <= 25 at N = 1000, <= 35 at N = 250
+  (v')  one product and Hutchinson probes per chunk size, with and without the kept graph (the
+        measurement behind trace's default chunk_size=1).
 
-Run:  python benchmarks/curvature.py [--quick] [--threads T] [--only-engine]
-Timings are medians of interleaved repetitions in one process (the machine may be shared).
+Run:  python benchmarks/curvature.py [--quick] [--threads T] [--reps K] [--only-engine] [--write-readme]
+Timings are CPU time (time.process_time), one thread by default; (i) and (iv) medians, (v) best-of-K,
+of repetitions interleaved in one process (the machine may be shared). --write-readme writes (v)'s
+table into README.md between its bench:peers markers.
 """
 
 from __future__ import annotations
