@@ -15,16 +15,19 @@ Rows
         than eigsh, more accurate than power iteration at equal products
   (iii) warm-started tracking along full-batch GD on (a);            target <= 8 products/measure
   (iv)  per-sample Jacobian norms of the inputs / one forward pass;               target <= 20x
-  (v)   engine costs in gradient-equivalents (time / one gradient of the same loss): the top
-        eigenvalue of the MLP to 1e-4 (target <= 40), one product through a kept graph (graph
-        reuse) and without, the solver's own work per product (target <= 0.5), Hutchinson probes
-        per chunk size on the MLP and the CNN, with and without the kept graph (the measurement
-        behind trace's default chunk_size=1); beside peer libraries in the same process (PyHessian's power
-        iteration, curvlinops' HessianLinearOperator + scipy eigsh) when installed
-        (``pip install -e .[bench]``).
+  (v)   the top eigenvalue to 1e-4 in gradient-equivalents (CPU time / one gradient of the same loss),
+        MLP at N = 1000 and 250 and the CNN at N <= 256: lanczos stopped on its error bound and on
+        its residual (with its own work per product), scipy eigsh at the loosest tol that reaches
+        1e-4, curvlinops' HessianLinearOperator + eigsh (operator built outside the timing,
+        check_deterministic=False) and PyHessian's power iteration at the loosest tol that reaches
+        1e-4, when installed (the `bench` extra); targets: MLP <= 25 at N = 1000, <= 35 at N = 250
+  (v')  one product and Hutchinson probes per chunk size, with and without the kept graph (the
+        measurement behind trace's default chunk_size=1).
 
-Run:  python benchmarks/curvature.py [--quick] [--threads T] [--only-engine]
-Timings are medians of interleaved repetitions in one process (the machine may be shared).
+Run:  python benchmarks/curvature.py [--quick] [--threads T] [--reps K] [--only-engine] [--write-readme]
+Timings are CPU time (time.process_time), one thread by default; (i) and (iv) medians, (v) best-of-K,
+of repetitions interleaved in one process (the machine may be shared). --write-readme writes (v)'s
+table into README.md between its bench:peers markers.
 """
 
 from __future__ import annotations
@@ -98,9 +101,10 @@ def num_params(model):
 
 
 def timed(fn):
-    t = time.perf_counter()
+    """CPU seconds of ``fn()`` and its result (see :func:`cpu`)."""
+    t = time.process_time()
     out = fn()
-    return time.perf_counter() - t, out
+    return time.process_time() - t, out
 
 
 def medians(fns: dict, reps: int) -> dict:
@@ -400,111 +404,10 @@ def best_of(fn, reps):
     return min(timed(fn)[0] for _ in range(reps))
 
 
-def bench_engine(problems, reps):
-    """(v): everything as a multiple of one gradient of the same full-batch loss."""
-    name, model, loss_fn, x, y = problems[0]
-    params = [p for p in model.parameters() if p.requires_grad]
-    P = num_params(model)
-
-    def grad():
-        return torch.autograd.grad(loss_fn(model(x), y), params)
-
-    g = best_of(grad, reps)
+def bench_trace(problems, reps):
+    """(v'): products and Hutchinson probes in gradient-equivalents, with and without the kept graph."""
     rows = []
-    v = torch.randn(P, generator=torch.Generator().manual_seed(5))
-    kept = _hessian(model, loss_fn, (x, y), True)
-    t_kept = best_of(lambda: kept @ v, reps)
-    t_fresh = best_of(lambda: _hessian(model, loss_fn, (x, y), False) @ v, reps)
-    rows.append([name, "one Hv, graph rebuilt (today's default before reuse)", "-", f"{t_fresh / g:.2f}", "-"])
-    if _has_reuse():
-        rows.append(
-            [name, f"one Hv through a kept graph ({kept.graph_bytes / 2**20:.0f} MiB)", "-", f"{t_kept / g:.2f}", "-"]
-        )
-    ref, _ = reference_top(model, loss_fn, x, y)
-    v0 = torch.randn(P, generator=torch.Generator().manual_seed(7))
-
-    def ours(reuse):
-        op = _hessian(model, loss_fn, (x, y), reuse)
-        t, r = timed(lambda: lanczos(op, 1, tol=1e-4, v0=v0))
-        return t, r
-
-    for reuse in (True, False) if _has_reuse() else (False,):
-        t, r = min((ours(reuse) for _ in range(max(1, reps // 2))), key=lambda tr: tr[0])
-        m = r.num_matvecs
-        per = t_kept if reuse else t_fresh
-        build = (t_fresh - t_kept) if reuse else 0.0
-        overhead = (t - build - m * per) / m
-        label = "graph reuse" if reuse else "no graph reuse"
-        rows.append(
-            [
-                name,
-                f"lanczos (ours, {label}), tol 1e-4",
-                m,
-                f"{t / g:.1f}",
-                f"{abs(float(r.eigenvalues[0]) - ref) / ref:.1e}",
-            ]
-        )
-        rows.append([name, f"  solver's own work per product ({label})", "-", f"{overhead / g:.2f}", "-"])
-    # peers
-    try:
-        from pyhessian import hessian as PyHessian
-
-        def pyh():
-            m2 = copy.deepcopy(model)
-            h = PyHessian(m2, lambda z, t: loss_fn(z, t), data=(x, y), cuda=False)
-            return h.eigenvalues(maxIter=100, tol=1e-3, top_n=1)
-
-        t, (ev, _) = timed(pyh)
-        rows.append(
-            [
-                name,
-                "PyHessian 0.1 power iteration (tol 1e-3, its default)",
-                "-",
-                f"{t / g:.1f}",
-                f"{abs(ev[0] - ref) / ref:.1e}",
-            ]
-        )
-    except ImportError:
-        rows.append([name, "PyHessian", "-", "not installed", "-"])
-    try:
-        from curvlinops import HessianLinearOperator
-
-        lossmod = nn.MSELoss() if loss_fn is mse else nn.CrossEntropyLoss()
-
-        def cl():
-            op = HessianLinearOperator(model, lossmod, params, [(x, y)])
-            op = op.to_scipy() if hasattr(op, "to_scipy") else op
-            count = [0]
-            inner = op.matvec
-
-            def mv(u):
-                count[0] += 1
-                return inner(u)
-
-            lin = LinearOperator(op.shape, matvec=mv, dtype=np.float32)
-            w, _ = eigsh(lin, k=1, which="LA", tol=1e-4, v0=v0.numpy())
-            return float(w[0]), count[0]
-
-        t, (w, cnt) = timed(cl)
-        rows.append(
-            [
-                name,
-                "curvlinops 3 HessianLinearOperator + scipy eigsh(tol=1e-4)",
-                cnt,
-                f"{t / g:.1f}",
-                f"{abs(w - ref) / ref:.1e}",
-            ]
-        )
-    except ImportError:
-        rows.append([name, "curvlinops", "-", "not installed", "-"])
-    table(
-        f"(v) engine costs in gradient-equivalents (one gradient = {1e3 * g:.1f} ms; targets: top eigenvalue "
-        "to 1e-4 <= 40, solver's own work <= 0.5 per product)",
-        ["problem", "what", "products", "gradients", "rel. error"],
-        rows,
-    )
-    # trace chunking on both problems, with and without the kept graph
-    rows = []
+    v = torch.randn(max(num_params(p[1]) for p in problems), generator=torch.Generator().manual_seed(5))
     for name, model, loss_fn, x, y in problems:
         params = [p for p in model.parameters() if p.requires_grad]
         g = best_of(lambda: torch.autograd.grad(loss_fn(model(x), y), params), reps)
@@ -524,30 +427,221 @@ def bench_engine(problems, reps):
     )
 
 
+# ------------------------------------------------------------------------------------------------
+# (v) the top eigenvalue to 1e-4 beside peers, in CPU time (issue 22)
+# ------------------------------------------------------------------------------------------------
+
+README = "README.md"
+BEGIN, END = "<!-- bench:peers:begin -->", "<!-- bench:peers:end -->"
+
+
+def cpu(fn):
+    """CPU seconds of ``fn()`` (``time.process_time``: this process's threads only, so other
+    jobs on a shared machine slow it through memory bandwidth and caches but not by preemption)."""
+    t = time.process_time()
+    out = fn()
+    return time.process_time() - t, out
+
+
+def _stop_kw() -> dict:
+    import inspect
+
+    return {"stop": "eigenvalue"} if "stop" in inspect.signature(lanczos).parameters else {}
+
+
+class _TimedHessian(HessianOperator):
+    """A HessianOperator that adds its products' CPU time to ``product_seconds`` (the solver's
+    own work is the rest of a run)."""
+
+    product_seconds = 0.0
+
+    def __matmul__(self, v):
+        t, out = cpu(lambda: super(_TimedHessian, self).__matmul__(v))
+        self.product_seconds += t
+        return out
+
+
+def _calibrate(run, tols, err, target):
+    """The loosest ``tol`` of ``tols`` (loosest first) whose result's error is below ``target``,
+    from untimed runs; returns ``(tol, products, error)``."""
+    for tol in tols:
+        value, products = run(tol)
+        if err(value) < target:
+            return tol, products, err(value)
+    return tols[-1], products, err(value)
+
+
+def bench_peers(problems, reps, target=1e-4):
+    """Rows of (v): the top eigenvalue to ``target`` by every contender, best-of-``reps`` CPU
+    time with the contenders interleaved, in gradients of the same loss."""
+    rows = []
+    for name, model, loss_fn, x, y in problems:
+        params = [p for p in model.parameters() if p.requires_grad]
+        P, N = num_params(model), len(x)
+        ref, _ = reference_top(model, loss_fn, x, y)
+
+        def err(val, ref=ref):
+            return abs(val - ref) / abs(ref)
+
+        v0 = torch.randn(P, generator=torch.Generator().manual_seed(7))
+        kept = HessianOperator(model, loss_fn, (x, y))
+        kept @ v0  # builds the graph
+        fns = {
+            "gradient": lambda: torch.autograd.grad(loss_fn(model(x), y), params),
+            "one Hv through the kept graph": lambda: kept @ v0,
+        }
+        info = {}
+
+        def ours(stop_kw, key):
+            def run():
+                op = _TimedHessian(model, loss_fn, (x, y))
+                t, r = cpu(lambda: lanczos(op, 1, tol=target, v0=v0, **stop_kw))
+                info.setdefault(key, []).append((t, op.product_seconds, r))
+                return r
+
+            return run
+
+        stop_kw = _stop_kw()
+        if stop_kw:
+            fns["lanczos (ours), stop on the eigenvalue's error bound"] = ours(stop_kw, "eig")
+        fns["lanczos (ours), stop on the residual"] = ours({}, "res")
+
+        # scipy eigsh on our operator, at the loosest tol that reaches the target
+        def eigsh_on(matvec, tol):
+            count = [0]
+
+            def mv(u):
+                count[0] += 1
+                return matvec(u)
+
+            lin = LinearOperator((P, P), matvec=mv, dtype=np.float32)
+            w, _ = eigsh(lin, k=1, which="LA", tol=tol, v0=v0.numpy())
+            return float(w[0]), count[0]
+
+        def ours_mv(u):
+            return (kept @ torch.as_tensor(np.asarray(u, dtype=np.float32).reshape(-1))).numpy()
+
+        tols = [1e-1, 1e-2, 1e-3, 1e-4, 1e-5, 1e-6]
+        e_tol, e_products, _ = _calibrate(lambda t: eigsh_on(ours_mv, t), tols, err, target)
+        fns[f"scipy eigsh(tol={e_tol:g}, which='LA') on our operator"] = lambda: eigsh_on(ours_mv, e_tol)
+        peers = {}
+        try:
+            from curvlinops import HessianLinearOperator
+
+            lossmod = nn.MSELoss() if loss_fn is mse else nn.CrossEntropyLoss()
+            cl_op = HessianLinearOperator(model, lossmod, params, [(x, y)], check_deterministic=False)
+            cl_sp = cl_op.to_scipy() if hasattr(cl_op, "to_scipy") else cl_op
+            c_tol, _, _ = _calibrate(lambda t: eigsh_on(cl_sp.matvec, t), tols, err, target)
+            peers["cl"] = f"curvlinops 3.0.1 HessianLinearOperator + eigsh(tol={c_tol:g}) (operator built outside)"
+            fns[peers["cl"]] = lambda: eigsh_on(cl_sp.matvec, c_tol)
+        except ImportError:
+            rows.append([name, N, "curvlinops", "-", "not installed", "-", "-"])
+        try:
+            from pyhessian import hessian as PyHessian
+
+            ph = PyHessian(copy.deepcopy(model), loss_fn, data=(x, y), cuda=False)
+
+            def pyh(tol):
+                torch.manual_seed(0)
+                ev, _ = ph.eigenvalues(maxIter=1000, tol=tol, top_n=1)
+                return float(ev[0]), None
+
+            p_tol, _, _ = _calibrate(pyh, [1e-3, 1e-4, 1e-5, 1e-6, 1e-7], err, target)
+            peers["ph"] = f"PyHessian 0.1 power iteration (tol={p_tol:g}) (graph built outside)"
+            fns[peers["ph"]] = lambda: pyh(p_tol)
+        except ImportError:
+            rows.append([name, N, "PyHessian", "-", "not installed", "-", "-"])
+        outs = {key: fn() for key, fn in fns.items()}  # warm-up (and the values)
+        best = {key: float("inf") for key in fns}
+        for _ in range(reps):
+            for key, fn in fns.items():  # interleaved: every contender sees the same load
+                t, outs[key] = cpu(fn)
+                best[key] = min(best[key], t)
+        g = best["gradient"]
+        for key in fns:
+            if key == "gradient":
+                rows.append([name, N, f"one gradient ({1e3 * g:.1f} ms CPU)", "-", "1.00", "-", "-"])
+                continue
+            out = outs[key]
+            products, error, solver = "-", "-", "-"
+            if key.startswith("lanczos"):
+                runs = info["eig" if "eigenvalue" in key else "res"]
+                t, tp, r = min(runs, key=lambda run: run[0])
+                products, error = r.num_matvecs, fmt_err(err(float(r.eigenvalues[0])))
+                solver = f"{(t - tp) / r.num_matvecs / g:.2f}"
+            elif key.startswith("scipy") or key.startswith("curvlinops"):
+                products, error = out[1], fmt_err(err(out[0]))
+            elif key.startswith("PyHessian"):
+                error = fmt_err(err(out[0]))
+            ratio = f"{best[key] / g:.2f}" if key.startswith("one") else f"{best[key] / g:.1f}"
+            rows.append([name, N, key, products, ratio, error, solver])
+    header = ["problem", "N", "what", "products", "gradients", "rel. error", "solver / product"]
+    table(
+        f"(v) the top eigenvalue to {target:g} in gradient-equivalents (CPU time, best of {reps}, contenders "
+        "interleaved in one process; error against a float64 Lanczos reference; targets: MLP <= 25 at "
+        "N = 1000 and <= 35 at N = 250)",
+        header,
+        rows,
+    )
+    return header, rows
+
+
+def markdown(header, rows) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(str(c) for c in r) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+def write_readme(text: str, path: str = README) -> None:
+    """Replace the block between the markers in the README with ``text``."""
+    import pathlib
+
+    p = pathlib.Path(__file__).resolve().parent.parent / path
+    s = p.read_text()
+    if BEGIN not in s or END not in s:
+        raise SystemExit(f"{path} has no {BEGIN} ... {END} block to write the table into")
+    a, b = s.index(BEGIN) + len(BEGIN), s.index(END)
+    p.write_text(s[:a] + "\n" + text + "\n" + s[b:])
+    print(f"wrote the table into {p}")
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="smaller data, fewer steps and repetitions")
-    ap.add_argument("--threads", type=int, default=None, help="torch intra-op threads")
+    ap.add_argument("--threads", type=int, default=1, help="torch intra-op threads (default 1: CPU times)")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--only-engine", action="store_true", help="run (v) only (engine costs and peers)")
+    ap.add_argument("--reps", type=int, default=None, help="best-of repetitions (default 3 quick, 5 full)")
+    ap.add_argument("--only-engine", action="store_true", help="run (v) only (the top eigenvalue beside peers)")
+    ap.add_argument("--write-readme", action="store_true", help="write (v)'s table into README.md")
     args = ap.parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    n_mlp, n_cnn, steps, reps = (250, 128, 15, 3) if args.quick else (1000, 512, 50, 7)
+    torch.set_num_threads(args.threads)
+    n_mlp, n_cnn, steps, reps = (250, 128, 15, 3) if args.quick else (1000, 512, 50, 5)
+    reps = args.reps or reps
     print(
         f"sharpjac curvature benchmark: torch {torch.__version__}, {torch.get_num_threads()} threads, "
-        f"float32 (references in float64){' [quick]' if args.quick else ''}"
+        f"float32 (references in float64), CPU time{' [quick]' if args.quick else ''}"
     )
     problems = [problem_mlp(n_mlp, args.seed), problem_cnn(n_cnn, args.seed)]
-    if args.only_engine:
-        bench_engine(problems, reps)
-        return
-    bench_cost(problems, reps)
-    bench_top_eigenvalue(problems)
-    bench_tracking(steps, n_mlp, args.seed, check_every=5 if args.quick else 10)
-    jac_problems = [problem_mlp(1000, args.seed), problem_cnn(1000, args.seed)]
-    bench_jacobians(jac_problems, reps)
-    bench_engine(problems, reps)
+    engine = [problem_mlp(n_mlp, args.seed)] + ([] if args.quick else [problem_mlp(250, args.seed)])
+    engine.append(problem_cnn(min(n_cnn, 256), args.seed))  # the peers are slow on the CNN: N <= 256
+    if not args.only_engine:
+        bench_cost(problems, reps)
+        bench_top_eigenvalue(problems)
+        bench_tracking(steps, n_mlp, args.seed, check_every=5 if args.quick else 10)
+        jac_problems = [problem_mlp(1000, args.seed), problem_cnn(1000, args.seed)]
+        bench_jacobians(jac_problems, reps)
+        bench_trace(problems, reps)
+    header, rows = bench_peers(engine, reps)
+    if args.write_readme:
+        import os
+
+        load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+        note = (
+            f"Written by `python benchmarks/curvature.py --only-engine --write-readme` "
+            f"({time.strftime('%Y-%m-%d')}, torch {torch.__version__}, {torch.get_num_threads()} thread, "
+            f"best of {reps}, load average {load}):"
+        )
+        write_readme(note + "\n\n" + markdown(header, rows))
 
 
 if __name__ == "__main__":

@@ -695,3 +695,109 @@ def test_lanczos_workspace_reuse_leaves_earlier_results_intact():
     again = lanczos(A, 1, tol=1e-10, max_iter=200, seed=0)
     assert torch.equal(again.eigenvectors, kept) and torch.equal(again.eigenvalues, first.eigenvalues)
     assert float(second.eigenvalues[0]) == pytest.approx(3.0, abs=1e-9)  # exact top of B, residual-bounded
+
+
+# --------------------------------------------------------------------------------------------
+# Lanczos: the eigenvalue's error bound, float64 Rayleigh quotients (issue 22)
+# --------------------------------------------------------------------------------------------
+
+_SPECTRA = {
+    # well separated top, bulk below: the gap is resolved, Kato-Temple applies
+    "separated": [5.0, 4.0, 3.2] + list(np.linspace(-1.0, 2.5, 117)),
+    # a cluster narrower than the tolerances used (spacing 2e-5): the gap cannot be resolved
+    "clustered": [1.0, 1.0 - 2e-5, 1.0 - 4e-5] + list(np.linspace(-0.4, 0.5, 117)),
+    # an exactly double top eigenvalue and a near-degenerate pair below it
+    "degenerate": [2.0, 2.0, 1.9, 1.9 - 1e-11] + list(np.linspace(-2.0, 1.5, 116)),
+    # the issue's power law with a negative tail
+    "power_law": list(1.0 / np.arange(1, 97)) + list(-0.3 * np.linspace(0.01, 1.0, 24)),
+}
+
+
+def _distance_to_clusters(theta: float, lam: np.ndarray, width: float) -> float:
+    """Distance from ``theta`` to the nearest hull of a cluster of eigenvalues ``lam`` (chains
+    spaced at most ``width`` apart)."""
+    lam = np.sort(lam)
+    breaks = np.flatnonzero(np.diff(lam) > width) + 1
+    return min(max(0.0, c[0] - theta, theta - c[-1]) for c in np.split(lam, breaks))
+
+
+@pytest.mark.parametrize("name", sorted(_SPECTRA))
+@pytest.mark.parametrize("k", [1, 3])
+@pytest.mark.parametrize("tol", [1e-3, 1e-6, 1e-10])
+def test_lanczos_error_bound_holds_against_dense_spectra(name, k, tol):
+    A, _ = sym_matrix(_SPECTRA[name], seed=7)
+    lam = np.sort(np.linalg.eigvalsh(A.numpy()))[::-1]  # float64 oracle
+    # the oracle's own error (LAPACK's backward error, ~ n eps ||A||) and the rounding of the
+    # 120 x 120 product A v: the bound is not checked below this
+    slack = 120 * np.finfo(np.float64).eps * np.abs(lam).max()
+    for seed in range(3):
+        res = lanczos(A, k, tol=tol, max_iter=120, seed=seed, stop="eigenvalue")
+        theta = res.eigenvalues.numpy()
+        bound, r, gap = res.error_bounds.numpy(), res.residuals.numpy(), res.gaps.numpy()
+        assert res.converged
+        # the bound never exceeds Bauer-Fike's residual bound, and it is the residual exactly
+        # when the gap is not resolved (the fallback); a resolved gap exceeds the residual
+        assert np.all(bound <= r)
+        assert np.array_equal(np.isnan(gap), bound == r)
+        assert np.all(gap[~np.isnan(gap)] > r[~np.isnan(gap)])
+        # stop="eigenvalue": the bound meets the tolerance ...
+        assert np.all(bound <= tol * np.abs(theta))
+        for j in range(k):
+            assert np.min(np.abs(lam - theta[j])) <= r[j] + slack  # Bauer-Fike alone
+            if name in ("separated", "power_law"):
+                # ... and holds for the j-th eigenvalue itself
+                assert abs(lam[j] - theta[j]) <= bound[j] + slack, (seed, j, theta[j], lam[j], bound[j])
+            else:
+                # a cluster the Krylov space has not split acts as one eigenvalue (no method
+                # that sees A through products can tell): the bound holds for its hull
+                assert _distance_to_clusters(theta[j], lam, 5e-5) <= bound[j] + slack, (seed, j, theta[j], bound[j])
+        if name == "clustered" and k == 3 and tol == 1e-3:
+            # three Ritz values in the cluster, spaced 2e-5 < their residuals: the fallback
+            assert np.all(np.isnan(gap)) and np.all(bound == r)
+        if name == "separated" and tol <= 1e-6:
+            assert not np.any(np.isnan(gap))  # resolved: the squared-residual bound is used
+
+
+def test_lanczos_stop_on_eigenvalue_saves_products_and_keeps_accuracy():
+    A, _ = sym_matrix(_SPECTRA["separated"], seed=8)
+    top = float(np.linalg.eigvalsh(A.numpy())[-1])
+    for tol in (1e-4, 1e-8):
+        by_res = lanczos(A, 1, tol=tol, seed=1)
+        by_eig = lanczos(A, 1, tol=tol, seed=1, stop="eigenvalue")
+        assert by_res.converged and by_eig.converged
+        assert by_eig.num_matvecs < by_res.num_matvecs  # the error is ~ r^2 / gap, not r
+        assert abs(float(by_eig.eigenvalues[0]) - top) <= tol * top
+        assert float(by_eig.residuals[0]) > tol * top  # stopped before the residual test would
+    with pytest.raises(ValueError, match="stop"):
+        lanczos(A, 1, stop="error")
+
+
+def _power_law_with_negative_tail(P: int, seed: int) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    n_neg = P // 5
+    d = torch.cat([1.0 / torch.arange(1, P - n_neg + 1, dtype=DT), -0.3 * torch.rand(n_neg, generator=g, dtype=DT)])
+    return d[torch.randperm(P, generator=g)]
+
+
+@pytest.mark.parametrize("k", [1, 3])
+@pytest.mark.parametrize("stop", ["residual", "eigenvalue"])
+def test_float32_eigenvalues_are_float64_rayleigh_quotients(k, stop):
+    # the issue's case: float32 tridiagonal Ritz values were 5e-6 (k = 1) and 3-5e-5 (k = 3)
+    # off on this spectrum; the float64 Rayleigh quotients of the returned vectors, from the
+    # stored products, are within 1e-6 of the float64 eigenvalues (of the float32-rounded
+    # operator: the oracle), at no extra product
+    P = 200_000
+    d = _power_law_with_negative_tail(P, seed=0)
+    lam = torch.sort(d.float().double(), descending=True).values[:k].numpy()
+    res = lanczos(_Diag32(d), k, tol=1e-8, max_iter=200, seed=1, stop=stop)
+    theta = res.eigenvalues.double().numpy()
+    assert res.eigenvalues.dtype == torch.float32
+    assert np.all(np.abs(theta - lam) <= 1e-6), np.abs(theta - lam)
+    assert np.all(np.abs(theta - lam) <= res.error_bounds.double().numpy())
+    # the value is the Rayleigh quotient of the returned vector (float64 oracle), to float32 rounding
+    U = res.eigenvectors.double()
+    rq = ((U * (d[:, None] * U)).sum(0) / (U * U).sum(0)).numpy()
+    assert np.all(np.abs(theta - rq) <= 2e-7 * np.abs(rq))
+    # ... and no product beyond the Krylov steps: a second run with twice the budget counts the same
+    again = lanczos(_Diag32(d), k, tol=1e-8, max_iter=400, seed=1, stop=stop)
+    assert again.num_matvecs == res.num_matvecs
