@@ -254,3 +254,98 @@ def test_operating_characteristics_of_a_one_sided_t_test():
     )
     assert abs(oc.false_agree - 0.05) <= _four_se(0.05, 1000)
     assert oc.power > 0.85 and oc.n_trials == 1000
+
+
+# ------------------------------------------------------------------------------------------------
+# the stratified trend null (runs permuted within a setting), at the sharpening chapter's design
+# ------------------------------------------------------------------------------------------------
+
+
+def _settings(rng, simulate, n_settings=3, n_runs=5):
+    """Settings with their own trend (time scale), each with ``n_runs`` runs."""
+    out = []
+    for g in range(n_settings):
+        xs, ys = simulate(rng, n_runs)
+        scale = 1.0 + g  # a different trend per setting: runs of different settings are not exchangeable
+        out.append(([x**scale for x in xs], [y**scale for y in ys]))
+    return out
+
+
+def test_stratified_null_with_one_setting_is_the_cross_run_null():
+    rng = np.random.default_rng(4)
+    xs, ys = _coupled_runs(rng, n_runs=4)
+    a = inference.cross_run_trend_null(xs, ys)
+    b = inference.stratified_trend_null([(xs, ys)])
+    assert a == b and a.exact and a.min_p == pytest.approx(1 / 24)
+
+
+def test_stratified_null_enumerates_within_settings_only():
+    rng = np.random.default_rng(5)
+    settings = _settings(rng, lambda r, n: _shared_trend_runs(r, n_runs=n), n_settings=2, n_runs=3)
+    res = inference.stratified_trend_null(settings)
+    assert res.exact and res.n_runs == 6 and res.min_p == pytest.approx(1 / 36)  # 3! * 3! orderings
+
+
+def test_stratified_null_passes_shared_trends_at_most_nominally_at_the_chapter_design():
+    """3 step sizes x 5 seeds, 30 log-spaced steps: the sharpening chapter's quick design."""
+    rng = np.random.default_rng(21)
+    n = 200
+    passes = sum(
+        inference.stratified_trend_null(
+            _settings(rng, lambda r, k: _shared_trend_runs(r, n_runs=k)), n_permutations=499, seed=i
+        ).beats_trend(0.05)
+        is True
+        for i in range(n)
+    )
+    assert passes / n <= 0.05 + _four_se(0.05, n), passes / n
+
+
+def test_stratified_null_detects_a_within_run_link_at_the_chapter_design():
+    rng = np.random.default_rng(22)
+    n = 60
+    passes = sum(
+        inference.stratified_trend_null(
+            _settings(rng, lambda r, k: _coupled_runs(r, n_runs=k)), n_permutations=499, seed=i
+        ).beats_trend(0.05)
+        is True
+        for i in range(n)
+    )
+    assert passes / n >= 0.9, passes / n
+
+
+def test_permutation_rule_outcomes():
+    from sharpjac.claims import Permutation
+
+    rule = Permutation(0.05)
+    assert rule.decide(p_greater=0.01, p_less=0.99, min_p=0.001) == "agree"
+    assert rule.decide(p_greater=0.99, p_less=0.02, min_p=0.001) == "disagree"
+    assert rule.decide(p_greater=0.30, p_less=0.70, min_p=0.001) == "inconclusive"
+    assert rule.decide(p_greater=1 / 6, p_less=1.0, min_p=1 / 6) == "inconclusive"  # 3 runs: too few
+    assert rule.decide(p_greater=float("nan"), p_less=0.5, min_p=0.01) == "inconclusive"
+    with pytest.raises(ValueError, match="p_greater=1.5 is invalid"):
+        rule.decide(p_greater=1.5, p_less=0.5, min_p=0.01)
+    with pytest.raises(ValueError, match="alpha=0 is invalid"):
+        Permutation(0)
+
+
+def test_permutation_rule_operating_characteristics_at_the_sharpening_design():
+    """The rule that decides progressive_sharpening.jacobian_rises_with_sharpness, on data with a
+    known answer: runs that share only their setting's trend (claim false) and runs whose Jacobian
+    follows their own sharpness (claim true), 3 step sizes x 5 seeds, 30 log-spaced steps."""
+    from sharpjac.claims import Permutation
+
+    rule = Permutation(0.05)
+
+    def says(settings):
+        res = inference.stratified_trend_null(settings, n_permutations=499, seed=0)
+        return rule.decide(**res.numbers()) == "agree"
+
+    oc = inference.operating_characteristics(
+        says,
+        lambda rng: _settings(rng, lambda r, k: _shared_trend_runs(r, n_runs=k)),
+        lambda rng: _settings(rng, lambda r, k: _coupled_runs(r, n_runs=k)),
+        n_trials=200,
+        seed=8,
+    )
+    assert oc.false_agree <= 0.05 + _four_se(0.05, 200), oc
+    assert oc.power >= 0.9, oc

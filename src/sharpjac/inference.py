@@ -51,6 +51,7 @@ __all__ = [
     "permutation_correlation_test",
     "TrendNull",
     "cross_run_trend_null",
+    "stratified_trend_null",
     "Fragility",
     "leave_one_out",
     "OperatingCharacteristics",
@@ -264,6 +265,7 @@ class TrendNull:
         null_mean: mean of :math:`T(\\pi)` over the orderings that pair no run with itself
             (the correlation two runs' series reach through their shared trend alone).
         p_value: share of orderings with :math:`T(\\pi)\\ge T(\\mathrm{id})`.
+        p_lower: share of orderings with :math:`T(\\pi)\\le T(\\mathrm{id})` (the other direction).
         n_runs: runs paired.
         n_steps: common length of the series used.
         min_p: smallest attainable p-value, :math:`1/R!`.
@@ -273,6 +275,7 @@ class TrendNull:
     observed: float
     null_mean: float
     p_value: float
+    p_lower: float
     n_runs: int
     n_steps: int
     min_p: float
@@ -281,11 +284,31 @@ class TrendNull:
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+    def numbers(self) -> dict[str, float]:
+        """The inputs of the :class:`~sharpjac.claims.Permutation` rule."""
+        return {"p_greater": self.p_value, "p_less": self.p_lower, "min_p": self.min_p}
+
     def beats_trend(self, alpha: float = 0.05) -> bool | None:
         """True/False when the design can decide at ``alpha``; None when it cannot (too few runs)."""
         if not (self.min_p <= alpha) or not math.isfinite(self.p_value):
             return None
         return bool(self.p_value <= alpha)
+
+
+def _correlation_matrix(xs: Sequence, ys: Sequence, method: str) -> tuple[np.ndarray, int]:
+    """``M[i, j] = rho(x_i, y_j)`` over the common length of one setting's series, and that length."""
+    if len(xs) != len(ys):
+        raise ValueError(f"xs and ys must hold the same number of runs, got {len(xs)} and {len(ys)}")
+    if len(xs) < 2:
+        raise ValueError(f"a trend null needs at least 2 runs per setting, got {len(xs)}")
+    series = [np.asarray(v, dtype=float) for v in (*xs, *ys)]
+    if any(v.ndim != 1 for v in series):
+        raise ValueError("every series must be one-dimensional")
+    R = len(xs)
+    n = min(len(v) for v in series)
+    X = np.stack([v[:n] for v in series[:R]])
+    Y = np.stack([v[:n] for v in series[R:]])
+    return np.array([[analysis.rank_correlation(X[i], Y[j], method) for j in range(R)] for i in range(R)]), n
 
 
 def cross_run_trend_null(
@@ -311,29 +334,62 @@ def cross_run_trend_null(
     Returns:
         :class:`TrendNull`.
     """
+    return stratified_trend_null([(xs, ys)], method=method, n_permutations=n_permutations, seed=seed)
+
+
+def stratified_trend_null(
+    settings: Sequence[tuple[Sequence, Sequence]],
+    *,
+    method: str = "spearman",
+    n_permutations: int = 9999,
+    seed: int = 0,
+) -> TrendNull:
+    r""":func:`cross_run_trend_null` over several settings at once, runs permuted within a setting.
+
+    Runs of different settings (step sizes, losses) have different trends, so only runs of the same
+    setting are exchangeable under the null. Setting :math:`g` has :math:`R_g` runs and matrix
+    :math:`M^{(g)}` (series cut to that setting's common length); the statistic is the mean
+    within-run correlation over all runs, :math:`T(\pi)=\frac1{\sum_gR_g}\sum_g\sum_i
+    M^{(g)}_{i\pi_g(i)}`, and the null permutes the runs of each setting independently: exactly
+    when :math:`\prod_gR_g!\le 8!`, else ``n_permutations`` Monte Carlo draws.
+
+    Args:
+        settings: ``[(xs, ys), ...]``, one pair per setting, each as in :func:`cross_run_trend_null`.
+        method, n_permutations, seed: as there.
+
+    Returns:
+        :class:`TrendNull` with ``n_runs`` the runs over all settings and ``n_steps`` the shortest
+        common length.
+    """
     V.one_of("method", method, analysis.METHODS)
-    if len(xs) != len(ys):
-        raise ValueError(f"xs and ys must hold the same number of runs, got {len(xs)} and {len(ys)}")
-    R = len(xs)
-    if R < 2:
-        raise ValueError(f"cross_run_trend_null needs at least 2 runs, got {R}")
-    series = [np.asarray(s, dtype=float) for s in (*xs, *ys)]
-    if any(s.ndim != 1 for s in series):
-        raise ValueError("every series must be one-dimensional")
-    n = min(len(s) for s in series)
-    X = np.stack([s[:n] for s in series[:R]])
-    Y = np.stack([s[:n] for s in series[R:]])
-    M = np.array([[analysis.rank_correlation(X[i], Y[j], method) for j in range(R)] for i in range(R)])
-    observed = float(np.mean(np.diag(M)))
-    orders, exact = _orderings(R, n_permutations, seed)
-    T = M[np.arange(R), orders].mean(axis=1)
-    derangements = np.all(orders != np.arange(R), axis=1)
-    null_mean = float(T[derangements].mean()) if derangements.any() else float("nan")
+    if isinstance(n_permutations, bool) or not isinstance(n_permutations, int) or n_permutations < 1:
+        raise ValueError(f"n_permutations={n_permutations!r} is invalid; accepted: an int >= 1")
+    if not settings:
+        raise ValueError("stratified_trend_null needs at least one setting")
+    mats, lengths = zip(*(_correlation_matrix(xs, ys, method) for xs, ys in settings))
+    sizes = [len(m) for m in mats]
+    total = sum(sizes)
+    observed = float(sum(np.trace(m) for m in mats) / total)
+    n_orderings = math.prod(math.factorial(r) for r in sizes)
+    exact = n_orderings <= math.factorial(EXACT_PERMUTATION_LIMIT)
+    if exact:
+        per_setting = [np.array(list(itertools.permutations(range(r))), dtype=np.int64) for r in sizes]
+        combos = np.array(list(itertools.product(*[range(len(o)) for o in per_setting])), dtype=np.int64)
+        picks = [per_setting[g][combos[:, g]] for g in range(len(sizes))]
+    else:
+        rng = np.random.default_rng(seed)
+        picks = [np.argsort(rng.random((n_permutations, r)), axis=1) for r in sizes]
+    T = sum(m[np.arange(r), o].sum(axis=1) for m, r, o in zip(mats, sizes, picks)) / total
+    moved = np.all(np.concatenate([o != np.arange(r) for r, o in zip(sizes, picks)], axis=1), axis=1)
+    null_mean = float(T[moved].mean()) if moved.any() else float("nan")
+    n = int(min(lengths))
+    nan = float("nan")
     if not math.isfinite(observed) or not np.all(np.isfinite(T)):
-        return TrendNull(observed, null_mean, float("nan"), R, n, float("nan"), exact)
+        return TrendNull(observed, null_mean, nan, nan, total, n, nan, exact)
     p = _one_sided_p(observed, T, "greater", exact)
-    min_p = 1.0 / len(orders) if exact else 1.0 / (len(orders) + 1)
-    return TrendNull(observed, null_mean, float(p), R, n, float(min_p), exact)
+    p_low = _one_sided_p(observed, T, "less", exact)
+    min_p = 1.0 / len(T) if exact else 1.0 / (len(T) + 1)
+    return TrendNull(observed, null_mean, float(p), float(p_low), total, n, float(min_p), exact)
 
 
 @dataclass(frozen=True)

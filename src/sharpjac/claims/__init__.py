@@ -31,7 +31,7 @@ import importlib
 import pkgutil
 
 from .registry import CHAPTERS, KINDS, SOURCES, Claim, UnknownClaimError, all_claims, get, register
-from .rules import OUTCOMES, AtLeast, AtMost, Contains, Count, Holds, Rule, Sign
+from .rules import OUTCOMES, AtLeast, AtMost, Contains, Count, Holds, Permutation, Rule, Sign
 from .verdicts import (
     MIME,
     RECORD_VERSION,
@@ -61,6 +61,7 @@ __all__ = [
     "AtLeast",
     "Contains",
     "Count",
+    "Permutation",
     "Verdict",
     "UnknownClaimError",
     "register",

@@ -19,6 +19,8 @@ rule                   numbers                agree                             
 ``AtLeast(c)``         value                  value :math:`\ge c`                         value :math:`< c`
 ``Contains(t)``        estimate, low, high    :math:`l \le t \le u`                       otherwise
 ``Count(r)``           k, n                   :math:`k \ge r\,n` and :math:`n > 0`        :math:`k < r\,n`
+``Permutation(a)``     p_greater, p_less,     p_greater :math:`\le a` (needs min_p <= a)  p_less :math:`\le a`
+                       min_p
 =====================  =====================  ==========================================  ===========================
 
 Everything else is ``inconclusive``: an interval that contains 0 for ``Sign``, ``checks == 0`` for
@@ -33,7 +35,7 @@ from numbers import Integral, Real
 
 OUTCOMES = ("agree", "disagree", "inconclusive")
 
-__all__ = ["OUTCOMES", "Rule", "Sign", "Holds", "AtMost", "AtLeast", "Contains", "Count"]
+__all__ = ["OUTCOMES", "Rule", "Sign", "Holds", "AtMost", "AtLeast", "Contains", "Count", "Permutation"]
 
 
 def _real(rule: str, name: str, value) -> float:
@@ -269,3 +271,43 @@ class Count(Rule):
     def counted(self, **numbers) -> str:
         """``"k of n cases"``: the key number of a ``Count`` claim as text."""
         return f"{int(numbers['k'])} of {int(numbers['n'])} cases"
+
+
+@dataclass(frozen=True)
+class Permutation(Rule):
+    """A one-sided permutation test in the predicted direction, at level ``alpha``.
+
+    Reads ``p_greater`` (the share of permutations at least as large as the observed statistic),
+    ``p_less`` (at least as small) and ``min_p`` (the smallest p-value the design can give, e.g.
+    ``1/R!`` for ``R`` exchangeable runs). Agree when ``p_greater <= alpha``; disagree when
+    ``p_less <= alpha`` (significantly the other way); inconclusive otherwise, and always when
+    ``min_p > alpha``: the design has too few runs to decide. Under the null a correct permutation
+    test says agree with probability at most ``alpha`` (its false-agree rate).
+    """
+
+    alpha: float = 0.05
+    needs = ("p_greater", "p_less", "min_p")
+
+    def __post_init__(self):
+        a = _real("Permutation", "alpha", self.alpha)
+        if not (0.0 < a < 1.0):
+            raise ValueError(f"Permutation: alpha={self.alpha!r} is invalid; accepted: a level in (0, 1)")
+
+    def describe(self) -> str:
+        return (
+            f"Agree when the one-sided permutation p-value in the predicted direction is at most {self.alpha:g}, "
+            f"disagree when the one in the other direction is; inconclusive otherwise, and when the design "
+            f"cannot reach {self.alpha:g} (too few runs to decide)."
+        )
+
+    def decide(self, **numbers) -> str:
+        _take(self, numbers)
+        pg, pl, mp = (_real("Permutation", k, numbers[k]) for k in self.needs)
+        if any(math.isnan(v) for v in (pg, pl, mp)) or mp > self.alpha:
+            return "inconclusive"
+        for name, v in (("p_greater", pg), ("p_less", pl), ("min_p", mp)):
+            if not 0.0 <= v <= 1.0:
+                raise ValueError(f"Permutation: {name}={v!r} is invalid; accepted: a probability in [0, 1]")
+        if pg <= self.alpha:
+            return "agree"
+        return "disagree" if pl <= self.alpha else "inconclusive"
