@@ -201,3 +201,31 @@ def test_summarise_and_evaluate_on_synthetic_runs():
     }
     assert verdicts["progressive_sharpening.edge_of_stability"].outcome == "agree"
     assert verdicts["progressive_sharpening.larger_step_smaller_jacobian"].outcome == "agree"
+
+
+def _trend_runs(rng, coupled: bool, lrs=(0.01, 0.02), seeds=range(5), n=20):
+    """Runs far from the edge (2/eta >= 100) whose sharpness follows their step size's trend; the
+    Jacobian follows the same trend (claim false) or the run's own sharpness (claim true)."""
+    t = np.linspace(0, 1, n)
+    frames = []
+    for lr in lrs:
+        trend = 1 + 10 * lr * (1 - np.exp(-4 * t))
+        for s in seeds:
+            sharp = trend * (1 + 0.05 * rng.normal(size=n))
+            jac = 2 * sharp + 0.01 * rng.normal(size=n) if coupled else 2 * trend * (1 + 0.05 * rng.normal(size=n))
+            frames.append(_run("mse", lr, s, sharp, jac=jac))
+    return pd.concat(frames, ignore_index=True)
+
+
+def test_cross_run_null_tells_a_shared_trend_from_a_link():
+    rng = np.random.default_rng(0)
+    linked = ps.cross_run_null(_trend_runs(rng, coupled=True), "mse")
+    assert linked.n_runs == 10 and linked.p_value <= 0.01 and linked.observed > linked.null_mean
+    assert "more than the trend the runs share" in ps.trend_null_words(linked)
+    trend_only = [ps.cross_run_null(_trend_runs(rng, coupled=False), "mse", seed=i).p_value for i in range(20)]
+    assert np.mean(np.array(trend_only) <= 0.05) <= 0.25  # nominal 5 %; 20 draws, loose bound
+    # windows shorter than 3 measurements, and step sizes with fewer than 2 runs, are left out
+    short = ps.cross_run_null(_trend_runs(rng, coupled=True, n=2), "mse")
+    assert short.n_runs == 0 and "too short" in ps.trend_null_words(short)
+    few = ps.cross_run_null(_trend_runs(rng, coupled=True, lrs=(0.01,), seeds=range(3)), "mse")
+    assert few.min_p == pytest.approx(1 / 6) and "too few runs to decide" in ps.trend_null_words(few)

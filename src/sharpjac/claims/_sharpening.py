@@ -7,7 +7,7 @@ into an outcome; the chapters pass the numbers to :func:`sharpjac.claims.evaluat
 from __future__ import annotations
 
 from .registry import Claim, register
-from .rules import Count, Sign
+from .rules import Count, Permutation, Sign
 
 register(
     # ---------------------------------------------------------------- progressive_sharpening
@@ -45,10 +45,11 @@ register(
             "the training sample rises together with sharpness."
         ),
         statistic=(
-            "mean over squared-error runs of the rank correlation of first differences of sharpness and "
-            "max‖Jf(xᵢ)‖₂ before sharpness reaches 0.9 × 2/η (time-trend null), bootstrap 95 % over runs"
+            "mean within-run rank correlation of sharpness and max‖Jf(xᵢ)‖₂ before sharpness reaches 0.9 × 2/η "
+            "over the squared-error runs, against the same statistic with each run's Jacobian paired with another "
+            "run's of the same step size (a shared trend and nothing else): one-sided permutation p-value"
         ),
-        rule=Sign(predicted=+1),
+        rule=Permutation(0.05),
     ),
     Claim(
         id="progressive_sharpening.larger_step_smaller_jacobian",
