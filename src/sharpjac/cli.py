@@ -5,8 +5,13 @@ Examples::
     python -m sharpjac list
     python -m sharpjac info progressive_sharpening
     python -m sharpjac run progressive_sharpening --preset smoke
-    python -m sharpjac run progressive_sharpening --preset quick --seed 1 --set lrs_mse=0.1,0.2 --set max_steps=500
+    python -m sharpjac run progressive_sharpening --preset quick --seed 1 --param n_seeds=3
+    python -m sharpjac run progressive_sharpening --preset quick --set lrs_mse=0.1,0.2 --set max_steps=500
     python -m sharpjac run weight_decay --preset paper --executor ray --address auto
+
+The runs are those of the experiment's chapter at ``--preset``, ``--seed`` (the first seed of the
+block) and ``--param`` (``Experiment.configs_for``, the mapping the chapter itself and the paper
+pre-flight ``python -m sharpjac.publish missing`` use); ``--set`` then changes fields of them.
 
 ``--executor ray`` sends each grid point to a Ray task (a local Ray instance, or the cluster at
 ``--address``); the run store must then be on a file system every worker sees. Runs that fail are
@@ -61,9 +66,17 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument(
         "--seed",
         type=int,
+        default=0,
+        help="the chapter's seed: the first seed of the block of runs (default 0); the runs are those the "
+        "chapter with this preset, seed and --param values asks for",
+    )
+    r.add_argument(
+        "--param",
+        dest="params",
         action="append",
-        default=None,
-        help="seed of the runs; repeat for several (default: the preset's seeds)",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a chapter parameter that changes its runs, e.g. --param n_seeds=3 (repeatable; JSON values)",
     )
     r.add_argument(
         "--set",
@@ -149,34 +162,68 @@ def _check_output(out: Path) -> None:
         ) from None
 
 
-def _cmd_run(args) -> int:
+def _configs(exp, args) -> list:
+    """The configs ``run`` trains: the chapter's (``Experiment.configs_for(preset, seed, **params)``,
+    the mapping the chapter and ``publish missing`` use), then ``--set``/``--device``/``--threads``."""
+    import dataclasses
+    import json
+
     from .experiments import parse_overrides
+
+    if not 0 <= args.seed < 2**32:
+        raise ValueError(f"--seed={args.seed} is invalid; accepted: an int in [0, 2**32)")
+    params = {}
+    for item in args.params:
+        name, sep, value = item.partition("=")
+        if not sep or not name.isidentifier():
+            raise ValueError(f"--param {item!r} is not NAME=VALUE; accepted: e.g. --param n_seeds=3")
+        try:
+            params[name] = json.loads(value)
+        except ValueError:
+            params[name] = value
+    overrides = parse_overrides(exp.config_cls, args.overrides)
+    if args.device is not None:
+        overrides["device"] = args.device
+    if args.threads is not None:
+        overrides["threads"] = args.threads
+    configs = [dataclasses.replace(c, **overrides) for c in exp.configs_for(args.preset, args.seed, **params)]
+    if any(c.device != "auto" for c in configs):
+        from ._util import resolve_device
+
+        resolve_device(configs[0].device)
+    return configs
+
+
+def _joint_key(configs) -> str:
+    import hashlib
+
+    return hashlib.sha256(" ".join(c.key() for c in configs).encode()).hexdigest()[:16]
+
+
+def _combined(results: list):
+    """One result from several configs' results: tables concatenated (a study's by table name)."""
+    import pandas as pd
+
+    if len(results) == 1:
+        return results[0]
+    if isinstance(results[0], dict):
+        return {t: pd.concat([r[t] for r in results], ignore_index=True) for t in results[0]}
+    return pd.concat(results, ignore_index=True)
+
+
+def _cmd_run(args) -> int:
     from .runs import RunStore, StoreError
 
     exp = _get(args.name)
     if args.address is not None and args.executor != "ray":
         raise _Error(f"--address={args.address!r} is invalid with --executor {args.executor}; accepted: --executor ray")
     try:
-        overrides = parse_overrides(exp.config_cls, args.overrides)
-        if args.seed is not None:
-            overrides["seeds"] = tuple(args.seed)
-        if args.device is not None:
-            overrides["device"] = args.device
-        if args.threads is not None:
-            overrides["threads"] = args.threads
-        config = exp.config_cls.from_preset(args.preset, **overrides)
-        if config.device != "auto":
-            from ._util import resolve_device
-
-            resolve_device(config.device)
+        configs = _configs(exp, args)
     except (ValueError, TypeError) as e:
         raise _Error(str(e)) from None
     store = RunStore(args.cache)
-    out = (
-        Path(args.output)
-        if args.output
-        else (store.root / "experiments" / f"{exp.name}-{args.preset}-{config.key()}.parquet")
-    )
+    tag = configs[0].key() if len(configs) == 1 else _joint_key(configs)
+    out = Path(args.output) if args.output else (store.root / "experiments" / f"{exp.name}-{args.preset}-{tag}.parquet")
     # everything the run will write is checked before anything trains
     try:
         try:
@@ -198,7 +245,7 @@ def _cmd_run(args) -> int:
     try:
         executor = make_executor(args.executor, address=args.address)
         with executor, using(executor):
-            df = exp.run(config, store=store, force=args.force, progress=progress)
+            df = _combined([exp.run(c, store=store, force=args.force, progress=progress) for c in configs])
     except GridFailed as e:
         print(f"error: {e}", file=sys.stderr)
         print(f"runs:  {store.root}", file=sys.stderr)

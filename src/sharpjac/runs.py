@@ -542,7 +542,7 @@ class RunStore:
         Returns:
             The same kind of object ``compute`` returns (read back from the store).
         """
-        folder, key, spec_j = self._study_folder(name, spec)
+        folder, key, spec_j = self.study_folder(name, spec)
         if (folder / META).is_file():
             return self._load_study(folder)
         self.check_writable()
@@ -578,7 +578,8 @@ class RunStore:
             _write_verified_json(folder / META, meta)
         return self._load_study(folder)
 
-    def _study_folder(self, name: str, spec: Mapping) -> tuple[Path, str, Any]:
+    def study_folder(self, name: str, spec: Mapping) -> tuple[Path, str, Any]:
+        """Where :meth:`study` keeps ``(name, spec)``: ``(folder, key, spec as JSON)``; nothing is read."""
         _check_name(name, "name")
         spec_j = _spec_json(spec, "spec")
         key = _sha256(_canonical_json({"name": name, "spec": spec_j, "version": __version__}).encode())
@@ -586,7 +587,7 @@ class RunStore:
 
     def delete_study(self, name: str, spec: Mapping) -> None:
         """Forget a cached study (the next :meth:`study` call computes it again)."""
-        folder, key, _ = self._study_folder(name, spec)
+        folder, key, _ = self.study_folder(name, spec)
         with self._lock(f"study-{name}-{key[:16]}"):
             shutil.rmtree(folder, ignore_errors=True)
 
@@ -644,7 +645,9 @@ class RunStore:
         return _read_verified_json(path, remedy)["values"]
 
 
-def _as_store(store) -> RunStore | None:
+def as_store(store) -> RunStore | None:
+    """The store meant by a ``store=`` argument: None -> the default store, False -> None (keep
+    nothing), a path -> a :class:`RunStore` there, a :class:`RunStore` -> itself."""
     if store is None:
         return RunStore()
     if store is False:
@@ -683,7 +686,7 @@ def run(config: TrainConfig, *, store=None, force: bool = False, progress: bool 
     """
     if not isinstance(config, TrainConfig):
         raise TypeError(f"config must be a TrainConfig, got {type(config).__name__}")
-    st = _as_store(store)
+    st = as_store(store)
     if st is None:
         df = train(config, progress=progress).frame
         df.attrs["source"] = "trained"

@@ -30,6 +30,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from .. import request_log
 from .._util import progress_enabled
 from ..training import TrainConfig
 
@@ -377,11 +378,11 @@ def missing_runs(config: ExperimentConfig, *, name: str, store=None) -> list:
     :class:`sharpjac.executors.Point` objects (labels, TrainConfig, run key). ``store=False``
     (keep nothing) needs every run.
     """
-    from ..runs import META, _as_store
+    from ..runs import META, as_store
 
-    st = _as_store(store)
+    st = as_store(store)
     if isinstance(config, StudyConfig) and st is not None:
-        folder = st._study_folder(name, {"experiment": name, "config": config.to_dict()})[0]
+        folder = st.study_folder(name, {"experiment": name, "config": config.to_dict()})[0]
         if (folder / META).is_file():
             return []
     points = _points(config.grid())
@@ -420,7 +421,7 @@ def run_experiment(
         sharpjac.executors.GridFailed: (Ray) some runs failed; the others are stored.
     """
     from ..executors import make_executor
-    from ..runs import _as_store, run
+    from ..runs import as_store, run
 
     if not isinstance(config, ExperimentConfig):
         raise TypeError(f"config must be an ExperimentConfig, got {type(config).__name__}")
@@ -428,7 +429,7 @@ def run_experiment(
     grid = config.grid()
     _preflight([tc for _, tc in grid])
     if not training_allowed():
-        st = _as_store(store)
+        st = as_store(store)
         missing = missing_runs(config, name=name, store=st) if not force else _points(grid)
         if missing:
             raise MissingRuns(name, missing, st.root if st is not None else "(none)")
@@ -439,6 +440,8 @@ def run_experiment(
             return run(tc, store=store, force=force, progress=show), {}
 
     points = _points(grid)
+    for p in points:
+        request_log.record("run", p.key, name)
     results = dict(zip((p.key for p in points), ex.map(run_point, points, name=name, progress=show)))
     frames = []
     from ..runs import config_key
@@ -500,10 +503,11 @@ class TrainedRun:
 
 def trained_run(config: TrainConfig, *, store, progress: bool | None = None) -> TrainedRun:
     """Train ``config`` (or load it from ``store``) and return its record with its kept networks."""
-    from ..runs import _as_store, run
+    from ..runs import as_store, config_key, run
     from ..training import initial_model, train
 
-    st = _as_store(store)
+    request_log.record("run", config_key(config))
+    st = as_store(store)
     if st is None:
         result = train(config, progress=progress)
         models = {}
@@ -534,20 +538,24 @@ def run_study(
     instead of training (or recomputing) anything.
     """
     from ..executors import make_executor
-    from ..runs import _as_store, run
+    from ..runs import as_store, run
 
     if not isinstance(config, StudyConfig):
         raise TypeError(f"config must be a StudyConfig, got {type(config).__name__}")
     ex = make_executor(executor)
     _preflight(config.trains())
-    st = _as_store(store)
+    st = as_store(store)
+    spec = {"experiment": name, "config": config.to_dict()}
+    if st is not None:
+        request_log.record("study", st.study_folder(name, spec)[0].name, name)
+    for p in _points(config.grid()):
+        request_log.record("run", p.key, name)
     if not training_allowed():
         missing = missing_runs(config, name=name, store=st) if not force else _points(config.grid())
         if missing:
             raise MissingRuns(name, missing, st.root if st is not None else "(none)")
     if st is None:
         return config.compute(store=None, progress=progress)
-    spec = {"experiment": name, "config": config.to_dict()}
     if force:
         st.delete_study(name, spec)
     if ex.name != "serial":
