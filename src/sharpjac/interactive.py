@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import hashlib
 import html
-import math
 import numbers
 from collections.abc import Mapping, Sequence
 
@@ -30,6 +29,7 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from . import plotting, tables
+from ._util import jsonable
 
 __all__ = ["FIGURE_CLASS", "InteractiveFigure", "curves", "explorer", "figure"]
 
@@ -105,14 +105,7 @@ def _require_columns(df: pd.DataFrame, parameter: str, names: Sequence[str]) -> 
 
 def _plain(values) -> list:
     """A column as JSON-friendly Python values (NaN -> None so that Plotly leaves a gap)."""
-    out = []
-    for v in values:
-        if isinstance(v, (np.generic,)):
-            v = v.item()
-        if isinstance(v, float) and math.isnan(v):
-            v = None
-        out.append(v)
-    return out
+    return [jsonable(v, nonfinite="null") for v in values]
 
 
 def _value_text(v) -> str:

@@ -31,18 +31,10 @@ import pandas as pd
 import torch
 
 from .. import request_log
-from .._util import progress_enabled
+from .._util import jsonable, progress_enabled
 from ..training import TrainConfig
 
 PRESET_NAMES = ("smoke", "quick", "paper")
-
-
-def _jsonable(v):
-    if isinstance(v, Mapping):
-        return {str(k): _jsonable(x) for k, x in v.items()}
-    if isinstance(v, (tuple, list)):
-        return [_jsonable(x) for x in v]
-    return v
 
 
 def architecture_options(
@@ -157,7 +149,7 @@ class ExperimentConfig:
         raise NotImplementedError
 
     def to_dict(self) -> dict[str, Any]:
-        return {f.name: _jsonable(getattr(self, f.name)) for f in dataclasses.fields(self)}
+        return {f.name: jsonable(getattr(self, f.name)) for f in dataclasses.fields(self)}
 
     def key(self) -> str:
         """Short hash of the config (names output files)."""
@@ -286,7 +278,7 @@ def _preflight(configs: Sequence[TrainConfig]) -> None:
     sizes: dict[tuple, int] = {}
     for c in configs:
         resolve_device(c.device)
-        key = (c.dataset, c.data_seed, json.dumps(_jsonable(c.dataset_options), sort_keys=True))
+        key = (c.dataset, c.data_seed, json.dumps(jsonable(c.dataset_options), sort_keys=True))
         if key not in sizes:
             try:
                 sizes[key] = data.load(c.dataset, seed=c.data_seed, **dict(c.dataset_options)).n_train
@@ -356,7 +348,7 @@ def training_allowed() -> bool:
     return value != "never"
 
 
-def _points(configs: Sequence[tuple[Mapping[str, Any], TrainConfig]]) -> list:
+def distinct_points(configs: Sequence[tuple[Mapping[str, Any], TrainConfig]]) -> list:
     """The distinct runs of a grid (first occurrence's labels), as executor points."""
     from ..executors import Point
     from ..runs import config_key
@@ -385,7 +377,7 @@ def missing_runs(config: ExperimentConfig, *, name: str, store=None) -> list:
         folder = st.study_folder(name, {"experiment": name, "config": config.to_dict()})[0]
         if (folder / META).is_file():
             return []
-    points = _points(config.grid())
+    points = distinct_points(config.grid())
     return points if st is None else [p for p in points if not st.has(p.config)]
 
 
@@ -430,7 +422,7 @@ def run_experiment(
     _preflight([tc for _, tc in grid])
     if not training_allowed():
         st = as_store(store)
-        missing = missing_runs(config, name=name, store=st) if not force else _points(grid)
+        missing = missing_runs(config, name=name, store=st) if not force else distinct_points(grid)
         if missing:
             raise MissingRuns(name, missing, st.root if st is not None else "(none)")
     show = progress_enabled(progress)
@@ -439,7 +431,7 @@ def run_experiment(
         def run_point(tc: TrainConfig, show: bool) -> tuple[pd.DataFrame, Mapping[str, Any]]:
             return run(tc, store=store, force=force, progress=show), {}
 
-    points = _points(grid)
+    points = distinct_points(grid)
     for p in points:
         request_log.record("run", p.key, name)
     results = dict(zip((p.key for p in points), ex.map(run_point, points, name=name, progress=show)))
@@ -548,10 +540,10 @@ def run_study(
     spec = {"experiment": name, "config": config.to_dict()}
     if st is not None:
         request_log.record("study", st.study_folder(name, spec)[0].name, name)
-    for p in _points(config.grid()):
+    for p in distinct_points(config.grid()):
         request_log.record("run", p.key, name)
     if not training_allowed():
-        missing = missing_runs(config, name=name, store=st) if not force else _points(config.grid())
+        missing = missing_runs(config, name=name, store=st) if not force else distinct_points(config.grid())
         if missing:
             raise MissingRuns(name, missing, st.root if st is not None else "(none)")
     if st is None:
