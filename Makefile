@@ -16,7 +16,7 @@ RUNARGS = $(if $(call given,PRESET),--preset $(PRESET)) $(if $(call given,SEED),
           $(if $(call given,PARAMS),--params '$(PARAMS)') $(if $(RESET),--reset) \
           $(if $(call given,JOBS),--jobs $(JOBS))
 
-.PHONY: help install test lint format notebooks book chapter student publish-notebooks lab bench clean distclean
+.PHONY: help install test lint format notebooks book chapter student publish-notebooks lab bench clean distclean rehearse new
 
 help:
 	@echo "make book       build the website into _build/html (quick preset, or each chapter's stored parameters)"
@@ -26,6 +26,8 @@ help:
 	@echo "make notebooks  execute the chapters [PRESET=smoke|quick|paper] [SEED=n] [PARAMS=\"name=value ...\"] [RESET=1] [JOBS=2]"
 	@echo "                (what you leave out keeps each chapter's stored parameters)"
 	@echo "make chapter NB=<name> [PRESET=...] [SEED=...] [PARAMS=...]   re-run one chapter"
+	@echo "make rehearse   every chapter on the paper preset's path at toy size (toy CIFAR-10, two steps), in a temporary folder"
+	@echo "make new NAME=<name>   scaffold a new chapter: experiment module, chapter, table of contents, claim"
 	@echo "make student    build the student edition (no solutions) into _build/student"
 	@echo "make publish-notebooks   commit the executed chapters to the branch the launch buttons open"
 	@echo "make lab        open the chapters (notebooks/*.md) as notebooks in JupyterLab"
@@ -64,6 +66,15 @@ chapter: $(STAMP)
 
 book: notebooks
 	$(PY) -m sharpjac.publish build
+
+# the paper rehearsal: the chapters with preset=paper at toy size (sharpjac.rehearsal), nothing kept
+rehearse: $(STAMP)
+	$(PY) -m sharpjac.rehearsal $(if $(NB),--only $(NB))
+
+# a new chapter: python -m sharpjac new NAME (see "Adding a chapter" in README.md)
+new: $(STAMP)
+	@test -n "$(NAME)" || (echo "usage: make new NAME=<chapter name, lower_case>"; exit 2)
+	$(PY) -m sharpjac new $(NAME)
 
 # the site and the downloadable notebooks without solutions, in _build/student (the normal build is untouched)
 student: notebooks

@@ -30,7 +30,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from .. import request_log
+from .. import rehearsal, request_log
 from .._util import jsonable, progress_enabled
 from ..training import TrainConfig
 
@@ -102,7 +102,10 @@ class ExperimentConfig:
         unknown = sorted(set(overrides) - names)
         if unknown:
             raise ValueError(f"unknown field(s) {unknown} for {cls.__name__}; accepted: {sorted(names)}")
-        return cls(**{**cls.PRESETS[preset], **overrides})
+        values = {**cls.PRESETS[preset], **overrides}
+        if preset == "paper" and rehearsal.active():  # the paper rehearsal's toy sizes (sharpjac.rehearsal)
+            return rehearsal.build(cls, values)
+        return cls(**values)
 
     # -- validation ---------------------------------------------------------------------------
 
