@@ -1,4 +1,4 @@
-"""Command line: ``python -m sharpjac {list,info,run} ...``.
+"""Command line: ``python -m sharpjac {list,info,run,new} ...``.
 
 Examples::
 
@@ -8,6 +8,7 @@ Examples::
     python -m sharpjac run progressive_sharpening --preset quick --seed 1 --param n_seeds=3
     python -m sharpjac run progressive_sharpening --preset quick --set lrs_mse=0.1,0.2 --set max_steps=500
     python -m sharpjac run weight_decay --preset paper --executor ray --address auto
+    python -m sharpjac new my_chapter      # a new chapter: five files (see sharpjac.scaffold)
 
 The runs are those of the experiment's chapter at ``--preset``, ``--seed`` (the first seed of the
 block) and ``--param`` (``Experiment.configs_for``, the mapping the chapter itself and the paper
@@ -61,6 +62,12 @@ def build_parser() -> argparse.ArgumentParser:
         description="Run an experiment. Each grid point is one stored run; stored runs are loaded, not retrained.",
         epilog="example: python -m sharpjac run progressive_sharpening --preset smoke --set max_steps=20",
     )
+    n = sub.add_parser(
+        "new",
+        help="scaffold a new chapter: experiment module, chapter, claim, table of contents",
+        description="Write the five files of a new chapter (see sharpjac.scaffold) in the repository here.",
+    )
+    n.add_argument("name", help="the chapter's name, a lower-case identifier (e.g. my_chapter)")
     r.add_argument("name", help="experiment name (see 'list')")
     r.add_argument("--preset", default="quick", help="smoke (seconds), quick (minutes, default) or paper (GPU)")
     r.add_argument(
@@ -284,6 +291,22 @@ def _cmd_run(args) -> int:
     return 0
 
 
+def _cmd_new(name: str) -> int:
+    from .publish import repository_root
+    from .scaffold import new_chapter
+
+    try:
+        root = repository_root()
+        paths = new_chapter(root, name)
+    except (ValueError, FileNotFoundError) as e:
+        raise _Error(str(e)) from None
+    print(f"chapter {name}: {len(paths)} files written or edited")
+    for path in paths:
+        print(f"  {path.relative_to(root)}")
+    print(f"next: make chapter NB={name} PRESET=smoke, then edit the experiment, its claim and the chapter")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     argv = sys.argv[1:] if argv is None else argv
@@ -298,6 +321,8 @@ def main(argv: list[str] | None = None) -> int:
             return _cmd_info(args.name)
         if args.command == "run":
             return _cmd_run(args)
+        if args.command == "new":
+            return _cmd_new(args.name)
         parser.print_help()
         return 0
     except _Error as e:
