@@ -102,3 +102,16 @@ def test_a_scaffolded_chapter_executes_at_smoke_and_builds(tmp_path):
 def test_a_bad_name_is_refused_in_one_line(tmp_path):
     with pytest.raises(ValueError, match=r"name='Bad-Name' is invalid; accepted: a lower-case identifier"):
         scaffold.new_chapter(tmp_path, "Bad-Name")
+
+
+def _steps(text: str) -> str:
+    start = text.index("A chapter is five files")
+    return text[start : text.index("as the data split, uses `seed`).", start)]
+
+
+def test_readme_and_guide_describe_the_same_steps():
+    readme = _steps((ROOT / "README.md").read_text())
+    guide = _steps((ROOT / "book" / "guide.md").read_text())
+    assert readme == guide
+    for f in scaffold.FILES:
+        assert f"`{f.format(name='my_chapter')}`" in readme

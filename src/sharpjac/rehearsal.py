@@ -14,7 +14,10 @@ one rule, applied where a preset becomes a config (:meth:`ExperimentConfig.from_
 3. the sizes in :data:`CAPS` are capped (training steps to two, epochs to one, measurement subsets
    and schedules truncated), and snapshot steps beyond the last step move onto it; a capped value
    the experiment's own check refuses (``hessian_structure`` needs at least 5 steps) keeps its
-   value of rule 2 (:func:`build`).
+   value of rule 2 (:func:`build`);
+4. every training run made while the rehearsal is on (by any experiment or study) has at most
+   :data:`TRAIN_CAPS` Lanczos iterations and a ResNet-18 of width multiplier 0.125
+   (:func:`train_values`).
 
 A rehearsal config differs from the paper config in its fields, so its runs have other keys and a
 store never mixes rehearsal runs with real ones. The data are CIFAR-format arrays made for the
@@ -86,12 +89,28 @@ CAPS: dict[str, int] = {
     "residual_iter": 5,
     "k": 4,
 }
+#: Caps of rule 4, on every :class:`~sharpjac.training.TrainConfig` made while the rehearsal is on
+#: (whatever experiment or study makes it): Lanczos iterations, and the ResNet-18's width multiplier
+#: (0.125: 8-16-32-64 channels, the same architecture and code path at 1/64 of the FLOPs).
+TRAIN_CAPS: dict[str, float] = {"lanczos_max_iter": 5, "resnet_width": 0.125}
 #: Fields holding the steps of snapshots (kept up to the last step; later ones move onto it).
 SNAPSHOT_FIELDS = ("snapshot_steps", "snapshots")
 #: Per-class images of the toy CIFAR-10 (train, test): at least the capped ``n_train``/``n_test``.
 TOY_CIFAR_PER_CLASS = (7, 4)
 
-__all__ = ["ENV", "CAPS", "active", "rehearsal", "shrink", "build", "write_toy_cifar", "rehearse", "main"]
+__all__ = [
+    "ENV",
+    "CAPS",
+    "TRAIN_CAPS",
+    "active",
+    "rehearsal",
+    "shrink",
+    "build",
+    "train_values",
+    "write_toy_cifar",
+    "rehearse",
+    "main",
+]
 
 
 def active() -> bool:
@@ -168,6 +187,18 @@ def build(cls: type, values: Mapping[str, Any]):
             if refused in ("steps", "max_steps"):  # snapshots follow the last step
                 out = {**out, **{k: v for k, v in uncapped.items() if k in SNAPSHOT_FIELDS}}
     return cls(**out)
+
+
+def train_values(values: Mapping[str, Any]) -> dict[str, Any]:
+    """Rule 4 on a TrainConfig's field values (called by ``TrainConfig.__post_init__`` while the
+    rehearsal is on; applying it twice changes nothing)."""
+    out = dict(values)
+    out["lanczos_max_iter"] = _cap(out["lanczos_max_iter"], int(TRAIN_CAPS["lanczos_max_iter"]))
+    if out["model"] == "resnet18":
+        options = dict(out["model_options"])
+        options["width"] = min(float(options.get("width", 1.0)), TRAIN_CAPS["resnet_width"])
+        out["model_options"] = options
+    return out
 
 
 def _default(cls: type, name: str) -> Any:

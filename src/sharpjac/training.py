@@ -83,6 +83,7 @@ from torch import nn
 
 from . import losses as _losses
 from . import models as _models
+from . import rehearsal as _rehearsal
 from ._util import derive_seed, generator, jsonable, progress_enabled, resolve_device
 from .hooks import Measurements, RunContext, Snapshots, TrainHook
 from .validation import is_int as _is_int
@@ -241,6 +242,9 @@ class TrainConfig:
     threads: int = 1
 
     def __post_init__(self):
+        if _rehearsal.active():  # the paper rehearsal's caps (sharpjac.rehearsal, rule 4)
+            for name, value in _rehearsal.train_values(dataclasses.asdict(self)).items():
+                object.__setattr__(self, name, value)
         for name in ("dataset_options", "model_options"):
             v = getattr(self, name)
             if not isinstance(v, Mapping):
