@@ -23,7 +23,8 @@ def test_the_rule_keeps_the_paper_path_and_shrinks_the_sizes(monkeypatch):
         assert getattr(toy, name) == getattr(paper, name)
     # rule 2: the smoke preset's grid and seeds; rule 3: capped sizes
     assert toy.weight_decays == smoke["weight_decays"] and toy.lrs == smoke["lrs"] and toy.seeds == (0,)
-    assert (toy.n_train, toy.n_test, toy.max_epochs, toy.batch_size) == (64, 32, 1, 32)
+    # batch sizes scale with the training set (smoke: 50 of 200 points; here 16 of 64)
+    assert (toy.n_train, toy.n_test, toy.max_epochs, toy.batch_size) == (64, 32, 1, 16)
     assert toy.sharpness_subset == 16 and toy.jacobian_subset == 8
     # other fields, other run keys: a store never mixes rehearsal runs with paper runs
     paper_keys = {config_key(tc) for _, tc in paper.grid()}
@@ -35,6 +36,12 @@ def test_the_rule_keeps_the_paper_path_and_shrinks_the_sizes(monkeypatch):
     assert experiments.get("weight_decay").preset("quick") == quick
     monkeypatch.delenv(rehearsal.ENV)
     assert experiments.get("weight_decay").preset("paper") == paper
+
+
+def test_grids_of_batch_sizes_stay_distinct_and_fit_the_capped_training_set(monkeypatch):
+    monkeypatch.setenv(rehearsal.ENV, "1")
+    toy = experiments.get("batch_size").preset("paper")
+    assert toy.batch_sizes == (16, 32) and max(toy.batch_sizes) <= toy.n_train  # smoke: (50, 100) of 200
 
 
 def test_a_cap_the_experiment_refuses_keeps_its_smoke_value(monkeypatch):

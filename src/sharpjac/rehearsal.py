@@ -12,7 +12,8 @@ one rule, applied where a preset becomes a config (:meth:`ExperimentConfig.from_
 2. every field the ``smoke`` preset sets takes its smoke value (grids, seeds, widths, sizes: the
    smallest grid the experiment has);
 3. the sizes in :data:`CAPS` are capped (training steps to two, epochs to one, measurement subsets
-   and schedules truncated), and snapshot steps beyond the last step move onto it; a capped value
+   and schedules truncated; batch sizes, grids of them included, are first scaled with the
+   training set, :data:`BATCH_FIELDS`), and snapshot steps beyond the last step move onto it; a capped value
    the experiment's own check refuses (``hessian_structure`` needs at least 5 steps) keeps its
    value of rule 2 (:func:`build`);
 4. every training run made while the rehearsal is on (by any experiment or study) has at most
@@ -93,6 +94,9 @@ CAPS: dict[str, int] = {
 #: (whatever experiment or study makes it): Lanczos iterations, and the ResNet-18's width multiplier
 #: (0.125: 8-16-32-64 channels, the same architecture and code path at 1/64 of the FLOPs).
 TRAIN_CAPS: dict[str, float] = {"lanczos_max_iter": 5, "resnet_width": 0.125}
+#: Fields holding batch sizes: scaled by (capped n_train) / n_train, so that every batch of the
+#: grid still fits the capped training set and distinct batch sizes stay distinct.
+BATCH_FIELDS = ("batch_size", "batch", "batch_sizes", "smaller_batches")
 #: Fields holding the steps of snapshots (kept up to the last step; later ones move onto it).
 SNAPSHOT_FIELDS = ("snapshot_steps", "snapshots")
 #: Per-class images of the toy CIFAR-10 (train, test): 5,000 and 1,000 images (18 MB), as many as the
@@ -162,6 +166,11 @@ def shrink(cls: type, values: Mapping[str, Any], *, caps: bool = True) -> dict[s
             out[name] = value
     if "seeds" in out and len(out["seeds"]) > 1:
         out["seeds"] = tuple(out["seeds"])[:1]
+    n_train = out.get("n_train", _default(cls, "n_train") if "n_train" in names else None)
+    if caps and isinstance(n_train, int) and n_train > CAPS["n_train"]:  # batch sizes follow n_train
+        for name in BATCH_FIELDS:
+            if name in names and out.get(name) is not None:
+                out[name] = _scaled(out[name], CAPS["n_train"] / n_train)
     for name, cap in CAPS.items() if caps else ():  # rule 3
         if name in names and (name in out or _default(cls, name) is not None):
             out[name] = _cap(out.get(name, _default(cls, name)), cap)
@@ -170,6 +179,12 @@ def shrink(cls: type, values: Mapping[str, Any], *, caps: bool = True) -> dict[s
         if name in out and last is not None:
             out[name] = tuple(sorted({min(int(s), last) for s in out[name]}))
     return out
+
+
+def _scaled(value: Any, ratio: float) -> Any:
+    if isinstance(value, tuple):
+        return tuple(_scaled(v, ratio) for v in value)
+    return max(1, round(value * ratio)) if isinstance(value, int) and not isinstance(value, bool) else value
 
 
 def build(cls: type, values: Mapping[str, Any]):
