@@ -22,9 +22,10 @@ export SHARPJAC_MAKE_SEED   = $(value SEED)
 export SHARPJAC_MAKE_PARAMS = $(value PARAMS)
 export SHARPJAC_MAKE_JOBS   = $(value JOBS)
 export SHARPJAC_MAKE_RESET  = $(value RESET)
+export SHARPJAC_MAKE_NAME   = $(value NAME)
 MAKEARGS = $(PY) src/sharpjac/_make_args.py
 
-.PHONY: help install test lint format notebooks book chapter student pdf student-pdf publish-notebooks lab bench clean distclean
+.PHONY: help install test lint format notebooks book chapter student pdf student-pdf publish-notebooks lab bench clean distclean rehearse new
 
 help:
 	@echo "make book       build the website into _build/html (quick preset, or each chapter's stored parameters)"
@@ -34,6 +35,8 @@ help:
 	@echo "make notebooks  execute the chapters [PRESET=smoke|quick|paper] [SEED=n] [PARAMS=\"name=value ...\"] [RESET=1] [JOBS=2]"
 	@echo "                (what you leave out keeps each chapter's stored parameters)"
 	@echo "make chapter NB=<name> [PRESET=...] [SEED=...] [PARAMS=...]   re-run one chapter"
+	@echo "make rehearse   every chapter on the paper preset's path at toy size (toy CIFAR-10, two steps), in a temporary folder"
+	@echo "make new NAME=<name>   scaffold a new chapter: experiment module, chapter, table of contents, claim"
 	@echo "make student    build the student edition (no solutions) into _build/student"
 	@echo "make pdf        print the site into one PDF, solutions included: _build/pdf/sharpjac.pdf"
 	@echo "make student-pdf   the student edition as one PDF: _build/student/sharpjac-student.pdf"
@@ -73,6 +76,14 @@ chapter: $(STAMP)
 
 book: notebooks
 	$(PY) -m sharpjac.publish build
+
+# the paper rehearsal: the chapters with preset=paper at toy size (sharpjac.rehearsal), nothing kept
+rehearse: $(STAMP)
+	$(PY) -m sharpjac.rehearsal $(if $(NB),--only $(NB))
+
+# a new chapter: python -m sharpjac new NAME (see "Adding a chapter" in README.md)
+new: $(STAMP)
+	@$(PY) -m sharpjac new "$$SHARPJAC_MAKE_NAME"
 
 # the site and the downloadable notebooks without solutions, in _build/student (the normal build is untouched)
 student: notebooks

@@ -471,7 +471,7 @@ def _calibrate(run, tols, err, target):
     return tols[-1], products, err(value)
 
 
-def bench_peers(problems, reps, target=1e-4):
+def bench_peers(problems, reps, target=1e-4):  # noqa: C901 - one timed block per contender, interleaved on purpose
     """Rows of (v): the top eigenvalue to ``target`` by every contender, best-of-``reps`` CPU
     time with the contenders interleaved, in gradients of the same loss."""
     rows = []

@@ -21,10 +21,11 @@ import jupytext
 import nbformat
 import pytest
 
-from sharpjac import publish
+from sharpjac import publish, request_log
 
 ROOT = Path(__file__).resolve().parents[1]
 CHAPTERS = publish.chapters(ROOT)
+SMOKE = {"preset": "smoke", "seed": 0}
 pytestmark = pytest.mark.book
 
 
@@ -44,15 +45,44 @@ def smoke_book(tmp_path_factory):
     root = _copy_sources(tmp_path_factory.mktemp("book"))
     old = os.environ.get("SHARPJAC_CACHE")
     os.environ["SHARPJAC_CACHE"] = str(tmp_path_factory.mktemp("runs"))
+    (root / "requests").mkdir()
+    results = []
     try:
-        results = publish.execute_all(root, {"preset": "smoke", "seed": 0}, log=lambda *_: None)
+        for plan in publish.plan_chapters(root, CHAPTERS, SMOKE):
+            # each chapter's requests in its own log (read by the pre-flight test below)
+            os.environ[request_log.ENV] = str(root / "requests" / f"{plan.name}.jsonl")
+            results.append(publish.execute_chapter(root, plan.name, plan.parameters))
     finally:
+        os.environ.pop(request_log.ENV, None)
         if old is None:
             os.environ.pop("SHARPJAC_CACHE", None)
         else:
             os.environ["SHARPJAC_CACHE"] = old
     publish.build_book(root)
     return root, {r.name: r for r in results}
+
+
+@pytest.mark.parametrize("name", CHAPTERS)
+def test_preflight_lists_exactly_the_runs_the_executed_chapter_requested(smoke_book, name, tmp_path):
+    """The paper pre-flight (``publish missing``) asks each chapter's experiments for their runs
+    (``Experiment.configs_for``); the executed chapter must have requested exactly those (its request
+    log), no run more (it would stop a paper build with ``MissingRuns``) and none fewer.
+
+    Issue 18: passes once every chapter runs ``exp.configs_for(preset, seed, ...)``; before that, a
+    chapter that builds its configs itself (other seeds, both losses, overrides) fails here."""
+    from sharpjac.runs import RunStore
+
+    root, _ = smoke_book
+    log = root / "requests" / f"{name}.jsonl"
+    assert request_log.read(log), f"chapter {name} requested nothing (is ${request_log.ENV} reaching its kernel?)"
+    requested = request_log.requested_keys(log, "run")
+    parameters = {**publish.chapter_parameters(root / "notebooks" / f"{name}.md"), **SMOKE}
+    listed = publish.missing_runs(root, [name], preset="smoke", store=RunStore(tmp_path), parameters={name: parameters})
+    listed_keys = {m.key for m in listed}
+    assert listed_keys == requested, (
+        f"chapter {name}: {len(requested - listed_keys)} run(s) requested but not listed by the pre-flight, "
+        f"{len(listed_keys - requested)} listed but never requested"
+    )
 
 
 def test_scorecard_lists_every_registered_claim_with_a_computed_outcome(smoke_book):

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from sharpjac import claims
-from sharpjac.claims import registry, rules, verdicts
+from sharpjac.claims import registry
 
 ROOT = Path(__file__).resolve().parents[1]
 NAN = float("nan")
@@ -398,10 +398,10 @@ def test_json_safe():
     assert type(out["b"]) is int
 
 
-@pytest.mark.parametrize("module", [claims, rules, registry, verdicts])
-def test_docstring_examples(module):
-    result = doctest.testmod(module, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
-    assert result.failed == 0
+def test_docstring_examples():
+    """rules, registry and verdicts have no docstring examples (they are tested above); claims has."""
+    result = doctest.testmod(claims, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
+    assert result.attempted > 0 and result.failed == 0
 
 
 # ------------------------------------------------------------------------------------------------

@@ -306,8 +306,8 @@ def test_a_run_folder_copied_under_another_key_is_refused(stored, tmp_path):
 def test_a_study_folder_copied_under_another_spec_is_refused(tmp_path):
     st = RunStore(tmp_path)
     st.study("demo", {"n": 1}, lambda: pd.DataFrame({"v": [1.0]}), code="sharpjac.losses")
-    one, _, _ = st._study_folder("demo", {"n": 1}, code="sharpjac.losses")
-    two, _, _ = st._study_folder("demo", {"n": 2}, code="sharpjac.losses")
+    one, _, _ = st.study_folder("demo", {"n": 1}, code="sharpjac.losses")
+    two, _, _ = st.study_folder("demo", {"n": 2}, code="sharpjac.losses")
     shutil.copytree(one, two)
     with pytest.raises(StoreError, match="describes another study"):
         st.study("demo", {"n": 2}, lambda: pd.DataFrame({"v": [2.0]}), code="sharpjac.losses")

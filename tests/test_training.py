@@ -500,3 +500,31 @@ def test_full_batch_gd_mse_sharpens_progressively_to_two_over_lr():
     assert np.all(np.abs(after / limit - 1) < 0.25), after  # hovers at the edge of stability
     assert abs(np.median(after) / limit - 1) < 0.1
     assert df["train_loss"].iloc[-1] < df["train_loss"].iloc[0] / 10
+
+
+def test_a_caller_hook_adds_columns_and_end_values_without_changing_the_run():
+    """``train(config, hooks=[...])``: the hook's column is on every measured row and equals an
+    independent recomputation from the kept networks; its ``on_end`` values land in ``end``; the
+    record's own columns are those of the same run without the hook (bit for bit)."""
+    from sharpjac.hooks import TrainHook
+
+    class SquaredNorm(TrainHook):
+        name = "squared_norm"
+
+        def on_measure(self, run, row):
+            row["squared_norm"] = float(sum((p.detach().double() ** 2).sum() for p in run.model.parameters()))
+
+        def on_end(self, run):
+            return {"step": run.step}
+
+    c = _cfg(max_steps=4, measure_every=2, snapshot_steps=(0, 2, 4))
+    plain = train(c)
+    hooked = train(c, hooks=[SquaredNorm()])
+    pd.testing.assert_frame_equal(hooked.frame.drop(columns="squared_norm"), plain.frame)
+    assert hooked.end["squared_norm"] == {"step": 4}
+    assert list(hooked.frame["step"]) == [0, 2, 4]
+    for step, value in zip(hooked.frame["step"], hooked.frame["squared_norm"]):
+        expected = sum(
+            float((t.double() ** 2).sum()) for k, t in hooked.snapshots[step].items() if "weight" in k or "bias" in k
+        )
+        assert value == pytest.approx(expected, rel=1e-12)

@@ -33,7 +33,7 @@ def _show(value: str) -> str:
     return repr(value)
 
 
-def arguments(target: str, env: dict[str, str]) -> list[str]:
+def arguments(target: str, env: dict[str, str]) -> list[str]:  # noqa: C901 - one independent check per make variable, in a row
     """The ``sharpjac.publish`` argument list for ``make <target>``; MakeArgError (one line) if a
     variable cannot be used exactly as given."""
     given = set(env.get(PREFIX + "GIVEN", "").split())

@@ -1,9 +1,13 @@
-"""Small private helpers shared by training, runs and experiments."""
+"""Small helpers shared by the package's modules (seeds, devices, progress bars, JSON)."""
 
 from __future__ import annotations
 
+import math
+import numbers
 import os
 import sys
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 import torch
@@ -73,3 +77,49 @@ def progress_enabled(progress: bool | None) -> bool:
         return sys.stderr.isatty()
     except (AttributeError, ValueError):
         return False
+
+
+def jsonable(value: Any, *, nonfinite: str = "keep", other: str = "keep") -> Any:
+    """``value`` as plain JSON data: the package's one JSON normaliser.
+
+    Mappings become dicts with ``str`` keys, tuples and lists become lists, NumPy scalars and
+    0-dimensional arrays become Python scalars (NumPy arrays become lists); ``bool``, ``int``, ``str``
+    and ``None`` are kept.
+
+    Args:
+        value: what to normalise (nested).
+        nonfinite: ``"keep"`` (NaN and infinities stay floats, for ``json.dumps(allow_nan=True)``:
+            run keys, the run store) or ``"null"`` (they become ``None``: strict JSON, for notebook
+            metadata and Plotly, where ``None`` leaves a gap).
+        other: what becomes of any other object: ``"keep"`` (left as is, so ``json.dumps`` refuses
+            it: a config that is not JSON is an error) or ``"str"`` (its ``str``).
+
+    >>> jsonable({"a": (1, np.float32(0.5)), 2: [np.int64(3), float("nan")]}, nonfinite="null")
+    {'a': [1, 0.5], '2': [3, None]}
+    >>> jsonable({"lr": (0.1, float("inf"))})
+    {'lr': [0.1, inf]}
+    """
+    if nonfinite not in ("keep", "null"):
+        raise ValueError(f"nonfinite={nonfinite!r}; accepted: 'keep' or 'null'")
+    if other not in ("keep", "str"):
+        raise ValueError(f"other={other!r}; accepted: 'keep' or 'str'")
+    return _jsonable(value, nonfinite == "null", other == "str")
+
+
+def _jsonable(v: Any, null: bool, as_str: bool) -> Any:
+    if isinstance(v, Mapping):
+        return {str(k): _jsonable(x, null, as_str) for k, x in v.items()}
+    if isinstance(v, (tuple, list)):
+        return [_jsonable(x, null, as_str) for x in v]
+    if isinstance(v, np.ndarray):
+        return _jsonable(v.item() if v.ndim == 0 else v.tolist(), null, as_str)
+    if isinstance(v, np.generic):
+        v = v.item()
+    if v is None or isinstance(v, (bool, str)):
+        return v
+    if isinstance(v, numbers.Integral):
+        return int(v)
+    if isinstance(v, numbers.Real):
+        f = float(v)
+        return None if null and not math.isfinite(f) else f
+    return str(v) if as_str else v

@@ -1,14 +1,20 @@
-"""Command line: ``python -m sharpjac {list,info,run,store} ...``.
+"""Command line: ``python -m sharpjac {list,info,run,store,new} ...``.
 
 Examples::
 
     python -m sharpjac list
     python -m sharpjac info progressive_sharpening
     python -m sharpjac run progressive_sharpening --preset smoke
-    python -m sharpjac run progressive_sharpening --preset quick --seed 1 --set lrs_mse=0.1,0.2 --set time_mse=40
+    python -m sharpjac run progressive_sharpening --preset quick --seed 1 --param n_seeds=3
+    python -m sharpjac run progressive_sharpening --preset quick --set lrs_mse=0.1,0.2 --set time_mse=40
     python -m sharpjac run weight_decay --preset paper --executor ray --address auto
+    python -m sharpjac new my_chapter      # a new chapter: five files (see sharpjac.scaffold)
     python -m sharpjac store list-stale        # runs and studies of other code, never read
     python -m sharpjac store prune             # ... deleted
+
+The runs are those of the experiment's chapter at ``--preset``, ``--seed`` (the first seed of the
+block) and ``--param`` (``Experiment.configs_for``, the mapping the chapter itself and the paper
+pre-flight ``python -m sharpjac.publish missing`` use); ``--set`` then changes fields of them.
 
 ``--executor ray`` sends each grid point to a Ray task (a local Ray instance, or the cluster at
 ``--address``); the run store must then be on a file system every worker sees. Runs that fail are
@@ -60,14 +66,28 @@ def build_parser() -> argparse.ArgumentParser:
         description="Run an experiment. Each grid point is one stored run; stored runs are loaded, not retrained.",
         epilog="example: python -m sharpjac run progressive_sharpening --preset smoke --set time_mse=0.4",
     )
+    n = sub.add_parser(
+        "new",
+        help="scaffold a new chapter: experiment module, chapter, claim, table of contents",
+        description="Write the five files of a new chapter (see sharpjac.scaffold) in the repository here.",
+    )
+    n.add_argument("name", help="the chapter's name, a lower-case identifier (e.g. my_chapter)")
     r.add_argument("name", help="experiment name (see 'list')")
     r.add_argument("--preset", default="quick", help="smoke (seconds), quick (minutes, default) or paper (GPU)")
     r.add_argument(
         "--seed",
         type=int,
+        default=0,
+        help="the chapter's seed: the first seed of the block of runs (default 0); the runs are those the "
+        "chapter with this preset, seed and --param values asks for",
+    )
+    r.add_argument(
+        "--param",
+        dest="params",
         action="append",
-        default=None,
-        help="seed of the runs; repeat for several (default: the preset's seeds)",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a chapter parameter that changes its runs, e.g. --param n_seeds=3 (repeatable; JSON values)",
     )
     r.add_argument(
         "--set",
@@ -176,47 +196,79 @@ def _check_output(out: Path) -> None:
         ) from None
 
 
-def _cmd_run(args) -> int:
+def _configs(exp, args) -> list:
+    """The configs ``run`` trains: the chapter's (``Experiment.configs_for(preset, seed, **params)``,
+    the mapping the chapter and ``publish missing`` use), then ``--set``/``--device``/``--threads``;
+    every argument is checked here, before anything is written or trained (ValueError: one line)."""
+    import dataclasses
+    import json
+    import os
+
     from .experiments import parse_overrides
+
+    if args.address is not None and args.executor != "ray":
+        raise ValueError(
+            f"--address={args.address!r} is invalid with --executor {args.executor}; accepted: --executor ray"
+        )
+    if args.output and not Path(args.output).is_dir() and Path(args.output).suffix not in (".parquet", ".csv"):
+        raise ValueError(f"--output={args.output!r} is invalid; accepted: a file name ending in .parquet or .csv")
+    if not 0 <= args.seed < 2**32:
+        raise ValueError(f"--seed={args.seed} is invalid; accepted: an int in [0, 2**32)")
+    params = {}
+    for item in args.params:
+        name, sep, value = item.partition("=")
+        if not sep or not name.isidentifier():
+            raise ValueError(f"--param {item!r} is not NAME=VALUE; accepted: e.g. --param n_seeds=3")
+        try:
+            params[name] = json.loads(value)
+        except ValueError:
+            params[name] = value
+    overrides = parse_overrides(exp.config_cls, args.overrides)
+    if args.device is not None:
+        overrides["device"] = args.device
+    if args.threads is not None:
+        cores = os.cpu_count() or 1
+        if args.threads > cores:  # < 1 is refused by TrainConfig.threads
+            raise ValueError(
+                f"--threads {args.threads} is invalid on this machine; accepted: an int in [1, {cores}] (its CPU cores)"
+            )
+        overrides["threads"] = args.threads
+    configs = [dataclasses.replace(c, **overrides) for c in exp.configs_for(args.preset, args.seed, **params)]
+    if any(c.device != "auto" for c in configs):
+        from ._util import resolve_device
+
+        resolve_device(configs[0].device)
+    return configs
+
+
+def _joint_key(configs) -> str:
+    import hashlib
+
+    return hashlib.sha256(" ".join(c.key() for c in configs).encode()).hexdigest()[:16]
+
+
+def _combined(results: list):
+    """One result from several configs' results: tables concatenated (a study's by table name)."""
+    import pandas as pd
+
+    if len(results) == 1:
+        return results[0]
+    if isinstance(results[0], dict):
+        return {t: pd.concat([r[t] for r in results], ignore_index=True) for t in results[0]}
+    return pd.concat(results, ignore_index=True)
+
+
+def _cmd_run(args) -> int:
     from .runs import RunStore, StoreError
 
     exp = _get(args.name)
-    if args.address is not None and args.executor != "ray":
-        raise _Error(f"--address={args.address!r} is invalid with --executor {args.executor}; accepted: --executor ray")
     try:
-        overrides = parse_overrides(exp.config_cls, args.overrides)
-        if args.seed is not None:
-            dup = sorted({s for s in args.seed if args.seed.count(s) > 1})
-            if dup:
-                raise ValueError(f"--seed {dup[0]} is given more than once; accepted: each seed once")
-            overrides["seeds"] = tuple(args.seed)
-        if args.device is not None:
-            overrides["device"] = args.device
-        if args.threads is not None:
-            import os
-
-            cores = os.cpu_count() or 1
-            if args.threads > cores:  # < 1 is refused by TrainConfig.threads
-                raise ValueError(
-                    f"--threads {args.threads} is invalid on this machine; accepted: an int in [1, {cores}] "
-                    "(its CPU cores)"
-                )
-            overrides["threads"] = args.threads
-        config = exp.config_cls.from_preset(args.preset, **overrides)
-        if config.device != "auto":
-            from ._util import resolve_device
-
-            resolve_device(config.device)
+        configs = _configs(exp, args)
     except (ValueError, TypeError) as e:
         raise _Error(str(e)) from None
-    if args.output and not Path(args.output).is_dir() and Path(args.output).suffix not in (".parquet", ".csv"):
-        raise _Error(f"--output={args.output!r} is invalid; accepted: a file name ending in .parquet or .csv")
     store = RunStore(args.cache)
-    out = (
-        Path(args.output)
-        if args.output
-        else (store.root / "experiments" / f"{exp.name}-{args.preset}-{config.key()}.parquet")
-    )
+    tag = configs[0].key() if len(configs) == 1 else _joint_key(configs)
+    out = Path(args.output) if args.output else (store.root / "experiments" / f"{exp.name}-{args.preset}-{tag}.parquet")
     # everything the run will write is checked before anything trains
     try:
         try:
@@ -243,7 +295,7 @@ def _cmd_run(args) -> int:
     try:
         executor = make_executor(args.executor, address=args.address)
         with executor, using(executor):
-            df = exp.run(config, store=store, force=args.force, progress=progress)
+            df = _combined([exp.run(c, store=store, force=args.force, progress=progress) for c in configs])
     except GridFailed as e:
         print(f"error: {e}", file=sys.stderr)
         print(f"runs:  {store.root}", file=sys.stderr)
@@ -311,6 +363,22 @@ def _one_line(e: BaseException) -> str | None:
     return None
 
 
+def _cmd_new(name: str) -> int:
+    from .publish import repository_root
+    from .scaffold import new_chapter
+
+    try:
+        root = repository_root()
+        paths = new_chapter(root, name)
+    except (ValueError, FileNotFoundError) as e:
+        raise _Error(str(e)) from None
+    print(f"chapter {name}: {len(paths)} files written or edited")
+    for path in paths:
+        print(f"  {path.relative_to(root)}")
+    print(f"next: make chapter NB={name} PRESET=smoke, then edit the experiment, its claim and the chapter")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     argv = sys.argv[1:] if argv is None else argv
@@ -327,6 +395,8 @@ def main(argv: list[str] | None = None) -> int:
             return _cmd_run(args)
         if args.command == "store":
             return _cmd_store(args)
+        if args.command == "new":
+            return _cmd_new(args.name)
         parser.print_help()
         return 0
     except _Error as e:

@@ -42,6 +42,7 @@ batch 128 the FLOP model is the usual first-order one.
 from __future__ import annotations
 
 import math
+import os
 import platform
 import time
 from collections.abc import Mapping
@@ -49,6 +50,12 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from . import curvature, data, jacobians, losses, models
+from ._util import jsonable
+from .experiments.base import distinct_points
+from .training import measurement_steps
 
 __all__ = [
     "GPU_REFERENCE",
@@ -130,8 +137,6 @@ def cost_source() -> str:
 
 def forward_flops(model: torch.nn.Module, x: torch.Tensor) -> float:
     """FLOPs of one forward pass of ``model`` on ``x`` (counted by ``torch.utils.flop_counter``)."""
-    from torch.utils.flop_counter import FlopCounterMode
-
     counter = FlopCounterMode(display=False)
     with torch.no_grad(), counter:
         model(x)
@@ -175,8 +180,6 @@ def measure(
     Returns a dict of the arguments and ``forward_flops`` (per sample), ``step``, ``forward``,
     ``hvp``, ``jacobian`` (seconds per sample).
     """
-    from . import curvature, jacobians, losses, models
-
     prev = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
@@ -205,8 +208,6 @@ def measure(
         t_jac = _timed(lambda: jacobians.jacobian_stats(net, x[:jacobian_points]), 3)
         flops = forward_flops(net, x[:1])
         net.train()
-        from torch.utils.flop_counter import FlopCounterMode
-
         counter = FlopCounterMode(display=False)
         with counter:  # a batch of 2 (batch norm needs more than one point in training mode)
             loss_fn(net(x[:2]), y[:2]).backward()
@@ -237,8 +238,6 @@ def machine() -> str:
             cpu = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), cpu)
     except OSError:
         pass
-    import os
-
     return f"{cpu} ({os.cpu_count()} vCPUs), {platform.system()} {platform.machine()}, torch {torch.__version__}"
 
 
@@ -271,8 +270,6 @@ def _data_shape(tc) -> tuple[tuple[int, ...], int, int, int]:
     if tc.dataset in _KNOWN_SHAPES:
         shape, k, n, nt = _KNOWN_SHAPES[tc.dataset]
         return shape, k, int(opts.get("n_train", n)), int(opts.get("n_test", nt))
-    from . import data
-
     ds = data.load(tc.dataset, seed=tc.data_seed, **opts)
     k = int(ds.num_classes) if int(ds.num_classes) > 0 else int(ds.y_train.reshape(len(ds.y_train), -1).shape[1])
     return tuple(int(s) for s in ds.input_shape), k, int(ds.n_train), int(len(ds.x_test))
@@ -280,13 +277,11 @@ def _data_shape(tc) -> tuple[tuple[int, ...], int, int, int]:
 
 def _entry_for(tc, shape, k) -> tuple[dict[str, Any], float]:
     """The measured entry of the run's kind and the ratio of the run's forward FLOPs to the entry's."""
-    from . import models
-
     kind = "resnet18" if tc.model in ("resnet18", "small_cnn") else "mlp"
     entry = MEASURED["models"][kind]
     same = (
         tc.model == entry["model"]
-        and _jsonable(dict(tc.model_options)) == entry["model_options"]
+        and jsonable(dict(tc.model_options)) == entry["model_options"]
         and list(shape) == entry["input_shape"]
         and k == entry["num_classes"]
     )
@@ -296,19 +291,9 @@ def _entry_for(tc, shape, k) -> tuple[dict[str, Any], float]:
     return entry, forward_flops(net, torch.zeros(1, *shape)) / entry["forward_flops"]
 
 
-def _jsonable(v):
-    if isinstance(v, Mapping):
-        return {str(a): _jsonable(b) for a, b in v.items()}
-    if isinstance(v, (tuple, list)):
-        return [_jsonable(b) for b in v]
-    return v
-
-
 def run_cost(tc) -> RunCost:
     """The cost of the run ``tc`` (a :class:`~sharpjac.training.TrainConfig`): formula in the module
     docstring; CPU time from :data:`MEASURED`, GPU time an estimate."""
-    from .training import measurement_steps
-
     shape, k, n, n_test = _data_shape(tc)
     batch = n if tc.batch_size is None else min(tc.batch_size, n)
     spe = math.ceil(n / batch)
@@ -337,9 +322,7 @@ def run_cost(tc) -> RunCost:
 def experiment_cost(config) -> dict[str, float]:
     """Total cost of an experiment config's distinct runs: ``runs``, ``cpu_hours``, ``gpu_hours``
     (an estimate; see :func:`run_cost`)."""
-    from .experiments.base import _points
-
-    costs = [run_cost(p.config) for p in _points(config.grid())]
+    costs = [run_cost(p.config) for p in distinct_points(config.grid())]
     return {
         "runs": float(len(costs)),
         "cpu_hours": float(sum(c.cpu_hours for c in costs)),

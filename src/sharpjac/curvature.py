@@ -50,6 +50,7 @@ Example:
 from __future__ import annotations
 
 import math
+import threading
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -407,7 +408,7 @@ class HessianOperator(_CurvatureOperator):
 
     def _state_key(self) -> tuple:
         params = dict(self.model.named_parameters())
-        return (self.model.training,) + tuple((params[n].data_ptr(), params[n]._version) for n in self._names)
+        return (self.model.training,) + tuple((params[n].data_ptr(), params[n]._version) for n in self._names)  # noqa: SLF001 - torch's in-place version counter has no public name
 
     def __matmul__(self, v: torch.Tensor) -> torch.Tensor:
         if self.method != "double_backward" or self.reuse_graph is False:
@@ -732,8 +733,6 @@ class _Workspace:
     max_bytes = 256 * 2**20
 
     def __init__(self) -> None:
-        import threading
-
         self._lock = threading.Lock()
         self._free: list[torch.Tensor] = []
 
@@ -921,7 +920,7 @@ def _ritz(alpha, beta, basis: _Rows, products: list | None, k: int, dtype: torch
 _STOPS = ("residual", "eigenvalue")
 
 
-def _lanczos_run(
+def _lanczos_run(  # noqa: C901 - one Lanczos iteration with its reorthogonalisation and stopping tests reads best whole
     mv: _MatVec,
     q: torch.Tensor,
     num_steps: int,

@@ -43,6 +43,7 @@ from scipy import stats
 
 from . import analysis
 from . import validation as V
+from .display import fmt_num
 
 __all__ = [
     "ClusterInterval",
@@ -113,8 +114,6 @@ class ClusterInterval:
 
     def label(self, digits: int = 2) -> str:
         """``"0.42 [0.10, 0.74] (95 % t interval, 5 seeds)"``, or the estimate with *too few*."""
-        from .display import fmt_num
-
         if self.too_few:
             return f"{fmt_num(self.estimate, digits)} (too few {self.unit} for an interval: {self.n})"
         return (

@@ -22,7 +22,6 @@ from __future__ import annotations
 import hashlib
 import html
 import json
-import math
 import numbers
 from collections.abc import Mapping, Sequence
 
@@ -32,6 +31,7 @@ import plotly.graph_objects as go
 import plotly.io as pio
 
 from . import plotting, tables
+from ._util import jsonable
 
 __all__ = ["FIGURE_CLASS", "InteractiveFigure", "curves", "explorer", "figure"]
 
@@ -114,14 +114,7 @@ def _require_columns(df: pd.DataFrame, parameter: str, names: Sequence[str]) -> 
 
 def _plain(values) -> list:
     """A column as JSON-friendly Python values (NaN -> None so that Plotly leaves a gap)."""
-    out = []
-    for v in values:
-        if isinstance(v, (np.generic,)):
-            v = v.item()
-        if isinstance(v, float) and math.isnan(v):
-            v = None
-        out.append(v)
-    return out
+    return [jsonable(v, nonfinite="null") for v in values]
 
 
 def _value_text(v) -> str:
@@ -369,7 +362,7 @@ def explorer(
 def _symbols(values: Sequence) -> dict:
     """Marker symbols: circles, then (past the qualitative palette's length) other shapes, so that
     categories whose colour repeats stay distinguishable."""
-    if plotting._numeric(list(values)) is not None:
+    if plotting.numeric_values(list(values)) is not None:
         return {v: "circle" for v in values}
     shapes = ("circle", "square", "diamond", "triangle-up", "x")
     n = len(plotting.QUALITATIVE)

@@ -47,7 +47,7 @@ def _linears(seq: nn.Sequential) -> list[int]:
     return [i for i, m in enumerate(seq) if isinstance(m, nn.Linear)]
 
 
-_seq = _jac._sequential  # the model as an nn.Sequential (itself or its .layers)
+_seq = _jac._sequential  # noqa: SLF001 - the model as an nn.Sequential; made public on branch theory
 
 
 def rescale_layers(model: nn.Module, layer: int, alpha: float) -> nn.Module:

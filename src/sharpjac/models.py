@@ -325,4 +325,4 @@ def build_model(
 
 def has_batch_norm(model: nn.Module) -> bool:
     """True if ``model`` contains a batch-norm layer (its outputs then depend on train/eval mode)."""
-    return any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules())
+    return any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules())  # noqa: SLF001 - torch's base of every batch norm has no public name

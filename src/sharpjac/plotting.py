@@ -130,7 +130,8 @@ def category_colors(labels: Sequence) -> dict:
     return {label: QUALITATIVE[i % len(QUALITATIVE)] for i, label in enumerate(distinct)}
 
 
-def _numeric(values: Sequence) -> list[float] | None:
+def numeric_values(values: Sequence) -> list[float] | None:
+    """``values`` as floats when every one is a number (an ordered sweep), else None (categories)."""
     try:
         return [float(v) for v in values]
     except (TypeError, ValueError):
@@ -152,7 +153,7 @@ def sweep_colors(values) -> dict:
         {0.05: '#...', 0.1: '#...', 0.2: '#...'}
     """
     distinct = list(dict.fromkeys(values))
-    numeric = _numeric(distinct)
+    numeric = numeric_values(distinct)
     if numeric is None:
         return category_colors(distinct)
     distinct = [v for _, v in sorted(zip(numeric, distinct), key=lambda t: t[0])]

@@ -65,7 +65,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -777,13 +777,26 @@ class MissingRun:
     key: str
     cpu_hours: float
     gpu_hours: float
+    #: the chapter parameters that chose the run (``Experiment.run_parameters``), preset excluded
+    parameters: dict = field(default_factory=dict)
 
 
-def missing_runs(root: Path, names: Iterable[str], *, preset: str, store=None) -> list[MissingRun]:
+def missing_runs(
+    root: Path,
+    names: Iterable[str],
+    *,
+    preset: str,
+    store=None,
+    parameters: Mapping[str, Mapping[str, Any]] | None = None,
+) -> list[MissingRun]:
     """The runs that the chapters ``names`` need at ``preset`` and ``store`` does not hold.
 
-    Each chapter's experiments (:func:`chapter_experiments`) at the preset's config; a run shared by
-    several chapters is listed under the first. Nothing is trained or loaded.
+    A chapter's runs are, for each of its experiments (:func:`chapter_experiments`),
+    ``Experiment.configs_for_chapter(chapter parameters)``: the one mapping the chapter itself calls,
+    so the list is exactly what the executed chapter will ask for. A chapter's parameters are
+    ``parameters[chapter]`` when given (for example those :func:`plan_chapters` chose), else the
+    defaults of its parameters cell; ``preset`` replaces their preset. A run shared by several
+    chapters is listed under the first. Nothing is trained or loaded.
     """
     from sharpjac import costs, experiments
     from sharpjac.experiments.base import missing_runs as experiment_missing
@@ -793,15 +806,29 @@ def missing_runs(root: Path, names: Iterable[str], *, preset: str, store=None) -
     seen: set[str] = set()
     out: list[MissingRun] = []
     for chapter in names:
+        given = (parameters or {}).get(chapter)
+        params = dict(given) if given is not None else chapter_parameters(root / "notebooks" / f"{chapter}.md")
+        params["preset"] = preset
         for exp_name in chapter_experiments(root, chapter):
-            config = experiments.get(exp_name).preset(preset)
-            for p in experiment_missing(config, name=exp_name, store=st):
-                if p.key in seen:
-                    continue
-                seen.add(p.key)
-                c = costs.run_cost(p.config)
-                out.append(MissingRun(chapter, exp_name, dict(p.labels), p.key, c.cpu_hours, c.gpu_hours))
+            exp = experiments.get(exp_name)
+            chosen = {k: v for k, v in exp.run_parameters(params).items() if k != "preset"}
+            for config in exp.configs_for_chapter(params):
+                for p in experiment_missing(config, name=exp_name, store=st):
+                    if p.key in seen:
+                        continue
+                    seen.add(p.key)
+                    c = costs.run_cost(p.config)
+                    out.append(MissingRun(chapter, exp_name, dict(p.labels), p.key, c.cpu_hours, c.gpu_hours, chosen))
     return out
+
+
+def _run_arguments(parameters: Mapping[str, Any]) -> str:
+    """`` --seed S --param NAME=VALUE ...`` for ``python -m sharpjac run`` (the default seed 0 left out)."""
+    import shlex
+
+    parts = [f" --seed {parameters['seed']}"] if parameters.get("seed", 0) != 0 else []
+    parts += [f" --param {shlex.quote(f'{k}={json.dumps(v)}')}" for k, v in parameters.items() if k != "seed"]
+    return "".join(parts)
 
 
 def _hours(h: float) -> str:
@@ -828,7 +855,7 @@ def missing_report(missing: list[MissingRun], *, preset: str, store_root: Path) 
             f"  chapter {chapter}: experiment {exp_name}, {len(runs)} run(s), about {_hours(gpu)} GPU-hours "
             f"(estimate) or {_hours(cpu)} CPU-hours (measured per-step costs)"
         )
-        command = f"python -m sharpjac run {exp_name} --preset {preset}"
+        command = f"python -m sharpjac run {exp_name} --preset {preset}" + _run_arguments(runs[0].parameters)
         lines.append(f"    produce: {command}  (on a cluster: {command} --executor ray --address auto)")
         for r in runs:
             labels = ", ".join(f"{k}={v}" for k, v in r.labels.items())
@@ -1518,7 +1545,8 @@ def main(argv: list[str] | None = None) -> int:
             plans = plan_chapters(root, _select(root, args.only), explicit, reset=args.reset, force=args.force)
             paper = [p.name for p in plans if p.execute and p.parameters["preset"] == "paper"]
             # the paper preset never trains while the book is built: missing runs stop it here
-            if paper and _check_store(root, "paper", paper, quiet_when_complete=True):
+            paper_parameters = {p.name: p.parameters for p in plans if p.name in paper}
+            if paper and _check_store(root, "paper", paper, quiet_when_complete=True, parameters=paper_parameters):
                 return 1
             given = ", ".join(f"{k}={v!r}" for k, v in explicit.items()) or "none (stored parameters are kept)"
             print(f"executing chapters; parameters given: {given}")
@@ -1564,8 +1592,13 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _check_store(root: Path, preset: str, only, *, quiet_when_complete: bool) -> int:
-    """Print the missing runs of the chapters (all, or ``only``); 1 when some are missing."""
+def _check_store(
+    root: Path, preset: str, only, *, quiet_when_complete: bool, parameters: Mapping[str, Mapping] | None = None
+) -> int:
+    """Print the missing runs of the chapters (all, or ``only``); 1 when some are missing.
+
+    Each chapter's parameters are ``parameters[chapter]``, else those :func:`plan_chapters` chooses
+    (its stored ones, else its defaults) with ``preset``."""
     from sharpjac.runs import RunStore
 
     if preset not in PRESETS:
@@ -1575,8 +1608,10 @@ def _check_store(root: Path, preset: str, only, *, quiet_when_complete: bool) ->
     unknown = [n for n in selected if n not in names]
     if unknown:
         raise ValueError(f"unknown chapter(s) {unknown}; chapters: {', '.join(names)}")
+    if parameters is None:
+        parameters = {p.name: p.parameters for p in plan_chapters(root, selected, {"preset": preset})}
     store = RunStore()
-    missing = missing_runs(root, selected, preset=preset, store=store)
+    missing = missing_runs(root, selected, preset=preset, store=store, parameters=parameters)
     if missing:
         print(missing_report(missing, preset=preset, store_root=store.root), file=sys.stderr)
         return 1

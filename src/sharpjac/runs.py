@@ -462,7 +462,7 @@ def _plain_json(path: Path) -> dict | None:
     return obj if isinstance(obj, dict) else None
 
 
-def stale_entries(root: str | os.PathLike) -> list[tuple[Path, str]]:
+def stale_entries(root: str | os.PathLike) -> list[tuple[Path, str]]:  # noqa: C901 - one branch per kind of stored entry and reason
     """Runs, studies and artefacts under ``root`` that the current code never reads, with why.
 
     A run folder is stale when the key its ``meta.json`` configuration gives *now* (same config,
@@ -875,7 +875,7 @@ class RunStore:
             The same kind of object ``compute`` returns (read back from the store).
         """
         modules = _code_modules(code, compute)
-        folder, key, spec_j = self._study_folder(name, spec, code=modules)
+        folder, key, spec_j = self.study_folder(name, spec, code=modules)
         if (folder / META).is_file():
             return self._load_study(folder)
         self.check_writable()
@@ -913,7 +913,9 @@ class RunStore:
             _write_verified_json(folder / META, meta)
         return self._load_study(folder)
 
-    def _study_folder(self, name: str, spec: Mapping, code: Any = None) -> tuple[Path, str, Any]:
+    def study_folder(self, name: str, spec: Mapping, code: Any = None) -> tuple[Path, str, Any]:
+        """Where :meth:`study` keeps ``(name, spec)`` computed by ``code``: ``(folder, key, spec as
+        JSON)``; nothing is read."""
         _check_name(name, "name")
         spec_j = _spec_json(spec, "spec")
         key = _study_key(name, spec_j, _code_modules(code, None))
@@ -921,7 +923,7 @@ class RunStore:
 
     def delete_study(self, name: str, spec: Mapping, *, code: Any = None) -> None:
         """Forget a cached study (the next :meth:`study` call computes it again)."""
-        folder, key, _ = self._study_folder(name, spec, code=code)
+        folder, key, _ = self.study_folder(name, spec, code=code)
         with self._lock(f"study-{name}-{key[:16]}"):
             shutil.rmtree(folder, ignore_errors=True)
 
@@ -1003,7 +1005,9 @@ class RunStore:
         return _read_verified_json(path, remedy)["values"]
 
 
-def _as_store(store) -> RunStore | None:
+def as_store(store) -> RunStore | None:
+    """The store meant by a ``store=`` argument: None -> the default store, False -> None (keep
+    nothing), a path -> a :class:`RunStore` there, a :class:`RunStore` -> itself."""
     if store is None:
         return RunStore()
     if store is False:
@@ -1042,7 +1046,7 @@ def run(config: TrainConfig, *, store=None, force: bool = False, progress: bool 
     """
     if not isinstance(config, TrainConfig):
         raise TypeError(f"config must be a TrainConfig, got {type(config).__name__}")
-    st = _as_store(store)
+    st = as_store(store)
     if st is None:
         df = train(config, progress=progress).frame
         df.attrs["source"] = "trained"

@@ -84,7 +84,8 @@ from torch import nn
 
 from . import losses as _losses
 from . import models as _models
-from ._util import derive_seed, generator, progress_enabled, resolve_device
+from . import rehearsal as _rehearsal
+from ._util import derive_seed, generator, jsonable, progress_enabled, resolve_device
 from .hooks import Measurements, RunContext, Snapshots, TrainHook
 from .validation import is_int as _is_int
 from .validation import is_real as _is_num
@@ -251,6 +252,9 @@ class TrainConfig:
     threads: int = 1
 
     def __post_init__(self):
+        if _rehearsal.active():  # the paper rehearsal's caps (sharpjac.rehearsal, rule 4)
+            for name, value in _rehearsal.train_values(dataclasses.asdict(self)).items():
+                object.__setattr__(self, name, value)
         for name in ("dataset_options", "model_options"):
             v = getattr(self, name)
             if not isinstance(v, Mapping):
@@ -392,16 +396,8 @@ class TrainConfig:
     # -- helpers -------------------------------------------------------------------------------
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-compatible dict of all fields (tuples become lists)."""
-
-        def conv(v):
-            if isinstance(v, Mapping):
-                return {k: conv(x) for k, x in v.items()}
-            if isinstance(v, (tuple, list)):
-                return [conv(x) for x in v]
-            return v
-
-        return {f.name: conv(getattr(self, f.name)) for f in dataclasses.fields(self)}
+        """JSON-compatible dict of all fields (tuples become lists; :func:`sharpjac._util.jsonable`)."""
+        return {f.name: jsonable(getattr(self, f.name)) for f in dataclasses.fields(self)}
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> TrainConfig:
@@ -880,7 +876,7 @@ def train(
         return _train(config, list(hooks), checkpointer, progress)
 
 
-def _train(config: TrainConfig, user_hooks: list[TrainHook], checkpointer, progress) -> TrainResult:
+def _train(config: TrainConfig, user_hooks: list[TrainHook], checkpointer, progress) -> TrainResult:  # noqa: C901 - the one training loop (resume, schedule, hooks, divergence, checkpoints) is kept in one place
     t0 = time.perf_counter()
     S = _Setup(config)
     c = config

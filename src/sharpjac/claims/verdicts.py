@@ -17,6 +17,7 @@ import re
 from dataclasses import dataclass, field
 from numbers import Integral, Real
 
+from .._util import jsonable
 from .registry import Claim, get
 from .rules import OUTCOMES
 
@@ -35,23 +36,9 @@ def anchor(claim_id: str) -> str:
 
 
 def json_safe(value):
-    """``value`` with NumPy scalars made plain and non-finite floats made ``None`` (JSON has no NaN)."""
-    if isinstance(value, dict):
-        return {str(k): json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [json_safe(v) for v in value]
-    if isinstance(value, bool) or value is None or isinstance(value, str):
-        return value
-    if hasattr(value, "item") and not isinstance(value, (int, float)):  # NumPy scalar
-        value = value.item()
-        if isinstance(value, bool):
-            return value
-    if isinstance(value, Integral):
-        return int(value)
-    if isinstance(value, Real):
-        v = float(value)
-        return v if math.isfinite(v) else None
-    return str(value)
+    """``value`` with NumPy scalars made plain, non-finite floats made ``None`` (JSON has no NaN) and
+    other objects made text: :func:`sharpjac._util.jsonable` with ``nonfinite="null", other="str"``."""
+    return jsonable(value, nonfinite="null", other="str")
 
 
 def _plain(markdown: str) -> str:

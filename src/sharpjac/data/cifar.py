@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import hashlib
+import json
 import math
 import os
 import pathlib
@@ -133,8 +134,6 @@ def _verify_archive(path: pathlib.Path) -> None:
 
 def _folder_mismatch(layout: _CifarLayout, folder: pathlib.Path) -> str | None:
     """None when every file of the extracted ``folder`` has its expected md5, else why not."""
-    import json
-
     expected = dict(_CIFAR_FILE_MD5[layout.folder])
     try:
         marker = json.loads((folder / _VERIFIED).read_text())
@@ -179,8 +178,6 @@ def _safe_extract(archive: pathlib.Path, dest: pathlib.Path, folder: str) -> pat
         extracted = tmp / folder
         if not extracted.is_dir():
             raise ValueError(f"archive {str(archive)!r} does not contain the folder {folder!r}")
-        import json
-
         record = {
             "archive": archive.name,
             "archive_md5": _md5(archive),

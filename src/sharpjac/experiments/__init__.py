@@ -19,9 +19,11 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
+import inspect
 import pkgutil
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import pandas as pd
 
@@ -107,6 +109,33 @@ class Experiment:
         if not configs or not all(isinstance(c, self.config_cls) for c in configs):
             raise TypeError(f"{self.name}: chapter_configs must return a non-empty list of {self.config_cls.__name__}")
         return configs
+
+    def run_parameters(self, parameters: Mapping[str, Any]) -> dict[str, Any]:
+        """The chapter parameters that change this experiment's runs, out of a chapter's whole
+        ``parameters`` (its parameters cell with the values injected by ``publish``).
+
+        ``preset`` (default ``"quick"``) and ``seed`` (default 0), plus every other name that
+        ``chapter_configs`` accepts (all of them when it takes ``**params``); the other parameters
+        of a chapter (``method``, ``fraction``, ...) change what it shows, not what it runs.
+        """
+        out = {"preset": parameters.get("preset", "quick"), "seed": parameters.get("seed", 0)}
+        if self.chapter_configs is None:
+            return out
+        sig = inspect.signature(self.chapter_configs)
+        takes_all = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in sig.parameters.values())
+        accepted = {
+            n
+            for n, p in list(sig.parameters.items())[2:]
+            if p.kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+        }
+        out.update({k: v for k, v in parameters.items() if k not in out and (takes_all or k in accepted)})
+        return out
+
+    def configs_for_chapter(self, parameters: Mapping[str, Any]) -> list[ExperimentConfig]:
+        """:meth:`configs_for` with a chapter's whole parameters (see :meth:`run_parameters`): what
+        ``publish missing`` and the command line call."""
+        params = self.run_parameters(parameters)
+        return self.configs_for(params.pop("preset"), params.pop("seed"), **params)
 
     def preset(self, preset: str = "quick", **overrides) -> ExperimentConfig:
         return self.config_cls.from_preset(preset, **overrides)

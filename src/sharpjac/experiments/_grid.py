@@ -416,10 +416,10 @@ def _run_point(
     values are computed from that kept network once and stored beside the run as an artefact, so
     nothing is ever trained twice.
     """
-    from ..runs import _as_store, run
+    from ..runs import as_store, run
     from ..training import train
 
-    st = _as_store(store)
+    st = as_store(store)
     if st is None:
         result = train(tc, progress=progress)
         frame = result.frame.copy()

@@ -30,18 +30,11 @@ import numpy as np
 import pandas as pd
 import torch
 
-from .._util import progress_enabled
+from .. import rehearsal, request_log
+from .._util import jsonable, progress_enabled
 from ..training import TrainConfig
 
 PRESET_NAMES = ("smoke", "quick", "paper")
-
-
-def _jsonable(v):
-    if isinstance(v, Mapping):
-        return {str(k): _jsonable(x) for k, x in v.items()}
-    if isinstance(v, (tuple, list)):
-        return [_jsonable(x) for x in v]
-    return v
 
 
 def architecture_options(
@@ -109,7 +102,10 @@ class ExperimentConfig:
         unknown = sorted(set(overrides) - names)
         if unknown:
             raise ValueError(f"unknown field(s) {unknown} for {cls.__name__}; accepted: {sorted(names)}")
-        return cls(**{**cls.PRESETS[preset], **overrides})
+        values = {**cls.PRESETS[preset], **overrides}
+        if preset == "paper" and rehearsal.active():  # the paper rehearsal's toy sizes (sharpjac.rehearsal)
+            return rehearsal.build(cls, values)
+        return cls(**values)
 
     # -- validation ---------------------------------------------------------------------------
 
@@ -156,7 +152,7 @@ class ExperimentConfig:
         raise NotImplementedError
 
     def to_dict(self) -> dict[str, Any]:
-        return {f.name: _jsonable(getattr(self, f.name)) for f in dataclasses.fields(self)}
+        return {f.name: jsonable(getattr(self, f.name)) for f in dataclasses.fields(self)}
 
     def key(self) -> str:
         """Short hash of the config (names output files)."""
@@ -285,7 +281,7 @@ def _preflight(configs: Sequence[TrainConfig]) -> None:
     sizes: dict[tuple, int] = {}
     for c in configs:
         resolve_device(c.device)
-        key = (c.dataset, c.data_seed, json.dumps(_jsonable(c.dataset_options), sort_keys=True))
+        key = (c.dataset, c.data_seed, json.dumps(jsonable(c.dataset_options), sort_keys=True))
         if key not in sizes:
             try:
                 sizes[key] = data.load(c.dataset, seed=c.data_seed, **dict(c.dataset_options)).n_train
@@ -355,7 +351,7 @@ def training_allowed() -> bool:
     return value != "never"
 
 
-def _points(configs: Sequence[tuple[Mapping[str, Any], TrainConfig]]) -> list:
+def distinct_points(configs: Sequence[tuple[Mapping[str, Any], TrainConfig]]) -> list:
     """The distinct runs of a grid (first occurrence's labels), as executor points."""
     from ..executors import Point
     from ..runs import config_key
@@ -377,15 +373,15 @@ def missing_runs(config: ExperimentConfig, *, name: str, store=None) -> list:
     :class:`sharpjac.executors.Point` objects (labels, TrainConfig, run key). ``store=False``
     (keep nothing) needs every run.
     """
-    from ..runs import META, _as_store
+    from ..runs import META, as_store
 
-    st = _as_store(store)
+    st = as_store(store)
     if isinstance(config, StudyConfig) and st is not None:
         spec = {"experiment": name, "config": config.to_dict()}
-        folder = st._study_folder(name, spec, code=type(config).__module__)[0]
+        folder = st.study_folder(name, spec, code=type(config).__module__)[0]
         if (folder / META).is_file():
             return []
-    points = _points(config.grid())
+    points = distinct_points(config.grid())
     return points if st is None else [p for p in points if not st.has(p.config)]
 
 
@@ -421,7 +417,7 @@ def run_experiment(
         sharpjac.executors.GridFailed: (Ray) some runs failed; the others are stored.
     """
     from ..executors import make_executor
-    from ..runs import _as_store, run
+    from ..runs import as_store, run
 
     if not isinstance(config, ExperimentConfig):
         raise TypeError(f"config must be an ExperimentConfig, got {type(config).__name__}")
@@ -429,8 +425,8 @@ def run_experiment(
     grid = config.grid()
     _preflight([tc for _, tc in grid])
     if not training_allowed():
-        st = _as_store(store)
-        missing = missing_runs(config, name=name, store=st) if not force else _points(grid)
+        st = as_store(store)
+        missing = missing_runs(config, name=name, store=st) if not force else distinct_points(grid)
         if missing:
             raise MissingRuns(name, missing, st.root if st is not None else "(none)")
     show = progress_enabled(progress)
@@ -439,7 +435,9 @@ def run_experiment(
         def run_point(tc: TrainConfig, show: bool) -> tuple[pd.DataFrame, Mapping[str, Any]]:
             return run(tc, store=store, force=force, progress=show), {}
 
-    points = _points(grid)
+    points = distinct_points(grid)
+    for p in points:
+        request_log.record("run", p.key, name)
     results = dict(zip((p.key for p in points), ex.map(run_point, points, name=name, progress=show)))
     frames = []
     from ..runs import config_key
@@ -501,10 +499,11 @@ class TrainedRun:
 
 def trained_run(config: TrainConfig, *, store, progress: bool | None = None) -> TrainedRun:
     """Train ``config`` (or load it from ``store``) and return its record with its kept networks."""
-    from ..runs import _as_store, run
+    from ..runs import as_store, config_key, run
     from ..training import initial_model, train
 
-    st = _as_store(store)
+    request_log.record("run", config_key(config))
+    st = as_store(store)
     if st is None:
         result = train(config, progress=progress)
         models = {}
@@ -535,20 +534,24 @@ def run_study(
     instead of training (or recomputing) anything.
     """
     from ..executors import make_executor
-    from ..runs import _as_store, run
+    from ..runs import as_store, run
 
     if not isinstance(config, StudyConfig):
         raise TypeError(f"config must be a StudyConfig, got {type(config).__name__}")
     ex = make_executor(executor)
     _preflight(config.trains())
-    st = _as_store(store)
+    st = as_store(store)
+    spec = {"experiment": name, "config": config.to_dict()}
+    if st is not None:
+        request_log.record("study", st.study_folder(name, spec)[0].name, name)
+    for p in distinct_points(config.grid()):
+        request_log.record("run", p.key, name)
     if not training_allowed():
-        missing = missing_runs(config, name=name, store=st) if not force else _points(config.grid())
+        missing = missing_runs(config, name=name, store=st) if not force else distinct_points(config.grid())
         if missing:
             raise MissingRuns(name, missing, st.root if st is not None else "(none)")
     if st is None:
         return config.compute(store=None, progress=progress)
-    spec = {"experiment": name, "config": config.to_dict()}
     if force:
         st.delete_study(name, spec, code=type(config).__module__)
     if ex.name != "serial":
