@@ -41,6 +41,17 @@ class _Error(Exception):
     pass
 
 
+class _Once(argparse.Action):
+    """Store an option's value, refusing a second occurrence (``--seed 1 --seed 2``): every setting is
+    used exactly as given or refused, never silently replaced by the last one."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        if getattr(namespace, f"_given_{self.dest}", False):
+            raise _Error(f"{option_string} is given more than once; accepted: each option once")
+        setattr(namespace, f"_given_{self.dest}", True)
+        setattr(namespace, self.dest, values)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m sharpjac",
@@ -73,9 +84,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     n.add_argument("name", help="the chapter's name, a lower-case identifier (e.g. my_chapter)")
     r.add_argument("name", help="experiment name (see 'list')")
-    r.add_argument("--preset", default="quick", help="smoke (seconds), quick (minutes, default) or paper (GPU)")
+    r.add_argument(
+        "--preset", action=_Once, default="quick", help="smoke (seconds), quick (minutes, default) or paper (GPU)"
+    )
     r.add_argument(
         "--seed",
+        action=_Once,
         type=int,
         default=0,
         help="the chapter's seed: the first seed of the block of runs (default 0); the runs are those the "
@@ -97,11 +111,17 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="KEY=VALUE",
         help="override a field, e.g. --set time_mse=40 or --set lrs_mse=0.1,0.2 (repeatable)",
     )
-    r.add_argument("--device", default=None, help="auto (default: CUDA if available), cpu or cuda")
-    r.add_argument("--cache", default=None, help="run store folder (default $SHARPJAC_CACHE or ~/.cache/sharpjac/runs)")
-    r.add_argument("--output", default=None, help="where to write the combined table (.parquet or .csv)")
+    r.add_argument("--device", action=_Once, default=None, help="auto (default: CUDA if available), cpu or cuda")
+    r.add_argument(
+        "--cache",
+        action=_Once,
+        default=None,
+        help="run store folder (default $SHARPJAC_CACHE or ~/.cache/sharpjac/runs)",
+    )
+    r.add_argument("--output", action=_Once, default=None, help="where to write the combined table (.parquet or .csv)")
     r.add_argument(
         "--threads",
+        action=_Once,
         type=int,
         default=None,
         help="torch CPU threads of every run (default 1); part of each run's key, so the numbers "
@@ -109,12 +129,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     r.add_argument(
         "--executor",
+        action=_Once,
         default="serial",
         choices=["serial", "ray"],
         help="serial (default: one run after the other, here) or ray (one Ray task per run; pip install -e .[cluster])",
     )
     r.add_argument(
         "--address",
+        action=_Once,
         default=None,
         help="with --executor ray: the Ray cluster, 'auto' or HOST:PORT (default: start a local Ray instance)",
     )
@@ -386,6 +408,9 @@ def main(argv: list[str] | None = None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as e:  # argparse already printed to stderr
         return int(e.code) if e.code is not None else 0
+    except _Error as e:  # an option given twice (_Once)
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     try:
         if args.command == "list":
             return _cmd_list()
