@@ -8,6 +8,7 @@ created, numbers equal to a fresh run, the file still there, ...).
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import json
 import os
@@ -24,7 +25,7 @@ import pandas as pd
 import pytest
 import torch
 
-from sharpjac import cli, codekey, losses, publish, runs
+from sharpjac import cli, codekey, losses, publish, runs, training
 from sharpjac.runs import RunStore, StoreError, config_key
 from sharpjac.training import TrainConfig, train
 
@@ -167,8 +168,10 @@ BAD_FIELDS = [
     ("checkpoint_every", 0),
     ("trainable_layers", [0]),
     ("trainable_layers", "x"),
+    ("trainable_layers", [1, 1]),
     ("snapshot_steps", [-1]),
     ("snapshot_steps", ["a"]),
+    ("snapshot_steps", [0, 4, 4]),
     ("divergence_factor", 1.0),
     ("divergence_factor", float("inf")),
     ("divergence_baseline_factor", 0.5),
@@ -183,6 +186,39 @@ def test_every_config_field_refuses_out_of_range_values(field, value):
         small(**{field: value})
     message = one_line(str(info.value))
     assert field in message
+
+
+@pytest.mark.parametrize(("field", "value"), [("snapshot_steps", (2, 0, 2)), ("trainable_layers", [2, 1, 2])])
+def test_a_setting_given_twice_is_refused_not_merged(field, value):
+    with pytest.raises(ValueError) as info:
+        small(**{field: value})
+    message = one_line(str(info.value))
+    assert f"TrainConfig.{field}={value!r}" in message and "[2] given more than once" in message
+    assert "distinct ints" in message
+
+
+def test_a_set_setting_in_any_order_is_the_same_run():
+    # snapshot steps and trainable layers are sets: order is not a setting, so it may not change the key
+    a, b = small(snapshot_steps=[4, 0], trainable_layers=[2, 1]), small(snapshot_steps=(0, 4), trainable_layers=(1, 2))
+    assert a == b and config_key(a) == config_key(b) and a.snapshot_steps == (0, 4)
+
+
+@pytest.mark.parametrize("study", ["t2", "t3", "ansatz"])
+def test_study_snapshots_given_twice_are_refused(study):
+    from sharpjac.experiments.ansatz import AnsatzConfig
+    from sharpjac.experiments.t2_lipschitz import T2Config
+    from sharpjac.experiments.t3_low_loss import T3Config
+
+    cls, field = {
+        "t2": (T2Config, "snapshots"),
+        "t3": (T3Config, "snapshots"),
+        "ansatz": (AnsatzConfig, "snapshot_steps"),
+    }[study]
+    steps = cls.from_preset("smoke").steps
+    with pytest.raises(ValueError) as info:
+        cls.from_preset("smoke", **{field: (0, steps, steps)})
+    message = one_line(str(info.value))
+    assert f"{cls.__name__}.{field}=" in message and "distinct" in message
 
 
 def test_the_walk_covers_every_config_field():
@@ -726,7 +762,91 @@ def test_meta_records_the_data_digest(stored):
     root, a, _ = stored
     meta = json.loads((RunStore(root).path(a) / "meta.json").read_text())
     assert len(meta["data_sha256"]) == 64 and meta["code_digest"] == codekey.code_digest()
+    assert meta["data_sha256"] == training.data_digest(a)
     assert np.isfinite(runs.run(a, store=root)["train_loss"]).all()
+
+
+@pytest.mark.parametrize("kind", ["classification", "regression"])
+def test_the_served_data_digest_is_the_trained_one(kind, monkeypatch):
+    # computed from the loader, not from a training run's tensors: the two routes must agree
+    monkeypatch.setattr(training, "_DATA_DIGESTS", {})
+    extra = {}
+    if kind == "regression":
+        extra = {
+            "dataset": "manifold",
+            "dataset_options": {"d": 1, "n": 4, "n_train": 40, "n_test": 10, "task": "regression", "num_outputs": 2},
+            "loss": "mse",
+        }
+    c = small(**extra, max_steps=1)
+    digest = training.data_digest(c)
+    assert len(digest) == 64 and train(c).frame.attrs["data_sha256"] == digest
+
+
+def _resign_meta(folder: Path, **changes) -> None:
+    meta = json.loads((folder / "meta.json").read_text())
+    meta.pop(runs.META_CHECKSUM)
+    meta.update(changes)
+    runs._write_verified_json(folder / "meta.json", meta)
+
+
+def test_a_stored_run_whose_recorded_data_digest_differs_is_not_served(stored, tmp_path):
+    root = _copy_store(stored, tmp_path)
+    _, a, _ = stored
+    st = RunStore(root)
+    _resign_meta(st.path(a), data_sha256="0" * 64)  # a valid meta, but of a run on other data
+    with pytest.raises(StoreError) as info:
+        runs.run(a, store=st, progress=False)
+    message = one_line(str(info.value))
+    assert "run on other data" in message and str(st.path(a) / "meta.json") in message and "force=True" in message
+    assert (st.path(a) / "meta.json").exists()  # evidence kept
+    assert len(runs.run(a, store=st, force=True, progress=False)) > 0  # the remedy works
+
+
+@pytest.mark.parametrize("serve", ["record", "network"])
+def test_a_stored_run_is_not_served_when_the_data_changed_under_it(stored, tmp_path, monkeypatch, serve):
+    root = _copy_store(stored, tmp_path)
+    _, a, _ = stored
+    real = training._loaded_data
+
+    def other_data(config):
+        ds = real(config)
+        return dataclasses.replace(ds, x_train=ds.x_train + 1e-6)  # the data set a run would now see
+
+    monkeypatch.setattr(training, "_loaded_data", other_data)
+    monkeypatch.setattr(training, "_DATA_DIGESTS", {})
+    st = RunStore(root)
+    with pytest.raises(StoreError, match="run on other data"):
+        runs.run(a, store=st, progress=False) if serve == "record" else st.load_model(a)
+
+
+def test_the_data_digest_is_computed_once_per_data_set(stored, monkeypatch):
+    root, a, b = stored
+    calls = []
+    real = training._loaded_data
+    monkeypatch.setattr(training, "_loaded_data", lambda c: calls.append(c) or real(c))
+    monkeypatch.setattr(training, "_DATA_DIGESTS", {})
+    for c in (a, b, a, b):  # two runs (seeds) of one data set, each served twice
+        runs.run(c, store=root, progress=False)
+        RunStore(root).load_state(c)
+    assert len(calls) == 1
+
+
+@pytest.mark.parametrize(("sharpness_subset", "jacobian_subset"), [(1000, 7), (None, 0), (12, 500)])
+def test_measurement_subsets_record_the_points_they_used(tmp_path, sharpness_subset, jacobian_subset):
+    # "at most k points": a subset larger than the 40 training points uses all of them, and says so
+    c = small(sharpness_subset=sharpness_subset, jacobian_subset=jacobian_subset, max_steps=2)
+    expect = {
+        "sharpness_points": 40 if sharpness_subset is None else min(sharpness_subset, 40),
+        "jacobian_points": min(jacobian_subset, 40),
+    }
+    fresh = runs.run(c, store=False, progress=False)
+    served = runs.run(c, store=tmp_path, progress=False)
+    meta = json.loads((RunStore(tmp_path).path(c) / "meta.json").read_text())
+    for where in (fresh.attrs, served.attrs, meta):
+        assert {k: where[k] for k in expect} == expect
+    if sharpness_subset == 1000:  # identical to measuring on all points, as the record says
+        everything = runs.run(c.replace(sharpness_subset=None), store=False, progress=False)
+        pd.testing.assert_series_equal(fresh["sharpness"], everything["sharpness"], check_exact=True)
 
 
 @pytest.mark.parametrize(

@@ -50,7 +50,10 @@ is moved aside to ``<name>.damaged-<n>`` with a ``RuntimeWarning`` and the previ
 *Served only as what it is*: a run is loaded only when the key in its ``meta.json`` equals its
 folder's name and the key of the asked configuration, and the recorded configuration equals the
 asked one (a folder copied or renamed under another key is refused, never served as that run);
-``meta.json`` also records a SHA-256 of the training arrays the run saw (``data_sha256``). A
+``meta.json`` also records a SHA-256 of the arrays the run trained and was tested on
+(``data_sha256``), and a run is served only when it equals the digest of the data the asked
+configuration loads now (:func:`sharpjac.training.data_digest`); otherwise it is refused like a
+run copied under another key. A
 checkpoint that passes its checksum but does not fit the model and optimiser it is loaded into is
 set aside like a damaged one.
 
@@ -96,7 +99,7 @@ from torch import nn
 from . import __version__
 from ._util import resolve_device
 from .codekey import RUN_ENTRY, code_digest
-from .training import TrainConfig, TrainResult, train
+from .training import TrainConfig, TrainResult, data_digest, train
 
 __all__ = ["RunStore", "StoreError", "atomic_write", "config_key", "default_root", "run", "stale_entries"]
 
@@ -706,7 +709,10 @@ class RunStore:
 
         Besides its checksums, the meta must describe *this* run: its key equals the folder's name
         and the key of ``config``, and its configuration equals ``config``; a folder copied or
-        renamed under another run's key is a :class:`StoreError`, never served as that run.
+        renamed under another run's key is a :class:`StoreError`, never served as that run. So is
+        a run whose recorded data digest (``data_sha256``) is not the digest of the data this
+        config loads now (:func:`sharpjac.training.data_digest`, computed once per process and
+        data set): a run on other data is never served as this one.
         """
         if not self.has(config):
             raise self._missing(config)
@@ -719,10 +725,17 @@ class RunStore:
                 f"{p / META} describes another run (key {str(meta.get('key'))[:12]}, folder {p.name[:12]}: "
                 f"copied or renamed under this key?); {self._remedy(p)}"
             )
+        now = data_digest(config)
+        if meta.get("data_sha256") != now:
+            raise StoreError(
+                f"{p / META} records a run on other data (data SHA-256 {str(meta.get('data_sha256'))[:12]}, "
+                f"this config's data now {now[:12]}: the data set changed since it was stored?); {self._remedy(p)}"
+            )
         return meta
 
     def load(self, config: TrainConfig) -> pd.DataFrame:
-        """The verified record; ``attrs``: config, status, diverged, diverged_at_step, key, source="store".
+        """The verified record; ``attrs``: config, status, diverged, diverged_at_step, key, sharpness_points,
+        jacobian_points (points each measurement used), source="store".
 
         Raises:
             KeyError: not stored. StoreError: a file is damaged or unreadable.
@@ -742,6 +755,8 @@ class RunStore:
             "diverged": meta["diverged"],
             "diverged_at_step": meta.get("diverged_at_step"),
             "key": meta["key"],
+            "sharpness_points": meta.get("sharpness_points"),
+            "jacobian_points": meta.get("jacobian_points"),
             "source": "store",
         }
         return df
@@ -794,6 +809,8 @@ class RunStore:
             "config": config.to_dict(),
             "code_digest": code_digest(RUN_ENTRY),
             "data_sha256": result.frame.attrs.get("data_sha256"),
+            "sharpness_points": result.frame.attrs.get("sharpness_points"),
+            "jacobian_points": result.frame.attrs.get("jacobian_points"),
             "files": files,
             "model_steps": steps,
             "final_step": int(result.steps) if int(result.steps) in steps else None,

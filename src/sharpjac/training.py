@@ -97,6 +97,7 @@ __all__ = [
     "initial_model",
     "trainable_parameters",
     "check_batch_size",
+    "data_digest",
     "sam_gradient",
     "jacobian_penalty",
     "augment_batch",
@@ -179,7 +180,12 @@ class TrainConfig:
     Measurements:
         measure_every (steps), measure_every_epochs, measure_num (that many log-spaced steps);
         several may be combined (union); step 0 and the last step are always measured;
-        sharpness_subset / jacobian_subset: number of training points (None: all, 0: skip);
+        sharpness_subset / jacobian_subset: the sharpness (Jacobian) is measured on a fixed random
+            subset of *at most* that many training points: all of them when the training set has
+            fewer (the presets' small training sets keep the paper's default of 1000 / 500), None:
+            all, 0: skip. The number actually used is recorded, never left implied: the record's
+            ``attrs`` and the stored ``meta.json`` hold ``sharpness_points`` / ``jacobian_points``
+            (0 when skipped). A negative or non-integer value is refused;
         measure_gn: also the top Gauss-Newton eigenvalue; lanczos_tol, lanczos_max_iter;
         eval_test: measure the test set.
     Execution:
@@ -202,6 +208,8 @@ class TrainConfig:
             ``requires_grad``, so the measured sharpness is that of the full Hessian;
         snapshot_steps: steps at which a copy of the network is kept (and measured); the final
             network is always kept (:attr:`TrainResult.snapshots`).
+        Both are *sets*: they are stored sorted (any order gives the same run), and a value given
+        twice is refused (ValueError), never silently merged.
     Regression: a data set with ``num_classes == 0`` (``manifold`` with ``task="regression"``) has
     float targets ``[N, m]``; the network gets ``m`` outputs and the loss must be ``"mse"``
     (the mean over samples and outputs of the squared error); accuracies are NaN.
@@ -276,7 +284,14 @@ class TrainConfig:
                     f"TrainConfig.{name}={v!r} is invalid; accepted: a list of ints"
                     + (" or None" if name == "trainable_layers" else "")
                 )
-            object.__setattr__(self, name, tuple(sorted({int(x) for x in v})))
+            ints = [int(x) for x in v]
+            dup = sorted({x for x in ints if ints.count(x) > 1})
+            if dup:
+                raise ValueError(
+                    f"TrainConfig.{name}={v!r} is invalid: {dup} given more than once; accepted: a list of "
+                    "distinct ints (a set of " + ("layers" if name == "trainable_layers" else "steps") + ", any order)"
+                )
+            object.__setattr__(self, name, tuple(sorted(ints)))
         self.validate()
 
     # -- validation ----------------------------------------------------------------------------
@@ -550,7 +565,8 @@ class TrainResult:
 
     Attributes:
         frame: the record (one row per measurement; ``frame.attrs`` holds ``config``,
-            ``diverged``, ``status``); deterministic given the config.
+            ``diverged``, ``status``, ``data_sha256`` (:func:`data_digest`), ``sharpness_points``
+            and ``jacobian_points`` (points each measurement used)); deterministic given the config.
         status: ``"completed"``, ``"target_reached"`` or ``"diverged"``.
         diverged: True when the loss became non-finite or exceeded ``divergence_factor`` times
             its initial value (the record keeps what was measured before).
@@ -601,6 +617,57 @@ def _loaded_data(config: TrainConfig):
     return _data.load(
         config.dataset, seed=config.data_seed, dtype=getattr(torch, config.dtype), **dict(config.dataset_options)
     )
+
+
+def _data_tensors(x, y, dtype: torch.dtype, regression: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """Inputs as ``dtype``; targets as ``dtype`` ``[N, m]`` (regression) or int64 class labels."""
+    x = torch.as_tensor(np.asarray(x) if not isinstance(x, torch.Tensor) else x).to(dtype)
+    y = torch.as_tensor(np.asarray(y) if not isinstance(y, torch.Tensor) else y)
+    y = y.to(dtype).reshape(y.shape[0], -1) if regression else y.long()
+    return x, y
+
+
+def _arrays_sha256(tensors: Sequence[torch.Tensor]) -> str:
+    """SHA-256 over each tensor's shape, dtype and bytes, in order (device-independent)."""
+    digest = hashlib.sha256()
+    for t in tensors:
+        digest.update(str((tuple(t.shape), str(t.dtype))).encode())
+        digest.update(t.detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()
+
+
+#: data digests computed in this process, by (dataset, data_seed, dataset_options, dtype)
+_DATA_DIGESTS: dict[str, str] = {}
+
+
+def _data_key(config: TrainConfig) -> str:
+    import json
+
+    spec = [config.dataset, config.data_seed, jsonable(dict(config.dataset_options)), config.dtype]
+    return json.dumps(spec, sort_keys=True, default=str)
+
+
+def data_digest(config: TrainConfig) -> str:
+    """SHA-256 of the arrays a run of ``config`` trains and is tested on (``x_train, y_train,
+    x_test, y_test`` as the run sees them: shapes, dtypes and bytes).
+
+    :func:`train` records it (``frame.attrs["data_sha256"]``, kept in the store's ``meta.json``) and
+    :class:`sharpjac.runs.RunStore` compares it before serving a stored run, so a run trained on
+    other data is never served as this one. It is computed once per process for each
+    ``(dataset, data_seed, dataset_options, dtype)`` (a chapter serving a hundred runs of one data
+    set loads the data once).
+    """
+    key = _data_key(config)
+    if key not in _DATA_DIGESTS:
+        ds = _loaded_data(config)
+        regression = int(ds.num_classes) <= 0
+        dtype = getattr(torch, config.dtype)
+        arrays = (
+            *_data_tensors(ds.x_train, ds.y_train, dtype, regression),
+            *_data_tensors(ds.x_test, ds.y_test, dtype, regression),
+        )
+        _DATA_DIGESTS[key] = _arrays_sha256(arrays)
+    return _DATA_DIGESTS[key]
 
 
 def _output_size(ds) -> int:
@@ -699,13 +766,13 @@ class _Setup:
         self.baseline_loss = _losses.constant_predictor_loss(
             c.loss, self.y_train.cpu(), int(ds.num_classes), label_smoothing=c.label_smoothing
         )
-        digest = hashlib.sha256()
-        for t in (self.x_train, self.y_train, self.x_test, self.y_test):
-            digest.update(str((tuple(t.shape), str(t.dtype))).encode())
-            digest.update(t.detach().cpu().contiguous().numpy().tobytes())
-        self.data_sha256 = digest.hexdigest()
+        self.data_sha256 = _arrays_sha256((self.x_train, self.y_train, self.x_test, self.y_test))
         self.sharp_data = subset(c.sharpness_subset, 2)
         self.jac_data = subset(c.jacobian_subset, 3)
+        # the number of points each measurement actually uses (recorded: a subset larger than the
+        # training set means all of it, and the record says so instead of leaving it implied)
+        self.sharp_points = 0 if self.sharp_data is None else int(self.sharp_data[0].shape[0])
+        self.jac_points = 0 if self.jac_data is None else int(self.jac_data[0].shape[0])
         self.model = initial_model(c, dataset=ds)
         self.params = trainable_parameters(self.model, c.trainable_layers)
         self.loss_fn = _losses.get_loss(c.loss, label_smoothing=c.label_smoothing)
@@ -715,9 +782,7 @@ class _Setup:
         )
 
     def _tensors(self, x, y):
-        x = torch.as_tensor(np.asarray(x) if not isinstance(x, torch.Tensor) else x).to(self.dtype)
-        y = torch.as_tensor(np.asarray(y) if not isinstance(y, torch.Tensor) else y)
-        y = y.to(self.dtype).reshape(y.shape[0], -1) if self.regression else y.long()
+        x, y = _data_tensors(x, y, self.dtype, self.regression)
         return x.to(self.device), y.to(self.device)
 
     def chunks(self, n: int):
@@ -1011,6 +1076,8 @@ def _train(config: TrainConfig, user_hooks: list[TrainHook], checkpointer, progr
             end[h.name] = dict(values)
     df = _frame(rows, c, status, diverged, diverged_at)
     df.attrs["data_sha256"] = S.data_sha256
+    df.attrs["sharpness_points"] = S.sharp_points
+    df.attrs["jacobian_points"] = S.jac_points
     return TrainResult(
         frame=df,
         status=status,

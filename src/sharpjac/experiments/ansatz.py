@@ -173,9 +173,11 @@ class AnsatzConfig(StudyConfig):
             "n_test",
         )
         self._need(
-            len(self.snapshot_steps) > 0 and all(0 <= s <= self.steps for s in self.snapshot_steps),
+            len(self.snapshot_steps) > 0
+            and all(0 <= s <= self.steps for s in self.snapshot_steps)
+            and len(set(self.snapshot_steps)) == len(self.snapshot_steps),
             "snapshot_steps",
-            f"a non-empty tuple of ints in [0, steps={self.steps}]",
+            f"a non-empty tuple of distinct ints in [0, steps={self.steps}]",
         )
         self._need(0.0 < self.label_smoothing < 1.0, "label_smoothing", "a float in (0, 1)")
         self._need(

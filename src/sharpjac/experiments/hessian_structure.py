@@ -139,7 +139,7 @@ class HessianStructureConfig(StudyConfig):
             sharpness_subset=0,
             jacobian_subset=0,
             seed=seed,
-            snapshot_steps=(0, self.steps // 5),
+            snapshot_steps=tuple(sorted({0, self.steps // 5})),  # a set: distinct even if steps // 5 were 0
             dtype=self.dtype,
             device=self.device,
             threads=self.threads,

@@ -191,9 +191,11 @@ class T3Config(StudyConfig):
         self._need(self.n_train >= 2, "n_train", "an int >= 2")
         self._need(self.chord_points >= 2, "chord_points", "an int >= 2")
         self._need(
-            len(self.snapshots) > 0 and all(0 <= s <= self.steps for s in self.snapshots),
+            len(self.snapshots) > 0
+            and all(0 <= s <= self.steps for s in self.snapshots)
+            and len(set(self.snapshots)) == len(self.snapshots),
             "snapshots",
-            f"a non-empty tuple of steps in [0, steps={self.steps}]",
+            f"a non-empty tuple of distinct steps in [0, steps={self.steps}]",
         )
 
     def dataset_options(self, labels: str) -> dict[str, Any]:
