@@ -51,12 +51,14 @@ Measurements
 At scheduled steps :math:`t` and at ``snapshot_steps`` (the state after :math:`t` updates; step 0 is the initialisation,
 the last step is always measured) a row records: ``train_loss, train_acc`` (full training set,
 data loss without penalty or L2), ``test_loss, test_acc``; ``sharpness`` = top eigenvalue of the
-Hessian of the data loss on a fixed subset (``sharpness_subset`` points), by
+Hessian of the data loss on a fixed subset (at most ``sharpness_subset`` points; the number
+used is recorded as ``attrs["sharpness_points"]``), by
 :func:`sharpjac.curvature.lanczos` warm-started from the previous top eigenvector (with its
 residual, number of products and convergence flag); optionally ``gn_sharpness`` (top eigenvalue
 of the Gauss-Newton matrix on the same subset); ``jac_spectral_max, jac_spectral_mean,
 jac_frobenius_max, jac_frobenius_mean`` of the input-output Jacobian on a fixed subset
-(``jacobian_subset`` points) by :func:`sharpjac.jacobians.jacobian_stats`; the mediating
+(at most ``jacobian_subset`` points, ``attrs["jacobian_points"]``) by
+:func:`sharpjac.jacobians.jacobian_stats`; the mediating
 factors ``curvature_norm`` (mean :math:`\|C_i\|` over the training set,
 :func:`sharpjac.losses.output_curvature_norm`), ``first_layer_norm`` (spectral norm of the first
 weight matrix; for a convolution, of its kernel reshaped to ``[out, in*kh*kw]``),
