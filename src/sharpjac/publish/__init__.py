@@ -55,11 +55,11 @@ The package, one job a module (each imports only those above it):
 
 - :mod:`~sharpjac.publish.plan`: the chapters (table-of-contents order), their parameters and input
   hashes, and the plan of which to execute with which parameters;
-- :mod:`~sharpjac.publish.execute`: papermill execution of one chapter, and of many at once;
 - :mod:`~sharpjac.publish.lint`: ruff on the chapters' code cells;
 - :mod:`~sharpjac.publish.preflight`: the runs the chapters need that the run store lacks, with costs;
 - :mod:`~sharpjac.publish.launch`: the repository URL, the derived site configuration, the install
   cell and the launch buttons' branch (``publish-notebooks``);
+- :mod:`~sharpjac.publish.execute`: papermill execution of one chapter, and of many at once;
 - :mod:`~sharpjac.publish.build`: ``jupyter-book build`` of the site;
 - :mod:`~sharpjac.publish.instructors`: the time table of the instructors' page;
 - :mod:`~sharpjac.publish.student`: the student edition (no solutions) and its leak check;
