@@ -444,7 +444,7 @@ def test_student_edition_has_no_solution_anywhere(student_book):
         only_solutions = [
             c
             for c in full.cells
-            if c.cell_type == "code" and publish._glued_names(c) and publish._glued_names(c) <= hidden
+            if c.cell_type == "code" and publish.student._glued_names(c) and publish.student._glued_names(c) <= hidden
         ]
         assert len(full.cells) - len(student.cells) == len(only_solutions), name
 
@@ -478,16 +478,16 @@ def test_pdf_editions(student_book):
         zooms = [z for *_, scaled in edition["documents"] for z in scaled]
         assert all(z >= 0.45 for z in zooms), f"a table is scaled to {min(zooms):.2f} of its width: unreadable"
     assert student["pages"] < full["pages"]
-    full_text = publish._letters(publish.edition_text(full["path"]))
-    student_text = publish._letters(publish.edition_text(student["path"]))
+    full_text = publish.student._letters(publish.edition_text(full["path"]))
+    student_text = publish.student._letters(publish.edition_text(student["path"]))
     # the solutions: in the full PDF (unfolded), nowhere in the student one
     written = [p for n in CHAPTERS for p in phrases[n]]
-    printed = [p for p in written if publish._letters(p) in full_text]
+    printed = [p for p in written if publish.student._letters(p) in full_text]
     assert printed == written, f"solutions missing from the full PDF: {sorted(set(written) - set(printed))}"
-    assert [p for p in written if publish._letters(p) in student_text] == []
+    assert [p for p in written if publish.student._letters(p) in student_text] == []
     for text in (full_text, student_text):
-        assert publish._letters("Show code cell source") not in text
-        assert publish._letters("This page was computed with") in text  # the chapters printed
+        assert publish.student._letters("Show code cell source") not in text
+        assert publish.student._letters("This page was computed with") in text  # the chapters printed
     # an interactive figure's caption does not print, a static figure's does
     page = (root / "_build" / "html" / "notebooks" / "executed" / "weight_decay.html").read_text()
     captions = re.findall(r"<figure[^>]*>(.*?)</figure>", page, re.S)
@@ -499,7 +499,7 @@ def test_pdf_editions(student_book):
         body = re.search(r'<span class="caption-text">(.*?)</span>\s*</p>', figure, re.S) or re.search(
             r"<figcaption>(.*?)</figcaption>", figure, re.S
         )
-        return publish._letters(re.sub(r"<[^>]+>", " ", body.group(1)))[:80]
+        return publish.student._letters(re.sub(r"<[^>]+>", " ", body.group(1)))[:80]
 
     assert all(caption(c) not in full_text for c in interactive)
     assert all(caption(c) in full_text for c in static)

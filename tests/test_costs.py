@@ -166,7 +166,8 @@ def book(tmp_path, monkeypatch):
         calls.append((dict(parameters), os.environ.get("SHARPJAC_TRAINING")))
         return publish.ChapterResult(name, "executed", 0.0, root_ / publish.EXECUTED_DIR / f"{name}.ipynb")
 
-    monkeypatch.setattr(publish, "execute_chapter", fake_execute_chapter)
+    # patched where it is called: execute_plans runs each planned chapter with execute.execute_chapter
+    monkeypatch.setattr(publish.execute, "execute_chapter", fake_execute_chapter)
     yield root, RunStore(tmp_path / "store"), calls
     experiments._REGISTRY.pop(NAME, None)
 

@@ -53,16 +53,16 @@ def tiny_site(tmp_path):
 def _printed(site: Path, *, solutions: bool) -> tuple[dict, str]:
     out = site / f"out-{solutions}.pdf"
     report = pdf.print_site(site, ["page", "page"], out, solutions=solutions, log=lambda *_: None)
-    return report, publish._letters(publish.edition_text(out))
+    return report, publish.student._letters(publish.edition_text(out))
 
 
 def test_print_style_leaves_out_the_chrome_folded_code_and_interactive_figures(tiny_site):
     report, text = _printed(tiny_site, solutions=False)
     for shown in ("Body text of the tiny page", "printed output of the cell", "Static figure caption"):
-        assert publish._letters(shown) in text, shown
+        assert publish.student._letters(shown) in text, shown
     for hidden in ("NAVIGATION-BAR", "Show code cell source", "FOLDED_CODE", "EXPLORER-BODY", "Explorer caption"):
-        assert publish._letters(hidden) not in text, hidden
-    assert publish._letters("The solution body words") not in text  # folded on the site: not printed
+        assert publish.student._letters(hidden) not in text, hidden
+    assert publish.student._letters("The solution body words") not in text  # folded on the site: not printed
     assert report["pages"] == 2 and [d[1] for d in report["documents"]] == ["Tiny page", "Tiny page"]
     (zoom,) = report["documents"][0][3]  # the one wide table, scaled to the A4 column
     assert 0.1 < zoom < 0.5
@@ -70,7 +70,7 @@ def test_print_style_leaves_out_the_chrome_folded_code_and_interactive_figures(t
 
 def test_full_edition_unfolds_the_solutions(tiny_site):
     _, text = _printed(tiny_site, solutions=True)
-    assert publish._letters("The solution body words") in text
+    assert publish.student._letters("The solution body words") in text
 
 
 def test_toc_files_are_every_page_in_reading_order():
