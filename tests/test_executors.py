@@ -266,7 +266,7 @@ def test_ray_last_row_values_and_attrs_come_back(ray_local, tmp_path):
 
 def test_points_are_executor_points():
     cfg = GridConfig(lrs=(0.05, 0.05), seeds=(0,), max_steps=20)
-    from sharpjac.experiments.base import _points
+    from sharpjac.experiments.base import distinct_points
 
-    pts = _points(cfg.grid())
+    pts = distinct_points(cfg.grid())
     assert len(pts) == 1 and isinstance(pts[0], Point) and pts[0].labels == {"lr": 0.05, "seed": 0}

@@ -65,9 +65,25 @@ def test_switch_is_checked(monkeypatch):
 def test_toy_cifar_is_read_by_the_real_reader(tmp_path):
     folder = rehearsal.write_toy_cifar(tmp_path)
     assert folder.name == "cifar-10-batches-py"
-    ds = data.load("cifar10", seed=0, n_train=64, n_test=32, root=tmp_path)
+    with rehearsal.rehearsal():
+        ds = data.load("cifar10", seed=0, n_train=64, n_test=32, root=tmp_path)
     assert tuple(ds.x_train.shape) == (64, 3, 32, 32) and len(ds.x_test) == 32
     assert set(ds.y_train.tolist()) == set(range(10))  # stratified: every class
+
+
+def test_toy_cifar_is_refused_outside_the_rehearsal(tmp_path, monkeypatch):
+    """Toy images never stand in for CIFAR-10: without the rehearsal the toy folder is refused in one
+    line, and a toy file changed after writing is refused even inside it."""
+    from sharpjac.data import cifar
+
+    assert cifar._REHEARSAL_ENV == rehearsal.ENV
+    folder = rehearsal.write_toy_cifar(tmp_path)
+    monkeypatch.delenv(rehearsal.ENV, raising=False)
+    with pytest.raises(ValueError, match="toy CIFAR-10 written by the paper rehearsal"):
+        data.load("cifar10", seed=0, n_train=64, n_test=32, root=tmp_path)
+    (folder / "test_batch").write_bytes(b"changed")
+    with rehearsal.rehearsal(), pytest.raises(ValueError, match="test_batch"):
+        data.load("cifar10", seed=0, n_train=64, n_test=32, root=tmp_path)
 
 
 @pytest.mark.book

@@ -44,6 +44,8 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
+import hashlib
+import json
 import os
 import pickle
 import shutil
@@ -55,6 +57,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from .data.cifar import TOY_MARKER
 
 ENV = "SHARPJAC_REHEARSAL"
 
@@ -258,6 +262,11 @@ def write_toy_cifar(folder: str | os.PathLike, *, seed: int = 0) -> Path:
     (out / "test_batch").write_bytes(_pickled({b"labels": lt.tolist(), b"data": xt}))
     names = [n.encode() for n in ("airplane", "car", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")]
     (out / "batches.meta").write_bytes(_pickled({b"label_names": names, b"num_vis": 3072}))
+    # the toy marker: the reader checks these files against it, and only while the rehearsal is on
+    files = {
+        p.name: hashlib.md5(p.read_bytes()).hexdigest() for p in sorted(out.iterdir()) if not p.name.startswith(".")
+    }
+    (out / TOY_MARKER).write_text(json.dumps({"toy": True, "seed": seed, "files": files}, indent=1, sort_keys=True))
     return out
 
 

@@ -67,6 +67,11 @@ _CIFAR_FILE_MD5 = {
     },
 }
 _VERIFIED = ".sharpjac-verified.json"
+#: Written beside a toy CIFAR-10 by :func:`sharpjac.rehearsal.write_toy_cifar` (the md5 of each of its
+#: files). It is honoured only while the paper rehearsal is on (``$SHARPJAC_REHEARSAL=1``, the value of
+#: ``sharpjac.rehearsal.ENV``; a test checks they agree), so toy images never stand in for CIFAR-10.
+TOY_MARKER = ".sharpjac-toy.json"
+_REHEARSAL_ENV = "SHARPJAC_REHEARSAL"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -135,6 +140,16 @@ def _verify_archive(path: pathlib.Path) -> None:
 def _folder_mismatch(layout: _CifarLayout, folder: pathlib.Path) -> str | None:
     """None when every file of the extracted ``folder`` has its expected md5, else why not."""
     expected = dict(_CIFAR_FILE_MD5[layout.folder])
+    if (folder / TOY_MARKER).is_file():
+        if os.environ.get(_REHEARSAL_ENV, "").strip() != "1":
+            return (
+                f"{str(folder)!r} holds a toy CIFAR-10 written by the paper rehearsal; it is read only while "
+                f"${_REHEARSAL_ENV}=1 (make rehearse)"
+            )
+        try:
+            expected = dict(json.loads((folder / TOY_MARKER).read_text())["files"])
+        except (OSError, ValueError, KeyError, TypeError):
+            return f"{str(folder / TOY_MARKER)!r} cannot be read; write the toy data again (make rehearse)"
     try:
         marker = json.loads((folder / _VERIFIED).read_text())
         if marker.get("archive_md5") == _CIFAR_MD5[layout.archive] and isinstance(marker.get("files"), dict):
