@@ -540,7 +540,8 @@ def test_legend_entry_toggles_its_runs(tiny_site, browser):
 # --------------------------------------------------------------------------------------------------
 # The book in a reader's hands: every page of a built site at 1400, 800 and 400 px, light and dark,
 # driven with real mouse events and touch taps. ``reader_problems(driver, site)`` returns what a
-# reader would meet, by kind; the tests below assert there is nothing. Run it on any built site
+# reader would meet, by kind (squeezed images, unframed wide tables, a page wider than the window,
+# captions, console errors, menus, sliders, hover); the tests below assert there is nothing. Run it on any built site
 # (prints the report):  python tests/test_browser.py _build/html
 
 WIDTHS = (1400, 800, 400)

@@ -64,7 +64,8 @@ def use_book_style() -> None:
     and height), so text and lines stay sharp on high-density screens and phones. Retina PNG was
     chosen over SVG after measuring: for a figure of 3 panels x 6 runs x 2000 steps the 2x PNG is
     about 290 KiB against 400 KiB for SVG (which also makes the browser draw every point), and
-    for a scatter of 600 points 130 KiB against 80 KiB.
+    for a scatter of 600 points 130 KiB against 80 KiB. Every figure the notebook shows or glues
+    then passes through :func:`readable_figure` (TeX-style subscripts of its texts made readable).
     """
     sns.set_theme(context="notebook", style="whitegrid", palette=PALETTE, font_scale=0.95)
     matplotlib.rcParams.update(
