@@ -2,7 +2,9 @@
 headless Chromium through Selenium (Debian's ``chromium`` and ``chromium-driver``).
 
 The book has one chapter with one explorer figure (drop-down over the x statistic, slider over the
-seed), one folded code cell (tag ``hide-input``), one reader table and one wide display equation.
+seed), one folded code cell (tag ``hide-input``), one reader table, one long inline code name and one
+wide display equation, and a second chapter with the ansatz chapter's curves explorer (a drop-down of
+six statistics above the plot).
 The checks: the figure is drawn from the bundled plotly.js; the drop-down changes the plotted x
 data; the slider changes which runs are visible; hovering a point shows the run's hyper-parameter;
 the folded code unfolds; no request leaves ``file:``; at 400 px nothing is wider than the window.
@@ -83,7 +85,10 @@ glue("fig_tiny_explorer", interactive.figure(fig, alt="Gap against a statistic, 
 The gap against the statistic chosen with the drop-down; each point is a run.
 :::
 
-As {numref}`fig-tiny-explorer` shows, the figure is numbered.
+As {numref}`fig-tiny-explorer` shows, the figure is numbered. A long inline name such as
+`sharpjac.mediators.smoothed_curvature_at_optimum` must wrap on a phone (unbroken it widened the
+ansatz page past 400 px).
+
 
 ```{code-cell} ipython3
 :tags: [remove-input]
@@ -98,6 +103,63 @@ $$
 + \\operatorname{tr}(G) + \\lVert W_1 \\rVert_2 \\lVert W_2 \\rVert_2 \\lVert W_3 \\rVert_2 \\right)
 \\le \\frac{2}{\\eta} + \\frac{2}{\\eta} + \\frac{2}{\\eta} + \\frac{2}{\\eta} + \\frac{2}{\\eta}
 $$
+:::
+"""
+
+_CURVES_CHAPTER = """---
+jupytext:
+  text_representation:
+    extension: .md
+    format_name: myst
+kernelspec:
+  display_name: Python 3
+  language: python
+  name: python3
+---
+
+# Tiny curves
+
+The ansatz chapter's explorer at its size: six runs, six statistics in the drop-down above the plot.
+
+```{code-cell} ipython3
+:tags: [remove-input]
+import pandas as pd
+from myst_nb import glue
+
+from sharpjac import interactive
+
+runs_names = ["all layers", "first layer only", "last layer only", "linear model",
+              "cross-entropy, smoothing 0", "cross-entropy, smoothing 0.1"]
+records = pd.DataFrame(
+    [
+        {"run": r, "step": s, "sharpness": s * (k + 1.0), "jac_spectral_max": 2.0 * s, "jac_spectral_mean": 0.5 * s,
+         "jac_frobenius_max": 3.0 * s, "jac_frobenius_mean": 1.5 * s, "train_loss": 1.0 / s}
+        for k, r in enumerate(runs_names)
+        for s in (1, 2, 5, 10, 20, 50, 100, 200)
+    ]
+)
+curves = interactive.curves(
+    records,
+    x="step",
+    y={
+        "sharpness λ_max(H)": "sharpness",
+        "max ‖Jf(xᵢ)‖₂": "jac_spectral_max",
+        "mean ‖Jf(xᵢ)‖₂": "jac_spectral_mean",
+        "max ‖Jf(xᵢ)‖_F": "jac_frobenius_max",
+        "mean ‖Jf(xᵢ)‖_F": "jac_frobenius_mean",
+        "training loss": "train_loss",
+    },
+    group="run",
+    hover=["run", "step", "sharpness", "train_loss"],
+)
+curves.update_xaxes(type="log")
+glue("fig_tiny_curves", interactive.figure(curves, alt="Curves over steps, y chosen with a drop-down"), display=False)
+```
+
+:::{glue:figure} fig_tiny_curves
+:name: fig-tiny-curves
+
+Curves over training (the ansatz chapter's explorer: six statistics in the drop-down above the plot).
 :::
 """
 
@@ -119,14 +181,17 @@ def tiny_site(tmp_path_factory) -> Path:
     (root / "book" / "guide.md").write_text("# Guide\n\nStand-in.\n")
     (root / "intro.md").write_text("# Intro\n\nA page without an interactive figure.\n")
     (root / "_toc.yml").write_text(
-        "format: jb-book\nroot: intro\nchapters:\n  - file: notebooks/executed/tiny\n  - file: book/guide\n"
+        "format: jb-book\nroot: intro\nchapters:\n  - file: notebooks/executed/tiny\n"
+        "  - file: notebooks/executed/tiny_curves\n  - file: book/guide\n"
     )
     (root / "notebooks").mkdir()
     (root / "notebooks" / "tiny.md").write_text(_CHAPTER)
+    (root / "notebooks" / "tiny_curves.md").write_text(_CURVES_CHAPTER)
     old = os.environ.get("SHARPJAC_CACHE")
     os.environ["SHARPJAC_CACHE"] = str(tmp_path_factory.mktemp("runs"))
     try:
-        assert publish.execute_chapter(root, "tiny", {"preset": "smoke", "seed": 0}).status == "executed"
+        for name in ("tiny", "tiny_curves"):
+            assert publish.execute_chapter(root, name, {"preset": "smoke", "seed": 0}).status == "executed"
     finally:
         if old is None:
             os.environ.pop("SHARPJAC_CACHE", None)
@@ -475,7 +540,8 @@ def test_legend_entry_toggles_its_runs(tiny_site, browser):
 # --------------------------------------------------------------------------------------------------
 # The book in a reader's hands: every page of a built site at 1400, 800 and 400 px, light and dark,
 # driven with real mouse events and touch taps. ``reader_problems(driver, site)`` returns what a
-# reader would meet, by kind; the tests below assert there is nothing. Run it on any built site
+# reader would meet, by kind (squeezed images, unframed wide tables, a page wider than the window,
+# captions, console errors, menus, sliders, hover); the tests below assert there is nothing. Run it on any built site
 # (prints the report):  python tests/test_browser.py _build/html
 
 WIDTHS = (1400, 800, 400)
@@ -586,7 +652,16 @@ def _viewport(driver, width: int, *, dark: bool = False, touch: bool = False) ->
 
 
 def _tap_or_click(driver, x: float, y: float, *, touch: bool) -> None:
-    """A real input event at viewport point (x, y): a finger's tap, or a mouse move and click."""
+    """A real input event at viewport point (x, y): a finger's tap, or a mouse move and click.
+
+    (x, y) are layout-viewport coordinates (``getBoundingClientRect``); input events are in the
+    visual viewport, which a phone shifts or zooms when the page is wider than the screen: the
+    point is mapped, so the event lands where the reader sees the element.
+    """
+    ox, oy, scale = driver.execute_script(
+        "const v = window.visualViewport; return v ? [v.offsetLeft, v.offsetTop, v.scale] : [0, 0, 1];"
+    )
+    x, y = (x - ox) * scale, (y - oy) * scale
     if touch:
         # a touch start and end at one point: the browser sends touch events, then (as for a finger on a
         # phone) the compatibility mouse events and the click
@@ -715,10 +790,31 @@ def _drive_sliders(driver, f: int, *, touch: bool) -> list[str]:
     return out
 
 
+# A page wider than the window: a phone zooms it out or scrolls it sideways, and shows it shifted.
+# The widest element of the text (not inside a scrolling frame) is named.
+_PAGE_WIDTH_JS = """
+const W = document.documentElement.clientWidth, S = document.scrollingElement.scrollWidth;
+if (S <= W + 1) return [];
+let worst = null, right = 0;
+const text = document.querySelector('.bd-article') || document.querySelector('main') || document.body;
+for (const el of text.querySelectorAll('*')) {
+  const r = el.getBoundingClientRect();
+  let framed = false;
+  for (let p = el.parentElement; p && p !== document.body; p = p.parentElement) {
+    if (getComputedStyle(p).overflowX !== 'visible') { framed = true; break; }
+  }
+  if (!framed && r.right > right) { right = r.right; worst = el; }
+}
+const name = worst ? worst.tagName.toLowerCase() + (worst.className ? '.' + String(worst.className).split(' ')[0] : '')
+  + ' "' + (worst.textContent || '').trim().slice(0, 40) + '"' : 'unknown';
+return ['the page is ' + S + ' px wide in a ' + W + ' px window (widest: ' + name + ')'];
+"""
+
+
 def reader_problems(driver, base_url: str, pages: list[str], *, explorers: bool = True) -> dict[str, list[str]]:
     """Everything a reader would meet on ``pages`` (paths under ``base_url``), by kind."""
     problems: dict[str, list[str]] = {
-        k: [] for k in ("images", "tables", "captions", "console", "menus", "sliders", "hover")
+        k: [] for k in ("images", "tables", "width", "captions", "console", "menus", "sliders", "hover")
     }
     for page in pages:
         url = f"{base_url}/{page}"
@@ -738,6 +834,7 @@ def reader_problems(driver, base_url: str, pages: list[str], *, explorers: bool 
                 mode = "dark" if dark else "light"
                 problems["images"] += [f"{page} {width} px {mode}: {p}" for p in driver.execute_script(_IMAGES_JS)]
             problems["tables"] += [f"{page} {width} px: {p}" for p in driver.execute_script(_TABLES_JS)]
+            problems["width"] += [f"{page} {width} px: {p}" for p in driver.execute_script(_PAGE_WIDTH_JS)]
         problems["captions"] += [f"{page}: {p}" for p in driver.execute_script(_CAPTIONS_JS)]
         problems["hover"] += [f"{page}: {p}" for p in driver.execute_script(_HOVER_JS)]
         if explorers and n_fig:
@@ -837,7 +934,7 @@ def tiny_server(tiny_site):
     server.close()
 
 
-_KINDS = ["images", "tables", "captions", "console", "menus", "sliders", "hover"]
+_KINDS = ["images", "tables", "width", "captions", "console", "menus", "sliders", "hover"]
 _REPORTS: dict[str, dict[str, list[str]]] = {}  # one browser pass per site, shared by the tests of each kind
 
 
@@ -867,7 +964,29 @@ def test_reader_meets_nothing_wrong_in_the_built_book(browser, kind):
     assert not _REPORTS["book"][kind], "\n".join(_REPORTS["book"][kind][:40])
 
 
-def test_reader_checks_catch_a_squeezed_image_a_cut_menu_and_a_console_error(tmp_path, browser):
+@pytest.mark.parametrize("touch", [False, True], ids=["mouse", "finger"])
+def test_curves_menu_opens_and_every_option_is_chosen_at_phone_width(tiny_site, tiny_server, browser, touch):
+    # the ansatz chapter's explorer (six statistics in the drop-down above the plot) on a 400 px phone:
+    # the menu opens with a real click or tap, and every option is clicked and chosen (mouse) or
+    # reachable (finger); the page is no wider than the phone
+    _viewport(browser, 400, touch=touch)
+    try:
+        browser.get(f"{tiny_server.url}/notebooks/executed/tiny_curves.html")
+        assert _wait(browser, "return document.querySelectorAll('.sharpjac-plotly .main-svg').length >= 1;", timeout=30)
+        assert browser.execute_script("return document.documentElement.clientWidth;") == 400
+        assert (
+            browser.execute_script(
+                "return document.querySelector('.js-plotly-plot')._fullLayout.updatemenus[0].buttons.length;"
+            )
+            == 6
+        )
+        assert _drive_menus(browser, 0, touch=touch) == []
+        assert browser.execute_script(_PAGE_WIDTH_JS) == []
+    finally:
+        _viewport(browser, 1400)
+
+
+def test_reader_checks_catch_a_squeezed_image_a_wide_page_a_cut_menu_and_a_console_error(tmp_path, browser):
     # the checks must be able to fail: an image with an inline height that max-width cannot keep,
     # a drop-down that opens down past the figure's bottom edge, a wide table with no frame, a script error
     import base64
@@ -897,6 +1016,7 @@ def test_reader_checks_catch_a_squeezed_image_a_cut_menu_and_a_console_error(tmp
         "<!DOCTYPE html><html><head><script src='plotly.min.js'></script></head><body><main>"
         "<img src='wide.png' style='width:800px;height:400px;max-width:100%'>"
         "<div><table><tr>" + "<td>wide-cell-content</td>" * 60 + "</tr></table></div>"
+        "<p><span style='white-space:nowrap'>" + "unbreakable-" * 60 + "</span></p>"
         f"{body}<script>undefinedFunction();</script></main></body></html>"
     )
     shutil.copy(book_ext.plotly_js_source(), tmp_path / "plotly.min.js")
@@ -907,6 +1027,7 @@ def test_reader_checks_catch_a_squeezed_image_a_cut_menu_and_a_console_error(tmp
         server.close()
     assert any("wide.png" in p and "400 px" in p for p in found["images"]), found["images"]
     assert any("no scrolling frame" in p for p in found["tables"]), found["tables"]
+    assert any("400 px" in p and "px wide" in p for p in found["width"]), found["width"]
     assert any("cannot be reached" in p for p in found["menus"]), found["menus"]
     assert any("undefinedFunction" in p for p in found["console"]), found["console"]
 

@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from sharpjac import analysis
+from sharpjac import analysis, tables
 from sharpjac.experiments import _gap_stats as S
 from sharpjac.experiments import learning_rate as L
 
@@ -65,6 +65,12 @@ def test_within_run_correlations(summary):
     assert (jd.estimate, jd.low, jd.high, jd.n) == (pytest.approx(1.0), pytest.approx(1.0), pytest.approx(1.0), 6)
     assert "(degenerate interval: all resamples equal)" in summary.text["within_sentence"]
     assert "survives the trend null of differences" in summary.text["within_sentence"]
+    # the table lists the quantities in the order of WITHIN_COLUMNS (sharpness first) for each kind
+    order = summary.within_summary.groupby("correlation", sort=False)["statistic"].apply(list)
+    assert all(stats == list(L.WITHIN_COLUMNS) for stats in order), order
+    assert list(summary.within_table["statistic"][: len(L.WITHIN_COLUMNS)]) == [
+        tables.label(c) for c in L.WITHIN_COLUMNS
+    ]
 
 
 def test_end_of_training_effects(summary):

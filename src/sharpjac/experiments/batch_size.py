@@ -101,16 +101,17 @@ class BatchSizeConfig(GeneralisationConfig):
 
 #: Predictors beside PREDICTORS and BASELINES: the local variation and the Jacobian plus it.
 EXTRA_PREDICTORS = ("local_variation_max", "jac_plus_variation")
-#: Columns of the table of grid-point means.
+#: Columns of the table of grid-point means: the step reached (it names the grid point with the
+#: budget), the gap and the sharpness, then the Jacobian and the local variation, then the baselines.
 POINT_COLUMNS = (
     "step",
-    "train_acc",
-    "test_acc",
-    "train_loss",
     "gap_loss",
     "sharpness",
     "jac_spectral_max",
     "local_variation_max",
+    "train_loss",
+    "train_acc",
+    "test_acc",
 )
 #: The figure's panels, one row per budget.
 PANEL_COLUMNS = ("gap_loss", "sharpness", "jac_spectral_max", "local_variation_max")
@@ -130,12 +131,12 @@ CHANGE_LABELS = {
     "gap": "change in gap",
     "gap_low": "gap, 95 % low",
     "gap_high": "gap, 95 % high",
-    "trl": "change in training loss",
     "s": "sharpness ratio",
     "j": "Jacobian ratio",
     "j_low": "Jacobian, 95 % low",
     "j_high": "Jacobian, 95 % high",
     "lv": "local-variation ratio",
+    "trl": "change in training loss",
     "direction": "gap vs Jacobian",
 }
 

@@ -96,13 +96,13 @@ GAP_LABEL = {"gap_loss": "test − train loss", "gap_acc": "train − test accur
 MEAN_COLUMNS = (
     "gap_loss",
     "gap_acc",
-    "train_loss",
-    "train_acc",
-    "test_acc",
     "sharpness",
     "jac_spectral_max",
     "jac_frobenius_mean",
     "curvature_norm",
+    "train_loss",
+    "train_acc",
+    "test_acc",
 )
 #: Columns read where the training loss first reaches the chapter's level.
 LEVEL_COLUMNS = ("step", "train_loss", "gap_loss", "sharpness", "jac_frobenius_mean", "curvature_norm")

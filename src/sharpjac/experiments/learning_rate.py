@@ -67,7 +67,7 @@ class LearningRateConfig(GeneralisationConfig):
 # ------------------------------------------------------------------------------------------------
 
 #: Quantities correlated with the loss gap within each run.
-WITHIN_COLUMNS = ("jac_spectral_max", "jac_frobenius_mean", "sharpness", "train_loss")
+WITHIN_COLUMNS = ("sharpness", "jac_spectral_max", "jac_frobenius_mean", "train_loss")
 #: The three within-run correlations: raw, of first differences, of detrended series.
 WITHIN_KINDS = ("raw", "differences", "detrended")
 #: Jacobian statistics among the predictors of the final gap.
@@ -264,7 +264,8 @@ def summarise(
     for value in WITHIN_KINDS:
         t = analysis.summarise_correlations(within, by=("statistic",), value=value, n_resamples=n_boot, seed=seed)
         t.insert(0, "correlation", value)
-        parts.append(t)
+        # rows in the order of WITHIN_COLUMNS (sharpness first), not alphabetical; values unchanged
+        parts.append(t.iloc[np.argsort([WITHIN_COLUMNS.index(st) for st in t["statistic"]], kind="stable")])
     within_summary = pd.concat(parts, ignore_index=True)
     tab = within_summary.copy()
     tab["statistic"] = tab["statistic"].map(lambda c: tables.LABELS.get(c, c))

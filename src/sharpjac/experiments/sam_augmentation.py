@@ -95,16 +95,17 @@ class SamAugmentationConfig(GeneralisationConfig):
 
 #: The gaps in words.
 GAP_LABEL = {"gap_loss": "test − train loss", "gap_acc": "train − test accuracy"}
-#: Columns of the table of grid-point means.
+#: Columns of the table of grid-point means: the gaps and the sharpness first, then the Jacobian
+#: statistics, then the baselines.
 POINT_COLUMNS = (
-    "train_acc",
-    "test_acc",
-    "train_loss",
     "gap_loss",
     "gap_acc",
     "sharpness",
     "jac_spectral_max",
     "jac_frobenius_mean",
+    "train_loss",
+    "train_acc",
+    "test_acc",
     "margin",
 )
 #: Columns of the effects table: column -> (short name, reported as a ratio).

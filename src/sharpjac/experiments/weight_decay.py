@@ -98,15 +98,16 @@ class WeightDecayConfig(GeneralisationConfig):
 
 #: The gaps in words.
 GAP_LABEL = {"gap_loss": "test loss − train loss", "gap_acc": "train accuracy − test accuracy"}
-#: Columns of the table of grid-point means.
+#: Columns of the table of grid-point means: the gaps and the sharpness first, then the Jacobian,
+#: then the baselines.
 POINT_COLUMNS = (
-    "train_acc",
-    "test_acc",
-    "train_loss",
     "gap_loss",
     "gap_acc",
     "sharpness",
     "jac_spectral_max",
+    "train_loss",
+    "train_acc",
+    "test_acc",
     "margin",
 )
 _GROUP = ["lr", "weight_decay"]
