@@ -945,20 +945,27 @@ def test_reader_meets_nothing_wrong_on_the_tiny_book(tiny_site, tiny_server, bro
     assert not _REPORTS["tiny"][kind], "\n".join(_REPORTS["tiny"][kind])
 
 
-def _built_book() -> Path | None:
-    site = Path(os.environ.get("SHARPJAC_SITE", ROOT / "_build" / "html"))
-    return site if (site / "notebooks" / "executed").is_dir() else None
+@pytest.fixture(scope="session")
+def built_site(request) -> Path:
+    """The site of a whole book: ``$SHARPJAC_SITE`` when set (e.g. ``_build/html`` after ``make book``),
+    else the smoke book that ``make test`` executes and builds once (conftest's ``smoke_book``)."""
+    given = os.environ.get("SHARPJAC_SITE")
+    if given:
+        site = Path(given)
+        if not (site / "notebooks" / "executed").is_dir():
+            pytest.fail(f"SHARPJAC_SITE={given!r} is not a built book (no notebooks/executed pages)")
+        return site
+    root, _ = request.getfixturevalue("smoke_book")
+    return root / "_build" / "html"
 
 
+@pytest.mark.book
 @pytest.mark.parametrize("kind", _KINDS)
-def test_reader_meets_nothing_wrong_in_the_built_book(browser, kind):
-    site = _built_book()
-    if site is None:
-        pytest.skip("no built book (make book, or SHARPJAC_SITE=<site>)")
+def test_reader_meets_nothing_wrong_in_the_built_book(built_site, browser, kind):
     if "book" not in _REPORTS:
-        server = _Server(site)
+        server = _Server(built_site)
         try:
-            _REPORTS["book"] = reader_problems(browser, server.url, site_pages(site))
+            _REPORTS["book"] = reader_problems(browser, server.url, site_pages(built_site))
         finally:
             server.close()
     assert not _REPORTS["book"][kind], "\n".join(_REPORTS["book"][kind][:40])

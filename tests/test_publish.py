@@ -542,3 +542,14 @@ def test_jobs_default_from_the_environment(monkeypatch):
         publish.default_jobs()
     monkeypatch.delenv("SHARPJAC_JOBS")
     assert 1 <= publish.default_jobs() <= 2
+
+
+def test_root_redirect_names_the_icon_and_keeps_its_target(tmp_path):
+    from sharpjac.publish.build import write_root_redirect
+
+    (tmp_path / "index.html").write_text('<meta http-equiv="Refresh" content="0; url=book/intro.html" />\n')
+    page = write_root_redirect(tmp_path).read_text()
+    assert 'content="0; url=book/intro.html"' in page and '<a href="book/intro.html">' in page
+    assert 'rel="icon" href="_static/favicon.svg"' in page
+    assert write_root_redirect(tmp_path) is None  # already replaced: left alone
+    assert write_root_redirect(tmp_path / "nowhere") is None

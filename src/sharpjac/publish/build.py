@@ -3,6 +3,8 @@ of :mod:`sharpjac.publish.launch`."""
 
 from __future__ import annotations
 
+import html
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -28,6 +30,32 @@ def build_book(root: Path, *, builder: str = "html") -> None:
         tail = "\n".join((done.stdout + done.stderr).splitlines()[-60:])
         raise RuntimeError(f"jupyter-book build failed (exit {done.returncode}):\n{tail}")
     refresh_downloads(root / "_build" / builder, repository_url(root))
+    if builder == "html":
+        write_root_redirect(root / "_build" / builder)
+
+
+_REDIRECT = """<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8">
+<meta http-equiv="Refresh" content="0; url={target}">
+<link rel="icon" href="_static/favicon.svg" type="image/svg+xml">
+<title>Redirecting to the book</title></head>
+<body><p><a href="{target}">Open the book</a></p></body></html>
+"""
+
+
+def write_root_redirect(site: Path) -> Path | None:
+    """Replace Jupyter Book's bare root ``index.html`` (one ``Refresh`` meta line, so a browser asks
+    for ``/favicon.ico`` and logs a 404) by a small page that redirects to the same target, names
+    the site's icon and links the book for a reader whose browser does not follow the redirect.
+    Returns the page, or None when the site has no bare redirect to replace."""
+    index = site / "index.html"
+    if not index.is_file():
+        return None
+    match = re.fullmatch(r'\s*<meta http-equiv="Refresh" content="0; url=([^"]+)"\s*/>\s*', index.read_text())
+    if match is None:
+        return None
+    index.write_text(_REDIRECT.format(target=html.escape(match.group(1), quote=True)), encoding="utf-8")
+    return index
 
 
 def refresh_downloads(site: Path, url: str | None) -> list[Path]:
