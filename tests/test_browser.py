@@ -558,8 +558,20 @@ for (const img of document.querySelectorAll('main img')) {
   if (Math.abs(got / want - 1) > 0.02)
     out.push(name + ': shown ' + Math.round(r.width) + 'x' + Math.round(r.height) + ' px (ratio '
              + got.toFixed(2) + '), file ratio ' + want.toFixed(2));
-  if (r.right > document.documentElement.clientWidth + 1)
+  // a figure wider than a phone scrolls inside its own frame (figure or output box), which must fit
+  const frame = img.closest('figure, div.output');
+  const scrolls = frame && ['auto', 'scroll'].includes(getComputedStyle(frame).overflowX)
+    && frame.getBoundingClientRect().right <= document.documentElement.clientWidth + 1;
+  if (r.right > document.documentElement.clientWidth + 1 && !scrolls)
     out.push(name + ': reaches ' + Math.round(r.right) + ' px, past the window');
+  // legible on a phone: a figure drawn wider than 36em is shown at least 36em wide (5 % slack)
+  if (document.documentElement.clientWidth <= 600) {
+    const drawn = parseFloat(img.style.width) || img.naturalWidth;
+    const want = Math.min(drawn, 36 * parseFloat(getComputedStyle(img).fontSize));
+    if (r.width < 0.95 * want)
+      out.push(name + ': shown ' + Math.round(r.width) + ' px wide on a phone (drawn ' + Math.round(drawn)
+               + ' px): its text is too small to read');
+  }
 }
 return out;
 """

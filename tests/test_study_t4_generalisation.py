@@ -16,7 +16,7 @@ from scipy.stats import kendalltau
 from sharpjac import data, experiments
 from sharpjac.experiments.t4_generalisation import T4GeneralisationConfig
 from sharpjac.runs import RunStore
-from sharpjac.theory._common import _derive
+from sharpjac.theory import derive_seed
 
 T4Config = T4GeneralisationConfig
 
@@ -117,7 +117,7 @@ def test_empirical_term_against_brute_force_voronoi(smoke):
     runs = tables["runs"]
     row = runs[(runs.d == d) & (runs.name == cfg.run_names[run])].iloc[0]
     ds = data.load("manifold", seed=cfg.data_seed, dtype=torch.float64, **cfg._data_options(d))
-    probe = ds.extras["sample_support"](cfg.num_probe, seed=_derive(cfg.data_seed, 4)).numpy()
+    probe = ds.extras["sample_support"](cfg.num_probe, seed=derive_seed(cfg.data_seed, 4)).numpy()
     x = ds.x_train.numpy()
     dist = np.sqrt(((probe[:, None, :] - x[None, :, :]) ** 2).sum(-1))  # [M, N] double loop in numpy
     weights = np.bincount(dist.argmin(1), minlength=len(x)) / len(probe)

@@ -25,8 +25,7 @@ import torch
 from scipy import stats
 
 from ..claims import choose
-from ..theory import covering_radius, fit_loglog_slope, holder_curve, t1_covering_bound
-from ..theory._common import _derive
+from ..theory import covering_radius, derive_seed, fit_loglog_slope, holder_curve, t1_covering_bound
 from . import register
 from ._chapter import ChapterSummary, seed_block
 from ._chapter import evaluate as _evaluate
@@ -75,10 +74,10 @@ def covering_study(
             dtype=torch.float64,
         )
         draw = ds.extras["sample_support"]
-        probe = draw(num_probe, seed=_derive(seed, 10_000 + int(d)))
+        probe = draw(num_probe, seed=derive_seed(seed, 10_000 + int(d)))
         for N in sizes:
             for r in range(repeats):
-                x = draw(int(N), seed=_derive(seed, int(d), int(N), r))
+                x = draw(int(N), seed=derive_seed(seed, int(d), int(N), r))
                 try:
                     bound = t1_covering_bound(int(N), epsilon, int(d), ds.extras["lipschitz"])
                 except ValueError:
@@ -163,7 +162,7 @@ def holder_study(
     rows = []
     for N in sizes:
         for r in range(repeats):
-            gen = torch.Generator().manual_seed(_derive(seed, 77, int(N), r))
+            gen = torch.Generator().manual_seed(derive_seed(seed, 77, int(N), r))
             x = holder_curve(torch.rand(int(N), 1, generator=gen, dtype=torch.float64), alpha)
             row = {"N": int(N), "repeat": r, "radius": covering_radius(probe, x)}
             for L in lipschitz_candidates:

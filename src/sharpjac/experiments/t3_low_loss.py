@@ -91,7 +91,7 @@ def t3_track(
     from .. import jacobians as _jac
     from .. import losses as _losses
     from .. import theory
-    from ..theory.intrinsic_dimension import _knn_distances
+    from ..theory import knn_distances
 
     if loss not in ("mse", "ce"):
         raise ValueError(f"loss={loss!r} is invalid; accepted: 'mse', 'ce'")
@@ -102,7 +102,7 @@ def t3_track(
         paths = theory.latent_path(generator, latents[pairs.i], latents[pairs.j], path_points).to(x.dtype)
         D = theory.polyline_length(paths).to(torch.float64)
     if radius is None:
-        radius = float(_knn_distances(x, 1, 1024)[:, 0].max())
+        radius = float(knn_distances(x, 1, 1024)[:, 0].max())
     rows = []
     per_loss = _losses.get_loss(loss, reduction="none")
     for step in sorted(models):

@@ -34,13 +34,13 @@ from .. import jacobians as _jac
 from ..claims import choose
 from ..theory import (
     covering_radius,
+    derive_seed,
     levina_bickel_dimension,
     t1_covering_bound,
     t4_bound,
     twonn_dimension,
     voronoi_weights,
 )
-from ..theory._common import _derive
 from ..training import TrainConfig
 from . import register
 from ._chapter import ChapterSummary, plural, seed_block
@@ -203,7 +203,7 @@ class T4GeneralisationConfig(StudyConfig):
             for d in self.dims:
                 ds = _data.load("manifold", seed=self.data_seed, dtype=dt, **self._data_options(d))
                 x, y_clean = ds.x_train, ds.y_train
-                probe = ds.extras["sample_support"](self.num_probe, seed=_derive(self.data_seed, 4))
+                probe = ds.extras["sample_support"](self.num_probe, seed=derive_seed(self.data_seed, 4))
                 y_probe = ds.extras["target_fn"](probe)
                 delta = covering_radius(probe, x)
                 # T1's covering function for this generator: the theorem's probabilistic statement

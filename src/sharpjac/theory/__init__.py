@@ -28,6 +28,7 @@ Every randomised routine takes a keyword-only ``seed``; results are frozen datac
 here changes a model's train/eval mode or device.
 """
 
+from ._common import derive_seed
 from .covering import (
     LogLogFit,
     covering_radius,
@@ -38,7 +39,7 @@ from .covering import (
     t1_hypothesis,
 )
 from .generalisation import T4Bound, t4_bound, voronoi_weights
-from .intrinsic_dimension import levina_bickel_dimension, twonn_dimension
+from .intrinsic_dimension import knn_distances, levina_bickel_dimension, twonn_dimension
 from .lipschitz import T2Sandwich, latent_path, layer_norm_product, polyline_length, t2_sandwich
 from .low_loss import (
     HardestPairs,
@@ -51,6 +52,8 @@ from .low_loss import (
 from .proposition_a import PropositionA, proposition_a
 
 __all__ = [
+    "derive_seed",
+    "knn_distances",
     "covering_radius",
     "nearest_sample",
     "t1_covering_bound",

@@ -34,6 +34,6 @@ def _check_nonneg(name: str, value: Any) -> float:
     return validation.non_negative(name, value)
 
 
-def _derive(*keys: int) -> int:
+def derive_seed(*keys: int) -> int:
     """A non-negative 31-bit seed derived from integer keys (numpy SeedSequence)."""
     return int(np.random.SeedSequence([int(k) & 0xFFFFFFFF for k in keys]).generate_state(1)[0] >> 1)

@@ -12,7 +12,7 @@ from ._common import _as_points, _check_positive_int
 # --------------------------------------------------------------------------------------------
 
 
-def _knn_distances(x: Tensor, k: int, chunk_size: int) -> Tensor:
+def knn_distances(x: Tensor, k: int, chunk_size: int) -> Tensor:
     """Distances to the k nearest other points, ascending: [N, k] (float64)."""
     X = _as_points("x", x).to(torch.float64)
     N = X.shape[0]
@@ -43,7 +43,7 @@ def twonn_dimension(x: Tensor, *, chunk_size: int = 1024) -> float:
     Returns:
         float.
     """
-    r = _knn_distances(x, 2, chunk_size)
+    r = knn_distances(x, 2, chunk_size)
     keep = r[:, 0] > 0
     if int(keep.sum()) < 2:
         raise ValueError("need at least two points with a non-zero nearest-neighbour distance")
@@ -70,7 +70,7 @@ def levina_bickel_dimension(x: Tensor, k1: int = 10, k2: int = 20, *, chunk_size
     """
     k1 = _check_positive_int("k1", k1, 2)
     k2 = _check_positive_int("k2", k2, k1)
-    T = _knn_distances(x, k2, chunk_size)
+    T = knn_distances(x, k2, chunk_size)
     T = T[T[:, 0] > 0]
     if T.shape[0] < 1:
         raise ValueError("all points are duplicates of others")

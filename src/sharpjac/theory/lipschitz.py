@@ -11,7 +11,7 @@ import torch
 from torch import Tensor, nn
 
 from .. import jacobians as _jac
-from ._common import _check_nonneg, _check_positive_int, _derive
+from ._common import _check_nonneg, _check_positive_int, derive_seed
 from .covering import covering_radius
 
 # --------------------------------------------------------------------------------------------
@@ -216,7 +216,7 @@ def t2_sandwich(
         if d is None:
             raise ValueError("latent_dim is required when the generator has no `.d` attribute")
         n_paths = _check_positive_int("num_paths", num_paths)
-        gen = torch.Generator().manual_seed(_derive(seed, 2))
+        gen = torch.Generator().manual_seed(derive_seed(seed, 2))
         dtype = x_sample.dtype
         z0 = torch.rand(n_paths, int(d), generator=gen, dtype=torch.float64).to(dtype)
         z1 = torch.rand(n_paths, int(d), generator=gen, dtype=torch.float64).to(dtype)
