@@ -79,7 +79,7 @@ book: notebooks
 
 # the paper rehearsal: the chapters with preset=paper at toy size (sharpjac.rehearsal), nothing kept
 rehearse: $(STAMP)
-	$(PY) -m sharpjac.rehearsal $(if $(NB),--only $(NB))
+	$(PY) -m sharpjac.rehearsal $(if $(call given,NB),--only "$$SHARPJAC_MAKE_NB")
 
 # a new chapter: python -m sharpjac new NAME (see "Adding a chapter" in README.md)
 new: $(STAMP)

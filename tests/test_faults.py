@@ -889,3 +889,25 @@ def test_make_args_presets_agree_with_publish():
     assert mod.PRESETS == publish.PRESETS
     with pytest.raises(mod.MakeArgError, match="RESET"):
         mod.arguments("notebooks", {"SHARPJAC_MAKE_RESET": "maybe"})
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
+@pytest.mark.parametrize(("target", "var"), [("rehearse", "NB"), ("new", "NAME")])
+@pytest.mark.parametrize("kind", sorted(INJECTIONS))
+def test_rehearse_and_new_take_their_variable_as_data(tmp_path, target, var, kind):
+    """`make rehearse NB=…` and `make new NAME=…` pass the value as one argument, never to a shell:
+    an injected command does not run and the value is refused as an unknown chapter or a bad name."""
+    marker = tmp_path / "pwned"
+    stamp = tmp_path / "stamp"
+    stamp.touch()
+    done = subprocess.run(
+        ["make", "-s", "-C", str(ROOT), target, f"{var}={INJECTIONS[kind].format(m=marker)}"]
+        + [f"PY={sys.executable}", f"STAMP={stamp}", f"VENV={tmp_path / 'venv'}"],
+        capture_output=True,
+        text=True,
+        env={"PATH": os.environ["PATH"], "HOME": str(tmp_path)},
+        timeout=120,
+    )
+    assert not marker.exists(), "the injected command ran"
+    assert done.returncode != 0 and "Traceback" not in done.stderr
+    assert "unknown chapter" in done.stderr or "is invalid" in done.stderr, done.stderr

@@ -336,7 +336,9 @@ def main(argv: list[str] | None = None) -> int:
     with contextlib.ExitStack() as stack:
         work = args.keep or Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="sharpjac-rehearsal-")))
         try:
-            results = rehearse(root, work, only=args.only)
+            # `make rehearse NB="a b"` passes NB as one argument (never through a shell): split it here
+            only = [name for arg in args.only for name in arg.split()] if args.only else None
+            results = rehearse(root, work, only=only)
         except (ChapterError, ValueError, FileNotFoundError) as err:
             print(f"rehearsal failed: {err}", file=sys.stderr)
             return 1
