@@ -107,3 +107,14 @@ def test_rules_page_lists_every_claim_with_its_rates(rules_table, tmp_path):
     for claim_id in rules_table["claim"]:
         assert f"<code>{claim_id}</code>" in page
     assert f"{int(rules_table['passes'].sum())} of {len(rules_table)} rules pass" in page
+
+
+def test_interval_coverage_table_shows_t_near_nominal_and_the_bootstrap_short():
+    cov = calibration.interval_coverage(n_trials=800, seed=3)
+    normal_t = cov[(cov.method == "t") & (cov.data == "normal")]
+    # the t interval is exact for normal values: 95 % within 4 binomial SE (800 trials: 0.031)
+    assert (abs(normal_t.coverage - 0.95) <= 4 * math.sqrt(0.95 * 0.05 / 800)).all()
+    boot3 = cov[(cov.method == "percentile bootstrap") & (cov.clusters == 3)]
+    assert (boot3.coverage < 0.85).all()  # about 0.70 in theory for 3 normal values
+    page = calibration.render(calibration.table(n_trials=5, only="weight_decay"), cov)
+    assert "## Intervals and their coverage" in page and "| t | 5 | skewed |" in page
