@@ -1,9 +1,15 @@
-"""What the ``early_training`` and ``whole_run`` experiments share: mini-batch SGD with momentum
-and softmax cross-entropy at several label-smoothing values, one stored run per (smoothing, seed).
+"""What the sharpening chapters' experiments share.
 
+``early_training`` and ``whole_run`` both run mini-batch SGD with momentum and softmax
+cross-entropy at several label-smoothing values, one stored run per (smoothing, seed):
 :class:`SmoothedSGDConfig` declares the shared fields once (data, architecture, smoothing values,
-the SGD run), checks them, and builds the grid; a subclass sets its own defaults and presets and
-states only its measurement schedule (:meth:`SmoothedSGDConfig.schedule`).
+the SGD run), checks them, and builds the grid; a subclass sets its own defaults and presets
+(from :data:`SMOKE` and :data:`PAPER`) and states only its measurement schedule
+(:meth:`SmoothedSGDConfig.schedule`).
+
+The three sharpening chapters (those two and ``progressive_sharpening``) also share how their
+parameters become runs (:func:`seed_block`), their parameter checks, and the per-run statistics
+of a window of measurements (:func:`peak_index`, :func:`window_correlations`, :func:`fmt_interval`).
 """
 
 from __future__ import annotations
@@ -11,8 +17,32 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+import pandas as pd
+
+from .. import analysis
 from ..training import TrainConfig
 from .base import ExperimentConfig, architecture_options
+
+#: The smoke preset both SGD experiments start from (each adds its length and schedule).
+SMOKE: dict[str, Any] = dict(
+    n_train=200, n_test=100, widths=(16,), batch_size=50, sharpness_subset=50, jacobian_subset=20
+)
+#: The paper preset both SGD experiments start from: CIFAR-10, ResNet-18, SGD as in the paper's Fig. 1 setting.
+PAPER: dict[str, Any] = dict(
+    dataset="cifar10",
+    n_train=50000,
+    n_test=10000,
+    model="resnet18",
+    lr=0.05,
+    momentum=0.9,
+    batch_size=128,
+    weight_decay=5e-4,
+    augment=True,
+    sharpness_subset=2048,
+    jacobian_subset=512,
+    seeds=(0, 1, 2),
+)
 
 
 @dataclass(frozen=True)
@@ -123,3 +153,73 @@ class SmoothedSGDConfig(ExperimentConfig):
                 )
                 out.append(({"label_smoothing": float(ls), "seed": seed}, tc))
         return out
+
+
+# ------------------------------------------------------------------------------------------------
+# What the three sharpening chapters share: parameters -> runs, checks, per-run window statistics
+# ------------------------------------------------------------------------------------------------
+
+#: Seeds per setting that the smoke and paper presets always use, whatever ``n_seeds`` says.
+FIXED_SEEDS = {"smoke": 1, "paper": 3}
+
+
+def seed_block(config_class, preset: str, seed: int, n_seeds: int, **overrides) -> list:
+    """A chapter's one config: ``config_class`` at ``preset`` with training seeds ``seed, seed+1,
+    ...`` (``n_seeds`` of them; :data:`FIXED_SEEDS` at smoke and paper), ``data_seed = seed`` and
+    ``overrides``."""
+    if isinstance(n_seeds, bool) or not isinstance(n_seeds, int) or n_seeds < 1:
+        raise ValueError(f"n_seeds={n_seeds!r} is invalid; accepted: an int >= 1")
+    n = FIXED_SEEDS.get(preset, n_seeds)
+    return [config_class.from_preset(preset, seeds=tuple(range(seed, seed + n)), data_seed=seed, **overrides)]
+
+
+def check_method(method: str) -> None:
+    """One-line ValueError unless ``method`` is ``"spearman"`` or ``"kendall"``."""
+    if method not in analysis.METHODS:
+        raise ValueError(f"method={method!r}; accepted: {analysis.METHODS}")
+
+
+def boot_resamples(preset: str) -> int:
+    """Bootstrap resamples of a chapter's intervals: 200 at smoke, else 2000."""
+    return 200 if preset == "smoke" else 2000
+
+
+def each_run(runs: pd.DataFrame, by) -> list[tuple[tuple, pd.DataFrame]]:
+    """``[(key, rows in step order)]`` per run, a run told apart by the columns ``by``."""
+    return [(k, g.sort_values("step")) for k, g in runs.groupby(list(by))]
+
+
+def peak_index(run: pd.DataFrame, column: str = "sharpness") -> int:
+    """Position (0-based, in the run's row order) of the first largest ``column`` value."""
+    return int(np.nanargmax(run[column].to_numpy()))
+
+
+def window_correlations(x, y, method: str = "spearman", kinds=("raw", "differences")) -> dict[str, float]:
+    """The rank correlations of one window of paired measurements ``x``, ``y`` (shape ``[n]``).
+
+    ``raw``: :func:`~sharpjac.analysis.rank_correlation` (NaN below 3 measurements);
+    ``differences`` and ``detrended``: :func:`~sharpjac.analysis.trend_null_correlation` (NaN
+    below 4: first differences of 4 give 3 pairs, the least a rank correlation needs).
+    """
+    x, y = np.asarray(x, float), np.asarray(y, float)
+    out = {}
+    for kind in kinds:
+        if kind == "raw":
+            out[kind] = analysis.rank_correlation(x, y, method) if len(x) >= 3 else np.nan
+        else:
+            out[kind] = analysis.trend_null_correlation(x, y, method, kind=kind) if len(x) >= 4 else np.nan
+    return out
+
+
+def fmt_interval(mean: float, low: float, high: float, n: int, runs: str = "runs") -> str:
+    """``"m [lo, hi]"``; says so when undefined or degenerate (naming ``n`` and the noun ``runs``)."""
+    if not np.isfinite(mean):
+        return "not defined"
+    if low == high:
+        return f"{mean:.2f} (a degenerate interval: all resamples equal, {n} {runs})"
+    return f"{mean:.2f} [{low:.2f}, {high:.2f}]"
+
+
+def run_labels(frame: pd.DataFrame) -> list[str]:
+    """``"smoothing 0.1, seed 2"`` per row of a label-smoothing frame."""
+    return [f"smoothing {ls:g}, seed {s}" for ls, s in zip(frame["label_smoothing"], frame["seed"])]

@@ -28,6 +28,7 @@ from .. import analysis, claims, inference
 from ..analysis import Interval
 from ..training import TrainConfig
 from . import register
+from ._smoothed_sgd import boot_resamples, check_method, each_run, peak_index, seed_block, window_correlations
 from .base import ExperimentConfig, run_experiment
 
 NAME = "progressive_sharpening"
@@ -204,8 +205,47 @@ CORRELATIONS = ("raw", "differences", "detrended")
 WINDOWS = ("before_edge", "before_peak")
 #: A run *hovers* at the edge when its final sharpness / (2/eta) lies in this band (the companion's choice).
 HOVER = (0.8, 1.2)
-#: Seeds per (loss, step size) that the smoke and paper presets always use, whatever ``n_seeds`` says.
-FIXED_SEEDS = {"smoke": 1, "paper": 3}
+#: Reader labels of the overview table's columns ("": the label of :data:`sharpjac.tables.LABELS`).
+OVERVIEW_LABELS = {"loss": "", "lr": "", "seeds": "seeds", "steps": "GD steps", "measurements": "measurements per run"}
+#: Reader labels of the correlation table's columns.
+CORRELATION_LABELS = {
+    "loss": "",
+    "correlation": "correlation of",
+    "mean": "mean ρ over runs",
+    "low": "",
+    "high": "",
+    "runs": "runs",
+    "interval": "interval (degenerate when low = high)",
+}
+#: The Jacobian statistics as the static figures write them (TeX).
+JACOBIAN_TEX = {
+    "jac_spectral_max": r"$\max_i\|Jf(x_i)\|_2$",
+    "jac_spectral_mean": r"mean $\|Jf(x_i)\|_2$",
+    "jac_frobenius_max": r"$\max_i\|Jf(x_i)\|_F$",
+    "jac_frobenius_mean": r"mean $\|Jf(x_i)\|_F$",
+}
+#: The interactive figure's menu: reader label -> column.
+CURVES_MENU = {
+    "sharpness": "sharpness",
+    "max ‖Jf(xᵢ)‖₂": "jac_spectral_max",
+    "mean ‖Jf(xᵢ)‖₂": "jac_spectral_mean",
+    "max ‖Jf(xᵢ)‖_F": "jac_frobenius_max",
+    "mean ‖Jf(xᵢ)‖_F": "jac_frobenius_mean",
+    "output curvature C̄": "curvature_norm",
+    "training loss": "train_loss",
+}
+#: How the correlation figure draws :attr:`Summary.dots` (:func:`sharpjac.plotting.interval_dots`):
+#: one row per Jacobian statistic, a filled circle for the raw correlation, hollow markers for the nulls.
+DOT_STYLE: dict[str, Any] = {
+    "rows": "statistic",
+    "order": JACOBIAN_STATS,
+    "by": ["loss", "correlation"],
+    "markers": {"raw": "o", "differences": "s", "detrended": "D"},
+    "hollow": ("differences", "detrended"),
+    "label": "{loss_name}, {correlation}",
+}
+#: The interactive figure's hover columns.
+CURVES_HOVER = ["loss", "lr", "seed", "step", "2/η"]
 #: The claim each loss's edge-of-stability share decides.
 EDGE_CLAIMS = {"mse": "progressive_sharpening.edge_of_stability", "ce": "progressive_sharpening.edge_of_stability_ce"}
 
@@ -213,24 +253,19 @@ EDGE_CLAIMS = {"mse": "progressive_sharpening.edge_of_stability", "ce": "progres
 def chapter_configs(preset: str, seed: int, n_seeds: int = 5) -> list[ProgressiveSharpeningConfig]:
     """The chapter's one config: ``n_seeds`` training seeds ``seed, seed+1, ...`` (1 at smoke, 3 at
     paper, whatever ``n_seeds`` says) and ``data_seed = seed``."""
-    if isinstance(n_seeds, bool) or not isinstance(n_seeds, int) or n_seeds < 1:
-        raise ValueError(f"n_seeds={n_seeds!r} is invalid; accepted: an int >= 1")
-    n = FIXED_SEEDS.get(preset, n_seeds)
-    return [ProgressiveSharpeningConfig.from_preset(preset, seeds=tuple(range(seed, seed + n)), data_seed=seed)]
+    return seed_block(ProgressiveSharpeningConfig, preset, seed, n_seeds)
 
 
 def check_params(*, fraction: float, method: str) -> None:
     """One-line ValueError for a bad edge ``fraction`` (a number in (0, 1]) or correlation ``method``."""
-    if method not in analysis.METHODS:
-        raise ValueError(f"method={method!r}; accepted: {analysis.METHODS}")
+    check_method(method)
     if isinstance(fraction, bool) or not isinstance(fraction, (int, float)) or not 0 < fraction <= 1:
         raise ValueError(f"fraction={fraction!r}; accepted: a number in (0, 1]")
 
 
-def _per_run(runs: pd.DataFrame):
-    """``((loss, lr, seed), rows in step order)`` for each run."""
-    for key, g in runs.groupby(["loss", "lr", "seed"]):
-        yield key, g.sort_values("step")
+def _per_run(runs: pd.DataFrame) -> list:
+    """``[((loss, lr, seed), rows in step order)]``, one per run."""
+    return each_run(runs, ["loss", "lr", "seed"])
 
 
 def overview(runs: pd.DataFrame) -> pd.DataFrame:
@@ -258,7 +293,7 @@ def edges(runs: pd.DataFrame, *, fraction: float = 0.9) -> pd.DataFrame:
     rows = []
     for (loss, lr, s), g in _per_run(runs):
         e = analysis.edge_summary(g["step"], g["sharpness"], lr, fraction=fraction)
-        peak = int(np.nanargmax(g["sharpness"].to_numpy()))
+        peak = peak_index(g)
         c = g["curvature_norm"].to_numpy(float)
         rows.append(
             {
@@ -274,6 +309,20 @@ def edges(runs: pd.DataFrame, *, fraction: float = 0.9) -> pd.DataFrame:
     out = pd.DataFrame(rows)
     out["hovers"] = (out["ratio"] >= HOVER[0]) & (out["ratio"] <= HOVER[1])
     return out
+
+
+def edge_labels(fraction: float) -> dict[str, str]:
+    """Reader labels of :func:`edge_table`'s columns (the edge threshold ``fraction`` and :data:`HOVER` named)."""
+    return {
+        "loss": "",
+        "lr": "",
+        "two_over_lr": "limit 2/η",
+        "final_sharpness": "final sharpness",
+        "ratio": "final / (2/η)",
+        "max_sharpness": "peak sharpness",
+        "reached": f"share reaching {fraction:g}·2/η",
+        "hovers": f"share ending in [{HOVER[0]:g}, {HOVER[1]:g}]·2/η",
+    }
 
 
 def edge_table(edge_rows: pd.DataFrame) -> pd.DataFrame:
@@ -306,7 +355,7 @@ def windowed(frame: pd.DataFrame, window: str, *, fraction: float = 0.9) -> pd.D
     g = frame.sort_values("step")
     if window == "before_edge":
         return analysis.before_edge(g, fraction=fraction)
-    return g.iloc[: int(np.nanargmax(g["sharpness"].to_numpy())) + 1]
+    return g.iloc[: peak_index(g) + 1]
 
 
 def trend_null_runs(
@@ -323,23 +372,9 @@ def trend_null_runs(
     rows = []
     for (loss, lr, s), g in _per_run(runs):
         w = windowed(g, window, fraction=fraction)
-        enough = len(w) >= 4
         for stat in stats:
-            x, y = w["sharpness"].to_numpy(float), w[stat].to_numpy(float)
-            rows.append(
-                {
-                    "loss": loss,
-                    "lr": lr,
-                    "seed": s,
-                    "statistic": stat,
-                    "n": len(w),
-                    "raw": analysis.rank_correlation(x, y, method) if len(w) >= 3 else np.nan,
-                    "differences": analysis.trend_null_correlation(x, y, method, kind="differences")
-                    if enough
-                    else np.nan,
-                    "detrended": analysis.trend_null_correlation(x, y, method, kind="detrended") if enough else np.nan,
-                }
-            )
+            corr = window_correlations(w["sharpness"], w[stat], method, kinds=CORRELATIONS)
+            rows.append({"loss": loss, "lr": lr, "seed": s, "statistic": stat, "n": len(w), **corr})
     return pd.DataFrame(rows)
 
 
@@ -457,6 +492,7 @@ def finals(runs: pd.DataFrame) -> tuple[pd.DataFrame, pd.Series]:
         for (loss, lr, s), g in _per_run(runs)
     ]
     out = pd.DataFrame(rows)
+    out["loss_name"] = out["loss"].map(LOSS_NAMES)
     level = out.groupby("loss")["final_loss"].max()
     out["jac_at_level"] = [
         analysis.value_when(
@@ -480,6 +516,18 @@ def step_effect(final_rows: pd.DataFrame, loss: str, *, n_boot: int = 2000, seed
     )
 
 
+def final_means(final_rows: pd.DataFrame) -> pd.DataFrame:
+    """:func:`finals` averaged over seeds per (loss, step size): the figure's lines."""
+    return final_rows.groupby(["loss", "lr"], sort=False)[["final_jac", "jac_at_level"]].mean().reset_index()
+
+
+def correlation_dots(table: pd.DataFrame, losses) -> pd.DataFrame:
+    """The rows of :func:`summarise_trend_nulls` in the figure's order (``losses``, then
+    :data:`CORRELATIONS`), with the loss's display name ``loss_name``."""
+    out = pd.concat([table[(table.loss == loss) & (table.correlation == c)] for loss in losses for c in CORRELATIONS])
+    return out.assign(loss_name=out["loss"].map(LOSS_NAMES)).reset_index(drop=True)
+
+
 def jacobian_means(runs: pd.DataFrame) -> pd.DataFrame:
     """Mean over seeds of the Jacobian statistics at each time, per (loss, lr): ready to plot."""
     return runs.groupby(["loss", "lr", "time"])[list(JACOBIAN_STATS)].mean().reset_index()
@@ -487,8 +535,9 @@ def jacobian_means(runs: pd.DataFrame) -> pd.DataFrame:
 
 def curves_frame(runs: pd.DataFrame) -> pd.DataFrame:
     """``runs`` with loss display names, a ``run`` label and a ``2/η`` column, for
-    :func:`sharpjac.interactive.curves`."""
+    :func:`sharpjac.interactive.curves`, and ``first``: the run has the first seed (drawn thick)."""
     out = runs.copy()
+    out["first"] = out["seed"] == out["seed"].min()
     out["loss"] = out["loss"].map(LOSS_NAMES)
     out["run"] = [f"{l}, η = {lr:g}, seed {s}" for l, lr, s in zip(out["loss"], out["lr"], out["seed"])]  # noqa: E741
     out["2/η"] = out["two_over_lr"]
@@ -508,7 +557,9 @@ class Summary:
             :func:`summarise_trend_nulls` of the runs before the edge and before the peak.
         correlation_table: :func:`correlation_table` of ``correlations``.
         trend_null: per loss, :func:`cross_run_null` before the edge (the claim's test).
-        finals, level, effects: :func:`finals` and :func:`step_effect` per loss.
+        finals, level, effects: :func:`finals` and :func:`step_effect` per loss; final_means: :func:`final_means`.
+        curves, jac_means, dots: the figures' series (:func:`curves_frame`, :func:`jacobian_means`
+            by loss, :func:`correlation_dots`).
         numbers: values glued as numbers (name -> int/float).
         markdown: sentences glued as Markdown (name -> text).
     """
@@ -532,6 +583,10 @@ class Summary:
     finals: pd.DataFrame
     level: pd.Series
     effects: dict[str, Interval]
+    final_means: pd.DataFrame
+    curves: pd.DataFrame
+    jac_means: dict[str, pd.DataFrame]
+    dots: pd.DataFrame
     numbers: dict[str, float | int] = field(default_factory=dict)
     markdown: dict[str, str] = field(default_factory=dict)
 
@@ -615,7 +670,7 @@ def summarise(
     """Every table, number and sentence of the chapter from its runs (the output of :func:`run` on
     ``config``, the config :func:`chapter_configs` gave)."""
     check_params(fraction=fraction, method=method)
-    n_boot = 200 if preset == "smoke" else 2000
+    n_boot = boot_resamples(preset)
     losses = [l for l in ("mse", "ce") if l in set(runs["loss"])]  # noqa: E741
     lrs = {l: sorted(runs.loc[runs.loss == l, "lr"].unique()) for l in losses}  # noqa: E741
     e = edges(runs, fraction=fraction)
@@ -686,6 +741,10 @@ def summarise(
         finals=fin,
         level=level,
         effects=effects,
+        final_means=final_means(fin),
+        curves=curves_frame(runs),
+        jac_means={loss: m for loss, m in jacobian_means(runs).groupby("loss", sort=False)},
+        dots=correlation_dots(table, losses),
         numbers=numbers,
         markdown=markdown,
     )

@@ -17,13 +17,24 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-import numpy as np
 import pandas as pd
 
 from .. import analysis, claims
 from ..analysis import Interval
 from . import register
-from ._smoothed_sgd import SmoothedSGDConfig
+from ._smoothed_sgd import (
+    PAPER,
+    SMOKE,
+    SmoothedSGDConfig,
+    boot_resamples,
+    check_method,
+    each_run,
+    fmt_interval,
+    peak_index,
+    run_labels,
+    seed_block,
+    window_correlations,
+)
 from .base import run_experiment
 
 NAME = "whole_run"
@@ -47,35 +58,9 @@ class WholeRunConfig(SmoothedSGDConfig):
     measure_every_epochs: int | None = 8
 
     PRESETS: ClassVar[dict[str, dict[str, Any]]] = {
-        "smoke": dict(
-            n_train=200,
-            n_test=100,
-            widths=(16,),
-            max_epochs=2,
-            batch_size=50,
-            measure_num=4,
-            measure_every_epochs=None,
-            sharpness_subset=50,
-            jacobian_subset=20,
-        ),
+        "smoke": {**SMOKE, "max_epochs": 2, "measure_num": 4, "measure_every_epochs": None},
         "quick": dict(seeds=(0, 1, 2, 3, 4)),
-        "paper": dict(
-            dataset="cifar10",
-            n_train=50000,
-            n_test=10000,
-            model="resnet18",
-            lr=0.05,
-            momentum=0.9,
-            batch_size=128,
-            weight_decay=5e-4,
-            augment=True,
-            max_epochs=100,
-            measure_num=60,
-            measure_every_epochs=5,
-            sharpness_subset=2048,
-            jacobian_subset=512,
-            seeds=(0, 1, 2),
-        ),
+        "paper": {**PAPER, "max_epochs": 100, "measure_num": 60, "measure_every_epochs": 5},
     }
 
     def _check_schedule(self) -> None:
@@ -108,8 +93,6 @@ def run(
 # The chapter: its parameters become runs here, and its statistics are computed here
 # ------------------------------------------------------------------------------------------------
 
-#: Seeds per smoothing value that the smoke and paper presets always use, whatever ``n_seeds`` says.
-FIXED_SEEDS = {"smoke": 1, "paper": 3}
 #: The windows of a run: up to and including the sharpness peak, from the peak on, all of it.
 PHASES = ("before_peak", "after_peak", "all")
 #: The factors followed from the sharpness peak to the end (the three mediating factors last).
@@ -125,16 +108,12 @@ MEDIATOR_NAMES = {
 def chapter_configs(preset: str, seed: int, n_seeds: int = 5) -> list[WholeRunConfig]:
     """The chapter's one config: ``n_seeds`` training seeds ``seed, seed+1, ...`` per smoothing value
     (1 at smoke, 3 at paper) and ``data_seed = seed``."""
-    if isinstance(n_seeds, bool) or not isinstance(n_seeds, int) or n_seeds < 1:
-        raise ValueError(f"n_seeds={n_seeds!r} is invalid; accepted: an int >= 1")
-    n = FIXED_SEEDS.get(preset, n_seeds)
-    return [WholeRunConfig.from_preset(preset, seeds=tuple(range(seed, seed + n)), data_seed=seed)]
+    return seed_block(WholeRunConfig, preset, seed, n_seeds)
 
 
 def check_params(*, window: int, method: str) -> None:
     """One-line ValueError for a bad rolling ``window`` (an int >= 3) or correlation ``method``."""
-    if method not in analysis.METHODS:
-        raise ValueError(f"method={method!r}; accepted: {analysis.METHODS}")
+    check_method(method)
     if isinstance(window, bool) or not isinstance(window, int) or window < 3:
         raise ValueError(f"window={window!r}; accepted: an int >= 3")
 
@@ -158,22 +137,25 @@ def accuracy_sentence(runs: pd.DataFrame) -> str:
 
 def curves_frame(runs: pd.DataFrame) -> pd.DataFrame:
     """The measurements after step 0 (the plots use a log step axis) with a ``run`` label
-    (``"smoothing 0.1, seed 2"``), for :func:`sharpjac.interactive.curves`."""
+    (``"smoothing 0.1, seed 2"``, for :func:`sharpjac.interactive.curves`) and ``first``: the run
+    has the first seed (the figures draw it thick)."""
     out = runs[runs.step > 0].copy()
-    out["run"] = [f"smoothing {ls:g}, seed {s}" for ls, s in zip(out["label_smoothing"], out["seed"])]
+    out["run"] = run_labels(out)
+    out["first"] = out["seed"] == runs["seed"].min()
     return out
 
 
 def rolling(runs: pd.DataFrame, window: int, *, method: str = "spearman") -> pd.DataFrame:
     r"""Per run, the rank correlation of sharpness and :math:`\max_i\|Jf(x_i)\|_2` in windows of
     ``window`` measurements (:func:`~sharpjac.analysis.rolling_correlation`), columns
-    ``label_smoothing``, ``seed``, ``step``, ``rho``."""
+    ``label_smoothing``, ``seed``, ``step``, ``rho`` and ``first`` (the run has the first seed)."""
     out = []
-    for (ls, s), g in runs.groupby(["label_smoothing", "seed"]):
-        g = g.sort_values("step")
+    for (ls, s), g in each_run(runs, ["label_smoothing", "seed"]):
         r = analysis.rolling_correlation(g["sharpness"], g["jac_spectral_max"], window, method)
         out.append(pd.DataFrame({"label_smoothing": ls, "seed": s, "step": g["step"].to_numpy(), "rho": r}))
-    return pd.concat(out, ignore_index=True)
+    out = pd.concat(out, ignore_index=True)
+    out["first"] = out["seed"] == out["seed"].min()
+    return out
 
 
 def phase_correlations(runs: pd.DataFrame, *, method: str = "spearman") -> pd.DataFrame:
@@ -181,23 +163,11 @@ def phase_correlations(runs: pd.DataFrame, *, method: str = "spearman") -> pd.Da
     both sides): ``n`` measurements, ``raw`` rank correlation of sharpness and
     :math:`\max_i\|Jf(x_i)\|_2` (NaN below 3) and that of their first ``differences`` (NaN below 4)."""
     rows = []
-    for (ls, s), g in runs.groupby(["label_smoothing", "seed"]):
-        g = g.sort_values("step")
-        p = int(np.nanargmax(g["sharpness"].to_numpy()))
+    for (ls, s), g in each_run(runs, ["label_smoothing", "seed"]):
+        p = peak_index(g)
         for phase, w in (("before_peak", g.iloc[: p + 1]), ("after_peak", g.iloc[p:]), ("all", g)):
-            x, y = w["sharpness"].to_numpy(float), w["jac_spectral_max"].to_numpy(float)
-            rows.append(
-                {
-                    "label_smoothing": ls,
-                    "seed": s,
-                    "phase": phase,
-                    "n": len(w),
-                    "raw": analysis.rank_correlation(x, y, method) if len(w) >= 3 else np.nan,
-                    "differences": analysis.trend_null_correlation(x, y, method, kind="differences")
-                    if len(w) >= 4
-                    else np.nan,
-                }
-            )
+            corr = window_correlations(w["sharpness"], w["jac_spectral_max"], method)
+            rows.append({"label_smoothing": ls, "seed": s, "phase": phase, "n": len(w), **corr})
     return pd.DataFrame(rows)
 
 
@@ -213,15 +183,6 @@ def summarise_phases(per_run: pd.DataFrame, *, n_boot: int = 2000, seed: int = 0
         t.insert(0, "correlation", value)
         out.append(t)
     return pd.concat(out, ignore_index=True)
-
-
-def fmt_interval(mean: float, low: float, high: float, n: int) -> str:
-    """``"m [lo, hi]"``; says so when undefined or degenerate."""
-    if not np.isfinite(mean):
-        return "not defined"
-    if low == high:
-        return f"{mean:.2f} (a degenerate interval: all resamples equal, {n} runs)"
-    return f"{mean:.2f} [{low:.2f}, {high:.2f}]"
 
 
 def phase_text(summ: pd.DataFrame, phase: str, ls: float, value: str = "raw") -> str:
@@ -257,9 +218,8 @@ def mediator_table(runs: pd.DataFrame) -> pd.DataFrame:
     (:func:`~sharpjac.analysis.dominant_mediator`) and ``accounts``: that factor moves in the
     direction of the decoupling by at least half its size."""
     rows = []
-    for (ls, s), g in runs.groupby(["label_smoothing", "seed"]):
-        g = g.sort_values("step")
-        peak = int(g["step"].iloc[int(np.nanargmax(g["sharpness"].to_numpy()))])
+    for (ls, s), g in each_run(runs, ["label_smoothing", "seed"]):
+        peak = int(g["step"].iloc[peak_index(g)])
         last = int(g["step"].iloc[-1])
         ch = analysis.log_changes(g, list(FACTORS), peak, last)
         name, r, contrib = analysis.dominant_mediator(ch)
@@ -282,9 +242,8 @@ def after_peak_factors(runs: pd.DataFrame) -> pd.DataFrame:
     :data:`FACTORS` divided by its value at the peak (columns ``label_smoothing``, ``step`` and the
     factors), ready to plot."""
     out = []
-    for ls, g in runs[runs.seed == runs.seed.min()].groupby("label_smoothing"):
-        g = g.sort_values("step")
-        peak = int(g["step"].iloc[int(np.nanargmax(g["sharpness"].to_numpy()))])
+    for (ls,), g in each_run(runs[runs.seed == runs.seed.min()], ["label_smoothing"]):
+        peak = int(g["step"].iloc[peak_index(g)])
         after = g[g.step >= peak]
         ref = g[g.step == peak].iloc[0]
         frame = pd.DataFrame({"label_smoothing": ls, "step": after["step"].to_numpy()})
@@ -383,7 +342,7 @@ def summarise(
     """Every table, number and sentence of the chapter from its runs (the output of :func:`run` on
     ``config``, the config :func:`chapter_configs` gave)."""
     check_params(window=window, method=method)
-    n_boot = 200 if preset == "smoke" else 2000
+    n_boot = boot_resamples(preset)
     smoothings = sorted(runs["label_smoothing"].unique())
     groups = runs.groupby(["label_smoothing", "seed"])
     n_meas = int(groups.size().min())
