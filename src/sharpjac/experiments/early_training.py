@@ -21,8 +21,9 @@ import pandas as pd
 
 from .. import analysis, claims
 from ..analysis import Interval
+from . import _smoothed_sgd as shared
 from . import register
-from ._smoothed_sgd import SmoothedSGDConfig
+from ._smoothed_sgd import PAPER, SMOKE, SmoothedSGDConfig, boot_resamples, check_method, each_run, peak_index
 from .base import run_experiment
 
 NAME = "early_training"
@@ -50,33 +51,9 @@ class EarlyTrainingConfig(SmoothedSGDConfig):
     jacobian_subset: int = 200
 
     PRESETS: ClassVar[dict[str, dict[str, Any]]] = {
-        "smoke": dict(
-            n_train=200,
-            n_test=100,
-            widths=(16,),
-            max_epochs=1,
-            batch_size=50,
-            measure_every=2,
-            sharpness_subset=50,
-            jacobian_subset=20,
-        ),
+        "smoke": {**SMOKE, "max_epochs": 1, "measure_every": 2},
         "quick": dict(seeds=(0, 1, 2, 3, 4)),
-        "paper": dict(
-            dataset="cifar10",
-            n_train=50000,
-            n_test=10000,
-            model="resnet18",
-            lr=0.05,
-            momentum=0.9,
-            batch_size=128,
-            weight_decay=5e-4,
-            augment=True,
-            max_epochs=10,
-            measure_every=50,
-            sharpness_subset=2048,
-            jacobian_subset=512,
-            seeds=(0, 1, 2),
-        ),
+        "paper": {**PAPER, "max_epochs": 10, "measure_every": 50},
     }
 
     def _check_schedule(self) -> None:
@@ -98,8 +75,6 @@ def run(
 # The chapter: its parameters become runs here, and its statistics are computed here
 # ------------------------------------------------------------------------------------------------
 
-#: Seeds per smoothing value that the smoke and paper presets always use, whatever ``n_seeds`` says.
-FIXED_SEEDS = {"smoke": 1, "paper": 3}
 #: What the chapter changes in a preset: at quick it measures every 5 steps instead of 10, to
 #: resolve the first rise of both curves.
 CHAPTER_OVERRIDES: dict[str, dict[str, Any]] = {"quick": {"measure_every": 5}}
@@ -108,20 +83,38 @@ CHAPTER_OVERRIDES: dict[str, dict[str, Any]] = {"quick": {"measure_every": 5}}
 def chapter_configs(preset: str, seed: int, n_seeds: int = 5) -> list[EarlyTrainingConfig]:
     """The chapter's one config: ``n_seeds`` training seeds ``seed, seed+1, ...`` per smoothing value
     (1 at smoke, 3 at paper), ``data_seed = seed``, and :data:`CHAPTER_OVERRIDES`."""
-    if isinstance(n_seeds, bool) or not isinstance(n_seeds, int) or n_seeds < 1:
-        raise ValueError(f"n_seeds={n_seeds!r} is invalid; accepted: an int >= 1")
-    n = FIXED_SEEDS.get(preset, n_seeds)
-    return [
-        EarlyTrainingConfig.from_preset(
-            preset, seeds=tuple(range(seed, seed + n)), data_seed=seed, **CHAPTER_OVERRIDES.get(preset, {})
-        )
-    ]
+    return shared.seed_block(EarlyTrainingConfig, preset, seed, n_seeds, **CHAPTER_OVERRIDES.get(preset, {}))
 
 
-def check_method(method: str) -> None:
-    """One-line ValueError unless ``method`` is ``"spearman"`` or ``"kendall"``."""
-    if method not in analysis.METHODS:
-        raise ValueError(f"method={method!r}; accepted: {analysis.METHODS}")
+#: Reader labels of the table at the end of the early phase.
+END_LABELS = {"label_smoothing": "", "curvature_norm": "final C̄", "ratio": "final sharpness / max ‖Jf(xᵢ)‖₂"}
+#: The Jacobian statistics as the correlation figure's rows name them.
+STAT_NAMES = {
+    "jac_spectral_max": "spectral, max",
+    "jac_spectral_mean": "spectral, mean",
+    "jac_frobenius_max": "Frobenius, max",
+    "jac_frobenius_mean": "Frobenius, mean",
+}
+#: How the correlation figure draws a table of intervals per (smoothing, statistic) with its runs
+#: (:func:`sharpjac.plotting.interval_dots`): one row per statistic, one colour per smoothing value.
+DOT_STYLE: dict[str, Any] = {
+    "rows": "statistic",
+    "order": tuple(STAT_NAMES),
+    "by": "label_smoothing",
+    "step": 0.22,
+    "label": "smoothing {label_smoothing:g}",
+}
+#: The interactive figure's menu (reader label -> column) and hover columns.
+CURVES_MENU = {
+    "sharpness": "sharpness",
+    "max ‖Jf(xᵢ)‖₂": "jac_spectral_max",
+    "mean ‖Jf(xᵢ)‖₂": "jac_spectral_mean",
+    "max ‖Jf(xᵢ)‖_F": "jac_frobenius_max",
+    "mean ‖Jf(xᵢ)‖_F": "jac_frobenius_mean",
+    "output curvature C̄": "curvature_norm",
+    "training loss": "train_loss",
+}
+CURVES_HOVER = ["label_smoothing", "seed", "step", "train_acc"]
 
 
 def prepared(runs: pd.DataFrame) -> pd.DataFrame:
@@ -130,7 +123,7 @@ def prepared(runs: pd.DataFrame) -> pd.DataFrame:
     out = runs.copy()
     out["epoch"] = out["epoch"].astype(float)
     out["ratio"] = out["sharpness"] / out["jac_spectral_max"]
-    out["run"] = [f"smoothing {ls:g}, seed {s}" for ls, s in zip(out["label_smoothing"], out["seed"])]
+    out["run"] = shared.run_labels(out)
     return out
 
 
@@ -147,8 +140,7 @@ def difference_correlations(runs: pd.DataFrame, *, method: str = "spearman") -> 
     the statistic (:func:`~sharpjac.analysis.trend_null_correlation`), columns ``label_smoothing``,
     ``seed``, ``statistic``, ``rho``."""
     rows = []
-    for (ls, s), g in runs.groupby(["label_smoothing", "seed"]):
-        g = g.sort_values("step")
+    for (ls, s), g in each_run(runs, ["label_smoothing", "seed"]):
         for stat in analysis.JACOBIAN_COLUMNS:
             rho = analysis.trend_null_correlation(g["sharpness"], g[stat], method, kind="differences")
             rows.append({"label_smoothing": ls, "seed": s, "statistic": stat, "rho": rho})
@@ -156,12 +148,8 @@ def difference_correlations(runs: pd.DataFrame, *, method: str = "spearman") -> 
 
 
 def fmt_interval(mean: float, low: float, high: float, n: int) -> str:
-    """``"m [lo, hi]"``; says so when undefined or degenerate."""
-    if not np.isfinite(mean):
-        return "not defined"
-    if low == high:
-        return f"{mean:.2f} (a degenerate interval: all resamples equal, {n} run(s))"
-    return f"{mean:.2f} [{low:.2f}, {high:.2f}]"
+    """``"m [lo, hi]"``; says so when undefined or degenerate (:func:`._smoothed_sgd.fmt_interval`)."""
+    return shared.fmt_interval(mean, low, high, n, "run(s)")
 
 
 def row_text(table: pd.DataFrame, ls: float, stat: str = "jac_spectral_max") -> str:
@@ -174,9 +162,8 @@ def after_peak_changes(runs: pd.DataFrame, ls: float) -> np.ndarray:
     """Mean over the seeds of smoothing ``ls`` of the log change of sharpness and of
     :math:`\\max_i\\|Jf(x_i)\\|_2` from the (first) sharpness peak to the end: shape ``[2]``."""
     d = []
-    for _, g in runs[runs.label_smoothing == ls].groupby("seed"):
-        g = g.sort_values("step")
-        p = int(np.nanargmax(g["sharpness"].to_numpy()))
+    for _, g in each_run(runs[runs.label_smoothing == ls], ["seed"]):
+        p = peak_index(g)
         d.append(
             (
                 np.log(g["sharpness"].iloc[-1] / g["sharpness"].iloc[p]),
@@ -245,7 +232,7 @@ class Summary:
 
     Attributes:
         preset, seed, n_seeds, n_boot, method: the chapter's parameters (``n_boot``: 200 at smoke, else 2000).
-        runs: :func:`prepared` runs; smoothings: the smoothing values, sorted.
+        runs: :func:`prepared` runs; means: their :func:`epoch_means`; smoothings: the smoothing values, sorted.
         per_run, diffs: per-run raw and first-difference correlations with each Jacobian statistic.
         raw, differences, to_peak: their means over seeds per (smoothing, statistic) with intervals,
             and the raw ones up to the sharpness peak.
@@ -262,6 +249,7 @@ class Summary:
     n_boot: int
     method: str
     runs: pd.DataFrame
+    means: pd.DataFrame
     smoothings: list[float]
     per_run: pd.DataFrame
     diffs: pd.DataFrame
@@ -283,7 +271,7 @@ def summarise(
     """Every table, number and sentence of the chapter from its runs (the output of :func:`run` on
     ``config``, the config :func:`chapter_configs` gave)."""
     check_method(method)
-    n_boot = 200 if preset == "smoke" else 2000
+    n_boot = boot_resamples(preset)
     runs = prepared(runs)
     smoothings = sorted(runs["label_smoothing"].unique())
     by = ("label_smoothing", "statistic")
@@ -302,7 +290,7 @@ def summarise(
     rows = pd.DataFrame(
         [
             {
-                "smoothing": ls,
+                "label smoothing": ls,
                 "raw, early phase": row_text(raw, ls),
                 "first differences, early phase": row_text(dif, ls),
                 "raw, up to the sharpness peak": row_text(to_peak, ls),
@@ -365,6 +353,7 @@ def summarise(
         n_boot=n_boot,
         method=method,
         runs=runs,
+        means=epoch_means(runs),
         smoothings=smoothings,
         per_run=per_run,
         diffs=diffs,
