@@ -103,6 +103,48 @@ MEDIATOR_NAMES = {
     "feature_norm": "the feature norms",
     "first_layer_norm": "the first-layer weights",
 }
+#: The factors as the static figure names them (TeX), and the concept colour (``plotting.COLORS`` key) of each.
+FACTOR_TEX = {
+    "sharpness": "sharpness",
+    "jac_spectral_max": r"$\max_i\|Jf(x_i)\|_2$",
+    "curvature_norm": r"$\overline{\|C\|}$",
+    "feature_norm": "mean feature norm",
+    "first_layer_norm": r"$\|W_1\|_2$",
+}
+FACTOR_CONCEPTS = {
+    "sharpness": "sharpness",
+    "jac_spectral_max": "jacobian",
+    "curvature_norm": "curvature",
+    "feature_norm": "baseline",
+    "first_layer_norm": "first_layer",
+}
+#: Reader labels of the mediator table (:attr:`Summary.mediators`).
+MEDIATOR_LABELS = {
+    "label_smoothing": "",
+    "seed": "",
+    "peak_step": "peak step",
+    "decoupling": "decoupling Δlog s − Δlog ‖Jf‖",
+    "dominant": "dominant factor",
+    "accounts": "accounts for ≥ half",
+    "dlog_sharpness": "Δlog sharpness",
+    "dlog_jac_spectral_max": "Δlog max ‖Jf(xᵢ)‖₂",
+    "dlog_curvature_norm": "Δlog C̄",
+    "dlog_feature_norm": "Δlog feature norm",
+    "dlog_first_layer_norm": "Δlog ‖W₁‖₂",
+}
+#: The interactive figure's menu (reader label -> column) and hover columns.
+CURVES_MENU = {
+    "sharpness": "sharpness",
+    "max ‖Jf(xᵢ)‖₂": "jac_spectral_max",
+    "mean ‖Jf(xᵢ)‖₂": "jac_spectral_mean",
+    "max ‖Jf(xᵢ)‖_F": "jac_frobenius_max",
+    "mean ‖Jf(xᵢ)‖_F": "jac_frobenius_mean",
+    "output curvature C̄": "curvature_norm",
+    "first-layer norm ‖W₁‖₂": "first_layer_norm",
+    "feature norm": "feature_norm",
+    "training loss": "train_loss",
+}
+CURVES_HOVER = ["label_smoothing", "seed", "step", "train_acc"]
 
 
 def chapter_configs(preset: str, seed: int, n_seeds: int = 5) -> list[WholeRunConfig]:
@@ -306,7 +348,9 @@ class Summary:
         rolled: :func:`rolling`; per_run, phases: :func:`phase_correlations`, :func:`summarise_phases`.
         phase_table: :func:`phase_table`; weak: the mean per-run change of the raw correlation from
             before the peak to after it, with a bootstrap interval (the claim's number).
-        verdicts: :func:`mediator_table`; factors: :func:`after_peak_factors`.
+        verdicts: :func:`mediator_table`; mediators: the same with the dominant factor's reader
+            name (the table the chapter shows); factors: :func:`after_peak_factors`.
+        curves: :func:`curves_frame` (the figures' series).
         phase_verdict: the sentence on the trend null before the peak (part of the claim's evidence).
         numbers, markdown: the glued values and sentences.
     """
@@ -324,7 +368,9 @@ class Summary:
     phase_table: pd.DataFrame
     weak: Interval
     verdicts: pd.DataFrame
+    mediators: pd.DataFrame
     factors: pd.DataFrame
+    curves: pd.DataFrame
     phase_verdict: str
     numbers: dict[str, Any] = field(default_factory=dict)
     markdown: dict[str, str] = field(default_factory=dict)
@@ -392,7 +438,9 @@ def summarise(
         phase_table=phase_table(summ, per_run, smoothings),
         weak=weak,
         verdicts=verdicts,
+        mediators=verdicts.assign(dominant=verdicts["dominant"].map(MEDIATOR_NAMES).fillna("none of the three")),
         factors=after_peak_factors(runs),
+        curves=curves_frame(runs),
         phase_verdict=sent[-1],
         numbers=numbers,
         markdown=markdown,
