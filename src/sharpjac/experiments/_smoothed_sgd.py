@@ -8,7 +8,7 @@ the SGD run), checks them, and builds the grid; a subclass sets its own defaults
 (:meth:`SmoothedSGDConfig.schedule`).
 
 The three sharpening chapters (those two and ``progressive_sharpening``) also share how their
-parameters become runs (:func:`seed_block`), their parameter checks, and the per-run statistics
+parameters become runs (:func:`block_configs`), their parameter checks, and the per-run statistics
 of a window of measurements (:func:`peak_index`, :func:`window_correlations`, :func:`fmt_interval`).
 """
 
@@ -163,7 +163,7 @@ class SmoothedSGDConfig(ExperimentConfig):
 FIXED_SEEDS = {"smoke": 1, "paper": 3}
 
 
-def seed_block(config_class, preset: str, seed: int, n_seeds: int, **overrides) -> list:
+def block_configs(config_class, preset: str, seed: int, n_seeds: int, **overrides) -> list:
     """A chapter's one config: ``config_class`` at ``preset`` with training seeds ``seed, seed+1,
     ...`` (``n_seeds`` of them; :data:`FIXED_SEEDS` at smoke and paper), ``data_seed = seed`` and
     ``overrides``."""
@@ -223,3 +223,32 @@ def fmt_interval(mean: float, low: float, high: float, n: int, runs: str = "runs
 def run_labels(frame: pd.DataFrame) -> list[str]:
     """``"smoothing 0.1, seed 2"`` per row of a label-smoothing frame."""
     return [f"smoothing {ls:g}, seed {s}" for ls, s in zip(frame["label_smoothing"], frame["seed"])]
+
+
+#: The interactive figures' menu (reader label -> column): sharpness, the four Jacobian statistics,
+#: the output curvature and the training loss.
+CURVES_MENU = {
+    "sharpness": "sharpness",
+    "max ‖Jf(xᵢ)‖₂": "jac_spectral_max",
+    "mean ‖Jf(xᵢ)‖₂": "jac_spectral_mean",
+    "max ‖Jf(xᵢ)‖_F": "jac_frobenius_max",
+    "mean ‖Jf(xᵢ)‖_F": "jac_frobenius_mean",
+    "output curvature C̄": "curvature_norm",
+    "training loss": "train_loss",
+}
+
+
+@dataclass(frozen=True)
+class SharpeningSummary:
+    """The parameters every sharpening chapter's summary carries.
+
+    Attributes:
+        preset, seed, n_seeds, method: the chapter's parameters (``n_seeds``: the seeds actually run).
+        n_boot: bootstrap resamples (:func:`boot_resamples`).
+    """
+
+    preset: str
+    seed: int
+    n_seeds: int
+    n_boot: int
+    method: str

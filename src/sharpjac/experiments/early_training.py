@@ -23,7 +23,16 @@ from .. import analysis, claims
 from ..analysis import Interval
 from . import _smoothed_sgd as shared
 from . import register
-from ._smoothed_sgd import PAPER, SMOKE, SmoothedSGDConfig, boot_resamples, check_method, each_run, peak_index
+from ._smoothed_sgd import (
+    PAPER,
+    SMOKE,
+    SharpeningSummary,
+    SmoothedSGDConfig,
+    boot_resamples,
+    check_method,
+    each_run,
+    peak_index,
+)
 from .base import run_experiment
 
 NAME = "early_training"
@@ -83,7 +92,7 @@ CHAPTER_OVERRIDES: dict[str, dict[str, Any]] = {"quick": {"measure_every": 5}}
 def chapter_configs(preset: str, seed: int, n_seeds: int = 5) -> list[EarlyTrainingConfig]:
     """The chapter's one config: ``n_seeds`` training seeds ``seed, seed+1, ...`` per smoothing value
     (1 at smoke, 3 at paper), ``data_seed = seed``, and :data:`CHAPTER_OVERRIDES`."""
-    return shared.seed_block(EarlyTrainingConfig, preset, seed, n_seeds, **CHAPTER_OVERRIDES.get(preset, {}))
+    return shared.block_configs(EarlyTrainingConfig, preset, seed, n_seeds, **CHAPTER_OVERRIDES.get(preset, {}))
 
 
 #: Reader labels of the table at the end of the early phase.
@@ -105,15 +114,7 @@ DOT_STYLE: dict[str, Any] = {
     "label": "smoothing {label_smoothing:g}",
 }
 #: The interactive figure's menu (reader label -> column) and hover columns.
-CURVES_MENU = {
-    "sharpness": "sharpness",
-    "max ‖Jf(xᵢ)‖₂": "jac_spectral_max",
-    "mean ‖Jf(xᵢ)‖₂": "jac_spectral_mean",
-    "max ‖Jf(xᵢ)‖_F": "jac_frobenius_max",
-    "mean ‖Jf(xᵢ)‖_F": "jac_frobenius_mean",
-    "output curvature C̄": "curvature_norm",
-    "training loss": "train_loss",
-}
+CURVES_MENU = shared.CURVES_MENU
 CURVES_HOVER = ["label_smoothing", "seed", "step", "train_acc"]
 
 
@@ -227,7 +228,7 @@ def scale_sentence(link: Interval) -> str:
 
 
 @dataclass(frozen=True)
-class Summary:
+class Summary(SharpeningSummary):
     """Everything the chapter shows, computed from its runs (see :func:`summarise`).
 
     Attributes:
@@ -243,11 +244,6 @@ class Summary:
         numbers, markdown: the glued values and sentences.
     """
 
-    preset: str
-    seed: int
-    n_seeds: int
-    n_boot: int
-    method: str
     runs: pd.DataFrame
     means: pd.DataFrame
     smoothings: list[float]

@@ -27,8 +27,17 @@ import pandas as pd
 from .. import analysis, claims, inference
 from ..analysis import Interval
 from ..training import TrainConfig
+from . import _smoothed_sgd as shared
 from . import register
-from ._smoothed_sgd import boot_resamples, check_method, each_run, peak_index, seed_block, window_correlations
+from ._smoothed_sgd import (
+    SharpeningSummary,
+    block_configs,
+    boot_resamples,
+    check_method,
+    each_run,
+    peak_index,
+    window_correlations,
+)
 from .base import ExperimentConfig, run_experiment
 
 NAME = "progressive_sharpening"
@@ -225,15 +234,7 @@ JACOBIAN_TEX = {
     "jac_frobenius_mean": r"mean $\|Jf(x_i)\|_F$",
 }
 #: The interactive figure's menu: reader label -> column.
-CURVES_MENU = {
-    "sharpness": "sharpness",
-    "max ‖Jf(xᵢ)‖₂": "jac_spectral_max",
-    "mean ‖Jf(xᵢ)‖₂": "jac_spectral_mean",
-    "max ‖Jf(xᵢ)‖_F": "jac_frobenius_max",
-    "mean ‖Jf(xᵢ)‖_F": "jac_frobenius_mean",
-    "output curvature C̄": "curvature_norm",
-    "training loss": "train_loss",
-}
+CURVES_MENU = shared.CURVES_MENU
 #: How the correlation figure draws :attr:`Summary.dots` (:func:`sharpjac.plotting.interval_dots`):
 #: one row per Jacobian statistic, a filled circle for the raw correlation, hollow markers for the nulls.
 DOT_STYLE: dict[str, Any] = {
@@ -253,7 +254,7 @@ EDGE_CLAIMS = {"mse": "progressive_sharpening.edge_of_stability", "ce": "progres
 def chapter_configs(preset: str, seed: int, n_seeds: int = 5) -> list[ProgressiveSharpeningConfig]:
     """The chapter's one config: ``n_seeds`` training seeds ``seed, seed+1, ...`` (1 at smoke, 3 at
     paper, whatever ``n_seeds`` says) and ``data_seed = seed``."""
-    return seed_block(ProgressiveSharpeningConfig, preset, seed, n_seeds)
+    return block_configs(ProgressiveSharpeningConfig, preset, seed, n_seeds)
 
 
 def check_params(*, fraction: float, method: str) -> None:
@@ -545,7 +546,7 @@ def curves_frame(runs: pd.DataFrame) -> pd.DataFrame:
 
 
 @dataclass(frozen=True)
-class Summary:
+class Summary(SharpeningSummary):
     """Everything the chapter shows, computed from its runs (see :func:`summarise`).
 
     Attributes:
@@ -564,12 +565,7 @@ class Summary:
         markdown: sentences glued as Markdown (name -> text).
     """
 
-    preset: str
-    seed: int
-    n_seeds: int
-    n_boot: int
     fraction: float
-    method: str
     losses: list[str]
     lrs: dict[str, list[float]]
     overview: pd.DataFrame

@@ -22,17 +22,19 @@ import pandas as pd
 from .. import analysis, claims
 from ..analysis import Interval
 from . import register
+from ._smoothed_sgd import CURVES_MENU as SHARED_MENU
 from ._smoothed_sgd import (
     PAPER,
     SMOKE,
+    SharpeningSummary,
     SmoothedSGDConfig,
+    block_configs,
     boot_resamples,
     check_method,
     each_run,
     fmt_interval,
     peak_index,
     run_labels,
-    seed_block,
     window_correlations,
 )
 from .base import run_experiment
@@ -134,12 +136,7 @@ MEDIATOR_LABELS = {
 }
 #: The interactive figure's menu (reader label -> column) and hover columns.
 CURVES_MENU = {
-    "sharpness": "sharpness",
-    "max ‖Jf(xᵢ)‖₂": "jac_spectral_max",
-    "mean ‖Jf(xᵢ)‖₂": "jac_spectral_mean",
-    "max ‖Jf(xᵢ)‖_F": "jac_frobenius_max",
-    "mean ‖Jf(xᵢ)‖_F": "jac_frobenius_mean",
-    "output curvature C̄": "curvature_norm",
+    **{k: v for k, v in SHARED_MENU.items() if v != "train_loss"},
     "first-layer norm ‖W₁‖₂": "first_layer_norm",
     "feature norm": "feature_norm",
     "training loss": "train_loss",
@@ -150,7 +147,7 @@ CURVES_HOVER = ["label_smoothing", "seed", "step", "train_acc"]
 def chapter_configs(preset: str, seed: int, n_seeds: int = 5) -> list[WholeRunConfig]:
     """The chapter's one config: ``n_seeds`` training seeds ``seed, seed+1, ...`` per smoothing value
     (1 at smoke, 3 at paper) and ``data_seed = seed``."""
-    return seed_block(WholeRunConfig, preset, seed, n_seeds)
+    return block_configs(WholeRunConfig, preset, seed, n_seeds)
 
 
 def check_params(*, window: int, method: str) -> None:
@@ -339,7 +336,7 @@ def _mediator_sentence(verdicts: pd.DataFrame, smoothings) -> str:
 
 
 @dataclass(frozen=True)
-class Summary:
+class Summary(SharpeningSummary):
     """Everything the chapter shows, computed from its runs (see :func:`summarise`).
 
     Attributes:
@@ -355,11 +352,6 @@ class Summary:
         numbers, markdown: the glued values and sentences.
     """
 
-    preset: str
-    seed: int
-    n_seeds: int
-    n_boot: int
-    method: str
     window: int
     smoothings: list[float]
     rolled: pd.DataFrame
