@@ -14,13 +14,15 @@ of a window of measurements (:func:`peak_index`, :func:`window_correlations`, :f
 
 from __future__ import annotations
 
+import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from .. import analysis
+from .. import analysis, claims, inference
 from ..training import TrainConfig
 from .base import ExperimentConfig, architecture_options
 
@@ -252,3 +254,189 @@ class SharpeningSummary:
     n_seeds: int
     n_boot: int
     method: str
+
+
+# ------------------------------------------------------------------------------------------------
+# Verdicts: the cross-run trend null, fragility over seeds, and the known-answer simulators
+# ------------------------------------------------------------------------------------------------
+
+
+def trend_null(
+    runs: pd.DataFrame,
+    setting: str,
+    *,
+    window: Callable[[pd.DataFrame], pd.DataFrame] | None = None,
+    x: str = "sharpness",
+    y: str = "jac_spectral_max",
+    method: str = "spearman",
+    seed: int = 0,
+    n_permutations: int = 9999,
+) -> inference.TrendNull:
+    """Does ``x`` co-move with ``y`` within a run more than across runs of the same ``setting``?
+
+    The runs (seeds) of one value of ``setting`` (a step size, a smoothing value) share that
+    setting's trend; pairing one run's ``x`` with another run's ``y`` keeps the trend and nothing
+    else. :func:`sharpjac.inference.stratified_trend_null` permutes the runs within each setting
+    and compares the mean within-run rank correlation over ``window(run)`` (default: the whole
+    run) with those pairings. Runs whose window holds fewer than 3 measurements are left out, and
+    a setting with fewer than 2 runs left.
+
+    Returns:
+        :class:`~sharpjac.inference.TrendNull` (``p_value`` NaN and ``n_runs`` 0 when no setting
+        has 2 usable runs).
+    """
+    settings = []
+    for _, g in runs.groupby(setting):
+        xs, ys = [], []
+        for _, r in each_run(g, ["seed"]):
+            w = window(r) if window is not None else r
+            if len(w) >= 3:
+                xs.append(w[x].to_numpy(float))
+                ys.append(w[y].to_numpy(float))
+        if len(xs) >= 2:
+            settings.append((xs, ys))
+    if not settings:
+        nan = float("nan")
+        return inference.TrendNull(nan, nan, nan, nan, 0, 0, nan, True)
+    return inference.stratified_trend_null(settings, method=method, n_permutations=n_permutations, seed=seed)
+
+
+def trend_null_words(null: inference.TrendNull, setting: str = "step size", alpha: float = 0.05) -> str:
+    """What :func:`trend_null` says, in words chosen by its numbers (``setting``: what the runs share)."""
+    if null.n_runs == 0 or not math.isfinite(null.p_value):
+        return "these windows are too short for a trend null"
+    head = (
+        f"against the same {setting}'s other runs (a shared trend and nothing else) the mean within-run "
+        f"correlation is {null.observed:.2f} and the mean cross-run one {null.null_mean:.2f}, permutation "
+        f"p = {null.p_value:.3g} over {null.n_runs} runs"
+    )
+    if null.min_p > alpha:
+        return head + f": too few runs to decide (the smallest attainable p is {null.min_p:.3g})"
+    return head + claims.choose(
+        bool(null.p_value <= alpha),
+        ", so the co-movement is more than the trend the runs share",
+        claims.choose(
+            bool(null.p_lower <= alpha),
+            ", so the runs co-move less than their shared trend alone would make them",
+            ", so the co-movement is not shown to be more than the trend the runs share",
+        ),
+    )
+
+
+def seed_fragility(decide: Callable[[tuple], str], seeds) -> inference.Fragility | None:
+    """:func:`sharpjac.inference.leave_one_out` over the seeds (``decide(kept seeds) -> outcome``),
+    or None with fewer than 2 seeds (not assessed)."""
+    seeds = tuple(sorted(set(seeds)))
+    return inference.leave_one_out(decide, seeds) if len(seeds) >= 2 else None
+
+
+def count_verdict(
+    claim_id: str,
+    hits: pd.DataFrame,
+    column: str,
+    *,
+    evidence: str,
+    preset: str,
+    n_seeds: int,
+    label: str,
+) -> claims.Verdict:
+    """A :class:`~sharpjac.claims.rules.Count` claim over runs: ``k`` = runs whose boolean ``column``
+    holds among the ``n`` rows of ``hits`` (one row per run, with a ``seed`` column), unit "runs",
+    fragility leaving out each seed (all its runs) in turn."""
+    rule = claims.get(claim_id).rule
+    seeds, hit = hits["seed"].to_numpy(), hits[column].to_numpy(bool)
+
+    def decide(kept) -> str:
+        keep = np.isin(seeds, kept)
+        return rule.decide(k=int(hit[keep].sum()), n=int(keep.sum()))
+
+    k, n = int(hits[column].sum()), len(hits)
+    return claims.evaluate(
+        claim_id,
+        evidence=evidence,
+        preset=preset,
+        seeds=n_seeds,
+        unit="runs",
+        n_units=n,
+        fragility=seed_fragility(decide, hits["seed"]),
+        k=k,
+        n=n,
+        estimate=k / n if n else float("nan"),
+        label=label,
+    )
+
+
+def permutation_verdict(
+    claim_id: str,
+    null: inference.TrendNull,
+    fragility: inference.Fragility | None,
+    *,
+    evidence: str,
+    preset: str,
+    n_seeds: int,
+    label: str,
+) -> claims.Verdict:
+    """A :class:`~sharpjac.claims.rules.Permutation` claim decided by :func:`trend_null`, unit "runs"."""
+    return claims.evaluate(
+        claim_id,
+        evidence=evidence,
+        preset=preset,
+        seeds=n_seeds,
+        unit="runs",
+        n_units=int(null.n_runs),
+        fragility=fragility,
+        **null.numbers(),
+        estimate=null.observed,
+        label=label,
+    )
+
+
+def trend_fragility(claim_id: str, runs: pd.DataFrame, null_of: Callable[[pd.DataFrame], inference.TrendNull]):
+    """Leave-one-seed-out of a trend-null claim: ``null_of(runs of the kept seeds)`` decided by the claim's rule."""
+    rule = claims.get(claim_id).rule
+
+    def decide(kept) -> str:
+        return rule.decide(**null_of(runs[runs["seed"].isin(kept)]).numbers())
+
+    return seed_fragility(decide, runs["seed"])
+
+
+def simulate_trend_runs(
+    rng: np.random.Generator,
+    setting: str,
+    values,
+    *,
+    coupled: bool,
+    n_seeds: int = 5,
+    steps=None,
+    extra: dict | None = None,
+) -> pd.DataFrame:
+    """Runs with a known answer for a trend-null claim, the chapters' records in miniature.
+
+    Each value of ``setting`` has its own saturating trend :math:`(1-e^{-t/300})^{1+g}` (g its
+    position), shared by its ``n_seeds`` runs. ``coupled=False`` (the claim is false): sharpness and
+    Jacobian share only that trend (independent 1 % noise each), the case a first-difference or
+    raw within-run correlation mistakes for a link. ``coupled=True`` (true): the Jacobian follows its
+    own run's sharpness, fluctuations included (5 % fluctuations of sharpness, Jacobian = 2 x
+    sharpness + 2 % noise). ``steps``: the measurement steps (default 30 log-spaced steps up to 2,000,
+    as in ``tests/test_inference.py``). Columns: ``setting``, ``seed``, ``step``, ``sharpness``,
+    ``jac_spectral_max`` and the constant columns of ``extra``.
+    """
+    steps = np.unique(np.geomspace(1, 2000, 30).astype(int)) if steps is None else np.asarray(steps)
+    frames = []
+    for g, value in enumerate(values):
+        trend = (1 - np.exp(-(steps + 1.0) / 300.0)) ** (1.0 + g)
+        for s in range(n_seeds):
+            if coupled:
+                x = trend * (1 + 0.05 * rng.normal(size=len(steps)))
+                y = 2 * x + 0.02 * rng.normal(size=len(steps))
+            else:
+                x = trend * (1 + 0.01 * rng.normal(size=len(steps)))
+                y = 2 * trend * (1 + 0.01 * rng.normal(size=len(steps)))
+            frames.append(
+                pd.DataFrame({setting: value, "seed": s, "step": steps, "sharpness": x, "jac_spectral_max": y})
+            )
+    out = pd.concat(frames, ignore_index=True)
+    for k, v in (extra or {}).items():
+        out[k] = v
+    return out
