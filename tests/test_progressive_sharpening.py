@@ -276,6 +276,6 @@ def test_cross_run_null_tells_a_shared_trend_from_a_link():
     assert np.mean(np.array(trend_only) <= 0.05) <= 0.25  # nominal 5 %; 20 draws, loose bound
     # windows shorter than 3 measurements, and step sizes with fewer than 2 runs, are left out
     short = ps.cross_run_null(_trend_runs(rng, coupled=True, n=2), "mse")
-    assert short.n_runs == 0 and "too short" in ps.trend_null_words(short)
+    assert short.n_runs == 0 and "no step size has 2 runs" in ps.trend_null_words(short)
     few = ps.cross_run_null(_trend_runs(rng, coupled=True, lrs=(0.01,), seeds=range(3)), "mse")
     assert few.min_p == pytest.approx(1 / 6) and "too few runs to decide" in ps.trend_null_words(few)

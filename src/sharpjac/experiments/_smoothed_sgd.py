@@ -304,7 +304,10 @@ def trend_null(
 def trend_null_words(null: inference.TrendNull, setting: str = "step size", alpha: float = 0.05) -> str:
     """What :func:`trend_null` says, in words chosen by its numbers (``setting``: what the runs share)."""
     if null.n_runs == 0 or not math.isfinite(null.p_value):
-        return "these windows are too short for a trend null"
+        return (
+            f"no {setting} has 2 runs with 3 or more measurements in the window, so there is no trend null: too few "
+            "runs to decide"
+        )
     head = (
         f"against the same {setting}'s other runs (a shared trend and nothing else) the mean within-run "
         f"correlation is {null.observed:.2f} and the mean cross-run one {null.null_mean:.2f}, permutation "
