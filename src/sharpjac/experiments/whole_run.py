@@ -17,10 +17,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
+import numpy as np
 import pandas as pd
 
-from .. import analysis, claims
-from ..analysis import Interval
+from .. import analysis, claims, inference
+from . import _smoothed_sgd as shared
 from . import register
 from ._smoothed_sgd import CURVES_MENU as SHARED_MENU
 from ._smoothed_sgd import (
@@ -305,8 +306,9 @@ def _phase_sentences(summ: pd.DataFrame, smoothings) -> list[str]:
     sent.append(
         claims.choose(
             all(survive),
-            "Before the peak the first-difference correlation stays above zero for every smoothing value, so the "
-            "early co-movement is more than a shared trend.",
+            "Before the peak the first-difference correlation stays above zero for every smoothing value: the two "
+            "rise and fall in the same steps (a correlation of differences does not by itself remove a trend the "
+            "runs share).",
             "Before the peak the first-difference correlation does not stay above zero for "
             + claims.choose(not any(survive), "any smoothing value", "every smoothing value")
             + ": the raw correlation there shows that both rise, not that they rise in the same steps.",
@@ -315,24 +317,69 @@ def _phase_sentences(summ: pd.DataFrame, smoothings) -> list[str]:
     return sent
 
 
+def mediator_counts(mediators: pd.DataFrame) -> pd.DataFrame:
+    """Per smoothing value, from the mediator table (:func:`mediator_table`, one row per run): the
+    ``runs``, the runs in which a factor ``accounts`` for at least half the decoupling, the factor
+    that does so most often (``top``, None when none does) and in how many runs (``top_runs``)."""
+    rows = []
+    for ls, v in mediators.groupby("label_smoothing"):
+        acc = v[v["accounts"].astype(bool)]
+        top = acc["dominant"].value_counts()
+        rows.append(
+            {
+                "label_smoothing": ls,
+                "runs": len(v),
+                "accounts": len(acc),
+                "top": top.index[0] if len(top) else None,
+                "top_runs": int(top.iloc[0]) if len(top) else 0,
+            }
+        )
+    return pd.DataFrame(rows)
+
+
 def _mediator_sentence(verdicts: pd.DataFrame, smoothings) -> str:
+    counts = mediator_counts(verdicts).set_index("label_smoothing")
     sent = []
     for ls in smoothings:
-        v = verdicts[verdicts.label_smoothing == ls]
-        top = v["dominant"].value_counts()
-        dom = top.index[0] if len(top) else None
-        share = int(top.iloc[0]) if len(top) else 0
-        dom_name = MEDIATOR_NAMES.get(dom, "none of the three")
+        v, c = verdicts[verdicts.label_smoothing == ls], counts.loc[ls]
+        who = claims.choose(
+            c["top"] is not None,
+            f"**{MEDIATOR_NAMES.get(c['top'], 'none of the three')}** accounts for at least half of it in "
+            f"{c['top_runs']} of {c['runs']} runs",
+            "no mediating factor accounts for half of it in any run",
+        )
+        rest = claims.choose(
+            c["top"] is not None and c["accounts"] > c["top_runs"],
+            f" (another factor does in {c['accounts'] - c['top_runs']} more)",
+            "",
+        )
         sent.append(
             f"With smoothing {ls:g}, from the sharpness peak to the end of the run sharpness changes by "
             f"$\\Delta\\log s=$ {v['dlog_sharpness'].mean():.2f} and the Jacobian by "
             f"{v['dlog_jac_spectral_max'].mean():.2f} "
             f"(natural logs, means over seeds), a decoupling of {v['decoupling'].mean():.2f}; over the same stretch "
             f"$\\overline{{\\|C\\|}}$ changes by {v['dlog_curvature_norm'].mean():.2f}, the feature norm by "
-            f"{v['dlog_feature_norm'].mean():.2f} and $\\|W_1\\|_2$ by {v['dlog_first_layer_norm'].mean():.2f}. "
-            f"The factor that accounts for the decoupling most often is **{dom_name}** ({share} of {len(v)} seeds)."
+            f"{v['dlog_feature_norm'].mean():.2f} and $\\|W_1\\|_2$ by {v['dlog_first_layer_norm'].mean():.2f}: "
+            f"{who}{rest} (the table's column *accounts for ≥ half*)."
         )
     return " ".join(sent)
+
+
+def weak_values(per_run: pd.DataFrame) -> dict[int, float]:
+    """Per seed: the mean over smoothing values of ρ(after the peak) − ρ(up to the peak), the raw
+    within-run correlations of :func:`phase_correlations` (runs with an undefined one left out)."""
+    wide = per_run.pivot(index=["label_smoothing", "seed"], columns="phase", values="raw")
+    change = (wide["after_peak"] - wide["before_peak"]).dropna()
+    return {int(s): float(v) for s, v in change.groupby(level="seed").mean().items()}
+
+
+def fmt_cluster(iv: inference.ClusterInterval) -> str:
+    """``"m [lo, hi] (5 seeds)"``, or the estimate with *too few seeds*."""
+    if not np.isfinite(iv.estimate):
+        return "not defined"
+    if iv.too_few:
+        return f"{iv.estimate:.2f} (too few {iv.unit} for an interval: {iv.n})"
+    return f"{iv.estimate:.2f} [{iv.low:.2f}, {iv.high:.2f}] ({iv.n} {iv.unit})"
 
 
 @dataclass(frozen=True)
@@ -343,8 +390,8 @@ class Summary(SharpeningSummary):
         preset, seed, n_seeds, n_boot, method: the chapter's parameters (``n_boot``: 200 at smoke, else 2000).
         window: the rolling window used (:func:`effective_window`); smoothings: sorted smoothing values.
         rolled: :func:`rolling`; per_run, phases: :func:`phase_correlations`, :func:`summarise_phases`.
-        phase_table: :func:`phase_table`; weak: the mean per-run change of the raw correlation from
-            before the peak to after it, with a bootstrap interval (the claim's number).
+        phase_table: :func:`phase_table`; weak: the mean over seeds of :func:`weak_values` with a t
+            interval over seeds (the claim's number).
         verdicts: :func:`mediator_table`; mediators: the same with the dominant factor's reader
             name (the table the chapter shows); factors: :func:`after_peak_factors`.
         curves: :func:`curves_frame` (the figures' series).
@@ -358,7 +405,7 @@ class Summary(SharpeningSummary):
     per_run: pd.DataFrame
     phases: pd.DataFrame
     phase_table: pd.DataFrame
-    weak: Interval
+    weak: inference.ClusterInterval
     verdicts: pd.DataFrame
     mediators: pd.DataFrame
     factors: pd.DataFrame
@@ -389,9 +436,7 @@ def summarise(
     summ = summarise_phases(per_run, n_boot=n_boot, seed=seed)
     sent = _phase_sentences(summ, smoothings)
     wide = per_run.pivot(index=["label_smoothing", "seed"], columns="phase", values="raw")
-    weak = analysis.bootstrap_ci(
-        (wide["after_peak"] - wide["before_peak"]).to_numpy(float), "mean", n_resamples=n_boot, seed=seed
-    )
+    weak = inference.t_interval(list(weak_values(per_run).values()), unit="seeds")
     verdicts = mediator_table(runs)
     numbers = {
         "n_seeds": len(config.seeds),
@@ -403,16 +448,22 @@ def summarise(
     markdown = {
         "acc_sentence": accuracy_sentence(runs),
         "phase_sentence": " ".join(sent),
-        "weak": fmt_interval(weak.estimate, weak.low, weak.high, weak.n),
+        "weak": fmt_cluster(weak),
         "weak_sentence": claims.choose(
-            bool(weak.high < 0),
-            "the link is weaker after the peak"
-            + claims.choose(
-                bool((wide["after_peak"] < 0).mean() > 0.5),
-                ", and in most runs the two even move in *opposite* directions there",
-                "",
+            weak.too_few,
+            "too few seeds to decide whether it changes",
+            claims.choose(
+                bool(weak.high < 0),
+                "the link is weaker after the peak"
+                + claims.choose(
+                    bool((wide["after_peak"] < 0).mean() > 0.5),
+                    ", and in most runs the two even move in *opposite* directions there",
+                    "",
+                ),
+                claims.choose(
+                    bool(weak.low > 0), "the link is *stronger* after the peak", "the change is not resolved"
+                ),
             ),
-            claims.choose(bool(weak.low > 0), "the link is *stronger* after the peak", "the change is not resolved"),
         ),
         "mediator_sentence": _mediator_sentence(verdicts, smoothings),
     }
@@ -439,41 +490,157 @@ def summarise(
     )
 
 
+WEAK_CLAIM = "whole_run.link_weakens_late"
+MEDIATOR_CLAIM = "whole_run.mediators_account"
+
+
+def weak_verdict(per_run: pd.DataFrame, *, preset: str, n_seeds: int, phase_verdict: str = "") -> claims.Verdict:
+    """The late-weakening claim from :func:`phase_correlations`: :func:`weak_values`, a t interval over seeds."""
+
+    def evidence(iv: inference.ClusterInterval) -> str:
+        return (
+            "Per seed (averaged over the smoothing values), the change of the within-run rank correlation of "
+            f"sharpness and $\\max_i\\|Jf(x_i)\\|_2$ from up to the sharpness peak to after it is {fmt_cluster(iv)} "
+            f"(mean over seeds, 95 % t interval over seeds). {phase_verdict}"
+        ).strip()
+
+    return claims.from_clusters(
+        WEAK_CLAIM,
+        weak_values(per_run),
+        unit="seeds",
+        evidence=evidence,
+        preset=preset,
+        seeds=n_seeds,
+        label="ρ after peak − ρ before peak",
+    )
+
+
+def mediator_verdict(mediators: pd.DataFrame, *, preset: str, n_seeds: int) -> claims.Verdict:
+    """The mediator claim from the mediator table the chapter shows: the runs whose column
+    ``accounts`` holds, of all runs, fragility leaving out each seed."""
+    counts = mediator_counts(mediators)
+    per_value = "; ".join(
+        f"smoothing {r.label_smoothing:g}: {r.accounts} of {r.runs} runs"
+        + (f", most often {MEDIATOR_NAMES.get(r.top, r.top)} ({r.top_runs})" if r.top is not None else "")
+        for r in counts.itertuples()
+    )
+    evidence = (
+        f"In {int(mediators['accounts'].sum())} of {len(mediators)} runs a mediating factor moves, from the sharpness "
+        f"peak to the end, in the direction of the decoupling by at least half its size ({per_value}; mean "
+        f"decoupling {mediators['decoupling'].mean():.2f})."
+    )
+    hits = mediators.assign(accounts=mediators["accounts"].astype(bool))
+    return shared.count_verdict(
+        MEDIATOR_CLAIM,
+        hits,
+        "accounts",
+        evidence=evidence,
+        preset=preset,
+        n_seeds=n_seeds,
+        label="share of runs explained by a mediator",
+    )
+
+
 def evaluate(summary: Summary) -> dict[str, claims.Verdict]:
     """The chapter's two claims decided from ``summary`` (:func:`sharpjac.claims.evaluate`), by claim id."""
-    weak, v = summary.weak, summary.verdicts
-    k, n = int(v["accounts"].sum()), len(v)
-    common = {"preset": summary.preset, "seeds": summary.n_seeds}
+    common = {"preset": summary.preset, "n_seeds": summary.n_seeds}
     return {
-        "whole_run.link_weakens_late": claims.evaluate(
-            "whole_run.link_weakens_late",
-            evidence=(
-                f"The per-run change of the rank correlation of sharpness and $\\max_i\\|Jf(x_i)\\|_2$ from before "
-                f"the sharpness peak to after it is {fmt_interval(weak.estimate, weak.low, weak.high, weak.n)} (mean "
-                f"over {weak.n} runs). " + summary.phase_verdict
-            ),
-            **common,
-            estimate=weak.estimate,
-            low=weak.low,
-            high=weak.high,
-            label="ρ after peak − ρ before peak",
-        ),
-        "whole_run.mediators_account": claims.evaluate(
-            "whole_run.mediators_account",
-            evidence=(
-                f"In {k} of {n} runs a mediating factor moves, from the sharpness peak to the end, in the direction "
-                f"of the decoupling by at least half its size (mean decoupling {v['decoupling'].mean():.2f}; the "
-                "dominant factor: "
-                + ", ".join(f"{MEDIATOR_NAMES.get(m, 'none')} {c}" for m, c in v["dominant"].value_counts().items())
-                + ")."
-            ),
-            **common,
-            k=k,
-            n=n,
-            estimate=k / n if n else float("nan"),
-            label="share of runs explained by a mediator",
-        ),
+        WEAK_CLAIM: weak_verdict(summary.per_run, phase_verdict=summary.phase_verdict, **common),
+        MEDIATOR_CLAIM: mediator_verdict(summary.verdicts, **common),
     }
+
+
+# ------------------------------------------------------------------------------------------------
+# Known answers: each claim's rule on simulated records at the quick design (2 smoothings x 5 seeds)
+# ------------------------------------------------------------------------------------------------
+
+_SMOOTHINGS = WholeRunConfig.smoothings
+_QUICK_SEEDS = 5
+#: About the quick schedule: step 0, 23 log-spaced steps up to 400 x 40 / 4 steps.
+_QUICK_STEPS = np.concatenate([[0], np.unique(np.geomspace(1, 4000, 23).astype(int))])
+
+
+def simulate_link_runs(rng: np.random.Generator, *, weakens: bool) -> pd.DataFrame:
+    """Whole-run records (2 smoothing values x 5 seeds, :data:`_QUICK_STEPS`): sharpness is a bump in
+    log time peaking at the 9th measurement; the Jacobian follows it (15 % noise) before the peak
+    and, where the claim is false, after it too (the same link); where it is true it keeps rising
+    after the peak regardless of sharpness (the link breaks)."""
+    u = np.log1p(_QUICK_STEPS)
+    peak = u[8]
+    frames = []
+    for ls in _SMOOTHINGS:
+        for seed in range(_QUICK_SEEDS):
+            width = rng.uniform(1.5, 2.5)
+            sharp = np.exp(-((u - peak) ** 2) / (2 * width**2)) * (1 + 0.02 * rng.normal(size=len(u)))
+            jac = sharp * (1 + 0.15 * rng.normal(size=len(u)))
+            if weakens:
+                after = u > peak
+                jac[after] = jac[8] * (1 + 0.1 * (u[after] - peak)) * (1 + 0.05 * rng.normal(size=after.sum()))
+            frames.append(
+                pd.DataFrame(
+                    {
+                        "label_smoothing": ls,
+                        "seed": seed,
+                        "step": _QUICK_STEPS,
+                        "sharpness": sharp,
+                        "jac_spectral_max": jac,
+                    }
+                )
+            )
+    return pd.concat(frames, ignore_index=True)
+
+
+def simulate_mediator_runs(rng: np.random.Generator, *, accounted: bool) -> pd.DataFrame:
+    """Records at step 0, the sharpness peak and the end (2 smoothing values x 5 seeds): from the
+    peak sharpness falls (Δlog -0.5 ± 0.2) while the Jacobian rises (+0.3 ± 0.2), a decoupling near
+    -0.8. Where the claim is true the output curvature falls with it (Δlog C̄ = decoupling ± 0.1, the
+    other factors ± 0.1); where it is false the three factors move as much (sd 0.8 in log) but
+    independently of the decoupling."""
+    frames = []
+    for ls in _SMOOTHINGS:
+        for seed in range(_QUICK_SEEDS):
+            ds, dj = -0.5 + 0.2 * rng.normal(), 0.3 + 0.2 * rng.normal()
+            if accounted:
+                dm = {
+                    "curvature_norm": ds - dj + 0.1 * rng.normal(),
+                    "feature_norm": 0.1 * rng.normal(),
+                    "first_layer_norm": 0.1 * rng.normal(),
+                }
+            else:
+                dm = {m: 0.8 * rng.normal() for m in MEDIATOR_NAMES}
+            frame = {
+                "label_smoothing": ls,
+                "seed": seed,
+                "step": [0, 100, 4000],
+                "sharpness": [0.5, 1.0, np.exp(ds)],
+                "jac_spectral_max": [0.5, 1.0, np.exp(dj)],
+            }
+            frame.update({m: [1.0, 1.0, np.exp(d)] for m, d in dm.items()})
+            frames.append(pd.DataFrame(frame))
+    return pd.concat(frames, ignore_index=True)
+
+
+claims.known_answer(
+    WEAK_CLAIM,
+    design="2 smoothing values x 5 seeds, 24 log-spaced measurements, peak at the 9th; per seed the mean over the "
+    "smoothing values of ρ(after the peak) − ρ(up to it); t interval over the 5 seeds",
+    truth="true: after the peak the Jacobian keeps rising while sharpness falls; false: it follows sharpness "
+    "(15 % noise) on both sides of the peak",
+    simulate_false=lambda rng: simulate_link_runs(rng, weakens=False),
+    simulate_true=lambda rng: simulate_link_runs(rng, weakens=True),
+    decide=lambda runs: weak_verdict(phase_correlations(runs), preset="quick", n_seeds=5).outcome,
+)
+
+claims.known_answer(
+    MEDIATOR_CLAIM,
+    design="2 smoothing values x 5 seeds; log changes from the sharpness peak to the end; agree when a factor "
+    "accounts for at least half the decoupling in every run (at least 5 runs)",
+    truth="true: the output curvature falls by the decoupling (±0.1); false: the three factors move by as much "
+    "(sd 0.8 in log) but independently of it",
+    simulate_false=lambda rng: simulate_mediator_runs(rng, accounted=False),
+    simulate_true=lambda rng: simulate_mediator_runs(rng, accounted=True),
+    decide=lambda runs: mediator_verdict(mediator_table(runs), preset="quick", n_seeds=5).outcome,
+)
 
 
 EXPERIMENT = register(
