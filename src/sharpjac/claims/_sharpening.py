@@ -43,8 +43,8 @@ register(
         statistic=(
             "share of squared-error runs (step sizes × seeds) whose final sharpness (median over the last fifth of "
             "the measurements) lies within [0.8, 1.2] × 2/η; the band is the companion's: ±20 % is wider than the "
-            "oscillation of sharpness at the edge and narrower than the gap to a run that stalls below it; 80 % of the runs, "
-            "not all, because one run in five may end on an excursion of the oscillation"
+            "oscillation of sharpness at the edge and narrower than the gap to a run that stalls below it; 80 % "
+            "of the runs, not all, because one run in five may end on an excursion of the oscillation"
         ),
         rule=CountOfRuns(required=0.8),
     ),
