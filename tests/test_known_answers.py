@@ -118,3 +118,25 @@ def test_interval_coverage_table_shows_t_near_nominal_and_the_bootstrap_short():
     assert (boot3.coverage < 0.85).all()  # about 0.70 in theory for 3 normal values
     page = calibration.render(calibration.table(n_trials=5, only="weight_decay"), cov)
     assert "## Intervals and their coverage" in page and "| t | 5 | skewed |" in page
+
+
+def test_the_rules_table_is_computed_once_per_code_version(tmp_path, monkeypatch):
+    monkeypatch.setenv("SHARPJAC_CACHE", str(tmp_path / "runs"))
+    calls = []
+    small = calibration.table(n_trials=3, only="weight_decay")
+
+    def compute(**kw):
+        calls.append(kw)
+        return small
+
+    monkeypatch.setattr(calibration, "_compute", compute)
+    first = calibration.table(n_trials=3)
+    again = calibration.table(n_trials=3)
+    assert len(calls) == 1 and first.equals(again)  # served from the cache, equal after the JSON round trip
+    monkeypatch.setattr(calibration.codekey, "code_digest", lambda entries: "another-code-version")
+    calibration.table(n_trials=3)
+    assert len(calls) == 2  # other code: never the old table
+    (cache,) = [p for p in (tmp_path / "calibration").iterdir() if p.name.startswith("another")]
+    cache.write_text("{damaged", encoding="utf-8")
+    calibration.table(n_trials=3)
+    assert len(calls) == 3  # a damaged file is recomputed, not served

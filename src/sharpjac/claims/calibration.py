@@ -19,12 +19,13 @@ Example:
 from __future__ import annotations
 
 import importlib
+import json
 import math
 from pathlib import Path
 
 import pandas as pd
 
-from .. import analysis, inference
+from .. import analysis, codekey, inference, runs
 from .known_answers import known_answers, operating
 from .registry import all_claims
 from .verdicts import anchor, typeset
@@ -46,14 +47,44 @@ def _register_all() -> None:
     importlib.import_module("sharpjac.experiments").names()
 
 
+def _cache_file(n_trials: int, seed: int) -> Path:
+    """Where the whole table is kept for this code: the digest of every experiment module (and the
+    claims and inference code they import), so a table is never served after that code changed."""
+    names = importlib.import_module("sharpjac.experiments").names()
+    digest = codekey.code_digest((__name__, *(f"sharpjac.experiments.{n}" for n in names)))
+    return runs.default_root().parent / "calibration" / f"{digest[:24]}-n{n_trials}-s{seed}.json"
+
+
 def table(*, n_trials: int = N_TRIALS, seed: int = 0, only: str | None = None) -> pd.DataFrame:
     """One row per empirical claim (``kind="claim"``), in registry order.
 
     Columns: ``claim``, ``chapter``, ``rule`` (its sentence), ``design``, ``truth``,
     ``false_agree``, ``false_agree_se``, ``power``, ``power_se``, ``n_trials``, ``passes``.
     A claim without a known answer has NaN rates and ``passes = False``. ``only``: one chapter.
+
+    The whole table (``only=None``) takes minutes, so it is kept beside the run store, keyed by a
+    digest of the code that computes it (:func:`sharpjac.codekey.code_digest`): the test suite and
+    the book build of one checkout compute it once.
     """
     _register_all()
+    if only is None:
+        cache = _cache_file(n_trials, seed)
+        if cache.is_file():
+            try:
+                return pd.DataFrame(json.loads(cache.read_text(encoding="utf-8")))
+            except (OSError, ValueError):
+                pass  # damaged: computed again below and rewritten
+        text = _compute(n_trials=n_trials, seed=seed, only=None).to_json(orient="records")
+        try:
+            cache.parent.mkdir(parents=True, exist_ok=True)
+            runs.atomic_write(cache, lambda f: f.write(text), binary=False)
+        except OSError:
+            pass  # a read-only cache only costs a recomputation next time
+        return pd.DataFrame(json.loads(text))  # the same frame whether computed now or served
+    return _compute(n_trials=n_trials, seed=seed, only=only)
+
+
+def _compute(*, n_trials: int, seed: int, only: str | None) -> pd.DataFrame:
     known = known_answers()
     rows = []
     for c in all_claims():
