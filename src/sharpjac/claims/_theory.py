@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from numbers import Real
 
 from .registry import Claim, register
-from .rules import AtMost, Holds, Rule, Sign
+from .rules import AtMost, Holds, Permutation, Rule, Sign
 
 _T1_DIMS = (1, 2, 3, 4)
 
@@ -231,13 +231,17 @@ register(
         id="t4_generalisation.bound_ranks_runs",
         chapter="t4_generalisation",
         statement=(
-            "A small empirical Jacobian (through T4's bound) orders the runs by test loss better than sharpness does."
+            "A small empirical Jacobian (T4's Jacobian term) goes with a small test loss: within a dimension d, at "
+            "equal training loss, the runs with the smaller Jacobian term have the smaller test loss."
         ),
         statistic=(
-            "Kendall tau(bound, test loss) - tau(sharpness, test loss) over all runs, paired cluster bootstrap "
-            "over (seed, d) groups, 95 %"
+            "partial Spearman rho(test loss, delta max_i ||Jf(x_i)|| | training loss) within each d, mean over d; "
+            "one-sided permutation test (999 permutations of the Jacobian term within d) at level 4 % "
+            "(with 12 runs per d and a Jacobian correlated with the training loss the test is slightly liberal: "
+            "6.3 % at a nominal 5 %, 5.1 % at 4 %, in 1,500 null simulations); "
+            "the training loss alone and sharpness are shown beside it"
         ),
-        rule=Sign(+1),
+        rule=Permutation(0.04),
         source="paper",
     ),
 )
