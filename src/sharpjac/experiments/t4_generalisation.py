@@ -633,9 +633,10 @@ def summarise(results: dict[str, pd.DataFrame], config: T4GeneralisationConfig) 
         f"has {sharp['estimate']:.2f} (p = {sharp['p_greater']:.3f}), and the training loss alone, the baseline, "
         f"has $\\rho=${base:.2f} with the test loss. "
         + choose(
-            bool(abs(base) > abs(rank["estimate"])),
-            "The training loss alone orders the runs at least as well as the Jacobian adds to it. ",
-            "The Jacobian adds more to the ordering than the training loss alone gives. ",
+            bool(rank["p_greater"] <= _claims.get("t4_generalisation.bound_ranks_runs").rule.alpha),
+            "At equal training loss the Jacobian term still orders the runs, beyond what the training loss gives. ",
+            "Most of the ordering comes from the training loss: at equal training loss the Jacobian term's "
+            "association with the test loss is not distinguishable from chance in these runs. ",
         )
         + f"The runs share one data set per dimension, so the test is conditional on it; with "
         f"{len(config.run_names)} settings x {plural(n_seeds, 'seed')} per dimension these are few runs, and the "
