@@ -370,6 +370,33 @@ def growth_outcome(final: pd.DataFrame) -> str:
     ).outcome
 
 
+def track_panels(figure_runs: dict[tuple[str, str], pd.DataFrame]) -> dict[str, list[dict[str, Any]]]:
+    """The T3 figure's lines, per loss (``"mse"``, ``"ce"``): for each labelling (solid: true, dashed:
+    random) the sample maximum, the supremum on the hardest path and the T3 bound where positive,
+    against the training loss; specifications for :func:`sharpjac.plotting.plot_series`."""
+    curves = (
+        ("sample_max", "o", 4, "jacobian", "max$_m\\|Jf(x_m)\\|$"),
+        ("path_sup", "s", 3, "curvature", "sup on the path"),
+        ("bound_path", "^", 4, "bound", "T3 bound"),
+    )
+    panels: dict[str, list[dict[str, Any]]] = {}
+    for (loss, labels), t in sorted(figure_runs.items(), key=lambda kv: (kv[0][0], kv[0][1] != "true")):
+        for column, marker, ms, concept, what in curves:
+            keep = t[column] > 0 if column == "bound_path" else pd.Series(True, index=t.index)
+            panels.setdefault(loss, []).append(
+                {
+                    "x": t.loc[keep, "train_loss"].to_numpy(),
+                    "y": t.loc[keep, column].to_numpy(),
+                    "fmt": "-" if labels == "true" else "--",
+                    "marker": marker,
+                    "ms": ms,
+                    "concept": concept,
+                    "label": f"{labels} labels: {what}",
+                }
+            )
+    return panels
+
+
 def summarise(results: dict[str, pd.DataFrame], config: T3Config) -> ChapterSummary:
     r"""Everything the T3 chapter shows, from the study's tables.
 
@@ -592,7 +619,7 @@ def summarise(results: dict[str, pd.DataFrame], config: T3Config) -> ChapterSumm
         },
         values=v,
         claims=claims,
-        series={"figure_runs": figure_runs},
+        series={"figure_runs": figure_runs, "track_panels": track_panels(figure_runs)},
     )
 
 

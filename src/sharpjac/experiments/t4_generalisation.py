@@ -699,9 +699,19 @@ def summarise(results: dict[str, pd.DataFrame], config: T4GeneralisationConfig) 
             "runs": t4,
             "mean": mean,
             "rates": results["rates"],
+            # one bar per (d, run): the four terms stacked (legend names), the test loss, the constant predictor
+            "bars": mean.assign(bar=[f"d={d}: {n}" for d, n in zip(mean["d"], mean["name"])])
+            .set_index("bar")[["empirical", "jacobian", "variation", "target", "test_loss", "trivial"]]
+            .rename(columns={c: f"term: {c}" for c in ("empirical", "jacobian", "variation", "target")}),
         },
         values=v,
         claims=claims,
+        series={
+            # the rate per label (column order as in the table), indexed by N: one plot call
+            "rates_wide": results["rates"].pivot(index="N", columns="label", values="rate")[
+                list(dict.fromkeys(results["rates"]["label"]))
+            ]
+        },
     )
 
 
