@@ -90,7 +90,7 @@ def refined_covering_radius(
 
     A finite probe underestimates :math:`\sup_{s\in S}\min_i\|s-x_i\|` by the distance from the
     deepest hole to the nearest probe point; in :math:`d=4` a probe of :math:`3N` points misses
-    5-15 %, and the error shrinks only like :math:`M^{-1/d}` with the probe size :math:`M`. So the
+    5-25 %, and the error shrinks only like :math:`M^{-1/d}` with the probe size :math:`M`. So the
     probe only finds the holes: the ``candidates`` deepest probe points (one per nearest sample
     point, so that they lie in different holes) are each improved by a random pattern search on
     the latent :math:`z\in[0,1]^d`: ``proposals`` points :math:`z+s\,u`, :math:`u` uniform on
@@ -100,7 +100,9 @@ def refined_covering_radius(
     :math:`\max(\text{probe radius},\text{refined})\le` the true radius (every evaluated point
     lies in :math:`S`). ``tests/test_theory.py`` checks it against exact covering radii (sorted
     gaps in :math:`d=1`, Voronoi vertices and boundary bisectors of the square in :math:`d=2`, a
-    lattice with one point removed in :math:`d=3,4`).
+    lattice with one point removed in :math:`d=3,4`): within 0.5 %. It can still miss a hole that
+    none of the candidates starts in (on the T1 chapter's generator, probes of 4,000 and 10,000
+    points give refined radii within 1 % of each other).
 
     Args:
         generator: :math:`g`, latents ``[M, d]`` in :math:`[0,1]^d` -> points ``[M, n]``.
