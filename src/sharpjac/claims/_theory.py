@@ -41,7 +41,7 @@ class Within(Rule):
     def describe(self) -> str:
         lo, hi = self.target - self.tolerance, self.target + self.tolerance
         return (
-            f"Agree when the whole interval lies inside [{lo:.3g}, {hi:.3g}] ({self.target:.3g} +- "
+            f"Agree when the whole interval lies inside [{lo:.3g}, {hi:.3g}] ({self.target:.3g} ± "
             f"{self.tolerance:.3g}; two one-sided tests), disagree when it lies wholly outside, inconclusive "
             "when it straddles an edge."
         )
@@ -95,7 +95,7 @@ register(
             ),
             statistic=(
                 f"least-squares slope of log(covering radius) on log(log N / N) over every sample (all N, repeats "
-                f"and seeds), 90 % t-interval (samples - 2 degrees of freedom); equivalence band 1/{d} +- "
+                f"and seeds), 90 % t-interval (samples - 2 degrees of freedom); equivalence band 1/{d} ± "
                 f"{t1_rate_tolerance(d):.3g}, half the gap to the exponent 1/{d + 1} of the next dimension"
             ),
             rule=Within(1.0 / d, t1_rate_tolerance(d)),

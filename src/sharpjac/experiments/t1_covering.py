@@ -402,7 +402,7 @@ def rate_claim(samples: pd.DataFrame, d: int, config: T1CoveringConfig) -> dict[
     tol = rate_tolerance(d)
     interval = (
         f"[{fit['low']:.3f}, {fit['high']:.3f}] ({RATE_LEVEL:.0%} t-interval, {n} samples: {n_sizes} values of $N$ "
-        f"x {config.repeats} {choose(config.repeats == 1, 'repeat', 'repeats')} x {len(seeds)} "
+        f"× {config.repeats} {choose(config.repeats == 1, 'repeat', 'repeats')} × {len(seeds)} "
         f"{choose(len(seeds) == 1, 'seed', 'seeds')})".replace("%", " %", 1)
         if math.isfinite(fit["low"])
         else f"(no interval: {n} samples are too few to fit one)"

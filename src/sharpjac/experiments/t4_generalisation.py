@@ -609,7 +609,7 @@ def summarise(results: dict[str, pd.DataFrame], config: T4GeneralisationConfig) 
     claims["t4_generalisation.bound_ranks_runs"] = dict(
         evidence=(
             f"Within each dimension ({', '.join(f'{n} runs for $d={d}$' for d, n in per_d.items())}: "
-            f"{len(config.run_names)} settings x {plural(n_seeds, 'seed')}), the partial Spearman correlation of the "
+            f"{len(config.run_names)} settings × {plural(n_seeds, 'seed')}), the partial Spearman correlation of the "
             f"test loss with T4's Jacobian term $\\delta\\max_i\\|Jf(x_i)\\|$ at equal training loss is "
             f"{rank['estimate']:.2f} (mean over $d$; permutation test, one-sided p = {rank['p_greater']:.3f}, "
             f"{RANK_PERMUTATIONS} permutations of the Jacobian term within $d$). "
@@ -639,7 +639,7 @@ def summarise(results: dict[str, pd.DataFrame], config: T4GeneralisationConfig) 
             "association with the test loss is not distinguishable from chance in these runs. ",
         )
         + f"The runs share one data set per dimension, so the test is conditional on it; with "
-        f"{len(config.run_names)} settings x {plural(n_seeds, 'seed')} per dimension these are few runs, and the "
+        f"{len(config.run_names)} settings × {plural(n_seeds, 'seed')} per dimension these are few runs, and the "
         "experiment chapters compare the predictors across many more."
     )
     noisy = t4[t4.label_noise > 0]
