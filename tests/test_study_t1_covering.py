@@ -41,6 +41,11 @@ def test_smoke_tables_and_columns(smoke):
         "fit_slope",
         "fit_low",
         "fit_high",
+        "rate_slope",
+        "rate_low",
+        "rate_high",
+        "samples",
+        "target_rate",
         "violations",
         "checks",
         "max_ratio",
@@ -188,8 +193,11 @@ def test_summarise_against_the_samples(smoke):
     assert c["margin"] == f"largest radius / bound = {(samples['radius'] / samples['bound']).max():.3f} (fails above 1)"
     for d in cfg.dims:
         sub = samples[samples.d == d]
-        slope = np.polyfit(np.log(sub["N"]), np.log(sub["radius"]), 1)[0]  # least squares on every sample
-        assert s.claims[f"t1_covering.rate_d{d}"]["estimate"] == pytest.approx(slope, rel=1e-6)
+        # least squares on every sample, against T1's rate log(log N / N)
+        slope = np.polyfit(np.log(np.log(sub["N"]) / sub["N"]), np.log(sub["radius"]), 1)[0]
+        c = s.claims[f"t1_covering.rate_d{d}"]
+        assert c["estimate"] == pytest.approx(slope, rel=1e-6)
+        assert (c["unit"], c["n_units"]) == ("samples", len(sub))
         m = s.tables["means"].query("d == @d").set_index("N")["radius"]
         assert m.to_dict() == pytest.approx(sub.groupby("N")["radius"].mean().to_dict())
     assert "refuses it with a one-line error" in s.values["t1_n1_sentence"]
@@ -199,3 +207,51 @@ def test_summarise_against_the_samples(smoke):
     n = min(cfg.sizes)
     assert s.values["ex1_factor"] == pytest.approx((math.log(n / 1e-3) / math.log(n / 0.1)) ** (1 / min(cfg.dims)))
     assert set(t1m.evaluate(s, "smoke")) == {f"t1_covering.rate_d{d}" for d in cfg.dims} | {"t1_covering.bound_holds"}
+
+
+def test_rate_fit_against_scipy_linregress():
+    # oracle: scipy.stats.linregress on (log(log N / N), log r), 90 % t-interval with n - 2 dof
+    from scipy import stats
+
+    rng = np.random.default_rng(1)
+    N = np.repeat([100, 200, 400, 800, 1600, 3200], 4)
+    r = (np.log(N) / N) ** 0.25 * np.exp(rng.normal(0, 0.05, N.size))
+    out = t1.rate_fit(pd.DataFrame({"N": N, "radius": r}))
+    fit = stats.linregress(np.log(np.log(N) / N), np.log(r))
+    half = stats.t.ppf(0.95, N.size - 2) * fit.stderr
+    assert out["estimate"] == pytest.approx(fit.slope, rel=1e-10) and out["n"] == N.size
+    assert (out["low"], out["high"]) == pytest.approx((fit.slope - half, fit.slope + half), rel=1e-10)
+    # too few samples: no interval
+    few = t1.rate_fit(pd.DataFrame({"N": [100, 200], "radius": [0.1, 0.08]}))
+    assert math.isnan(few["low"]) and few["n"] == 2 and math.isfinite(few["estimate"])
+
+
+def test_rate_rule_is_an_equivalence_band():
+    from sharpjac import claims
+
+    rule = claims.get("t1_covering.rate_d4").rule
+    assert (rule.target, rule.tolerance) == (0.25, 0.025)  # half the gap to 1/5
+    assert rule.decide(estimate=0.25, low=0.24, high=0.26) == "agree"
+    assert rule.decide(estimate=0.29, low=0.28, high=0.30) == "disagree"
+    assert rule.decide(estimate=0.27, low=0.26, high=0.28) == "inconclusive"  # straddles the edge
+    assert rule.decide(estimate=0.25, low=float("nan"), high=0.3) == "inconclusive"
+    with pytest.raises(ValueError, match="low=0.3 > high=0.2"):
+        rule.decide(estimate=0.25, low=0.3, high=0.2)
+    # the outcome of the chapter's path: exact T1 rate data agree, a rate of N^(-1/4) (no log) does not
+    N = np.repeat([100, 200, 400, 800, 1600, 3200], 6)
+    noise = np.exp(np.random.default_rng(0).normal(0, 0.01, N.size))
+    exact = pd.DataFrame({"N": N, "radius": (np.log(N) / N) ** 0.25 * noise})
+    assert t1.rate_outcome(exact, 4) == "agree"
+    assert t1.rate_outcome(exact.assign(radius=N ** (-0.25) * noise), 4) == "disagree"
+
+
+def test_rate_known_answers_hold_their_error_rates():
+    from sharpjac.claims import known_answers
+    from sharpjac.claims.known_answers import operating
+
+    for d in (1, 4):
+        entry = known_answers()[f"t1_covering.rate_d{d}"]
+        oc = operating(entry, n_trials=200, seed=0)
+        # two one-sided tests at 5 %: at the band's edge the rule agrees at most 5 % (+ 2 SE of 200 trials)
+        assert oc.false_agree <= 0.05 + 2 * math.sqrt(0.05 * 0.95 / 200)
+        assert oc.power > 0.5

@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
@@ -227,3 +228,37 @@ def test_summarise_counts_and_diverged_runs(computed):
     assert "run" not in tables["track"].columns
     # the exercise: a smaller residual radius rho gives a larger squared-error bound
     assert s.values["ex3_b00"] > s.values["ex3_b02"]
+
+
+# --- the growth claim: one value per seed, a t interval over seeds (issue 19) -----------------------------------
+
+
+def test_growth_values_are_per_seed_means_of_fitted_pairs():
+    from sharpjac.experiments import t3_low_loss as t3
+
+    rows = []
+    # seed 0: both losses fitted, log ratios log 2 and log 4 -> mean log(2*4)/2; seed 1: the ce pair not fitted
+    for seed, loss, true, rand, fitted in (
+        (0, "mse", 1.0, 2.0, True),
+        (0, "ce", 3.0, 12.0, True),
+        (1, "mse", 2.0, 6.0, True),
+        (1, "ce", 1.0, 9.0, False),
+        (2, "mse", 1.0, 1.0, False),
+        (2, "ce", 1.0, 1.0, False),
+    ):
+        rows.append({"seed": seed, "loss": loss, "labels": "true", "sample_max": true, "in_regime": True})
+        rows.append({"seed": seed, "loss": loss, "labels": "random", "sample_max": rand, "in_regime": fitted})
+    values = t3.growth_values(pd.DataFrame(rows))
+    assert values == pytest.approx({0: (math.log(2) + math.log(4)) / 2, 1: math.log(3)})  # seed 2: no fitted pair
+
+
+def test_growth_outcome_is_a_t_interval_over_seeds():
+    from scipy import stats
+
+    from sharpjac.experiments import t3_low_loss as t3
+
+    final = t3.simulate_final(np.random.default_rng(3), math.log(2.0))
+    values = np.array(list(t3.growth_values(final).values()))
+    half = stats.t.ppf(0.975, 2) * values.std(ddof=1) / math.sqrt(3)  # the textbook interval, 2 df
+    expected = "agree" if values.mean() - half > 0 else ("disagree" if values.mean() + half < 0 else "inconclusive")
+    assert t3.growth_outcome(final) == expected

@@ -482,3 +482,68 @@ def test_nearest_sample_one_dimensional_fast_path_matches_brute_force():
         D = np.abs(support - sample.T)
         assert dist.numpy() == pytest.approx(D.min(1), abs=1e-15)
         assert np.allclose(D[np.arange(200), idx.numpy()], D.min(1))
+
+
+# --- the refined covering radius against exact covering radii (issue 19: a probe sized for d) -------------
+
+
+def _exact_radius_1d(x):
+    xs = np.sort(x[:, 0])
+    return max(xs[0], 1 - xs[-1], np.diff(xs).max() / 2)
+
+
+def _exact_radius_square(x):
+    # the farthest point of [0,1]^2 from the sample is a corner, a Voronoi vertex inside the square, or the
+    # crossing of a bisector of two sample points with an edge of the square
+    import itertools
+
+    from scipy.spatial import Voronoi
+
+    cand = [np.array(c, float) for c in itertools.product((0, 1), repeat=2)]
+    v = Voronoi(x).vertices
+    cand += list(v[(v >= 0).all(1) & (v <= 1).all(1)])
+    for i, j in itertools.combinations(range(len(x)), 2):
+        n, c = x[j] - x[i], (x[j] @ x[j] - x[i] @ x[i]) / 2  # the bisector n . p = c
+        for ax, val in itertools.product((0, 1), (0.0, 1.0)):
+            other = 1 - ax
+            if abs(n[other]) > 1e-15 and 0 <= (t := (c - n[ax] * val) / n[other]) <= 1:
+                p = np.zeros(2)
+                p[ax], p[other] = val, t
+                cand.append(p)
+    C = np.array(cand)
+    return np.sqrt(((C[:, None, :] - x[None]) ** 2).sum(-1)).min(1).max()
+
+
+@pytest.mark.parametrize("d, N", [(1, 200), (2, 60), (2, 150)])
+def test_refined_covering_radius_matches_exact_random_samples(d, N):
+    rng = np.random.default_rng(d * 1000 + N)
+    for trial in range(3):
+        x = rng.random((N, d))
+        probe = torch.tensor(rng.random((10 * N, d)))
+        exact = _exact_radius_1d(x) if d == 1 else _exact_radius_square(x)
+        got = theory.refined_covering_radius(lambda z: z, probe, torch.tensor(x), seed=trial)
+        # never above the truth (every evaluated point lies in S); within 0.5 % of it, the stated precision
+        assert exact * (1 - 5e-3) <= got <= exact * (1 + 1e-12)
+        assert got >= theory.covering_radius(probe, torch.tensor(x))
+
+
+@pytest.mark.parametrize("d, m", [(3, 6), (4, 5)])
+def test_refined_covering_radius_finds_a_lattice_hole(d, m):
+    # cell centres of an m^d grid with one interior centre removed: the deepest hole is the removed centre,
+    # at distance 1/m from its axis neighbours (the grid's own holes have radius sqrt(d)/(2m) <= 1/m for d <= 4)
+    import itertools
+
+    grid = (np.array(list(itertools.product(range(m), repeat=d))) + 0.5) / m
+    centre = np.full(d, (m // 2 + 0.5) / m)
+    x = torch.tensor(grid[~np.all(np.isclose(grid, centre), axis=1)])
+    probe = torch.tensor(np.random.default_rng(d).random((3 * len(x), d)))
+    got = theory.refined_covering_radius(lambda z: z, probe, x, seed=0)
+    assert 1 / m * (1 - 5e-3) <= got <= 1 / m * (1 + 1e-12)
+    assert theory.covering_radius(probe, x) < got  # the probe alone misses the hole's centre
+
+
+def test_refined_covering_radius_rejects_bad_arguments():
+    with pytest.raises(ValueError, match="probe_latent must be a tensor"):
+        theory.refined_covering_radius(lambda z: z, torch.zeros(5), torch.zeros(3, 1))
+    with pytest.raises(ValueError, match="candidates"):
+        theory.refined_covering_radius(lambda z: z, torch.zeros(5, 1), torch.zeros(3, 1), candidates=0)

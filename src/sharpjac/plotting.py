@@ -387,3 +387,32 @@ def interval_dots(
         if p is not None:
             p = p[p[rows].isin(list(base))]
             ax.scatter(p[value], [base[r] + offset for r in p[rows]], s=9, color=colors[key[0]], alpha=0.4, marker="|")
+
+
+def plot_series(ax, series) -> None:
+    """Draw a list of ready-made line specifications on ``ax``, one ``ax.plot`` call each.
+
+    A chapter gets the list from its experiment's summary (the module builds the series, the
+    chapter only draws them), so that no chapter cell loops over runs. Each entry is a mapping with
+    ``x`` and ``y`` (array-likes of the same length), optional ``fmt`` (a matplotlib format string,
+    default ``"-"``), optional ``concept`` (a key of :data:`COLORS`, giving the colour), and any
+    other :meth:`matplotlib.axes.Axes.plot` keyword (``label``, ``marker``, ``ms``, ...).
+
+    Example:
+        >>> import matplotlib.pyplot as plt
+        >>> fig, ax = plt.subplots()
+        >>> plot_series(ax, [{"x": [1, 2], "y": [3, 4], "fmt": "--", "concept": "jacobian", "label": "J"}])
+        >>> line = ax.get_lines()[0]
+        >>> line.get_linestyle(), line.get_color() == COLORS["jacobian"], line.get_label()
+        ('--', True, 'J')
+        >>> plt.close(fig)
+    """
+    for spec in series:
+        kwargs = dict(spec)
+        x, y, fmt = kwargs.pop("x"), kwargs.pop("y"), kwargs.pop("fmt", "-")
+        concept = kwargs.pop("concept", None)
+        if concept is not None:
+            if concept not in COLORS:
+                raise ValueError(f"concept={concept!r} is invalid; accepted: one of {sorted(COLORS)}")
+            kwargs["color"] = COLORS[concept]
+        ax.plot(x, y, fmt, **kwargs)

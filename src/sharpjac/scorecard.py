@@ -228,7 +228,9 @@ def _fragility(rec: dict) -> str:
     if rec.get("fragile") is None:
         return "not assessed"
     if rec["fragile"]:
-        return _cell(f"**fragile** ({', '.join(str(f) for f in rec.get('flips', []))})")
+        return _cell(
+            f"**fragile** (without {rec.get('unit') or 'cluster'} {', '.join(str(f) for f in rec.get('flips', []))})"
+        )
     return "robust"
 
 

@@ -186,6 +186,11 @@ LABELS: dict[str, str] = {
     "t4_delta": "measured δ",
     "t4_total_t1": "bound (T1's δ(N, ε))",
     "t4_trivial": "constant predictor",
+    "target_rate": "1/d",
+    "rate_slope": "slope on log(log N / N)",
+    "rate_low": "90 % low",
+    "rate_high": "90 % high",
+    "samples": "samples",
 }
 
 _MISSING = "–"

@@ -159,7 +159,7 @@ class Verdict:
             return ""
         if self.fragile:
             which = ", ".join(str(f) for f in self.flips)
-            return f"fragile: leaving out one of ({which}) alone changes the outcome"
+            return f"fragile: the outcome changes when one of these {self.unit or 'clusters'} is left out: {which}"
         return f"robust to leaving out any one of the {self.units_text or 'clusters'}"
 
     @property

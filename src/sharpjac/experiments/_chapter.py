@@ -54,7 +54,10 @@ class ChapterSummary:
         values: ``{glue name: value}``; a ``str`` is a computed Markdown sentence (glued as
             Markdown), anything else a number (glued as it is).
         claims: ``{claim id: {"evidence": Markdown, "seeds": int, **numbers}}``, the inputs of
-            :func:`sharpjac.claims.evaluate` (the rule, not this summary, decides the outcome).
+            :func:`sharpjac.claims.evaluate` (the rule, not this summary, decides the outcome); with
+            ``values`` (``{cluster: value}``) and ``unit``, the inputs of
+            :func:`sharpjac.claims.from_clusters` instead (``evidence`` may then be a function of
+            the interval).
         series: other ready-to-plot objects (dicts of frames, lists), by name.
     """
 
@@ -77,5 +80,11 @@ def evaluate(summary: ChapterSummary, preset: str) -> dict[str, Any]:
     for claim_id, inputs in summary.claims.items():
         numbers = dict(inputs)
         evidence, seeds = numbers.pop("evidence"), numbers.pop("seeds")
-        out[claim_id] = claims.evaluate(claim_id, evidence=evidence, preset=preset, seeds=seeds, **numbers)
+        if "values" in numbers:  # one value per cluster: a t interval over the clusters
+            values = numbers.pop("values")
+            out[claim_id] = claims.from_clusters(
+                claim_id, values, evidence=evidence, preset=preset, seeds=seeds, **numbers
+            )
+        else:
+            out[claim_id] = claims.evaluate(claim_id, evidence=evidence, preset=preset, seeds=seeds, **numbers)
     return out

@@ -23,6 +23,7 @@ import pandas as pd
 import torch
 from torch import Tensor, nn
 
+from .. import claims as _claims
 from ..claims import choose
 from ..training import TrainConfig
 from . import register
@@ -315,6 +316,87 @@ class T3Config(StudyConfig):
         }
 
 
+def growth_values(final: pd.DataFrame) -> dict[int, float]:
+    r"""One value per seed for ``t3_low_loss.random_labels_force_growth``: the mean over losses of
+    :math:`\log(\max_i\|Jf(x_i)\|_{\text{random}}/\max_i\|Jf(x_i)\|_{\text{true}})` at the end of
+    training, over the (seed, loss) pairs where both labellings are fitted (``in_regime``).
+
+    Args:
+        final: the last checkpoint of every run: ``seed, loss, labels`` ("true"/"random"),
+            ``sample_max``, ``in_regime``.
+
+    Returns:
+        ``{seed: value}``; a seed with no fitted pair is left out.
+    """
+    rand = final[final["labels"] == "random"].set_index(["seed", "loss"])
+    true = final[final["labels"] == "true"].set_index(["seed", "loss"])
+    both = rand["in_regime"].astype(bool) & true["in_regime"].astype(bool)
+    log_ratio = np.log(rand["sample_max"] / true["sample_max"])[both]
+    return {int(k): float(v) for k, v in log_ratio.groupby(level="seed").mean().items()}
+
+
+#: Spread of the per-seed growth values in the known-answer simulation: the per-(seed, loss) log
+#: ratios have standard deviation 0.3 around the seed's mean (a stated assumption, see ``truth``).
+GROWTH_NOISE = 0.3
+
+
+def simulate_final(rng: np.random.Generator, log_effect: float) -> pd.DataFrame:
+    r"""One simulated end of training at the quick design (3 seeds x 2 losses x 2 labellings, every run
+    fitted): log sample maximum of the true-label run standard normal, of the random-label run
+    that plus ``log_effect`` plus :math:`\mathcal N(0, 0.3^2)`."""
+    seeds = seed_block("quick", 0)
+    rows = []
+    for s in seeds:
+        for loss in ("mse", "ce"):
+            base = rng.normal()
+            rows.append({"seed": s, "loss": loss, "labels": "true", "sample_max": math.exp(base), "in_regime": True})
+            jump = log_effect + GROWTH_NOISE * rng.normal()
+            rows.append(
+                {"seed": s, "loss": loss, "labels": "random", "sample_max": math.exp(base + jump), "in_regime": True}
+            )
+    return pd.DataFrame(rows)
+
+
+def growth_outcome(final: pd.DataFrame) -> str:
+    """The outcome of ``t3_low_loss.random_labels_force_growth`` from a final-checkpoint frame:
+    :func:`growth_values`, then a t interval over seeds (:func:`sharpjac.claims.from_clusters`)."""
+    return _claims.from_clusters(
+        "t3_low_loss.random_labels_force_growth",
+        growth_values(final),
+        unit="seeds",
+        evidence="simulated.",
+        preset="quick",
+        seeds=3,
+    ).outcome
+
+
+def track_panels(figure_runs: dict[tuple[str, str], pd.DataFrame]) -> dict[str, list[dict[str, Any]]]:
+    """The T3 figure's lines, per loss (``"mse"``, ``"ce"``): for each labelling (solid: true, dashed:
+    random) the sample maximum, the supremum on the hardest path and the T3 bound where positive,
+    against the training loss; specifications for :func:`sharpjac.plotting.plot_series`."""
+    curves = (
+        ("sample_max", "o", 4, "jacobian", "max$_m\\|Jf(x_m)\\|$"),
+        ("path_sup", "s", 3, "curvature", "sup on the path"),
+        ("bound_path", "^", 4, "bound", "T3 bound"),
+    )
+    panels: dict[str, list[dict[str, Any]]] = {}
+    for (loss, labels), t in sorted(figure_runs.items(), key=lambda kv: (kv[0][0], kv[0][1] != "true")):
+        for column, marker, ms, concept, what in curves:
+            keep = t[column] > 0 if column == "bound_path" else pd.Series(True, index=t.index)
+            panels.setdefault(loss, []).append(
+                {
+                    "x": t.loc[keep, "train_loss"].to_numpy(),
+                    "y": t.loc[keep, column].to_numpy(),
+                    "fmt": "-" if labels == "true" else "--",
+                    "marker": marker,
+                    "ms": ms,
+                    "concept": concept,
+                    "label": f"{labels} labels: {what}",
+                }
+            )
+    return panels
+
+
 def summarise(results: dict[str, pd.DataFrame], config: T3Config) -> ChapterSummary:
     r"""Everything the T3 chapter shows, from the study's tables.
 
@@ -330,12 +412,11 @@ def summarise(results: dict[str, pd.DataFrame], config: T3Config) -> ChapterSumm
         last step), ``figure_runs`` (a dict ``{(loss, labels): track}`` of the first seed with all
         four runs), ``explorer`` (``track`` with ``bound_positive``, the bound where positive) and
         ``chords``; the glued values and the inputs of the four claims. The growth claim is the
-        mean log ratio of the final sample-maximum Jacobian, random over true labels, over the
-        (seed, loss) pairs where both labellings are in the bound's regime, with a 95 % interval
-        from :func:`sharpjac.analysis.difference_ci` (paired, clustered by seed).
+        mean over seeds of :func:`growth_values` (per seed: the mean log ratio of the final
+        sample-maximum Jacobian, random over true labels, over the losses where both labellings are
+        in the bound's regime), decided by :func:`sharpjac.claims.from_clusters` (95 % t interval over
+        seeds).
     """
-    from .. import analysis
-
     seeds, num_pairs = config.seeds, config.num_pairs
     n_seeds = len(seeds)
     track = results["track"].copy()
@@ -452,28 +533,25 @@ def summarise(results: dict[str, pd.DataFrame], config: T3Config) -> ChapterSumm
     rand = final[final["labels"] == "random"].set_index(["seed", "loss"])
     true = final[final["labels"] == "true"].set_index(["seed", "loss"])
     both = rand["in_regime"].astype(bool) & true["in_regime"].astype(bool)
-    log_ratio = np.log(rand["sample_max"] / true["sample_max"])
-    pair_seeds = np.array([k[0] for k in log_ratio.index])
-    if both.any():
-        iv = analysis.difference_ci(
-            log_ratio[both].to_numpy(), np.zeros(int(both.sum())), paired=True, groups=pair_seeds[both.to_numpy()]
-        )
-        est, lo, hi = iv.estimate, iv.low, iv.high
-    else:
-        est = lo = hi = float("nan")
+    growth = growth_values(final)
+    est = float(np.mean(list(growth.values()))) if growth else float("nan")
     shorter = (true["path_length"] / rand["path_length"]).mean()
     claims["t3_low_loss.random_labels_force_growth"] = dict(
-        evidence=(
+        values=growth,
+        unit="seeds",
+        evidence=lambda iv: (
             f"Over {int(both.sum())} (seed, loss) pairs where both labellings are fitted (in the bound's regime), the "
-            f"mean log ratio of the final sample-maximum Jacobian, random over true labels, is "
-            + choose(math.isfinite(est), f"{est:.2f} [{lo:.2f}, {hi:.2f}] (a factor {math.exp(est):.2f})", "undefined")
+            "log ratio of the final sample-maximum Jacobian, random over true labels, averaged over the losses of "
+            "each seed, has mean "
+            + choose(
+                math.isfinite(iv.estimate),
+                f"{iv.label()} (a factor {math.exp(iv.estimate):.2f})",
+                "undefined",
+            )
             + f"; the hardest random-label path is {shorter:.2f} times shorter than the true-label one."
         ),
         seeds=n_seeds,
-        estimate=est,
-        low=lo,
-        high=hi,
-        label="mean log(max‖Jf‖ random / true)",
+        label="mean log(max‖Jf‖ random / true), per seed",
     )
     v["t3_random_sentence"] = (
         "Random labels put differently labelled points closer together (every neighbourhood now holds both "
@@ -541,7 +619,7 @@ def summarise(results: dict[str, pd.DataFrame], config: T3Config) -> ChapterSumm
         },
         values=v,
         claims=claims,
-        series={"figure_runs": figure_runs},
+        series={"figure_runs": figure_runs, "track_panels": track_panels(figure_runs)},
     )
 
 
@@ -555,6 +633,19 @@ def chapter_configs(preset: str, seed: int, n_seeds: int | None = None, num_pair
     otherwise, although the preset says one), ``data_seed = seed``, ``num_pairs`` hardest pairs."""
     seeds = seed_block(preset, seed, n_seeds)
     return [T3Config.from_preset(preset, seeds=seeds, data_seed=seed, num_pairs=num_pairs)]
+
+
+_claims.known_answer(
+    "t3_low_loss.random_labels_force_growth",
+    design="3 seeds x 2 losses, every run fitted; mean log ratio per seed, 95 % t interval over the 3 seeds",
+    simulate_false=lambda rng: simulate_final(rng, 0.0),
+    simulate_true=lambda rng: simulate_final(rng, math.log(2.0)),
+    decide=growth_outcome,
+    truth=(
+        "false: the random-label sample maximum equals the true-label one on average (log ratio 0); true: twice it "
+        f"(log ratio log 2); per-(seed, loss) log ratios with standard deviation {GROWTH_NOISE}"
+    ),
+)
 
 
 EXPERIMENT = register(

@@ -35,6 +35,7 @@ from .covering import (
     fit_loglog_slope,
     holder_curve,
     nearest_sample,
+    refined_covering_radius,
     t1_covering_bound,
     t1_hypothesis,
 )
@@ -56,6 +57,7 @@ __all__ = [
     "knn_distances",
     "covering_radius",
     "nearest_sample",
+    "refined_covering_radius",
     "t1_covering_bound",
     "t1_hypothesis",
     "LogLogFit",

@@ -3,6 +3,7 @@ r"""Theorem T1: the covering radius of a sample of the data manifold, and its ra
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -72,6 +73,83 @@ def covering_radius(support: Tensor, sample: Tensor, *, chunk_size: int = 2048) 
     """
     dist, _ = nearest_sample(support, sample, chunk_size=chunk_size)
     return float(dist.max())
+
+
+def refined_covering_radius(
+    generator: Callable[[Tensor], Tensor],
+    probe_latent: Tensor,
+    sample: Tensor,
+    *,
+    candidates: int = 64,
+    proposals: int = 12,
+    steps: int = 30,
+    seed: int = 0,
+    chunk_size: int = 2048,
+) -> float:
+    r"""Covering radius of a sample of :math:`S=g([0,1]^d)`: a probe, then a local search in the latent cube.
+
+    A finite probe underestimates :math:`\sup_{s\in S}\min_i\|s-x_i\|` by the distance from the
+    deepest hole to the nearest probe point; in :math:`d=4` a probe of :math:`3N` points misses
+    5-25 %, and the error shrinks only like :math:`M^{-1/d}` with the probe size :math:`M`. So the
+    probe only finds the holes: the ``candidates`` deepest probe points (one per nearest sample
+    point, so that they lie in different holes) are each improved by a random pattern search on
+    the latent :math:`z\in[0,1]^d`: ``proposals`` points :math:`z+s\,u`, :math:`u` uniform on
+    :math:`[-1,1]^d` (clipped to the cube), replace :math:`z` when one is farther from the sample;
+    the step :math:`s` starts at the probe's spacing :math:`M^{-1/d}`, grows by 1.5 after a success
+    and shrinks by 0.5 after a failure, for ``steps`` rounds; after a third of them only the
+    candidates within 5 % of the deepest go on (the cost then falls by about a quarter, the radius
+    moves by under 1 % in a comparison on the T1 generator). The result is
+    :math:`\max(\text{probe radius},\text{refined})\le` the true radius (every evaluated point
+    lies in :math:`S`). ``tests/test_theory.py`` checks it against exact covering radii (sorted
+    gaps in :math:`d=1`, Voronoi vertices and boundary bisectors of the square in :math:`d=2`, a
+    lattice with one point removed in :math:`d=3,4`): within 0.5 %. It can still miss a hole that
+    none of the candidates starts in (on the T1 chapter's generator, probes of 4,000 and 10,000
+    points give refined radii within 1 % of each other).
+
+    Args:
+        generator: :math:`g`, latents ``[M, d]`` in :math:`[0,1]^d` -> points ``[M, n]``.
+        probe_latent: probe latents ``[M, d]`` (uniform in the cube).
+        sample: the sample points ``[N, n]``.
+        candidates, proposals, steps: the search's size (see above); each >= 1.
+        seed: seed of the search's random directions.
+        chunk_size: see :func:`nearest_sample`.
+
+    Returns:
+        float, at least :func:`covering_radius` of the probe image.
+    """
+    if not isinstance(probe_latent, Tensor) or probe_latent.ndim != 2:
+        raise ValueError(
+            f"probe_latent must be a tensor [M, d], got {getattr(probe_latent, 'shape', type(probe_latent).__name__)}"
+        )
+    for name, value in (("candidates", candidates), ("proposals", proposals), ("steps", steps)):
+        _check_positive_int(name, value)
+    z0 = probe_latent.to(torch.float64)
+    M, d = z0.shape
+    with torch.no_grad():
+        dist, idx = nearest_sample(generator(z0), sample, chunk_size=chunk_size)
+        # the deepest probe point of each Voronoi cell, then the deepest cells
+        order = torch.argsort(dist, descending=True)
+        _, first = np.unique(idx[order].numpy(), return_index=True)
+        pick = order[torch.as_tensor(np.sort(first)[: int(candidates)])]
+        z, f = z0[pick], dist[pick]
+        scale = torch.full((len(z),), float(M) ** (-1.0 / d), dtype=torch.float64)
+        gen = torch.Generator().manual_seed(int(seed))
+        k, p = len(z), int(proposals)
+        best_f = dist.max()
+        for step in range(int(steps)):
+            if step == int(steps) // 3:  # the climbs are mostly done: keep the holes within 5 % of the deepest
+                best_f = torch.maximum(best_f, f.max())
+                keep = f >= 0.95 * f.max()
+                z, f, scale, k = z[keep], f[keep], scale[keep], int(keep.sum())
+            u = 2 * torch.rand(k, p, d, generator=gen, dtype=torch.float64) - 1
+            trial = (z[:, None, :] + scale[:, None, None] * u).clamp(0.0, 1.0).reshape(k * p, d)
+            ft, _ = nearest_sample(generator(trial), sample, chunk_size=chunk_size)
+            ft, j = ft.reshape(k, p).max(dim=1)
+            better = ft > f
+            z = torch.where(better[:, None], trial.reshape(k, p, d)[torch.arange(k), j], z)
+            f = torch.where(better, ft, f)
+            scale = torch.where(better, scale * 1.5, scale * 0.5)
+    return float(torch.maximum(torch.maximum(f.max(), dist.max()), best_f))
 
 
 def _check_epsilon(epsilon: Any) -> float:
