@@ -49,8 +49,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+import numpy as np
 import pandas as pd
 
+from .. import claims
 from ..training import TrainConfig
 from . import register
 from .base import ExperimentConfig, architecture_options
@@ -144,6 +146,27 @@ EXPERIMENT = register(
     "an MLP on digits at two step sizes (scaffolded example)",
     chapter=NAME,
     chapter_configs=chapter_configs,
+)
+
+
+def _simulated_summary(rng: np.random.Generator, *, falls: bool) -> pd.DataFrame:
+    """A summary at the quick design (two step sizes, one seed) whose losses fall by 10-90 % (the
+    claim is true) or end 0-50 % above where they started (false)."""
+    first = rng.uniform(1.0, 2.0, size=2)
+    factor = rng.uniform(0.1, 0.9, size=2) if falls else rng.uniform(1.0, 1.5, size=2)
+    return pd.DataFrame({{"first_loss": first, "last_loss": first * factor}})
+
+
+# The claim's known answer: its rule tried on simulated summaries (the rules page and
+# tests/test_known_answers.py run it). Replace it with a simulation of your own data when you
+# replace the claim.
+claims.known_answer(
+    f"{{NAME}}.loss_decreases",
+    design="2 runs (two step sizes, one seed), each run's first and last loss",
+    truth="true: every run's loss falls by 10-90 %",
+    simulate_false=lambda rng: _simulated_summary(rng, falls=False),
+    simulate_true=lambda rng: _simulated_summary(rng, falls=True),
+    decide=lambda summary: claims.get(f"{{NAME}}.loss_decreases").rule.decide(**evaluate(summary)),
 )
 '''
 
