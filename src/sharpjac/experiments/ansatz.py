@@ -38,7 +38,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from .. import claims
+from .. import claims, mediators
 from ..training import TrainConfig
 from . import register
 from .base import StudyConfig, trained_run
@@ -555,6 +555,10 @@ class Summary:
             :func:`rescaling_checks`, :func:`blind_checks`).
         blind_growth_max: the largest Jacobian growth (relative to the start) of the first seed's blind-spot runs.
         numbers, markdown: glued values and sentences that do not depend on the verdicts.
+        bounds_shown: the chapter's table of the bounds (:data:`BOUNDS_SHOWN`, labels from
+            :data:`sharpjac.tables.LABELS`).
+        bounds_plot, record_plot, ce, blind_growth: ready-to-plot series of the first seed
+            (:func:`plot_frames`): ``step1`` is the step clipped at 1 for a log axis.
     """
 
     preset: str
@@ -572,6 +576,11 @@ class Summary:
     blind_growth_max: float = float("nan")
     numbers: dict[str, Any] = field(default_factory=dict)
     markdown: dict[str, str] = field(default_factory=dict)
+    bounds_shown: pd.DataFrame = field(default_factory=pd.DataFrame)
+    bounds_plot: pd.DataFrame = field(default_factory=pd.DataFrame)
+    record_plot: pd.DataFrame = field(default_factory=pd.DataFrame)
+    ce: pd.DataFrame = field(default_factory=pd.DataFrame)
+    blind_growth: pd.DataFrame = field(default_factory=pd.DataFrame)
 
 
 def summarise(tables: dict[str, pd.DataFrame], config: AnsatzConfig, *, preset: str) -> Summary:
@@ -611,6 +620,9 @@ def summarise(tables: dict[str, pd.DataFrame], config: AnsatzConfig, *, preset: 
         "an_rescaled_layer": config.rescaled_layer,
         "an_ce_steps": config.ce_steps,
         "an_b_steps": config.blind_steps,
+        # the exercise's solution: the floor of the smoothed curvature for k = 10 classes at smoothing 0.1 and 0.3
+        "an_floor_01": mediators.smoothed_curvature_at_optimum(10, 0.1),
+        "an_floor_03": mediators.smoothed_curvature_at_optimum(10, 0.3),
     }
     n_unstable = int((resc["sharpness"] > 2 / lr).sum())
     markdown = {
@@ -651,6 +663,7 @@ def summarise(tables: dict[str, pd.DataFrame], config: AnsatzConfig, *, preset: 
         "the last layer is trained",
     )
     return Summary(
+        **plot_frames(bounds, record, tables["ce"].query("seed == @seed0"), blind),
         preset=preset,
         n_seeds=len(config.seeds),
         seed0=seed0,
@@ -669,6 +682,77 @@ def summarise(tables: dict[str, pd.DataFrame], config: AnsatzConfig, *, preset: 
         numbers=numbers,
         markdown=markdown,
     )
+
+
+#: the columns of the chapter's table of Proposition A, in order, renamed to their :data:`sharpjac.tables.LABELS` names
+BOUNDS_SHOWN = {
+    "step": "step",
+    "lower_jacobian": "lower_jacobian",
+    "lower_phi": "lower_phi",
+    "lambda_max": "lambda_max_G",
+    "upper_phi": "upper_phi",
+    "upper_layers": "upper_layers",
+    "jacobian_max": "jac_max",
+    "first_layer_norm": "first_layer_norm",
+}
+
+
+def growth_frame(blind: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    r"""One long frame of the blind-spot runs ``{run name: record}``, columns ``run``, ``step``,
+    ``train_loss``, ``jac_growth`` and ``sharpness_growth`` (:math:`\max_i\|Jf(x_i)\|` and the
+    sharpness divided by their first value) and ``jac_per_sharpness`` (their ratio, unnormalised)."""
+    frames = [
+        pd.DataFrame(
+            {
+                "run": name,
+                "step": fr["step"].to_numpy(),
+                "train_loss": fr["train_loss"].to_numpy(),
+                "jac_growth": (fr["jac_spectral_max"] / fr["jac_spectral_max"].iloc[0]).to_numpy(),
+                "sharpness_growth": (fr["sharpness"] / fr["sharpness"].iloc[0]).to_numpy(),
+                "jac_per_sharpness": (fr["jac_spectral_max"] / fr["sharpness"]).to_numpy(),
+            }
+        )
+        for name, fr in blind.items()
+    ]
+    return pd.concat(frames, ignore_index=True)
+
+
+def plot_frames(
+    bounds: pd.DataFrame, record: pd.DataFrame, ce: pd.DataFrame, blind: dict[str, pd.DataFrame]
+) -> dict[str, pd.DataFrame]:
+    """The first seed's ready-to-plot frames of :class:`Summary`: ``bounds_shown`` (:data:`BOUNDS_SHOWN`),
+    ``bounds_plot`` (with ``step1`` and ``jac_rel``, ``lam_rel``, ``w1_rel``: the sample-maximum
+    Jacobian, lambda_max(G) and the first-layer norm relative to the first snapshot), ``record_plot`` and
+    ``ce`` (with ``step1``, the step clipped at 1 for a log axis) and ``blind_growth`` (:func:`growth_frame`)."""
+    first = bounds.iloc[0]
+    return {
+        "bounds_shown": bounds[list(BOUNDS_SHOWN)].rename(columns=BOUNDS_SHOWN),
+        "bounds_plot": bounds.assign(
+            step1=bounds["step"].clip(lower=1),
+            jac_rel=bounds["jacobian_max"] / first["jacobian_max"],
+            lam_rel=bounds["lambda_max"] / first["lambda_max"],
+            w1_rel=bounds["first_layer_norm"] / first["first_layer_norm"],
+        ),
+        "record_plot": record.assign(step1=record["step"].clip(lower=1)),
+        "ce": ce.assign(step1=ce["step"].clip(lower=1)).reset_index(drop=True),
+        "blind_growth": growth_frame(blind),
+    }
+
+
+#: the interactive explorer of the chapter: arguments of :func:`sharpjac.interactive.curves` (after the frame)
+EXPLORER = dict(
+    x="step",
+    y={
+        "sharpness λ_max(H)": "sharpness",
+        "max ‖Jf(xᵢ)‖₂": "jac_spectral_max",
+        "mean ‖Jf(xᵢ)‖₂": "jac_spectral_mean",
+        "max ‖Jf(xᵢ)‖_F": "jac_frobenius_max",
+        "mean ‖Jf(xᵢ)‖_F": "jac_frobenius_mean",
+        "training loss": "train_loss",
+    },
+    group="run",
+    hover=["run", "step", "sharpness", "jac_spectral_max", "train_loss"],
+)
 
 
 def evaluate(summary: Summary) -> dict[str, claims.Verdict]:
