@@ -277,3 +277,26 @@ def test_summarise_against_hand_computed_numbers():
     verdicts = hs.evaluate(s, "smoke")
     assert set(verdicts) == set(s.claims)
     assert verdicts["hessian_structure.residual_shrinks"].numbers["k"] == 2
+
+
+def test_panel_series_by_hand():
+    """Two moments, three eigenvalues each: titles, gap lines and outlier lines read off by hand."""
+    import pandas as pd
+
+    from sharpjac.experiments.hessian_structure import panel_series
+
+    moments = pd.DataFrame(
+        {"step": [0, 50], "gap1_j": [2, 1], "class_directions": [0, 2]}, index=pd.Index(["init", "end"], name="moment")
+    )
+    top = {
+        name: pd.DataFrame(
+            {"moment": name, "j": [1, 2, 3], "hessian": h, "gauss_newton": h, "overlap": [0.9, 0.5, 0.1]}
+        )
+        for name, h in (("init", [5.0, 4.0, 1.0]), ("end", [9.0, 3.0, 2.0]))
+    }
+    s = panel_series(moments, top)
+    assert s["titles"] == {"init": "init (step 0)", "end": "end (step 50)"}
+    assert s["gap_lines"] == {"init": 2.5, "end": 1.5}
+    # at least one outlier line (class_directions = 0 still draws the top eigenvalue), else the count
+    assert s["outlier_lines"] == {"init": [5.0], "end": [9.0, 3.0]}
+    assert list(s["spectrum"]["moment"]) == ["init"] * 3 + ["end"] * 3

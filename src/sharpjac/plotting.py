@@ -360,10 +360,13 @@ def plot_columns(ax, frame, x: str, specs, **kwargs) -> None:
 
 def vlines_by(ax, positions, *, label: str | None = None, **kwargs) -> None:
     """Vertical lines: ``positions`` a sequence of x (on Axes ``ax``), or ``{key: x or sequence of x}``
-    with ``ax`` a mapping ``{key: Axes}``. ``label`` goes on the first line of each Axes only."""
+    with ``ax`` a mapping ``{key: Axes}`` (a key without an Axes is skipped). ``label`` goes on the
+    first line of each Axes only."""
     pairs = positions.items() if isinstance(positions, dict) else [(None, positions)]
     for key, xs in pairs:
         target = _axes_for(ax, key)
+        if target is None:  # a key without an Axes is not drawn
+            continue
         for i, value in enumerate(np.atleast_1d(xs)):
             target.axvline(float(value), label=label if i == 0 else None, **kwargs)
 
@@ -411,3 +414,10 @@ def image_grid(images, *, titles=None, cmap: str | None = "gray_r", width: float
     for ax, title in zip(axes[0], titles if titles is not None else []):
         ax.set_title(str(title))
     return fig, axes
+
+
+def label_panels(panels: dict, x: str, y: str, titles: dict) -> None:
+    """Label a row of panels ``{key: Axes}``: ``x`` under each, ``y`` on the first only, and the
+    title ``titles[key]`` over each."""
+    for i, (key, ax) in enumerate(panels.items()):
+        label_axes(ax, x, y if i == 0 else "", title=titles[key])

@@ -517,8 +517,52 @@ def summarise(runs: dict[str, dict[str, pd.DataFrame]], config: HessianStructure
         },
         values=v,
         claims=claims,
-        series={"top": top, "expected": expected[loss], "num_classes": num_classes},
+        series={
+            "top": top,
+            "expected": expected[loss],
+            "num_classes": num_classes,
+            **panel_series(moments, top),
+        },
     )
+
+
+def panel_series(moments: pd.DataFrame, top: dict[str, pd.DataFrame]) -> dict[str, Any]:
+    """The ready-to-plot series of the chapter's panels, one panel per moment (first seed).
+
+    Args:
+        moments: the described run's first-seed summary, indexed by moment (``step``, ``gap1_j``,
+            ``class_directions``).
+        top: ``{moment: spectrum}``, each sorted by ``j`` (columns ``j``, ``hessian``, ``gauss_newton``, ``overlap``).
+
+    Returns:
+        ``spectrum``: the spectra in one long frame in moment order; ``titles``: ``{moment: "name
+        (step s)"}``; ``gap_lines``: ``{moment: gap1_j + 0.5}`` (a line between the eigenvalues
+        the largest gap of G after j = 1 separates); ``outlier_lines``: ``{moment: the top
+        max(1, class_directions) eigenvalues of H}``.
+    """
+    return {
+        "spectrum": pd.concat(list(top.values()), ignore_index=True),
+        "titles": {name: f"{name} (step {moments.loc[name, 'step']})" for name in top},
+        "gap_lines": {name: moments.loc[name, "gap1_j"] + 0.5 for name in top},
+        "outlier_lines": {
+            name: list(t["hessian"].iloc[: max(1, int(moments.loc[name, "class_directions"]))])
+            for name, t in top.items()
+        },
+    }
+
+
+#: the interactive explorer of the spectra: arguments of :func:`sharpjac.interactive.curves` (after the frame)
+EXPLORER = dict(
+    x="j",
+    y={
+        "eigenvalue λⱼ(H)": "hessian",
+        "eigenvalue λⱼ(G)": "gauss_newton",
+        "|λⱼ(H) − λⱼ(G)| / λⱼ(H)": "relative_difference",
+        "fraction of uⱼ(G) in the class-mean span": "overlap",
+    },
+    group="curve",
+    hover=["loss", "moment", "j", "hessian", "gauss_newton", "overlap"],
+)
 
 
 def evaluate(summary: ChapterSummary, preset: str) -> dict[str, Any]:
