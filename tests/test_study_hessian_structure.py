@@ -300,3 +300,45 @@ def test_panel_series_by_hand():
     # at least one outlier line (class_directions = 0 still draws the top eigenvalue), else the count
     assert s["outlier_lines"] == {"init": [5.0], "end": [9.0, 3.0]}
     assert list(s["spectrum"]["moment"]) == ["init"] * 3 + ["end"] * 3
+
+
+def test_claim_inputs_by_hand():
+    """The three claims' inputs on tables small enough to compute by hand: counts, worst median, and
+    the per-seed log ratio of the residual with its t interval and leave-one-seed-out fragility."""
+    import math
+
+    import pandas as pd
+    from scipy import stats
+
+    from sharpjac import claims
+    from sharpjac.experiments import hessian_structure as hs
+
+    ends = pd.DataFrame({"loss": ["ce", "ce", "mse", "mse"], "seed": [0, 1, 0, 1], "class_directions": [9, 7, 10, 11]})
+    c = hs.per_class_inputs(ends, {"ce": 9, "mse": 10}, n_seeds=2)
+    assert (c["k"], c["n"], c["unit"], c["n_units"]) == (3, 4, "seeds", 2)  # ce seed 1 is two away
+    # leaving out seed 1 removes the only miss: the outcome flips from disagree to agree
+    assert c["fragility"].outcome == "disagree" and c["fragility"].flips == (1,)
+    rel = pd.DataFrame({"loss": ["ce", "mse", "ce"], "seed": [0, 0, 1], "relative_difference": [0.1, 0.3, 0.2]})
+    g = hs.gauss_newton_inputs(rel, n_seeds=2)
+    assert g["value"] == 0.3 and "seed 0" in g["evidence"] and g["fragility"].flips == (0,)
+    spectrum = pd.DataFrame(
+        {"seed": 0, "moment": "end", "j": [1, 2, 3], "relative_difference": [0.4, 0.1, 5.0]}
+    )  # C = 3: the median of the top C-1 = 2 is 0.25 (j = 3 is not an outlier)
+    assert hs.top_relative_differences(spectrum, 3)["relative_difference"].tolist() == [pytest.approx(0.25)]
+    pairs = pd.DataFrame(
+        {
+            "loss": ["ce"] * 3 + ["mse"] * 3,
+            "seed": [0, 1, 2] * 2,
+            "init": [1.0] * 6,
+            "end": [0.5, 0.4, 1.0, 0.5, 0.4, 0.2],
+        }
+    ).set_index(["loss", "seed"])
+    r = hs.residual_inputs(pairs, n_seeds=3)
+    per_seed = [math.log(0.5), math.log(0.4), (math.log(1.0) + math.log(0.2)) / 2]
+    half = stats.t.ppf(0.975, 2) * float(np.std(per_seed, ddof=1)) / math.sqrt(3)
+    assert r["estimate"] == pytest.approx(np.mean(per_seed))
+    assert (r["low"], r["high"]) == pytest.approx((np.mean(per_seed) - half, np.mean(per_seed) + half))
+    assert (r["k"], r["n"], r["n_units"]) == (5, 6, 3)  # seed 2's ce run does not shrink
+    verdict = claims.evaluate("hessian_structure.residual_shrinks", preset="quick", **r)
+    assert verdict.outcome == "agree" and verdict.fragile is True  # two seeds are too few for an interval
+    assert "Too few seeds" in hs.residual_inputs(pairs.loc[(slice(None), [0, 1]), :], n_seeds=2)["evidence"]
