@@ -116,3 +116,33 @@ def test_label_panels_puts_y_on_the_first_only():
     plotting.label_panels({"i": a0, "e": a1}, "X", "Y", {"i": "init", "e": "end"})
     assert (a0.get_ylabel(), a1.get_ylabel(), a0.get_xlabel(), a1.get_title()) == ("Y", "", "X", "end")
     plt.close(fig)
+
+
+def test_glue_figure_glues_and_closes(monkeypatch):
+    import myst_nb
+
+    from sharpjac import display
+
+    calls = []
+    monkeypatch.setattr(myst_nb, "glue", lambda name, value, display=True: calls.append((name, value, display)))
+    fig, ax = plt.subplots()
+    display.glue_figure("fig_test", fig)
+    assert calls == [("fig_test", fig, False)]  # glued under its name, not displayed
+    assert not plt.fignum_exists(fig.number)  # closed: the cell shows nothing else
+
+
+def test_ansatz_growth_frame_by_hand():
+    from sharpjac.experiments import ansatz as an
+
+    blind = {
+        "a": pd.DataFrame(
+            {"step": [0, 5], "train_loss": [1.0, 0.5], "jac_spectral_max": [2.0, 6.0], "sharpness": [4.0, 2.0]}
+        ),
+        "b": pd.DataFrame(
+            {"step": [0, 5], "train_loss": [1.0, 0.2], "jac_spectral_max": [1.0, 1.0], "sharpness": [1.0, 2.0]}
+        ),
+    }
+    g = an.growth_frame(blind)
+    assert list(g["run"]) == ["a", "a", "b", "b"]
+    assert list(g["jac_growth"]) == [1.0, 3.0, 1.0, 1.0] and list(g["sharpness_growth"]) == [1.0, 0.5, 1.0, 2.0]
+    assert list(g["jac_per_sharpness"]) == [0.5, 3.0, 1.0, 0.5]
