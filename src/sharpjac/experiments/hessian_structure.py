@@ -415,8 +415,10 @@ def summarise(runs: dict[str, dict[str, pd.DataFrame]], config: HessianStructure
             f"{lo_loss:.3f}): it is smaller at the end than at initialisation in {shrinks} of {len(e)} seeds, "
             + choose(
                 float(e["end"].max()) <= 0.1,
-                "and below 10% of the sharpness at the end in every seed, so near interpolation $R$ is small.",
-                "but it is still more than 10% of the sharpness at the end in "
+                "and below 10% of the sharpness at the end in every seed, so near interpolation $R$ is small (the "
+                "companion's line for small: by Weyl's inequality $R$ then moves the sharpness by less than a tenth).",
+                "but it is still more than 10% of the sharpness at the end (the companion's line for small: by "
+                "Weyl's inequality, below it $R$ moves the sharpness by less than a tenth) in "
                 f"{int((e['end'] > 0.1).sum())} of {len(e)} seeds: at this training loss $R$ is not negligible.",
             )
         )
