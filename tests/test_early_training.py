@@ -10,7 +10,6 @@ import pandas as pd
 import pytest
 
 from sharpjac import experiments
-from sharpjac.analysis import Interval
 from sharpjac.experiments import early_training as et
 
 
@@ -64,15 +63,59 @@ def test_after_peak_changes_and_late_sentence():
     assert et.late_sentence(runs, raw, [0.0, 0.1]).startswith("No smoothing value")
 
 
-def test_rank_correlation_ci_and_scale_sentence():
-    # a perfectly monotone relation: rho = 1 on the data and on every resample with two distinct values
-    link = et.rank_correlation_ci([1, 2, 3, 4, 5], [2, 4, 6, 8, 10], n_boot=200, seed=0)
-    assert link.estimate == pytest.approx(1.0) and link.low == pytest.approx(1.0) and link.n == 5
-    anti = et.rank_correlation_ci([1, 2, 3, 4, 5], [5, 4, 3, 2, 1], method="kendall", n_boot=200, seed=0)
-    assert anti.estimate == pytest.approx(-1.0) and anti.high == pytest.approx(-1.0)
-    assert et.scale_sentence(link).startswith("where the output curvature is larger, each unit of Jacobian buys more")
-    assert "*less*" in et.scale_sentence(anti)
-    assert et.scale_sentence(Interval(0.1, -0.2, 0.4, 0.95, 5, 200)).startswith("the interval contains zero")
+def _last(curvature, ratio) -> pd.DataFrame:
+    """One row per run at its end: seeds x 3 smoothing values, ``curvature[seed][k]``, ``ratio[seed][k]``."""
+    rows = [
+        {"label_smoothing": ls, "seed": s, "curvature_norm": c, "ratio": r}
+        for s, (cs, rs) in enumerate(zip(curvature, ratio))
+        for ls, c, r in zip((0.0, 0.1, 0.2), cs, rs)
+    ]
+    return pd.DataFrame(rows)
+
+
+def test_scale_values_are_per_seed_correlations_with_a_t_interval():
+    # seed 0: same order (rho 1); seed 1: one swap (rho 0.5); seed 2: same order (rho 1)
+    last = _last([[1, 2, 3], [1, 2, 3], [1, 2, 3]], [[1, 2, 3], [2, 1, 3], [0.1, 0.2, 0.3]])
+    assert et.scale_values(last) == pytest.approx({0: 1.0, 1: 0.5, 2: 1.0})
+    iv = et.scale_effect(last)
+    half = 4.302652729911275 * math.sqrt(1 / 12) / math.sqrt(3)  # sd of (1, .5, 1) is sqrt(1/12)
+    assert (iv.estimate, iv.low, iv.high) == pytest.approx((5 / 6, 5 / 6 - half, 5 / 6 + half), rel=1e-9)
+    assert iv.low > 0 and et.scale_sentence(iv).startswith("where the output curvature is larger")
+    v = et.scale_verdict(last, preset="quick", n_seeds=3)
+    assert v.outcome == "agree" and v.units_text == "3 seeds" and "t interval, 3 seeds" in v.evidence
+    assert v.fragile is True  # two seeds left: no interval, so every seed carries the outcome
+    assert et.scale_sentence(et.scale_effect(_last([[1, 2, 3]] * 3, [[1, 2, 3], [3, 2, 1], [1, 3, 2]]))).startswith(
+        "the interval contains zero"
+    )
+
+
+def test_scale_sentence_reads_the_interval():
+    up = et.scale_effect(_last([[1, 2, 3]] * 4, [[1, 2, 3], [1, 2, 3], [1, 3, 4], [2, 3, 5]]))
+    assert up.low == pytest.approx(1.0) and et.scale_sentence(up).startswith("where the output curvature is larger")
+    down = et.scale_effect(_last([[1, 2, 3]] * 4, [[3, 2, 1]] * 4))
+    assert "*less*" in et.scale_sentence(down)
+    few = et.scale_effect(_last([[1, 2, 3]] * 2, [[1, 2, 3]] * 2))
+    assert few.too_few and et.scale_sentence(few).startswith("too few seeds (2)")
+
+
+@pytest.mark.parametrize("claim_id", [et.TRACKS_CLAIM, et.SCALE_CLAIM])
+def test_known_answers_at_the_quick_design(claim_id):
+    """Each claim's rule on simulated records where the answer is known (60 data sets a case here;
+    the book's rules page and tests/test_known_answers.py use 400)."""
+    from sharpjac.claims.known_answers import known_answers, operating
+
+    oc = operating(known_answers()[claim_id], n_trials=60, seed=4)
+    assert oc.false_agree <= 0.05 + 2 * math.sqrt(0.05 * 0.95 / 60), oc
+    assert oc.power >= 0.5, oc
+
+
+def test_trend_null_tells_a_shared_trend_from_a_link():
+    rng = np.random.default_rng(1)
+    sim = et.shared.simulate_trend_runs
+    linked = et.trend_null_of(sim(rng, "label_smoothing", (0.0, 0.1, 0.2), coupled=True))  # 30 log-spaced steps
+    assert linked.n_runs == 15 and linked.p_value <= 0.01
+    v = et.tracks_verdict(linked, None, preset="quick", n_seeds=5)
+    assert v.outcome == "agree" and v.units_text == "15 runs" and "smoothing value" in v.evidence
 
 
 def test_chapter_configs_and_method_check():
@@ -104,10 +147,13 @@ def test_summarise_and_evaluate_on_synthetic_runs():
     assert r["mean"].to_numpy() == pytest.approx([1.0, 1.0])
     assert summary.numbers["c_ratio_change"] == pytest.approx(4.0)
     assert summary.pooled.estimate == pytest.approx(2 / math.sqrt(10))
-    assert "survives the trend null" in summary.markdown["corr_sentence"]
+    assert "(the steps co-move too)" in summary.markdown["corr_sentence"]
     v = et.evaluate(summary)
     assert set(v) == {"early_training.jacobian_tracks_sharpness", "early_training.curvature_explains_scale"}
-    assert v["early_training.jacobian_tracks_sharpness"].outcome == "agree"
+    # two runs per smoothing value: 2! x 2! = 4 orderings, p >= 1/4: too few runs to decide
+    assert v["early_training.jacobian_tracks_sharpness"].outcome == "inconclusive"
+    assert "too few runs to decide" in v["early_training.jacobian_tracks_sharpness"].evidence
+    assert v["early_training.curvature_explains_scale"].outcome == "inconclusive"  # 2 seeds
 
 
 def test_epoch_means_average_over_seeds():

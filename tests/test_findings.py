@@ -56,3 +56,14 @@ def test_account_keeps_only_registered_claims():
     assert lines == [
         "- **Is the top of the Hessian the Gauss-Newton part?** The runs support the paper: the claim agree."
     ]
+
+
+def test_fragility_sentence_counts_the_assessed_outcomes_one_cluster_changes():
+    assert findings.fragility_sentence({}) == ""
+    assert findings.fragility_sentence({"a.x": None}) == ""
+    steady = findings.fragility_sentence({"a.x": False, "a.y": False, "a.z": None})
+    assert "None of the 2 assessed outcomes changes" in steady
+    shaky = findings.fragility_sentence({"a.x": True, "a.y": False, "a.z": True})
+    assert "2 of the 3 assessed outcomes change when one seed or grid point is left out" in shaky
+    lines = findings.account({"a.x": "agree"}, registered=["a.x"], fragile={"a.x": True})
+    assert any("1 of the 1 assessed" in line for line in lines)

@@ -142,10 +142,28 @@ def test_finals_level_and_step_effect():
     assert level["mse"] == pytest.approx(0.3)  # the largest final loss: every run reaches it
     # the small step first falls to <= 0.3 at its last measurement (0.2): jac 2.0; the large at 0.4 -> 0.3: jac 1.0
     assert list(fin["jac_at_level"]) == pytest.approx([2.0, 2.0, 1.0, 1.0])
-    r = ps.step_effect(fin, "mse", n_boot=100, seed=0)
-    assert r.estimate == r.low == r.high == pytest.approx(0.5)
-    assert ps.fmt_change(r) == "-50.0 % [-50.0 %, -50.0 %] (a degenerate interval)"
-    assert ps.fmt_change(Interval(1.1, 0.9, 1.3, 0.95, 4, 100)) == "+10.0 % [-10.0 %, +30.0 %]"
+    assert ps.step_changes(fin, "mse") == pytest.approx({0: -0.5, 1: -0.5})
+    r = ps.step_effect(fin, "mse")  # two seeds: too few for a t interval
+    assert r.too_few and r.estimate == pytest.approx(-0.5) and r.n == 2
+    assert ps.fmt_change(r) == "-50.0 % (too few seeds for an interval: 2)"
+
+
+def test_step_effect_is_a_t_interval_over_seeds():
+    # per-seed changes -10 %, -20 %, -30 %: mean -20 %, sd 10 %, t(0.975, 2) = 4.3027
+    fin = pd.DataFrame(
+        {
+            "loss": "mse",
+            "lr": [0.1] * 3 + [0.2] * 3,
+            "seed": [0, 1, 2] * 2,
+            "final_jac": [1.0, 2.0, 4.0, 0.9, 1.6, 2.8],
+        }
+    )
+    r = ps.step_effect(fin, "mse")
+    half = 4.302652729911275 * 0.1 / math.sqrt(3)
+    assert (r.estimate, r.low, r.high) == pytest.approx((-0.2, -0.2 - half, -0.2 + half), rel=1e-9)
+    assert ps.fmt_change(r) == "-20.0 % [-44.8 %, +4.8 %] (3 seeds)"
+    v = ps.step_verdict(fin, preset="quick", n_seeds=3)
+    assert v.outcome == "inconclusive" and v.units_text == "3 seeds" and v.fragile is not None
 
 
 def test_chapter_configs_seed_block_and_fixed_seeds():
@@ -190,8 +208,8 @@ def test_summarise_and_evaluate_on_synthetic_runs():
     assert summary.markdown["ce_stay_sentence"] == "and most of them stay there"
     assert "does not fall" in summary.markdown["ce_curvature_sentence"]  # curvature is constant
     # final Jacobian (2/eta)^2: at eta 0.5 it is (4/5)^2 of that at eta 0.4, a change of -36 %
-    assert summary.effects["mse"].estimate == pytest.approx(0.64, rel=1e-3)
-    assert summary.markdown["mse_direction"].startswith("smaller at the largest step")
+    assert summary.effects["mse"].estimate == pytest.approx(-0.36, rel=1e-3)
+    assert summary.markdown["mse_direction"] == "too few seeds to say in which direction"  # two seeds
     verdicts = ps.evaluate(summary)
     assert set(verdicts) == {
         "progressive_sharpening.edge_of_stability",
@@ -199,8 +217,40 @@ def test_summarise_and_evaluate_on_synthetic_runs():
         "progressive_sharpening.jacobian_rises_with_sharpness",
         "progressive_sharpening.larger_step_smaller_jacobian",
     }
-    assert verdicts["progressive_sharpening.edge_of_stability"].outcome == "agree"
-    assert verdicts["progressive_sharpening.larger_step_smaller_jacobian"].outcome == "agree"
+    # 4 of 4 runs hover, but 4 runs are too few to decide; 2 seeds are too few for a t interval
+    edge = verdicts["progressive_sharpening.edge_of_stability"]
+    assert edge.outcome == "inconclusive" and edge.units_text == "4 runs" and edge.fragile is False
+    step = verdicts["progressive_sharpening.larger_step_smaller_jacobian"]
+    assert step.outcome == "inconclusive" and "Too few seeds to decide (2)" in step.evidence
+    trend = verdicts["progressive_sharpening.jacobian_rises_with_sharpness"]
+    assert trend.unit == "runs" and trend.fragile is not None
+
+
+def test_edge_verdict_counts_runs_and_leaves_out_seeds():
+    # 3 step sizes x 2 seeds: seed 0 hovers at every step size, seed 1 at one of three: 4 of 6 runs
+    e = pd.DataFrame({"loss": "mse", "lr": [0.1, 0.2, 0.3] * 2, "seed": [0] * 3 + [1] * 3, "ratio": 1.0})
+    e["reached"] = True
+    e["hovers"] = [True, True, True, True, False, False]
+    v = ps.edge_verdict(e, "mse", preset="quick", n_seeds=2, fraction=0.9)
+    assert v.outcome == "disagree" and v.numbers["k"] == 4 and v.numbers["n"] == 6  # 67 % < 80 %
+    # leaving out either seed leaves 3 runs, too few to decide: both flip the outcome
+    assert v.fragile is True and v.flips == ("0", "1")
+    # 3 seeds: 7 of 9 runs hover (78 % < 80 %); without seed 2 all 6 do: seed 2 alone flips it
+    e3 = pd.concat([e, e[e.seed == 0].assign(seed=2)], ignore_index=True)
+    e3["hovers"] = [True] * 3 + [True] * 3 + [True, False, False]
+    v3 = ps.edge_verdict(e3, "mse", preset="quick", n_seeds=3, fraction=0.9)
+    assert v3.outcome == "disagree" and v3.flips == ("2",) and v3.units_text == "9 runs"
+
+
+@pytest.mark.parametrize("claim_id", sorted(ps.EDGE_CLAIMS.values()) + [ps.TREND_CLAIM, ps.STEP_CLAIM])
+def test_known_answers_at_the_quick_design(claim_id):
+    """Each claim's rule on simulated records where the answer is known (60 data sets a case here;
+    the book's rules page and tests/test_known_answers.py use 400)."""
+    from sharpjac.claims.known_answers import known_answers, operating
+
+    oc = operating(known_answers()[claim_id], n_trials=60, seed=3)
+    assert oc.false_agree <= 0.05 + 2 * math.sqrt(0.05 * 0.95 / 60), oc
+    assert oc.power >= 0.5, oc
 
 
 def _trend_runs(rng, coupled: bool, lrs=(0.01, 0.02), seeds=range(5), n=20):
@@ -226,6 +276,6 @@ def test_cross_run_null_tells_a_shared_trend_from_a_link():
     assert np.mean(np.array(trend_only) <= 0.05) <= 0.25  # nominal 5 %; 20 draws, loose bound
     # windows shorter than 3 measurements, and step sizes with fewer than 2 runs, are left out
     short = ps.cross_run_null(_trend_runs(rng, coupled=True, n=2), "mse")
-    assert short.n_runs == 0 and "too short" in ps.trend_null_words(short)
+    assert short.n_runs == 0 and "no step size has 2 runs" in ps.trend_null_words(short)
     few = ps.cross_run_null(_trend_runs(rng, coupled=True, lrs=(0.01,), seeds=range(3)), "mse")
     assert few.min_p == pytest.approx(1 / 6) and "too few runs to decide" in ps.trend_null_words(few)

@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-__all__ = ["Theme", "THEMES", "account", "checks_sentence"]
+__all__ = ["Theme", "THEMES", "account", "checks_sentence", "fragility_sentence"]
 
 _NOT_RUN = "not run"
 
@@ -133,6 +133,23 @@ THEMES: tuple[Theme, ...] = (
         ),
     ),
     Theme(
+        "baselines",
+        "Does the Jacobian predict the gap better than sharpness and simple baselines (training loss, "
+        "parameter norm, output norm, margin), with the training loss held fixed?",
+        tuple(
+            f"{chapter}.jacobian_beats_baselines_{gap}"
+            for chapter in (
+                "weight_decay",
+                "sam_augmentation",
+                "batch_size",
+                "learning_rate",
+                "regularisers",
+                "causal_test",
+            )
+            for gap in ("loss_gap", "acc_gap")
+        ),
+    ),
+    Theme(
         "regularisers",
         "Do regularisers that help generalisation lower the Jacobian (and not always sharpness)?",
         (
@@ -191,22 +208,52 @@ def checks_sentence(outcomes: Mapping[str, str], check_ids: Sequence[str]) -> st
     return f"{lead} {passed} of {n} checks pass; the others were not run or could not be decided."
 
 
+def fragility_sentence(fragile: Mapping[str, bool | None]) -> str:
+    """How many decided outcomes one seed or grid point alone can change.
+
+    Args:
+        fragile: ``{claim id: True/False/None}`` for the tallied claims that were run (None: not
+            assessed, e.g. a single study).
+    """
+    assessed = {cid: f for cid, f in fragile.items() if f is not None}
+    if not assessed:
+        return ""
+    flips = sorted(cid for cid, f in assessed.items() if f)
+    lead = "**How firm are these outcomes?**"
+    if not flips:
+        return (
+            f"{lead} None of the {len(assessed)} assessed outcomes changes when any one seed or grid point is left out."
+        )
+    return (
+        f"{lead} {len(flips)} of the {len(assessed)} assessed outcomes change when one seed or grid point is left "
+        "out (marked *fragile* on the scorecard); read them as tentative."
+    )
+
+
 def account(
-    outcomes: Mapping[str, str], *, check_ids: Sequence[str] = (), registered: Sequence[str] | None = None
+    outcomes: Mapping[str, str],
+    *,
+    check_ids: Sequence[str] = (),
+    registered: Sequence[str] | None = None,
+    fragile: Mapping[str, bool | None] | None = None,
 ) -> list[str]:
-    """The findings as Markdown bullets: one per theme, then the checks' line.
+    """The findings as Markdown bullets: one per theme, the fragility line, then the checks' line.
 
     Args:
         outcomes: ``{claim id: outcome}`` of this build (ids missing are *not run*).
         check_ids: the registered checks.
         registered: the registered claim ids (default: every theme's); a theme keeps only these,
             and a theme left with none is not shown.
+        fragile: ``{claim id: fragile}`` of the tallied claims (see :func:`fragility_sentence`).
     """
     keep = None if registered is None else set(registered)
     themes = [
         t if keep is None else Theme(t.name, t.question, tuple(c for c in t.claim_ids if c in keep)) for t in THEMES
     ]
     lines = [f"- {t.sentence(outcomes)}" for t in themes if t.claim_ids]
+    firm = fragility_sentence(fragile or {})
+    if firm:
+        lines.append(f"- {firm}")
     checks = checks_sentence(outcomes, check_ids)
     if checks:
         lines.append(f"- {checks}")

@@ -13,7 +13,7 @@ Example:
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import matplotlib
 import matplotlib.pyplot as plt
@@ -277,10 +277,123 @@ def log_ticks(axis) -> None:
     axis.set_minor_formatter(NullFormatter())
 
 
+# ------------------------------------------------------------------------------------------------
+# one line, marker series or interval series per group of a long table: chapters need no loop over runs
+# ------------------------------------------------------------------------------------------------
+
+
+def _groups(frame, by) -> list:
+    """``[(key tuple, rows)]`` per group of ``frame`` by the column(s) ``by``, in first-appearance order."""
+    cols = [by] if isinstance(by, str) else list(by)
+    missing = [c for c in cols if c not in frame.columns]
+    if missing:
+        raise ValueError(f"by={by!r} is not accepted; expected columns of the frame: {list(frame.columns)!r}")
+    return [(k if isinstance(k, tuple) else (k,), g) for k, g in frame.groupby(cols, sort=False)]
+
+
+def _style(key: tuple, rows, colors, label) -> dict:
+    """The colour (``colors[key[0]]``, or one colour for all) and the legend label (``label``
+    formatted with the group's first row) of one group."""
+    out = {}
+    if isinstance(colors, Mapping):
+        out["color"] = colors[key[0]]
+    elif colors is not None:
+        out["color"] = colors
+    if label is not None:
+        out["label"] = label.format(**rows.iloc[0].to_dict())
+    return out
+
+
+def lines_by(ax, frame, x: str, y: str, by, *, colors=None, label: str | None = None, **style) -> None:
+    """One line per group of ``frame`` (rows with equal ``by`` values), its points in ``x`` order.
+
+    Args:
+        ax: the axes.
+        frame: a long table, one row per point (e.g. a run's measurements).
+        x, y: its columns to plot.
+        by: a column or a list of columns; each distinct value (tuple) is one line, drawn in the
+            order the groups first appear in ``frame``.
+        colors: one colour for every line, or ``{value of the first by column: colour}``.
+        label: None (no legend entry) or a format string filled with the group's first row
+            (``"$\\eta$ = {lr:g}"``).
+        style: passed to ``ax.plot`` (``lw``, ``alpha``; ``ls=""`` with ``marker="o"`` for points).
+
+    Example:
+        >>> import matplotlib.pyplot as plt, pandas as pd
+        >>> fig, ax = plt.subplots()
+        >>> runs = pd.DataFrame({"lr": [0.1, 0.1, 0.2, 0.2], "t": [1, 0, 0, 1], "s": [3, 2, 1, 0]})
+        >>> lines_by(ax, runs, "t", "s", "lr", colors={0.1: "red", 0.2: "blue"}, label="{lr:g}")
+        >>> [(l.get_label(), l.get_ydata().tolist()) for l in ax.get_lines()]
+        [('0.1', [2, 3]), ('0.2', [1, 0])]
+        >>> plt.close(fig)
+    """
+    for key, rows in _groups(frame, by):
+        rows = rows.sort_values(x, kind="stable")
+        ax.plot(rows[x].to_numpy(), rows[y].to_numpy(), **_style(key, rows, colors, label), **style)
+
+
+def hlines_by(ax, frame, y: str, by, *, colors=None, label: str | None = None, **style) -> None:
+    """One horizontal line per group of ``frame`` at the group's first value of ``y`` (e.g. the
+    stability limit ``two_over_lr`` per step size); ``by``, ``colors``, ``label`` as in
+    :func:`lines_by`, ``style`` passed to ``ax.axhline``."""
+    for key, rows in _groups(frame, by):
+        ax.axhline(float(rows[y].iloc[0]), **_style(key, rows, colors, label), **style)
+
+
+def interval_dots(
+    ax,
+    table,
+    *,
+    rows: str,
+    order: Sequence,
+    by,
+    colors: Mapping,
+    markers: Mapping | None = None,
+    hollow: Sequence = (),
+    step: float = 0.12,
+    label: str | None = None,
+    points=None,
+    value: str = "rho",
+) -> None:
+    """A dot plot of intervals: one row of the y axis per value of ``rows`` (listed in ``order``,
+    the first at y = 0), one marked series per group of ``by`` (groups in first-appearance order,
+    offset by ``step`` and centred on the row), error bars from ``low`` to ``high`` around ``mean``.
+
+    Args:
+        table: columns ``rows``, the ``by`` columns, ``mean``, ``low``, ``high``.
+        colors: ``{value of the first by column: colour}``.
+        markers: ``{value of the last by column: marker}`` (default ``"o"``); groups whose last by
+            value is in ``hollow`` get a white face.
+        label: legend text, a format string filled with the group's first row.
+        points: optional long table with the ``rows`` and ``by`` columns and a column ``value``
+            (e.g. one row per run), drawn as ticks ``|`` on its group's row.
+    """
+    groups = _groups(table, by)
+    points_of = dict(_groups(points, by)) if points is not None else {}
+    base = {r: i for i, r in enumerate(order)}
+    for k, (key, g) in enumerate(groups):
+        offset = (k - (len(groups) - 1) / 2) * step
+        g = g.set_index(rows).loc[list(order)].reset_index()
+        ax.errorbar(
+            g["mean"],
+            [base[r] + offset for r in g[rows]],
+            xerr=[g["mean"] - g["low"], g["high"] - g["mean"]],
+            fmt=(markers or {}).get(key[-1], "o"),
+            color=colors[key[0]],
+            mfc="white" if key[-1] in hollow else None,
+            capsize=3,
+            label=None if label is None else label.format(**g.iloc[0].to_dict()),
+        )
+        p = points_of.get(key)
+        if p is not None:
+            p = p[p[rows].isin(list(base))]
+            ax.scatter(p[value], [base[r] + offset for r in p[rows]], s=9, color=colors[key[0]], alpha=0.4, marker="|")
+
+
 # -- drawing a long frame by group (no loop over runs in a chapter) -----------------------------------
 
 
-def _groups(frame, by: str | None) -> list:
+def _group_rows(frame, by: str | None) -> list:
     """``[(value, rows)]`` of ``frame`` grouped by column ``by`` in first-seen order (``[(None, frame)]`` if None)."""
     if by is None:
         return [(None, frame)]
@@ -336,7 +449,7 @@ def plot_by(
         end_marker: a marker drawn at each line's last point in the line's colour (e.g. ``"*"``).
         kwargs: passed to ``Axes.plot`` (``ms``, ``lw``, ``mfc``...).
     """
-    groups = _groups(frame, by)
+    groups = _group_rows(frame, by)
     default = category_colors([v for v, _ in groups])
     for value, rows in groups:
         target = _axes_for(ax, value)
@@ -380,7 +493,7 @@ def bars_by(
     each ``x``; with ``bottom`` (a column) each bar starts at that value, for stacked bars.
     ``colors``, ``label``: as in :func:`plot_by`.
     """
-    groups = _groups(frame, by)
+    groups = _group_rows(frame, by)
     default = category_colors([v for v, _ in groups])
     n = len(groups)
     w = width if bottom is not None else width / max(n, 1)
@@ -392,7 +505,7 @@ def bars_by(
 
 def scatter_by(ax, frame, columns, *, by: str, label="{}", **kwargs) -> None:
     """Scatter the 2 or 3 ``columns`` of ``frame`` (3 on a 3-D Axes), one set per value of column ``by``."""
-    for value, rows in _groups(frame, by):
+    for value, rows in _group_rows(frame, by):
         ax.scatter(*(rows[c] for c in columns), label=_label(label, value), **kwargs)
 
 

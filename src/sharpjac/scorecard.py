@@ -241,7 +241,10 @@ def findings_lines(root: Path | str) -> list[str]:
     latest = _latest(collect(root)[0])
     registered = claims.all_claims()
     check_ids = [c.id for c in registered if c.kind == "check"]
-    return findings.account(_outcomes(latest), check_ids=check_ids, registered=[c.id for c in registered])
+    fragile = {c.id: latest[c.id].data.get("fragile") for c in registered if c.kind == "claim" and c.id in latest}
+    return findings.account(
+        _outcomes(latest), check_ids=check_ids, registered=[c.id for c in registered], fragile=fragile
+    )
 
 
 def _row(c: claims.Claim, latest: dict[str, Record], titles: dict[str, str], key_of) -> tuple[str, str, str, str]:

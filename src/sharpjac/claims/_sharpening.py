@@ -6,8 +6,30 @@ into an outcome; the chapters pass the numbers to :func:`sharpjac.claims.evaluat
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from .registry import Claim, register
 from .rules import Count, Permutation, Sign
+
+
+@dataclass(frozen=True)
+class CountOfRuns(Count):
+    """:class:`~sharpjac.claims.rules.Count` over runs that needs at least ``min_cases`` runs.
+
+    Below ``min_cases`` the outcome is *inconclusive* (too few runs to decide): with fewer than 5
+    runs one run moves the share by 20 % or more, the whole distance between a required 80 % and
+    all of them, so the share says nothing about the runs one did not make.
+    """
+
+    min_cases: int = 5
+
+    def describe(self) -> str:
+        return super().describe() + f" Inconclusive with fewer than {self.min_cases} runs (too few runs to decide)."
+
+    def decide(self, **numbers) -> str:
+        outcome = super().decide(**numbers)
+        return "inconclusive" if int(numbers["n"]) < self.min_cases else outcome
+
 
 register(
     # ---------------------------------------------------------------- progressive_sharpening
@@ -19,10 +41,12 @@ register(
             "sharpness rises to about 2/η and then hovers there (the edge of stability)."
         ),
         statistic=(
-            "share of squared-error runs whose final sharpness (median over the last fifth of the measurements) "
-            "lies within [0.8, 1.2] × 2/η"
+            "share of squared-error runs (step sizes × seeds) whose final sharpness (median over the last fifth of "
+            "the measurements) lies within [0.8, 1.2] × 2/η; the band is the companion's: ±20 % is wider than the "
+            "oscillation of sharpness at the edge and narrower than the gap to a run that stalls below it; 80 % "
+            "of the runs, not all, because one run in five may end on an excursion of the oscillation"
         ),
-        rule=Count(required=0.8),
+        rule=CountOfRuns(required=0.8),
     ),
     Claim(
         id="progressive_sharpening.edge_of_stability_ce",
@@ -32,10 +56,10 @@ register(
             "sharpness rises to about 2/η and then hovers there (the edge of stability)."
         ),
         statistic=(
-            "share of cross-entropy runs whose final sharpness (median over the last fifth of the measurements) "
-            "lies within [0.8, 1.2] × 2/η"
+            "share of cross-entropy runs (step sizes × seeds) whose final sharpness (median over the last fifth of "
+            "the measurements) lies within [0.8, 1.2] × 2/η (the band as for the squared error)"
         ),
-        rule=Count(required=0.8),
+        rule=CountOfRuns(required=0.8),
     ),
     Claim(
         id="progressive_sharpening.jacobian_rises_with_sharpness",
@@ -59,8 +83,9 @@ register(
             "full-batch gradient descent a larger step ends with a smaller Jacobian."
         ),
         statistic=(
-            "relative change of the mean final max‖Jf(xᵢ)‖₂ from the smallest to the largest step size (squared "
-            "error, equal time ηt), ratio of means with a bootstrap 95 % interval over seeds"
+            "per seed, the relative change of the final max‖Jf(xᵢ)‖₂ from the smallest to the largest step size "
+            "(squared error, equal time ηt, the same initialisation); mean over seeds with a 95 % t interval over "
+            "seeds (at least 3)"
         ),
         rule=Sign(predicted=-1),
     ),
@@ -73,10 +98,11 @@ register(
             "and fall together (tested here pooled over the label-smoothing values)."
         ),
         statistic=(
-            "mean over runs (all smoothing values) of the rank correlation of first differences of sharpness and "
-            "max‖Jf(xᵢ)‖₂ over the early phase (time-trend null), bootstrap 95 % over runs"
+            "mean within-run rank correlation of sharpness and max‖Jf(xᵢ)‖₂ over the early phase, against the same "
+            "statistic with each run's Jacobian paired with another run's of the same smoothing value (a shared "
+            "trend and nothing else): one-sided permutation p-value"
         ),
-        rule=Sign(predicted=+1),
+        rule=Permutation(0.05),
     ),
     Claim(
         id="early_training.curvature_explains_scale",
@@ -86,8 +112,9 @@ register(
             "the mean output curvature, the first of its mediating factors."
         ),
         statistic=(
-            "rank correlation over runs between the final mean output curvature and the final ratio "
-            "sharpness / max‖Jf(xᵢ)‖₂, bootstrap 95 % over runs"
+            "per seed, the rank correlation across the smoothing values between the final mean output curvature "
+            "and the final ratio sharpness / max‖Jf(xᵢ)‖₂; mean over seeds with a 95 % t interval over seeds "
+            "(at least 3)"
         ),
         rule=Sign(predicted=+1),
     ),
@@ -100,8 +127,9 @@ register(
             "training than early on."
         ),
         statistic=(
-            "mean over runs of ρ(after the sharpness peak) − ρ(up to the peak), rank correlation of sharpness "
-            "and max‖Jf(xᵢ)‖₂, bootstrap 95 % over runs"
+            "per seed, the mean over smoothing values of ρ(after the sharpness peak) − ρ(up to the peak), rank "
+            "correlation of sharpness and max‖Jf(xᵢ)‖₂ within a run; mean over seeds with a 95 % t interval over "
+            "seeds (at least 3)"
         ),
         rule=Sign(predicted=-1),
     ),
@@ -114,9 +142,10 @@ register(
         ),
         statistic=(
             "share of runs in which a mediating factor moves, from the sharpness peak to the end, in the direction "
-            "of the decoupling Δlog s − Δlog max‖Jf‖ by at least half its size"
+            "of the decoupling Δlog s − Δlog max‖Jf‖ by at least half its size (half: that factor alone then "
+            "accounts for more of the decoupling than everything else together)"
         ),
-        rule=Count(required=1.0),
+        rule=CountOfRuns(required=1.0),
     ),
     # ---------------------------------------------------------------- learning_rate
     Claim(

@@ -27,7 +27,17 @@ import pandas as pd
 from .. import analysis, claims, inference
 from ..analysis import Interval
 from ..training import TrainConfig
+from . import _smoothed_sgd as shared
 from . import register
+from ._smoothed_sgd import (
+    SharpeningSummary,
+    block_configs,
+    boot_resamples,
+    check_method,
+    each_run,
+    peak_index,
+    window_correlations,
+)
 from .base import ExperimentConfig, run_experiment
 
 NAME = "progressive_sharpening"
@@ -204,8 +214,42 @@ CORRELATIONS = ("raw", "differences", "detrended")
 WINDOWS = ("before_edge", "before_peak")
 #: A run *hovers* at the edge when its final sharpness / (2/eta) lies in this band (the companion's choice).
 HOVER = (0.8, 1.2)
-#: Seeds per (loss, step size) that the smoke and paper presets always use, whatever ``n_seeds`` says.
-FIXED_SEEDS = {"smoke": 1, "paper": 3}
+#: Reader labels of the overview table's columns ("": the label of :data:`sharpjac.tables.LABELS`).
+OVERVIEW_LABELS = {"loss": "", "lr": "", "seeds": "seeds", "steps": "GD steps", "measurements": "measurements per run"}
+#: Reader labels of the correlation table's columns.
+CORRELATION_LABELS = {
+    "loss": "",
+    "correlation": "correlation of",
+    "mean": "mean ρ over runs",
+    "low": "",
+    "high": "",
+    "runs": "runs",
+    "interval": "interval (degenerate when low = high)",
+}
+#: The Jacobian statistics as the static figures write them (TeX).
+JACOBIAN_TEX = {
+    "jac_spectral_max": r"$\max_i\|Jf(x_i)\|_2$",
+    "jac_spectral_mean": r"mean $\|Jf(x_i)\|_2$",
+    "jac_frobenius_max": r"$\max_i\|Jf(x_i)\|_F$",
+    "jac_frobenius_mean": r"mean $\|Jf(x_i)\|_F$",
+}
+#: The interactive figure's menu: reader label -> column.
+CURVES_MENU = shared.CURVES_MENU
+#: How the correlation figure draws :attr:`Summary.dots` (:func:`sharpjac.plotting.interval_dots`):
+#: one row per Jacobian statistic, a filled circle for the raw correlation, hollow markers for the nulls.
+DOT_STYLE: dict[str, Any] = {
+    "rows": "statistic",
+    "order": JACOBIAN_STATS,
+    "by": ["loss", "correlation"],
+    "markers": {"raw": "o", "differences": "s", "detrended": "D"},
+    "hollow": ("differences", "detrended"),
+    "label": "{loss_name}, {correlation}",
+}
+#: The interactive figure's hover columns.
+CURVES_HOVER = ["loss", "lr", "seed", "step", "2/η"]
+#: The claims decided by the trend null and by the step-size effect.
+TREND_CLAIM = "progressive_sharpening.jacobian_rises_with_sharpness"
+STEP_CLAIM = "progressive_sharpening.larger_step_smaller_jacobian"
 #: The claim each loss's edge-of-stability share decides.
 EDGE_CLAIMS = {"mse": "progressive_sharpening.edge_of_stability", "ce": "progressive_sharpening.edge_of_stability_ce"}
 
@@ -213,24 +257,19 @@ EDGE_CLAIMS = {"mse": "progressive_sharpening.edge_of_stability", "ce": "progres
 def chapter_configs(preset: str, seed: int, n_seeds: int = 5) -> list[ProgressiveSharpeningConfig]:
     """The chapter's one config: ``n_seeds`` training seeds ``seed, seed+1, ...`` (1 at smoke, 3 at
     paper, whatever ``n_seeds`` says) and ``data_seed = seed``."""
-    if isinstance(n_seeds, bool) or not isinstance(n_seeds, int) or n_seeds < 1:
-        raise ValueError(f"n_seeds={n_seeds!r} is invalid; accepted: an int >= 1")
-    n = FIXED_SEEDS.get(preset, n_seeds)
-    return [ProgressiveSharpeningConfig.from_preset(preset, seeds=tuple(range(seed, seed + n)), data_seed=seed)]
+    return block_configs(ProgressiveSharpeningConfig, preset, seed, n_seeds)
 
 
 def check_params(*, fraction: float, method: str) -> None:
     """One-line ValueError for a bad edge ``fraction`` (a number in (0, 1]) or correlation ``method``."""
-    if method not in analysis.METHODS:
-        raise ValueError(f"method={method!r}; accepted: {analysis.METHODS}")
+    check_method(method)
     if isinstance(fraction, bool) or not isinstance(fraction, (int, float)) or not 0 < fraction <= 1:
         raise ValueError(f"fraction={fraction!r}; accepted: a number in (0, 1]")
 
 
-def _per_run(runs: pd.DataFrame):
-    """``((loss, lr, seed), rows in step order)`` for each run."""
-    for key, g in runs.groupby(["loss", "lr", "seed"]):
-        yield key, g.sort_values("step")
+def _per_run(runs: pd.DataFrame) -> list:
+    """``[((loss, lr, seed), rows in step order)]``, one per run."""
+    return each_run(runs, ["loss", "lr", "seed"])
 
 
 def overview(runs: pd.DataFrame) -> pd.DataFrame:
@@ -258,7 +297,7 @@ def edges(runs: pd.DataFrame, *, fraction: float = 0.9) -> pd.DataFrame:
     rows = []
     for (loss, lr, s), g in _per_run(runs):
         e = analysis.edge_summary(g["step"], g["sharpness"], lr, fraction=fraction)
-        peak = int(np.nanargmax(g["sharpness"].to_numpy()))
+        peak = peak_index(g)
         c = g["curvature_norm"].to_numpy(float)
         rows.append(
             {
@@ -274,6 +313,20 @@ def edges(runs: pd.DataFrame, *, fraction: float = 0.9) -> pd.DataFrame:
     out = pd.DataFrame(rows)
     out["hovers"] = (out["ratio"] >= HOVER[0]) & (out["ratio"] <= HOVER[1])
     return out
+
+
+def edge_labels(fraction: float) -> dict[str, str]:
+    """Reader labels of :func:`edge_table`'s columns (the edge threshold ``fraction`` and :data:`HOVER` named)."""
+    return {
+        "loss": "",
+        "lr": "",
+        "two_over_lr": "limit 2/η",
+        "final_sharpness": "final sharpness",
+        "ratio": "final / (2/η)",
+        "max_sharpness": "peak sharpness",
+        "reached": f"share reaching {fraction:g}·2/η",
+        "hovers": f"share ending in [{HOVER[0]:g}, {HOVER[1]:g}]·2/η",
+    }
 
 
 def edge_table(edge_rows: pd.DataFrame) -> pd.DataFrame:
@@ -306,7 +359,7 @@ def windowed(frame: pd.DataFrame, window: str, *, fraction: float = 0.9) -> pd.D
     g = frame.sort_values("step")
     if window == "before_edge":
         return analysis.before_edge(g, fraction=fraction)
-    return g.iloc[: int(np.nanargmax(g["sharpness"].to_numpy())) + 1]
+    return g.iloc[: peak_index(g) + 1]
 
 
 def trend_null_runs(
@@ -323,23 +376,9 @@ def trend_null_runs(
     rows = []
     for (loss, lr, s), g in _per_run(runs):
         w = windowed(g, window, fraction=fraction)
-        enough = len(w) >= 4
         for stat in stats:
-            x, y = w["sharpness"].to_numpy(float), w[stat].to_numpy(float)
-            rows.append(
-                {
-                    "loss": loss,
-                    "lr": lr,
-                    "seed": s,
-                    "statistic": stat,
-                    "n": len(w),
-                    "raw": analysis.rank_correlation(x, y, method) if len(w) >= 3 else np.nan,
-                    "differences": analysis.trend_null_correlation(x, y, method, kind="differences")
-                    if enough
-                    else np.nan,
-                    "detrended": analysis.trend_null_correlation(x, y, method, kind="detrended") if enough else np.nan,
-                }
-            )
+            corr = window_correlations(w["sharpness"], w[stat], method, kinds=CORRELATIONS)
+            rows.append({"loss": loss, "lr": lr, "seed": s, "statistic": stat, "n": len(w), **corr})
     return pd.DataFrame(rows)
 
 
@@ -370,34 +409,26 @@ def cross_run_null(
     method: str = "spearman",
     stat: str = "jac_spectral_max",
     seed: int = 0,
+    n_permutations: int = 9999,
 ) -> inference.TrendNull:
     """Does sharpness co-move with ``stat`` within a run more than across runs of the same step size?
 
-    For each step size of ``loss`` the runs (seeds) share their step size's trend; pairing one run's
-    sharpness with another run's Jacobian keeps that trend and nothing else.
-    :func:`sharpjac.inference.stratified_trend_null` permutes the runs within each step size and
-    compares the mean within-run rank correlation over :func:`windowed` with those pairings. Runs
-    whose window is shorter than 3 measurements are left out; a step size with fewer than 2 runs
-    left is left out.
+    :func:`~sharpjac.experiments._smoothed_sgd.trend_null` over ``loss``'s runs, the runs of one step
+    size permuted among themselves, each run cut to :func:`windowed`.
 
     Returns:
         :class:`~sharpjac.inference.TrendNull` (``p_value`` NaN and ``n_runs`` 0 when no step size
         has 2 usable runs).
     """
-    settings = []
-    for _, g in runs[runs["loss"] == loss].groupby("lr"):
-        xs, ys = [], []
-        for _, r in g.groupby("seed"):
-            w = windowed(r, window, fraction=fraction)
-            if len(w) >= 3:
-                xs.append(w["sharpness"].to_numpy(float))
-                ys.append(w[stat].to_numpy(float))
-        if len(xs) >= 2:
-            settings.append((xs, ys))
-    if not settings:
-        nan = float("nan")
-        return inference.TrendNull(nan, nan, nan, nan, 0, 0, nan, True)
-    return inference.stratified_trend_null(settings, method=method, n_permutations=9999, seed=seed)
+    return shared.trend_null(
+        runs[runs["loss"] == loss],
+        "lr",
+        window=lambda r: windowed(r, window, fraction=fraction),
+        y=stat,
+        method=method,
+        seed=seed,
+        n_permutations=n_permutations,
+    )
 
 
 def correlation_interval(
@@ -417,9 +448,12 @@ def fmt_correlation(i: Interval) -> str:
     return f"{i.estimate:.2f} [{i.low:.2f}, {i.high:.2f}]"
 
 
-def fmt_change(r: Interval) -> str:
-    """A ratio as a relative change ``ratio - 1`` in per cent with its interval (said so when degenerate)."""
-    text = f"{100 * (r.estimate - 1):+.1f} % [{100 * (r.low - 1):+.1f} %, {100 * (r.high - 1):+.1f} %]"
+def fmt_change(r: inference.ClusterInterval) -> str:
+    """A relative change in per cent with its t interval and the number of seeds (said so when there
+    are too few seeds for an interval, or it is degenerate)."""
+    if r.too_few:
+        return f"{100 * r.estimate:+.1f} % (too few {r.unit} for an interval: {r.n})"
+    text = f"{100 * r.estimate:+.1f} % [{100 * r.low:+.1f} %, {100 * r.high:+.1f} %] ({r.n} {r.unit})"
     return text + (" (a degenerate interval)" if r.low == r.high else "")
 
 
@@ -457,6 +491,7 @@ def finals(runs: pd.DataFrame) -> tuple[pd.DataFrame, pd.Series]:
         for (loss, lr, s), g in _per_run(runs)
     ]
     out = pd.DataFrame(rows)
+    out["loss_name"] = out["loss"].map(LOSS_NAMES)
     level = out.groupby("loss")["final_loss"].max()
     out["jac_at_level"] = [
         analysis.value_when(
@@ -470,14 +505,34 @@ def finals(runs: pd.DataFrame) -> tuple[pd.DataFrame, pd.Series]:
     return out, level
 
 
-def step_effect(final_rows: pd.DataFrame, loss: str, *, n_boot: int = 2000, seed: int = 0) -> Interval:
-    """Ratio of the mean final Jacobian at the largest step to that at the smallest, bootstrap over seeds."""
+def step_changes(final_rows: pd.DataFrame, loss: str) -> dict[int, float]:
+    r"""Per seed (one initialisation, run at every step size): the relative change of the final
+    :math:`\max_i\|Jf(x_i)\|_2` from the smallest to the largest step size of ``loss``,
+    ``final(largest) / final(smallest) - 1`` (seeds that lack either run are left out)."""
     f = final_rows[final_rows.loss == loss]
-    small = f[f.lr == min(f.lr)].sort_values("seed")
-    large = f[f.lr == max(f.lr)].sort_values("seed")
-    return analysis.ratio_ci(
-        large["final_jac"].to_numpy(), small["final_jac"].to_numpy(), n_resamples=n_boot, seed=seed
-    )
+    if not len(f):
+        return {}
+    small = f[f.lr == f.lr.min()].set_index("seed")["final_jac"]
+    large = f[f.lr == f.lr.max()].set_index("seed")["final_jac"]
+    both = small.index.intersection(large.index)
+    return {int(s): float(large[s] / small[s] - 1) for s in both}
+
+
+def step_effect(final_rows: pd.DataFrame, loss: str) -> inference.ClusterInterval:
+    """The mean of :func:`step_changes` with a 95 % t interval over seeds (none below 3 seeds)."""
+    return inference.t_interval(list(step_changes(final_rows, loss).values()), unit="seeds")
+
+
+def final_means(final_rows: pd.DataFrame) -> pd.DataFrame:
+    """:func:`finals` averaged over seeds per (loss, step size): the figure's lines."""
+    return final_rows.groupby(["loss", "lr"], sort=False)[["final_jac", "jac_at_level"]].mean().reset_index()
+
+
+def correlation_dots(table: pd.DataFrame, losses) -> pd.DataFrame:
+    """The rows of :func:`summarise_trend_nulls` in the figure's order (``losses``, then
+    :data:`CORRELATIONS`), with the loss's display name ``loss_name``."""
+    out = pd.concat([table[(table.loss == loss) & (table.correlation == c)] for loss in losses for c in CORRELATIONS])
+    return out.assign(loss_name=out["loss"].map(LOSS_NAMES)).reset_index(drop=True)
 
 
 def jacobian_means(runs: pd.DataFrame) -> pd.DataFrame:
@@ -487,8 +542,9 @@ def jacobian_means(runs: pd.DataFrame) -> pd.DataFrame:
 
 def curves_frame(runs: pd.DataFrame) -> pd.DataFrame:
     """``runs`` with loss display names, a ``run`` label and a ``2/η`` column, for
-    :func:`sharpjac.interactive.curves`."""
+    :func:`sharpjac.interactive.curves`, and ``first``: the run has the first seed (drawn thick)."""
     out = runs.copy()
+    out["first"] = out["seed"] == out["seed"].min()
     out["loss"] = out["loss"].map(LOSS_NAMES)
     out["run"] = [f"{l}, η = {lr:g}, seed {s}" for l, lr, s in zip(out["loss"], out["lr"], out["seed"])]  # noqa: E741
     out["2/η"] = out["two_over_lr"]
@@ -496,7 +552,7 @@ def curves_frame(runs: pd.DataFrame) -> pd.DataFrame:
 
 
 @dataclass(frozen=True)
-class Summary:
+class Summary(SharpeningSummary):
     """Everything the chapter shows, computed from its runs (see :func:`summarise`).
 
     Attributes:
@@ -507,18 +563,17 @@ class Summary:
         per_run, correlations, peak: :func:`trend_null_runs` before the edge, and
             :func:`summarise_trend_nulls` of the runs before the edge and before the peak.
         correlation_table: :func:`correlation_table` of ``correlations``.
-        trend_null: per loss, :func:`cross_run_null` before the edge (the claim's test).
-        finals, level, effects: :func:`finals` and :func:`step_effect` per loss.
+        trend_null: per loss, :func:`cross_run_null` before the edge (the claim's test); fragility: that
+            test's outcome with each seed left out (by claim id).
+        finals, level, effects: :func:`finals` and :func:`step_effect` (a t interval over seeds) per loss;
+            final_means: :func:`final_means`.
+        curves, jac_means, dots: the figures' series (:func:`curves_frame`, :func:`jacobian_means`
+            by loss, :func:`correlation_dots`).
         numbers: values glued as numbers (name -> int/float).
         markdown: sentences glued as Markdown (name -> text).
     """
 
-    preset: str
-    seed: int
-    n_seeds: int
-    n_boot: int
     fraction: float
-    method: str
     losses: list[str]
     lrs: dict[str, list[float]]
     overview: pd.DataFrame
@@ -529,9 +584,14 @@ class Summary:
     peak: pd.DataFrame
     correlation_table: pd.DataFrame
     trend_null: dict[str, inference.TrendNull]
+    fragility: dict[str, inference.Fragility | None]
     finals: pd.DataFrame
     level: pd.Series
     effects: dict[str, Interval]
+    final_means: pd.DataFrame
+    curves: pd.DataFrame
+    jac_means: dict[str, pd.DataFrame]
+    dots: pd.DataFrame
     numbers: dict[str, float | int] = field(default_factory=dict)
     markdown: dict[str, str] = field(default_factory=dict)
 
@@ -563,24 +623,7 @@ def _edge_sentences(e: pd.DataFrame) -> dict[str, str]:
 
 def trend_null_words(null: inference.TrendNull, alpha: float = 0.05) -> str:
     """What :func:`cross_run_null` says, in words chosen by its numbers."""
-    if null.n_runs == 0 or not math.isfinite(null.p_value):
-        return "these windows are too short for a trend null"
-    head = (
-        f"against the same step size's other runs (a shared trend and nothing else) the mean within-run "
-        f"correlation is {null.observed:.2f} and the mean cross-run one {null.null_mean:.2f}, permutation "
-        f"p = {null.p_value:.3g} over {null.n_runs} runs"
-    )
-    if null.min_p > alpha:
-        return head + f": too few runs to decide (the smallest attainable p is {null.min_p:.3g})"
-    return head + claims.choose(
-        bool(null.p_value <= alpha),
-        ", so the co-movement is more than the trend the runs share",
-        claims.choose(
-            bool(null.p_lower <= alpha),
-            ", so the runs co-move less than their shared trend alone would make them",
-            ", so the co-movement is not shown to be more than the trend the runs share",
-        ),
-    )
+    return shared.trend_null_words(null, "step size", alpha)
 
 
 def _correlation_sentences(losses, per_run, table, peak, n_boot, nulls) -> str:
@@ -615,7 +658,7 @@ def summarise(
     """Every table, number and sentence of the chapter from its runs (the output of :func:`run` on
     ``config``, the config :func:`chapter_configs` gave)."""
     check_params(fraction=fraction, method=method)
-    n_boot = 200 if preset == "smoke" else 2000
+    n_boot = boot_resamples(preset)
     losses = [l for l in ("mse", "ce") if l in set(runs["loss"])]  # noqa: E741
     lrs = {l: sorted(runs.loc[runs.loss == l, "lr"].unique()) for l in losses}  # noqa: E741
     e = edges(runs, fraction=fraction)
@@ -625,6 +668,13 @@ def summarise(
         trend_null_runs(runs, "before_peak", fraction=fraction, method=method), n_boot=n_boot, seed=seed
     )
     nulls = {loss: cross_run_null(runs, loss, fraction=fraction, method=method, seed=seed) for loss in losses}
+    fragility = {
+        TREND_CLAIM: shared.trend_fragility(
+            TREND_CLAIM,
+            runs[runs.loss == "mse"],
+            lambda r: cross_run_null(r, "mse", fraction=fraction, method=method, seed=seed),
+        )
+    }
     fin, level = finals(runs)
     numbers: dict[str, float | int] = {"n_train": config.n_train, "n_seeds": len(config.seeds), "fraction": fraction}
     numbers.update({"hover_low": HOVER[0], "hover_high": HOVER[1]})
@@ -649,15 +699,19 @@ def summarise(
         numbers[f"{loss}_jac_large_lr"] = float(f[f.lr == max(f.lr)]["final_jac"].mean())
         numbers[f"{loss}_lr_small"] = float(min(f.lr))
         numbers[f"{loss}_lr_large"] = float(max(f.lr))
-        r = effects[loss] = step_effect(fin, loss, n_boot=n_boot, seed=seed)
+        r = effects[loss] = step_effect(fin, loss)
         markdown[f"{loss}_jac_change"] = fmt_change(r)
         markdown[f"{loss}_direction"] = claims.choose(
-            r.high < 1,
-            "smaller at the largest step, with an interval entirely below no change",
+            r.too_few,
+            "too few seeds to say in which direction",
             claims.choose(
-                r.low > 1,
-                "larger at the largest step, with an interval entirely above no change",
-                "not distinguishable from no change",
+                bool(r.high < 0),
+                "smaller at the largest step, with an interval entirely below no change",
+                claims.choose(
+                    bool(r.low > 0),
+                    "larger at the largest step, with an interval entirely above no change",
+                    "not distinguishable from no change",
+                ),
             ),
         )
     if "mse" in losses:
@@ -683,66 +737,189 @@ def summarise(
         peak=peak,
         correlation_table=correlation_table(table, n_boot=n_boot),
         trend_null=nulls,
+        fragility=fragility,
         finals=fin,
         level=level,
         effects=effects,
+        final_means=final_means(fin),
+        curves=curves_frame(runs),
+        jac_means={loss: m for loss, m in jacobian_means(runs).groupby("loss", sort=False)},
+        dots=correlation_dots(table, losses),
         numbers=numbers,
         markdown=markdown,
+    )
+
+
+def edge_verdict(edge_rows: pd.DataFrame, loss: str, *, preset: str, n_seeds: int, fraction: float) -> claims.Verdict:
+    """The edge-of-stability claim of ``loss`` from :func:`edges`: the runs that hover (``k`` of
+    ``n`` runs), fragility leaving out each seed."""
+    e = edge_rows[edge_rows.loss == loss]
+    evidence = (
+        f"{int(e['hovers'].sum())} of {len(e)} {LOSS_NAMES[loss]} runs end with a sharpness within "
+        f"[{HOVER[0]:g}, {HOVER[1]:g}] times $2/\\eta$ (final ratios {e['ratio'].min():.2f} to "
+        f"{e['ratio'].max():.2f}; {int(e['reached'].sum())} reach {fraction:g}·$2/\\eta$)."
+    )
+    return shared.count_verdict(
+        EDGE_CLAIMS[loss],
+        e,
+        "hovers",
+        evidence=evidence,
+        preset=preset,
+        n_seeds=n_seeds,
+        label="share of runs hovering at 2/η",
+    )
+
+
+def trend_verdict(null: inference.TrendNull, fragility, *, preset: str, n_seeds: int, dif: str = "") -> claims.Verdict:
+    """The co-movement claim from the squared-error runs' :func:`cross_run_null` before the edge."""
+    evidence = (
+        f"Before the edge, {trend_null_words(null)} (squared error, runs permuted within each step size"
+        + (
+            f"; the first-difference correlation, {dif}, is shown for comparison but does not remove a shared trend"
+            if dif
+            else ""
+        )
+        + ")."
+    )
+    return shared.permutation_verdict(
+        TREND_CLAIM,
+        null,
+        fragility,
+        evidence=evidence,
+        preset=preset,
+        n_seeds=n_seeds,
+        label="mean within-run ρ(sharpness, max‖Jf‖)",
+    )
+
+
+def step_verdict(final_rows: pd.DataFrame, *, preset: str, n_seeds: int) -> claims.Verdict:
+    """The step-size claim from :func:`finals`: :func:`step_changes` of the squared error, a t interval over seeds."""
+    f = final_rows[final_rows.loss == "mse"]
+    lo, hi = f.lr.min(), f.lr.max()
+
+    def evidence(iv: inference.ClusterInterval) -> str:
+        return (
+            f"With the squared error, the final $\\max_i\\|Jf(x_i)\\|_2$ at $\\eta$ = {hi:g} changes by "
+            f"{fmt_change(iv)} relative to $\\eta$ = {lo:g} (per seed, from the same initialisation; mean over seeds "
+            "with a 95 % t interval over seeds)."
+        )
+
+    return claims.from_clusters(
+        STEP_CLAIM,
+        step_changes(final_rows, "mse"),
+        unit="seeds",
+        evidence=evidence,
+        preset=preset,
+        seeds=n_seeds,
+        label="relative change of final max‖Jf‖, largest vs smallest η",
     )
 
 
 def evaluate(summary: Summary) -> dict[str, claims.Verdict]:
     """The chapter's claims decided from ``summary`` (:func:`sharpjac.claims.evaluate`), by claim id."""
     out: dict[str, claims.Verdict] = {}
-    fraction, n_boot = summary.fraction, summary.n_boot
-    common = {"preset": summary.preset, "seeds": summary.n_seeds}
+    common = {"preset": summary.preset, "n_seeds": summary.n_seeds}
     for loss in summary.losses:
-        e = summary.edges[summary.edges.loss == loss]
-        out[EDGE_CLAIMS[loss]] = claims.evaluate(
-            EDGE_CLAIMS[loss],
-            evidence=(
-                f"{int(e['hovers'].sum())} of {len(e)} {LOSS_NAMES[loss]} runs end with a sharpness within "
-                f"[{HOVER[0]:g}, {HOVER[1]:g}] times $2/\\eta$ (final ratios {e['ratio'].min():.2f} to "
-                f"{e['ratio'].max():.2f}; {int(e['reached'].sum())} reach {fraction:g}·$2/\\eta$)."
-            ),
-            **common,
-            k=int(e["hovers"].sum()),
-            n=len(e),
-            estimate=float(e["hovers"].mean()),
-            label="share of runs hovering at 2/η",
-        )
+        out[EDGE_CLAIMS[loss]] = edge_verdict(summary.edges, loss, fraction=summary.fraction, **common)
     if "mse" in summary.losses:
-        dif = correlation_interval(summary.correlations, "mse", "differences", n_boot=n_boot)
-        null = summary.trend_null["mse"]
-        cid = "progressive_sharpening.jacobian_rises_with_sharpness"
-        out[cid] = claims.evaluate(
-            cid,
-            evidence=(
-                f"Before the edge, {trend_null_words(null)} (squared error, runs permuted within each step size; "
-                f"the first-difference correlation, {fmt_correlation(dif)}, is shown for comparison but does not "
-                "remove a shared trend)."
-            ),
-            **common,
-            **null.numbers(),
-            estimate=null.observed,
-            label="mean within-run ρ(sharpness, max‖Jf‖)",
-        )
-        r = summary.effects["mse"]
-        cid = "progressive_sharpening.larger_step_smaller_jacobian"
-        out[cid] = claims.evaluate(
-            cid,
-            evidence=(
-                f"With the squared error, the mean final $\\max_i\\|Jf(x_i)\\|_2$ at $\\eta$ = "
-                f"{max(summary.lrs['mse']):g} is {fmt_change(r)} relative to $\\eta$ = {min(summary.lrs['mse']):g} "
-                f"(ratio of means, bootstrap over {summary.n_seeds} seeds)."
-            ),
-            **common,
-            estimate=r.estimate - 1,
-            low=r.low - 1,
-            high=r.high - 1,
-            label="relative change of final max‖Jf‖, largest vs smallest η",
-        )
+        dif = correlation_interval(summary.correlations, "mse", "differences", n_boot=summary.n_boot)
+        null, fragility = summary.trend_null["mse"], summary.fragility[TREND_CLAIM]
+        out[TREND_CLAIM] = trend_verdict(null, fragility, dif=fmt_correlation(dif), **common)
+        out[STEP_CLAIM] = step_verdict(summary.finals, **common)
     return out
+
+
+# ------------------------------------------------------------------------------------------------
+# Known answers: each claim's rule on simulated records at the quick design (3 step sizes x 5 seeds)
+# ------------------------------------------------------------------------------------------------
+
+_QUICK = {"mse": ProgressiveSharpeningConfig.lrs_mse, "ce": ProgressiveSharpeningConfig.lrs_ce}
+_QUICK_SEEDS = 5
+
+
+def simulate_edge_runs(rng: np.random.Generator, loss: str, *, hovers: bool, n_meas: int = 20) -> pd.DataFrame:
+    """Records of ``loss``'s quick runs (3 step sizes x 5 seeds, ``n_meas`` log-spaced measurements)
+    whose sharpness rises from 0.4 x 2/eta to a plateau: at 2/eta with a +-8 % oscillation
+    (``hovers=True``: the edge of stability) or, where the claim is false, at 0.60 to 0.78 x 2/eta
+    (progressive sharpening that stalls below the edge, up to just outside the band); 3 %
+    measurement noise. Columns as :func:`edges` reads them."""
+    steps = np.concatenate([[0], np.unique(np.geomspace(1, 400, n_meas - 1).astype(int))])
+    frames = []
+    for lr in _QUICK[loss]:
+        limit = 2.0 / lr
+        for seed in range(_QUICK_SEEDS):
+            level = limit * (1.0 if hovers else rng.uniform(0.60, 0.78))
+            rise = 1 - np.exp(-steps / 60.0)
+            wobble = 0.08 * np.sin(steps / 7.0 + rng.uniform(0, 2 * np.pi)) * rise if hovers else 0.0
+            sharp = (
+                (0.4 * limit + (level - 0.4 * limit) * rise) * (1 + wobble) * (1 + 0.03 * rng.normal(size=len(steps)))
+            )
+            frames.append(
+                pd.DataFrame(
+                    {
+                        "loss": loss,
+                        "lr": lr,
+                        "seed": seed,
+                        "step": steps,
+                        "sharpness": sharp,
+                        "curvature_norm": 1.0,
+                        "train_acc": 0.9,
+                    }
+                )
+            )
+    return pd.concat(frames, ignore_index=True)
+
+
+def _simulate_finals(rng: np.random.Generator, change: float) -> pd.DataFrame:
+    """Final max‖Jf‖ of the squared-error quick runs: a per-seed level (log-normal, 20 %) shared by the
+    seed's step sizes, 5 % run noise, and a relative ``change`` at the largest step (linear in between)."""
+    lrs = _QUICK["mse"]
+    rows = []
+    for seed in range(_QUICK_SEEDS):
+        base = np.exp(0.2 * rng.normal())
+        for i, lr in enumerate(lrs):
+            effect = 1 + change * i / (len(lrs) - 1)
+            rows.append(
+                {"loss": "mse", "lr": lr, "seed": seed, "final_jac": base * effect * np.exp(0.05 * rng.normal())}
+            )
+    return pd.DataFrame(rows)
+
+
+for _loss in ("mse", "ce"):
+    claims.known_answer(
+        EDGE_CLAIMS[_loss],
+        design=f"3 step sizes x 5 seeds ({LOSS_NAMES[_loss]}), 20 log-spaced measurements; a run hovers when the "
+        "median of its last fifth lies in [0.8, 1.2] x 2/η; agree when at least 80 % of the runs hover",
+        truth="true: sharpness settles at 2/η with a ±8 % oscillation; false: it stalls at 0.60-0.78 × 2/η; 3 % noise",
+        simulate_false=lambda rng, _l=_loss: simulate_edge_runs(rng, _l, hovers=False),
+        simulate_true=lambda rng, _l=_loss: simulate_edge_runs(rng, _l, hovers=True),
+        decide=lambda runs, _l=_loss: edge_verdict(edges(runs), _l, preset="quick", n_seeds=5, fraction=0.9).outcome,
+    )
+
+claims.known_answer(
+    TREND_CLAIM,
+    design="3 step sizes x 5 seeds, 30 log-spaced measurements before the edge; runs permuted within a step size "
+    "(999 permutations in the simulation, 9999 in the chapter)",
+    truth="true: the Jacobian follows its own run's sharpness (5 % fluctuations, 2 % noise); false: the two share "
+    "only their step size's saturating trend (1 % noise each)",
+    simulate_false=lambda rng: shared.simulate_trend_runs(
+        rng, "lr", _QUICK["mse"], coupled=False, extra={"loss": "mse"}
+    ),
+    simulate_true=lambda rng: shared.simulate_trend_runs(rng, "lr", _QUICK["mse"], coupled=True, extra={"loss": "mse"}),
+    decide=lambda runs: (
+        trend_verdict(cross_run_null(runs, "mse", n_permutations=999), None, preset="quick", n_seeds=5).outcome
+    ),
+)
+
+claims.known_answer(
+    STEP_CLAIM,
+    design="3 step sizes x 5 seeds (squared error); per seed the relative change of the final max‖Jf‖ from the "
+    "smallest to the largest step; t interval over the 5 seeds",
+    truth="true: −10 % at the largest step (seed levels vary by 20 %, runs by 5 %); false: no change",
+    simulate_false=lambda rng: _simulate_finals(rng, 0.0),
+    simulate_true=lambda rng: _simulate_finals(rng, -0.10),
+    decide=lambda finals: step_verdict(finals, preset="quick", n_seeds=5).outcome,
+)
 
 
 EXPERIMENT = register(
