@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from sharpjac import data, experiments, models, runs
+from sharpjac.experiments import conjugate_matrix
 from sharpjac.experiments.conjugate_matrix import ConjugateMatrixConfig
 from sharpjac.runs import RunStore
 
@@ -55,6 +56,16 @@ def test_smoke_tables_have_the_expected_columns(study):
         "first_layer_diff",
         "first_layer_scale",
     ]
+
+
+def test_share_bars_stack_by_hand():
+    """A 2-bar, 2-layer table, stacked by hand: bottoms are the sums of the layers below."""
+    shares = pd.DataFrame({"label": ["lambda_1", "trace"], "layer_1": [0.25, 0.5], "layer_2": [0.75, 0.5]})
+    bars = conjugate_matrix.share_bars(shares)
+    assert list(bars["position"]) == [0, 1, 0, 1]
+    assert list(bars["layer"]) == [1, 1, 2, 2]
+    assert list(bars["share"]) == [0.25, 0.5, 0.75, 0.5]
+    assert list(bars["bottom"]) == [0.0, 0.0, 0.25, 0.5]
 
 
 def test_second_run_computes_nothing(study, monkeypatch):
@@ -165,7 +176,6 @@ def test_chapter_configs_one_initialisation():
 
 
 def test_summarise_checks_and_tables(study):
-    from sharpjac.experiments import conjugate_matrix
 
     config, _, tables = study
     s = conjugate_matrix.summarise(tables, config)
@@ -183,8 +193,12 @@ def test_summarise_checks_and_tables(study):
 
     assert all(set(s.tables[t].columns) <= set(LABELS) for t in ("comparison",))  # every shown column has a label
     L = s.series["n_layers"]
-    rows, bottoms = s.series["share_rows"], s.series["share_bottoms"]
-    assert np.allclose(bottoms[:, 0], 0) and np.allclose(bottoms[:, -1] + rows[:, -1], rows.sum(axis=1))
+    bars = s.series["share_bars"]
+    assert sorted(bars["layer"].unique()) == list(range(1, L + 1)) and len(bars) == L * len(tables["shares"])
+    first, top = bars[bars["layer"] == 1], bars[bars["layer"] == L]
+    assert np.allclose(first["bottom"], 0)  # the first layer's segment starts at 0
+    # each bar's top segment ends at the sum of that bar's shares
+    assert np.allclose(top["bottom"] + top["share"], tables["shares"][[f"layer_{k}" for k in range(1, L + 1)]].sum(1))
     assert s.series["share_labels"][0] == "$\\lambda_{1}$" and s.series["share_labels"][-1] == "trace"
     shares = tables["shares"]
     assert s.values["cm_share_top_1"] == pytest.approx(100 * float(shares.iloc[0]["layer_1"]))

@@ -115,6 +115,10 @@ def test_chapter_configs_and_summary(smoke):
     train, test = counts["train"].to_numpy(), counts["test"].to_numpy()
     assert s.values["max_share_diff"] == pytest.approx(100 * np.max(np.abs(train / train.sum() - test / test.sum())))
     assert s.values["mnist_train"] == cfg.n_train and isinstance(s.values["digits_description"], str)
+    long = s.tables["counts_long"]  # the bars' frame: every (class, split) once, with the loader's count
+    assert len(long) == 2 * len(counts) and list(long["split"].unique()) == ["train", "test"]
+    assert long.query("split == 'test'")["images"].tolist() == test.tolist()
+    assert s.tables["curve"]["label"].is_monotonic_increasing and len(s.tables["curve"]) == len(tables["curve"])
     from sharpjac.tables import LABELS
 
     assert all(set(s.tables[t].columns) <= set(LABELS) for t in ("datasets_shown",))  # every shown column has a label

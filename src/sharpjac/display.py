@@ -102,3 +102,13 @@ def glue_all(numbers: dict | None = None, markdown: dict | None = None) -> None:
         glue(name, value, display=False)
     for name, text in (markdown or {}).items():
         glue_md(name, text)
+
+
+def glue_figure(name: str, fig) -> None:
+    """Glue a matplotlib figure under ``name`` without displaying it here (for ``{glue:figure}``),
+    then close it so that the cell shows nothing else."""
+    import matplotlib.pyplot as plt
+    from myst_nb import glue
+
+    glue(name, fig, display=False)
+    plt.close(fig)

@@ -17,6 +17,7 @@ from collections.abc import Mapping, Sequence
 
 import matplotlib
 import matplotlib.pyplot as plt
+import numpy as np
 import seaborn as sns
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
@@ -416,3 +417,149 @@ def plot_series(ax, series) -> None:
                 raise ValueError(f"concept={concept!r} is invalid; accepted: one of {sorted(COLORS)}")
             kwargs["color"] = COLORS[concept]
         ax.plot(x, y, fmt, **kwargs)
+
+
+# -- drawing a long frame by group (no loop over runs in a chapter) -----------------------------------
+
+
+def _group_rows(frame, by: str | None) -> list:
+    """``[(value, rows)]`` of ``frame`` grouped by column ``by`` in first-seen order (``[(None, frame)]`` if None)."""
+    if by is None:
+        return [(None, frame)]
+    if by not in frame.columns:
+        raise ValueError(f"by={by!r} is not a column; accepted: one of {list(frame.columns)}")
+    return [(value, frame[frame[by] == value]) for value in dict.fromkeys(frame[by])]
+
+
+def _axes_for(ax, value):
+    """The Axes of group ``value``: ``ax`` itself, or ``ax[value]`` for a mapping (None: not drawn)."""
+    return ax.get(value) if isinstance(ax, dict) else ax
+
+
+def _colour(colors, value, default):
+    if colors is None:
+        return default
+    if isinstance(colors, dict):
+        return colors[value]
+    return COLORS.get(colors, colors) if isinstance(colors, str) else colors
+
+
+def _label(label: str | None, value) -> str | None:
+    """``label`` with ``{}`` replaced by the group ``value`` (kept as it is without a group)."""
+    if label is None or value is None:
+        return label
+    return label.format(value)
+
+
+def plot_by(
+    ax,
+    frame,
+    x: str,
+    y: str,
+    *,
+    by: str | None = None,
+    colors=None,
+    fmt: str = "-",
+    label="{}",
+    end_marker: str | None = None,
+    **kwargs,
+) -> None:
+    """Draw column ``y`` against column ``x`` of a long ``frame``, one line per value of column ``by``.
+
+    Args:
+        ax: one Axes for every group, or ``{group value: Axes}`` to draw each group on its own
+            Axes (a group without an entry is not drawn).
+        frame: the rows to draw; within a group, rows are drawn in frame order.
+        by: the grouping column; None draws one line of the whole frame.
+        colors: ``{group value: colour}``, one colour (a key of :data:`COLORS` or any matplotlib
+            colour) for every line, or None (:func:`category_colors` of the groups).
+        fmt: matplotlib format string (``"o-"``, ``"s--"``).
+        label: legend label, a format string where ``{}`` is the group value, or None.
+        end_marker: a marker drawn at each line's last point in the line's colour (e.g. ``"*"``).
+        kwargs: passed to ``Axes.plot`` (``ms``, ``lw``, ``mfc``...).
+    """
+    groups = _group_rows(frame, by)
+    default = category_colors([v for v, _ in groups])
+    for value, rows in groups:
+        target = _axes_for(ax, value)
+        if target is None:
+            continue
+        col = _colour(colors, value, default.get(value))
+        target.plot(rows[x], rows[y], fmt, color=col, label=_label(label, value), **kwargs)
+        if end_marker is not None and len(rows):
+            target.plot(rows[x].iloc[-1:], rows[y].iloc[-1:], end_marker, ms=12, color=col)
+
+
+def plot_columns(ax, frame, x: str, specs, **kwargs) -> None:
+    """Draw several columns of ``frame`` against column ``x`` on one Axes.
+
+    ``specs`` is a sequence of ``(column, fmt, colour, label)``: the colour is a key of
+    :data:`COLORS` or any matplotlib colour. ``kwargs`` go to every ``Axes.plot`` call.
+    """
+    for column, fmt, colour, label in specs:
+        ax.plot(frame[x], frame[column], fmt, color=COLORS.get(colour, colour), label=label, **kwargs)
+
+
+def vlines_by(ax, positions, *, label: str | None = None, **kwargs) -> None:
+    """Vertical lines: ``positions`` a sequence of x (on Axes ``ax``), or ``{key: x or sequence of x}``
+    with ``ax`` a mapping ``{key: Axes}`` (a key without an Axes is skipped). ``label`` goes on the
+    first line of each Axes only."""
+    pairs = positions.items() if isinstance(positions, dict) else [(None, positions)]
+    for key, xs in pairs:
+        target = _axes_for(ax, key)
+        if target is None:  # a key without an Axes is not drawn
+            continue
+        for i, value in enumerate(np.atleast_1d(xs)):
+            target.axvline(float(value), label=label if i == 0 else None, **kwargs)
+
+
+def bars_by(
+    ax, frame, x: str, y: str, *, by: str, colors=None, width: float = 0.8, bottom: str | None = None, label="{}"
+) -> None:
+    """Bars of column ``y`` at positions ``x`` of a long ``frame``, one set per value of column ``by``.
+
+    Without ``bottom`` the groups stand side by side, ``n`` bars of width ``width / n`` centred on
+    each ``x``; with ``bottom`` (a column) each bar starts at that value, for stacked bars.
+    ``colors``, ``label``: as in :func:`plot_by`.
+    """
+    groups = _group_rows(frame, by)
+    default = category_colors([v for v, _ in groups])
+    n = len(groups)
+    w = width if bottom is not None else width / max(n, 1)
+    for i, (value, rows) in enumerate(groups):
+        pos = rows[x] if bottom is not None else rows[x] + (i - (n - 1) / 2) * w
+        base = rows[bottom] if bottom is not None else None
+        ax.bar(pos, rows[y], w, bottom=base, label=_label(label, value), color=_colour(colors, value, default[value]))
+
+
+def scatter_by(ax, frame, columns, *, by: str, label="{}", **kwargs) -> None:
+    """Scatter the 2 or 3 ``columns`` of ``frame`` (3 on a 3-D Axes), one set per value of column ``by``."""
+    for value, rows in _group_rows(frame, by):
+        ax.scatter(*(rows[c] for c in columns), label=_label(label, value), **kwargs)
+
+
+def image_grid(images, *, titles=None, cmap: str | None = "gray_r", width: float = 9.0, height: float | None = None):
+    """A figure of ``images`` ``[rows, cols, H, W]`` (or ``[rows, cols, H, W, 3]``), no ticks.
+
+    ``titles`` (one per column) go over the top row. Returns ``(fig, axes)`` with ``axes`` of shape
+    ``[rows, cols]``.
+    """
+    images = np.asarray(images)
+    if images.ndim not in (4, 5):
+        raise ValueError(f"images has shape {images.shape}; accepted: [rows, cols, H, W] or [rows, cols, H, W, 3]")
+    rows, cols = images.shape[:2]
+    fig, axes = plt.subplots(rows, cols, figsize=(width, height or 1.3 * rows), squeeze=False)
+    for ax, image in zip(axes.flat, images.reshape(rows * cols, *images.shape[2:])):
+        ax.imshow(image, cmap=cmap if image.ndim == 2 else None)
+        ax.set_xticks([])
+        ax.set_yticks([])
+    for ax, title in zip(axes[0], titles if titles is not None else []):
+        ax.set_title(str(title))
+    return fig, axes
+
+
+def label_panels(panels: dict, x: str, y: str, titles: dict) -> None:
+    """Label a row of panels ``{key: Axes}``: ``x`` under each, ``y`` on the first only, and the
+    title ``titles[key]`` over each."""
+    for i, (key, ax) in enumerate(panels.items()):
+        label_axes(ax, x, y if i == 0 else "", title=titles[key])

@@ -325,14 +325,54 @@ def summarise(results: dict[str, pd.DataFrame], config: ConjugateMatrixConfig) -
         claims=claims,
         series={
             "n_layers": L,
-            # the stacked bars: each layer's share, the height it starts at, and the bar labels
-            "share_rows": shares[layer_cols].to_numpy(),
-            "share_bottoms": np.cumsum(shares[layer_cols].to_numpy(), axis=1) - shares[layer_cols].to_numpy(),
+            # the same stacked bars as one long frame: position, layer (1..L), share, bottom
+            "share_bars": share_bars(shares),
+            # the bar labels of the stacked bars
             "share_labels": [
                 f"$\\lambda_{{{lab.split('_')[1]}}}$" if lab != "trace" else "trace" for lab in shares["label"]
             ],
         },
     )
+
+
+def share_bars(shares: pd.DataFrame) -> pd.DataFrame:
+    """The stacked bars of the layer shares as one long frame, for :func:`sharpjac.plotting.bars_by`.
+
+    Args:
+        shares: the study's ``shares`` table, one row per bar (``label``) and a column ``layer_l`` per layer.
+
+    Returns:
+        Columns ``position`` (the bar's index), ``layer`` (``l`` as an int), ``share`` and ``bottom``
+        (the sum of the shares of the layers below ``l`` in that bar, where the bar segment starts).
+    """
+    layer_cols = [c for c in shares.columns if c.startswith("layer_")]
+    values = shares[layer_cols].to_numpy()
+    bottoms = np.cumsum(values, axis=1) - values
+    n_bars, n_layers = values.shape
+    return pd.DataFrame(
+        {
+            "position": np.tile(np.arange(n_bars), n_layers),
+            "layer": np.repeat([int(c.split("_")[1]) for c in layer_cols], n_bars),
+            "share": values.T.ravel(),
+            "bottom": bottoms.T.ravel(),
+        }
+    )
+
+
+#: the interactive explorer of the rescaling: arguments of :func:`sharpjac.interactive.curves` (after the frame)
+EXPLORER = dict(
+    x="scale",
+    y={
+        "max ‖Jf_c(cxᵢ)‖₂": "jac_spectral_max",
+        "mean ‖Jf_c(cxᵢ)‖₂": "jac_spectral_mean",
+        "λ_max(K_c) = λ_max(G_c)": "lambda_max",
+        "λ_max(K⁽¹⁾_c), first layer": "lambda_max_layer1",
+        "λ_max of the later layers' terms": "lambda_max_later",
+        "c · max ‖Jf_c(cxᵢ)‖₂ (constant)": "jac_times_c",
+    },
+    group="network",
+    hover=["scale", "lambda_max", "jac_spectral_max", "output_change"],
+)
 
 
 def evaluate(summary: ChapterSummary, preset: str) -> dict[str, Any]:

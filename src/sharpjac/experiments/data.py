@@ -173,7 +173,9 @@ def summarise(results: dict[str, pd.DataFrame]) -> ChapterSummary:
 
     Returns:
         :class:`~sharpjac.experiments._chapter.ChapterSummary` with tables ``datasets`` (by
-        label), ``counts`` (mnist5k's class counts) and ``principal_components``; values: the
+        label), ``counts`` (mnist5k's class counts; ``counts_long`` the same with columns ``class``,
+        ``split``, ``images``), ``curve`` and ``surface`` (sorted by class) and
+        ``principal_components``; values: the
         mnist5k sizes and raw pixel statistics, the largest difference (percentage points)
         between a class's share of the training and of the test split, the generators' constants,
         the digits description and the variance share of the first two principal components (%).
@@ -206,6 +208,13 @@ def summarise(results: dict[str, pd.DataFrame]) -> ChapterSummary:
             ),
             "datasets": summary,
             "counts": counts,
+            # the same counts, one row per class and split, for side-by-side bars
+            "counts_long": counts.melt(
+                id_vars="class", value_vars=["train", "test"], var_name="split", value_name="images"
+            ),
+            # the generated sets' training points in class order (so that class 0 comes first in a legend)
+            "curve": results["curve"].sort_values("label", kind="stable"),
+            "surface": results["surface"].sort_values("label", kind="stable"),
             "principal_components": results["principal_components"],
         },
         values=values,
