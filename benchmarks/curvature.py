@@ -11,7 +11,8 @@ Rows
         one Gauss-Newton product / one gradient;                                  target <= 2.5x
   (ii)  top eigenvalue to relative error 1e-4 against a float64 Lanczos reference (tol 1e-10):
         lanczos, scipy eigsh(which="LA") on a LinearOperator of the same op at the loosest tol
-        that reaches lanczos's error, and power iteration stopped at relative change 1e-3;
+        that reaches lanczos's error (or 1e-6, float32 rounding, if that is larger), and power
+        iteration stopped at relative change 1e-3;
         targets: lanczos <= 20 products, >= 2x fewer than eigsh, more accurate than power
         iteration at equal products
   (iii) warm-started tracking along full-batch GD on (a);            target <= 8 products/measure
@@ -203,6 +204,7 @@ def reference_top(model, loss_fn, x, y):
 
 
 EIGSH_TOLS = [1e-1, 1e-2, 1e-3, 1e-4, 1e-5, 1e-6, 1e-7, 1e-8]
+FLOAT32_NOISE = 1e-6  # relative errors below this are float32 rounding of the products
 
 
 def bench_top_eigenvalue(problems):
@@ -253,8 +255,10 @@ def bench_top_eigenvalue(problems):
             w, _ = eigsh(lin, k=1, which="LA", tol=tol, v0=v0.double().numpy())
             return float(w[0]), count[0]
 
-        ours_err = err(float(r.eigenvalues[0]))
-        e_tol, _, _ = _calibrate(run_eigsh, EIGSH_TOLS, err, max(ours_err, 1e-12) * (1 + 1e-9))
+        # the same error: lanczos's, or FLOAT32_NOISE when that is smaller (below it the float32
+        # products' rounding decides, and the two solvers' errors differ by chance)
+        same = max(err(float(r.eigenvalues[0])), FLOAT32_NOISE) * (1 + 1e-9)
+        e_tol, _, _ = _calibrate(run_eigsh, EIGSH_TOLS, err, same)
         t, (w0, eigsh_products) = timed(lambda: run_eigsh(e_tol))
         rows.append(
             [
@@ -301,7 +305,8 @@ def bench_top_eigenvalue(problems):
     table(
         "(ii) top eigenvalue vs a float64 reference (error = |value - ref| / ref; 'products to 1e-4' "
         "= first product count whose estimate is within 1e-4; eigsh at the loosest of "
-        f"{', '.join(f'{t:g}' for t in EIGSH_TOLS)} that reaches lanczos's error; CPU seconds; "
+        f"{', '.join(f'{t:g}' for t in EIGSH_TOLS)} that reaches lanczos's error (or {FLOAT32_NOISE:g}, "
+        "float32 rounding, when lanczos's is smaller); CPU seconds; "
         "targets: lanczos <= 20, eigsh/lanczos >= 2x)",
         ["problem", "method", "products", "seconds", "rel. error", "products to 1e-4"],
         rows,
