@@ -10,9 +10,11 @@ Rows
   (i)   one Hessian-vector product / one gradient of the same full-batch loss (both methods), and
         one Gauss-Newton product / one gradient;                                  target <= 2.5x
   (ii)  top eigenvalue to relative error 1e-4 against a float64 Lanczos reference (tol 1e-10):
-        lanczos, scipy eigsh(tol=0, which="LM") on a LinearOperator of the same op, and power
-        iteration stopped at relative change 1e-3;  targets: lanczos <= 20 products, >= 2x fewer
-        than eigsh, more accurate than power iteration at equal products
+        lanczos, scipy eigsh(which="LA") on a LinearOperator of the same op at the loosest tol
+        that reaches lanczos's error (or 1e-6, float32 rounding, if that is larger), and power
+        iteration stopped at relative change 1e-3;
+        targets: lanczos <= 20 products, >= 2x fewer than eigsh, more accurate than power
+        iteration at equal products
   (iii) warm-started tracking along full-batch GD on (a);            target <= 8 products/measure
   (iv)  per-sample Jacobian norms of the inputs / one forward pass;               target <= 20x
   (v)   the top eigenvalue to 1e-4 in gradient-equivalents (CPU time / one gradient of the same loss),
@@ -24,7 +26,8 @@ Rows
   (v')  one product and Hutchinson probes per chunk size, with and without the kept graph (the
         measurement behind trace's default chunk_size=1).
 
-Run:  python benchmarks/curvature.py [--quick] [--threads T] [--reps K] [--only-engine] [--write-readme]
+Run:  python benchmarks/curvature.py [--quick] [--threads T] [--reps K] [--only-engine | --sections ii,v]
+      [--write-readme]
 Timings are CPU time (time.process_time), one thread by default; (i) and (iv) medians, (v) best-of-K,
 of repetitions interleaved in one process (the machine may be shared). --write-readme writes (v)'s
 table into README.md between its bench:peers markers.
@@ -200,6 +203,10 @@ def reference_top(model, loss_fn, x, y):
     return float(res.eigenvalues[0]), res
 
 
+EIGSH_TOLS = [1e-1, 1e-2, 1e-3, 1e-4, 1e-5, 1e-6, 1e-7, 1e-8]
+FLOAT32_NOISE = 1e-6  # relative errors below this are float32 rounding of the products
+
+
 def bench_top_eigenvalue(problems):
     rows = []
     for name, model, loss_fn, x, y in problems:
@@ -233,7 +240,8 @@ def bench_top_eigenvalue(problems):
         )
         lz_products = r.num_matvecs
 
-        # scipy eigsh(tol=0, which="LM") on a LinearOperator wrapping the same operator
+        # scipy eigsh on a LinearOperator wrapping the same operator, at the loosest tol that
+        # reaches lanczos's error (calibrated by untimed runs; tol=0 would be a straw man)
         count = [0]
 
         def mv(u):
@@ -241,9 +249,27 @@ def bench_top_eigenvalue(problems):
             return (op @ torch.as_tensor(np.asarray(u).reshape(-1), dtype=op.dtype)).double().numpy()
 
         lin = LinearOperator((P, P), matvec=mv, dtype=np.float64)
-        t, (w, _) = timed(lambda: eigsh(lin, k=1, which="LM", tol=0, v0=v0.double().numpy()))
-        rows.append([name, "scipy eigsh(tol=0, which='LM')", count[0], f"{t:.2f}", fmt_err(err(float(w[0]))), "-"])
-        eigsh_products = count[0]
+
+        def run_eigsh(tol):
+            count[0] = 0
+            w, _ = eigsh(lin, k=1, which="LA", tol=tol, v0=v0.double().numpy())
+            return float(w[0]), count[0]
+
+        # the same error: lanczos's, or FLOAT32_NOISE when that is smaller (below it the float32
+        # products' rounding decides, and the two solvers' errors differ by chance)
+        same = max(err(float(r.eigenvalues[0])), FLOAT32_NOISE) * (1 + 1e-9)
+        e_tol, _, _ = _calibrate(run_eigsh, EIGSH_TOLS, err, same)
+        t, (w0, eigsh_products) = timed(lambda: run_eigsh(e_tol))
+        rows.append(
+            [
+                name,
+                f"scipy eigsh(tol={e_tol:g}, which='LA'): loosest tol reaching lanczos's error",
+                eigsh_products,
+                f"{t:.2f}",
+                fmt_err(err(w0)),
+                "-",
+            ]
+        )
 
         # power iteration (PyHessian's recipe)
         rec_p = Recorder(op)
@@ -278,7 +304,10 @@ def bench_top_eigenvalue(problems):
         rows.append([name, "ratio eigsh / lanczos products", f"{eigsh_products / lz_products:.1f}x", "", "", ""])
     table(
         "(ii) top eigenvalue vs a float64 reference (error = |value - ref| / ref; 'products to 1e-4' "
-        "= first product count whose estimate is within 1e-4; targets: lanczos <= 20, eigsh/lanczos >= 2x)",
+        "= first product count whose estimate is within 1e-4; eigsh at the loosest of "
+        f"{', '.join(f'{t:g}' for t in EIGSH_TOLS)} that reaches lanczos's error (or {FLOAT32_NOISE:g}, "
+        "float32 rounding, when lanczos's is smaller); CPU seconds; "
+        "targets: lanczos <= 20, eigsh/lanczos >= 2x)",
         ["problem", "method", "products", "seconds", "rel. error", "products to 1e-4"],
         rows,
     )
@@ -592,6 +621,27 @@ def markdown(header, rows) -> str:
     return "\n".join(lines)
 
 
+def verdicts(rows) -> str:
+    """The issue-22 targets, judged from (v)'s rows (the MLP's lanczos stopped on its error bound)."""
+    lines = []
+    for n, target in ((1000, 25.0), (250, 35.0)):
+        hit = [r for r in rows if r[0].startswith("MLP") and r[1] == n and "error bound" in str(r[2])]
+        if not hit:
+            continue
+        _, _, _, products, grads, error, solver = hit[0]
+        ok = float(grads) <= target and float(error) < 1e-4
+        lines.append(
+            f"MLP, N = {n}: top eigenvalue to 1e-4 in {grads} gradient-equivalents ({products} products, "
+            f"error {error}; target <= {target:g}): {'met' if ok else 'NOT met'}."
+        )
+        if n == 250:
+            lines.append(
+                f"MLP, N = 250: solver work {solver} gradients per product (target <= 0.3): "
+                f"{'met' if float(solver) <= 0.3 else 'NOT met'}."
+            )
+    return "\n".join(f"- {line}" for line in lines)
+
+
 def write_readme(text: str, path: str = README) -> None:
     """Replace the block between the markers in the README with ``text``."""
     import pathlib
@@ -605,15 +655,33 @@ def write_readme(text: str, path: str = README) -> None:
     print(f"wrote the table into {p}")
 
 
+SECTIONS = ("i", "ii", "iii", "iv", "v'", "v")
+
+
 def main(argv=None):
+    import os
+    import sys
+
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="smaller data, fewer steps and repetitions")
     ap.add_argument("--threads", type=int, default=1, help="torch intra-op threads (default 1: CPU times)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--reps", type=int, default=None, help="best-of repetitions (default 3 quick, 5 full)")
     ap.add_argument("--only-engine", action="store_true", help="run (v) only (the top eigenvalue beside peers)")
+    ap.add_argument(
+        "--sections",
+        default=None,
+        help=f"comma-separated sections to run, of {','.join(SECTIONS)} (default all; --only-engine: v)",
+    )
     ap.add_argument("--write-readme", action="store_true", help="write (v)'s table into README.md")
     args = ap.parse_args(argv)
+    sections = set(SECTIONS) if args.sections is None else {x.strip() for x in args.sections.split(",")}
+    if sections - set(SECTIONS):
+        ap.error(f"--sections: unknown {sorted(sections - set(SECTIONS))}; accepted: {','.join(SECTIONS)}")
+    if args.only_engine:
+        sections = {"v"}
+    if args.write_readme and "v" not in sections:
+        ap.error("--write-readme writes section v's table: include v in --sections")
     torch.set_num_threads(args.threads)
     n_mlp, n_cnn, steps, reps = (250, 128, 15, 3) if args.quick else (1000, 512, 50, 5)
     reps = args.reps or reps
@@ -624,24 +692,31 @@ def main(argv=None):
     problems = [problem_mlp(n_mlp, args.seed), problem_cnn(n_cnn, args.seed)]
     engine = [problem_mlp(n_mlp, args.seed)] + ([] if args.quick else [problem_mlp(250, args.seed)])
     engine.append(problem_cnn(min(n_cnn, 256), args.seed))  # the peers are slow on the CNN: N <= 256
-    if not args.only_engine:
+    if "i" in sections:
         bench_cost(problems, reps)
+    if "ii" in sections:
         bench_top_eigenvalue(problems)
+    if "iii" in sections:
         bench_tracking(steps, n_mlp, args.seed, check_every=5 if args.quick else 10)
-        jac_problems = [problem_mlp(1000, args.seed), problem_cnn(1000, args.seed)]
-        bench_jacobians(jac_problems, reps)
+    if "iv" in sections:
+        bench_jacobians([problem_mlp(1000, args.seed), problem_cnn(1000, args.seed)], reps)
+    if "v'" in sections:
         bench_trace(problems, reps)
+    if "v" not in sections:
+        return
+    load0 = os.getloadavg()[0]
     header, rows = bench_peers(engine, reps)
+    judged = verdicts(rows)
+    print("\n" + judged)
     if args.write_readme:
-        import os
-
-        load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+        load1 = os.getloadavg()[0]
+        command = "python benchmarks/curvature.py " + " ".join(sys.argv[1:] if argv is None else argv)
         note = (
-            f"Written by `python benchmarks/curvature.py --only-engine --write-readme` "
-            f"({time.strftime('%Y-%m-%d')}, torch {torch.__version__}, {torch.get_num_threads()} thread, "
-            f"best of {reps}, load average {load}):"
+            f"Written by `{command.strip()}` ({time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, "
+            f"torch {torch.__version__}, {torch.get_num_threads()} thread(s), best of {reps}, one-minute "
+            f"load average {load0:.1f} at the start of (v) and {load1:.1f} at its end); do not edit by hand:"
         )
-        write_readme(note + "\n\n" + markdown(header, rows))
+        write_readme(note + "\n\n" + markdown(header, rows) + "\n\n" + judged)
 
 
 if __name__ == "__main__":

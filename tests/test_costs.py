@@ -5,9 +5,13 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import json
 import os
+import threading
+import time
 from dataclasses import dataclass
 
+import nbformat
 import pytest
 import torch
 
@@ -202,3 +206,89 @@ def test_quick_book_has_no_gate(book):
     root, store, calls = book
     assert publish.main(["notebooks", "--preset", "quick"]) == 0
     assert calls == [({"preset": "quick", "seed": 0}, "allowed")]
+
+
+# -- where a chapter's time goes (the book's cost table) ----------------------------------------------
+
+# functions compiled under the file names the profiler classifies (a fake package path), each
+# sleeping for the seconds it is given; `train` calls `measure` (a hook inside training)
+_PHASE_FUNCTIONS = {
+    "/fake/sharpjac/training.py": "import time\ndef train(s, m=0.0, measure=None):\n"
+    "    time.sleep(s)\n    if measure is not None:\n        measure(m)\n",
+    "/fake/sharpjac/hooks.py": "import time\ndef measure(s):\n    time.sleep(s)\n",
+    "/fake/sharpjac/experiments/study.py": "import time\ndef summarise(s):\n    time.sleep(s)\n",
+    "/fake/sharpjac/plotting.py": "import time\ndef figure(s):\n    time.sleep(s)\n",
+}
+_DEFINE = (
+    "_fns = {}\n"
+    f"for _file, _src in {_PHASE_FUNCTIONS!r}.items():\n"
+    "    exec(compile(_src, _file, 'exec'), _fns)\n"
+    "train, measure, summarise, figure = (_fns[k] for k in ('train', 'measure', 'summarise', 'figure'))\n"
+)
+# seconds slept per phase by the tiny chapter below
+_SLEPT = {"training": 0.8, "measurements": 0.5, "statistics": 0.4, "figures": 0.3, "other": 0.3}
+_CELLS = [
+    _DEFINE,
+    "train(0.8, 0.5, measure)",
+    "summarise(0.4)",
+    "figure(0.3)",
+    "import time\ntime.sleep(0.3)",
+]
+
+
+def _phases_close(got: dict, want: dict, slack: float) -> None:
+    # tolerance: a phase change is seen up to one sample interval (5 ms) late, and a loaded machine
+    # delays the sampling thread's wake-ups; 0.1 s + 10% covers both with room (a swapped phase is
+    # off by >= 0.3 s)
+    for phase, seconds in want.items():
+        assert abs(got[phase] - seconds) <= slack + 0.1 * seconds, (phase, got, want)
+
+
+def test_phase_sampler_charges_each_phase_in_process(tmp_path):
+    fns: dict = {}
+    for file, src in _PHASE_FUNCTIONS.items():
+        exec(compile(src, file, "exec"), fns)  # noqa: S102 - functions under the profiler's file names
+    sampler = costs.PhaseSampler(tmp_path / "phases.json", thread_id=threading.get_ident())
+    sampler.start()
+    try:
+        sampler.pre_run_cell()
+        fns["train"](0.8, 0.5, fns["measure"])
+        fns["summarise"](0.4)
+        fns["figure"](0.3)
+        time.sleep(0.3)
+        sampler.post_run_cell()
+    finally:
+        sampler.stop()
+    rec = sampler.record()
+    _phases_close(rec["phases"], _SLEPT, 0.1)
+    assert abs(sum(rec["phases"].values()) - rec["cells"]) < 1e-3  # the phases split the cell's time exactly
+    assert rec["cell_count"] == 1 and rec["samples"] > 100
+    assert max(rec["other"], key=rec["other"].get) == "test_costs.py"  # the 'other' sleep, located
+    assert json.loads((tmp_path / "phases.json").read_text())["cells"] == rec["cells"]  # written after the cell
+
+
+def test_chapter_cost_table_adds_up_to_the_chapter_wall_time(tmp_path):
+    """A tiny chapter executed by papermill: its phases (sampled in the kernel) match what its cells
+    slept, its cells' time matches papermill's own per-cell durations, and kernel start, cells and
+    papermill's overhead add up to the chapter's wall time."""
+    from test_book import _tiny_book
+
+    root = _tiny_book(tmp_path, _CELLS)
+    result = publish.execute_chapter(root, "tiny", {"preset": "smoke", "seed": 0})
+    record = json.loads(publish.costs_path(result.output).read_text())
+    assert record["chapter"] == "tiny" and set(record["phases"]) == set(costs.PHASES)
+    _phases_close(record["phases"], _SLEPT, 0.15)
+    # an independent clock: papermill's per-cell durations (it stamps every cell it runs)
+    nb = nbformat.read(str(result.output), as_version=4)
+    durations = sum(c.metadata.get("papermill", {}).get("duration") or 0.0 for c in nb.cells)
+    # tolerance: papermill's stamps include its messaging around each cell (~10-50 ms a cell)
+    assert abs(record["cells"] - durations) <= 0.5 + 0.05 * durations, (record["cells"], durations)
+    # all phases together are the wall time: nothing lost, nothing counted twice (to the rounding)
+    total = sum(record["phases"].values())
+    assert abs(total - result.seconds) <= 0.01, (total, result.seconds)
+    assert record["unaccounted"] == pytest.approx(0.0, abs=0.01)
+    # and papermill's share (notebook writes, kernel shutdown) stays a small remainder
+    assert record["phases"]["papermill"] <= 0.25 * result.seconds + 2.0, record
+    assert nb.metadata["sharpjac"]["costs"]["phases"] == record["phases"]
+    table = costs.cost_table([("tiny", record)])
+    assert "| tiny |" in table and "kernel start s" in table and "all 1 chapters" in table

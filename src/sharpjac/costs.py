@@ -37,16 +37,35 @@ counted by torch over the measured time) and a *stated* sustained GPU FLOP/s,
 :data:`GPU_REFERENCE` (an A100's FP32 peak times a stated utilisation). For the small MLPs a GPU is
 bound by kernel launches rather than FLOPs, so their GPU figures are optimistic; for ResNet-18 at
 batch 128 the FLOP model is the usual first-order one.
+
+**Where a chapter's time goes** (the book's cost table, ``python -m sharpjac.publish costs``). While
+a chapter executes, its kernel runs a sampling profiler (:class:`PhaseSampler`, started by
+:func:`start_phase_sampler` from an IPython startup file that
+:func:`sharpjac.publish.execute.execute_chapter` provides): every :data:`SAMPLE_INTERVAL` seconds a
+thread reads the stack of the kernel's main thread and charges the wall time since the previous
+sample to the phase of that stack (:func:`classify`: the innermost frame that belongs to a phase
+decides, so a measurement made by a training hook is a measurement, and a figure drawn inside a
+summary is a figure). Cell boundaries come from IPython's ``pre_run_cell`` / ``post_run_cell``
+events, so the phases of a cell add up to the cell's wall time exactly; only the split between
+phases is sampled (its error is about one interval per phase change). No chapter and no training
+or measurement code is changed: the profiler sees every code path, including the ones a chapter
+calls directly. The chapter's record (:func:`chapter_costs`) adds the kernel start (from the
+moment papermill is called to the start of the first cell: kernel launch and the package import)
+and papermill's own time between and after cells (saving the notebook, stopping the kernel).
 """
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import platform
+import sys
+import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -60,12 +79,18 @@ from .training import measurement_steps
 __all__ = [
     "GPU_REFERENCE",
     "MEASURED",
+    "PHASES",
+    "PhaseSampler",
     "RunCost",
+    "chapter_costs",
+    "classify",
     "cost_source",
+    "cost_table",
     "experiment_cost",
     "forward_flops",
     "measure",
     "run_cost",
+    "start_phase_sampler",
 ]
 
 # ------------------------------------------------------------------------------------------------
@@ -328,3 +353,251 @@ def experiment_cost(config) -> dict[str, float]:
         "cpu_hours": float(sum(c.cpu_hours for c in costs)),
         "gpu_hours": float(sum(c.gpu_hours for c in costs)),
     }
+
+
+# ------------------------------------------------------------------------------------------------
+# Where a chapter's time goes: a sampling profiler in the chapter's kernel (see the module docstring)
+# ------------------------------------------------------------------------------------------------
+
+#: The phases of the cost table, in its column order: ``kernel start`` and ``papermill`` are timed
+#: by the executor, the others sampled inside the cells.
+PHASES = ("kernel start", "training", "measurements", "statistics", "figures", "other", "papermill")
+#: Seconds between two samples of the kernel's stack.
+SAMPLE_INTERVAL = 0.005
+
+_PKG = os.sep + "sharpjac" + os.sep
+# (path fragment, phase) for whole modules; first match of the innermost frame wins
+_MODULE_PHASES = (
+    (os.sep + "matplotlib", "figures"),  # also matplotlib_inline (the inline backend's rendering)
+    (os.sep + "plotly" + os.sep, "figures"),
+    (os.sep + "PIL" + os.sep, "figures"),
+    (_PKG + "plotting.py", "figures"),
+    (_PKG + "interactive.py", "figures"),
+    (_PKG + "analysis.py", "statistics"),
+    (_PKG + "inference.py", "statistics"),
+    (_PKG + "claims" + os.sep, "statistics"),
+    (_PKG + "hooks.py", "measurements"),
+    (_PKG + "curvature.py", "measurements"),
+    (_PKG + "jacobians.py", "measurements"),
+    (_PKG + "spectra.py", "measurements"),
+    (_PKG + "conjugate.py", "measurements"),
+    (_PKG + "theory" + os.sep, "measurements"),
+    (_PKG + "training.py", "training"),
+)
+_STAT_NAMES = ("summarise", "summarize", "evaluate")
+
+
+def _code_phase(filename: str, name: str) -> str | None:
+    """The phase of one function (its file and name), or None when it belongs to none."""
+    if _PKG in filename and name.startswith(_STAT_NAMES):
+        return "statistics"  # every experiment's summarise* / evaluate*
+    if _PKG + "experiments" + os.sep in filename and name == "compute":
+        return "measurements"  # a study's computation on stored runs (its training is found inside)
+    for fragment, phase in _MODULE_PHASES:
+        if fragment in filename:
+            return phase
+    return None
+
+
+_PHASE_OF_CODE: dict[Any, str | None] = {}
+
+
+def classify(frame: Any) -> str:
+    """The phase of a stack, given its innermost frame: that of the innermost frame whose
+    function belongs to a phase (:func:`_code_phase`), else ``"other"`` (loading stored runs,
+    tables, the chapter's own code)."""
+    depth = 0
+    while frame is not None and depth < 400:
+        code = frame.f_code
+        phase = _PHASE_OF_CODE.get(code, "?")
+        if phase == "?":
+            phase = _PHASE_OF_CODE[code] = _code_phase(code.co_filename, code.co_name)
+        if phase is not None:
+            return phase
+        frame = frame.f_back
+        depth += 1
+    return "other"
+
+
+def _other_label(frame: Any) -> str:
+    """Where an ``"other"`` sample was, for the record's breakdown of that phase: ``"imports"``
+    when an import is running, else the innermost package module on the stack
+    (``sharpjac/<file>``), else the innermost frame's library (its top-level package) or
+    ``"chapter cells"``."""
+    inner, depth, package = frame, 0, None
+    while frame is not None and depth < 400:
+        name = frame.f_code.co_filename
+        if name.startswith("<frozen importlib"):
+            return "imports"
+        if package is None and _PKG in name:
+            package = "sharpjac/" + name.rsplit(_PKG, 1)[1].replace(os.sep, "/")
+        frame, depth = frame.f_back, depth + 1
+    if package is not None:
+        return package
+    if inner is None:
+        return "unknown"
+    name = inner.f_code.co_filename
+    for marker in ("site-packages" + os.sep, "dist-packages" + os.sep):
+        if marker in name:
+            return name.rsplit(marker, 1)[1].split(os.sep, 1)[0]
+    if "ipykernel" in name:
+        return "chapter cells"
+    return os.path.basename(name)
+
+
+class PhaseSampler:
+    """Charges the wall time of every cell to the phases of :data:`PHASES`, by sampling.
+
+    ``pre_run_cell`` / ``post_run_cell`` (IPython event callbacks) open and close a cell; a daemon
+    thread samples the main thread's stack every ``interval`` seconds while a cell runs and adds
+    the time since the previous sample to the phase :func:`classify` gives; the cell's end adds the
+    rest to the phase last seen. So the phases' sum is the cells' summed wall time (``cells``),
+    exactly. After every cell the totals are written to ``path`` (JSON: ``phases`` seconds,
+    ``cells`` seconds, ``cell_count``, ``samples``, ``first_cell_start`` epoch seconds,
+    ``interval``), so a kernel that dies still leaves the totals of its finished cells.
+    """
+
+    def __init__(self, path: str | os.PathLike, *, interval: float = SAMPLE_INTERVAL, thread_id: int | None = None):
+        self.path = Path(path)
+        self.interval = float(interval)
+        self.thread_id = threading.main_thread().ident if thread_id is None else thread_id
+        self.phases = {p: 0.0 for p in PHASES if p not in ("kernel start", "papermill")}
+        self.cells = 0.0
+        self.cell_count = 0
+        self.samples = 0
+        self.first_cell_start: float | None = None
+        self.other: dict[str, float] = {}
+        self._lock = threading.Lock()
+        self._cell_start: float | None = None
+        self._last = 0.0
+        self._phase = "other"
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="sharpjac-phases", daemon=True)
+
+    def start(self) -> PhaseSampler:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def pre_run_cell(self, *_: Any) -> None:
+        now = time.perf_counter()
+        with self._lock:
+            if self.first_cell_start is None:
+                self.first_cell_start = time.time()
+            self._cell_start = self._last = now
+            self._phase = "other"
+
+    def post_run_cell(self, *_: Any) -> None:
+        now = time.perf_counter()
+        with self._lock:
+            if self._cell_start is None:
+                return
+            self.phases[self._phase] += now - self._last
+            self.cells += now - self._cell_start
+            self.cell_count += 1
+            self._cell_start = None
+        self.write()
+
+    def sample(self) -> None:
+        """One sample: charge the time since the last one to the main thread's current phase."""
+        frame = sys._current_frames().get(self.thread_id)  # noqa: SLF001 - the stdlib's only view of another thread's stack
+        phase = classify(frame)
+        label = _other_label(frame) if phase == "other" else None
+        del frame
+        now = time.perf_counter()
+        with self._lock:
+            if self._cell_start is None:
+                return
+            self.phases[phase] += now - self._last
+            if label is not None:
+                self.other[label] = self.other.get(label, 0.0) + now - self._last
+            self._last, self._phase = now, phase
+            self.samples += 1
+
+    def record(self) -> dict[str, Any]:
+        with self._lock:
+            return {
+                "phases": {k: round(v, 4) for k, v in self.phases.items()},
+                "cells": round(self.cells, 4),
+                "cell_count": self.cell_count,
+                "samples": self.samples,
+                "first_cell_start": self.first_cell_start,
+                "interval": self.interval,
+                "other": {k: round(v, 3) for k, v in sorted(self.other.items(), key=lambda kv: -kv[1])[:12]},
+            }
+
+    def write(self) -> None:
+        tmp = self.path.with_name(self.path.name + ".tmp")
+        tmp.write_text(json.dumps(self.record()))
+        os.replace(tmp, self.path)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            try:
+                self.sample()
+            except Exception:  # noqa: BLE001 - the profiler must never break a chapter
+                continue
+
+
+def start_phase_sampler(path: str | os.PathLike, shell: Any = None) -> PhaseSampler:
+    """Start a :class:`PhaseSampler` writing to ``path`` in an IPython kernel (``shell``, default
+    the running one), registered on its cell events; returns it."""
+    if shell is None:
+        from IPython import get_ipython  # noqa: PLC0415 - IPython exists in a kernel, not in every use of costs
+
+        shell = get_ipython()
+    if shell is None:
+        raise RuntimeError("start_phase_sampler needs a running IPython kernel (get_ipython() is None)")
+    sampler = PhaseSampler(path)
+    shell.events.register("pre_run_cell", sampler.pre_run_cell)
+    shell.events.register("post_run_cell", sampler.post_run_cell)
+    return sampler.start()
+
+
+def chapter_costs(sampled: Mapping[str, Any], *, started: float, wall: float) -> dict[str, Any]:
+    """A chapter's record of the cost table, from its kernel's :class:`PhaseSampler` record.
+
+    ``started`` is the epoch second at which the executor called papermill and ``wall`` the
+    seconds papermill took. ``kernel start`` is the time to the first cell's start, the sampled
+    phases are the cells' time, and ``papermill`` the rest (notebook writes between cells, the
+    kernel's shutdown); ``unaccounted`` is ``wall`` minus the sum of all of them (zero up to
+    clock differences, as :func:`tests.test_costs` checks)."""
+    first = sampled.get("first_cell_start")
+    kernel = max(0.0, first - started) if first is not None else 0.0
+    phases = {"kernel start": kernel, **{k: float(v) for k, v in sampled["phases"].items()}}
+    phases["papermill"] = max(0.0, wall - kernel - float(sampled["cells"]))
+    total = sum(phases.values())
+    return {
+        "wall": round(wall, 3),
+        "phases": {p: round(phases.get(p, 0.0), 3) for p in PHASES},
+        "unaccounted": round(wall - total, 3),
+        "cells": sampled["cells"],
+        "cell_count": sampled["cell_count"],
+        "samples": sampled["samples"],
+        "interval": sampled["interval"],
+        "other": dict(sampled.get("other", {})),
+    }
+
+
+def cost_table(records: Iterable[tuple[str, Mapping[str, Any]]]) -> str:
+    """The cost table (Markdown) of ``(chapter, record)`` pairs, records from :func:`chapter_costs`:
+    seconds per phase and each chapter's wall time, with a total row (chapters that ran at the
+    same time add up to more than the elapsed time)."""
+    records = list(records)
+    header = ["chapter", "wall s", *(f"{p} s" for p in PHASES)]
+    lines = ["| " + " | ".join(header) + " |", "|---|" + "---:|" * (len(header) - 1)]
+    totals = dict.fromkeys(PHASES, 0.0)
+    wall = 0.0
+    for name, rec in records:
+        wall += rec["wall"]
+        cells = []
+        for p in PHASES:
+            totals[p] += rec["phases"][p]
+            cells.append(f"{rec['phases'][p]:.1f}")
+        lines.append(f"| {name} | {rec['wall']:.1f} | " + " | ".join(cells) + " |")
+    if records:
+        share = " | ".join(f"{totals[p]:.1f} ({100 * totals[p] / wall:.0f}%)" if wall else "0.0" for p in PHASES)
+        lines.append(f"| **all {len(records)} chapters** | {wall:.1f} | {share} |")
+    return "\n".join(lines)

@@ -691,10 +691,10 @@ def _start_vector(P: int, v0: torch.Tensor | None, seed: int, dtype, device, nam
         if v0.shape != (P,):
             raise ValueError(f"{name} must have shape [{P}] (the operator's dimension), got {tuple(v0.shape)}")
         v = v0.detach().to(dtype=dtype, device=device).clone()
-    norm = torch.linalg.vector_norm(v)
-    if not torch.isfinite(norm) or norm == 0:
-        raise ValueError(f"{name} must be a finite non-zero vector, got norm {float(norm)}")
-    return v / norm
+    norm = float(torch.linalg.vector_norm(v))
+    if not math.isfinite(norm) or norm == 0:
+        raise ValueError(f"{name} must be a finite non-zero vector, got norm {norm}")
+    return v.div_(norm)  # v is this call's own tensor
 
 
 def _tridiag_eig(alpha: Sequence[float], beta: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
@@ -843,6 +843,38 @@ def _temple(vals: np.ndarray, widths: np.ndarray, k: int, floor: float) -> tuple
     return bounds, gaps
 
 
+def _rayleigh(Ut: torch.Tensor, products: list, Sw: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    r"""Float64 Rayleigh quotients ``[k]`` and residual norms ``[k]`` of the unit rows ``Ut``
+    [k, P], with :math:`Au_j=\sum_i` ``Sw[i, j]`` ``products[i]`` (``Sw`` [m, k])."""
+    k, P = Ut.shape
+    f64 = torch.float64
+    # (scratch from the pool: fresh CPU memory costs a page fault per 4 KiB, see _Workspace)
+    au_buf = _WORKSPACE.take(k, P, products[0].dtype, Ut.device)
+    AUt = au_buf[:k]
+    pair = _WORKSPACE.take(2, P, f64, Ut.device)
+    try:
+        for i, w in enumerate(products):
+            if k == 1:
+                if i == 0:
+                    torch.mul(w, float(Sw[0, 0]), out=AUt[0])
+                else:
+                    AUt[0].add_(w, alpha=float(Sw[i, 0]))
+            else:
+                if i == 0:
+                    AUt.zero_()
+                AUt.addr_(torch.as_tensor(Sw[i], dtype=AUt.dtype, device=AUt.device), w)
+        rq, explicit = np.empty(k), np.empty(k)
+        for j in range(k):
+            u64, au64 = pair[0].copy_(Ut[j]), pair[1].copy_(AUt[j])
+            uu = float(torch.dot(u64, u64))
+            rq[j] = float(torch.dot(u64, au64)) / uu
+            au64.add_(u64, alpha=-rq[j])
+            explicit[j] = math.sqrt(float(torch.dot(au64, au64)) / uu)
+    finally:
+        _WORKSPACE.give(au_buf, pair)
+    return rq, explicit
+
+
 def _ritz(alpha, beta, basis: _Rows, products: list | None, k: int, dtype: torch.dtype, scale: float):
     """Top-``k`` Ritz pairs and their bounds, as a dict.
 
@@ -857,7 +889,6 @@ def _ritz(alpha, beta, basis: _Rows, products: list | None, k: int, dtype: torch
     width the free estimate plus the floor plus the largest tridiagonal-vs-Rayleigh drift seen).
     """
     m = len(alpha)
-    f64 = torch.float64
     theta, s = _tridiag_eig(alpha, beta[:-1])
     order = np.argsort(theta)[::-1]
     top = order[:k]
@@ -873,34 +904,10 @@ def _ritz(alpha, beta, basis: _Rows, products: list | None, k: int, dtype: torch
     if products is None:
         bound, gap = _temple(vals, widths, k, floor)
         return dict(theta=vals[:k], U=Ut.T, estimate=est_all[:k], residual=widths[:k], bound=bound, gap=gap)
-    # A u_j = W s_j / ||Q s_j||, combined product by product in place (no [m, P] copy of W)
+    # A u_j = W s_j / ||Q s_j||, combined product by product in place (no [m, P] copy of W: a
+    # copy of each product into contiguous rows, for one matrix product here, costs more)
     Sw = s[:, top] / nrm  # the same scaling as u_j's (||Q s_j|| != 1 in a semi-orthogonal basis)
-    # (scratch from the pool: fresh CPU memory costs a page fault per 4 KiB, see _Workspace)
-    P = Q.shape[1]
-    au_buf = _WORKSPACE.take(k, P, products[0].dtype, Ut.device)
-    AUt = au_buf[:k]
-    pair = _WORKSPACE.take(2, P, f64, Ut.device)
-    try:
-        for i in range(m):
-            if k == 1:
-                if i == 0:
-                    torch.mul(products[0], float(Sw[0, 0]), out=AUt[0])
-                else:
-                    AUt[0].add_(products[i], alpha=float(Sw[i, 0]))
-            else:
-                if i == 0:
-                    AUt.zero_()
-                AUt.addr_(torch.as_tensor(Sw[i], dtype=AUt.dtype, device=AUt.device), products[i])
-        # float64 Rayleigh quotients and residuals of the returned (rounded, normalised) vectors
-        rq, explicit = np.empty(k), np.empty(k)
-        for j in range(k):
-            u64, au64 = pair[0].copy_(Ut[j]), pair[1].copy_(AUt[j])
-            uu = float(torch.dot(u64, u64))
-            rq[j] = float(torch.dot(u64, au64)) / uu
-            au64.add_(u64, alpha=-rq[j])
-            explicit[j] = math.sqrt(float(torch.dot(au64, au64)) / uu)
-    finally:
-        _WORKSPACE.give(au_buf, pair)
+    rq, explicit = _rayleigh(Ut, products, Sw)
     drift = float(np.max(np.abs(rq - vals[:k])))
     vals[:k] = rq
     widths = widths + drift
@@ -945,8 +952,9 @@ def _lanczos_run(  # noqa: C901 - one Lanczos iteration with its reorthogonalisa
     :func:`_ritz`; at every step the free estimates (``stop="residual"``: :math:`|\\beta_m
     s_{m,j}|`; ``"eigenvalue"``: the :func:`_temple` bound built from them) are compared with
     ``tol * |theta_j|``, and only when they pass is :func:`_ritz` computed and its explicit test
-    applied; the run also stops once the free estimates reach the rounding floor (more steps
-    cannot lower the residual). On an invariant subspace (beta ~ 0) it stops when enough Ritz
+    applied (on a step that re-orthogonalises, first with the norm ``n0`` before the pass, so
+    that the last step's pass is skipped); the run also stops once the free estimates reach the
+    rounding floor (more steps cannot lower the residual). On an invariant subspace (beta ~ 0) it stops when enough Ritz
     pairs are available, else (``restart_seed``) continues with a random vector orthogonal to
     the basis (the tridiagonal matrix decouples). Buffers come from (and go back to)
     :data:`_WORKSPACE`.
@@ -975,6 +983,23 @@ def _lanczos_run(  # noqa: C901 - one Lanczos iteration with its reorthogonalisa
         crit = rz["bound"] if stop == "eigenvalue" else rz["residual"]
         return bool(np.all(crit <= tol * np.abs(rz["theta"])))
 
+    def check(theta, s, m, scale, broke):
+        """The stopping test of step ``m`` (``beta[-1]`` its last coupling): the free estimates
+        first, :func:`_ritz`'s explicit test only when they pass; returns ``(stop, ritz or None,
+        converged, free estimates passed)``."""
+        order = np.argsort(theta)[::-1]
+        est = np.abs(beta[-1] * s[-1, order])
+        floor = _rounding_floor(mv.dtype, m, scale)
+        crit = _temple(theta[order], est + floor, k, floor)[0] if stop == "eigenvalue" else est[:k]
+        at_floor = bool(np.all(est[:k] <= floor))
+        if not (broke or m == P or at_floor or np.all(crit <= tol * np.abs(theta[order[:k]]))):
+            return False, None, False, False
+        rz = _ritz(alpha, beta, basis, products, k, mv.dtype, scale)
+        conv = broke or m == P or accept(rz)
+        if conv or broke or m == P or at_floor:
+            return True, rz, conv, True
+        return False, None, False, True
+
     try:
         basis.append(q)
         for j in range(num_steps):
@@ -992,44 +1017,50 @@ def _lanczos_run(  # noqa: C901 - one Lanczos iteration with its reorthogonalisa
                 row.add_(basis.rows[j - 1], alpha=-beta[-1])
             n0 = math.sqrt(max(float(torch.dot(row, row)), 0.0))
             alpha.append(a)
+            m = j + 1
             theta = s = None
+            if tol is not None and (selective or m >= k):
+                theta, s = _tridiag_eig(alpha, beta)
             if selective:
                 # Paige: the new vector's component along the Ritz vector y_i is about
                 # eps ||A|| / |beta s_{m,i}|; re-orthogonalise once that may exceed sqrt(eps)
-                theta, s = _tridiag_eig(alpha, beta)
                 worst = float(np.min(np.abs(n0 * s[-1, :])))
                 reorth = reorthogonalised or worst <= semi * max(scale, abs(a) + n0)
             else:
                 reorth = True
+            passed = False
+            if reorth and tol is not None and m >= k and m < P:
+                # the stopping test before the re-orthogonalisation, with the residual n0 of the
+                # three-term recurrence (A Q_m = Q_m T_m + r e_m^T holds with r before the pass,
+                # and n0 >= the norm after it): the last vector of a run is never used, so
+                # its (whole-basis) pass is saved when the run stops here
+                sc = max(scale, abs(a) + n0 + (beta[-1] if beta else 0.0))
+                beta.append(n0)
+                done, ritz, conv, passed = check(theta, s, m, sc, broke=False)
+                if done:
+                    converged = conv
+                    break
+                beta.pop()
             if reorth:
                 # full re-orthogonalisation, one matrix-vector product each way on the contiguous basis
                 Q = basis.rows
                 row.addmv_(Q.T, torch.mv(Q, row), alpha=-1.0)
-                b = float(torch.linalg.vector_norm(row, dtype=f64))
+                b = math.sqrt(max(float(torch.dot(row, row)), 0.0))
                 if b < 0.5 * n0:
                     row.addmv_(Q.T, torch.mv(Q, row), alpha=-1.0)
-                    b = float(torch.linalg.vector_norm(row, dtype=f64))
+                    b = math.sqrt(max(float(torch.dot(row, row)), 0.0))
             else:
                 b = n0
             reorthogonalised = reorth and not reorthogonalised  # the next vector too (pairs)
             beta.append(b)
             scale = max(scale, abs(a) + b + (beta[-2] if len(beta) > 1 else 0.0))
-            m = j + 1
             broke = b <= _breakdown_threshold(mv.dtype, scale)
-            if tol is not None and m >= k:
-                if theta is None:
-                    theta, s = _tridiag_eig(alpha, beta[:-1])
-                order = np.argsort(theta)[::-1]
-                est = np.abs(b * s[-1, order])
-                floor = _rounding_floor(mv.dtype, m, scale)
-                crit = _temple(theta[order], est + floor, k, floor)[0] if stop == "eigenvalue" else est[:k]
-                at_floor = bool(np.all(est[:k] <= floor))
-                if broke or m == P or at_floor or np.all(crit <= tol * np.abs(theta[order[:k]])):
-                    ritz = _ritz(alpha, beta, basis, products, k, mv.dtype, scale)
-                    converged = broke or m == P or accept(ritz)
-                    if converged or broke or m == P or at_floor:
-                        break
-                    ritz = None
+            if tol is not None and m >= k and (not passed or broke or m == P):
+                # (not again when the estimates with n0 passed and the explicit test failed)
+                done, ritz, conv, _ = check(theta, s, m, scale, broke=broke)
+                if done:
+                    converged = conv
+                    break
             if m == P:
                 converged = True
                 break
@@ -1145,17 +1176,20 @@ def lanczos(
     basis, twice) runs only once some Ritz residual estimate falls below
     :math:`\sqrt\varepsilon\,\|T_m\|` (and then for two consecutive vectors), which keeps the
     basis semi-orthogonal (:math:`|q_i^\top q_j|\lesssim\sqrt\varepsilon`), enough for
-    :math:`T_m` to be accurate to working precision (Simon 1984).
+    :math:`T_m` to be accurate to working precision (Simon 1984). A step that needs the pass
+    first runs the stopping test with the recurrence's residual norm before the pass (an upper
+    bound on the norm after it): when the run stops there, the new vector is never used and its
+    pass is skipped.
 
     Precision: the basis is stored as contiguous rows ``[m, P]`` in the operator's dtype
     (float32 or float64; float32 for other dtypes), so the operator multiplies exactly the
-    stored vectors; :math:`\alpha` and :math:`\beta` are accumulated in float64 (a float32 dot
-    product at :math:`P=10^6` is ~5e-6 off), the Gram-Schmidt coefficients, which only remove
-    what rounding left, in the basis dtype. A ``tol`` below what the operator's dtype allows
-    (about :math:`10^{-6}` relative in float32) stops the run once the free estimate reaches the
-    rounding floor, with ``converged=False`` and an honest residual. CPU buffers are reused
-    across calls (a pool of at most 256 MiB), since first-touch page faults of a fresh basis
-    cost as much as the re-orthogonalisation.
+    stored vectors; :math:`\alpha`, :math:`\beta` and the Gram-Schmidt coefficients are BLAS
+    dot products in the basis dtype (float32: about :math:`10^{-7}` relative), which only steer
+    the run: the returned eigenvalues are the float64 Rayleigh quotients above. A ``tol`` below
+    what the operator's dtype allows (about :math:`10^{-6}` relative in float32) stops the run
+    once the free estimate reaches the rounding floor, with ``converged=False`` and an honest
+    residual. CPU buffers are reused across calls (a pool of at most 256 MiB), since
+    first-touch page faults of a fresh basis cost as much as the re-orthogonalisation.
 
     Warm start: pass the previous top eigenvector as ``v0`` when tracking along training. An
     invariant subspace (:math:`\beta\approx0`) ends the run when it holds ``k`` Ritz pairs (they
@@ -1187,7 +1221,7 @@ def lanczos(
     max_iter = V.positive_int("max_iter", max_iter, minimum=k)
     V.positive("tol", tol)
     V.one_of("stop", stop, _STOPS)
-    q = _start_vector(P, v0, seed, torch.float64, mv.device)
+    q = _start_vector(P, v0, seed, _basis_dtype(mv.dtype), mv.device)
     _, _, ritz, converged = _lanczos_run(mv, q, min(max_iter, P), k=k, tol=tol, stop=stop, restart_seed=seed)
 
     def out(a):

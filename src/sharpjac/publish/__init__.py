@@ -32,6 +32,12 @@ does not show in the site) and a short "this page was computed with" box is inse
 the chapter's title, carrying the parameters, the date, the software versions and the wall
 time.
 
+While a chapter executes, a sampling profiler in its kernel (:mod:`sharpjac.costs`) charges its
+wall time to kernel start, training, measurements, statistics, figures, other code and papermill;
+the record is written beside the executed copy (``<chapter>.costs.json``, :func:`costs_path`), and
+``notebooks`` ends with the cost table of the chapters it executed (:func:`cost_report`, also
+written to ``notebooks/executed/costs.md``).
+
 The paper preset reads a store filled elsewhere: before executing anything,
 ``notebooks --preset paper`` (or any run that would execute a chapter at the paper preset) lists,
 per chapter, the runs its experiments need (the paper preset's
@@ -50,6 +56,7 @@ Command line (the Makefile calls these)::
     python -m sharpjac.publish student             # _build/student: the site and notebooks without solutions
     python -m sharpjac.publish publish-notebooks   # executed chapters -> the launch buttons' branch
     python -m sharpjac.publish instructors         # the time table of the instructors' page
+    python -m sharpjac.publish costs [--only data] # the cost table: where each chapter's time went
 
 The package, one job a module (each imports only those above it):
 
@@ -74,6 +81,8 @@ from .execute import (
     ChapterError,
     ChapterResult,
     computed_with_box,
+    cost_report,
+    costs_path,
     default_jobs,
     environment_summary,
     execute_all,
@@ -149,6 +158,8 @@ __all__ = [
     "validate_parameters",
     "execute_chapter",
     "execute_all",
+    "costs_path",
+    "cost_report",
     "default_jobs",
     "execute_plans",
     "chapter_experiments",

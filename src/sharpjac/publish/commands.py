@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from .build import build_book
-from .execute import ChapterError, default_jobs, execute_plans, format_seconds
+from .execute import ChapterError, cost_report, default_jobs, execute_plans, format_seconds
 from .instructors import times_table
 from .launch import LAUNCH_BRANCH, git_output, launch_branch, publish_notebooks, repository_url
 from .lint import lint_chapters
@@ -63,6 +63,8 @@ def main(argv: list[str] | None = None) -> int:
     ins = sub.add_parser("instructors", help="print the time table of the instructors' page (measured and estimated)")
     ins.add_argument("--smoke-dir", type=Path, default=None, help="executed copies at the smoke preset")
     ins.add_argument("--quick-dir", type=Path, default=None, help="executed copies at the quick preset")
+    cst = sub.add_parser("costs", help="print the cost table: each chapter's time in kernel start, training, ...")
+    cst.add_argument("--only", nargs="*", help="chapter names (stems of notebooks/*.md); default: all")
     sub.add_parser("list", help="list the chapters in table-of-contents order")
     lint = sub.add_parser("lint", help="ruff check and ruff format --check on the chapters' code")
     lint.add_argument("--fix", action="store_true", help="format the code cells in place")
@@ -85,29 +87,9 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "missing":
             return _check_store(root, args.preset, args.only, quiet_when_complete=False)
         elif args.command == "notebooks":
-            explicit: dict[str, Any] = {}
-            if args.preset is not None:
-                explicit["preset"] = args.preset
-            if args.seed is not None:
-                explicit["seed"] = args.seed
-            explicit.update(parse_params(args.params or ""))
-            explicit.update({k: parse_value(v) for k, v in args.parameter})
-            plans = plan_chapters(
-                root, selected_chapters(root, args.only), explicit, reset=args.reset, force=args.force
-            )
-            paper = [p.name for p in plans if p.execute and p.parameters["preset"] == "paper"]
-            # the paper preset never trains while the book is built: missing runs stop it here
-            paper_parameters = {p.name: p.parameters for p in plans if p.name in paper}
-            if paper and _check_store(root, "paper", paper, quiet_when_complete=True, parameters=paper_parameters):
-                return 1
-            given = ", ".join(f"{k}={v!r}" for k, v in explicit.items()) or "none (stored parameters are kept)"
-            print(f"executing chapters; parameters given: {given}")
-            start = time.perf_counter()
-            jobs = default_jobs() if args.jobs is None else args.jobs
-            if jobs < 1:
-                raise ValueError(f"--jobs {jobs}; accepted: a positive integer")
-            execute_plans(root, plans, jobs=jobs)
-            print(f"all chapters up to date ({format_seconds(time.perf_counter() - start)})")
+            return _notebooks(root, args)
+        elif args.command == "costs":
+            print(cost_report(root, args.only))
         elif args.command == "instructors":
             print(times_table(root, smoke_dir=args.smoke_dir, quick_dir=args.quick_dir))
         elif args.command == "student":
@@ -141,6 +123,37 @@ def main(argv: list[str] | None = None) -> int:
     except (ChapterError, ValueError, FileNotFoundError, RuntimeError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
+    return 0
+
+
+def _notebooks(root: Path, args: argparse.Namespace) -> int:
+    """The ``notebooks`` command: plan, check the store for the paper preset, execute, and print the
+    cost table of the chapters executed."""
+    explicit: dict[str, Any] = {}
+    if args.preset is not None:
+        explicit["preset"] = args.preset
+    if args.seed is not None:
+        explicit["seed"] = args.seed
+    explicit.update(parse_params(args.params or ""))
+    explicit.update({k: parse_value(v) for k, v in args.parameter})
+    plans = plan_chapters(root, selected_chapters(root, args.only), explicit, reset=args.reset, force=args.force)
+    paper = [p.name for p in plans if p.execute and p.parameters["preset"] == "paper"]
+    # the paper preset never trains while the book is built: missing runs stop it here
+    paper_parameters = {p.name: p.parameters for p in plans if p.name in paper}
+    if paper and _check_store(root, "paper", paper, quiet_when_complete=True, parameters=paper_parameters):
+        return 1
+    given = ", ".join(f"{k}={v!r}" for k, v in explicit.items()) or "none (stored parameters are kept)"
+    print(f"executing chapters; parameters given: {given}")
+    start = time.perf_counter()
+    jobs = default_jobs() if args.jobs is None else args.jobs
+    if jobs < 1:
+        raise ValueError(f"--jobs {jobs}; accepted: a positive integer")
+    results = execute_plans(root, plans, jobs=jobs)
+    print(f"all chapters up to date ({format_seconds(time.perf_counter() - start)})")
+    executed = [r.name for r in results if r.status == "executed"]
+    if executed:
+        print(f"\nwhere the time went (python -m sharpjac.publish costs):\n{cost_report(root, executed)}")
+        print(f"(written to {root / 'notebooks' / 'executed' / 'costs.md'})")
     return 0
 
 

@@ -32,6 +32,104 @@ from .plan import (
     validate_parameters,
 )
 
+COSTS_SUFFIX = ".costs.json"
+
+_STARTUP = """# written by sharpjac.publish.execute: the phase profiler of the book's cost table
+import os as _os
+import sys as _sys
+
+try:
+    from sharpjac.costs import start_phase_sampler as _start
+
+    _start(_os.environ["SHARPJAC_PHASES"])
+except Exception as _err:  # the profiler must never stop a chapter
+    print(f"sharpjac: no phase timings for this chapter ({_err!r})", file=_sys.stderr)
+"""
+
+
+def costs_path(executed: Path) -> Path:
+    """The cost record written beside an executed chapter ``<name>.ipynb``: ``<name>.costs.json``."""
+    return executed.with_name(executed.stem + COSTS_SUFFIX)
+
+
+class _PhaseProfiler:
+    """While active, kernels started by this process run :func:`sharpjac.costs.start_phase_sampler`
+    from an IPython startup file (a temporary ``IPYTHONDIR``) and write their phase totals to
+    ``sampled`` (``SHARPJAC_PHASES``); both variables are restored on exit."""
+
+    def __init__(self) -> None:
+        self._tmp = tempfile.TemporaryDirectory(prefix="sharpjac-phases-")
+        folder = Path(self._tmp.name)
+        startup = folder / "ipython" / "profile_default" / "startup"
+        startup.mkdir(parents=True)
+        (startup / "00-sharpjac-phases.py").write_text(_STARTUP)
+        self.sampled = folder / "phases.json"
+        self._env = {"IPYTHONDIR": str(folder / "ipython"), "SHARPJAC_PHASES": str(self.sampled)}
+        self._backup: dict[str, str | None] = {}
+
+    def __enter__(self) -> _PhaseProfiler:
+        for key, value in self._env.items():
+            self._backup[key] = os.environ.get(key)
+            os.environ[key] = value
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        for key, value in self._backup.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+    def record(self, *, started: float, wall: float) -> dict[str, Any] | None:
+        """The chapter's cost record (:func:`sharpjac.costs.chapter_costs`), None when the kernel
+        wrote no phase totals."""
+        from sharpjac.costs import chapter_costs
+
+        try:
+            sampled = json.loads(self.sampled.read_text())
+        except (OSError, ValueError):
+            return None
+        return chapter_costs(sampled, started=started, wall=wall)
+
+    def close(self) -> None:
+        self._tmp.cleanup()
+
+
+COSTS_TABLE = "costs.md"
+
+
+def cost_report(root: Path, only: Iterable[str] | None = None) -> str:
+    """The book's cost table (:func:`sharpjac.costs.cost_table`) from the cost records beside the
+    executed chapters (all chapters in table-of-contents order, or ``only``), written to
+    ``notebooks/executed/costs.md`` and returned; chapters without a record (executed before
+    the records existed, or cached) are listed under the table."""
+    from sharpjac.costs import cost_table
+
+    names = list(only) if only is not None else chapters(root)
+    records, missing = [], []
+    for name in names:
+        path = costs_path(root / EXECUTED_DIR / f"{name}.ipynb")
+        try:
+            records.append((name, json.loads(path.read_text())))
+        except (OSError, ValueError):
+            missing.append(name)
+    text = (
+        "Seconds of wall time per chapter and phase, measured while each chapter executed "
+        "(sharpjac.costs: a sampling profiler in the chapter's kernel; kernel start includes the package "
+        "import, papermill is its notebook writes and the kernel's shutdown):\n\n" + cost_table(records)
+    )
+    other: dict[str, float] = {}
+    for _, rec in records:
+        for label, seconds in rec.get("other", {}).items():
+            other[label] = other.get(label, 0.0) + seconds
+    if other:
+        top = sorted(other.items(), key=lambda kv: -kv[1])[:6]
+        text += "\n\nLargest parts of 'other' (all chapters): " + ", ".join(f"{k} {v:.1f} s" for k, v in top) + "."
+    if missing:
+        text += f"\n\nNo cost record (not executed since the records exist): {', '.join(missing)}."
+    _atomic_write_text(root / EXECUTED_DIR / COSTS_TABLE, text + "\n")
+    return text
+
 
 class ChapterError(RuntimeError):
     """A chapter raised, or its kernel died, while it was executed; the message names the chapter's
@@ -208,18 +306,21 @@ def execute_chapter(
     scratch.unlink(missing_ok=True)
     env_backup = os.environ.get("SHARPJAC_PROGRESS")
     os.environ["SHARPJAC_PROGRESS"] = "0"
+    profiler = _PhaseProfiler()
+    started = time.time()
     start = time.perf_counter()
     try:
-        papermill.execute_notebook(
-            notebook,
-            str(scratch),
-            parameters=dict(parameters),
-            cwd=str(root / "notebooks"),
-            kernel_name="python3",
-            language="python",
-            progress_bar=False,
-            execution_timeout=timeout,
-        )
+        with profiler:
+            papermill.execute_notebook(
+                notebook,
+                str(scratch),
+                parameters=dict(parameters),
+                cwd=str(root / "notebooks"),
+                kernel_name="python3",
+                language="python",
+                progress_bar=False,
+                execution_timeout=timeout,
+            )
     except PapermillExecutionError as err:
         _keep_failed(scratch, failed, source, root)
         snippet = "\n".join("    " + line for line in err.source.splitlines()[:12])
@@ -249,11 +350,19 @@ def execute_chapter(
             os.environ.pop("SHARPJAC_PROGRESS", None)
         else:
             os.environ["SHARPJAC_PROGRESS"] = env_backup
-    seconds = time.perf_counter() - start
+        seconds = time.perf_counter() - start
+        cost = profiler.record(started=started, wall=seconds)
+        profiler.close()
     nb = nbformat.read(str(scratch), as_version=4)
     nb.metadata.setdefault("papermill", {})["input_path"] = str(source.relative_to(root))
     _postprocess(nb, parameters, seconds, digest, source_hash(source))
+    if cost is not None:
+        nb.metadata["sharpjac"]["costs"] = cost
     _atomic_write_text(output, nbformat.writes(nb))
+    if cost is not None:
+        _atomic_write_text(costs_path(output), json.dumps({"chapter": name, **cost}, indent=1) + "\n")
+    else:
+        costs_path(output).unlink(missing_ok=True)
     scratch.unlink(missing_ok=True)
     failed.unlink(missing_ok=True)
     return ChapterResult(name, "executed", seconds, output)
