@@ -124,10 +124,21 @@ def module_closure(entries: Iterable[str], root: Path | None = None) -> dict[str
         path = _module_path(name, root)
         if path is None:
             raise ValueError(f"module {name!r} is not found under {root}; accepted: a sharpjac module")
-        tree = ast.parse(path.read_text(encoding="utf-8"))
-        out[name] = normalised_source(path.read_text(encoding="utf-8"))
-        todo.extend(_imports(name, tree, root) - set(out))
+        st = path.stat()
+        source, imports = _read_module(name, str(root), str(path), st.st_mtime_ns, st.st_size)
+        out[name] = source
+        todo.extend(imports - set(out))
     return out
+
+
+@functools.lru_cache(maxsize=512)
+def _read_module(name: str, root: str, path: str, mtime_ns: int, size: int) -> tuple[str, frozenset[str]]:
+    """(normalised source, sharpjac imports) of one module file, parsed once per process and file
+    version: every study and run key of a chapter shares most of its closure, so a chapter that
+    keys dozens of runs parses each module once, not once per key."""
+    text = Path(path).read_text(encoding="utf-8")
+    tree = ast.parse(text)
+    return normalised_source(text), frozenset(_imports(name, tree, Path(root)))
 
 
 @functools.lru_cache(maxsize=64)
