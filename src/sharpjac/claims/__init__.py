@@ -33,7 +33,7 @@ import pkgutil
 from .clustered import from_clusters
 from .known_answers import KnownAnswer, known_answer, known_answers
 from .registry import CHAPTERS, KINDS, SOURCES, Claim, UnknownClaimError, all_claims, get, register
-from .rules import OUTCOMES, AtLeast, AtMost, Contains, Count, Holds, Permutation, Rule, Sign
+from .rules import OUTCOMES, AtLeast, AtMost, Contains, Count, CountOfRuns, Holds, Permutation, Rule, Sign, Within
 from .verdicts import (
     MIME,
     RECORD_VERSION,
@@ -64,6 +64,8 @@ __all__ = [
     "Contains",
     "Count",
     "Permutation",
+    "CountOfRuns",
+    "Within",
     "Verdict",
     "UnknownClaimError",
     "register",

@@ -6,30 +6,8 @@ into an outcome; the chapters pass the numbers to :func:`sharpjac.claims.evaluat
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from .registry import Claim, register
-from .rules import Count, Permutation, Sign
-
-
-@dataclass(frozen=True)
-class CountOfRuns(Count):
-    """:class:`~sharpjac.claims.rules.Count` over runs that needs at least ``min_cases`` runs.
-
-    Below ``min_cases`` the outcome is *inconclusive* (too few runs to decide): with fewer than 5
-    runs one run moves the share by 20 % or more, the whole distance between a required 80 % and
-    all of them, so the share says nothing about the runs one did not make.
-    """
-
-    min_cases: int = 5
-
-    def describe(self) -> str:
-        return super().describe() + f" Inconclusive with fewer than {self.min_cases} runs (too few runs to decide)."
-
-    def decide(self, **numbers) -> str:
-        outcome = super().decide(**numbers)
-        return "inconclusive" if int(numbers["n"]) < self.min_cases else outcome
-
+from .rules import CountOfRuns, Permutation, Sign
 
 register(
     # ---------------------------------------------------------------- progressive_sharpening

@@ -6,69 +6,10 @@ say "the companion's formulation" where the book proves a formulation of its own
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass
-from numbers import Real
-
 from .registry import Claim, register
-from .rules import AtMost, Holds, Permutation, Rule, Sign
+from .rules import AtMost, Holds, Permutation, Sign, Within
 
 _T1_DIMS = (1, 2, 3, 4)
-
-
-@dataclass(frozen=True)
-class Within(Rule):
-    """An equivalence test: the interval lies inside ``target +- tolerance``.
-
-    Agree when ``target - tolerance < low`` and ``high < target + tolerance`` (with a 90 % interval
-    these are the two one-sided tests at 5 %: at the band's edge the rule agrees at most 5 % of the
-    time); disagree when the interval lies wholly outside the band; inconclusive otherwise (the
-    interval straddles an edge of the band) or when a number is NaN.
-    """
-
-    target: float
-    tolerance: float
-    needs = ("estimate", "low", "high")
-
-    def __post_init__(self):
-        for name in ("target", "tolerance"):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, Real) or not math.isfinite(v):
-                raise ValueError(f"Within: {name}={v!r} is invalid; accepted: a finite real number")
-        if self.tolerance <= 0:
-            raise ValueError(f"Within: tolerance={self.tolerance!r} is invalid; accepted: a number > 0")
-
-    def describe(self) -> str:
-        lo, hi = self.target - self.tolerance, self.target + self.tolerance
-        return (
-            f"Agree when the whole interval lies inside [{lo:.3g}, {hi:.3g}] ({self.target:.3g} ± "
-            f"{self.tolerance:.3g}; two one-sided tests), disagree when it lies wholly outside, inconclusive "
-            "when it straddles an edge."
-        )
-
-    def decide(self, **numbers) -> str:
-        vals = []
-        for k in self.needs:
-            if k not in numbers:
-                raise ValueError(f"Within: missing number {k!r}; accepted: estimate, low, high")
-            v = numbers[k]
-            if isinstance(v, bool) or not isinstance(v, Real):
-                raise ValueError(f"Within: {k}={v!r} is invalid; accepted: a real number (NaN allowed)")
-            vals.append(float(v))
-        _, low, high = vals
-        if any(math.isnan(v) for v in vals):
-            return "inconclusive"
-        if low > high:
-            raise ValueError(f"Within: low={low!r} > high={high!r} is invalid; accepted: low <= high")
-        lo, hi = self.target - self.tolerance, self.target + self.tolerance
-        if lo < low and high < hi:
-            return "agree"
-        if high < lo or low > hi:
-            return "disagree"
-        return "inconclusive"
-
-    def key(self, **numbers):
-        return tuple(float(numbers[k]) for k in ("estimate", "low", "high"))
 
 
 def t1_rate_tolerance(d: int) -> float:

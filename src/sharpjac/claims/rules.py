@@ -21,6 +21,8 @@ rule                   numbers                agree                             
 ``Count(r)``           k, n                   :math:`k \ge r\,n` and :math:`n > 0`        :math:`k < r\,n`
 ``Permutation(a)``     p_greater, p_less,     p_greater :math:`\le a` (needs min_p <= a)  p_less :math:`\le a`
                        min_p
+``CountOfRuns(r, m)``  k, n                   as ``Count(r)``, and :math:`n \ge m`        as ``Count(r)``, n >= m
+``Within(t, e)``       estimate, low, high    :math:`t-e < l` and :math:`u < t+e`          interval outside t +- e
 =====================  =====================  ==========================================  ===========================
 
 Everything else is ``inconclusive``: an interval that contains 0 for ``Sign``, ``checks == 0`` for
@@ -35,7 +37,19 @@ from numbers import Integral, Real
 
 OUTCOMES = ("agree", "disagree", "inconclusive")
 
-__all__ = ["OUTCOMES", "Rule", "Sign", "Holds", "AtMost", "AtLeast", "Contains", "Count", "Permutation"]
+__all__ = [
+    "OUTCOMES",
+    "Rule",
+    "Sign",
+    "Holds",
+    "AtMost",
+    "AtLeast",
+    "Contains",
+    "Count",
+    "CountOfRuns",
+    "Permutation",
+    "Within",
+]
 
 
 def _real(rule: str, name: str, value) -> float:
@@ -311,3 +325,77 @@ class Permutation(Rule):
         if pg <= self.alpha:
             return "agree"
         return "disagree" if pl <= self.alpha else "inconclusive"
+
+
+@dataclass(frozen=True)
+class CountOfRuns(Count):
+    """:class:`~sharpjac.claims.rules.Count` over runs that needs at least ``min_cases`` runs.
+
+    Below ``min_cases`` the outcome is *inconclusive* (too few runs to decide): with fewer than 5
+    runs one run moves the share by 20 % or more, the whole distance between a required 80 % and
+    all of them, so the share says nothing about the runs one did not make.
+    """
+
+    min_cases: int = 5
+
+    def describe(self) -> str:
+        return super().describe() + f" Inconclusive with fewer than {self.min_cases} runs (too few runs to decide)."
+
+    def decide(self, **numbers) -> str:
+        outcome = super().decide(**numbers)
+        return "inconclusive" if int(numbers["n"]) < self.min_cases else outcome
+
+
+@dataclass(frozen=True)
+class Within(Rule):
+    """An equivalence test: the interval lies inside ``target +- tolerance``.
+
+    Agree when ``target - tolerance < low`` and ``high < target + tolerance`` (with a 90 % interval
+    these are the two one-sided tests at 5 %: at the band's edge the rule agrees at most 5 % of the
+    time); disagree when the interval lies wholly outside the band; inconclusive otherwise (the
+    interval straddles an edge of the band) or when a number is NaN.
+    """
+
+    target: float
+    tolerance: float
+    needs = ("estimate", "low", "high")
+
+    def __post_init__(self):
+        for name in ("target", "tolerance"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, Real) or not math.isfinite(v):
+                raise ValueError(f"Within: {name}={v!r} is invalid; accepted: a finite real number")
+        if self.tolerance <= 0:
+            raise ValueError(f"Within: tolerance={self.tolerance!r} is invalid; accepted: a number > 0")
+
+    def describe(self) -> str:
+        lo, hi = self.target - self.tolerance, self.target + self.tolerance
+        return (
+            f"Agree when the whole interval lies inside [{lo:.3g}, {hi:.3g}] ({self.target:.3g} ± "
+            f"{self.tolerance:.3g}; two one-sided tests), disagree when it lies wholly outside, inconclusive "
+            "when it straddles an edge."
+        )
+
+    def decide(self, **numbers) -> str:
+        vals = []
+        for k in self.needs:
+            if k not in numbers:
+                raise ValueError(f"Within: missing number {k!r}; accepted: estimate, low, high")
+            v = numbers[k]
+            if isinstance(v, bool) or not isinstance(v, Real):
+                raise ValueError(f"Within: {k}={v!r} is invalid; accepted: a real number (NaN allowed)")
+            vals.append(float(v))
+        _, low, high = vals
+        if any(math.isnan(v) for v in vals):
+            return "inconclusive"
+        if low > high:
+            raise ValueError(f"Within: low={low!r} > high={high!r} is invalid; accepted: low <= high")
+        lo, hi = self.target - self.tolerance, self.target + self.tolerance
+        if lo < low and high < hi:
+            return "agree"
+        if high < lo or low > hi:
+            return "disagree"
+        return "inconclusive"
+
+    def key(self, **numbers):
+        return tuple(float(numbers[k]) for k in ("estimate", "low", "high"))
