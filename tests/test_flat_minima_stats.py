@@ -166,3 +166,84 @@ def test_chapter_modules_export_the_names_their_chapters_use(name):
     mod = importlib.import_module(f"sharpjac.experiments.{name}")
     for attr in ("summarise", "evaluate", "chapter_configs", "labelled", "corr_labels", "PREDICTORS", "BASELINES"):
         assert attr in mod.__all__ and hasattr(mod, attr), attr
+
+
+# -- per-seed statistics (the seed is the unit) ---------------------------------------------------
+
+
+def test_seed_effects_average_the_pairs_of_each_seed():
+    # per seed: mean over the two rates of 0.1 * (1 + lr) = 0.1 * (1 + 0.3) = 0.13; log ratio log 2
+    f = _frame()
+    d = S.seed_effects(f, "gap", {"weight_decay": 0.01}, {"weight_decay": 0.0}, pair_on=("lr", "seed"))
+    assert list(d) == [0, 1, 2, 3]
+    np.testing.assert_allclose(list(d.values()), 0.13, rtol=1e-12)
+    r = S.seed_effects(f, "sharpness", {"weight_decay": 0.01}, {"weight_decay": 0.0}, log=True, pair_on=("lr", "seed"))
+    np.testing.assert_allclose(list(r.values()), np.log(2.0), rtol=1e-12)
+    with pytest.raises(ValueError, match="pair_on"):
+        S.seed_effects(f, "gap", {"weight_decay": 0.01}, {"weight_decay": 0.0}, pair_on=("lr",))
+
+
+def test_rank_correlation_matches_scipy_and_the_partial_formula():
+    from scipy import stats
+
+    rng = np.random.default_rng(3)
+    x, y, z = rng.normal(size=(3, 12))
+    x[2] = x[3]  # a tie
+    assert S.rank_correlation(x, y) == pytest.approx(stats.spearmanr(x, y).statistic, abs=1e-12)
+    rxy, rxz, ryz = (stats.spearmanr(a, b).statistic for a, b in ((x, y), (x, z), (y, z)))
+    want = (rxy - rxz * ryz) / np.sqrt((1 - rxz**2) * (1 - ryz**2))
+    assert S.rank_correlation(x, y, z) == pytest.approx(want, abs=1e-12)
+    x[0] = np.nan  # rows with a NaN are dropped
+    assert S.rank_correlation(x, y) == pytest.approx(stats.spearmanr(x[1:], y[1:]).statistic, abs=1e-12)
+    assert np.isnan(S.rank_correlation(np.ones(5), y[:5]))  # constant: undefined
+
+
+def test_seed_correlations_are_one_per_seed_and_predictor():
+    from scipy import stats
+
+    rng = np.random.default_rng(0)
+    f = pd.DataFrame({"seed": np.repeat([5, 6], 9), "g": rng.normal(size=18), "a": rng.normal(size=18)})
+    f["t"] = rng.normal(size=18)
+    t = S.seed_correlations(f, "g", ["a", "t", "absent"], control="t")
+    assert list(t.index) == [5, 6] and np.isnan(t["t"]).all() and np.isnan(t["absent"]).all()
+    for s in (5, 6):
+        p = f[f.seed == s]
+        assert t.loc[s, "a"] == pytest.approx(S.rank_correlation(p.a, p.g, p.t), abs=1e-12)
+    raw = S.seed_correlations(f, "g", ["a"])
+    assert raw.loc[6, "a"] == pytest.approx(stats.spearmanr(f.a[9:], f.g[9:]).statistic, abs=1e-12)
+
+
+def test_jacobian_margin_is_the_partial_minus_the_strongest_rival():
+    rng = np.random.default_rng(1)
+    n = 9
+    f = pd.DataFrame({"seed": np.repeat([0, 1], n)})
+    for c in ("gap_loss", "jac_spectral_max", "sharpness", "margin", "train_loss"):
+        f[c] = rng.normal(size=2 * n)
+    d = S.jacobian_margin(f, "gap_loss", rivals=("sharpness", "margin", "param_norm"))  # param_norm absent
+    t = S.seed_correlations(f, "gap_loss", ["jac_spectral_max", "sharpness", "margin"], control="train_loss")
+    for s in (0, 1):
+        want = t.loc[s, "jac_spectral_max"] - max(abs(t.loc[s, "sharpness"]), abs(t.loc[s, "margin"]))
+        assert d[s] == pytest.approx(want, abs=1e-12)
+
+
+def test_baselines_table_means_and_t_intervals_over_seeds():
+    from scipy import stats
+
+    rng = np.random.default_rng(2)
+    f = pd.DataFrame({"seed": np.repeat(range(4), 6), "g": rng.normal(size=24), "a": rng.normal(size=24)})
+    f["train_loss"] = rng.normal(size=24)
+    t = S.baselines_table(f, "g", ["a"]).iloc[0]
+    per = [stats.spearmanr(f.a[f.seed == s], f.g[f.seed == s]).statistic for s in range(4)]
+    half = stats.t.ppf(0.975, 3) * np.std(per, ddof=1) / 2
+    assert t.estimate == pytest.approx(np.mean(per)) and t.high - t.estimate == pytest.approx(half)
+    assert t.n_seeds == 4
+
+
+def test_simulated_frames_have_the_stated_structure():
+    labels = pd.DataFrame({"lr": np.tile([0.1, 0.2, 0.4], 400), "seed": np.repeat(range(400), 3)})
+    f = S.simulate_final(np.random.default_rng(0), labels, rho={"jac_spectral_max": 0.7})
+    r = np.corrcoef(np.log(f.jac_spectral_max), f.gap_loss)[0, 1]
+    assert abs(r - 0.7) < 0.05  # 1,200 runs: the sample r's sd is about 0.015
+    g = S.simulate_final(np.random.default_rng(0), labels, effects=(("sharpness", {"lr": 0.4}, -1.0),))
+    shift = np.log(g.sharpness[g.lr == 0.4]).mean() - np.log(g.sharpness[g.lr == 0.1]).mean()
+    assert abs(shift + 1.0) < 0.2  # 400 runs per side: sd of the difference about 0.07

@@ -9,6 +9,7 @@ r"""Statistics shared by the six flat-minima chapters: which end-of-run quantity
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -353,3 +354,429 @@ def labelled(corr: pd.DataFrame, gap_labels: dict[str, str] | None = None) -> pd
 
     out = corr.assign(predictor=corr["predictor"].map(tables.label))
     return out.assign(gap=corr["gap"].map(gap_labels)) if gap_labels is not None else out
+
+
+# ------------------------------------------------------------------------------------------------
+# Per-seed statistics: the seed is the unit of every interval that decides a claim
+# ------------------------------------------------------------------------------------------------
+
+#: The rivals of the Jacobian in the baseline claims: sharpness and the baselines other than the
+#: training loss (which is held fixed by the partial correlation).
+RIVALS = ("sharpness", "param_norm", "logit_norm", "margin")
+#: The Jacobian statistic the claims use.
+JACOBIAN = "jac_spectral_max"
+
+
+def _pairs(final: pd.DataFrame, column: str, treated: dict, control: dict, pair_on) -> pd.DataFrame:
+    """Treated and control rows merged on ``pair_on`` (columns ``<column>_a``, ``<column>_b``)."""
+    pair_on = [pair_on] if isinstance(pair_on, str) else list(pair_on)
+    for c in [column, *pair_on, *treated, *control]:
+        if c not in final:
+            raise ValueError(f"column {c!r} is not in the frame; columns: {list(final.columns)}")
+
+    def select(labels: dict[str, Any]) -> pd.DataFrame:
+        keep = np.ones(len(final), dtype=bool)
+        for k, v in labels.items():
+            col = final[k]
+            if _is_num(v):
+                keep &= np.isclose(col.to_numpy(float), float(v), rtol=1e-9, atol=0.0)
+            else:
+                keep &= (col == v).to_numpy()
+        part = final.loc[keep, [*pair_on, column]]
+        if part.duplicated(pair_on).any():
+            raise ValueError(f"labels {labels} select several runs per {pair_on}; accepted: one run per pair")
+        return part
+
+    return select(treated).merge(select(control), on=pair_on, suffixes=("_a", "_b")).sort_values(pair_on)
+
+
+def seed_effects(
+    final: pd.DataFrame, column: str, treated: dict, control: dict, *, log: bool = False, pair_on=("seed",)
+) -> dict[int, float]:
+    r"""Per seed, the paired effect of an intervention averaged over the grid.
+
+    For seed :math:`s` with pairs :math:`(a_{sk}, b_{sk})` (treated and control runs of that seed
+    sharing the other ``pair_on`` labels, e.g. the learning rate), the value is
+    :math:`\frac1{K_s}\sum_k (a_{sk}-b_{sk})`, or of :math:`\log a_{sk}-\log b_{sk}` with ``log``.
+    Pairs with a non-finite difference are dropped; a seed with none is left out.
+
+    Returns:
+        ``{seed: value}`` in seed order (one replicate of the whole grid per seed).
+    """
+    pair_on = [pair_on] if isinstance(pair_on, str) else list(pair_on)
+    if "seed" not in pair_on:
+        raise ValueError(f"pair_on={pair_on}; accepted: columns that include 'seed'")
+    both = _pairs(final, column, treated, control, pair_on)
+    a, b = both[f"{column}_a"].to_numpy(float), both[f"{column}_b"].to_numpy(float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        d = np.log(a) - np.log(b) if log else a - b
+    per = pd.Series(d, index=both["seed"].to_numpy())
+    per = per[np.isfinite(per.to_numpy())]
+    return {int(k): float(v) for k, v in per.groupby(level=0).mean().items()}
+
+
+def _ranks(x: np.ndarray) -> np.ndarray:
+    from scipy import stats
+
+    return stats.rankdata(x)
+
+
+def _corr(x: np.ndarray, y: np.ndarray) -> float:
+    """Pearson correlation; NaN when either is constant or fewer than 3 values."""
+    if len(x) < 3:
+        return float("nan")
+    x, y = x - x.mean(), y - y.mean()
+    den = float(np.sqrt((x * x).sum() * (y * y).sum()))
+    return float((x * y).sum() / den) if den > 1e-12 else float("nan")
+
+
+def _residual(y: np.ndarray, z: np.ndarray) -> np.ndarray:
+    """Residual of a least-squares line of ``y`` on ``z`` (with intercept)."""
+    zc = z - z.mean()
+    zz = float((zc * zc).sum())
+    slope = float((zc * (y - y.mean())).sum()) / zz if zz > 1e-12 else 0.0
+    return y - y.mean() - slope * zc
+
+
+def rank_correlation(x, y, z=None) -> float:
+    r"""Spearman's :math:`\rho` of ``x`` and ``y``, or the partial one given ``z``.
+
+    Without ``z``: Pearson's correlation of the ranks (average ranks for ties). With ``z``: the
+    rank-residual correlation, Pearson's correlation of the residuals of the ranks of ``x`` and
+    of ``y`` after a least-squares line on the ranks of ``z`` (the partial Spearman correlation:
+    :math:`(\rho_{xy}-\rho_{xz}\rho_{yz})/\sqrt{(1-\rho_{xz}^2)(1-\rho_{yz}^2)}`). Rows with a
+    non-finite value are dropped first; NaN when fewer than 3 (4 with ``z``) rows remain or a
+    variable is constant.
+    """
+    cols = [np.asarray(x, float), np.asarray(y, float)] + ([] if z is None else [np.asarray(z, float)])
+    ok = np.logical_and.reduce([np.isfinite(c) for c in cols])
+    cols = [_ranks(c[ok]) for c in cols]
+    if z is None:
+        return _corr(cols[0], cols[1])
+    if ok.sum() < 4:
+        return float("nan")
+    return _corr(_residual(cols[0], cols[2]), _residual(cols[1], cols[2]))
+
+
+def seed_correlations(final: pd.DataFrame, gap: str, predictors, *, control: str | None = None) -> pd.DataFrame:
+    r"""Per seed, Spearman's :math:`\rho` across the grid points of ``gap`` with each predictor.
+
+    Each seed's runs (one per grid point) give one correlation per predictor
+    (:func:`rank_correlation`; with ``control``, the partial one given that column; the control's
+    own column is then NaN).
+
+    Returns:
+        DataFrame indexed by seed (sorted), one column per predictor (NaN where a predictor was not
+        recorded or is constant within the seed).
+    """
+    predictors = list(predictors)
+    for c in [gap, "seed", *([control] if control else [])]:
+        if c not in final:
+            raise ValueError(f"column {c!r} is not in the frame; columns: {list(final.columns)}")
+    seeds = np.asarray(final["seed"])
+    y_all = final[gap].to_numpy(float)
+    z_all = None if control is None else final[control].to_numpy(float)
+    cols = {p: final[p].to_numpy(float) if p in final else np.full(len(final), np.nan) for p in predictors}
+    rows = {}
+    for s in sorted(set(seeds.tolist())):
+        m = seeds == s
+        z = None if z_all is None else z_all[m]
+        rows[int(s)] = [float("nan") if p == control else rank_correlation(cols[p][m], y_all[m], z) for p in predictors]
+    return pd.DataFrame.from_dict(rows, orient="index", columns=predictors).rename_axis("seed")
+
+
+def jacobian_margin(
+    final: pd.DataFrame, gap: str, *, jacobian: str = JACOBIAN, rivals=RIVALS, control: str = "train_loss"
+) -> dict[int, float]:
+    r"""Per seed, how far the Jacobian's partial correlation with the gap beats every rival's.
+
+    :math:`d_s=\rho_s(\text{gap},J\mid\text{control})-\max_r|\rho_s(\text{gap},r\mid\text{control})|`
+    over the rivals recorded (sharpness and the baselines); :math:`d_s>0` means the Jacobian says
+    more about the gap, with the training loss held fixed, than any rival does, in the direction
+    the paper predicts. A seed whose Jacobian correlation is NaN is left out; rivals that are NaN
+    in a seed are ignored there.
+    """
+    t = seed_correlations(final, gap, [jacobian, *rivals], control=control)
+    best = t[list(rivals)].abs().max(axis=1, skipna=True).fillna(0.0)
+    d = (t[jacobian] - best).dropna()
+    return {int(k): float(v) for k, v in d.items()}
+
+
+def seed_interval(values: dict, *, unit: str = "seeds"):
+    """:func:`sharpjac.inference.t_interval` of per-seed values (``{seed: value}``)."""
+    from .. import inference
+
+    return inference.t_interval(list(values.values()), unit=unit)
+
+
+def baselines_table(final: pd.DataFrame, gap: str, predictors, *, control: str = "train_loss") -> pd.DataFrame:
+    """Per predictor, the mean over seeds of its Spearman and partial correlation with ``gap``, t intervals.
+
+    Returns:
+        one row per predictor: ``predictor, estimate, low, high, partial, partial_low,
+        partial_high, n_seeds`` (the interval is NaN below 3 seeds).
+    """
+    raw = seed_correlations(final, gap, predictors)
+    part = seed_correlations(final, gap, predictors, control=control)
+    rows = []
+    for p in predictors:
+        a, b = seed_interval(raw[p].dropna().to_dict()), seed_interval(part[p].dropna().to_dict())
+        rows.append(
+            {
+                "predictor": p,
+                "estimate": a.estimate,
+                "low": a.low,
+                "high": a.high,
+                "partial": b.estimate,
+                "partial_low": b.low,
+                "partial_high": b.high,
+                "n_seeds": a.n,
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+# ------------------------------------------------------------------------------------------------
+# Claims decided over seeds, and their known answers
+# ------------------------------------------------------------------------------------------------
+
+#: The gaps in words.
+GAP_WORDS = {"gap_loss": "loss gap", "gap_acc": "accuracy gap"}
+
+
+@dataclass(frozen=True)
+class Effect:
+    """A claim on the paired effect of an intervention, one value per seed (:func:`seed_effects`).
+
+    Attributes:
+        column: the measured column, or ``"gaps"``: both gaps, the claim agreeing only when both
+            agree (:func:`gaps_verdict`).
+        treated, control: the runs' labels (e.g. ``{"weight_decay": 0.003}``).
+        log: compare on the log scale (a ratio). pair_on: the labels a pair shares (with ``seed``).
+        what: the effect in words for the evidence (e.g. ``"the largest decay against none"``).
+    """
+
+    column: str
+    treated: dict
+    control: dict
+    log: bool = False
+    pair_on: tuple = ("seed",)
+    what: str = ""
+
+
+@dataclass(frozen=True)
+class Rho:
+    """A claim on the sign of Spearman's rho across the grid points of ``gap`` with ``predictor``, per seed."""
+
+    gap: str
+    predictor: str = JACOBIAN
+
+
+@dataclass(frozen=True)
+class Beats:
+    """A claim that the Jacobian beats sharpness and the baselines on ``gap`` (:func:`jacobian_margin`)."""
+
+    gap: str
+
+
+def _evidence(iv, what: str) -> str:
+    from ..display import fmt_iv
+
+    if iv.too_few:
+        return f"{what}: {fmt_iv(iv.estimate, np.nan, np.nan)} over {iv.n} seed(s)."
+    return f"{what}: mean over seeds {fmt_iv(iv.estimate, iv.low, iv.high)} (95 % t interval, {iv.n} seeds)."
+
+
+def gaps_verdict(claim_id: str, per_gap: dict, *, preset: str, what: str):
+    """Decide a sign claim on both gaps: agree when both agree, disagree when either disagrees.
+
+    ``per_gap`` maps ``"gap_loss"``/``"gap_acc"`` to ``{seed: value}``. The claim's rule decides each
+    gap from its t interval over seeds; the verdict carries the numbers of the gap that decides
+    (the first that does not agree; else the one whose interval is closest to 0) and a
+    leave-one-seed-out fragility of the combined outcome.
+    """
+    from .. import claims, inference
+
+    rule = claims.get(claim_id).rule
+
+    def pick(kept) -> tuple[str, Any, str]:
+        ivs = {g: seed_interval({s: v for s, v in vals.items() if s in kept}) for g, vals in per_gap.items()}
+        outs = {g: rule.decide(estimate=iv.estimate, low=iv.low, high=iv.high) for g, iv in ivs.items()}
+        order = sorted(
+            ivs, key=lambda g: (outs[g] == "agree", outs[g] != "disagree", min(abs(ivs[g].low), abs(ivs[g].high)))
+        )
+        g = order[0]
+        return g, ivs, outs[g]
+
+    seeds = sorted(set().union(*[set(v) for v in per_gap.values()]))
+    g, ivs, _ = pick(seeds)
+    frag = inference.leave_one_out(lambda kept: pick(kept)[2], seeds) if len(seeds) >= 2 else None
+    lines = " ".join(_evidence(ivs[k], f"{what}, {GAP_WORDS.get(k, k)}") for k in per_gap)
+    iv = ivs[g]
+    tail = f" The {GAP_WORDS.get(g, g)} decides (the claim agrees only when both gaps agree)."
+    if iv.too_few:
+        tail += f" Too few seeds to decide ({iv.n})."
+    return claims.evaluate(
+        claim_id,
+        evidence=lines + tail,
+        preset=preset,
+        seeds=max(1, iv.n),
+        unit="seeds",
+        n_units=iv.n,
+        fragility=frag,
+        estimate=iv.estimate,
+        low=iv.low,
+        high=iv.high,
+        label=f"{what}, {GAP_WORDS.get(g, g)}",
+    )
+
+
+def seed_verdict(claim_id: str, values: dict, *, preset: str, what: str, **extra):
+    """:func:`sharpjac.claims.from_clusters` over seeds (a t interval; too few below 3 seeds)."""
+    from .. import claims
+
+    return claims.from_clusters(
+        claim_id,
+        values,
+        unit="seeds",
+        evidence=lambda iv: _evidence(iv, what),
+        preset=preset,
+        seeds=max(1, len(values)),
+        label=what,
+        **extra,
+    )
+
+
+def decide(claim_id: str, spec, final: pd.DataFrame, *, preset: str = "quick"):
+    """The verdict of one claim of a flat-minima chapter from its final measurements.
+
+    ``spec`` is an :class:`Effect` (per-seed paired effect; ``column="gaps"``: both gaps), a
+    :class:`Rho` (per-seed Spearman of the gap with a predictor, sign tested) or a :class:`Beats`
+    (per-seed :func:`jacobian_margin`, sign tested). The chapters and their known-answer tests call
+    this same function.
+    """
+    if isinstance(spec, Effect):
+        if spec.column == "gaps":
+            per = {
+                g: seed_effects(final, g, spec.treated, spec.control, pair_on=spec.pair_on) for g in GAPS if g in final
+            }
+            return gaps_verdict(claim_id, per, preset=preset, what=f"change of the gap, {spec.what}")
+        vals = seed_effects(final, spec.column, spec.treated, spec.control, log=spec.log, pair_on=spec.pair_on)
+        scale = "mean log ratio" if spec.log else "change"
+        from .. import tables
+
+        return seed_verdict(claim_id, vals, preset=preset, what=f"{scale} of {tables.label(spec.column)}, {spec.what}")
+    if isinstance(spec, Rho):
+        from .. import tables
+
+        vals = seed_correlations(final, spec.gap, [spec.predictor])[spec.predictor].dropna().to_dict()
+        what = f"Spearman's ρ across the grid points of the {GAP_WORDS[spec.gap]} with {tables.label(spec.predictor)}"
+        return seed_verdict(claim_id, vals, preset=preset, what=what)
+    if isinstance(spec, Beats):
+        vals = jacobian_margin(final, spec.gap)
+        what = (
+            f"partial ρ(the {GAP_WORDS[spec.gap]}, max‖Jf‖ | train loss) minus the largest |partial ρ| of "
+            "sharpness and the baselines"
+        )
+        return seed_verdict(claim_id, vals, preset=preset, what=what)
+    raise TypeError(f"spec={spec!r}; accepted: an Effect, Rho or Beats")
+
+
+#: Columns the simulator draws (log-normal ones are positive, like the measured quantities).
+_SIM_POSITIVE = ("sharpness", *PREDICTORS[1:], "train_loss", "param_norm", "logit_norm")
+_SIM_PLAIN = ("margin", "test_acc", "train_acc")
+
+
+def simulate_final(
+    rng: np.random.Generator,
+    labels: pd.DataFrame,
+    *,
+    rho: dict[str, float] | None = None,
+    effects: tuple = (),
+) -> pd.DataFrame:
+    r"""A simulated frame of final measurements at a chapter's design (one row per run).
+
+    Every quantity of a run is a standard normal draw (the positive ones exponentiated), independent
+    across runs, except the gaps: :math:`g=\sum_p\rho_p z_p+\sqrt{1-\sum_p\rho_p^2}\,e` with
+    :math:`z_p` the (log) value of predictor :math:`p` (``rho``), each gap with its own noise.
+    ``effects`` are ``(column, treated labels, delta)``: ``delta`` is added to the column (on the
+    log scale for a positive one; ``"gaps"``: to both gaps) in the runs matching the labels.
+
+    Args:
+        rng: the generator. labels: the grid's labels, one row per run (with ``seed``).
+    """
+    rho = dict(rho or {})
+    n = len(labels)
+    z = {c: rng.standard_normal(n) for c in (*_SIM_POSITIVE, *_SIM_PLAIN)}
+    rest = float(np.sqrt(max(0.0, 1.0 - sum(v * v for v in rho.values()))))
+    signal = sum((v * z[p] for p, v in rho.items()), np.zeros(n))
+    z["gap_loss"] = signal + rest * rng.standard_normal(n)
+    z["gap_acc"] = signal + rest * rng.standard_normal(n)
+    for column, treated, delta in effects:
+        m = np.logical_and.reduce([np.isclose(labels[k].to_numpy(float), float(v)) for k, v in treated.items()])
+        for c in GAPS if column == "gaps" else (column,):
+            z[c] = z[c] + delta * m
+    cols = {c: (np.exp(v) if c in _SIM_POSITIVE else v) for c, v in z.items()}
+    return labels.reset_index(drop=True).assign(**cols)
+
+
+def grid_labels(config) -> pd.DataFrame:
+    """The grid's labels of a config, one row per run (``config.grid()`` without the runs)."""
+    return pd.DataFrame([lab for lab, _ in config.grid()])
+
+
+#: Effect sizes of the known answers' true cases.
+TRUE_EFFECT = 1.5
+TRUE_RHO = 0.7
+
+
+def register_known_answer(claim_id: str, spec, labels: pd.DataFrame, *, design: str) -> None:
+    r"""Register the known answer of a claim decided by :func:`decide` at the design of ``labels``.
+
+    False cases sit at the null's boundary: no effect (:class:`Effect`), independence
+    (:class:`Rho`), the Jacobian and the sharpness equally related to the gaps (:class:`Beats`).
+    True cases: an effect of :data:`TRUE_EFFECT` run-to-run standard deviations in the predicted
+    direction; :math:`\rho=` :data:`TRUE_RHO` between the gap and the predictor (signed as
+    predicted); the Jacobian alone related to the gaps at :data:`TRUE_RHO`, the rivals not at all.
+    """
+    from .. import claims
+
+    sign = getattr(claims.get(claim_id).rule, "predicted", 1)
+    if isinstance(spec, Effect):
+        col = spec.column
+
+        def false(rng):
+            return simulate_final(rng, labels)
+
+        def true(rng):
+            return simulate_final(rng, labels, effects=((col, spec.treated, sign * TRUE_EFFECT),))
+
+        truth = f"true: {col} moves by {TRUE_EFFECT} run-to-run sd in the predicted direction; false: no effect"
+    elif isinstance(spec, Rho):
+
+        def false(rng):
+            return simulate_final(rng, labels)
+
+        def true(rng):
+            return simulate_final(rng, labels, rho={spec.predictor: sign * TRUE_RHO})
+
+        truth = f"true: rho = {sign * TRUE_RHO} between the gaps and {spec.predictor} per run; false: independent"
+    elif isinstance(spec, Beats):
+
+        def false(rng):
+            return simulate_final(rng, labels, rho={JACOBIAN: 0.5, "sharpness": -0.5})
+
+        def true(rng):
+            return simulate_final(rng, labels, rho={JACOBIAN: TRUE_RHO})
+
+        truth = f"true: only the Jacobian relates to the gaps (rho = {TRUE_RHO}); false: sharpness as strongly (0.5)"
+    else:
+        raise TypeError(f"spec={spec!r}; accepted: an Effect, Rho or Beats")
+    claims.known_answer(
+        claim_id,
+        design=design,
+        simulate_false=false,
+        simulate_true=true,
+        decide=lambda data: decide(claim_id, spec, data).outcome,
+        truth=truth,
+    )
