@@ -540,6 +540,9 @@ def baselines_table(final: pd.DataFrame, gap: str, predictors, *, control: str =
 # Claims decided over seeds, and their known answers
 # ------------------------------------------------------------------------------------------------
 
+#: How the seeds replicate a grid, for the chapters' setting sentences.
+SEED_DRAW = "each seed draws its own training subset, so the intervals over seeds include the sampling of the data"
+
 #: The gaps in words.
 GAP_WORDS = {"gap_loss": "loss gap", "gap_acc": "accuracy gap"}
 

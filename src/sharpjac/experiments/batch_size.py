@@ -20,6 +20,7 @@ from ._gap_stats import (
     BASELINES,
     METHOD_WORDS,
     PREDICTORS,
+    SEED_DRAW,
     check_choice,
     corr_labels,
     final_measurements,
@@ -360,7 +361,7 @@ def summarise(
                 else f"for the baseline's {config.baseline_steps():,} updates"
                 for b in budgets
             )
-            + f"; {n_seeds} seed(s) each: {final['run_key'].nunique()} distinct runs."
+            + f"; {n_seeds} seed(s) each ({SEED_DRAW}): {final['run_key'].nunique()} distinct runs."
         ),
         "bs_changes": _changes_text(changes, base_batch, big, n_seeds),
         "bs_ex1": _exercise_full_batch(final, config, lrs, big),

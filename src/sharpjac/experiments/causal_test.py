@@ -19,6 +19,7 @@ from ..display import fmt_iv, num_set
 from ._gap_stats import (
     BASELINES,
     PREDICTORS,
+    SEED_DRAW,
     at_loss_level,
     corr_labels,
     final_measurements,
@@ -212,7 +213,7 @@ def summarise(runs: pd.DataFrame, config: CausalTestConfig, *, preset: str, loss
         "ct_setting": (
             f"This page was computed with the **{preset}** preset: {describe_setting(config)}, instead of the paper's "
             f"CIFAR-10 and ResNet-18, with penalty strengths $\\lambda_J\\in{num_set(pens)}$, one random "
-            f"projection per sample, {n_seeds} seed(s) each: {len(final)} runs."
+            f"projection per sample, {n_seeds} seed(s) each ({SEED_DRAW}): {len(final)} runs."
         ),
     }
     return Summary(

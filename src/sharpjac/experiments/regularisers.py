@@ -20,6 +20,7 @@ from ._gap_stats import (
     BASELINES,
     METHOD_WORDS,
     PREDICTORS,
+    SEED_DRAW,
     check_choice,
     corr_labels,
     final_measurements,
@@ -284,7 +285,7 @@ def summarise(
             f"This page was computed with the **{preset}** preset: a baseline of {describe_setting(config)}, instead "
             f"of the paper's CIFAR-10 and ResNet-18, and, one at a time, "
             f"{regulariser_words(config).replace('augmentation', 'augmentation (shifts of up to two pixels)')}; "
-            f"{n_seeds} seed(s) each: {len(final)} runs."
+            f"{n_seeds} seed(s) each ({SEED_DRAW}): {len(final)} runs."
         ),
         "rg_method": METHOD_WORDS[method],
         "rg_ex1": (

@@ -19,6 +19,7 @@ from ._gap_stats import (
     BASELINES,
     METHOD_WORDS,
     PREDICTORS,
+    SEED_DRAW,
     check_choice,
     comparison_words,
     corr_labels,
@@ -256,7 +257,7 @@ def summarise(
             f"This page was computed with the **{preset}** preset: {describe_setting(config)}, instead of the paper's "
             f"CIFAR-10 and ResNet-18; SAM radius $\\rho\\in{num_set(rhos)}$, augmentation "
             f"{' and '.join('on' if a else 'off' for a in augs)} (random shifts of up to two pixels; CIFAR would use "
-            f"crops and flips), {n_seeds} seed(s) each: {len(final)} runs."
+            f"crops and flips), {n_seeds} seed(s) each ({SEED_DRAW}): {len(final)} runs."
         ),
         "sa_corr": (
             f"Across the {len(final)} runs, {METHOD_WORDS[method]} of the loss gap with sharpness is "

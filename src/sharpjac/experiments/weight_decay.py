@@ -21,6 +21,7 @@ from ._gap_stats import (
     GAPS,
     METHOD_WORDS,
     PREDICTORS,
+    SEED_DRAW,
     check_choice,
     corr_labels,
     effects_by,
@@ -272,7 +273,7 @@ def summarise(
         "wd_setting": (
             f"This page was computed with the **{preset}** preset: {describe_setting(config)}, instead of the "
             f"paper's CIFAR-10/100 and ResNet-18; weight decay $\\lambda\\in{num_set(wds)}$ (coupled L2) at step "
-            f"sizes $\\eta\\in{num_set(lrs)}$, {n_seeds} seed(s) each: {len(final)} runs."
+            f"sizes $\\eta\\in{num_set(lrs)}$, {n_seeds} seed(s) each ({SEED_DRAW}): {len(final)} runs."
         ),
         "wd_within": (
             f"With the largest decay ($\\lambda={hi_wd:g}$), the gap is smaller than without decay, with an interval "
