@@ -486,15 +486,15 @@ def seed_correlations(final: pd.DataFrame, gap: str, predictors, *, control: str
 
 
 def jacobian_margin(
-    final: pd.DataFrame, gap: str, *, jacobian: str = JACOBIAN, rivals=RIVALS, control: str = "train_loss"
+    final: pd.DataFrame, gap: str, *, jacobian: str = JACOBIAN, rivals=RIVALS, control: str | None = "train_loss"
 ) -> dict[int, float]:
     r"""Per seed, how far the Jacobian's partial correlation with the gap beats every rival's.
 
     :math:`d_s=\rho_s(\text{gap},J\mid\text{control})-\max_r|\rho_s(\text{gap},r\mid\text{control})|`
     over the rivals recorded (sharpness and the baselines); :math:`d_s>0` means the Jacobian says
     more about the gap, with the training loss held fixed, than any rival does, in the direction
-    the paper predicts. A seed whose Jacobian correlation is NaN is left out; rivals that are NaN
-    in a seed are ignored there.
+    the paper predicts. With ``control=None`` the plain Spearman correlations. A seed whose Jacobian
+    correlation is NaN is left out; rivals that are NaN in a seed are ignored there.
     """
     t = seed_correlations(final, gap, [jacobian, *rivals], control=control)
     best = t[list(rivals)].abs().max(axis=1, skipna=True).fillna(0.0)
@@ -577,9 +577,16 @@ class Rho:
 
 @dataclass(frozen=True)
 class Beats:
-    """A claim that the Jacobian beats sharpness and the baselines on ``gap`` (:func:`jacobian_margin`)."""
+    r"""A claim that the Jacobian beats its rivals on ``gap``, per seed (:func:`jacobian_margin`).
+
+    The default is the baseline claim: partial correlations given the training loss, against
+    sharpness and every baseline. ``rivals=("sharpness",), control=None`` is the sign-respecting
+    form of "the Jacobian, not sharpness, follows the gap": :math:`\rho(\text{gap},J)-|\rho(\text{gap},s)|`.
+    """
 
     gap: str
+    rivals: tuple = RIVALS
+    control: str | None = "train_loss"
 
 
 def _evidence(iv, what: str) -> str:
@@ -676,12 +683,8 @@ def decide(claim_id: str, spec, final: pd.DataFrame, *, preset: str = "quick"):
         what = f"Spearman's ρ across the grid points of the {GAP_WORDS[spec.gap]} with {tables.label(spec.predictor)}"
         return seed_verdict(claim_id, vals, preset=preset, what=what)
     if isinstance(spec, Beats):
-        vals = jacobian_margin(final, spec.gap)
-        what = (
-            f"partial ρ(the {GAP_WORDS[spec.gap]}, max‖Jf‖ | train loss) minus the largest |partial ρ| of "
-            "sharpness and the baselines"
-        )
-        return seed_verdict(claim_id, vals, preset=preset, what=what)
+        vals = jacobian_margin(final, spec.gap, rivals=spec.rivals, control=spec.control)
+        return seed_verdict(claim_id, vals, preset=preset, what=beats_words(spec))
     raise TypeError(f"spec={spec!r}; accepted: an Effect, Rho or Beats")
 
 
@@ -767,12 +770,15 @@ def register_known_answer(claim_id: str, spec, labels: pd.DataFrame, *, design: 
     elif isinstance(spec, Beats):
 
         def false(rng):
-            return simulate_final(rng, labels, rho={JACOBIAN: 0.5, "sharpness": -0.5})
+            return simulate_final(rng, labels, rho={JACOBIAN: 0.5, spec.rivals[0]: -0.5})
 
         def true(rng):
             return simulate_final(rng, labels, rho={JACOBIAN: TRUE_RHO})
 
-        truth = f"true: only the Jacobian relates to the gaps (rho = {TRUE_RHO}); false: sharpness as strongly (0.5)"
+        truth = (
+            f"true: only the Jacobian relates to the gaps (rho = {TRUE_RHO}); false: {spec.rivals[0]} as "
+            "strongly, in the opposite direction (rho = 0.5 and -0.5)"
+        )
     else:
         raise TypeError(f"spec={spec!r}; accepted: an Effect, Rho or Beats")
     claims.known_answer(
@@ -783,3 +789,68 @@ def register_known_answer(claim_id: str, spec, labels: pd.DataFrame, *, design: 
         decide=lambda data: decide(claim_id, spec, data).outcome,
         truth=truth,
     )
+
+
+def beats_words(spec: Beats) -> str:
+    """What a :class:`Beats` claim's per-seed value is, in words."""
+    rivals = "sharpness" if tuple(spec.rivals) == ("sharpness",) else "sharpness and the baselines"
+    if spec.control is None:
+        return f"ρ(the {GAP_WORDS[spec.gap]}, max‖Jf‖) minus the largest |ρ| of {rivals}, per seed"
+    return (
+        f"partial ρ(the {GAP_WORDS[spec.gap]}, max‖Jf‖ | train loss) minus the largest |partial ρ| of {rivals}, "
+        "per seed"
+    )
+
+
+def decide_all(specs: dict, final: pd.DataFrame, *, preset: str) -> dict:
+    """:func:`decide` for every claim of a chapter (``{claim_id: spec}``), in order."""
+    return {cid: decide(cid, spec, final, preset=preset) for cid, spec in specs.items()}
+
+
+def register_known_answers(specs: dict, config, *, design: str) -> None:
+    """:func:`register_known_answer` for every claim of a chapter, at the design of ``config``'s grid."""
+    labels = grid_labels(config)
+    for cid, spec in specs.items():
+        register_known_answer(cid, spec, labels, design=design)
+
+
+def baselines_tables(final: pd.DataFrame, predictors=(JACOBIAN, *RIVALS)) -> pd.DataFrame:
+    """:func:`baselines_table` of both gaps, stacked (a ``gap`` column first)."""
+    parts = [baselines_table(final, g, list(predictors)).assign(gap=g) for g in GAPS]
+    t = pd.concat(parts, ignore_index=True)
+    return t[["gap", *[c for c in t.columns if c != "gap"]]]
+
+
+def baselines_text(table: pd.DataFrame) -> str:
+    r"""Which predictor says most about each gap with the training loss fixed (from :func:`baselines_tables`).
+
+    Per gap, the predictor with the largest mean :math:`|\text{partial }\rho|` over seeds; when it is
+    not the Jacobian the sentence says that a rival wins.
+    """
+    from .. import tables
+    from ..display import fmt_iv
+
+    out = []
+    for g, t in table.groupby("gap", sort=False):
+        t = t.set_index("predictor")
+        if t["partial"].isna().all():
+            out.append(f"On the {GAP_WORDS[g]}, no partial correlation could be computed (too few grid points).")
+            continue
+        best = t["partial"].abs().idxmax()
+        j = t.loc[JACOBIAN]
+        jtxt = f"{fmt_iv(j.partial, j.partial_low, j.partial_high)}"
+        if best == JACOBIAN:
+            rival = t.drop(index=JACOBIAN)["partial"].abs().idxmax()
+            out.append(
+                f"On the {GAP_WORDS[g]}, the Jacobian has the largest mean partial correlation with the training "
+                f"loss fixed ({jtxt}); the strongest rival is {tables.label(rival)} "
+                f"({t.loc[rival, 'partial']:.2f})."
+            )
+        else:
+            b = t.loc[best]
+            out.append(
+                f"On the {GAP_WORDS[g]}, **{tables.label(best)} says more about the gap than the Jacobian** with the "
+                f"training loss fixed ({fmt_iv(b.partial, b.partial_low, b.partial_high)} against {jtxt}): "
+                "here a rival, not the Jacobian, wins."
+            )
+    return " ".join(out)
