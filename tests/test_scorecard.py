@@ -57,7 +57,7 @@ def test_recorded_and_not_run_claims(tmp_path, fake_claims):
     # outcome and key number first (they stay in view when the table scrolls on a phone)
     assert rows[0].startswith("| {bdg-danger}`Disagree` | 1 of 4 checks fail | A bound holds. *(companion)* |")
     assert rows[1].startswith("| {bdg-success}`Agree` | Δ\\|ρ\\| = 0.2 [0.1, 0.3] | The Jacobian \\| tracks the gap. |")
-    assert rows[1].endswith("| quick | 5 |")
+    assert rows[1].endswith("| quick | 5 seeds | not assessed |")  # no unit recorded: its seeds
     assert '<a href="../notebooks/executed/weight_decay.html#claim-weight_decay-tracks">Weight decay</a>' in rows[1]
     assert rows[2].startswith("| {bdg-light}`not run` |  | Large batches are sharper. |")
     assert "<a " not in rows[2]

@@ -211,6 +211,27 @@ def _key(rec: dict) -> str:
     return _cell(claims.no_negative_zero(claims.typeset(text)))
 
 
+def _unit(rec: dict) -> str:
+    """``"5 seeds"`` from a record; a record without a unit shows its seeds (``"3 seeds"``)."""
+    if not rec:
+        return ""
+    if rec.get("unit"):
+        return _cell(f"{rec.get('n_units', '')} {rec['unit']}")
+    seeds = rec.get("seeds")
+    return _cell(f"{seeds} seed{'s' if seeds != 1 else ''}") if seeds else ""
+
+
+def _fragility(rec: dict) -> str:
+    """``**fragile** (seed 3)``, ``robust`` or ``not assessed`` (a single unit, or not recorded)."""
+    if not rec:
+        return ""
+    if rec.get("fragile") is None:
+        return "not assessed"
+    if rec["fragile"]:
+        return _cell(f"**fragile** ({', '.join(str(f) for f in rec.get('flips', []))})")
+    return "robust"
+
+
 def _outcomes(latest: dict[str, Record]) -> dict[str, str]:
     return {cid: r.outcome for cid, r in latest.items() if r.outcome is not None}
 
@@ -286,17 +307,21 @@ def render(root: Path | str) -> tuple[str, str]:
         lines += [
             "## Claims",
             "",
-            "Tallied above: each claim counts once.",
+            "Tallied above: each claim counts once. *Unit* is what the interval or test is over and how many "
+            "(seeds are independent replicates, each with its own training subset). *One left out* recomputes "
+            "the outcome leaving out each unit in turn: **fragile** when dropping one of them alone changes it. "
+            "How each rule behaves on data with a known answer is on the page "
+            "{doc}`How the verdicts are decided </book/verdict_rules>`.",
             "",
             # the outcome and the key number first: on a phone the table scrolls, and they stay in view
-            "| Outcome | Key number [95 % interval] | Claim | Section | Preset | Seeds |",
-            "|:--|:--|:--|:--|:--|--:|",
+            "| Outcome | Key number [95 % interval] | Claim | Section | Preset | Unit | One left out |",
+            "|:--|:--|:--|:--|:--|:--|:--|",
         ]
         for c in by_kind["claim"]:
             badge, key, statement, where = _row(c, latest, titles, _key)
             rec = latest[c.id].data if c.id in latest else {}
-            preset, seeds = _cell(rec.get("preset", "")), _cell(rec.get("seeds", ""))
-            lines.append(f"| {badge} | {key} | {statement} | {where} | {preset} | {seeds} |")
+            preset, unit, fragile = _cell(rec.get("preset", "")), _unit(rec), _fragility(rec)
+            lines.append(f"| {badge} | {key} | {statement} | {where} | {preset} | {unit} | {fragile} |")
         lines.append("")
     if by_kind["check"]:
         lines += [

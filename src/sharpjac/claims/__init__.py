@@ -30,6 +30,8 @@ from __future__ import annotations
 import importlib
 import pkgutil
 
+from .clustered import from_clusters
+from .known_answers import KnownAnswer, known_answer, known_answers
 from .registry import CHAPTERS, KINDS, SOURCES, Claim, UnknownClaimError, all_claims, get, register
 from .rules import OUTCOMES, AtLeast, AtMost, Contains, Count, Holds, Permutation, Rule, Sign
 from .verdicts import (
@@ -68,6 +70,10 @@ __all__ = [
     "get",
     "all_claims",
     "evaluate",
+    "from_clusters",
+    "KnownAnswer",
+    "known_answer",
+    "known_answers",
     "choose",
     "anchor",
     "typeset",

@@ -123,6 +123,11 @@ class Verdict:
         estimate, low, high: the key number and its interval (NaN where there is none).
         label: what the key number is, e.g. ``"ρ(gap, max‖Jf‖)"`` (may be empty).
         margin: for a check, its tightest margin as a sentence (may be empty).
+        unit, n_units: what the interval or test is over and how many ("seeds", 5); empty and 0
+            when the numbers do not come from clusters (a check, a single study).
+        fragile: True when leaving out one cluster (seed, grid point) changes the outcome, False
+            when no single cluster does, None when not assessed (fewer than two clusters).
+        flips: the clusters whose removal changes the outcome (as text).
     """
 
     claim: Claim
@@ -136,6 +141,26 @@ class Verdict:
     high: float = float("nan")
     label: str = ""
     margin: str = ""
+    unit: str = ""
+    n_units: int = 0
+    fragile: bool | None = None
+    flips: tuple = ()
+
+    @property
+    def units_text(self) -> str:
+        """``"5 seeds"`` (empty when the numbers do not come from clusters)."""
+        return f"{self.n_units} {self.unit}" if self.unit else ""
+
+    @property
+    def fragility_text(self) -> str:
+        """``"fragile: leaving out seed 3 changes the outcome"``, ``"robust to leaving out any one of
+        the 5 seeds"``, or empty when not assessed."""
+        if self.fragile is None:
+            return ""
+        if self.fragile:
+            which = ", ".join(str(f) for f in self.flips)
+            return f"fragile: leaving out one of ({which}) alone changes the outcome"
+        return f"robust to leaving out any one of the {self.units_text or 'clusters'}"
 
     @property
     def word(self) -> str:
@@ -168,8 +193,10 @@ class Verdict:
         """The verdict box as MyST Markdown (anchor, then an admonition titled with the outcome)."""
         c = self.claim
         seeds = f"{self.seeds} seed" + ("s" if self.seeds != 1 else "")
+        units = f" Unit: {self.units_text}." if self.unit else ""
+        fragility = f" Fragility: {self.fragility_text}." if self.fragility_text else ""
         small = (
-            f"Statistic: {typeset(c.statistic)}. Key number: {typeset(self.key_text())}. "
+            f"Statistic: {typeset(c.statistic)}. Key number: {typeset(self.key_text())}.{units}{fragility} "
             f"Decision rule: {typeset(c.rule.describe())} Run: preset {self.preset}, {seeds}. Claim id: {c.id}."
         )
         fence = "`" * 5
@@ -203,6 +230,10 @@ class Verdict:
                 "label": self.label,
                 "kind": c.kind,
                 "margin": self.margin,
+                "unit": self.unit,
+                "n_units": self.n_units,
+                "fragile": self.fragile,
+                "flips": [str(f) for f in self.flips],
                 "degenerate": self.degenerate,
                 "key_text": self.key_text(),
                 "evidence": _plain(self.evidence),
@@ -244,7 +275,17 @@ class Verdict:
 _KEY = ("estimate", "low", "high")
 
 
-def evaluate(claim_id: str, *, evidence: str, preset: str, seeds: int, **numbers) -> Verdict:
+def evaluate(
+    claim_id: str,
+    *,
+    evidence: str,
+    preset: str,
+    seeds: int,
+    unit: str = "",
+    n_units: int | None = None,
+    fragility=None,
+    **numbers,
+) -> Verdict:
     """Decide a registered claim from computed numbers.
 
     Args:
@@ -257,6 +298,11 @@ def evaluate(claim_id: str, *, evidence: str, preset: str, seeds: int, **numbers
             ``label`` (what it is); any other real number is kept in the record. A check
             (``kind="check"``) may pass ``margin``: a sentence with its tightest margin, how close
             the closest case came to failing (e.g. ``"largest radius / bound = 0.10"``).
+        unit: what the numbers' interval or test is over, plural (``"seeds"``, ``"grid points"``).
+        n_units: how many of them (required with ``unit``).
+        fragility: an :class:`sharpjac.inference.Fragility` (from :func:`sharpjac.inference.leave_one_out`
+            with this claim's rule), or None when not assessed. Its full-data outcome must equal
+            the rule's outcome here: a mismatch means it recomputed something else, and is an error.
 
     Returns:
         :class:`Verdict`; its outcome comes from the rule, never from the caller.
@@ -289,6 +335,18 @@ def evaluate(claim_id: str, *, evidence: str, preset: str, seeds: int, **numbers
     outcome = claim.rule.decide(**numbers)
     if outcome not in OUTCOMES:
         raise ValueError(f"evaluate {claim_id}: the rule returned {outcome!r}; accepted: one of {OUTCOMES}")
+    if not isinstance(unit, str):
+        raise ValueError(f"evaluate {claim_id}: unit={unit!r} is invalid; accepted: a plural noun such as 'seeds'")
+    if unit and (isinstance(n_units, bool) or not isinstance(n_units, Integral) or n_units < 0):
+        raise ValueError(f"evaluate {claim_id}: n_units={n_units!r} is invalid; accepted: a count >= 0 (unit {unit!r})")
+    fragile, flips = None, ()
+    if fragility is not None:
+        if getattr(fragility, "outcome", None) != outcome:
+            raise ValueError(
+                f"evaluate {claim_id}: fragility.outcome={getattr(fragility, 'outcome', None)!r} differs from the "
+                f"rule's outcome {outcome!r}; accepted: a leave_one_out of this claim's own decision"
+            )
+        fragile, flips = bool(fragility.fragile), tuple(str(f) for f in fragility.flips)
     if any(k in numbers for k in _KEY):
         key = tuple(float(numbers.get(k, float("nan"))) for k in _KEY)
     else:
@@ -305,6 +363,10 @@ def evaluate(claim_id: str, *, evidence: str, preset: str, seeds: int, **numbers
         high=key[2],
         label=label,
         margin=margin.strip(),
+        unit=unit.strip(),
+        n_units=int(n_units) if unit else 0,
+        fragile=fragile,
+        flips=flips,
     )
 
 

@@ -22,8 +22,10 @@ def build_book(root: Path, *, builder: str = "html") -> None:
     if missing:
         raise FileNotFoundError(f"chapters not executed yet: {', '.join(missing)}; run `make notebooks` first")
     from sharpjac import scorecard  # the scorecard page and the landing page's counts, from the records
+    from sharpjac.claims import calibration  # the rules page: each rule's false-agree rate and power
 
     scorecard.write(root)
+    calibration.write(root)
     command += ["--config", str(write_derived_config(root))]  # repository URL and buttons (derived_config)
     done = subprocess.run(command, cwd=root, capture_output=True, text=True, check=False)
     if done.returncode != 0:
