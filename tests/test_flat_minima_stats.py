@@ -247,3 +247,19 @@ def test_simulated_frames_have_the_stated_structure():
     g = S.simulate_final(np.random.default_rng(0), labels, effects=(("sharpness", {"lr": 0.4}, -1.0),))
     shift = np.log(g.sharpness[g.lr == 0.4]).mean() - np.log(g.sharpness[g.lr == 0.1]).mean()
     assert abs(shift + 1.0) < 0.2  # 400 runs per side: sd of the difference about 0.07
+
+
+def test_seed_correlations_all_at_once_equal_one_by_one():
+    # the vectorised path (every value recorded) and the pairwise path (a NaN in one column) agree
+    rng = np.random.default_rng(4)
+    f = pd.DataFrame(rng.normal(size=(18, 4)), columns=["g", "a", "b", "t"]).assign(seed=np.repeat([0, 1], 9))
+    f.loc[0, "b"] = f.loc[1, "b"]  # a tie
+    fast = S.seed_correlations(f, "g", ["a", "b"], control="t")
+    f.loc[17, "a"] = np.nan  # seed 1 now takes the pairwise path
+    slow = S.seed_correlations(f, "g", ["a", "b"], control="t")
+    p = f[f.seed == 0]
+    assert fast.loc[0, "b"] == pytest.approx(S.rank_correlation(p.b, p.g, p.t), abs=1e-12)
+    assert slow.loc[0, "b"] == pytest.approx(fast.loc[0, "b"], abs=1e-12)
+    assert slow.loc[1, "b"] == pytest.approx(fast.loc[1, "b"], abs=1e-12)
+    q = f[f.seed == 1]
+    assert slow.loc[1, "a"] == pytest.approx(S.rank_correlation(q.a, q.g, q.t), abs=1e-12)

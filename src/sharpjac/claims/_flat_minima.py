@@ -41,6 +41,7 @@ def _beats(chapter: str, grid: str, source: str = "companion") -> list[Claim]:
         for g, words in (("loss_gap", "loss gap"), ("acc_gap", "accuracy gap"))
     ]
 
+
 register(
     # -- weight decay (paper Fig. 2) -------------------------------------------------------------
     Claim(

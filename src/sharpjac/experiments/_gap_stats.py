@@ -367,14 +367,16 @@ RIVALS = ("sharpness", "param_norm", "logit_norm", "margin")
 JACOBIAN = "jac_spectral_max"
 
 
-def _pairs(final: pd.DataFrame, column: str, treated: dict, control: dict, pair_on) -> pd.DataFrame:
-    """Treated and control rows merged on ``pair_on`` (columns ``<column>_a``, ``<column>_b``)."""
+def _pairs(final: pd.DataFrame, column: str, treated: dict, control: dict, pair_on) -> tuple[list, np.ndarray]:
+    """The pairs' keys (tuples of the ``pair_on`` values, sorted) and ``[n_pairs, 2]`` values (treated, control)."""
     pair_on = [pair_on] if isinstance(pair_on, str) else list(pair_on)
     for c in [column, *pair_on, *treated, *control]:
         if c not in final:
             raise ValueError(f"column {c!r} is not in the frame; columns: {list(final.columns)}")
+    keys = list(zip(*(final[c].tolist() for c in pair_on)))
+    values = final[column].to_numpy(float)
 
-    def select(labels: dict[str, Any]) -> pd.DataFrame:
+    def select(labels: dict[str, Any]) -> dict:
         keep = np.ones(len(final), dtype=bool)
         for k, v in labels.items():
             col = final[k]
@@ -382,12 +384,15 @@ def _pairs(final: pd.DataFrame, column: str, treated: dict, control: dict, pair_
                 keep &= np.isclose(col.to_numpy(float), float(v), rtol=1e-9, atol=0.0)
             else:
                 keep &= (col == v).to_numpy()
-        part = final.loc[keep, [*pair_on, column]]
-        if part.duplicated(pair_on).any():
+        idx = np.flatnonzero(keep)
+        out = {keys[i]: values[i] for i in idx}
+        if len(out) < len(idx):
             raise ValueError(f"labels {labels} select several runs per {pair_on}; accepted: one run per pair")
-        return part
+        return out
 
-    return select(treated).merge(select(control), on=pair_on, suffixes=("_a", "_b")).sort_values(pair_on)
+    a, b = select(treated), select(control)
+    common = sorted(set(a) & set(b))
+    return common, np.array([[a[k], b[k]] for k in common], dtype=float).reshape(-1, 2)
 
 
 def seed_effects(
@@ -406,19 +411,21 @@ def seed_effects(
     pair_on = [pair_on] if isinstance(pair_on, str) else list(pair_on)
     if "seed" not in pair_on:
         raise ValueError(f"pair_on={pair_on}; accepted: columns that include 'seed'")
-    both = _pairs(final, column, treated, control, pair_on)
-    a, b = both[f"{column}_a"].to_numpy(float), both[f"{column}_b"].to_numpy(float)
+    keys, ab = _pairs(final, column, treated, control, pair_on)
     with np.errstate(divide="ignore", invalid="ignore"):
-        d = np.log(a) - np.log(b) if log else a - b
-    per = pd.Series(d, index=both["seed"].to_numpy())
-    per = per[np.isfinite(per.to_numpy())]
-    return {int(k): float(v) for k, v in per.groupby(level=0).mean().items()}
+        d = np.log(ab[:, 0]) - np.log(ab[:, 1]) if log else ab[:, 0] - ab[:, 1]
+    at = pair_on.index("seed")
+    sums: dict[int, list[float]] = {}
+    for k, v in zip(keys, d):
+        if np.isfinite(v):
+            sums.setdefault(int(k[at]), []).append(float(v))
+    return {s: float(np.mean(v)) for s, v in sorted(sums.items())}
 
 
 def _ranks(x: np.ndarray) -> np.ndarray:
-    from scipy import stats
-
-    return stats.rankdata(x)
+    """Average ranks 1..n (ties share the mean of their ranks), as ``scipy.stats.rankdata``."""
+    _, inverse, counts = np.unique(x, return_inverse=True, return_counts=True)
+    return (np.cumsum(counts) - (counts - 1) / 2.0)[inverse]
 
 
 def _corr(x: np.ndarray, y: np.ndarray) -> float:
@@ -476,13 +483,39 @@ def seed_correlations(final: pd.DataFrame, gap: str, predictors, *, control: str
     seeds = np.asarray(final["seed"])
     y_all = final[gap].to_numpy(float)
     z_all = None if control is None else final[control].to_numpy(float)
-    cols = {p: final[p].to_numpy(float) if p in final else np.full(len(final), np.nan) for p in predictors}
+    cols = np.column_stack(
+        [final[p].to_numpy(float) if p in final else np.full(len(final), np.nan) for p in predictors]
+    ).reshape(len(final), len(predictors))
     rows = {}
     for s in sorted(set(seeds.tolist())):
         m = seeds == s
         z = None if z_all is None else z_all[m]
-        rows[int(s)] = [float("nan") if p == control else rank_correlation(cols[p][m], y_all[m], z) for p in predictors]
+        x, y = cols[m], y_all[m]
+        if np.isfinite(x).all() and np.isfinite(y).all() and (z is None or np.isfinite(z).all()):
+            r = _columns_correlation(x, y, z)  # every value recorded: all predictors at once
+        else:
+            r = np.array([rank_correlation(x[:, k], y, z) for k in range(len(predictors))])
+        rows[int(s)] = [float("nan") if p == control else float(v) for p, v in zip(predictors, r)]
     return pd.DataFrame.from_dict(rows, orient="index", columns=predictors).rename_axis("seed")
+
+
+def _columns_correlation(x: np.ndarray, y: np.ndarray, z: np.ndarray | None) -> np.ndarray:
+    """:func:`rank_correlation` of every column of ``x`` (shape ``[n, k]``, all finite) with ``y``."""
+    from scipy import stats
+
+    n = len(y)
+    if n < (3 if z is None else 4):
+        return np.full(x.shape[1], np.nan)
+    r = stats.rankdata(np.column_stack([y, x] if z is None else [y, x, z]), axis=0)
+    r = r - r.mean(axis=0)
+    if z is not None:
+        rz = r[:, -1]
+        zz = float(rz @ rz)
+        r = r[:, :-1] - np.outer(rz, (rz @ r[:, :-1]) / zz) if zz > 1e-12 else r[:, :-1]
+    ry, rx = r[:, 0], r[:, 1:]
+    den = np.sqrt((rx * rx).sum(axis=0) * float(ry @ ry))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(den > 1e-12, (rx.T @ ry) / den, np.nan)
 
 
 def jacobian_margin(
@@ -819,6 +852,20 @@ def baselines_tables(final: pd.DataFrame, predictors=(JACOBIAN, *RIVALS)) -> pd.
     parts = [baselines_table(final, g, list(predictors)).assign(gap=g) for g in GAPS]
     t = pd.concat(parts, ignore_index=True)
     return t[["gap", *[c for c in t.columns if c != "gap"]]]
+
+
+#: Column labels of a displayed :func:`baselines_tables` table.
+BASELINE_LABELS = {
+    "gap": "gap",
+    "predictor": "",
+    "estimate": "Spearman's ρ, mean over seeds",
+    "low": "95 % low",
+    "high": "95 % high",
+    "partial": "partial ρ, train loss fixed",
+    "partial_low": "partial, 95 % low",
+    "partial_high": "partial, 95 % high",
+    "n_seeds": "n seeds",
+}
 
 
 def baselines_text(table: pd.DataFrame) -> str:

@@ -16,6 +16,7 @@ import pandas as pd
 from .. import analysis, claims, tables
 from ..display import fmt_iv, num_set
 from ._gap_stats import (
+    BASELINE_LABELS,
     BASELINES,
     GAPS,
     METHOD_WORDS,
@@ -59,6 +60,8 @@ __all__ = [
     "predictor_kind",
     "corr_labels",
     "labelled",
+    "BASELINE_LABELS",
+    "claim_specs",
 ]
 
 NAME = "weight_decay"
