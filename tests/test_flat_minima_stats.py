@@ -32,21 +32,17 @@ def _frame() -> pd.DataFrame:
 
 def test_paired_effect_equals_the_mean_paired_difference():
     f = _frame()
-    iv = S.paired_effect(
-        f, "gap", {"weight_decay": 0.01}, {"weight_decay": 0.0}, pair_on=["lr", "seed"], n_resamples=300, seed=0
-    )
-    assert iv.estimate == pytest.approx(np.mean([0.11, 0.11, 0.11, 0.11, 0.15, 0.15, 0.15, 0.15]), abs=1e-12)
-    # the bootstrap means of resampled pairs lie between the smallest and largest difference
-    assert 0.11 - 1e-12 <= iv.low <= iv.estimate <= iv.high <= 0.15 + 1e-12
+    iv = S.paired_effect(f, "gap", {"weight_decay": 0.01}, {"weight_decay": 0.0}, pair_on=["lr", "seed"])
+    # per seed the mean of 0.11 and 0.15 (the two rates), equal in every seed: a zero-width t interval
+    assert (iv.estimate, iv.low, iv.high) == pytest.approx((0.13,) * 3, abs=1e-12) and iv.n == 4
+    # a seed-dependent effect: the t interval over the 4 seeds' values, by hand
+    g = f.assign(gap=f.gap + f.weight_decay * 10 * f.seed)  # seed s adds 0.1 s to the treated runs
+    iv = S.paired_effect(g, "gap", {"weight_decay": 0.01}, {"weight_decay": 0.0}, pair_on=["lr", "seed"])
+    per = 0.13 + 0.1 * np.arange(4)
+    half = 3.182446305284263 * per.std(ddof=1) / 2  # t_{0.975, 3} from tables
+    assert (iv.estimate, iv.low, iv.high) == pytest.approx((per.mean(), per.mean() - half, per.mean() + half))
     lg = S.paired_effect(
-        f,
-        "sharpness",
-        {"weight_decay": 0.01},
-        {"weight_decay": 0.0},
-        pair_on=["lr", "seed"],
-        log=True,
-        n_resamples=100,
-        seed=0,
+        f, "sharpness", {"weight_decay": 0.01}, {"weight_decay": 0.0}, pair_on=["lr", "seed"], log=True
     )
     # every pair has ratio 2: the log effect is log 2 and the interval has no width
     assert (lg.estimate, lg.low, lg.high) == pytest.approx((np.log(2),) * 3, abs=1e-12)
@@ -64,8 +60,6 @@ def test_effects_by_holds_one_column_fixed():
         {"gap": False, "sharpness": True},
         {"weight_decay": 0.01},
         {"weight_decay": 0.0},
-        n_resamples=100,
-        seed=0,
     )
     assert list(t.columns) == ["lr", "gap", "gap_low", "gap_high", "sharpness", "sharpness_low", "sharpness_high"]
     assert t["lr"].tolist() == [0.1, 0.5]
@@ -73,7 +67,7 @@ def test_effects_by_holds_one_column_fixed():
     np.testing.assert_allclose(t[["gap", "gap_low", "gap_high"]].to_numpy(), [[0.11] * 3, [0.15] * 3], atol=1e-12)
     np.testing.assert_allclose(t[["sharpness", "sharpness_low", "sharpness_high"]].to_numpy(), 2.0, atol=1e-12)
     with pytest.raises(ValueError, match="by='batch'"):
-        S.effects_by(_frame(), "batch", {"gap": False}, {}, {}, n_resamples=10, seed=0)
+        S.effects_by(_frame(), "batch", {"gap": False}, {}, {})
 
 
 def test_final_measurements_keeps_the_last_step_of_each_run():
@@ -115,14 +109,12 @@ def test_intervention_effects_table_and_intervals():
         {"decay": {"weight_decay": 0.01, "lr": 0.5}},
         {"weight_decay": 0.0, "lr": 0.5},
         {"gap": ("g", False), "sharpness": ("s", True)},
-        n_resamples=50,
-        seed=0,
     )
     assert list(table.columns) == ["intervention", "g", "g_low", "g_high", "s", "s_low", "s_high"]
     assert table.loc[0, ["g", "g_low", "g_high"]].tolist() == pytest.approx([0.15] * 3)
     assert table.loc[0, "s"] == pytest.approx(2.0)
     assert ivs["decay"]["sharpness"].estimate == pytest.approx(np.log(2.0))  # the interval stays on the log scale
-    assert S.ratio_text(ivs["decay"]["sharpness"]) == "2.000 times (95 % interval [2.000, 2.000])"
+    assert S.ratio_text(ivs["decay"]["sharpness"]) == "2.000 times (95 % t interval [2.000, 2.000], 4 seeds)"
 
 
 def test_comparison_words_read_the_interval():

@@ -90,8 +90,8 @@ register(
         chapter="sam_augmentation",
         statement="SAM improves generalisation (lowers the generalisation gap), as the paper's account of flat "
         "minima expects.",
-        statistic="mean over seeds of gap(largest SAM radius) - gap(SGD), no augmentation, paired by seed, "
-        "bootstrap 95 %",
+        statistic="per seed, gap(largest SAM radius) - gap(SGD), no augmentation, on the loss gap and on the "
+        "accuracy gap; t intervals over seeds; agree only when both gaps fall (generalising better means both)",
         rule=Sign(-1),
     ),
     Claim(
@@ -106,9 +106,11 @@ register(
         chapter="sam_augmentation",
         statement="Data augmentation improves generalisation (lowers the generalisation gap), as the paper assumes "
         "of a regulariser.",
-        statistic="mean over seeds of gap(augmentation on) - gap(off), plain SGD, paired by seed, bootstrap 95 %",
+        statistic="per seed, gap(augmentation on) - gap(off), plain SGD, on the loss gap and on the accuracy gap; "
+        "t intervals over seeds; agree only when both gaps fall (generalising better means both)",
         rule=Sign(-1),
     ),
+    *_beats("sam_augmentation", "SAM radii and augmentation"),
     # -- batch size (paper Fig. 4) ---------------------------------------------------------------
     Claim(
         id="batch_size.jacobian_tracks_gap_fixed_epochs",

@@ -4,7 +4,10 @@ r"""Statistics shared by the six flat-minima chapters: which end-of-run quantity
 * :func:`gap_predictors`: rank correlations of the gaps with the :data:`PREDICTORS` and
   :data:`BASELINES` (:func:`sharpjac.analysis.predictor_table`, cluster bootstrap);
 * :func:`paired_values` and :func:`paired_effect`: the effect of an intervention, paired by seed
-  (and any other labels), with a bootstrap interval (:func:`sharpjac.analysis.difference_ci`).
+  (and any other labels), with a :math:`t` interval over seeds;
+* per-seed statistics (:func:`seed_effects`, :func:`seed_correlations`, :func:`jacobian_margin`),
+  the claims decided from them (:func:`decide`) and their known answers
+  (:func:`register_known_answer`, one simulator :func:`simulate_final`).
 """
 
 from __future__ import annotations
@@ -163,25 +166,20 @@ def paired_effect(
     *,
     pair_on=("seed",),
     log: bool = False,
-    n_resamples: int,
-    seed: int,
 ):
-    r"""Mean paired change of ``column`` from ``control`` to ``treated`` with a bootstrap interval.
+    r"""Mean paired change of ``column`` from ``control`` to ``treated``, a :math:`t` interval over seeds.
 
-    With pairs :math:`(a_k,b_k)` from :func:`paired_values`, the estimate is
-    :math:`\frac1K\sum_k(a_k-b_k)` (``log=False``) or :math:`\frac1K\sum_k(\log a_k-\log b_k)`
-    (``log=True``: the log of the geometric-mean ratio), with a percentile bootstrap over the pairs
-    (:func:`sharpjac.analysis.difference_ci`, ``paired=True``).
+    Per seed :math:`s`, the mean over its pairs (:func:`seed_effects`) of :math:`a_{sk}-b_{sk}`
+    (``log=False``) or :math:`\log a_{sk}-\log b_{sk}` (``log=True``: the log of the geometric-mean
+    ratio); the estimate is their mean over seeds, the interval Student's :math:`t` over the seeds
+    (:func:`sharpjac.inference.t_interval`; NaN below 3 seeds). Each seed is one replicate of the
+    grid, so the seed is the unit.
 
     Returns:
-        :class:`sharpjac.analysis.Interval` (``estimate, low, high``), on the log scale with ``log``.
+        :class:`sharpjac.inference.ClusterInterval` (``estimate, low, high, n``), on the log scale
+        with ``log``.
     """
-    from .. import analysis
-
-    a, b = paired_values(final, column, treated, control, pair_on=pair_on)
-    if log:
-        a, b = np.log(a), np.log(b)
-    return analysis.difference_ci(a, b, paired=True, n_resamples=n_resamples, seed=seed)
+    return seed_interval(seed_effects(final, column, treated, control, log=log, pair_on=pair_on))
 
 
 #: How the chapters name the two rank correlations.
@@ -207,8 +205,6 @@ def effects_by(
     control: dict[str, Any],
     *,
     pair_on=("seed",),
-    n_resamples: int,
-    seed: int,
 ) -> pd.DataFrame:
     r""":func:`paired_effect` of several columns within each value of ``by`` (one row per value).
 
@@ -217,7 +213,7 @@ def effects_by(
         columns: column -> ``log``; a logged column is reported as the geometric-mean ratio
             :math:`\exp(\overline{\log a-\log b})` with its interval exponentiated, a plain one as
             the mean change.
-        treated, control, pair_on, n_resamples, seed: see :func:`paired_effect`.
+        treated, control, pair_on: see :func:`paired_effect`.
 
     Returns:
         ``by`` and, per column ``c``, ``c``, ``c_low``, ``c_high``; rows in sorted order of ``by``.
@@ -229,7 +225,7 @@ def effects_by(
         sub = final[final[by] == value]
         row: dict[str, Any] = {by: value}
         for col, log in columns.items():
-            iv = paired_effect(sub, col, treated, control, pair_on=pair_on, log=log, n_resamples=n_resamples, seed=seed)
+            iv = paired_effect(sub, col, treated, control, pair_on=pair_on, log=log)
             f = np.exp if log else float
             row.update({col: f(iv.estimate), f"{col}_low": f(iv.low), f"{col}_high": f(iv.high)})
         rows.append(row)
@@ -255,8 +251,6 @@ def intervention_effects(
     columns: dict[str, tuple[str, bool]],
     *,
     pair_on=("seed",),
-    n_resamples: int,
-    seed: int,
 ) -> tuple[pd.DataFrame, dict[str, dict[str, Any]]]:
     """:func:`paired_effect` of several interventions against one control, on several columns.
 
@@ -264,21 +258,19 @@ def intervention_effects(
         final: one row per run. interventions: name -> treated labels. control: the control's labels.
         columns: column -> ``(short name, log)``; a logged column is reported as a ratio (the
             exponentiated mean log ratio and interval), a plain one as the mean change.
-        pair_on, n_resamples, seed: see :func:`paired_effect`.
+        pair_on: see :func:`paired_effect`.
 
     Returns:
         ``(table, intervals)``: ``table`` has one row per intervention (``intervention`` and, per
         column, ``short``, ``short_low``, ``short_high``); ``intervals[name][column]`` is the
-        :class:`~sharpjac.analysis.Interval` (log scale for a logged column).
+        :class:`~sharpjac.inference.ClusterInterval` (log scale for a logged column).
     """
     rows, ivs = [], {}
     for name, treated in interventions.items():
         row: dict[str, Any] = {"intervention": name}
         ivs[name] = {}
         for col, (short, log) in columns.items():
-            iv = paired_effect(
-                final, col, treated, control, pair_on=pair_on, log=log, n_resamples=n_resamples, seed=seed
-            )
+            iv = paired_effect(final, col, treated, control, pair_on=pair_on, log=log)
             ivs[name][col] = iv
             f = np.exp if log else float
             row.update({short: f(iv.estimate), f"{short}_low": f(iv.low), f"{short}_high": f(iv.high)})
@@ -287,8 +279,15 @@ def intervention_effects(
 
 
 def ratio_text(iv) -> str:
-    """A log-scale interval as a ratio: ``"1.234 times (95 % interval [1.100, 1.400])"``."""
-    return f"{np.exp(iv.estimate):.3f} times (95 % interval [{np.exp(iv.low):.3f}, {np.exp(iv.high):.3f}])"
+    """A log-scale interval over seeds as a ratio: ``"1.234 times (95 % t interval [1.100, 1.400], 5 seeds)"``.
+
+    Without an interval (too few seeds): ``"1.234 times (1 seed: too few for an interval)"``.
+    """
+    n = getattr(iv, "n", None)
+    seeds = "" if n is None else f", {n} seeds"
+    if not (np.isfinite(iv.low) and np.isfinite(iv.high)):
+        return f"{np.exp(iv.estimate):.3f} times ({n} seed(s): too few for an interval)"
+    return f"{np.exp(iv.estimate):.3f} times (95 % t interval [{np.exp(iv.low):.3f}, {np.exp(iv.high):.3f}]{seeds})"
 
 
 def comparison_words(iv) -> str:
@@ -901,3 +900,25 @@ def baselines_text(table: pd.DataFrame) -> str:
                 "here a rival, not the Jacobian, wins."
             )
     return " ".join(out)
+
+
+def tracks_sentence(final: pd.DataFrame, gap: str) -> str:
+    r"""Per seed, :math:`\rho(\text{gap},J)` and :math:`\rho(\text{gap},s)` and the sign-respecting
+    difference :math:`\rho_J-|\rho_s|` (means over seeds, :math:`t` intervals), with its reading."""
+    from ..display import fmt_iv
+
+    rho = seed_correlations(final, gap, [JACOBIAN, "sharpness"])
+    j, s = (seed_interval(rho[c].dropna().to_dict()) for c in (JACOBIAN, "sharpness"))
+    d = seed_interval(jacobian_margin(final, gap, rivals=("sharpness",), control=None))
+    return (
+        f"Per seed, Spearman's ρ across the grid points of the {GAP_WORDS[gap]} with $\\max_i\\|Jf(x_i)\\|_2$ "
+        f"averages {fmt_iv(j.estimate, j.low, j.high)} and with sharpness {fmt_iv(s.estimate, s.low, s.high)} "
+        f"({d.n} seeds, t intervals); the sign-respecting difference $\\rho_J-|\\rho_s|$ (the Jacobian counted "
+        f"only in the predicted direction) is {fmt_iv(d.estimate, d.low, d.high)}, " + comparison_words(d)
+    )
+
+
+def split_verdicts(verdicts: dict) -> tuple[dict, dict]:
+    """A chapter's verdicts split into the baseline claims (``*.jacobian_beats_baselines_*``) and the rest."""
+    base = {k: v for k, v in verdicts.items() if ".jacobian_beats_baselines_" in k}
+    return {k: v for k, v in verdicts.items() if k not in base}, base

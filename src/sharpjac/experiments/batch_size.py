@@ -223,9 +223,7 @@ def _changes(final, budgets, lrs, big, base_batch, n_boot, seed) -> pd.DataFrame
                 continue
             r: dict[str, Any] = {"budget": budget, "lr": lr}
             for key, (col, log) in CHANGE_COLUMNS.items():
-                iv = paired_effect(
-                    sub, col, {"batch_size": big}, {"batch_size": base_batch}, log=log, n_resamples=n_boot, seed=seed
-                )
+                iv = paired_effect(sub, col, {"batch_size": big}, {"batch_size": base_batch}, log=log)
                 f = np.exp if log else float
                 r[key], r[f"{key}_low"], r[f"{key}_high"] = f(iv.estimate), f(iv.low), f(iv.high)
             r["direction"] = _direction(r)

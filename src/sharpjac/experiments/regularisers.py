@@ -247,7 +247,7 @@ def summarise(
         for c, r, v in zip(treated["config"], treated["regulariser"], treated["strength"])
     }
     cols = {GAP: ("gap", False), "sharpness": ("s", True), jacobian: ("j", True)}
-    effects, _ = intervention_effects(final, interventions, _BASE, cols, n_resamples=n_boot, seed=seed)
+    effects, _ = intervention_effects(final, interventions, _BASE, cols)
     effects = effects.rename(columns={"intervention": "config"})
     effects.insert(1, "regulariser", [tr["regulariser"] for tr in interventions.values()])
     acc = final.groupby("config", sort=False)[["test_acc", "train_acc"]].mean()
@@ -272,7 +272,7 @@ def summarise(
     if "augmentation" in interventions:
         moves = []
         for c in analysis.JACOBIAN_COLUMNS:
-            iv = paired_effect(final, c, interventions["augmentation"], _BASE, log=True, n_resamples=n_boot, seed=seed)
+            iv = paired_effect(final, c, interventions["augmentation"], _BASE, log=True)
             moves.append(f"{tables.label(c)} {np.exp(iv.estimate):.2f} [{np.exp(iv.low):.2f}, {np.exp(iv.high):.2f}]")
         aug_text = (
             "Augmentation multiplies them (paired by seed, geometric mean, 95 % interval) by: " + "; ".join(moves) + "."

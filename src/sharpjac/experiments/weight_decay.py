@@ -245,9 +245,7 @@ def summarise(
         control="train_loss",
     )
     hi, lo = {"weight_decay": hi_wd}, {"weight_decay": lo_wd}
-    within = effects_by(
-        final, "lr", {gap: False, "sharpness": True, "jac_spectral_max": True}, hi, lo, n_resamples=n_boot, seed=seed
-    )
+    within = effects_by(final, "lr", {gap: False, "sharpness": True, "jac_spectral_max": True}, hi, lo)
     within.columns = [
         "lr",
         "gap_change",
