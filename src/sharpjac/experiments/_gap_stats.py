@@ -578,7 +578,11 @@ SEED_DRAW = "each seed draws its own training subset, so the intervals over seed
 #: The gaps as table labels.
 GAP_LABEL = {"gap_loss": "test − train loss", "gap_acc": "train − test accuracy"}
 #: The gaps in words.
-GAP_WORDS = {"gap_loss": "loss gap", "gap_acc": "accuracy gap"}
+GAP_WORDS = {
+    "gap_loss": "loss gap",
+    "gap_acc": "accuracy gap",
+    "gap_loss_unsmoothed": "loss gap (plain cross-entropy)",
+}
 
 
 @dataclass(frozen=True)
@@ -625,6 +629,7 @@ class Beats:
     rivals: tuple = RIVALS
     control: str | None = "train_loss"
     where: dict | None = None
+    jacobian: str = JACOBIAN
 
 
 def _evidence(iv, what: str) -> str:
@@ -695,23 +700,29 @@ def seed_verdict(claim_id: str, values: dict, *, preset: str, what: str, **extra
     )
 
 
-def select(final: pd.DataFrame, labels: dict) -> pd.DataFrame:
-    """The rows matching every label (floats compared with a relative tolerance of 1e-9)."""
+def matching(final: pd.DataFrame, labels: dict) -> np.ndarray:
+    """Boolean mask of the rows matching every label (floats compared with a relative tolerance of 1e-9)."""
     keep = np.ones(len(final), dtype=bool)
     for k, v in labels.items():
         if k not in final:
             raise ValueError(f"column {k!r} is not in the frame; columns: {list(final.columns)}")
         col = final[k]
         keep &= np.isclose(col.to_numpy(float), float(v), rtol=1e-9, atol=0.0) if _is_num(v) else (col == v).to_numpy()
-    return final[keep]
+    return keep
+
+
+def select(final: pd.DataFrame, labels: dict) -> pd.DataFrame:
+    """The rows matching every label (:func:`matching`)."""
+    return final[matching(final, labels)]
 
 
 def decide(claim_id: str, spec, final: pd.DataFrame, *, preset: str = "quick"):
     """The verdict of one claim of a flat-minima chapter from its final measurements.
 
     ``spec`` is an :class:`Effect` (per-seed paired effect; ``column="gaps"``: both gaps), a
-    :class:`Rho` (per-seed Spearman of the gap with a predictor, sign tested) or a :class:`Beats`
-    (per-seed :func:`jacobian_margin`, sign tested). The chapters and their known-answer tests call
+    :class:`Rho` (per-seed Spearman of the gap with a predictor, sign tested), a :class:`Beats`
+    (per-seed :func:`jacobian_margin`, sign tested) or an :class:`EffectiveLower` (a count of
+    interventions). The chapters and their known-answer tests call
     this same function.
     """
     if getattr(spec, "where", None):
@@ -734,14 +745,84 @@ def decide(claim_id: str, spec, final: pd.DataFrame, *, preset: str = "quick"):
         what = f"Spearman's ρ across the grid points of the {GAP_WORDS[spec.gap]} with {tables.label(spec.predictor)}"
         return seed_verdict(claim_id, vals, preset=preset, what=what)
     if isinstance(spec, Beats):
-        vals = jacobian_margin(final, spec.gap, rivals=spec.rivals, control=spec.control)
+        vals = jacobian_margin(final, spec.gap, jacobian=spec.jacobian, rivals=spec.rivals, control=spec.control)
         return seed_verdict(claim_id, vals, preset=preset, what=beats_words(spec))
-    raise TypeError(f"spec={spec!r}; accepted: an Effect, Rho or Beats")
+    if isinstance(spec, EffectiveLower):
+        return _count_verdict(claim_id, spec, final, preset)
+    raise TypeError(f"spec={spec!r}; accepted: an Effect, Rho, Beats or EffectiveLower")
+
+
+@dataclass(frozen=True)
+class EffectiveLower:
+    """A claim that every effective intervention also lowers ``column`` (rule ``Count(1.0)``).
+
+    An intervention is *effective* when it lowers both gaps (``gaps``), each with a :math:`t`
+    interval over seeds below 0 (:func:`paired_effect`); of these, :math:`k` also lower ``column``
+    (log ratio, interval below 0). The numbers are :math:`k` and :math:`n` (the effective ones).
+
+    Attributes:
+        column: the quantity (e.g. ``"jac_spectral_max"``). treated: name -> labels; control: labels.
+        gaps: the gap columns an effective intervention lowers.
+    """
+
+    column: str
+    treated: dict
+    control: dict
+    gaps: tuple = GAPS
+    where: dict | None = None
+
+
+def effective_counts(final: pd.DataFrame, spec: EffectiveLower) -> tuple[list, list]:
+    """The names of the effective interventions of ``spec`` and of those among them that lower ``spec.column``."""
+    effective, lowered = [], []
+    for name, tr in spec.treated.items():
+        if all(paired_effect(final, g, tr, spec.control).high < 0 for g in spec.gaps):
+            effective.append(name)
+            if paired_effect(final, spec.column, tr, spec.control, log=True).high < 0:
+                lowered.append(name)
+    return effective, lowered
+
+
+def _count_verdict(claim_id: str, spec: EffectiveLower, final: pd.DataFrame, preset: str):
+    from .. import claims, inference, tables
+
+    rule = claims.get(claim_id).rule
+    seeds = sorted(set(final["seed"].tolist()))
+
+    def outcome(kept) -> str:
+        eff, low = effective_counts(final[final["seed"].isin(kept)], spec)
+        return rule.decide(k=len(low), n=len(eff))
+
+    eff, low = effective_counts(final, spec)
+    frag = inference.leave_one_out(outcome, seeds) if len(seeds) >= 2 else None
+    gaps = " and ".join(f"the {GAP_WORDS.get(g, g)}" for g in spec.gaps)
+    missing = [e for e in eff if e not in low]
+    evidence = (
+        f"{len(eff)} of the {len(spec.treated)} interventions lower {gaps} with t intervals over seeds below 0 "
+        f"({', '.join(eff) or 'none'}); of these, {len(low)} also lower {tables.label(spec.column)} with an interval "
+        "below 1" + (f" (not: {', '.join(missing)})." if missing else ".")
+    )
+    if len(seeds) < 3:
+        evidence += f" Too few seeds for intervals ({len(seeds)})."
+    return claims.evaluate(
+        claim_id,
+        evidence=evidence,
+        preset=preset,
+        seeds=max(1, len(seeds)),
+        unit="seeds",
+        n_units=len(seeds),
+        fragility=frag,
+        k=len(low),
+        n=len(eff),
+        label="effective interventions that lower " + tables.label(spec.column),
+    )
 
 
 #: Columns the simulator draws (log-normal ones are positive, like the measured quantities).
 _SIM_POSITIVE = ("sharpness", *PREDICTORS[1:], "train_loss", "param_norm", "logit_norm")
 _SIM_PLAIN = ("margin", "test_acc", "train_acc")
+#: The gaps the simulator draws (the plain cross-entropy gap of the regularisers chapter too).
+SIM_GAPS = ("gap_loss", "gap_acc", "gap_loss_unsmoothed")
 
 
 def simulate_final(
@@ -767,11 +848,11 @@ def simulate_final(
     z = {c: rng.standard_normal(n) for c in (*_SIM_POSITIVE, *_SIM_PLAIN)}
     rest = float(np.sqrt(max(0.0, 1.0 - sum(v * v for v in rho.values()))))
     signal = sum((v * z[p] for p, v in rho.items()), np.zeros(n))
-    z["gap_loss"] = signal + rest * rng.standard_normal(n)
-    z["gap_acc"] = signal + rest * rng.standard_normal(n)
+    for g in SIM_GAPS:
+        z[g] = signal + rest * rng.standard_normal(n)
     for column, treated, delta in effects:
-        m = np.logical_and.reduce([np.isclose(labels[k].to_numpy(float), float(v)) for k, v in treated.items()])
-        for c in GAPS if column == "gaps" else (column,):
+        m = matching(labels, treated)
+        for c in SIM_GAPS if column == "gaps" else (column,):
             z[c] = z[c] + delta * m
     cols = {c: (np.exp(v) if c in _SIM_POSITIVE else v) for c, v in z.items()}
     return labels.reset_index(drop=True).assign(**cols)
@@ -833,8 +914,23 @@ def register_known_answer(claim_id: str, spec, labels: pd.DataFrame, *, design: 
             f"true: only the Jacobian relates to the gaps (rho = {TRUE_RHO_BEATS}); false: {spec.rivals[0]} as "
             "strongly, in the opposite direction (rho = 0.5 and -0.5)"
         )
+    elif isinstance(spec, EffectiveLower):
+        lower = tuple(("gaps", tr, -TRUE_EFFECT) for tr in spec.treated.values())
+
+        def false(rng):
+            return simulate_final(rng, labels, effects=lower)
+
+        def true(rng):
+            return simulate_final(
+                rng, labels, effects=lower + tuple((spec.column, tr, -TRUE_EFFECT) for tr in spec.treated.values())
+            )
+
+        truth = (
+            f"true: every intervention lowers the gaps and {spec.column} by {TRUE_EFFECT} run-to-run sd; false: "
+            f"every one lowers the gaps, none {spec.column}"
+        )
     else:
-        raise TypeError(f"spec={spec!r}; accepted: an Effect, Rho or Beats")
+        raise TypeError(f"spec={spec!r}; accepted: an Effect, Rho, Beats or EffectiveLower")
     claims.known_answer(
         claim_id,
         design=design,
@@ -868,9 +964,9 @@ def register_known_answers(specs: dict, config, *, design: str) -> None:
         register_known_answer(cid, spec, labels, design=design)
 
 
-def baselines_tables(final: pd.DataFrame, predictors=(JACOBIAN, *RIVALS)) -> pd.DataFrame:
+def baselines_tables(final: pd.DataFrame, predictors=(JACOBIAN, *RIVALS), gaps=GAPS) -> pd.DataFrame:
     """:func:`baselines_table` of both gaps, stacked (a ``gap`` column first)."""
-    parts = [baselines_table(final, g, list(predictors)).assign(gap=g) for g in GAPS]
+    parts = [baselines_table(final, g, list(predictors)).assign(gap=g) for g in gaps]
     t = pd.concat(parts, ignore_index=True)
     return t[["gap", *[c for c in t.columns if c != "gap"]]]
 
@@ -905,10 +1001,11 @@ def baselines_text(table: pd.DataFrame) -> str:
             out.append(f"On the {GAP_WORDS[g]}, no partial correlation could be computed (too few grid points).")
             continue
         best = t["partial"].abs().idxmax()
-        j = t.loc[JACOBIAN]
+        jac = next(p for p in t.index if p.startswith("jac"))
+        j = t.loc[jac]
         jtxt = f"{fmt_iv(j.partial, j.partial_low, j.partial_high)}"
-        if best == JACOBIAN:
-            rival = t.drop(index=JACOBIAN)["partial"].abs().idxmax()
+        if best == jac:
+            rival = t.drop(index=jac)["partial"].abs().idxmax()
             out.append(
                 f"On the {GAP_WORDS[g]}, the Jacobian has the largest mean partial correlation with the training "
                 f"loss fixed ({jtxt}); the strongest rival is {tables.label(rival)} "
@@ -924,16 +1021,17 @@ def baselines_text(table: pd.DataFrame) -> str:
     return " ".join(out)
 
 
-def tracks_sentence(final: pd.DataFrame, gap: str) -> str:
+def tracks_sentence(final: pd.DataFrame, gap: str, *, jacobian: str = JACOBIAN) -> str:
     r"""Per seed, :math:`\rho(\text{gap},J)` and :math:`\rho(\text{gap},s)` and the sign-respecting
     difference :math:`\rho_J-|\rho_s|` (means over seeds, :math:`t` intervals), with its reading."""
+    from .. import tables
     from ..display import fmt_iv
 
-    rho = seed_correlations(final, gap, [JACOBIAN, "sharpness"])
-    j, s = (seed_interval(rho[c].dropna().to_dict()) for c in (JACOBIAN, "sharpness"))
-    d = seed_interval(jacobian_margin(final, gap, rivals=("sharpness",), control=None))
+    rho = seed_correlations(final, gap, [jacobian, "sharpness"])
+    j, s = (seed_interval(rho[c].dropna().to_dict()) for c in (jacobian, "sharpness"))
+    d = seed_interval(jacobian_margin(final, gap, jacobian=jacobian, rivals=("sharpness",), control=None))
     return (
-        f"Per seed, Spearman's ρ across the grid points of the {GAP_WORDS[gap]} with $\\max_i\\|Jf(x_i)\\|_2$ "
+        f"Per seed, Spearman's ρ across the grid points of the {GAP_WORDS[gap]} with {tables.label(jacobian)} "
         f"averages {fmt_iv(j.estimate, j.low, j.high)} and with sharpness {fmt_iv(s.estimate, s.low, s.high)} "
         f"({d.n} seeds, t intervals); the sign-respecting difference $\\rho_J-|\\rho_s|$ (the Jacobian counted "
         f"only in the predicted direction) is {fmt_iv(d.estimate, d.low, d.high)}, " + comparison_words(d)
