@@ -596,6 +596,8 @@ class Effect:
         log: compare on the log scale (a ratio). pair_on: the labels a pair shares (with ``seed``).
         what: the effect in words for the evidence (e.g. ``"the largest decay against none"``).
         where: labels selecting the runs the claim is about (None: all), as for every spec.
+        frame: which of the chapter's frames the effect is read from (``"final"``: the end of
+            training; a chapter may pass others to :func:`decide_all`, e.g. ``"at_level"``).
     """
 
     column: str
@@ -605,6 +607,7 @@ class Effect:
     pair_on: tuple = ("seed",)
     what: str = ""
     where: dict | None = None
+    frame: str = "final"
 
 
 @dataclass(frozen=True)
@@ -952,9 +955,16 @@ def beats_words(spec: Beats) -> str:
     )
 
 
-def decide_all(specs: dict, final: pd.DataFrame, *, preset: str) -> dict:
-    """:func:`decide` for every claim of a chapter (``{claim_id: spec}``), in order."""
-    return {cid: decide(cid, spec, final, preset=preset) for cid, spec in specs.items()}
+def decide_all(specs: dict, frames, *, preset: str) -> dict:
+    """:func:`decide` for every claim of a chapter (``{claim_id: spec}``), in order.
+
+    ``frames``: one frame of final measurements, or ``{name: frame}`` with ``"final"`` and the
+    other frames an :class:`Effect` may name (its ``frame``).
+    """
+    frames = frames if isinstance(frames, dict) else {"final": frames}
+    return {
+        cid: decide(cid, spec, frames[getattr(spec, "frame", "final")], preset=preset) for cid, spec in specs.items()
+    }
 
 
 def register_known_answers(specs: dict, config, *, design: str) -> None:
