@@ -255,3 +255,19 @@ def test_seed_correlations_all_at_once_equal_one_by_one():
     assert slow.loc[1, "b"] == pytest.approx(fast.loc[1, "b"], abs=1e-12)
     q = f[f.seed == 1]
     assert slow.loc[1, "a"] == pytest.approx(S.rank_correlation(q.a, q.g, q.t), abs=1e-12)
+
+
+def test_jackknife_values_of_a_mean_are_the_seed_means():
+    # for the mean of all runs (equal runs per seed) the pseudo-values are the seeds' own means, whose
+    # mean is the statistic itself: the values are the seed means
+    f = pd.DataFrame({"seed": np.repeat([0, 1, 2, 3], 3), "x": np.arange(12.0) ** 1.5})
+    v = S.jackknife_values(f, lambda d: d["x"].mean())
+    want = f.groupby("seed")["x"].mean()
+    np.testing.assert_allclose([v[s] for s in range(4)], want.to_numpy(), rtol=1e-12)
+    assert S.jackknife_values(f[f.seed == 0], lambda d: d["x"].mean()) == {0: pytest.approx(want[0])}
+    # a nonlinear statistic: centred on theta, with the spread of the pseudo-values (by hand)
+    v = S.jackknife_values(f, lambda d: d["x"].max())
+    theta = f.x.max()
+    pseudo = np.array([4 * theta - 3 * f[f.seed != s].x.max() for s in range(4)])
+    np.testing.assert_allclose(list(v.values()), theta + pseudo - pseudo.mean(), rtol=1e-12)
+    assert np.mean(list(v.values())) == pytest.approx(theta)

@@ -23,8 +23,14 @@ _TRACKS = (
 )
 
 
-def _beats(chapter: str, grid: str, source: str = "companion") -> list[Claim]:
-    """The two baseline claims of a flat-minima chapter (loss gap and accuracy gap)."""
+def _beats(chapter: str, grid: str, source: str = "companion", pooled: bool = False) -> list[Claim]:
+    """The two baseline claims of a flat-minima chapter (loss gap and accuracy gap); ``pooled``: over all
+    runs with delete-one-seed jackknife pseudo-values (a grid with too few points per seed)."""
+    where = (
+        "over the final measurements of all runs, delete-one-seed jackknife pseudo-values"
+        if pooled
+        else "across the grid points of the seed"
+    )
     return [
         Claim(
             id=f"{chapter}.jacobian_beats_baselines_{g}",
@@ -32,9 +38,9 @@ def _beats(chapter: str, grid: str, source: str = "companion") -> list[Claim]:
             statement=f"Across {grid}, the Jacobian predicts the {words} better than sharpness and better than each "
             "baseline (training loss, parameter norm, output norm, margin), with the training loss held fixed.",
             statistic=f"per seed, partial Spearman rho({words}, max‖Jf‖ | train loss) minus the largest |partial rho| "
-            "among sharpness, parameter norm, output norm and margin (rank residuals, across the grid points of the "
-            "seed); t interval over seeds; zero is the threshold: above it the Jacobian, in the predicted direction, "
-            "says more than every rival",
+            f"among sharpness, parameter norm, output norm and margin (rank residuals, {where}); t interval over "
+            "seeds; zero is the threshold: above it the Jacobian, in the predicted direction, says more than every "
+            "rival",
             rule=Sign(+1),
             source=source,
         )
@@ -211,4 +217,5 @@ register(
         source="companion",
     ),
     *_beats("causal_test", "Jacobian-penalty strengths"),
+    *_beats("learning_rate", "learning rates", pooled=True),
 )

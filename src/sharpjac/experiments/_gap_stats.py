@@ -624,7 +624,10 @@ class Beats:
     r"""A claim that the Jacobian beats its rivals on ``gap``, per seed (:func:`jacobian_margin`).
 
     The default is the baseline claim: partial correlations given the training loss, against
-    sharpness and every baseline. ``rivals=("sharpness",), control=None`` is the sign-respecting
+    sharpness and every baseline. ``pooled=True``: the margin over all runs at once, with
+    delete-one-seed jackknife pseudo-values as the per-seed values (:func:`jackknife_values`), for
+    grids too small for a correlation within one seed. ``rivals=("sharpness",), control=None`` is
+    the sign-respecting
     form of "the Jacobian, not sharpness, follows the gap": :math:`\rho(\text{gap},J)-|\rho(\text{gap},s)|`.
     """
 
@@ -633,6 +636,7 @@ class Beats:
     control: str | None = "train_loss"
     where: dict | None = None
     jacobian: str = JACOBIAN
+    pooled: bool = False
 
 
 def _evidence(iv, what: str) -> str:
@@ -748,7 +752,11 @@ def decide(claim_id: str, spec, final: pd.DataFrame, *, preset: str = "quick"):
         what = f"Spearman's ρ across the grid points of the {GAP_WORDS[spec.gap]} with {tables.label(spec.predictor)}"
         return seed_verdict(claim_id, vals, preset=preset, what=what)
     if isinstance(spec, Beats):
-        vals = jacobian_margin(final, spec.gap, jacobian=spec.jacobian, rivals=spec.rivals, control=spec.control)
+        kw = dict(jacobian=spec.jacobian, rivals=spec.rivals, control=spec.control)
+        if spec.pooled:
+            vals = jackknife_values(final, lambda f: jacobian_margin(f.assign(seed=0), spec.gap, **kw).get(0, np.nan))
+        else:
+            vals = jacobian_margin(final, spec.gap, **kw)
         return seed_verdict(claim_id, vals, preset=preset, what=beats_words(spec))
     if isinstance(spec, EffectiveLower):
         return _count_verdict(claim_id, spec, final, preset)
@@ -947,12 +955,33 @@ def register_known_answer(claim_id: str, spec, labels: pd.DataFrame, *, design: 
 def beats_words(spec: Beats) -> str:
     """What a :class:`Beats` claim's per-seed value is, in words."""
     rivals = "sharpness" if tuple(spec.rivals) == ("sharpness",) else "sharpness and the baselines"
+    per = "over all runs, jackknife pseudo-values per seed" if spec.pooled else "per seed"
     if spec.control is None:
-        return f"ρ(the {GAP_WORDS[spec.gap]}, max‖Jf‖) minus the largest |ρ| of {rivals}, per seed"
+        return f"ρ(the {GAP_WORDS[spec.gap]}, max‖Jf‖) minus the largest |ρ| of {rivals}, {per}"
     return (
-        f"partial ρ(the {GAP_WORDS[spec.gap]}, max‖Jf‖ | train loss) minus the largest |partial ρ| of {rivals}, "
-        "per seed"
+        f"partial ρ(the {GAP_WORDS[spec.gap]}, max‖Jf‖ | train loss) minus the largest |partial ρ| of {rivals}, " + per
     )
+
+
+def jackknife_values(final: pd.DataFrame, statistic) -> dict[int, float]:
+    r"""Per-seed values whose :math:`t` interval is the delete-one-seed jackknife interval of a statistic.
+
+    With :math:`m` seeds, :math:`\theta` the statistic of all runs, :math:`\theta_{-s}` that without
+    seed :math:`s`'s runs and the pseudo-values :math:`p_s=m\theta-(m-1)\theta_{-s}`, the values are
+    :math:`v_s=\theta+p_s-\bar p`: their mean is :math:`\theta` (no bias correction, which for a
+    statistic with a maximum in it overshoots and made the rule agree too often on simulated null
+    data: 7.8 % at the learning-rate design) and their standard error is the jackknife's,
+    :math:`\mathrm{sd}(p)/\sqrt m`. So a statistic that needs more runs than one seed has still gets
+    the seed as its unit. Fewer than 2 seeds: ``{seed: theta}`` (no interval follows).
+    """
+    seeds = sorted(set(final["seed"].tolist()))
+    theta = float(statistic(final))
+    if len(seeds) < 2:
+        return {int(s): theta for s in seeds}
+    m = len(seeds)
+    col = final["seed"].to_numpy()
+    pseudo = np.array([m * theta - (m - 1) * float(statistic(final[col != s])) for s in seeds])
+    return {int(s): float(theta + p - pseudo.mean()) for s, p in zip(seeds, pseudo)}
 
 
 def decide_all(specs: dict, frames, *, preset: str) -> dict:
