@@ -130,3 +130,9 @@ def test_helpers():
         S.loss_level_for("quick", -1)
     assert L.fmt_interval(analysis.Interval(np.nan, np.nan, np.nan, 0.95, 0, 10)) == "not defined"
     assert L.fmt_interval(analysis.Interval(0.5, 0.25, 0.75, 0.95, 3, 10)) == "0.50 [0.25, 0.75]"
+
+
+def test_trend_verdict_with_one_seed_says_too_few_runs():
+    runs = _runs()
+    v = L.trend_verdict(runs[runs.seed == 0], preset="smoke")
+    assert v.outcome == "inconclusive" and "Too few runs to decide (2)" in v.evidence

@@ -643,8 +643,8 @@ def _evidence(iv, what: str) -> str:
     from ..display import fmt_iv
 
     if iv.too_few:
-        return f"{what}: {fmt_iv(iv.estimate, np.nan, np.nan)} over {iv.n} seed(s)."
-    return f"{what}: mean over seeds {fmt_iv(iv.estimate, iv.low, iv.high)} (95 % t interval, {iv.n} seeds)."
+        return f"{what}: {fmt_iv(iv.estimate, np.nan, np.nan, 3)} over {iv.n} seed(s)."
+    return f"{what}: mean over seeds {fmt_iv(iv.estimate, iv.low, iv.high, 3)} (95 % t interval, {iv.n} seeds)."
 
 
 def gaps_verdict(claim_id: str, per_gap: dict, *, preset: str, what: str):

@@ -475,6 +475,20 @@ def trend_verdict(
 
     cid = "learning_rate.gap_tracks_jacobian"
     rule = claims.get(cid).rule
+    if runs.groupby("lr")["seed"].nunique().min() < 2:
+        nan = float("nan")
+        return claims.evaluate(
+            cid,
+            evidence="The trend null pairs runs of the same step size: it needs at least 2 seeds per step size. "
+            f"Too few runs to decide ({runs.groupby(['lr', 'seed']).ngroups}).",
+            preset=preset,
+            seeds=max(1, runs["seed"].nunique()),
+            unit="runs",
+            n_units=runs.groupby(["lr", "seed"]).ngroups,
+            p_greater=nan,
+            p_less=nan,
+            min_p=nan,
+        )
     tn = trend_test(runs, n_permutations=n_permutations)
     seeds = sorted(set(runs["seed"].tolist()))
     frag = None
