@@ -271,3 +271,21 @@ def test_jackknife_values_of_a_mean_are_the_seed_means():
     pseudo = np.array([4 * theta - 3 * f[f.seed != s].x.max() for s in range(4)])
     np.testing.assert_allclose(list(v.values()), theta + pseudo - pseudo.mean(), rtol=1e-12)
     assert np.mean(list(v.values())) == pytest.approx(theta)
+
+
+def test_baselines_text_says_when_a_rival_wins_and_skips_thin_ones():
+    def table(partials, ns):
+        rows = [
+            {"gap": "gap_loss", "predictor": p, "partial": v, "partial_low": v - 0.1, "partial_high": v + 0.1}
+            | {"partial_n": n}
+            for (p, v), n in zip(partials.items(), ns)
+        ]
+        return pd.DataFrame(rows)
+
+    won = S.baselines_text(table({"jac_spectral_max": 0.8, "sharpness": -0.3, "margin": 0.5}, [5, 5, 5]))
+    assert won.startswith("On the loss gap, the Jacobian has the largest") and "wins" not in won
+    lost = S.baselines_text(table({"jac_spectral_max": 0.2, "sharpness": -0.6, "margin": 0.5}, [5, 5, 5]))
+    assert "says more about the gap than the Jacobian" in lost and "a rival, not the Jacobian, wins" in lost
+    # a margin defined in 2 seeds only does not win over a Jacobian defined in 5
+    thin = S.baselines_text(table({"jac_spectral_max": 0.4, "sharpness": 0.1, "margin": 0.9}, [5, 5, 2]))
+    assert "the Jacobian has the largest" in thin

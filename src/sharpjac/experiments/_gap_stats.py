@@ -546,7 +546,8 @@ def baselines_table(final: pd.DataFrame, gap: str, predictors, *, control: str =
 
     Returns:
         one row per predictor: ``predictor, estimate, low, high, partial, partial_low,
-        partial_high, n_seeds`` (the interval is NaN below 3 seeds).
+        partial_high, n_seeds, partial_n`` (seeds with a defined correlation, plain and partial;
+        the interval is NaN below 3 seeds).
     """
     raw = seed_correlations(final, gap, predictors)
     part = seed_correlations(final, gap, predictors, control=control)
@@ -563,6 +564,7 @@ def baselines_table(final: pd.DataFrame, gap: str, predictors, *, control: str =
                 "partial_low": b.low,
                 "partial_high": b.high,
                 "n_seeds": a.n,
+                "partial_n": b.n,
             }
         )
     return pd.DataFrame(rows)
@@ -1021,6 +1023,7 @@ BASELINE_LABELS = {
     "partial_low": "partial, 95 % low",
     "partial_high": "partial, 95 % high",
     "n_seeds": "n seeds",
+    "partial_n": "n seeds (partial)",
 }
 
 
@@ -1031,7 +1034,7 @@ def baselines_text(table: pd.DataFrame) -> str:
     not the Jacobian the sentence says that a rival wins.
     """
     from .. import tables
-    from ..display import fmt_iv
+    from ..display import fmt_iv, fmt_num
 
     out = []
     for g, t in table.groupby("gap", sort=False):
@@ -1039,23 +1042,29 @@ def baselines_text(table: pd.DataFrame) -> str:
         if t["partial"].isna().all():
             out.append(f"On the {GAP_WORDS[g]}, no partial correlation could be computed (too few grid points).")
             continue
-        best = t["partial"].abs().idxmax()
+        # a predictor whose partial correlation is defined in fewer than 3 seeds (e.g. a margin that
+        # moves in lockstep with the training loss) is named only when no other has 3
+        enough = t[t["partial_n"] >= 3]
+        pool = enough if enough["partial"].notna().any() else t
+        best = pool["partial"].abs().idxmax()
         jac = next(p for p in t.index if p.startswith("jac"))
-        j = t.loc[jac]
-        jtxt = f"{fmt_iv(j.partial, j.partial_low, j.partial_high)}"
+
+        def said(p: str) -> str:
+            r = t.loc[p]
+            if np.isfinite(r.partial_low):
+                return fmt_iv(r.partial, r.partial_low, r.partial_high)
+            return f"{fmt_num(r.partial, 2)}, {int(r.partial_n)} seed(s)"
+
         if best == jac:
-            rival = t.drop(index=jac)["partial"].abs().idxmax()
+            rival = pool.drop(index=jac, errors="ignore")["partial"].abs().idxmax()
             out.append(
                 f"On the {GAP_WORDS[g]}, the Jacobian has the largest mean partial correlation with the training "
-                f"loss fixed ({jtxt}); the strongest rival is {tables.label(rival)} "
-                f"({t.loc[rival, 'partial']:.2f})."
+                f"loss fixed ({said(jac)}); the strongest rival is {tables.label(rival)} ({said(rival)})."
             )
         else:
-            b = t.loc[best]
             out.append(
                 f"On the {GAP_WORDS[g]}, **{tables.label(best)} says more about the gap than the Jacobian** with the "
-                f"training loss fixed ({fmt_iv(b.partial, b.partial_low, b.partial_high)} against {jtxt}): "
-                "here a rival, not the Jacobian, wins."
+                f"training loss fixed ({said(best)} against {said(jac)}): here a rival, not the Jacobian, wins."
             )
     return " ".join(out)
 
