@@ -546,8 +546,17 @@ def register_grid(
     *,
     chapter: str,
     chapter_configs: Callable[..., list[GeneralisationConfig]] | None = None,
+    known_answers: tuple[Callable[[GeneralisationConfig], dict], str] | None = None,
 ):
-    """Register a flat-minima chapter's experiment (runner :func:`run_grid`)."""
+    """Register a flat-minima chapter's experiment (runner :func:`run_grid`).
+
+    Args:
+        name, config_cls, description, chapter: as for :func:`sharpjac.experiments.register`.
+        chapter_configs: the one mapping (default: :func:`grid_chapter_configs` of ``config_cls``).
+        known_answers: ``(claim_specs, design)``: ``claim_specs(quick_config) -> {claim_id: spec}``
+            and the design sentence; each claim's known answer is registered at the quick preset's
+            grid (:func:`._gap_stats.register_known_answers`).
+    """
 
     def run(config=None, *, store=None, force: bool = False, progress: bool | None = None) -> pd.DataFrame:
         config = config_cls.preset("quick") if config is None else config
@@ -559,4 +568,11 @@ def register_grid(
         def chapter_configs(preset: str, seed: int, *, n_seeds: int = 5) -> list[GeneralisationConfig]:
             return grid_chapter_configs(config_cls, preset, seed, n_seeds=n_seeds)
 
-    return register(name, config_cls, description, chapter=chapter, runner=run, chapter_configs=chapter_configs)
+    experiment = register(name, config_cls, description, chapter=chapter, runner=run, chapter_configs=chapter_configs)
+    if known_answers is not None:
+        from ._gap_stats import register_known_answers
+
+        specs, design = known_answers
+        quick = config_cls.preset("quick")
+        register_known_answers(specs(quick), quick, design=design)
+    return experiment

@@ -36,7 +36,6 @@ from ._gap_stats import (
     labelled,
     n_resamples_for,
     paired_effect,
-    register_known_answers,
     split_verdicts,
     tracks_sentence,
 )
@@ -44,7 +43,6 @@ from ._grid import (
     BUDGETS,
     GeneralisationConfig,
     describe_setting,
-    grid_chapter_configs,
     grid_presets,
     is_positive,
     register_grid,
@@ -415,24 +413,17 @@ def evaluate(summary: Summary) -> dict[str, claims.Verdict]:
     return decide_all(claim_specs(summary.lrs, summary.budgets), summary.final, preset=summary.preset)
 
 
-def chapter_configs(preset: str, seed: int, *, n_seeds: int = 5) -> list[BatchSizeConfig]:
-    """The chapter's config: seeds ``seed, ...`` (1 at smoke, 3 at paper, ``n_seeds`` at quick)."""
-    return grid_chapter_configs(BatchSizeConfig, preset, seed, n_seeds=n_seeds)
-
-
 EXPERIMENT = register_grid(
     NAME,
     BatchSizeConfig,
     "batch size at fixed epochs and at fixed updates, with local variation",
     chapter="Batch size (Fig. 4)",
-    chapter_configs=chapter_configs,
+    known_answers=(
+        lambda q: claim_specs(q.lrs, q.budgets),
+        "5 seeds x 12 grid points (3 batch sizes x 2 step sizes x 2 budgets); per seed a Spearman correlation "
+        "across the 6 grid points of one budget (3 batch sizes at the highest rate for the exception); t interval over "
+        "seeds",
+    ),
 )
-
-_QUICK = BatchSizeConfig.preset("quick")
-register_known_answers(
-    claim_specs(_QUICK.lrs, _QUICK.budgets),
-    _QUICK,
-    design="5 seeds x 12 grid points (3 batch sizes x 2 step sizes x 2 budgets); per seed a Spearman correlation "
-    "across the 6 grid points of one budget (3 batch sizes at the highest rate for the exception); t interval over "
-    "seeds",
-)
+#: The one mapping from the chapter's parameters to its config (:func:`._grid.grid_chapter_configs`).
+chapter_configs = EXPERIMENT.chapter_configs

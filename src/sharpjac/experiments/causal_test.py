@@ -33,12 +33,10 @@ from ._gap_stats import (
     loss_level_for,
     n_resamples_for,
     paired_effect,
-    register_known_answers,
 )
 from ._grid import (
     GeneralisationConfig,
     describe_setting,
-    grid_chapter_configs,
     grid_presets,
     is_non_negative,
     register_grid,
@@ -332,24 +330,17 @@ def conclusion(summary: Summary, verdicts: dict[str, claims.Verdict]) -> str:
     return " ".join(parts)
 
 
-def chapter_configs(preset: str, seed: int, *, n_seeds: int = 5) -> list[CausalTestConfig]:
-    """The chapter's config: seeds ``seed, ...`` (1 at smoke, 3 at paper, ``n_seeds`` at quick)."""
-    return grid_chapter_configs(CausalTestConfig, preset, seed, n_seeds=n_seeds)
-
-
 EXPERIMENT = register_grid(
     NAME,
     CausalTestConfig,
     "Jacobian penalty (Hoffman et al. 2019): does it lower sharpness and the gap?",
     chapter="A causal test (beyond the paper)",
-    chapter_configs=chapter_configs,
+    known_answers=(
+        lambda q: claim_specs(q.penalties),
+        "5 seeds x 4 penalty strengths; per seed the paired effect of the strongest penalty (at the end of "
+        "training, or read at a common training loss) or a partial Spearman correlation across the 4 strengths; t "
+        "interval over seeds",
+    ),
 )
-
-_QUICK = CausalTestConfig.preset("quick")
-register_known_answers(
-    claim_specs(_QUICK.penalties),
-    _QUICK,
-    design="5 seeds x 4 penalty strengths; per seed the paired effect of the strongest penalty (at the end of "
-    "training, or read at a common training loss) or a partial Spearman correlation across the 4 strengths; t "
-    "interval over seeds",
-)
+#: The one mapping from the chapter's parameters to its config (:func:`._grid.grid_chapter_configs`).
+chapter_configs = EXPERIMENT.chapter_configs

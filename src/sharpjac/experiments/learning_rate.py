@@ -27,9 +27,8 @@ from ._gap_stats import (
     grid_labels,
     loss_level_for,
     n_resamples_for,
-    register_known_answers,
 )
-from ._grid import GeneralisationConfig, grid_chapter_configs, grid_presets, is_positive, register_grid
+from ._grid import GeneralisationConfig, grid_presets, is_positive, register_grid
 
 __all__ = [
     "LearningRateConfig",
@@ -525,18 +524,23 @@ def evaluate(summary: Summary) -> dict[str, claims.Verdict]:
     return out | decide_all(claim_specs(summary.lrs), summary.final, preset=summary.preset)
 
 
-def chapter_configs(preset: str, seed: int, *, n_seeds: int = 5) -> list[LearningRateConfig]:
-    """The chapter's config: seeds ``seed, ...`` (1 at smoke, 3 at paper, ``n_seeds`` at quick)."""
-    return grid_chapter_configs(LearningRateConfig, preset, seed, n_seeds=n_seeds)
-
-
 EXPERIMENT = register_grid(
     NAME,
     LearningRateConfig,
     "several step sizes: gap, sharpness and Jacobian over training",
     chapter="Learning rate over training (Fig. 5, ICLR)",
-    chapter_configs=chapter_configs,
+    known_answers=(
+        lambda q: claim_specs(q.lrs),
+        "5 seeds x 3 step sizes; paired effects per seed; the correlations over all 15 runs with delete-one-seed "
+        "jackknife pseudo-values per seed (3 step sizes per seed are too few for a correlation within a seed); t "
+        "interval over seeds",
+    ),
 )
+#: The one mapping from the chapter's parameters to its config (:func:`._grid.grid_chapter_configs`).
+chapter_configs = EXPERIMENT.chapter_configs
+
+
+_QUICK = LearningRateConfig.preset("quick")
 
 
 def _quick_curves(rng: np.random.Generator, coupling: float) -> pd.DataFrame:
@@ -564,14 +568,6 @@ def _quick_curves(rng: np.random.Generator, coupling: float) -> pd.DataFrame:
     )
 
 
-_QUICK = LearningRateConfig.preset("quick")
-register_known_answers(
-    claim_specs(_QUICK.lrs),
-    _QUICK,
-    design="5 seeds x 3 step sizes; paired effects per seed; the correlations over all 15 runs with delete-one-seed "
-    "jackknife pseudo-values per seed (3 step sizes per seed are too few for a correlation within a seed); t "
-    "interval over seeds",
-)
 claims.known_answer(
     "learning_rate.gap_tracks_jacobian",
     design="15 runs (5 seeds x 3 step sizes) measured on the quick schedule; mean within-run Spearman of gap and "

@@ -36,7 +36,6 @@ from ._gap_stats import (
     labelled,
     n_resamples_for,
     paired_effect,
-    register_known_answers,
     split_verdicts,
     strongest,
     tracks_sentence,
@@ -44,7 +43,6 @@ from ._gap_stats import (
 from ._grid import (
     GeneralisationConfig,
     describe_setting,
-    grid_chapter_configs,
     grid_presets,
     is_positive,
     register_grid,
@@ -346,23 +344,16 @@ def evaluate(summary: Summary) -> dict[str, claims.Verdict]:
     return decide_all(specs, summary.final, preset=summary.preset)
 
 
-def chapter_configs(preset: str, seed: int, *, n_seeds: int = 5) -> list[RegularisersConfig]:
-    """The chapter's config: seeds ``seed, ...`` (1 at smoke, 3 at paper, ``n_seeds`` at quick)."""
-    return grid_chapter_configs(RegularisersConfig, preset, seed, n_seeds=n_seeds)
-
-
 EXPERIMENT = register_grid(
     NAME,
     RegularisersConfig,
     "six regularisers vs a baseline: Kendall's tau of the gap with each measure",
     chapter="Six regularisers compared (Fig. 5, later revision)",
-    chapter_configs=chapter_configs,
+    known_answers=(
+        lambda q: claim_specs(interventions_of(grid_labels(q))),
+        "5 seeds x 7 settings (a baseline and six regularisers); per seed a paired effect against the baseline "
+        "or a Spearman correlation across the 7 settings; t interval over seeds",
+    ),
 )
-
-_QUICK = RegularisersConfig.preset("quick")
-register_known_answers(
-    claim_specs(interventions_of(grid_labels(_QUICK))),
-    _QUICK,
-    design="5 seeds x 7 settings (a baseline and six regularisers); per seed a paired effect against the baseline "
-    "or a Spearman correlation across the 7 settings; t interval over seeds",
-)
+#: The one mapping from the chapter's parameters to its config (:func:`._grid.grid_chapter_configs`).
+chapter_configs = EXPERIMENT.chapter_configs

@@ -35,14 +35,12 @@ from ._gap_stats import (
     n_resamples_for,
     paired_effect,
     ratio_text,
-    register_known_answers,
     split_verdicts,
     tracks_sentence,
 )
 from ._grid import (
     GeneralisationConfig,
     describe_setting,
-    grid_chapter_configs,
     grid_presets,
     is_non_negative,
     register_grid,
@@ -313,23 +311,16 @@ def evaluate(summary: Summary) -> dict[str, claims.Verdict]:
     return decide_all(claim_specs(summary.rhos, summary.augments), summary.final, preset=summary.preset)
 
 
-def chapter_configs(preset: str, seed: int, *, n_seeds: int = 5) -> list[SamAugmentationConfig]:
-    """The chapter's config: seeds ``seed, ...`` (1 at smoke, 3 at paper, ``n_seeds`` at quick)."""
-    return grid_chapter_configs(SamAugmentationConfig, preset, seed, n_seeds=n_seeds)
-
-
 EXPERIMENT = register_grid(
     NAME,
     SamAugmentationConfig,
     "SAM radii x augmentation on/off: final gap, sharpness, Jacobian",
     chapter="SAM and data augmentation (Fig. 3, probable)",
-    chapter_configs=chapter_configs,
+    known_answers=(
+        lambda q: claim_specs(q.sam_rhos, q.augments),
+        "5 seeds x 6 grid points (3 SAM radii x augmentation off/on); per seed a paired effect or a partial "
+        "Spearman correlation across the 6 grid points; t interval over seeds",
+    ),
 )
-
-_QUICK = SamAugmentationConfig.preset("quick")
-register_known_answers(
-    claim_specs(_QUICK.sam_rhos, _QUICK.augments),
-    _QUICK,
-    design="5 seeds x 6 grid points (3 SAM radii x augmentation off/on); per seed a paired effect or a partial "
-    "Spearman correlation across the 6 grid points; t interval over seeds",
-)
+#: The one mapping from the chapter's parameters to its config (:func:`._grid.grid_chapter_configs`).
+chapter_configs = EXPERIMENT.chapter_configs

@@ -35,12 +35,10 @@ from ._gap_stats import (
     labelled,
     n_resamples_for,
     predictor_kind,
-    register_known_answers,
 )
 from ._grid import (
     GeneralisationConfig,
     describe_setting,
-    grid_chapter_configs,
     grid_presets,
     is_non_negative,
     is_positive,
@@ -384,23 +382,16 @@ def evaluate(summary: Summary) -> dict[str, claims.Verdict]:
     return decide_all(specs, summary.final, preset=summary.preset)
 
 
-def chapter_configs(preset: str, seed: int, *, n_seeds: int = 5) -> list[WeightDecayConfig]:
-    """The chapter's config: seeds ``seed, ...`` (1 at smoke, 3 at paper, ``n_seeds`` at quick)."""
-    return grid_chapter_configs(WeightDecayConfig, preset, seed, n_seeds=n_seeds)
-
-
 EXPERIMENT = register_grid(
     NAME,
     WeightDecayConfig,
     "weight decay x learning rate: final gap, sharpness, Jacobian",
     chapter="Weight decay across learning rates (Fig. 2)",
-    chapter_configs=chapter_configs,
+    known_answers=(
+        lambda q: claim_specs(q.weight_decays),
+        "5 seeds x 9 grid points (3 decays x 3 step sizes); per seed a paired effect averaged over the "
+        "step sizes or a Spearman correlation across the 9 grid points; t interval over seeds",
+    ),
 )
-
-_QUICK = WeightDecayConfig.preset("quick")
-register_known_answers(
-    claim_specs(_QUICK.weight_decays),
-    _QUICK,
-    design="5 seeds x 9 grid points (3 decays x 3 step sizes); per seed a paired effect averaged over the "
-    "step sizes or a Spearman correlation across the 9 grid points; t interval over seeds",
-)
+#: The one mapping from the chapter's parameters to its config (:func:`._grid.grid_chapter_configs`).
+chapter_configs = EXPERIMENT.chapter_configs
