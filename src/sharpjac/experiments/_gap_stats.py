@@ -1027,6 +1027,19 @@ BASELINE_LABELS = {
 }
 
 
+def baselines_view(table: pd.DataFrame, gap_labels: dict | None = None):
+    """The reader's table of :func:`baselines_tables` (predictors and gaps in words); the cell's last value."""
+    from .. import tables
+
+    return tables.show(
+        labelled(table, gap_labels or GAP_LABEL),
+        BASELINE_LABELS,
+        digits=2,
+        caption="Per seed, then averaged over seeds: Spearman's ρ and the partial ρ given the training loss "
+        "(95 % t intervals over seeds).",
+    )
+
+
 def baselines_text(table: pd.DataFrame) -> str:
     r"""Which predictor says most about each gap with the training loss fixed (from :func:`baselines_tables`).
 

@@ -25,6 +25,7 @@ from ._gap_stats import (
     at_loss_level,
     baselines_tables,
     baselines_text,
+    baselines_view,
     corr_labels,
     decide_all,
     final_measurements,
@@ -56,6 +57,7 @@ __all__ = [
     "corr_labels",
     "labelled",
     "BASELINE_LABELS",
+    "baselines_view",
     "claim_specs",
 ]
 

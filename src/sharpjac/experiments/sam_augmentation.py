@@ -25,6 +25,7 @@ from ._gap_stats import (
     Effect,
     baselines_tables,
     baselines_text,
+    baselines_view,
     check_choice,
     corr_labels,
     decide_all,
@@ -59,6 +60,7 @@ __all__ = [
     "corr_labels",
     "labelled",
     "BASELINE_LABELS",
+    "baselines_view",
     "claim_specs",
     "split_verdicts",
 ]
