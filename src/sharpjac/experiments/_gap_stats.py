@@ -785,13 +785,34 @@ class EffectiveLower:
     where: dict | None = None
 
 
-def effective_counts(final: pd.DataFrame, spec: EffectiveLower) -> tuple[list, list]:
-    """The names of the effective interventions of ``spec`` and of those among them that lower ``spec.column``."""
-    effective, lowered = [], []
+def effective_counts(final: pd.DataFrame, spec: EffectiveLower, seeds=None) -> tuple[list, list]:
+    """The names of the effective interventions of ``spec`` and of those among them that lower ``spec.column``.
+
+    ``seeds``: only these seeds' values (None: all); the per-seed effects are computed once per call.
+    """
+    return _counts(_seed_effect_table(final, spec), seeds)
+
+
+def _seed_effect_table(final: pd.DataFrame, spec: EffectiveLower) -> dict:
+    """``{intervention: {column: {seed: effect}}}`` for the gaps (changes) and ``spec.column`` (log ratio)."""
+    out = {}
     for name, tr in spec.treated.items():
-        if all(paired_effect(final, g, tr, spec.control).high < 0 for g in spec.gaps):
+        out[name] = {g: seed_effects(final, g, tr, spec.control) for g in spec.gaps}
+        out[name][spec.column] = seed_effects(final, spec.column, tr, spec.control, log=True)
+    return out
+
+
+def _counts(table: dict, seeds=None) -> tuple[list, list]:
+    def high(values: dict) -> float:
+        kept = values if seeds is None else {k: v for k, v in values.items() if k in seeds}
+        return seed_interval(kept).high
+
+    effective, lowered = [], []
+    for name, cols in table.items():
+        *gaps, column = cols
+        if all(high(cols[g]) < 0 for g in gaps):
             effective.append(name)
-            if paired_effect(final, spec.column, tr, spec.control, log=True).high < 0:
+            if high(cols[column]) < 0:
                 lowered.append(name)
     return effective, lowered
 
@@ -801,12 +822,13 @@ def _count_verdict(claim_id: str, spec: EffectiveLower, final: pd.DataFrame, pre
 
     rule = claims.get(claim_id).rule
     seeds = sorted(set(final["seed"].tolist()))
+    table = _seed_effect_table(final, spec)
 
     def outcome(kept) -> str:
-        eff, low = effective_counts(final[final["seed"].isin(kept)], spec)
+        eff, low = _counts(table, set(kept))
         return rule.decide(k=len(low), n=len(eff))
 
-    eff, low = effective_counts(final, spec)
+    eff, low = _counts(table)
     frag = inference.leave_one_out(outcome, seeds) if len(seeds) >= 2 else None
     gaps = " and ".join(f"the {GAP_WORDS.get(g, g)}" for g in spec.gaps)
     missing = [e for e in eff if e not in low]
