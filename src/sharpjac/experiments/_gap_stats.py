@@ -2,12 +2,14 @@ r"""Statistics shared by the six flat-minima chapters: which end-of-run quantity
 
 * :func:`final_measurements`: the last measurement of each run;
 * :func:`gap_predictors`: rank correlations of the gaps with the :data:`PREDICTORS` and
-  :data:`BASELINES` (:func:`sharpjac.analysis.predictor_table`, cluster bootstrap);
+  :data:`BASELINES` over all runs (:func:`sharpjac.analysis.predictor_table`, cluster bootstrap),
+  shown in the chapters but deciding no claim;
 * :func:`paired_values` and :func:`paired_effect`: the effect of an intervention, paired by seed
   (and any other labels), with a :math:`t` interval over seeds;
 * per-seed statistics (:func:`seed_effects`, :func:`seed_correlations`, :func:`jacobian_margin`),
-  the claims decided from them (:func:`decide`) and their known answers
-  (:func:`register_known_answer`, one simulator :func:`simulate_final`).
+  the claims decided from them (:func:`decide`, a t interval over seeds: each seed is one replicate
+  of the grid with its own training subset) and their known answers (:func:`register_known_answer`,
+  one simulator :func:`simulate_final`).
 """
 
 from __future__ import annotations
