@@ -20,8 +20,10 @@ from .rules import Count, Sign
 
 _LOG_RATIO = (
     "per seed, log({q} with / {q} without), paired by seed (averaged over the other grid labels); t interval over "
-    "seeds (each seed one replicate of the grid)"
+    "seeds (each seed one replicate of the grid); the threshold is no change (0), since the claim states only a "
+    "direction"
 )
+_DIRECTION = "; the threshold is no change (0), since the claim states only a direction"
 _TRACKS = (
     "per seed, rho(gap, max‖Jf‖) - |rho(gap, sharpness)| (Spearman across the grid points of that seed): the "
     "Jacobian counts only in the predicted direction (larger Jacobian, larger gap), sharpness in either; t interval "
@@ -61,7 +63,7 @@ register(
         chapter="weight_decay",
         statement="The paper reports that weight decay raises the sharpness at the end of training.",
         statistic="per seed, the mean over learning rates of log(sharpness at the largest decay / sharpness without "
-        "decay), paired by (rate, seed); t interval over seeds (each seed one replicate of the grid)",
+        "decay), paired by (rate, seed); t interval over seeds (each seed one replicate of the grid)" + _DIRECTION,
         rule=Sign(+1),
     ),
     Claim(
@@ -70,7 +72,8 @@ register(
         statement="The paper reports that weight decay improves generalisation (lowers the generalisation gap).",
         statistic="per seed, the mean over learning rates of gap(largest decay) - gap(no decay), paired by (rate, "
         "seed), on the loss gap and on the accuracy gap; t intervals over seeds; agree only when both gaps fall "
-        "(generalising better means both: a lower loss gap with a flat accuracy gap is only better calibration)",
+        "(generalising better means both: a lower loss gap with a flat accuracy gap is only better calibration)"
+        + _DIRECTION,
         rule=Sign(-1),
     ),
     Claim(
@@ -103,7 +106,8 @@ register(
         statement="SAM improves generalisation (lowers the generalisation gap), as the paper's account of flat "
         "minima expects.",
         statistic="per seed, gap(largest SAM radius) - gap(SGD), no augmentation, on the loss gap and on the "
-        "accuracy gap; t intervals over seeds; agree only when both gaps fall (generalising better means both)",
+        "accuracy gap; t intervals over seeds; agree only when both gaps fall (generalising better means both)"
+        + _DIRECTION,
         rule=Sign(-1),
     ),
     Claim(
@@ -119,7 +123,7 @@ register(
         statement="Data augmentation improves generalisation (lowers the generalisation gap), as the paper assumes "
         "of a regulariser.",
         statistic="per seed, gap(augmentation on) - gap(off), plain SGD, on the loss gap and on the accuracy gap; "
-        "t intervals over seeds; agree only when both gaps fall (generalising better means both)",
+        "t intervals over seeds; agree only when both gaps fall (generalising better means both)" + _DIRECTION,
         rule=Sign(-1),
     ),
     *_beats("sam_augmentation", "SAM radii and augmentation"),
@@ -198,7 +202,7 @@ register(
         "has fitted less has a smaller gap for that reason alone).",
         statistic="per seed, gap(strongest penalty) - gap(none), each run read where its training loss first "
         "reaches a common level, on the loss gap and on the accuracy gap; t intervals over seeds; agree only when "
-        "both gaps fall (a run that never reaches the level is left out)",
+        "both gaps fall (a run that never reaches the level is left out)" + _DIRECTION,
         rule=Sign(-1),
         source="companion",
     ),

@@ -152,6 +152,7 @@ register(
         statistic=(
             "per seed, log(final sharpness at the largest step / at the smallest), paired by seed; t interval "
             "over seeds (each seed draws its own training subset)"
+            "; the threshold is no change (0), since the claim states only a direction"
         ),
         rule=Sign(predicted=-1),
     ),
@@ -165,6 +166,7 @@ register(
         statistic=(
             "per seed, log(final max‖Jf(xᵢ)‖₂ at the largest step / at the smallest), paired by seed; t interval "
             "over seeds"
+            "; the threshold is no change (0), since the claim states only a direction"
         ),
         rule=Sign(predicted=-1),
     ),
@@ -175,6 +177,7 @@ register(
         statistic=(
             "per seed, final gap at the largest step minus at the smallest, paired by seed, on the loss gap and on "
             "the accuracy gap; t intervals over seeds; agree only when both gaps fall (a smaller gap means both)"
+            "; the threshold is no change (0), since the claim states only a direction"
         ),
         rule=Sign(predicted=-1),
     ),
