@@ -289,3 +289,47 @@ def test_baselines_text_says_when_a_rival_wins_and_skips_thin_ones():
     # a margin defined in 2 seeds only does not win over a Jacobian defined in 5
     thin = S.baselines_text(table({"jac_spectral_max": 0.4, "sharpness": 0.1, "margin": 0.9}, [5, 5, 2]))
     assert "the Jacobian has the largest" in thin
+
+
+@pytest.mark.parametrize(
+    ("acc_shift", "want", "decides"),
+    [(-0.01, "agree", "accuracy gap"), (0.0, "inconclusive", "accuracy gap"), (0.02, "disagree", "accuracy gap")],
+)
+def test_a_gap_claim_agrees_only_when_both_gaps_fall(acc_shift, want, decides):
+    # 4 seeds x 2 arms; the loss gap falls by 0.1 (+ a seed wobble) in every seed; the accuracy gap moves
+    # by acc_shift (+ a smaller wobble): both fall -> agree, flat -> inconclusive, rises -> disagree
+    rows = []
+    for s in range(4):
+        w = 0.01 * (s - 1.5)
+        for treated in (0, 1):
+            rows.append(
+                {
+                    "arm": treated,
+                    "seed": s,
+                    "gap_loss": 1.0 - treated * (0.1 + w),
+                    "gap_acc": 0.1 + treated * (acc_shift + w / 10) if acc_shift else 0.1 + treated * w / 10,
+                }
+            )
+    f = pd.DataFrame(rows)
+    v = S.decide("weight_decay.lowers_gap", S.Effect("gaps", {"arm": 1}, {"arm": 0}, what="t"), f)
+    assert v.outcome == want and v.n_units == 4 and f"The {decides} decides" in v.evidence
+
+
+def test_known_answer_of_an_effect_claim_is_honest_at_a_small_design():
+    # 5 seeds, 1 pair each: false-agree is one tail of a 95 % t interval (2.5 %), power > 0
+    from sharpjac.claims.known_answers import KnownAnswer, operating
+
+    labels = pd.DataFrame({"arm": np.tile([0, 1], 5), "seed": np.repeat(range(5), 2)})
+    spec = S.Effect("sharpness", {"arm": 1}, {"arm": 0}, log=True)
+    cid = "weight_decay.raises_sharpness"
+    entry = KnownAnswer(
+        cid,
+        "5 seeds",
+        "",
+        lambda rng: S.simulate_final(rng, labels),
+        lambda rng: S.simulate_final(rng, labels, effects=(("sharpness", {"arm": 1}, 2.0),)),
+        lambda d: S.decide(cid, spec, d).outcome,
+    )
+    oc = operating(entry, n_trials=200, seed=0)
+    assert oc.false_agree <= 0.025 + 3 * np.sqrt(0.025 * 0.975 / 200)  # 3 binomial SE above the nominal tail
+    assert oc.power > 0.3  # effect 2 sd / sqrt(2) per pair, 5 seeds: a noncentral t gives about 0.6
