@@ -761,7 +761,13 @@ def decide(claim_id: str, spec, final: pd.DataFrame, *, preset: str = "quick"):
             vals = jackknife_values(final, lambda f: jacobian_margin(f.assign(seed=0), spec.gap, **kw).get(0, np.nan))
         else:
             vals = jacobian_margin(final, spec.gap, **kw)
-        return seed_verdict(claim_id, vals, preset=preset, what=beats_words(spec))
+        what = beats_words(spec)
+        if not any(np.isfinite(v) for v in vals.values()) and spec.control is not None:
+            what += (
+                " (undefined in every seed: with the training loss held fixed nothing of the Jacobian's ranks is "
+                "left, they follow the training loss's exactly, or there are too few grid points)"
+            )
+        return seed_verdict(claim_id, vals, preset=preset, what=what)
     if isinstance(spec, EffectiveLower):
         return _count_verdict(claim_id, spec, final, preset)
     raise TypeError(f"spec={spec!r}; accepted: an Effect, Rho, Beats or EffectiveLower")
