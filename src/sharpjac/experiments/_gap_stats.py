@@ -1083,7 +1083,11 @@ def baselines_text(table: pd.DataFrame) -> str:
     for g, t in table.groupby("gap", sort=False):
         t = t.set_index("predictor")
         if t["partial"].isna().all():
-            out.append(f"On the {GAP_WORDS[g]}, no partial correlation could be computed (too few grid points).")
+            out.append(
+                f"On the {GAP_WORDS[g]}, no partial correlation is defined in any seed: with the training loss held "
+                "fixed nothing of the ranks is left (across the grid points they follow the training loss's exactly), "
+                "or there are too few grid points."
+            )
             continue
         # a predictor whose partial correlation is defined in fewer than 3 seeds (e.g. a margin that
         # moves in lockstep with the training loss) is named only when no other has 3
