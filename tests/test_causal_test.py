@@ -11,9 +11,7 @@ import pytest
 from sharpjac.experiments import causal_test as C
 
 OTHER = (
-    "gap_acc",
     "train_acc",
-    "test_acc",
     "jac_spectral_mean",
     "jac_frobenius_max",
     "param_norm",
@@ -42,6 +40,8 @@ def _runs() -> pd.DataFrame:
                         "sharpness": 5.0 + k + (1.0 if pen else 0.0) + 0.01 * s,
                         "jac_frobenius_mean": (2.0 + k + s) * (0.5 if pen else 1.0),
                         "jac_spectral_max": 2.0 + k,
+                        "gap_acc": 0.05 + 0.001 * s - (0.01 if pen else 0.0),
+                        "test_acc": 0.8 + 0.001 * s + (0.01 if pen else 0.0),
                         "curvature_norm": 1.0 + 0.1 * k,
                     }
                 )
@@ -74,11 +74,18 @@ def test_effects(summary):
 def test_verdicts_and_conclusion(summary):
     v = C.evaluate(summary)
     assert v["causal_test.penalty_lowers_jacobian"].outcome == "agree"
-    assert v["causal_test.penalty_lowers_gap"].outcome == "agree"
+    # at the level (k = 4 with, k = 3 without): loss gap 0.12 against 0.13, accuracy gap 0.01 lower: both fall
+    g = v["causal_test.penalty_lowers_gap"]
+    assert g.outcome == "agree" and g.n_units == 3
+    assert g.estimate == pytest.approx(-0.01)  # both fall by 0.01; the one closer to 0 decides
+    assert v["causal_test.penalty_raises_test_accuracy"].outcome == "agree"
+    assert v["causal_test.penalty_raises_test_accuracy"].estimate == pytest.approx(0.01)
     assert v["causal_test.penalty_lowers_sharpness"].outcome == "disagree"
     assert v["causal_test.sharpness_at_equal_loss"].outcome == "disagree"
     text = C.conclusion(summary, v)
     assert text.startswith("The Jacobian-to-generalisation link (T4) passes this direct test")
+    assert "at equal training loss, lowering the Jacobian lowered both gaps" in text
+    assert "The penalty also raised the test accuracy" in text
     assert "is not confirmed at the end of training nor at equal training loss" in text
 
 

@@ -4,7 +4,9 @@
 the six chapters at every preset, written from main at commit 0869e12 (before the split) by
 ``[(lab, tc.to_dict()) for lab, tc in experiments.get(name).preset(preset).grid()]``; fields equal
 in every config are stored once under ``"common"``. Equal TrainConfigs mean equal run keys, so a
-run store filled before the split is read, not retrained.
+run store filled before the split is read, not retrained. One intended change since (issue 19,
+item 4): each training seed draws its own training subset, ``data_seed = seed`` (the snapshot had
+the block's first seed, 0, for every run).
 """
 
 from __future__ import annotations
@@ -23,7 +25,14 @@ CHAPTERS = ("weight_decay", "sam_augmentation", "batch_size", "learning_rate", "
 
 
 def _expected(name: str, preset: str) -> list[tuple[dict, dict]]:
-    return [(lab, {**SNAPSHOT["common"], **fields}) for lab, fields in SNAPSHOT["grids"][f"{name}/{preset}"]]
+    grid = SNAPSHOT["grids"][f"{name}/{preset}"]
+    return [(lab, {**SNAPSHOT["common"], **fields, "data_seed": lab["seed"]}) for lab, fields in grid]
+
+
+def test_each_seed_draws_its_own_training_subset():
+    (cfg,) = experiments.get("weight_decay").configs_for("quick", 3, n_seeds=2)
+    seeds = {(lab["seed"], tc.seed, tc.data_seed) for lab, tc in cfg.grid()}
+    assert seeds == {(3, 3, 3), (4, 4, 4)}
 
 
 @pytest.mark.parametrize("preset", ["smoke", "quick", "paper"])

@@ -86,7 +86,23 @@ def test_end_of_training_effects(summary):
     v = L.evaluate(summary)
     assert v["learning_rate.larger_step_lower_gap"].outcome == "disagree"  # the gap is larger at the larger step
     assert v["learning_rate.larger_step_lower_sharpness"].outcome == "agree"
-    assert v["learning_rate.gap_tracks_jacobian"].outcome == "agree"
+    # every run's gap and Jacobian share one rising trend: any pairing of runs gives rho = 1, so the
+    # stratified trend null cannot tell a run's own co-movement from the trend: inconclusive
+    t = v["learning_rate.gap_tracks_jacobian"]
+    assert t.outcome == "inconclusive" and t.numbers["p_greater"] == pytest.approx(1.0)
+    assert t.unit == "runs" and t.n_units == 6
+
+
+def test_trend_test_sees_a_run_s_own_co_movement():
+    # each run adds its own wiggle to the gap, which the Jacobian (3 gap + 1) follows: the identity
+    # pairing alone reaches rho = 1; 3! x 3! = 36 orderings, so p = 1/36 < 0.05: agree
+    runs = _runs()
+    wiggle = np.sin(runs["step"] * (1.3 + runs["seed"] + 2 * runs["lr"])) * 0.05
+    runs = runs.assign(gap_loss=runs.gap_loss + wiggle)
+    runs = runs.assign(jac_spectral_max=3 * runs.gap_loss + 1)
+    tn = L.trend_test(runs)
+    assert tn.observed == pytest.approx(1.0) and tn.p_value == pytest.approx(1 / 36) and tn.exact
+    assert L.trend_verdict(runs, preset="quick").outcome == "agree"
 
 
 def test_equal_progress(summary):
@@ -114,3 +130,9 @@ def test_helpers():
         S.loss_level_for("quick", -1)
     assert L.fmt_interval(analysis.Interval(np.nan, np.nan, np.nan, 0.95, 0, 10)) == "not defined"
     assert L.fmt_interval(analysis.Interval(0.5, 0.25, 0.75, 0.95, 3, 10)) == "0.50 [0.25, 0.75]"
+
+
+def test_trend_verdict_with_one_seed_says_too_few_runs():
+    runs = _runs()
+    v = L.trend_verdict(runs[runs.seed == 0], preset="smoke")
+    assert v.outcome == "inconclusive" and "Too few runs to decide (2)" in v.evidence

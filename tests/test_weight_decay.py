@@ -62,7 +62,6 @@ def test_summary_effects_are_the_constructed_ones(summary):
     want = np.exp(np.log((3 * (gaps - 0.1) + 1) / (3 * gaps + 1)).mean(axis=1))
     np.testing.assert_allclose(w["j_ratio"].to_numpy(), want, rtol=1e-12)
     assert (summary.n_gap_down, summary.n_sharp_up, summary.n_jac_down) == (2, 2, 2)
-    assert summary.sharp_effect.estimate == pytest.approx(0.2) and summary.gap_effect.estimate == pytest.approx(-0.1)
     # point means: one row per grid point, the mean over the three seeds (seed term 0.01 * mean(0, 1, 2))
     pm = summary.point_means.set_index(["lr", "weight_decay"])
     assert pm.loc[(0.8, 0.0), "gap_loss"] == pytest.approx(0.5 + 0.08 + 0.01)
@@ -81,9 +80,32 @@ def test_summary_sentences_and_verdicts(summary):
     assert "falls at 2 of 2 step sizes" in summary.text["wd_ex3"]  # first layer 2 - 50 wd falls
     assert "rises at 2 of 2" in summary.text["wd_ex3"]  # curvature 1 + 30 wd rises
     v = W.evaluate(summary)
+    # per seed the sharpness ratio is exactly e^0.2 and both gaps fall (by 0.1 and 0.01) in every seed
     assert v["weight_decay.raises_sharpness"].outcome == "agree"
-    assert v["weight_decay.lowers_gap"].outcome == "agree"
-    assert v["weight_decay.lowers_gap"].estimate == pytest.approx(-0.1)
+    assert v["weight_decay.raises_sharpness"].estimate == pytest.approx(0.2)
+    assert v["weight_decay.lowers_gap"].outcome == "agree" and v["weight_decay.lowers_gap"].n_units == 3
+    # the accuracy gap (the smaller fall, closer to 0) decides
+    assert v["weight_decay.lowers_gap"].estimate == pytest.approx(-0.01)
+    # the Jacobian is a monotone function of the gap within every seed: rho = 1. By hand, the gap ranks the
+    # points (lr, wd) = (.2, 0), (.2, .01), (.8, 0), (.8, .01) as 3, 1, 4, 2 and the sharpness as 1, 2, 3, 4:
+    # sum d^2 = 10, rho = 1 - 6 * 10 / (4 * 15) = 0, so d = 1 - |0| = 1
+    assert v["weight_decay.jacobian_tracks_gap"].estimate == pytest.approx(1.0)
+    assert v["weight_decay.jacobian_tracks_gap"].outcome == "agree"
+    assert set(v) == set(W.claim_specs((0.0, 0.01)))
+
+
+def test_baselines_table_and_sentence(summary):
+    b = summary.baselines.set_index(["gap", "predictor"])
+    assert b.loc[("gap_loss", "jac_spectral_max"), "estimate"] == pytest.approx(1.0)
+    assert b.loc[("gap_loss", "sharpness"), "estimate"] == pytest.approx(0.0, abs=1e-12)
+    # the margin (2 + seed) is constant within a seed: no correlation, no seed counted
+    assert (b["n_seeds"].drop(index="margin", level="predictor") == 3).all() and (
+        b.xs("margin", level=1).n_seeds == 0
+    ).all()
+    # with the training loss constant within a seed the partial correlation is the plain one:
+    # the Jacobian (rho 1) is the strongest on both gaps
+    assert "the Jacobian has the largest mean partial correlation" in summary.text["wd_baselines"]
+    assert "wins" not in summary.text["wd_baselines"]
 
 
 def test_parameters_are_checked():

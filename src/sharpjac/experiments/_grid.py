@@ -154,7 +154,9 @@ class GeneralisationConfig(ExperimentConfig):
     """The shared baseline of the generalisation chapters (subclasses add the grid axes).
 
     Attributes:
-        dataset, n_train, n_test: data (``data_seed`` splits it).
+        dataset, n_train, n_test: data. Each run's split uses its own seed (``data_seed = seed``,
+            :meth:`train_config`); ``data_seed`` only picks the split on which the default
+            variation radius is computed (one radius for the whole grid).
         model: ``"mlp"`` (uses widths, activation), ``"small_cnn"`` (channels) or ``"resnet18"``
             (resnet_width).
         loss: ``"ce"`` or ``"mse"``.
@@ -284,7 +286,9 @@ class GeneralisationConfig(ExperimentConfig):
         """The TrainConfig of the baseline with ``changes`` (canonical: equal inputs, equal run key).
 
         Args:
-            seed: the run's seed (initialisation, batch order, augmentation, subsets).
+            seed: the run's seed (initialisation, batch order, augmentation, subsets) and its data
+                split (``data_seed = seed``: each seed draws its own training subset, so the seeds
+                replicate the sampling of the training set too).
             budget: ``"epochs"`` (``max_epochs`` epochs) or ``"updates"`` (the baseline's number of
                 updates; whole epochs when that divides).
             changes: TrainConfig fields among ``lr, momentum, batch_size, weight_decay,
@@ -308,7 +312,7 @@ class GeneralisationConfig(ExperimentConfig):
         return TrainConfig(
             dataset=self.dataset,
             dataset_options={"n_train": self.n_train, "n_test": self.n_test},
-            data_seed=self.data_seed,
+            data_seed=int(seed),
             model=self.model,
             model_options=self.model_options(),
             loss=self.loss,
@@ -445,8 +449,16 @@ def run_grid(
 
     if not isinstance(config, GeneralisationConfig):
         raise TypeError(f"config must be a GeneralisationConfig, got {type(config).__name__}")
+    splits: dict[int, tuple] = {}
+
+    def tensors_of(data_seed: int) -> tuple:
+        """The split of one data seed (each seed draws its own training subset), loaded once."""
+        if data_seed not in splits:
+            d = data.load(config.dataset, seed=data_seed, n_train=config.n_train, n_test=config.n_test)
+            splits[data_seed] = (d.x_train, d.y_train, d.x_test, d.y_test)
+        return splits[data_seed]
+
     ds = data.load(config.dataset, seed=config.data_seed, n_train=config.n_train, n_test=config.n_test)
-    tensors = (ds.x_train, ds.y_train, ds.x_test, ds.y_test)
     radius = (
         float(config.variation_radius)
         if config.variation_radius is not None
@@ -455,7 +467,7 @@ def run_grid(
     spec = config.end_spec(radius)
 
     def run_point(tc: TrainConfig, show: bool) -> tuple[pd.DataFrame, dict[str, float]]:
-        record, values = _run_point(tc, spec, tensors, store=store, force=force, progress=show)
+        record, values = _run_point(tc, spec, tensors_of(tc.data_seed), store=store, force=force, progress=show)
         attrs = dict(record.attrs)
         record = record.assign(
             gap_loss=record["test_loss"] - record["train_loss"], gap_acc=record["train_acc"] - record["test_acc"]
@@ -508,7 +520,9 @@ def grid_chapter_configs(
     """The one mapping from a flat-minima chapter's parameters to its config.
 
     Training seeds ``seed, ..., seed + n - 1`` with ``n = 1`` at ``smoke``, ``3`` at ``paper`` and
-    ``n_seeds`` at ``quick``; the data split uses ``data_seed = seed``.
+    ``n_seeds`` at ``quick``; each training seed ``s`` draws its own training subset
+    (``data_seed = s``, :meth:`GeneralisationConfig.train_config`), and the config's ``data_seed =
+    seed`` picks the split of the variation radius.
 
     Args:
         config_cls: the chapter's :class:`GeneralisationConfig` subclass.
@@ -532,8 +546,17 @@ def register_grid(
     *,
     chapter: str,
     chapter_configs: Callable[..., list[GeneralisationConfig]] | None = None,
+    known_answers: tuple[Callable[[GeneralisationConfig], dict], str] | None = None,
 ):
-    """Register a flat-minima chapter's experiment (runner :func:`run_grid`)."""
+    """Register a flat-minima chapter's experiment (runner :func:`run_grid`).
+
+    Args:
+        name, config_cls, description, chapter: as for :func:`sharpjac.experiments.register`.
+        chapter_configs: the one mapping (default: :func:`grid_chapter_configs` of ``config_cls``).
+        known_answers: ``(claim_specs, design)``: ``claim_specs(quick_config) -> {claim_id: spec}``
+            and the design sentence; each claim's known answer is registered at the quick preset's
+            grid (:func:`._gap_stats.register_known_answers`).
+    """
 
     def run(config=None, *, store=None, force: bool = False, progress: bool | None = None) -> pd.DataFrame:
         config = config_cls.preset("quick") if config is None else config
@@ -545,4 +568,11 @@ def register_grid(
         def chapter_configs(preset: str, seed: int, *, n_seeds: int = 5) -> list[GeneralisationConfig]:
             return grid_chapter_configs(config_cls, preset, seed, n_seeds=n_seeds)
 
-    return register(name, config_cls, description, chapter=chapter, runner=run, chapter_configs=chapter_configs)
+    experiment = register(name, config_cls, description, chapter=chapter, runner=run, chapter_configs=chapter_configs)
+    if known_answers is not None:
+        from ._gap_stats import register_known_answers
+
+        specs, design = known_answers
+        quick = config_cls.preset("quick")
+        register_known_answers(specs(quick), quick, design=design)
+    return experiment

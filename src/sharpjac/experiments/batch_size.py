@@ -15,24 +15,35 @@ import numpy as np
 import pandas as pd
 
 from .. import analysis, claims
-from ..display import fmt_iv, num_list
+from ..display import num_list
 from ._gap_stats import (
+    BASELINE_LABELS,
     BASELINES,
+    GAP_LABEL,
     METHOD_WORDS,
     PREDICTORS,
+    SEED_DRAW,
+    Beats,
+    Rho,
+    baselines_table,
+    baselines_tables,
+    baselines_text,
+    baselines_view,
     check_choice,
     corr_labels,
+    decide_all,
     final_measurements,
     gap_predictors,
     labelled,
     n_resamples_for,
     paired_effect,
+    split_verdicts,
+    tracks_sentence,
 )
 from ._grid import (
     BUDGETS,
     GeneralisationConfig,
     describe_setting,
-    grid_chapter_configs,
     grid_presets,
     is_positive,
     register_grid,
@@ -51,6 +62,11 @@ __all__ = [
     "EXTRA_PREDICTORS",
     "corr_labels",
     "labelled",
+    "BASELINE_LABELS",
+    "baselines_view",
+    "GAP_LABEL",
+    "claim_specs",
+    "split_verdicts",
 ]
 
 NAME = "batch_size"
@@ -158,9 +174,12 @@ class Summary:
             (gap, training loss; ratios of sharpness, Jacobian, local variation) and ``direction``
             of gap vs Jacobian ("same", "opposite", "unclear").
         corr: predictor tables per budget (``budget`` "fixed epochs"/"fixed updates").
-        jac_vs_sharp: ``{budget: Interval of |r_J| - |r_s|}``. exception: predictor table of the
-            Jacobian and local variation at the first budget and the largest step size; high_lr,
-            n_exception: that step size and its number of runs. text: ``{glue name: Markdown}``.
+        tracks: ``{budget: sentence}`` (:func:`._gap_stats.tracks_sentence`: per seed
+            :math:`\rho_J-|\rho_s|`). baselines: :func:`._gap_stats.baselines_tables` at the first
+            budget. exception: per seed, Spearman's rho of the loss gap with the Jacobian and the
+            local variation across the batch sizes at the first budget and the largest step size,
+            means and t intervals over seeds; high_lr, n_exception: that step size and its number
+            of runs. text: ``{glue name: Markdown}``.
     """
 
     preset: str
@@ -178,7 +197,8 @@ class Summary:
     panel_means: dict
     changes: pd.DataFrame
     corr: pd.DataFrame
-    jac_vs_sharp: dict
+    tracks: dict
+    baselines: pd.DataFrame
     exception: pd.DataFrame
     high_lr: float
     n_exception: int
@@ -222,9 +242,7 @@ def _changes(final, budgets, lrs, big, base_batch, n_boot, seed) -> pd.DataFrame
                 continue
             r: dict[str, Any] = {"budget": budget, "lr": lr}
             for key, (col, log) in CHANGE_COLUMNS.items():
-                iv = paired_effect(
-                    sub, col, {"batch_size": big}, {"batch_size": base_batch}, log=log, n_resamples=n_boot, seed=seed
-                )
+                iv = paired_effect(sub, col, {"batch_size": big}, {"batch_size": base_batch}, log=log)
                 f = np.exp if log else float
                 r[key], r[f"{key}_low"], r[f"{key}_high"] = f(iv.estimate), f(iv.low), f(iv.high)
             r["direction"] = _direction(r)
@@ -328,27 +346,10 @@ def summarise(
             control="train_loss",
         )
         tabs.append(t.assign(budget=f"fixed {budget}"))
-        cmp[budget] = analysis.compare_predictors(
-            sub,
-            "gap_loss",
-            "jac_spectral_max",
-            "sharpness",
-            method,
-            groups=_GROUP,
-            n_resamples=n_boot,
-            seed=seed,
-            by="abs",
-        )
+        cmp[budget] = tracks_sentence(sub, "gap_loss")
     hi_sub = final[(final.budget == budgets[0]) & (final.lr == high_lr)]
-    exception = analysis.predictor_table(
-        hi_sub,
-        "gap_loss",
-        ["jac_spectral_max", "local_variation_max"],
-        method,
-        group="batch_size",
-        n_resamples=n_boot,
-        seed=seed,
-    ).set_index("predictor")
+    exception = baselines_table(hi_sub, "gap_loss", ["jac_spectral_max", "local_variation_max"]).set_index("predictor")
+    baselines = baselines_tables(final[final.budget == budgets[0]])
     text = {
         "bs_setting": (
             f"This page was computed with the **{preset}** preset: {describe_setting(config)} for the baseline, "
@@ -360,9 +361,10 @@ def summarise(
                 else f"for the baseline's {config.baseline_steps():,} updates"
                 for b in budgets
             )
-            + f"; {n_seeds} seed(s) each: {final['run_key'].nunique()} distinct runs."
+            + f"; {n_seeds} seed(s) each ({SEED_DRAW}): {final['run_key'].nunique()} distinct runs."
         ),
         "bs_changes": _changes_text(changes, base_batch, big, n_seeds),
+        "bs_baselines": baselines_text(baselines),
         "bs_ex1": _exercise_full_batch(final, config, lrs, big),
     }
     return Summary(
@@ -381,7 +383,8 @@ def summarise(
         panel_means=panel_means,
         changes=changes,
         corr=pd.concat(tabs, ignore_index=True),
-        jac_vs_sharp=cmp,
+        tracks=cmp,
+        baselines=baselines,
         exception=exception,
         high_lr=high_lr,
         n_exception=len(hi_sub),
@@ -389,55 +392,27 @@ def summarise(
     )
 
 
-def evaluate(summary: Summary) -> dict[str, claims.Verdict]:
-    """The chapter's claims: the Jacobian against sharpness at each budget; the high-rate exception."""
-    s = summary
-    word = s.method_word
-    common = dict(preset=s.preset, seeds=s.n_seeds)
-    out = {}
-    for budget, cid in (
-        ("epochs", "batch_size.jacobian_tracks_gap_fixed_epochs"),
-        ("updates", "batch_size.jacobian_tracks_gap_fixed_updates"),
-    ):
-        if budget not in s.jac_vs_sharp:
-            continue
-        t = s.corr[s.corr.budget == f"fixed {budget}"].set_index("predictor")
-        j, sh = t.loc["jac_spectral_max"], t.loc["sharpness"]
-        c = s.jac_vs_sharp[budget]
-        out[cid] = claims.evaluate(
-            cid,
-            evidence=(
-                f"Over the {int(j.n)} runs at fixed {budget}, {word} of the loss gap with $\\max_i\\|Jf(x_i)\\|_2$ "
-                f"is {fmt_iv(j.estimate, j.low, j.high)} and with sharpness {fmt_iv(sh.estimate, sh.low, sh.high)}; "
-                f"$|r_J|-|r_s|$ = {fmt_iv(c.estimate, c.low, c.high)}."
-            ),
-            estimate=c.estimate,
-            low=c.low,
-            high=c.high,
-            label="|ρ(gap, max‖Jf‖)| − |ρ(gap, sharpness)|",
-            **common,
+def claim_specs(lrs, budgets) -> dict:
+    """The chapter's claims and how each is decided (:func:`._gap_stats.decide`), for the grid's rates and budgets."""
+    out = {
+        cid: Beats("gap_loss", rivals=("sharpness",), control=None, where={"budget": b})
+        for b, cid in (
+            ("epochs", "batch_size.jacobian_tracks_gap_fixed_epochs"),
+            ("updates", "batch_size.jacobian_tracks_gap_fixed_updates"),
         )
-    e, lv = s.exception.loc["jac_spectral_max"], s.exception.loc["local_variation_max"]
-    out["batch_size.high_rate_exception"] = claims.evaluate(
-        "batch_size.high_rate_exception",
-        evidence=(
-            f"At fixed {s.budgets[0]} and $\\eta={s.high_lr:g}$ ({s.n_exception} runs over batch sizes "
-            f"{num_list(s.batches)}), {word} of the loss gap with $\\max_i\\|Jf(x_i)\\|_2$ is "
-            f"{fmt_iv(e.estimate, e.low, e.high)}; with the local variation it is "
-            f"{fmt_iv(lv.estimate, lv.low, lv.high)}."
-        ),
-        estimate=e.estimate,
-        low=e.low,
-        high=e.high,
-        label="ρ(gap, max‖Jf‖) at the high rate",
-        **common,
-    )
-    return out
+        if b in budgets
+    }
+    first = [b for b in BUDGETS if b in budgets][0]
+    out["batch_size.high_rate_exception"] = Rho("gap_loss", where={"budget": first, "lr": max(lrs)})
+    return out | {
+        "batch_size.jacobian_beats_baselines_loss_gap": Beats("gap_loss", where={"budget": first}),
+        "batch_size.jacobian_beats_baselines_acc_gap": Beats("gap_acc", where={"budget": first}),
+    }
 
 
-def chapter_configs(preset: str, seed: int, *, n_seeds: int = 5) -> list[BatchSizeConfig]:
-    """The chapter's config: seeds ``seed, ...`` (1 at smoke, 3 at paper, ``n_seeds`` at quick)."""
-    return grid_chapter_configs(BatchSizeConfig, preset, seed, n_seeds=n_seeds)
+def evaluate(summary: Summary) -> dict[str, claims.Verdict]:
+    """The chapter's claims, decided over seeds from ``summary.final`` (:func:`._gap_stats.decide`)."""
+    return decide_all(claim_specs(summary.lrs, summary.budgets), summary.final, preset=summary.preset)
 
 
 EXPERIMENT = register_grid(
@@ -445,5 +420,12 @@ EXPERIMENT = register_grid(
     BatchSizeConfig,
     "batch size at fixed epochs and at fixed updates, with local variation",
     chapter="Batch size (Fig. 4)",
-    chapter_configs=chapter_configs,
+    known_answers=(
+        lambda q: claim_specs(q.lrs, q.budgets),
+        "5 seeds x 12 grid points (3 batch sizes x 2 step sizes x 2 budgets); per seed a Spearman correlation "
+        "across the 6 grid points of one budget (3 batch sizes at the highest rate for the exception); t interval over "
+        "seeds",
+    ),
 )
+#: The one mapping from the chapter's parameters to its config (:func:`._grid.grid_chapter_configs`).
+chapter_configs = EXPERIMENT.chapter_configs

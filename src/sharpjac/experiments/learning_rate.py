@@ -17,13 +17,18 @@ import pandas as pd
 from .. import analysis, claims, tables
 from ._gap_stats import (
     BASELINES,
+    JACOBIAN,
+    Beats,
+    Effect,
     at_loss_level,
     check_choice,
+    decide_all,
     final_measurements,
+    grid_labels,
     loss_level_for,
     n_resamples_for,
 )
-from ._grid import GeneralisationConfig, grid_chapter_configs, grid_presets, is_positive, register_grid
+from ._grid import GeneralisationConfig, grid_presets, is_positive, register_grid
 
 __all__ = [
     "LearningRateConfig",
@@ -33,6 +38,9 @@ __all__ = [
     "evaluate",
     "chapter_configs",
     "fmt_interval",
+    "claim_specs",
+    "trend_test",
+    "trend_verdict",
 ]
 
 NAME = "learning_rate"
@@ -417,63 +425,103 @@ def _across_sentence(s: Summary) -> str:
     )
 
 
-def evaluate(summary: Summary) -> dict[str, claims.Verdict]:
-    """The chapter's five claims, decided from ``summary``."""
-    s = summary
-    common = dict(preset=s.preset, seeds=s.n_seeds)
-    jr, jd = s.interval("jac_spectral_max", "raw"), s.interval("jac_spectral_max", "differences")
-    sr, sd = s.interval("sharpness", "raw"), s.interval("sharpness", "differences")
-    t = s.table.set_index("predictor")
-    out = {
-        "learning_rate.gap_tracks_jacobian": claims.evaluate(
-            "learning_rate.gap_tracks_jacobian",
-            evidence=(
-                "Within runs, the rank correlation of first differences of the loss gap and $\\max_i\\|Jf(x_i)\\|_2$ "
-                f"is {fmt_interval(jd)} over {jd.n} runs (raw {fmt_interval(jr)}; with sharpness: raw "
-                f"{fmt_interval(sr)}, differences {fmt_interval(sd)})."
-            ),
-            estimate=jd.estimate,
-            low=jd.low,
-            high=jd.high,
-            label="ρ(Δ gap, Δ max‖Jf‖) within runs",
-            **common,
-        ),
-        "learning_rate.jacobian_beats_sharpness": claims.evaluate(
-            "learning_rate.jacobian_beats_sharpness",
-            evidence=(
-                f"Over {len(s.final)} runs, $|\\rho(\\text{{gap}}, \\max_i\\|Jf\\|)|"
-                f" - |\\rho(\\text{{gap}}, \\text{{sharpness}})|$ "
-                f"= {fmt_interval(s.cmp)} (paired bootstrap over seeds); training loss alone: $\\rho$ = "
-                f"{t.loc['train_loss', 'estimate']:.2f}."
-            ),
-            estimate=s.cmp.estimate,
-            low=s.cmp.low,
-            high=s.cmp.high,
-            label="|ρ(gap, max‖Jf‖)| − |ρ(gap, sharpness)|",
-            **common,
-        ),
+def claim_specs(lrs) -> dict:
+    """The claims decided from the final measurements (:func:`._gap_stats.decide`). With 3 step sizes a
+    seed has too few runs for a correlation of its own, so the correlation claims take all runs at once
+    with delete-one-seed jackknife pseudo-values as the per-seed values."""
+    lo, hi = {"lr": min(lrs)}, {"lr": max(lrs)}
+    what = f"η = {hi['lr']:g} against η = {lo['lr']:g}, paired by seed"
+    return {
+        "learning_rate.jacobian_beats_sharpness": Beats("gap_loss", rivals=("sharpness",), control=None, pooled=True),
+        "learning_rate.larger_step_lower_sharpness": Effect("sharpness", hi, lo, log=True, what=what),
+        "learning_rate.larger_step_lower_jacobian": Effect("jac_spectral_max", hi, lo, log=True, what=what),
+        "learning_rate.larger_step_lower_gap": Effect("gaps", hi, lo, what=what),
+        "learning_rate.jacobian_beats_baselines_loss_gap": Beats("gap_loss", pooled=True),
+        "learning_rate.jacobian_beats_baselines_acc_gap": Beats("gap_acc", pooled=True),
     }
-    lo, hi = s.lrs[0], s.lrs[-1]
-    for key, name in (("sharpness", "sharpness"), ("jacobian", "$\\max_i\\|Jf(x_i)\\|_2$"), ("gap", "loss gap")):
-        r = s.effects[key]
-        out[_CLAIMS[key]] = claims.evaluate(
-            _CLAIMS[key],
-            evidence=(
-                f"The mean final {name} at $\\eta$ = {hi:g} is {_pct(r)} relative to $\\eta$ = {lo:g} "
-                f"(ratio of means, bootstrap over {s.n_seeds} seeds)."
-            ),
-            estimate=r.estimate - 1,
-            low=r.low - 1,
-            high=r.high - 1,
-            label=f"relative change of final {key}, largest vs smallest η",
-            **common,
+
+
+#: Permutations of the trend null in the chapter (the known-answer simulations use fewer, the same test).
+N_PERMUTATIONS = 9999
+
+
+def trend_test(runs: pd.DataFrame, *, method: str = "spearman", n_permutations: int = N_PERMUTATIONS, seed: int = 0):
+    r"""Does the loss gap move with the Jacobian within runs beyond the trend all runs of a step size share?
+
+    :func:`sharpjac.inference.stratified_trend_null` with one setting per step size: the statistic is
+    the mean within-run rank correlation of the gap with :math:`\max_i\|Jf(x_i)\|_2` over the
+    measurements, the null pairs one run's gap with another run's Jacobian of the same step size
+    (same schedule, same trend), so a shared trend alone passes at most at the nominal rate.
+    """
+    from .. import inference
+
+    settings = []
+    for _, by_lr in runs.sort_values("step").groupby("lr"):
+        series = [g for _, g in by_lr.groupby("seed")]
+        settings.append(
+            ([g["gap_loss"].to_numpy(float) for g in series], [g[JACOBIAN].to_numpy(float) for g in series])
         )
-    return out
+    return inference.stratified_trend_null(settings, method=method, n_permutations=n_permutations, seed=seed)
 
 
-def chapter_configs(preset: str, seed: int, *, n_seeds: int = 5) -> list[LearningRateConfig]:
-    """The chapter's config: seeds ``seed, ...`` (1 at smoke, 3 at paper, ``n_seeds`` at quick)."""
-    return grid_chapter_configs(LearningRateConfig, preset, seed, n_seeds=n_seeds)
+def trend_verdict(
+    runs: pd.DataFrame, *, preset: str, n_permutations: int = N_PERMUTATIONS, fragility: bool = True
+) -> claims.Verdict:
+    """``learning_rate.gap_tracks_jacobian`` from the runs' measurements (:func:`trend_test`, rule
+    ``Permutation``), with a leave-one-seed-out fragility (``fragility=False``: not assessed, the
+    same outcome; the known-answer simulations skip it for speed)."""
+    from .. import inference
+
+    cid = "learning_rate.gap_tracks_jacobian"
+    rule = claims.get(cid).rule
+    if runs.groupby("lr")["seed"].nunique().min() < 2:
+        nan = float("nan")
+        return claims.evaluate(
+            cid,
+            evidence="The trend null pairs runs of the same step size: it needs at least 2 seeds per step size. "
+            f"Too few runs to decide ({runs.groupby(['lr', 'seed']).ngroups}).",
+            preset=preset,
+            seeds=max(1, runs["seed"].nunique()),
+            unit="runs",
+            n_units=runs.groupby(["lr", "seed"]).ngroups,
+            p_greater=nan,
+            p_less=nan,
+            min_p=nan,
+        )
+    tn = trend_test(runs, n_permutations=n_permutations)
+    seeds = sorted(set(runs["seed"].tolist()))
+    frag = None
+    if fragility and len(seeds) >= 2 and all(runs.groupby("lr")["seed"].nunique() >= 3):
+        frag = inference.leave_one_out(
+            lambda kept: rule.decide(
+                **trend_test(runs[runs["seed"].isin(kept)], n_permutations=n_permutations).numbers()
+            ),
+            seeds,
+        )
+    evidence = (
+        f"Within runs, the mean rank correlation of the loss gap with $\\max_i\\|Jf(x_i)\\|_2$ over the "
+        f"measurements is {tn.observed:.2f} over {tn.n_runs} runs; pairing each run's gap with another run's "
+        f"Jacobian of the same step size (the shared trend alone) gives {tn.null_mean:.2f} on average; one-sided "
+        f"permutation p = {tn.p_value:.3g} (smallest attainable {tn.min_p:.2g})."
+    )
+    return claims.evaluate(
+        cid,
+        evidence=evidence,
+        preset=preset,
+        seeds=max(1, len(seeds)),
+        unit="runs",
+        n_units=tn.n_runs,
+        fragility=frag,
+        estimate=tn.observed - tn.null_mean if np.isfinite(tn.null_mean) else float("nan"),
+        label="mean within-run ρ(gap, max‖Jf‖) minus its trend-null mean",
+        **tn.numbers(),
+    )
+
+
+def evaluate(summary: Summary) -> dict[str, claims.Verdict]:
+    """The chapter's claims: the trend test over training and, from the final measurements, the rest."""
+    out = {"learning_rate.gap_tracks_jacobian": trend_verdict(summary.runs, preset=summary.preset)}
+    return out | decide_all(claim_specs(summary.lrs), summary.final, preset=summary.preset)
 
 
 EXPERIMENT = register_grid(
@@ -481,5 +529,52 @@ EXPERIMENT = register_grid(
     LearningRateConfig,
     "several step sizes: gap, sharpness and Jacobian over training",
     chapter="Learning rate over training (Fig. 5, ICLR)",
-    chapter_configs=chapter_configs,
+    known_answers=(
+        lambda q: claim_specs(q.lrs),
+        "5 seeds x 3 step sizes; paired effects per seed; the correlations over all 15 runs with delete-one-seed "
+        "jackknife pseudo-values per seed (3 step sizes per seed are too few for a correlation within a seed); t "
+        "interval over seeds",
+    ),
+)
+#: The one mapping from the chapter's parameters to its config (:func:`._grid.grid_chapter_configs`).
+chapter_configs = EXPERIMENT.chapter_configs
+
+
+_QUICK = LearningRateConfig.preset("quick")
+
+
+def _quick_curves(rng: np.random.Generator, coupling: float) -> pd.DataFrame:
+    """Simulated measurements at the quick design: every run of a step size shares a saturating trend
+    in the gap and the Jacobian; each run adds its own random walk to each, the gap's walk correlated
+    with the Jacobian's by ``coupling`` (0: only the trend is shared)."""
+    from ..training import measurement_steps
+
+    cfg = _QUICK
+    tc = cfg.train_config(0)
+    steps = np.array(sorted(measurement_steps(tc, cfg.baseline_steps(), cfg.steps_per_epoch())), dtype=float)
+    lab = grid_labels(cfg)
+    n, k = len(lab), len(steps)
+    trend = 1.0 - np.exp(-steps / steps[-1] * 4.0)
+    walk_j = rng.standard_normal((n, k)).cumsum(axis=1) * 0.15
+    walk_g = coupling * walk_j + np.sqrt(1 - coupling**2) * rng.standard_normal((n, k)).cumsum(axis=1) * 0.15
+    return pd.DataFrame(
+        {
+            "lr": np.repeat(lab["lr"].to_numpy(), k),
+            "seed": np.repeat(lab["seed"].to_numpy(), k),
+            "step": np.tile(steps, n),
+            "gap_loss": (trend + walk_g).ravel(),
+            JACOBIAN: (trend + walk_j).ravel(),
+        }
+    )
+
+
+claims.known_answer(
+    "learning_rate.gap_tracks_jacobian",
+    design="15 runs (5 seeds x 3 step sizes) measured on the quick schedule; mean within-run Spearman of gap and "
+    "Jacobian against the runs of the same step size paired with each other (stratified trend null, 999 "
+    "permutations in simulation)",
+    simulate_false=lambda rng: _quick_curves(rng, 0.0),
+    simulate_true=lambda rng: _quick_curves(rng, 0.6),
+    decide=lambda runs: trend_verdict(runs, preset="quick", n_permutations=999, fragility=False).outcome,
+    truth="true: each run's gap walk correlates 0.6 with its Jacobian walk; false: only a saturating trend is shared",
 )

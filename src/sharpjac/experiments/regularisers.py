@@ -15,25 +15,35 @@ import numpy as np
 import pandas as pd
 
 from .. import analysis, claims, tables
-from ..display import fmt_iv
 from ._gap_stats import (
+    BASELINE_LABELS,
     BASELINES,
     METHOD_WORDS,
     PREDICTORS,
+    RIVALS,
+    SEED_DRAW,
+    Beats,
+    EffectiveLower,
+    baselines_tables,
+    baselines_text,
+    baselines_view,
     check_choice,
     corr_labels,
+    decide_all,
     final_measurements,
     gap_predictors,
+    grid_labels,
     intervention_effects,
     labelled,
     n_resamples_for,
     paired_effect,
+    split_verdicts,
     strongest,
+    tracks_sentence,
 )
 from ._grid import (
     GeneralisationConfig,
     describe_setting,
-    grid_chapter_configs,
     grid_presets,
     is_positive,
     register_grid,
@@ -53,6 +63,11 @@ __all__ = [
     "BASELINES",
     "corr_labels",
     "labelled",
+    "BASELINE_LABELS",
+    "baselines_view",
+    "claim_specs",
+    "interventions_of",
+    "split_verdicts",
 ]
 
 NAME = "regularisers"
@@ -191,8 +206,9 @@ class Summary:
             ``config`` ("weight decay 0.003", "baseline", "augmentation").
         effects: per regulariser setting against the baseline, paired by seed: the change in the
             plain gap and the ratios of sharpness and of ``jacobian``, with the mean accuracies.
-        corr: :func:`gap_predictors` of the plain loss gap and the accuracy gap. jac_vs_sharp:
-            ``|r_J| - |r_s|``. text: ``{glue name: Markdown}``.
+        corr: :func:`gap_predictors` of the plain loss gap and the accuracy gap (cluster
+            bootstrap; shown, not deciding). baselines: :func:`._gap_stats.baselines_tables` (per
+            seed, then means with t intervals). text: ``{glue name: Markdown}``.
     """
 
     preset: str
@@ -202,7 +218,7 @@ class Summary:
     final: pd.DataFrame
     effects: pd.DataFrame
     corr: pd.DataFrame
-    jac_vs_sharp: Any
+    baselines: pd.DataFrame
     text: dict
 
     @property
@@ -212,6 +228,18 @@ class Summary:
     @property
     def main_corr(self) -> pd.DataFrame:
         return self.corr[self.corr.gap == GAP].set_index("predictor")
+
+
+def interventions_of(runs: pd.DataFrame) -> dict[str, dict]:
+    """The regularised settings of a grid (one row per run, or its labels): name -> labels.
+
+    The name is the regulariser and its strength (``"weight decay 0.003"``; ``"augmentation"``).
+    """
+    treated = runs[runs.regulariser != "baseline"].drop_duplicates(["regulariser", "strength"])
+    return {
+        (r if r == "augmentation" else f"{r} {v:g}"): {"regulariser": r, "strength": float(v)}
+        for r, v in zip(treated["regulariser"], treated["strength"])
+    }
 
 
 def summarise(
@@ -240,13 +268,9 @@ def summarise(
         r if r in ("baseline", "augmentation") else f"{r} {v:g}"
         for r, v in zip(final["regulariser"], final["strength"])
     ]
-    treated = final[final.regulariser != "baseline"].drop_duplicates("config")
-    interventions = {
-        c: {"regulariser": r, "strength": float(v)}
-        for c, r, v in zip(treated["config"], treated["regulariser"], treated["strength"])
-    }
+    interventions = interventions_of(final)
     cols = {GAP: ("gap", False), "sharpness": ("s", True), jacobian: ("j", True)}
-    effects, _ = intervention_effects(final, interventions, _BASE, cols, n_resamples=n_boot, seed=seed)
+    effects, _ = intervention_effects(final, interventions, _BASE, cols)
     effects = effects.rename(columns={"intervention": "config"})
     effects.insert(1, "regulariser", [tr["regulariser"] for tr in interventions.values()])
     acc = final.groupby("config", sort=False)[["test_acc", "train_acc"]].mean()
@@ -263,15 +287,12 @@ def summarise(
         seed=seed,
         control="train_loss",
     )
-    jvs = analysis.compare_predictors(
-        final, GAP, jacobian, "sharpness", method, groups="config", n_resamples=n_boot, seed=seed, by="abs"
-    )
     main = corr[corr.gap == GAP].set_index("predictor")
     best_j = strongest(main.loc[list(analysis.JACOBIAN_COLUMNS)]).name
     if "augmentation" in interventions:
         moves = []
         for c in analysis.JACOBIAN_COLUMNS:
-            iv = paired_effect(final, c, interventions["augmentation"], _BASE, log=True, n_resamples=n_boot, seed=seed)
+            iv = paired_effect(final, c, interventions["augmentation"], _BASE, log=True)
             moves.append(f"{tables.label(c)} {np.exp(iv.estimate):.2f} [{np.exp(iv.low):.2f}, {np.exp(iv.high):.2f}]")
         aug_text = (
             "Augmentation multiplies them (paired by seed, geometric mean, 95 % interval) by: " + "; ".join(moves) + "."
@@ -279,14 +300,17 @@ def summarise(
     else:
         aug_text = "This preset has no augmented runs."
     sym = "\\tau" if method == "kendall" else "\\rho"
+    baselines = baselines_tables(final, (jacobian, *RIVALS), gaps=(GAP, "gap_acc"))
     text = {
         "rg_setting": (
             f"This page was computed with the **{preset}** preset: a baseline of {describe_setting(config)}, instead "
             f"of the paper's CIFAR-10 and ResNet-18, and, one at a time, "
             f"{regulariser_words(config).replace('augmentation', 'augmentation (shifts of up to two pixels)')}; "
-            f"{n_seeds} seed(s) each: {len(final)} runs."
+            f"{n_seeds} seed(s) each ({SEED_DRAW}): {len(final)} runs."
         ),
         "rg_method": METHOD_WORDS[method],
+        "rg_tracks": tracks_sentence(final, GAP, jacobian=jacobian),
+        "rg_baselines": baselines_text(baselines),
         "rg_ex1": (
             "The runs are read from the store; only the analysis changes. In this build the Jacobian statistic with "
             f"the largest $|{sym}|$ with the gap is {tables.label(best_j)} "
@@ -301,60 +325,25 @@ def summarise(
         final=final,
         effects=effects,
         corr=corr,
-        jac_vs_sharp=jvs,
+        baselines=baselines,
         text=text,
     )
 
 
-def evaluate(summary: Summary) -> dict[str, claims.Verdict]:
-    """The chapter's two claims, decided from ``summary``."""
-    s = summary
-    e = s.effects
-    effective = e[e.gap_high < 0]
-    jac_down = effective[effective.j_high < 1]
-    sharp_down = e[e.s_high < 1]
-    jr, sr = s.main_corr.loc[s.jacobian], s.main_corr.loc["sharpness"]
-    jvs = s.jac_vs_sharp
-    common = dict(preset=s.preset, seeds=s.n_seeds)
+def claim_specs(interventions: dict, jacobian: str = "jac_spectral_max") -> dict:
+    """The chapter's claims and how each is decided (:func:`._gap_stats.decide`)."""
     return {
-        "regularisers.effective_lower_jacobian": claims.evaluate(
-            "regularisers.effective_lower_jacobian",
-            evidence=(
-                f"{len(effective)} of the {len(e)} regularisers lower the plain cross-entropy gap with an interval "
-                f"below 0 ({', '.join(effective.config) or 'none'}); of these, {len(jac_down)} also lower "
-                f"{tables.label(s.jacobian)} with an interval below 1"
-                + (
-                    f" (not: {', '.join(c for c in effective.config if c not in set(jac_down.config))})."
-                    if len(jac_down) < len(effective)
-                    else "."
-                )
-                + f" Sharpness falls, with an interval below 1, with: {', '.join(sharp_down.config) or 'none'}."
-            ),
-            k=len(jac_down),
-            n=len(effective),
-            label="effective regularisers that lower the Jacobian",
-            **common,
-        ),
-        "regularisers.jacobian_beats_sharpness": claims.evaluate(
-            "regularisers.jacobian_beats_sharpness",
-            evidence=(
-                f"Over the {len(s.final)} runs, {s.method_word} of the plain cross-entropy gap with "
-                f"{tables.label(s.jacobian)} is {fmt_iv(jr.estimate, jr.low, jr.high)} and with sharpness "
-                f"{fmt_iv(sr.estimate, sr.low, sr.high)}; the difference of strengths $|\\tau_J|-|\\tau_s|$ is "
-                f"{fmt_iv(jvs.estimate, jvs.low, jvs.high)} (settings resampled together)."
-            ),
-            estimate=jvs.estimate,
-            low=jvs.low,
-            high=jvs.high,
-            label="|τ(gap, Jacobian)| − |τ(gap, sharpness)|",
-            **common,
-        ),
+        "regularisers.effective_lower_jacobian": EffectiveLower(jacobian, interventions, _BASE, gaps=(GAP, "gap_acc")),
+        "regularisers.jacobian_beats_sharpness": Beats(GAP, rivals=("sharpness",), control=None, jacobian=jacobian),
+        "regularisers.jacobian_beats_baselines_loss_gap": Beats(GAP, jacobian=jacobian),
+        "regularisers.jacobian_beats_baselines_acc_gap": Beats("gap_acc", jacobian=jacobian),
     }
 
 
-def chapter_configs(preset: str, seed: int, *, n_seeds: int = 5) -> list[RegularisersConfig]:
-    """The chapter's config: seeds ``seed, ...`` (1 at smoke, 3 at paper, ``n_seeds`` at quick)."""
-    return grid_chapter_configs(RegularisersConfig, preset, seed, n_seeds=n_seeds)
+def evaluate(summary: Summary) -> dict[str, claims.Verdict]:
+    """The chapter's claims, decided over seeds from ``summary.final`` (:func:`._gap_stats.decide`)."""
+    specs = claim_specs(interventions_of(summary.final), summary.jacobian)
+    return decide_all(specs, summary.final, preset=summary.preset)
 
 
 EXPERIMENT = register_grid(
@@ -362,5 +351,11 @@ EXPERIMENT = register_grid(
     RegularisersConfig,
     "six regularisers vs a baseline: Kendall's tau of the gap with each measure",
     chapter="Six regularisers compared (Fig. 5, later revision)",
-    chapter_configs=chapter_configs,
+    known_answers=(
+        lambda q: claim_specs(interventions_of(grid_labels(q))),
+        "5 seeds x 7 settings (a baseline and six regularisers); per seed a paired effect against the baseline "
+        "or a Spearman correlation across the 7 settings; t interval over seeds",
+    ),
 )
+#: The one mapping from the chapter's parameters to its config (:func:`._grid.grid_chapter_configs`).
+chapter_configs = EXPERIMENT.chapter_configs

@@ -14,14 +14,21 @@ from typing import Any, ClassVar
 import pandas as pd
 
 from .. import analysis, claims, tables
-from ..display import fmt_iv, num_set
+from ..display import num_set
 from ._gap_stats import (
+    BASELINE_LABELS,
     BASELINES,
     METHOD_WORDS,
     PREDICTORS,
+    SEED_DRAW,
+    Beats,
+    Effect,
+    baselines_tables,
+    baselines_text,
+    baselines_view,
     check_choice,
-    comparison_words,
     corr_labels,
+    decide_all,
     final_measurements,
     gap_predictors,
     intervention_effects,
@@ -29,11 +36,12 @@ from ._gap_stats import (
     n_resamples_for,
     paired_effect,
     ratio_text,
+    split_verdicts,
+    tracks_sentence,
 )
 from ._grid import (
     GeneralisationConfig,
     describe_setting,
-    grid_chapter_configs,
     grid_presets,
     is_non_negative,
     register_grid,
@@ -51,6 +59,10 @@ __all__ = [
     "BASELINES",
     "corr_labels",
     "labelled",
+    "BASELINE_LABELS",
+    "baselines_view",
+    "claim_specs",
+    "split_verdicts",
 ]
 
 NAME = "sam_augmentation"
@@ -140,7 +152,8 @@ class Summary:
         interventions: name -> treated labels, against ``control`` (the smallest radius, no
             augmentation). effects: :func:`intervention_effects` of the gap, sharpness and
             Jacobian; intervals: their intervals (log scale for the ratios).
-        corr: :func:`gap_predictors` of both gaps. jac_vs_sharp: ``|r_J| - |r_s|`` for the loss gap.
+        corr: :func:`gap_predictors` of both gaps (cluster bootstrap; shown, not deciding). baselines:
+            :func:`._gap_stats.baselines_tables` (per seed, then means with t intervals over seeds).
         text: ``{glue name: Markdown}``.
     """
 
@@ -159,7 +172,7 @@ class Summary:
     effects: pd.DataFrame
     intervals: dict
     corr: pd.DataFrame
-    jac_vs_sharp: Any
+    baselines: pd.DataFrame
     text: dict
 
     @property
@@ -211,7 +224,7 @@ def summarise(
     interventions = {f"SAM ρ = {r:g}": {"sam_rho": r, "augment": False} for r in rhos[1:]}
     if True in augs:
         interventions["augmentation"] = {"sam_rho": rhos[0], "augment": True}
-    effects, ivs = intervention_effects(final, interventions, control, EFFECT_COLUMNS, n_resamples=n_boot, seed=seed)
+    effects, ivs = intervention_effects(final, interventions, control, EFFECT_COLUMNS)
 
     corr = gap_predictors(
         final,
@@ -223,24 +236,11 @@ def summarise(
         seed=seed,
         control="train_loss",
     )
-    jvs = analysis.compare_predictors(
-        final,
-        "gap_loss",
-        "jac_spectral_max",
-        "sharpness",
-        method,
-        groups=_GROUP,
-        n_resamples=n_boot,
-        seed=seed,
-        by="abs",
-    )
-    main = corr[corr.gap == "gap_loss"].set_index("predictor")
-    jr, sr = main.loc["jac_spectral_max"], main.loc["sharpness"]
     if "augmentation" in interventions:
         tr = interventions["augmentation"]
         lines = []
         for c in ("jac_frobenius_mean", "test_jac_frobenius_mean", "local_variation_max"):
-            iv = paired_effect(final, c, tr, control, log=True, n_resamples=n_boot, seed=seed)
+            iv = paired_effect(final, c, tr, control, log=True)
             lines.append(f"- {tables.label(c)}: {ratio_text(iv)}")
         ex2 = (
             "In this build, augmentation multiplies (paired by seed, geometric mean):\n\n"
@@ -251,20 +251,16 @@ def summarise(
         )
     else:
         ex2 = "This preset runs no augmented grid point; run the quick preset to answer."
+    baselines = baselines_tables(final)
     text = {
         "sa_setting": (
             f"This page was computed with the **{preset}** preset: {describe_setting(config)}, instead of the paper's "
             f"CIFAR-10 and ResNet-18; SAM radius $\\rho\\in{num_set(rhos)}$, augmentation "
             f"{' and '.join('on' if a else 'off' for a in augs)} (random shifts of up to two pixels; CIFAR would use "
-            f"crops and flips), {n_seeds} seed(s) each: {len(final)} runs."
+            f"crops and flips), {n_seeds} seed(s) each ({SEED_DRAW}): {len(final)} runs."
         ),
-        "sa_corr": (
-            f"Across the {len(final)} runs, {METHOD_WORDS[method]} of the loss gap with sharpness is "
-            f"{fmt_iv(sr.estimate, sr.low, sr.high)} and with $\\max_i\\|Jf(x_i)\\|_2$ "
-            f"{fmt_iv(jr.estimate, jr.low, jr.high)}; "
-            f"the difference of their strengths $|r_J|-|r_s|$ is {fmt_iv(jvs.estimate, jvs.low, jvs.high)}, "
-            + comparison_words(jvs)
-        ),
+        "sa_corr": tracks_sentence(final, "gap_loss"),
+        "sa_baselines": baselines_text(baselines),
         "sa_ex2": ex2,
     }
     return Summary(
@@ -283,90 +279,38 @@ def summarise(
         effects=effects,
         intervals=ivs,
         corr=corr,
-        jac_vs_sharp=jvs,
+        baselines=baselines,
         text=text,
     )
 
 
-def evaluate(summary: Summary) -> dict[str, claims.Verdict]:
-    """The chapter's claims (three on SAM; two on augmentation where the grid has it)."""
-    s = summary
-    rho_max = s.rhos[-1]
-    iv = s.intervals[f"SAM ρ = {rho_max:g}"]
-    g, sh, j = iv["gap_loss"], iv["sharpness"], iv["jac_spectral_max"]
-    common = dict(preset=s.preset, seeds=s.n_seeds)
+def claim_specs(rhos, augments) -> dict:
+    """The chapter's claims and how each is decided (:func:`._gap_stats.decide`), for the grid's radii and
+    augmentation settings (the augmentation claims only where the grid has augmented runs)."""
+    control = {"sam_rho": min(rhos), "augment": False}
+    sam = {"sam_rho": max(rhos), "augment": False}
+    what = f"SAM ρ = {max(rhos):g} against plain SGD, no augmentation, paired by seed"
     out = {
-        "sam_augmentation.sam_lowers_sharpness": claims.evaluate(
-            "sam_augmentation.sam_lowers_sharpness",
-            evidence=(
-                f"Paired by seed, SAM with $\\rho={rho_max:g}$ leaves the sharpness at {ratio_text(sh)} that of SGD."
-            ),
-            estimate=sh.estimate,
-            low=sh.low,
-            high=sh.high,
-            label="mean log(sharpness ratio)",
-            **common,
-        ),
-        "sam_augmentation.sam_lowers_jacobian": claims.evaluate(
-            "sam_augmentation.sam_lowers_jacobian",
-            evidence=(
-                f"Paired by seed, SAM with $\\rho={rho_max:g}$ leaves $\\max_i\\|Jf(x_i)\\|_2$ at {ratio_text(j)} "
-                "that of plain SGD."
-            ),
-            estimate=j.estimate,
-            low=j.low,
-            high=j.high,
-            label="mean log(Jacobian ratio)",
-            **common,
-        ),
-        "sam_augmentation.sam_lowers_gap": claims.evaluate(
-            "sam_augmentation.sam_lowers_gap",
-            evidence=(
-                f"Paired by seed, SAM with $\\rho={rho_max:g}$ changes the loss gap by "
-                f"{fmt_iv(g.estimate, g.low, g.high, 3)}."
-            ),
-            estimate=g.estimate,
-            low=g.low,
-            high=g.high,
-            label="Δ gap",
-            **common,
-        ),
+        "sam_augmentation.sam_lowers_sharpness": Effect("sharpness", sam, control, log=True, what=what),
+        "sam_augmentation.sam_lowers_jacobian": Effect("jac_spectral_max", sam, control, log=True, what=what),
+        "sam_augmentation.sam_lowers_gap": Effect("gaps", sam, control, what=what),
     }
-    if "augmentation" in s.intervals:
-        iv = s.intervals["augmentation"]
-        g, sh, j = iv["gap_loss"], iv["sharpness"], iv["jac_spectral_max"]
-        f = s.final
-        acc = f.loc[(f.augment) & (f.sam_rho == s.rhos[0]), "train_acc"].mean()
-        out["sam_augmentation.augmentation_lowers_jacobian"] = claims.evaluate(
-            "sam_augmentation.augmentation_lowers_jacobian",
-            evidence=(
-                f"Paired by seed, augmentation leaves $\\max_i\\|Jf(x_i)\\|_2$ at {ratio_text(j)} that without "
-                f"(sharpness: {ratio_text(sh)})."
-            ),
-            estimate=j.estimate,
-            low=j.low,
-            high=j.high,
-            label="mean log(Jacobian ratio)",
-            **common,
+    if True in set(augments):
+        aug = {"sam_rho": min(rhos), "augment": True}
+        what = "augmentation on against off, plain SGD, paired by seed"
+        out["sam_augmentation.augmentation_lowers_jacobian"] = Effect(
+            "jac_spectral_max", aug, control, log=True, what=what
         )
-        out["sam_augmentation.augmentation_lowers_gap"] = claims.evaluate(
-            "sam_augmentation.augmentation_lowers_gap",
-            evidence=(
-                f"Paired by seed, augmentation changes the loss gap by {fmt_iv(g.estimate, g.low, g.high, 3)}; "
-                f"augmented runs end at {100 * acc:.1f} % training accuracy (mean)."
-            ),
-            estimate=g.estimate,
-            low=g.low,
-            high=g.high,
-            label="Δ gap",
-            **common,
-        )
-    return out
+        out["sam_augmentation.augmentation_lowers_gap"] = Effect("gaps", aug, control, what=what)
+    return out | {
+        "sam_augmentation.jacobian_beats_baselines_loss_gap": Beats("gap_loss"),
+        "sam_augmentation.jacobian_beats_baselines_acc_gap": Beats("gap_acc"),
+    }
 
 
-def chapter_configs(preset: str, seed: int, *, n_seeds: int = 5) -> list[SamAugmentationConfig]:
-    """The chapter's config: seeds ``seed, ...`` (1 at smoke, 3 at paper, ``n_seeds`` at quick)."""
-    return grid_chapter_configs(SamAugmentationConfig, preset, seed, n_seeds=n_seeds)
+def evaluate(summary: Summary) -> dict[str, claims.Verdict]:
+    """The chapter's claims, decided over seeds from ``summary.final`` (:func:`._gap_stats.decide`)."""
+    return decide_all(claim_specs(summary.rhos, summary.augments), summary.final, preset=summary.preset)
 
 
 EXPERIMENT = register_grid(
@@ -374,5 +318,11 @@ EXPERIMENT = register_grid(
     SamAugmentationConfig,
     "SAM radii x augmentation on/off: final gap, sharpness, Jacobian",
     chapter="SAM and data augmentation (Fig. 3, probable)",
-    chapter_configs=chapter_configs,
+    known_answers=(
+        lambda q: claim_specs(q.sam_rhos, q.augments),
+        "5 seeds x 6 grid points (3 SAM radii x augmentation off/on); per seed a paired effect or a partial "
+        "Spearman correlation across the 6 grid points; t interval over seeds",
+    ),
 )
+#: The one mapping from the chapter's parameters to its config (:func:`._grid.grid_chapter_configs`).
+chapter_configs = EXPERIMENT.chapter_configs

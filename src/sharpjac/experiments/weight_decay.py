@@ -11,31 +11,35 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-import numpy as np
 import pandas as pd
 
 from .. import analysis, claims, tables
 from ..display import fmt_iv, num_set
 from ._gap_stats import (
+    BASELINE_LABELS,
     BASELINES,
     GAPS,
     METHOD_WORDS,
     PREDICTORS,
+    SEED_DRAW,
+    Beats,
+    Effect,
+    baselines_tables,
+    baselines_text,
+    baselines_view,
     check_choice,
     corr_labels,
+    decide_all,
     effects_by,
     final_measurements,
     gap_predictors,
     labelled,
     n_resamples_for,
-    paired_effect,
     predictor_kind,
-    strongest,
 )
 from ._grid import (
     GeneralisationConfig,
     describe_setting,
-    grid_chapter_configs,
     grid_presets,
     is_non_negative,
     is_positive,
@@ -55,6 +59,9 @@ __all__ = [
     "predictor_kind",
     "corr_labels",
     "labelled",
+    "BASELINE_LABELS",
+    "baselines_view",
+    "claim_specs",
 ]
 
 NAME = "weight_decay"
@@ -136,12 +143,12 @@ class Summary:
             grid point. panel_means: ``{column: DataFrame}``, rows the weight-decay index
             ``0, 1, ...``, one column per step size (means over seeds), for the gap, sharpness and
             Jacobian panels. points: ``final`` with ``wd_index`` (the weight decay's position).
-        corr: :func:`gap_predictors` of both gaps (the chosen one first). jac_vs_sharp:
-            :func:`sharpjac.analysis.compare_predictors` of ``|r_J| - |r_s|``.
+        corr: :func:`gap_predictors` of both gaps (the chosen one first), cluster bootstrap (shown,
+            not deciding). baselines: per gap and predictor, the mean over seeds of the per-seed
+            Spearman and partial correlations with t intervals (:func:`._gap_stats.baselines_tables`).
         within: per step size, the paired change of the gap and the ratios of sharpness and
             Jacobian from no decay to the largest (:func:`effects_by`).
         n_gap_down, n_sharp_up, n_jac_down: step sizes whose interval is below 0 / above 1 / below 1.
-        sharp_effect, gap_effect: the same paired by step size and seed (log ratio; change).
         acc_span, acc_sd: span of the accuracy gap over all runs, mean within-point standard
             deviation (percentage points). text: ``{glue name: Markdown}``.
     """
@@ -157,13 +164,11 @@ class Summary:
     panel_means: dict
     points: pd.DataFrame
     corr: pd.DataFrame
-    jac_vs_sharp: Any
+    baselines: pd.DataFrame
     within: pd.DataFrame
     n_gap_down: int
     n_sharp_up: int
     n_jac_down: int
-    sharp_effect: Any
-    gap_effect: Any
     acc_span: float
     acc_sd: float
     text: dict
@@ -239,13 +244,8 @@ def summarise(
         seed=seed,
         control="train_loss",
     )
-    jac_vs_sharp = analysis.compare_predictors(
-        final, gap, "jac_spectral_max", "sharpness", method, groups=_GROUP, n_resamples=n_boot, seed=seed, by="abs"
-    )
     hi, lo = {"weight_decay": hi_wd}, {"weight_decay": lo_wd}
-    within = effects_by(
-        final, "lr", {gap: False, "sharpness": True, "jac_spectral_max": True}, hi, lo, n_resamples=n_boot, seed=seed
-    )
+    within = effects_by(final, "lr", {gap: False, "sharpness": True, "jac_spectral_max": True}, hi, lo)
     within.columns = [
         "lr",
         "gap_change",
@@ -262,9 +262,7 @@ def summarise(
     n_gap_down = int((within["gap_high"] < 0).sum())
     n_sharp_up = int((within["s_low"] > 1).sum())
     n_jac_down = int((within["j_high"] < 1).sum())
-    kw = dict(pair_on=["lr", "seed"], n_resamples=n_boot, seed=seed)
-    s_iv = paired_effect(final, "sharpness", hi, lo, log=True, **kw)
-    g_iv = paired_effect(final, gap, hi, lo, log=False, **kw)
+    baselines = baselines_tables(final)
     acc_span = 100 * (final["gap_acc"].max() - final["gap_acc"].min())
     acc_sd = 100 * final.groupby(_GROUP)["gap_acc"].std().mean()
 
@@ -272,7 +270,7 @@ def summarise(
         "wd_setting": (
             f"This page was computed with the **{preset}** preset: {describe_setting(config)}, instead of the "
             f"paper's CIFAR-10/100 and ResNet-18; weight decay $\\lambda\\in{num_set(wds)}$ (coupled L2) at step "
-            f"sizes $\\eta\\in{num_set(lrs)}$, {n_seeds} seed(s) each: {len(final)} runs."
+            f"sizes $\\eta\\in{num_set(lrs)}$, {n_seeds} seed(s) each ({SEED_DRAW}): {len(final)} runs."
         ),
         "wd_within": (
             f"With the largest decay ($\\lambda={hi_wd:g}$), the gap is smaller than without decay, with an interval "
@@ -294,6 +292,7 @@ def summarise(
             )
             + "; its correlations (the rows of the second gap in the table) are read on that scale."
         ),
+        "wd_baselines": baselines_text(baselines),
         "wd_ex1": _exercise_rank_methods(final, n_boot, seed),
         "wd_ex3": _exercise_first_layer(final, lrs, lo_wd, hi_wd),
     }
@@ -309,13 +308,11 @@ def summarise(
         panel_means=panel_means,
         points=points,
         corr=corr,
-        jac_vs_sharp=jac_vs_sharp,
+        baselines=baselines,
         within=within,
         n_gap_down=n_gap_down,
         n_sharp_up=n_sharp_up,
         n_jac_down=n_jac_down,
-        sharp_effect=s_iv,
-        gap_effect=g_iv,
         acc_span=float(acc_span),
         acc_sd=float(acc_sd),
         text=text,
@@ -368,63 +365,23 @@ def _exercise_first_layer(final: pd.DataFrame, lrs, lo_wd, hi_wd) -> str:
     )
 
 
-def evaluate(summary: Summary) -> dict[str, claims.Verdict]:
-    """The chapter's three claims, decided from ``summary`` (:func:`sharpjac.claims.evaluate`)."""
-    s = summary
-    main = s.main_corr
-    j, sh = main.loc["jac_spectral_max"], main.loc["sharpness"]
-    best = strongest(main)
-    jv, s_iv, g_iv = s.jac_vs_sharp, s.sharp_effect, s.gap_effect
-    hi_wd, n_lr, word, gap_words = s.weight_decays[-1], len(s.lrs), s.method_word, GAP_LABEL[s.gap]
-    common = dict(preset=s.preset, seeds=s.n_seeds)
+def claim_specs(weight_decays, gap: str = "gap_loss") -> dict:
+    """The chapter's claims and how each is decided (:func:`._gap_stats.decide`), for the grid's decays."""
+    lo, hi = {"weight_decay": min(weight_decays)}, {"weight_decay": max(weight_decays)}
+    what = f"λ = {hi['weight_decay']:g} against λ = {lo['weight_decay']:g}, paired by step size and seed"
     return {
-        "weight_decay.jacobian_tracks_gap": claims.evaluate(
-            "weight_decay.jacobian_tracks_gap",
-            evidence=(
-                f"Across the {len(s.final)} runs, {word} of the gap ({gap_words}) with $\\max_i\\|Jf(x_i)\\|_2$ is "
-                f"{fmt_iv(j.estimate, j.low, j.high)} and with sharpness {fmt_iv(sh.estimate, sh.low, sh.high)}; "
-                f"the difference of their strengths $|r_J|-|r_s|$ is {fmt_iv(jv.estimate, jv.low, jv.high)}. "
-                f"The strongest single predictor in the table is {tables.label(best.name)} ({best.estimate:.2f})."
-            ),
-            estimate=jv.estimate,
-            low=jv.low,
-            high=jv.high,
-            label="|ρ(gap, max‖Jf‖)| − |ρ(gap, sharpness)|",
-            **common,
-        ),
-        "weight_decay.raises_sharpness": claims.evaluate(
-            "weight_decay.raises_sharpness",
-            evidence=(
-                f"Paired by step size and seed, the sharpness at $\\lambda={hi_wd:g}$ is "
-                f"{np.exp(s_iv.estimate):.2f} times that without decay (95 % interval "
-                f"[{np.exp(s_iv.low):.2f}, {np.exp(s_iv.high):.2f}]); it is larger with an interval above 1 at "
-                f"{s.n_sharp_up} of {n_lr} step sizes."
-            ),
-            estimate=s_iv.estimate,
-            low=s_iv.low,
-            high=s_iv.high,
-            label="mean log(sharpness ratio)",
-            **common,
-        ),
-        "weight_decay.lowers_gap": claims.evaluate(
-            "weight_decay.lowers_gap",
-            evidence=(
-                f"Paired by step size and seed, the gap ({gap_words}) changes by "
-                f"{fmt_iv(g_iv.estimate, g_iv.low, g_iv.high, 3)} from no decay to $\\lambda={hi_wd:g}$; it falls "
-                f"with an interval below 0 at {s.n_gap_down} of {n_lr} step sizes."
-            ),
-            estimate=g_iv.estimate,
-            low=g_iv.low,
-            high=g_iv.high,
-            label="Δ gap",
-            **common,
-        ),
+        "weight_decay.jacobian_tracks_gap": Beats(gap, rivals=("sharpness",), control=None),
+        "weight_decay.raises_sharpness": Effect("sharpness", hi, lo, log=True, pair_on=("lr", "seed"), what=what),
+        "weight_decay.lowers_gap": Effect("gaps", hi, lo, pair_on=("lr", "seed"), what=what),
+        "weight_decay.jacobian_beats_baselines_loss_gap": Beats("gap_loss"),
+        "weight_decay.jacobian_beats_baselines_acc_gap": Beats("gap_acc"),
     }
 
 
-def chapter_configs(preset: str, seed: int, *, n_seeds: int = 5) -> list[WeightDecayConfig]:
-    """The chapter's config: seeds ``seed, ...`` (1 at smoke, 3 at paper, ``n_seeds`` at quick)."""
-    return grid_chapter_configs(WeightDecayConfig, preset, seed, n_seeds=n_seeds)
+def evaluate(summary: Summary) -> dict[str, claims.Verdict]:
+    """The chapter's claims, decided over seeds from ``summary.final`` (:func:`._gap_stats.decide`)."""
+    specs = claim_specs(summary.weight_decays, summary.gap)
+    return decide_all(specs, summary.final, preset=summary.preset)
 
 
 EXPERIMENT = register_grid(
@@ -432,5 +389,11 @@ EXPERIMENT = register_grid(
     WeightDecayConfig,
     "weight decay x learning rate: final gap, sharpness, Jacobian",
     chapter="Weight decay across learning rates (Fig. 2)",
-    chapter_configs=chapter_configs,
+    known_answers=(
+        lambda q: claim_specs(q.weight_decays),
+        "5 seeds x 9 grid points (3 decays x 3 step sizes); per seed a paired effect averaged over the "
+        "step sizes or a Spearman correlation across the 9 grid points; t interval over seeds",
+    ),
 )
+#: The one mapping from the chapter's parameters to its config (:func:`._grid.grid_chapter_configs`).
+chapter_configs = EXPERIMENT.chapter_configs
