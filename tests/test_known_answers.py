@@ -121,7 +121,7 @@ def test_interval_coverage_table_shows_t_near_nominal_and_the_bootstrap_short():
 
 
 def test_the_rules_table_is_computed_once_per_code_version(tmp_path, monkeypatch):
-    monkeypatch.setenv("SHARPJAC_CACHE", str(tmp_path / "runs"))
+    monkeypatch.setenv(calibration.CACHE_ENV, str(tmp_path / "calibration"))
     calls = []
     small = calibration.table(n_trials=3, only="weight_decay")
 

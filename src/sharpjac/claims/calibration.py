@@ -21,6 +21,7 @@ from __future__ import annotations
 import importlib
 import json
 import math
+import os
 from pathlib import Path
 
 import pandas as pd
@@ -52,7 +53,22 @@ def _cache_file(n_trials: int, seed: int) -> Path:
     claims and inference code they import), so a table is never served after that code changed."""
     names = importlib.import_module("sharpjac.experiments").names()
     digest = codekey.code_digest((__name__, *(f"sharpjac.experiments.{n}" for n in names)))
-    return runs.default_root().parent / "calibration" / f"{digest[:24]}-n{n_trials}-s{seed}.json"
+    return cache_root() / f"{digest[:24]}-n{n_trials}-s{seed}.json"
+
+
+#: Environment variable naming the folder of the cached rules tables.
+CACHE_ENV = "SHARPJAC_CALIBRATION_CACHE"
+
+
+def cache_root() -> Path:
+    """``$SHARPJAC_CALIBRATION_CACHE`` or ``~/.cache/sharpjac/calibration``.
+
+    Apart from the run store on purpose: the table depends on the code alone (its key), so every
+    store and every test session of one checkout can share it; the test suite's smoke book (built
+    in a temporary run store) and ``make book`` then reuse the table ``make test`` computed.
+    """
+    env = os.environ.get(CACHE_ENV)
+    return Path(env).expanduser() if env else Path.home() / ".cache" / "sharpjac" / "calibration"
 
 
 def table(*, n_trials: int = N_TRIALS, seed: int = 0, only: str | None = None) -> pd.DataFrame:
