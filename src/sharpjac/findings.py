@@ -168,12 +168,13 @@ THEMES: tuple[Theme, ...] = (
     ),
     Theme(
         "causal",
-        "Does lowering the Jacobian directly lower sharpness and the gap?",
+        "Does lowering the Jacobian directly lower sharpness and the gap, and raise test accuracy?",
         (
             "causal_test.penalty_lowers_jacobian",
             "causal_test.penalty_lowers_sharpness",
             "causal_test.sharpness_at_equal_loss",
             "causal_test.penalty_lowers_gap",
+            "causal_test.penalty_raises_test_accuracy",
         ),
     ),
     Theme(
