@@ -216,7 +216,8 @@ def _unit(rec: dict) -> str:
     if not rec:
         return ""
     if rec.get("unit"):
-        return _cell(f"{rec.get('n_units', '')} {rec['unit']}")
+        n, unit = rec.get("n_units", ""), rec["unit"]
+        return _cell(f"{n} {unit[:-1] if n == 1 and unit.endswith('s') else unit}")
     seeds = rec.get("seeds")
     return _cell(f"{seeds} seed{'s' if seeds != 1 else ''}") if seeds else ""
 

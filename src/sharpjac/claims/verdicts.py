@@ -148,8 +148,12 @@ class Verdict:
 
     @property
     def units_text(self) -> str:
-        """``"5 seeds"`` (empty when the numbers do not come from clusters)."""
-        return f"{self.n_units} {self.unit}" if self.unit else ""
+        """``"5 seeds"``, ``"1 seed"`` (empty when the numbers do not come from clusters)."""
+        if not self.unit:
+            return ""
+        # units are given in the plural ("seeds", "grid points"); one of them reads in the singular
+        one = self.unit[:-1] if self.n_units == 1 and self.unit.endswith("s") else self.unit
+        return f"{self.n_units} {one}"
 
     @property
     def fragility_text(self) -> str:

@@ -20,6 +20,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ._chapter import plural
+
 __all__ = [
     "PREDICTORS",
     "BASELINES",
@@ -288,7 +290,7 @@ def ratio_text(iv) -> str:
     n = getattr(iv, "n", None)
     seeds = "" if n is None else f", {n} seeds"
     if not (np.isfinite(iv.low) and np.isfinite(iv.high)):
-        return f"{np.exp(iv.estimate):.3f} times ({n} seed(s): too few for an interval)"
+        return f"{np.exp(iv.estimate):.3f} times ({plural(n, 'seed')}: too few for an interval)"
     return f"{np.exp(iv.estimate):.3f} times (95 % t interval [{np.exp(iv.low):.3f}, {np.exp(iv.high):.3f}]{seeds})"
 
 
@@ -644,10 +646,10 @@ class Beats:
 
 
 def _evidence(iv, what: str) -> str:
-    from ..display import fmt_iv
+    from ..display import fmt_iv, fmt_num
 
     if iv.too_few:
-        return f"{what}: {fmt_iv(iv.estimate, np.nan, np.nan, 3)} over {iv.n} seed(s)."
+        return f"{what}: {fmt_num(iv.estimate, 3)} over {plural(iv.n, 'seed')}."
     return f"{what}: mean over seeds {fmt_iv(iv.estimate, iv.low, iv.high, 3)} (95 % t interval, {iv.n} seeds)."
 
 
@@ -1100,7 +1102,7 @@ def baselines_text(table: pd.DataFrame) -> str:
             r = t.loc[p]
             if np.isfinite(r.partial_low):
                 return fmt_iv(r.partial, r.partial_low, r.partial_high)
-            return f"{fmt_num(r.partial, 2)}, {int(r.partial_n)} seed(s)"
+            return f"{fmt_num(r.partial, 2)}, {plural(int(r.partial_n), 'seed')}"
 
         if best == jac:
             rival = pool.drop(index=jac, errors="ignore")["partial"].abs().idxmax()

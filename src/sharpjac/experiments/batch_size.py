@@ -16,6 +16,7 @@ import pandas as pd
 
 from .. import analysis, claims
 from ..display import num_list
+from ._chapter import plural
 from ._gap_stats import (
     BASELINE_LABELS,
     BASELINES,
@@ -259,7 +260,7 @@ def _changes_text(changes: pd.DataFrame, base_batch, big, n_seeds) -> str:
         f"{len(same)}"
         + claims.choose(
             len(opp) + len(same) < len(changes),
-            f"; {len(changes) - len(opp) - len(same)} are unclear at {n_seeds} seed(s).",
+            f"; {len(changes) - len(opp) - len(same)} are unclear at {plural(n_seeds, 'seed')}.",
             ".",
         )
     ]
@@ -361,7 +362,7 @@ def summarise(
                 else f"for the baseline's {config.baseline_steps():,} updates"
                 for b in budgets
             )
-            + f"; {n_seeds} seed(s) each ({SEED_DRAW}): {final['run_key'].nunique()} distinct runs."
+            + f"; {plural(n_seeds, 'seed')} each ({SEED_DRAW}): {final['run_key'].nunique()} distinct runs."
         ),
         "bs_changes": _changes_text(changes, base_batch, big, n_seeds),
         "bs_baselines": baselines_text(baselines),

@@ -15,6 +15,7 @@ import pandas as pd
 
 from .. import claims
 from ..display import num_set
+from ._chapter import plural
 from ._gap_stats import (
     BASELINE_LABELS,
     BASELINES,
@@ -229,7 +230,7 @@ def summarise(runs: pd.DataFrame, config: CausalTestConfig, *, preset: str, loss
         "ct_setting": (
             f"This page was computed with the **{preset}** preset: {describe_setting(config)}, instead of the paper's "
             f"CIFAR-10 and ResNet-18, with penalty strengths $\\lambda_J\\in{num_set(pens)}$, one random "
-            f"projection per sample, {n_seeds} seed(s) each ({SEED_DRAW}): {len(final)} runs."
+            f"projection per sample, {plural(n_seeds, 'seed')} each ({SEED_DRAW}): {len(final)} runs."
         ),
     }
     return Summary(

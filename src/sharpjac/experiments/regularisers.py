@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from .. import analysis, claims, tables
+from ._chapter import plural
 from ._gap_stats import (
     BASELINE_LABELS,
     BASELINES,
@@ -306,7 +307,7 @@ def summarise(
             f"This page was computed with the **{preset}** preset: a baseline of {describe_setting(config)}, instead "
             f"of the paper's CIFAR-10 and ResNet-18, and, one at a time, "
             f"{regulariser_words(config).replace('augmentation', 'augmentation (shifts of up to two pixels)')}; "
-            f"{n_seeds} seed(s) each ({SEED_DRAW}): {len(final)} runs."
+            f"{plural(n_seeds, 'seed')} each ({SEED_DRAW}): {len(final)} runs."
         ),
         "rg_method": METHOD_WORDS[method],
         "rg_tracks": tracks_sentence(final, GAP, jacobian=jacobian),

@@ -15,6 +15,7 @@ import pandas as pd
 
 from .. import analysis, claims, tables
 from ..display import num_set
+from ._chapter import plural
 from ._gap_stats import (
     BASELINE_LABELS,
     BASELINES,
@@ -257,7 +258,7 @@ def summarise(
             f"This page was computed with the **{preset}** preset: {describe_setting(config)}, instead of the paper's "
             f"CIFAR-10 and ResNet-18; SAM radius $\\rho\\in{num_set(rhos)}$, augmentation "
             f"{' and '.join('on' if a else 'off' for a in augs)} (random shifts of up to two pixels; CIFAR would use "
-            f"crops and flips), {n_seeds} seed(s) each ({SEED_DRAW}): {len(final)} runs."
+            f"crops and flips), {plural(n_seeds, 'seed')} each ({SEED_DRAW}): {len(final)} runs."
         ),
         "sa_corr": tracks_sentence(final, "gap_loss"),
         "sa_baselines": baselines_text(baselines),

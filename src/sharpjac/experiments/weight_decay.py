@@ -15,6 +15,7 @@ import pandas as pd
 
 from .. import analysis, claims, tables
 from ..display import fmt_iv, num_set
+from ._chapter import plural
 from ._gap_stats import (
     BASELINE_LABELS,
     BASELINES,
@@ -270,7 +271,7 @@ def summarise(
         "wd_setting": (
             f"This page was computed with the **{preset}** preset: {describe_setting(config)}, instead of the "
             f"paper's CIFAR-10/100 and ResNet-18; weight decay $\\lambda\\in{num_set(wds)}$ (coupled L2) at step "
-            f"sizes $\\eta\\in{num_set(lrs)}$, {n_seeds} seed(s) each ({SEED_DRAW}): {len(final)} runs."
+            f"sizes $\\eta\\in{num_set(lrs)}$, {plural(n_seeds, 'seed')} each ({SEED_DRAW}): {len(final)} runs."
         ),
         "wd_within": (
             f"With the largest decay ($\\lambda={hi_wd:g}$), the gap is smaller than without decay, with an interval "
