@@ -33,3 +33,9 @@ def test_configs_for_refuses_bad_preset_seed_and_unknown_params():
         exp.configs_for("huge", 0)
     with pytest.raises(ValueError, match="seed=-1"):
         exp.configs_for("smoke", -1)
+
+
+def test_fmt_num_writes_a_missing_number_as_n_a():
+    assert display.fmt_num(float("nan")) == "n/a"
+    assert display.fmt_num(float("inf"), 3) == "n/a"
+    assert display.fmt_iv(0.5, float("nan"), float("nan")) == "0.50 [n/a, n/a]"

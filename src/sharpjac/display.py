@@ -10,13 +10,17 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 
 __all__ = ["fmt_num", "fmt_iv", "num_set", "num_list", "glue_md", "glue_cost_box", "glue_values", "show_verdicts"]
 
 
 def fmt_num(x: float, digits: int = 2) -> str:
-    """``x`` with ``digits`` decimals, without a negative zero (``-0.00`` reads as ``0.00``)."""
+    """``x`` with ``digits`` decimals, without a negative zero (``-0.00`` reads as ``0.00``); a
+    NaN or infinity reads ``n/a`` (a reader's text never shows ``nan``)."""
+    if not math.isfinite(x):
+        return "n/a"
     text = f"{x:.{digits}f}"
     if text.startswith("-") and float(text) == 0.0:
         text = text[1:]
