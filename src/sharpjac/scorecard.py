@@ -320,7 +320,7 @@ def render(root: Path | str) -> tuple[str, str]:
             "{doc}`How the verdicts are decided </book/verdict_rules>`.",
             "",
             # the outcome and the key number first: on a phone the table scrolls, and they stay in view
-            "| Outcome | Key number [95 % interval] | Claim | Section | Preset | Unit | One left out |",
+            "| Outcome | Key number [interval] | Claim | Section | Preset | Unit | One left out |",
             "|:--|:--|:--|:--|:--|:--|:--|",
         ]
         for c in by_kind["claim"]:

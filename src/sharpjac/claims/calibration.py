@@ -171,6 +171,11 @@ def _cell(text: str) -> str:
     return " ".join(str(text).split()).replace("|", "\\|")
 
 
+def _breakable(claim_id: str) -> str:
+    """A claim id that may wrap after its dot and underscores (``<wbr>``): a phone column stays narrow."""
+    return claim_id.replace(".", ".<wbr>").replace("_", "_<wbr>")
+
+
 def _pct(x: float) -> str:
     return "n/a" if not math.isfinite(x) else f"{100 * x:.1f} %"
 
@@ -201,15 +206,17 @@ def render(frame: pd.DataFrame, coverage: pd.DataFrame | None = None) -> str:
         f"(standard error of a 5 % rate: {100 * math.sqrt(0.05 * 0.95 / max(n, 1)):.1f} percentage points). "
         f"{ok} of {len(frame)} rules pass.",
         "",
-        "| claim | design | rule | false-agree | power | true data |",
-        "|---|---|---|---|---|---|",
+        # the two rates first: on a phone the table scrolls, and they stay in view
+        "| false-agree | power | claim | design | true data | rule |",
+        "|--:|--:|---|---|---|---|",
     ]
     for r in frame.itertuples(index=False):
         mark = "" if r.passes else " (fails: redesign)"
         lines.append(
-            f'| <a href="../notebooks/executed/{r.chapter}.html#{anchor(r.claim)}"><code>{r.claim}</code></a> '
-            f"| {_cell(r.design or 'no known-answer simulation')} | {_cell(typeset(r.rule))} "
-            f"| {_pct(r.false_agree)}{mark} | {_pct(r.power)} | {_cell(r.truth)} |"
+            f"| {_pct(r.false_agree)}{mark} | {_pct(r.power)} "
+            f'| <a href="../notebooks/executed/{r.chapter}.html#{anchor(r.claim)}">'
+            f"<code>{_breakable(r.claim)}</code></a> "
+            f"| {_cell(r.design or 'no known-answer simulation')} | {_cell(r.truth)} | {_cell(typeset(r.rule))} |"
         )
     lines.append("")
     if coverage is not None and len(coverage):
