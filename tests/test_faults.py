@@ -349,6 +349,21 @@ def test_a_study_folder_copied_under_another_spec_is_refused(tmp_path):
         st.study("demo", {"n": 2}, lambda: pd.DataFrame({"v": [2.0]}), code="sharpjac.losses")
 
 
+def test_a_study_whose_code_changes_while_it_computes_is_not_stored(tmp_path, monkeypatch):
+    st = RunStore(tmp_path)
+
+    def edited_meanwhile():
+        monkeypatch.setattr(runs, "code_digest", lambda modules: "0" * 64)  # the package edited mid-run
+        return pd.DataFrame({"v": [1.0]})
+
+    with pytest.raises(StoreError) as info:
+        st.study("demo", {"n": 1}, edited_meanwhile, code="sharpjac.losses")
+    assert "changed while it was computed" in one_line(str(info.value))
+    assert not list((tmp_path / "studies").glob("demo-*/meta.json"))  # nothing half-true was kept
+    monkeypatch.undo()
+    assert st.study("demo", {"n": 1}, lambda: pd.DataFrame({"v": [2.0]}), code="sharpjac.losses")["v"].tolist() == [2.0]
+
+
 def test_a_checkpoint_that_does_not_fit_the_model_is_set_aside(tmp_path):
     c = small(checkpoint_every=2, max_steps=6)
     st = RunStore(tmp_path)

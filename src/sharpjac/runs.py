@@ -892,6 +892,7 @@ class RunStore:
             The same kind of object ``compute`` returns (read back from the store).
         """
         modules = _code_modules(code, compute)
+        digest = code_digest(modules)
         folder, key, spec_j = self.study_folder(name, spec, code=modules)
         if (folder / META).is_file():
             return self._load_study(folder)
@@ -900,6 +901,13 @@ class RunStore:
             if (folder / META).is_file():
                 return self._load_study(folder)
             result = compute()
+            if code_digest(modules) != digest:
+                # the package was edited while compute() ran: the result may mix two versions of the
+                # code, and the key names only the first, so it is not stored under it
+                raise StoreError(
+                    f"study {name!r}: the package's code changed while it was computed (was it edited "
+                    "meanwhile?); the result is not stored: run again"
+                )
             if isinstance(result, pd.DataFrame):
                 kind, tables = "frame", {"frame": result}
             elif isinstance(result, Mapping) and all(isinstance(v, pd.DataFrame) for v in result.values()):
@@ -918,7 +926,7 @@ class RunStore:
                 "name": name,
                 "spec": spec_j,
                 "code": list(modules),
-                "code_digest": code_digest(modules),
+                "code_digest": digest,
                 "key": key,
                 "kind": kind,
                 "tables": list(tables),
@@ -948,6 +956,11 @@ class RunStore:
         remedy = f"delete {folder}"
         meta = _read_verified_json(folder / META, remedy)
         code = meta.get("code")
+        if isinstance(code, list) and meta.get("code_digest") not in (None, code_digest(tuple(code))):
+            raise StoreError(
+                f"{folder / META} was computed by other code than the package's now (was the package edited "
+                f"while it ran?); nothing is read from it: run again, or {remedy}"
+            )
         if (
             not isinstance(code, list)
             or meta.get("key") != _study_key(meta.get("name"), meta.get("spec"), tuple(code))
