@@ -64,7 +64,9 @@ def test_within_run_correlations(summary):
     jd = summary.interval("jac_spectral_max", "differences")
     assert (jd.estimate, jd.low, jd.high, jd.n) == (pytest.approx(1.0), pytest.approx(1.0), pytest.approx(1.0), 6)
     assert "(degenerate interval: all resamples equal)" in summary.text["within_sentence"]
-    assert "survives the trend null of differences" in summary.text["within_sentence"]
+    # the sentence never judges the co-movement by a within-run null (it cannot remove a shared trend)
+    assert "decided across runs, in the verdict below" in summary.text["within_sentence"]
+    assert "survives" not in summary.text["within_sentence"]
     # the table lists the quantities in the order of WITHIN_COLUMNS (sharpness first) for each kind
     order = summary.within_summary.groupby("correlation", sort=False)["statistic"].apply(list)
     assert all(stats == list(L.WITHIN_COLUMNS) for stats in order), order

@@ -976,7 +976,8 @@ def verdict_sentences(summary: Summary, verdicts: dict[str, claims.Verdict]) -> 
                 ".",
             ),
             "In the squared-error runs, where the curvature is constant, sharpness and Jacobian did not move in the "
-            "same direction between every pair of snapshots in every seed (see the verdict above).",
+            "same direction between every pair of snapshots in every seed; the verdict above asks whether they "
+            "move in the same direction more often than not.",
         ),
     }
     for key, cid in (

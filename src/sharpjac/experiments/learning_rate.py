@@ -385,11 +385,12 @@ def summarise(
 def _within_sentence(s: Summary) -> str:
     jr, jd, jt = (s.interval("jac_spectral_max", v) for v in WITHIN_KINDS)
     sr, sd = s.interval("sharpness", "raw"), s.interval("sharpness", "differences")
-    trend_text = claims.choose(
-        bool(jd.low > 0),
-        "the co-movement survives the trend null of differences. ",
-        "the trend null of differences does not stay above zero, so the raw figure shows little more than a shared "
-        "trend. ",
+    # First differences and detrending do not remove a trend the runs share (a saturating shared
+    # trend alone gives a positive correlation of differences), so this sentence never judges the
+    # co-movement: the cross-run trend null of the verdict does.
+    trend_text = (
+        "neither first differences nor detrending removes a trend that all runs of a step size share, so "
+        "whether the co-movement is more than that trend is decided across runs, in the verdict below. "
     )
     if not np.isfinite(jd.estimate):
         trend_text = "the runs have too few measurements for a trend null. "
@@ -415,11 +416,14 @@ def _across_sentence(s: Summary) -> str:
         f"$\\max_i\\|Jf(x_i)\\|_2$ and {t.loc['sharpness', 'estimate']:.2f} with sharpness; the difference of "
         f"their sizes $|\\rho_J|-|\\rho_s|$ is {fmt_interval(cmp)}"
         + claims.choose(
-            cmp.low > 0,
-            ", in favour of the Jacobian.",
-            claims.choose(cmp.high < 0, ", in favour of sharpness.", ", an interval that contains zero: no winner."),
+            bool(cmp.low > 0),
+            ", larger in size for the Jacobian",
+            claims.choose(
+                bool(cmp.high < 0), ", larger in size for sharpness", ", an interval that contains zero in size"
+            ),
         )
-        + f" The strongest single predictor by size is {tables.LABELS.get(best, best)} "
+        + " (by size only: the verdict below counts the Jacobian only in the predicted direction, a larger "
+        "Jacobian with a larger gap)." + f" The strongest single predictor by size is {tables.LABELS.get(best, best)} "
         f"($\\rho$ = {t.loc[best, 'estimate']:.2f}); the training loss alone has $\\rho$ = "
         f"{t.loc['train_loss', 'estimate']:.2f}. For the accuracy gap the difference is {fmt_interval(s.cmp_acc)}."
     )

@@ -36,6 +36,11 @@ MOMENTUM = 0.9
 LABELS = {"true": 0.0, "random": 0.5}  # label_noise of each labelling (two classes: 0.5 is a fair coin)
 
 
+def _pairs(n: int) -> str:
+    """``"1 (seed, loss) pair"``, ``"4 (seed, loss) pairs"``."""
+    return f"{n} (seed, loss) pair" + ("" if n == 1 else "s")
+
+
 def t3_track(
     models: Mapping[int, nn.Module],
     x: Tensor,
@@ -540,7 +545,7 @@ def summarise(results: dict[str, pd.DataFrame], config: T3Config) -> ChapterSumm
         values=growth,
         unit="seeds",
         evidence=lambda iv: (
-            f"Over {int(both.sum())} (seed, loss) pairs where both labellings are fitted (in the bound's regime), the "
+            f"Over {_pairs(int(both.sum()))} where both labellings are fitted (in the bound's regime), the "
             "log ratio of the final sample-maximum Jacobian, random over true labels, averaged over the losses of "
             "each seed, has mean "
             + choose(
@@ -561,7 +566,7 @@ def summarise(results: dict[str, pd.DataFrame], config: T3Config) -> ChapterSumm
         + choose(
             math.isfinite(est),
             f", and their sample maximum is {math.exp(est):.2f} times that of the true-label runs (geometric mean "
-            f"over the {int(both.sum())} (seed, loss) pairs where both labellings are fitted).",
+            f"over the {_pairs(int(both.sum()))} where both labellings are fitted).",
             "; no (seed, loss) pair has both labellings fitted, so their Jacobians are not compared here.",
         )
     )
