@@ -106,7 +106,7 @@ def test_a_bad_name_is_refused_in_one_line(tmp_path):
 
 def _steps(text: str) -> str:
     start = text.index("A chapter is five files")
-    return text[start : text.index("as the data split, uses `seed`).", start)]
+    return text[start : text.index("every other random draw use `seed`.", start)]
 
 
 def test_readme_and_guide_describe_the_same_steps():
