@@ -140,3 +140,16 @@ def test_the_rules_table_is_computed_once_per_code_version(tmp_path, monkeypatch
     cache.write_text("{damaged", encoding="utf-8")
     calibration.table(n_trials=3)
     assert len(calls) == 3  # a damaged file is recomputed, not served
+
+
+def test_coverage_sentence_is_chosen_by_the_table():
+    import pandas as pd
+
+    def frame(t_cov, boot_cov):
+        rows = [("t", "normal", 0.95), ("t", "skewed", t_cov), ("percentile bootstrap", "normal", boot_cov)]
+        return pd.DataFrame([{"method": m, "data": d, "coverage": c, "se": 0.005} for m, d, c in rows])
+
+    good = calibration._coverage_sentence(frame(0.951, 0.949))  # noqa: SLF001 - the sentence under test
+    assert "reaches its level in every row" in good and "falls short" not in good
+    bad = calibration._coverage_sentence(frame(0.90, 0.80))  # noqa: SLF001
+    assert "bootstrap falls short" in bad and "skewed values the *t* interval also falls short" in bad

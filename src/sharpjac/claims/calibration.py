@@ -226,8 +226,7 @@ def render(frame: pd.DataFrame, coverage: pd.DataFrame | None = None) -> str:
             "A 95 % interval should contain the true value in 95 % of repeated experiments. With as few "
             "clusters as the chapters have, the method matters: below, each method's coverage of the mean "
             "of normal and of skewed (log-normal) cluster values, by simulation. The verdicts use the *t* "
-            "interval; the percentile bootstrap is shown to say why not. On skewed values the *t* interval "
-            "misses more often than its level says, on both sides together; a *Sign* verdict uses one side.",
+            "interval. " + _coverage_sentence(coverage),
             "",
             "| method | clusters | cluster values | coverage of a 95 % interval |",
             "|---|--:|---|--:|",
@@ -236,6 +235,27 @@ def render(frame: pd.DataFrame, coverage: pd.DataFrame | None = None) -> str:
             lines.append(f"| {r.method} | {r.clusters} | {r.data} | {_pct(r.coverage)} ± {_pct(r.se)} |")
         lines.append("")
     return "\n".join(lines)
+
+
+def _coverage_sentence(coverage: pd.DataFrame) -> str:
+    """What the coverage table shows, chosen by its numbers (a rate below 95 % by more than two
+    standard errors counts as short)."""
+    short = coverage["coverage"] < 0.95 - 2 * coverage["se"]
+    t, boot = coverage["method"] == "t", coverage["method"] != "t"
+    skewed = coverage["data"] == "skewed"
+    parts = []
+    if (boot & short).any():
+        parts.append(
+            "The percentile bootstrap falls short of 95 % at these cluster counts, which is why it does not decide."
+        )
+    if (t & skewed & short).any():
+        parts.append(
+            "On skewed values the *t* interval also falls short, on both sides together; "
+            "a *Sign* verdict uses one side."
+        )
+    if not (t & short).any():
+        parts.append("The *t* interval reaches its level in every row.")
+    return " ".join(parts)
 
 
 def write(root: Path | str, *, n_trials: int = N_TRIALS) -> Path:
