@@ -801,3 +801,69 @@ def test_float32_eigenvalues_are_float64_rayleigh_quotients(k, stop):
     # ... and no product beyond the Krylov steps: a second run with twice the budget counts the same
     again = lanczos(_Diag32(d), k, tol=1e-8, max_iter=400, seed=1, stop=stop)
     assert again.num_matvecs == res.num_matvecs
+
+
+@pytest.mark.parametrize("cls", [HessianOperator, GaussNewtonOperator])
+@pytest.mark.parametrize("batch_size", [None, 7])
+@pytest.mark.parametrize("reuse_graph", [None, False])
+def test_product_written_into_a_given_row_equals_the_product(cls, batch_size, reuse_graph):
+    # the solvers' fast path: the product lands in the tensor they pass (the next basis row),
+    # with the same numbers as `op @ v`; the dense Hessian / Gauss-Newton sum is the oracle
+    model, loss_fn, x, y, kind = _make("mlp_tanh_mse")
+    kwargs = {"reuse_graph": reuse_graph} if cls is HessianOperator else {}
+    op = cls(model, loss_fn, (x, y), batch_size=batch_size, **kwargs)
+    dense = dense_hessian(model, loss_fn, x, y) if cls is HessianOperator else dense_gauss_newton(model, x, y, kind)
+    v = torch.randn(op.shape[0], generator=torch.Generator().manual_seed(3), dtype=DT)
+    out = torch.full_like(v, float("nan"))
+    got = op._matvec_into(v, out)
+    assert got.data_ptr() == out.data_ptr()
+    assert_rel_close(out, dense @ v, 1e-10)  # float64: rounding of a few hundred terms
+    assert op._out_hint is None  # the hint is consumed or cleared: a later product is fresh
+    assert (op @ v).data_ptr() != out.data_ptr()
+
+
+class _CountingHessian(HessianOperator):
+    """A HessianOperator that keeps a weak reference to every product it returns."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.refs, self.most_alive = [], 0
+
+    def __matmul__(self, v):
+        import weakref
+
+        self.most_alive = max(self.most_alive, sum(r() is not None for r in self.refs))
+        out = super().__matmul__(v)
+        self.refs.append(weakref.ref(out))
+        return out
+
+
+def test_lanczos_keeps_no_product():
+    # issue 22: the explicit residual and the float64 Rayleigh quotient come from the recorded
+    # Lanczos relation, so no product outlives its step (the products' memory is not held)
+    model, loss_fn, x, y, _ = _make("mlp_relu_ce")
+    op = _CountingHessian(model, loss_fn, (x, y))
+    res = lanczos(op, 1, tol=1e-10, seed=2)
+    assert res.converged and len(op.refs) == res.num_matvecs > 5
+    assert op.most_alive == 0  # at each product, no earlier product is still referenced
+    top = float(torch.linalg.eigvalsh(dense_hessian(model, loss_fn, x, y))[-1])
+    assert abs(float(res.eigenvalues[0]) - top) <= 1e-9 * abs(top)
+
+
+@pytest.mark.parametrize("seed", range(6))
+@pytest.mark.parametrize("k", [1, 3])
+def test_float32_reported_residual_bounds_the_float64_residual(seed, k):
+    # the residual combined from the relation A Q_m = Q_{m+1} H_m plus the rounding floor must
+    # bound the true residual of the returned float32 vector, computed in float64 (the oracle),
+    # on random spectra with a gap, a cluster and a negative tail, at loose and tight tolerances
+    P = 50_000
+    g = torch.Generator().manual_seed(seed)
+    d = torch.cat([torch.tensor([3.0, 2.5, 2.4999]), torch.rand(P - 3, generator=g) * 2.2 - 0.6]).to(DT)
+    d = d[torch.randperm(P, generator=g)]
+    op = _Diag32(d)
+    for tol in (1e-3, 1e-7):
+        res = lanczos(op, k, tol=tol, max_iter=120, seed=seed)
+        U = res.eigenvectors.double()
+        d32 = d.float().double()  # the operator the solver multiplies (float32 entries)
+        true = torch.linalg.vector_norm(d32[:, None] * U - res.eigenvalues.double()[None, :] * U, dim=0)
+        assert torch.all(true <= res.residuals.double()), (true, res.residuals)

@@ -57,7 +57,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from scipy.linalg import eigh_tridiagonal
+from scipy.linalg.lapack import dstev as _dstev
 from torch import nn
 from torch.func import functional_call
 
@@ -181,6 +181,7 @@ class _CurvatureOperator:
         self.num_data = self.batches.num_points
         self.num_matvecs = 0
         self._vectorise = True
+        self._out_hint: torch.Tensor | None = None  # see _matvec_into
 
     _MAX_COLS = 32
 
@@ -225,7 +226,24 @@ class _CurvatureOperator:
         if batched:
             m = parts[0].shape[0]
             return torch.cat([g.reshape(m, -1) for g in parts], dim=1).T
-        return torch.cat([g.reshape(-1) for g in parts])
+        flat = [g.reshape(-1) for g in parts]
+        hint, self._out_hint = self._out_hint, None  # the first single-vector result takes it
+        if hint is not None and hint.dtype == flat[0].dtype and hint.device == flat[0].device:
+            return torch.cat(flat, out=hint)
+        return torch.cat(flat)
+
+    def _matvec_into(self, v: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+        """``self @ v`` for ``v`` [P], written into ``out`` [P] (another tensor than ``v``): the
+        per-parameter pieces of the first batch's product are concatenated straight into it (no
+        fresh [P] tensor; the eigen-solvers pass the next row of their basis)."""
+        self._out_hint = out
+        try:
+            res = self @ v
+        finally:
+            self._out_hint = None
+        if res.data_ptr() != out.data_ptr() or res.dtype != out.dtype:
+            out.copy_(res)
+        return out
 
     def _batch(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return x.to(self.device), y.to(self.device)
@@ -666,8 +684,14 @@ class _MatVec:
         if not self.dtype.is_floating_point:
             self.dtype = torch.float64
 
-    def __call__(self, V: torch.Tensor) -> torch.Tensor:
-        """The product, as a tensor the caller owns (the solvers update it in place)."""
+    def __call__(self, V: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
+        """The product, as a tensor the caller owns (the solvers update it in place); with
+        ``out`` ([P], for ``V`` [P]) written into ``out``, which is returned."""
+        if out is not None:
+            if isinstance(self.op, _CurvatureOperator) and self.op.dtype == out.dtype:
+                self.count += 1
+                return self.op._matvec_into(V, out)  # noqa: SLF001 - the solvers' own fast path
+            return out.copy_(self(V))
         self.count += 1 if V.ndim == 1 else V.shape[1]
         if self.torch_native:
             out = self.op @ V.to(dtype=getattr(self.op, "dtype", V.dtype))
@@ -699,14 +723,18 @@ def _start_vector(P: int, v0: torch.Tensor | None, seed: int, dtype, device, nam
 
 def _tridiag_eig(alpha: Sequence[float], beta: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
     """Eigen-decomposition of the symmetric tridiagonal matrix with diagonal ``alpha`` [m] and
-    off-diagonal ``beta`` [m-1]; eigenvalues ascending, eigenvectors as columns [m, m]."""
-    d = np.asarray(alpha, dtype=np.float64)
-    e = np.asarray(beta, dtype=np.float64)
-    try:
-        return eigh_tridiagonal(d, e)
-    except Exception:  # pragma: no cover - LAPACK failure fallback
-        T = np.diag(d) + np.diag(e, 1) + np.diag(e, -1)
-        return np.linalg.eigh(T)
+    off-diagonal ``beta`` [m-1]; eigenvalues ascending, eigenvectors as columns [m, m].
+
+    LAPACK's ``dstev`` called directly (what ``scipy.linalg.eigh_tridiagonal`` calls, without its
+    argument checks: this runs at every Lanczos step); ``eigh`` of the dense matrix if it fails."""
+    d = np.array(alpha, dtype=np.float64)
+    e = np.array(beta, dtype=np.float64)
+    if len(d) > 1:
+        vals, vecs, info = _dstev(d, e, compute_v=1)
+        if info == 0:
+            return vals, vecs
+    T = np.diag(d) + np.diag(e, 1) + np.diag(e, -1)  # pragma: no cover - LAPACK failure fallback
+    return np.linalg.eigh(T)
 
 
 def _orthogonalise(w: torch.Tensor, Q: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -811,9 +839,14 @@ def _breakdown_threshold(dtype: torch.dtype, scale: float) -> float:
 
 def _rounding_floor(dtype: torch.dtype, m: int, scale: float) -> float:
     r"""Residual that rounding in ``dtype`` alone can produce after ``m`` steps:
-    :math:`(2+\sqrt m)\,\varepsilon\,\|T_m\|` (the products of the ``m`` rounded basis vectors,
-    their combination, and the rounding of the returned unit vector)."""
-    return (2.0 + math.sqrt(m)) * torch.finfo(dtype).eps * scale
+    :math:`(2+5\sqrt m)\,\varepsilon\,\|T_m\|`. The products :math:`Au_j` of the returned vectors
+    are combined from the Lanczos relation :math:`AQ_m=Q_{m+1}H_m` (see :func:`_ritz`); each
+    step's update of the product into the next basis vector rounds by at most about
+    :math:`4\varepsilon\|T_m\|` (two subtractions, the division, and the products of the rounded
+    basis vectors), which over the :math:`m` steps, weighted by the Ritz vector
+    (:math:`\|s\|_1\le\sqrt m`), is the :math:`4\sqrt m` part; the combination and the rounding
+    of the returned unit vector are the rest."""
+    return (2.0 + 5.0 * math.sqrt(m)) * torch.finfo(dtype).eps * scale
 
 
 def _temple(vals: np.ndarray, widths: np.ndarray, k: int, floor: float) -> tuple[np.ndarray, np.ndarray]:
@@ -843,75 +876,98 @@ def _temple(vals: np.ndarray, widths: np.ndarray, k: int, floor: float) -> tuple
     return bounds, gaps
 
 
-def _rayleigh(Ut: torch.Tensor, products: list, Sw: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+#: entries per block of :func:`_rayleigh` (256 KiB of float32: the block's float64 copies stay in
+#: a core's L2 cache)
+_BLOCK = 65536
+
+
+def _rayleigh(Ut: torch.Tensor, AUt: torch.Tensor, shift: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     r"""Float64 Rayleigh quotients ``[k]`` and residual norms ``[k]`` of the unit rows ``Ut``
-    [k, P], with :math:`Au_j=\sum_i` ``Sw[i, j]`` ``products[i]`` (``Sw`` [m, k])."""
+    [k, P], given their products ``AUt`` [k, P].
+
+    Block by block of :data:`_BLOCK` entries, :math:`u_j` and :math:`e_j=Au_j-\sigma_ju_j` (with
+    the shift :math:`\sigma_j=` ``shift[j]``, the tridiagonal Ritz value) are formed in float64
+    and three sums accumulate in float64: :math:`u^\top u`, :math:`e^\top u`, :math:`e^\top e`.
+    Then :math:`\theta=\sigma+e^\top u/u^\top u` and
+    :math:`\|Au-\theta u\|^2/u^\top u=(e^\top e-(e^\top u)^2/u^\top u)/u^\top u` (exact
+    identities); the shift keeps the cancellation to :math:`\varepsilon_{64}\|e\|^2`, far below
+    the residual itself."""
     k, P = Ut.shape
     f64 = torch.float64
+    block = min(_BLOCK, P)
     # (scratch from the pool: fresh CPU memory costs a page fault per 4 KiB, see _Workspace)
-    au_buf = _WORKSPACE.take(k, P, products[0].dtype, Ut.device)
-    AUt = au_buf[:k]
-    pair = _WORKSPACE.take(2, P, f64, Ut.device)
+    pair = _WORKSPACE.take(2, block, f64, Ut.device)
+    uu, eu, ee = np.zeros(k), np.zeros(k), np.zeros(k)
     try:
-        for i, w in enumerate(products):
-            if k == 1:
-                if i == 0:
-                    torch.mul(w, float(Sw[0, 0]), out=AUt[0])
-                else:
-                    AUt[0].add_(w, alpha=float(Sw[i, 0]))
-            else:
-                if i == 0:
-                    AUt.zero_()
-                AUt.addr_(torch.as_tensor(Sw[i], dtype=AUt.dtype, device=AUt.device), w)
-        rq, explicit = np.empty(k), np.empty(k)
-        for j in range(k):
-            u64, au64 = pair[0].copy_(Ut[j]), pair[1].copy_(AUt[j])
-            uu = float(torch.dot(u64, u64))
-            rq[j] = float(torch.dot(u64, au64)) / uu
-            au64.add_(u64, alpha=-rq[j])
-            explicit[j] = math.sqrt(float(torch.dot(au64, au64)) / uu)
+        for lo in range(0, P, block):
+            hi = min(P, lo + block)
+            u64, e64 = pair[0, : hi - lo], pair[1, : hi - lo]
+            for j in range(k):
+                u64.copy_(Ut[j, lo:hi])
+                e64.copy_(AUt[j, lo:hi]).sub_(u64, alpha=float(shift[j]))
+                uu[j] += float(torch.dot(u64, u64))
+                eu[j] += float(torch.dot(e64, u64))
+                ee[j] += float(torch.dot(e64, e64))
     finally:
-        _WORKSPACE.give(au_buf, pair)
-    return rq, explicit
+        _WORKSPACE.give(pair)
+    rq = shift + eu / uu
+    residual = np.sqrt(np.maximum(ee - eu**2 / uu, 0.0) / uu)
+    return rq, residual
 
 
-def _ritz(alpha, beta, basis: _Rows, products: list | None, k: int, dtype: torch.dtype, scale: float):
+def _ritz(alpha, beta, basis: _Rows, hess: list | None, k: int, dtype: torch.dtype, scale: float, lost: float = 0.0):
     """Top-``k`` Ritz pairs and their bounds, as a dict.
 
     ``theta`` [k] float64 numpy: the float64 Rayleigh quotients :math:`u_j^\\top(Au_j)` of the
-    returned unit vectors, with :math:`Au_j=Ws_j/\\|Qs_j\\|` combined from the stored products
-    ``W`` (rows :math:`Aq_i`, exactly as the operator returned them; no extra product), or the
-    tridiagonal Ritz values without products. ``U`` [P, k] in the basis dtype. ``estimate`` [k]
-    the free residual :math:`|\\beta_m s_{m,j}|`; ``residual`` [k] the explicit residual
-    :math:`\\|Au_j-\\theta_ju_j\\|` from ``W`` plus :func:`_rounding_floor`, so that it bounds the
-    true residual of the returned vector in ``dtype``; ``bound`` [k] and ``gap`` [k] from
-    :func:`_temple` (the neighbour below the ``k``-th is the next tridiagonal Ritz value, its
-    width the free estimate plus the floor plus the largest tridiagonal-vs-Rayleigh drift seen).
+    returned unit vectors, with :math:`Au_j` combined from the Lanczos relation
+    :math:`AQ_m=Q_{m+1}H_m` that the run recorded (``hess``: column ``i`` holds every coefficient
+    by which the product :math:`Aq_i` was reduced to the next basis vector: :math:`\\alpha_i`,
+    :math:`\\beta_{i-1}`, the re-orthogonalisation's and :math:`\\beta_i`; the last one refers
+    to the basis row ``m`` as stored, before its division), so :math:`Au_j=Q_{m+1}H_ms_j/\\|Q_ms_j\\|`:
+    no extra product and no stored product, and one pass over the basis gives both
+    :math:`u_j` and :math:`Au_j`; or the tridiagonal Ritz values without ``hess``. ``U`` [P, k]
+    in the basis dtype. ``estimate`` [k] the free residual :math:`|\\beta_m s_{m,j}|`;
+    ``residual`` [k] the explicit residual :math:`\\|Au_j-\\theta_ju_j\\|` plus
+    :func:`_rounding_floor` (which covers the rounding of the recurrence's updates that the
+    relation leaves out) plus ``lost`` (the norms dropped at invariant subspaces), so that it
+    bounds the true residual of the returned vector in ``dtype``; ``bound`` [k] and ``gap``
+    [k] from :func:`_temple` (the neighbour below the ``k``-th is the next tridiagonal Ritz
+    value, its width the free estimate plus the floor plus the largest tridiagonal-vs-Rayleigh
+    drift seen).
     """
     m = len(alpha)
     theta, s = _tridiag_eig(alpha, beta[:-1])
     order = np.argsort(theta)[::-1]
     top = order[:k]
     floor = _rounding_floor(dtype, m, scale)
-    Q = basis.rows[:m]
-    S = torch.as_tensor(np.ascontiguousarray(s[:, top].T), dtype=Q.dtype, device=Q.device)  # [k, m]
-    Ut = S @ Q  # [k, P]: the Ritz vectors as contiguous rows
-    nrm = np.array([math.sqrt(float(torch.dot(Ut[j], Ut[j]))) for j in range(k)])  # ||Q s_j||
-    for j in range(k):
-        Ut[j].div_(nrm[j])
     est_all = np.abs(beta[-1] * s[-1, order])
     vals, widths = theta[order].copy(), est_all + floor
-    if products is None:
+    if hess is None:
+        Q = basis.rows[:m]
+        S = torch.as_tensor(np.ascontiguousarray(s[:, top].T), dtype=Q.dtype, device=Q.device)  # [k, m]
+        Ut = S @ Q  # [k, P]: the Ritz vectors as contiguous rows
+        for j in range(k):
+            Ut[j].div_(float(torch.linalg.vector_norm(Ut[j])))
         bound, gap = _temple(vals, widths, k, floor)
         return dict(theta=vals[:k], U=Ut.T, estimate=est_all[:k], residual=widths[:k], bound=bound, gap=gap)
-    # A u_j = W s_j / ||Q s_j||, combined product by product in place (no [m, P] copy of W: a
-    # copy of each product into contiguous rows, for one matrix product here, costs more)
-    Sw = s[:, top] / nrm  # the same scaling as u_j's (||Q s_j|| != 1 in a semi-orthogonal basis)
-    rq, explicit = _rayleigh(Ut, products, Sw)
+    H = np.zeros((m + 1, m))
+    for i, col in enumerate(hess[:m]):
+        H[: len(col), i] = col
+    coef = np.zeros((2 * k, m + 1))
+    coef[:k, :m] = s[:, top].T  # U = S Q_m
+    coef[k:] = (H @ s[:, top]).T  # A U = Q_{m+1} H_m S
+    rows = basis.buf[: m + 1]  # row m: the last basis vector as stored (its coefficient is in H)
+    UA = torch.as_tensor(coef, dtype=rows.dtype, device=rows.device) @ rows  # [2k, P], one pass
+    Ut, AUt = UA[:k], UA[k:]
+    for j in range(k):
+        nrm = float(torch.linalg.vector_norm(Ut[j]))  # ||Q s_j|| != 1 in a semi-orthogonal basis
+        Ut[j].div_(nrm)
+        AUt[j].div_(nrm)
+    rq, explicit = _rayleigh(Ut, AUt, vals[:k])
     drift = float(np.max(np.abs(rq - vals[:k])))
     vals[:k] = rq
     widths = widths + drift
-    widths[:k] = explicit + floor
+    widths[:k] = explicit + floor + lost
     bound, gap = _temple(vals, widths, k, floor)
     desc = np.argsort(-rq, kind="stable")  # nearly equal Rayleigh quotients may swap
     return dict(
@@ -940,24 +996,27 @@ def _lanczos_run(  # noqa: C901 - one Lanczos iteration with its reorthogonalisa
     """Lanczos with (selective or full) re-orthogonalisation from the unit vector ``q``.
 
     The basis is kept as contiguous rows ``[m, P]`` in :func:`_basis_dtype` (the operator's
-    float32/float64), so the operator multiplies exactly the stored vectors. Each step costs,
-    besides the product, a handful of passes over ``P`` numbers: :math:`\\alpha_j=q_j^\\top w`
-    (a BLAS dot), the three-term residual written straight into the next row of the basis,
-    its norm (a BLAS dot) and the division. The re-orthogonalisation (one classical
-    Gram-Schmidt pass as a matrix-vector product on the contiguous basis, a second one only
-    when the first removed more than half of the norm: "twice is enough") runs in the basis
-    dtype. ``beta[j]`` couples steps j and j+1; the last entry is the residual norm of the
-    final step. With ``tol`` the products ``A q_j`` are kept (the tensors the operator
-    returned, not copied) for the float64 Rayleigh quotients and explicit residuals of
-    :func:`_ritz`; at every step the free estimates (``stop="residual"``: :math:`|\\beta_m
-    s_{m,j}|`; ``"eigenvalue"``: the :func:`_temple` bound built from them) are compared with
-    ``tol * |theta_j|``, and only when they pass is :func:`_ritz` computed and its explicit test
-    applied (on a step that re-orthogonalises, first with the norm ``n0`` before the pass, so
-    that the last step's pass is skipped); the run also stops once the free estimates reach the
-    rounding floor (more steps cannot lower the residual). On an invariant subspace (beta ~ 0) it stops when enough Ritz
-    pairs are available, else (``restart_seed``) continues with a random vector orthogonal to
-    the basis (the tridiagonal matrix decouples). Buffers come from (and go back to)
-    :data:`_WORKSPACE`.
+    float32/float64), so the operator multiplies exactly the stored vectors. Each product is
+    written straight into the next row of the basis (:meth:`_CurvatureOperator._matvec_into`:
+    no fresh tensor, and no product is kept) and reduced there in place, in modified
+    Gram-Schmidt order: :math:`w\\leftarrow w-\\beta_{j-1}q_{j-1}`, :math:`\\alpha_j=q_j^\\top w`
+    (a BLAS dot), :math:`w\\leftarrow w-\\alpha_jq_j`, its norm (``vector_norm``) and the
+    division: besides the product, a handful of passes over ``P`` numbers. The
+    re-orthogonalisation (one classical Gram-Schmidt pass as a matrix-vector product on the
+    contiguous basis, a second one only when the first removed more than half of the norm:
+    "twice is enough") runs in the basis dtype. ``beta[j]`` couples steps j and j+1; the last
+    entry is the residual norm of the final step. With ``tol`` every coefficient of the
+    reduction is recorded (the Hessenberg matrix :math:`H_m` of :math:`AQ_m=Q_{m+1}H_m`, for the
+    float64 Rayleigh quotients and explicit residuals of :func:`_ritz`); at every step the free
+    estimates (``stop="residual"``: :math:`|\\beta_m s_{m,j}|`; ``"eigenvalue"``: the
+    :func:`_temple` bound built from them) are compared with ``tol * |theta_j|``, and only when
+    they pass is :func:`_ritz` computed and its explicit test applied (on a step that
+    re-orthogonalises, first with the norm ``n0`` before the pass, so that the last step's pass
+    is skipped); the run also stops once the free estimates reach the rounding floor (more
+    steps cannot lower the residual). On an invariant subspace (beta ~ 0) it stops when enough
+    Ritz pairs are available, else (``restart_seed``) continues with a random vector orthogonal
+    to the basis (the tridiagonal matrix decouples; the dropped residual's norm is added to the
+    reported residuals). Buffers come from (and go back to) :data:`_WORKSPACE`.
 
     Returns ``(alpha, beta, ritz, converged)`` with ``ritz`` the last :func:`_ritz` dict (None
     without ``tol``).
@@ -967,11 +1026,12 @@ def _lanczos_run(  # noqa: C901 - one Lanczos iteration with its reorthogonalisa
     bd = _basis_dtype(mv.dtype)
     dev = q.device
     cap = min(num_steps + 1, P) if tol is None else min(32, P)
-    basis = _Rows(P, cap, bd, dev)
-    products: list | None = [] if tol is not None else None
+    basis = _Rows(P, cap + 1, bd, dev)
+    hess: list | None = [] if tol is not None else None
     alpha: list[float] = []
     beta: list[float] = []
     scale = 0.0
+    lost = 0.0
     converged = False
     ritz = None
     rng = None
@@ -984,9 +1044,9 @@ def _lanczos_run(  # noqa: C901 - one Lanczos iteration with its reorthogonalisa
         return bool(np.all(crit <= tol * np.abs(rz["theta"])))
 
     def check(theta, s, m, scale, broke):
-        """The stopping test of step ``m`` (``beta[-1]`` its last coupling): the free estimates
-        first, :func:`_ritz`'s explicit test only when they pass; returns ``(stop, ritz or None,
-        converged, free estimates passed)``."""
+        """The stopping test of step ``m`` (``beta[-1]`` its last coupling, ``hess[-1]`` its
+        column): the free estimates first, :func:`_ritz`'s explicit test only when they pass;
+        returns ``(stop, ritz or None, converged, free estimates passed)``."""
         order = np.argsort(theta)[::-1]
         est = np.abs(beta[-1] * s[-1, order])
         floor = _rounding_floor(mv.dtype, m, scale)
@@ -994,7 +1054,7 @@ def _lanczos_run(  # noqa: C901 - one Lanczos iteration with its reorthogonalisa
         at_floor = bool(np.all(est[:k] <= floor))
         if not (broke or m == P or at_floor or np.all(crit <= tol * np.abs(theta[order[:k]]))):
             return False, None, False, False
-        rz = _ritz(alpha, beta, basis, products, k, mv.dtype, scale)
+        rz = _ritz(alpha, beta, basis, hess, k, mv.dtype, scale, lost)
         conv = broke or m == P or accept(rz)
         if conv or broke or m == P or at_floor:
             return True, rz, conv, True
@@ -1003,19 +1063,21 @@ def _lanczos_run(  # noqa: C901 - one Lanczos iteration with its reorthogonalisa
     try:
         basis.append(q)
         for j in range(num_steps):
-            wj = mv(basis.rows[j])
-            if products is not None:
-                products.append(wj)
-            w = wj if wj.dtype == bd else wj.to(bd)
             row = basis.next_row()  # may move the buffer: read the basis after this
             qj = basis.rows[j]
-            # alpha and beta by BLAS dots (float32: ~1e-7 of ||w||; the returned eigenvalues are
-            # float64 Rayleigh quotients of the returned vectors, so this only steers the run)
-            a = float(torch.dot(qj, w))
-            torch.add(w, qj, alpha=-a, out=row)
-            if j > 0:
+            mv(qj, out=row)  # A q_j, written into the next row
+            col = np.zeros(j + 2) if hess is not None else None
+            if j > 0 and beta[-1] != 0.0:
                 row.add_(basis.rows[j - 1], alpha=-beta[-1])
-            n0 = math.sqrt(max(float(torch.dot(row, row)), 0.0))
+                if col is not None:
+                    col[j - 1] = beta[-1]
+            # alpha by a BLAS dot (float32: ~1e-7 of ||w||; the returned eigenvalues are float64
+            # Rayleigh quotients of the returned vectors, so this only steers the run)
+            a = float(torch.dot(qj, row))
+            row.add_(qj, alpha=-a)
+            if col is not None:
+                col[j] = a
+            n0 = float(torch.linalg.vector_norm(row))
             alpha.append(a)
             m = j + 1
             theta = s = None
@@ -1036,23 +1098,34 @@ def _lanczos_run(  # noqa: C901 - one Lanczos iteration with its reorthogonalisa
                 # its (whole-basis) pass is saved when the run stops here
                 sc = max(scale, abs(a) + n0 + (beta[-1] if beta else 0.0))
                 beta.append(n0)
+                col[j + 1] = 1.0  # row m as stored (undivided): A q_j = ... + 1 * row
+                hess.append(col)
                 done, ritz, conv, passed = check(theta, s, m, sc, broke=False)
                 if done:
                     converged = conv
                     break
                 beta.pop()
+                hess.pop()
             if reorth:
                 # full re-orthogonalisation, one matrix-vector product each way on the contiguous basis
                 Q = basis.rows
-                row.addmv_(Q.T, torch.mv(Q, row), alpha=-1.0)
-                b = math.sqrt(max(float(torch.dot(row, row)), 0.0))
+                h = torch.mv(Q, row)
+                row.addmv_(Q.T, h, alpha=-1.0)
+                b = float(torch.linalg.vector_norm(row))
                 if b < 0.5 * n0:
-                    row.addmv_(Q.T, torch.mv(Q, row), alpha=-1.0)
-                    b = math.sqrt(max(float(torch.dot(row, row)), 0.0))
+                    h2 = torch.mv(Q, row)
+                    row.addmv_(Q.T, h2, alpha=-1.0)
+                    b = float(torch.linalg.vector_norm(row))
+                    h = h + h2
+                if col is not None:
+                    col[: j + 1] += h.to(f64).cpu().numpy()
             else:
                 b = n0
             reorthogonalised = reorth and not reorthogonalised  # the next vector too (pairs)
             beta.append(b)
+            if hess is not None:
+                col[j + 1] = 1.0  # row m as stored (undivided, norm b)
+                hess.append(col)
             scale = max(scale, abs(a) + b + (beta[-2] if len(beta) > 1 else 0.0))
             broke = b <= _breakdown_threshold(mv.dtype, scale)
             if tol is not None and m >= k and (not passed or broke or m == P):
@@ -1067,7 +1140,8 @@ def _lanczos_run(  # noqa: C901 - one Lanczos iteration with its reorthogonalisa
             if broke:
                 if restart_seed is None:  # exact quadrature already: stop
                     break
-                # restart with a random vector orthogonal to the current basis
+                # restart with a random vector orthogonal to the current basis; the relation
+                # A q_j = ... + b q_{j+1} loses the (tiny) b row: its norm is added to the residuals
                 if rng is None:
                     rng = torch.Generator(device="cpu").manual_seed(10_000 + (restart_seed or 0))
                 for _ in range(5):
@@ -1076,13 +1150,19 @@ def _lanczos_run(  # noqa: C901 - one Lanczos iteration with its reorthogonalisa
                     nr = float(torch.linalg.vector_norm(r, dtype=f64))
                     if nr > 1e-3:
                         break
+                lost += b
                 beta[-1] = 0.0
-                basis.append(r / nr)
+                if hess is not None:
+                    col[j + 1] = 0.0
+                row.copy_(r).div_(nr)
+                basis.size += 1
                 continue
             row.div_(b)
+            if hess is not None:
+                col[j + 1] = b  # row m is now the unit q_{m+1}
             basis.size += 1
         if tol is not None and ritz is None:
-            ritz = _ritz(alpha, beta, basis, products, k, mv.dtype, scale)
+            ritz = _ritz(alpha, beta, basis, hess, k, mv.dtype, scale, lost)
             converged = converged and accept(ritz)
     finally:
         basis.release()
@@ -1137,7 +1217,7 @@ def lanczos(
     (semi-)orthogonal by classical Gram-Schmidt against the whole basis (a second pass when the
     first removed more than half of the norm), so that
     :math:`AQ_m = Q_mT_m + \beta_m q_{m+1}e_m^\top` with tridiagonal :math:`T_m`. Ritz pairs
-    :math:`(\theta_j, Q_m s_j)` come from ``scipy.linalg.eigh_tridiagonal`` on :math:`T_m`; their
+    :math:`(\theta_j, Q_m s_j)` come from LAPACK's ``dstev`` on :math:`T_m`; their
     residual norms are :math:`\|Au_j-\theta_ju_j\| = |\beta_m s_{m,j}|` at no extra product. It
     stops once the top ``k`` satisfy :math:`|\beta_m s_{m,j}|\le \mathrm{tol}\,|\theta_j|` and
     their explicit residuals, :math:`\|Ws_j-\theta_jQ_ms_j\|` with the stored products
@@ -1352,7 +1432,7 @@ def spectral_density(
 
     For :math:`R` Rademacher vectors :math:`v_r/\sqrt P`, ``num_iter`` Lanczos steps (full
     re-orthogonalisation) give :math:`T^{(r)}=S\,\mathrm{diag}(\theta)S^\top`
-    (``scipy.linalg.eigh_tridiagonal``), and
+    (LAPACK's ``dstev``), and
     :math:`v^\top f(A)v\approx\sum_j s_{1j}^2 f(\theta_j)` (Gauss quadrature). Averaging over runs
     estimates :math:`\frac1P\mathrm{tr} f(A)`; with :math:`f=g_\sigma(t-\cdot)` this is the
     Gaussian-smoothed density :math:`\frac1P\sum_i g_\sigma(t-\lambda_i)`.
