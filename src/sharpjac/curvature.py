@@ -737,18 +737,25 @@ def _tridiag_eig(alpha: Sequence[float], beta: Sequence[float]) -> tuple[np.ndar
     return np.linalg.eigh(T)
 
 
-def _orthogonalise(w: torch.Tensor, Q: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Classical Gram-Schmidt twice against the orthonormal **rows** of ``Q`` [j, P] (contiguous
-    rows, one matrix-vector product per pass), in place on ``w`` [P]; returns ``(w, coefficients)``."""
+def _orthogonalise(
+    w: torch.Tensor, Q: torch.Tensor, norms2: torch.Tensor | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Classical Gram-Schmidt twice against the orthogonal **rows** of ``Q`` [j, P] (contiguous
+    rows, one matrix-vector product per pass; ``norms2`` [j] their squared norms, default ones),
+    in place on ``w`` [P]; returns ``(w, coefficients)`` (of the rows as stored)."""
     c1 = torch.mv(Q, w)
+    if norms2 is not None:
+        c1.div_(norms2)
     w.addmv_(Q.T, c1, alpha=-1.0)
     c2 = torch.mv(Q, w)
+    if norms2 is not None:
+        c2.div_(norms2)
     w.addmv_(Q.T, c2, alpha=-1.0)
     return w, c1 + c2
 
 
 class _Workspace:
-    """Reusable CPU buffers ``[rows, P]`` for the Lanczos basis, its products and scratch vectors.
+    """Reusable CPU buffers ``[rows, P]`` for the Lanczos basis and scratch vectors.
 
     Fresh CPU memory is paid page by page on first touch (one fault per 4 KiB page): for the
     rows of a Lanczos basis of a large model that costs as much as the re-orthogonalisation
@@ -799,7 +806,7 @@ _WORKSPACE = _Workspace()
 
 class _Rows:
     """Growing stack of vectors stored contiguously, row-major ``[capacity, P]``, with amortised
-    O(1) appends (the Lanczos basis and the products), in a buffer of :data:`_WORKSPACE`."""
+    O(1) appends (the Lanczos basis), in a buffer of :data:`_WORKSPACE`."""
 
     def __init__(self, P: int, capacity: int, dtype, device):
         self.buf = _WORKSPACE.take(max(1, capacity), P, dtype, device)
@@ -842,8 +849,8 @@ def _rounding_floor(dtype: torch.dtype, m: int, scale: float) -> float:
     :math:`(2+5\sqrt m)\,\varepsilon\,\|T_m\|`. The products :math:`Au_j` of the returned vectors
     are combined from the Lanczos relation :math:`AQ_m=Q_{m+1}H_m` (see :func:`_ritz`); each
     step's update of the product into the next basis vector rounds by at most about
-    :math:`4\varepsilon\|T_m\|` (two subtractions, the division, and the products of the rounded
-    basis vectors), which over the :math:`m` steps, weighted by the Ritz vector
+    :math:`4\varepsilon\|T_m\|` (two scaled subtractions, the re-orthogonalisation, and the
+    products of the rounded basis vectors), which over the :math:`m` steps, weighted by the Ritz vector
     (:math:`\|s\|_1\le\sqrt m`), is the :math:`4\sqrt m` part; the combination and the rounding
     of the returned unit vector are the rest."""
     return (2.0 + 5.0 * math.sqrt(m)) * torch.finfo(dtype).eps * scale
@@ -881,11 +888,15 @@ def _temple(vals: np.ndarray, widths: np.ndarray, k: int, floor: float) -> tuple
 _BLOCK = 65536
 
 
-def _rayleigh(Ut: torch.Tensor, AUt: torch.Tensor, shift: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    r"""Float64 Rayleigh quotients ``[k]`` and residual norms ``[k]`` of the unit rows ``Ut``
-    [k, P], given their products ``AUt`` [k, P].
+def _rayleigh(
+    Ut: torch.Tensor, AUt: torch.Tensor, norms: np.ndarray, shift: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    r"""Float64 Rayleigh quotients ``[k]`` and residual norms ``[k]`` of the rows ``Ut`` [k, P]
+    divided in place by ``norms`` [k] (the returned unit vectors), given the products ``AUt``
+    [k, P] of the undivided rows.
 
-    Block by block of :data:`_BLOCK` entries, :math:`u_j` and :math:`e_j=Au_j-\sigma_ju_j` (with
+    Block by block of :data:`_BLOCK` entries (each block is divided, then read while in cache),
+    :math:`u_j` and :math:`e_j=Au_j-\sigma_ju_j` (with
     the shift :math:`\sigma_j=` ``shift[j]``, the tridiagonal Ritz value) are formed in float64
     and three sums accumulate in float64: :math:`u^\top u`, :math:`e^\top u`, :math:`e^\top e`.
     Then :math:`\theta=\sigma+e^\top u/u^\top u` and
@@ -903,8 +914,8 @@ def _rayleigh(Ut: torch.Tensor, AUt: torch.Tensor, shift: np.ndarray) -> tuple[n
             hi = min(P, lo + block)
             u64, e64 = pair[0, : hi - lo], pair[1, : hi - lo]
             for j in range(k):
-                u64.copy_(Ut[j, lo:hi])
-                e64.copy_(AUt[j, lo:hi]).sub_(u64, alpha=float(shift[j]))
+                u64.copy_(Ut[j, lo:hi].div_(float(norms[j])))
+                e64.copy_(AUt[j, lo:hi]).div_(float(norms[j])).sub_(u64, alpha=float(shift[j]))
                 uu[j] += float(torch.dot(u64, u64))
                 eu[j] += float(torch.dot(e64, u64))
                 ee[j] += float(torch.dot(e64, e64))
@@ -915,7 +926,9 @@ def _rayleigh(Ut: torch.Tensor, AUt: torch.Tensor, shift: np.ndarray) -> tuple[n
     return rq, residual
 
 
-def _ritz(alpha, beta, basis: _Rows, hess: list | None, k: int, dtype: torch.dtype, scale: float, lost: float = 0.0):
+def _ritz(
+    alpha, beta, basis: _Rows, scales: list, hess: list, k: int, dtype: torch.dtype, scale: float, lost: float = 0.0
+):
     """Top-``k`` Ritz pairs and their bounds, as a dict.
 
     ``theta`` [k] float64 numpy: the float64 Rayleigh quotients :math:`u_j^\\top(Au_j)` of the
@@ -923,9 +936,9 @@ def _ritz(alpha, beta, basis: _Rows, hess: list | None, k: int, dtype: torch.dty
     :math:`AQ_m=Q_{m+1}H_m` that the run recorded (``hess``: column ``i`` holds every coefficient
     by which the product :math:`Aq_i` was reduced to the next basis vector: :math:`\\alpha_i`,
     :math:`\\beta_{i-1}`, the re-orthogonalisation's and :math:`\\beta_i`; the last one refers
-    to the basis row ``m`` as stored, before its division), so :math:`Au_j=Q_{m+1}H_ms_j/\\|Q_ms_j\\|`:
-    no extra product and no stored product, and one pass over the basis gives both
-    :math:`u_j` and :math:`Au_j`; or the tridiagonal Ritz values without ``hess``. ``U`` [P, k]
+    to the unit basis vectors; row ``i`` of the basis is stored as ``scales[i]`` times
+    :math:`q_i`), so :math:`Au_j=Q_{m+1}H_ms_j/\\|Q_ms_j\\|`: no extra product and no stored
+    product, and one pass over the basis gives both :math:`u_j` and :math:`Au_j`. ``U`` [P, k]
     in the basis dtype. ``estimate`` [k] the free residual :math:`|\\beta_m s_{m,j}|`;
     ``residual`` [k] the explicit residual :math:`\\|Au_j-\\theta_ju_j\\|` plus
     :func:`_rounding_floor` (which covers the rounding of the recurrence's updates that the
@@ -942,28 +955,18 @@ def _ritz(alpha, beta, basis: _Rows, hess: list | None, k: int, dtype: torch.dty
     floor = _rounding_floor(dtype, m, scale)
     est_all = np.abs(beta[-1] * s[-1, order])
     vals, widths = theta[order].copy(), est_all + floor
-    if hess is None:
-        Q = basis.rows[:m]
-        S = torch.as_tensor(np.ascontiguousarray(s[:, top].T), dtype=Q.dtype, device=Q.device)  # [k, m]
-        Ut = S @ Q  # [k, P]: the Ritz vectors as contiguous rows
-        for j in range(k):
-            Ut[j].div_(float(torch.linalg.vector_norm(Ut[j])))
-        bound, gap = _temple(vals, widths, k, floor)
-        return dict(theta=vals[:k], U=Ut.T, estimate=est_all[:k], residual=widths[:k], bound=bound, gap=gap)
     H = np.zeros((m + 1, m))
     for i, col in enumerate(hess[:m]):
         H[: len(col), i] = col
     coef = np.zeros((2 * k, m + 1))
     coef[:k, :m] = s[:, top].T  # U = S Q_m
     coef[k:] = (H @ s[:, top]).T  # A U = Q_{m+1} H_m S
-    rows = basis.buf[: m + 1]  # row m: the last basis vector as stored (its coefficient is in H)
+    coef /= np.asarray(scales[: m + 1], dtype=np.float64)  # on the rows as stored (row m: the last vector)
+    rows = basis.buf[: m + 1]
     UA = torch.as_tensor(coef, dtype=rows.dtype, device=rows.device) @ rows  # [2k, P], one pass
     Ut, AUt = UA[:k], UA[k:]
-    for j in range(k):
-        nrm = float(torch.linalg.vector_norm(Ut[j]))  # ||Q s_j|| != 1 in a semi-orthogonal basis
-        Ut[j].div_(nrm)
-        AUt[j].div_(nrm)
-    rq, explicit = _rayleigh(Ut, AUt, vals[:k])
+    nrm = np.array([float(torch.linalg.vector_norm(Ut[j])) for j in range(k)])  # ||Q s_j|| != 1
+    rq, explicit = _rayleigh(Ut, AUt, nrm, vals[:k])  # (divides Ut by nrm)
     drift = float(np.max(np.abs(rq - vals[:k])))
     vals[:k] = rq
     widths = widths + drift
@@ -996,12 +999,17 @@ def _lanczos_run(  # noqa: C901 - one Lanczos iteration with its reorthogonalisa
     """Lanczos with (selective or full) re-orthogonalisation from the unit vector ``q``.
 
     The basis is kept as contiguous rows ``[m, P]`` in :func:`_basis_dtype` (the operator's
-    float32/float64), so the operator multiplies exactly the stored vectors. Each product is
-    written straight into the next row of the basis (:meth:`_CurvatureOperator._matvec_into`:
-    no fresh tensor, and no product is kept) and reduced there in place, in modified
-    Gram-Schmidt order: :math:`w\\leftarrow w-\\beta_{j-1}q_{j-1}`, :math:`\\alpha_j=q_j^\\top w`
-    (a BLAS dot), :math:`w\\leftarrow w-\\alpha_jq_j`, its norm (``vector_norm``) and the
-    division: besides the product, a handful of passes over ``P`` numbers. The
+    float32/float64), so the operator multiplies exactly the stored vectors. Row :math:`i` is
+    stored as :math:`r_i=c_iq_i` with a known scale ``scales[i]`` (the unit :math:`q_i` is never
+    formed). Each product :math:`w=Ar_j=c_jAq_j` is written straight into the next row of the
+    basis (:meth:`_CurvatureOperator._matvec_into`: no fresh tensor, and no product is kept) and
+    reduced there in place, in modified Gram-Schmidt order, in three passes over ``P`` numbers
+    besides the norm: :math:`w\\leftarrow r_{j-1}+(\\sigma/c_j)w=\\sigma(Aq_j-\\beta_{j-1}q_{j-1})`
+    with :math:`\\sigma=-c_{j-1}/\\beta_{j-1}` (the subtraction and the division by the last norm in
+    one pass), :math:`\\alpha_j=r_j^\\top w/(c_j\\sigma)` (a BLAS dot),
+    :math:`w\\leftarrow w-(\\alpha_j\\sigma/c_j)r_j`; its norm gives :math:`\\beta_j` and the new
+    row's scale :math:`c_{j+1}=\\sigma\\beta_j=-c_{j-1}\\beta_j/\\beta_{j-1}` (a ratio of
+    neighbouring norms; a row whose scale leaves :math:`[10^{-6},10^6]` is divided once). The
     re-orthogonalisation (one classical Gram-Schmidt pass as a matrix-vector product on the
     contiguous basis, a second one only when the first removed more than half of the norm:
     "twice is enough") runs in the basis dtype. ``beta[j]`` couples steps j and j+1; the last
@@ -1032,6 +1040,7 @@ def _lanczos_run(  # noqa: C901 - one Lanczos iteration with its reorthogonalisa
     beta: list[float] = []
     scale = 0.0
     lost = 0.0
+    scales = [1.0]  # basis row i is stored as scales[i] * q_i (never divided: see the docstring)
     converged = False
     ritz = None
     rng = None
@@ -1054,7 +1063,7 @@ def _lanczos_run(  # noqa: C901 - one Lanczos iteration with its reorthogonalisa
         at_floor = bool(np.all(est[:k] <= floor))
         if not (broke or m == P or at_floor or np.all(crit <= tol * np.abs(theta[order[:k]]))):
             return False, None, False, False
-        rz = _ritz(alpha, beta, basis, hess, k, mv.dtype, scale, lost)
+        rz = _ritz(alpha, beta, basis, scales, hess, k, mv.dtype, scale, lost)
         conv = broke or m == P or accept(rz)
         if conv or broke or m == P or at_floor:
             return True, rz, conv, True
@@ -1064,20 +1073,25 @@ def _lanczos_run(  # noqa: C901 - one Lanczos iteration with its reorthogonalisa
         basis.append(q)
         for j in range(num_steps):
             row = basis.next_row()  # may move the buffer: read the basis after this
-            qj = basis.rows[j]
-            mv(qj, out=row)  # A q_j, written into the next row
+            rj, cj = basis.rows[j], scales[j]
+            mv(rj, out=row)  # A r_j = c_j A q_j, written into the next row
             col = np.zeros(j + 2) if hess is not None else None
             if j > 0 and beta[-1] != 0.0:
-                row.add_(basis.rows[j - 1], alpha=-beta[-1])
+                # row <- r_{j-1} + gamma row = sigma (A q_j - beta_{j-1} q_{j-1}): the subtraction
+                # and the rescaling in one pass (sigma = -c_{j-1} / beta_{j-1})
+                sigma = -scales[j - 1] / beta[-1]
+                torch.add(basis.rows[j - 1], row, alpha=sigma / cj, out=row)
                 if col is not None:
                     col[j - 1] = beta[-1]
+            else:
+                sigma = cj
             # alpha by a BLAS dot (float32: ~1e-7 of ||w||; the returned eigenvalues are float64
             # Rayleigh quotients of the returned vectors, so this only steers the run)
-            a = float(torch.dot(qj, row))
-            row.add_(qj, alpha=-a)
+            a = float(torch.dot(rj, row)) / (cj * sigma)
+            row.add_(rj, alpha=-a * sigma / cj)  # row = sigma (A q_j - beta q_{j-1} - alpha q_j)
             if col is not None:
                 col[j] = a
-            n0 = float(torch.linalg.vector_norm(row))
+            n0 = float(torch.linalg.vector_norm(row)) / abs(sigma)
             alpha.append(a)
             m = j + 1
             theta = s = None
@@ -1098,34 +1112,39 @@ def _lanczos_run(  # noqa: C901 - one Lanczos iteration with its reorthogonalisa
                 # its (whole-basis) pass is saved when the run stops here
                 sc = max(scale, abs(a) + n0 + (beta[-1] if beta else 0.0))
                 beta.append(n0)
-                col[j + 1] = 1.0  # row m as stored (undivided): A q_j = ... + 1 * row
+                col[j + 1] = n0
                 hess.append(col)
+                scales.append(sigma * n0)  # row m as it stands: sigma n0 q_{m+1}
                 done, ritz, conv, passed = check(theta, s, m, sc, broke=False)
                 if done:
                     converged = conv
                     break
                 beta.pop()
                 hess.pop()
+                scales.pop()
             if reorth:
-                # full re-orthogonalisation, one matrix-vector product each way on the contiguous basis
+                # full re-orthogonalisation against the stored rows r_i = c_i q_i, one
+                # matrix-vector product each way on the contiguous basis
                 Q = basis.rows
-                h = torch.mv(Q, row)
+                norms2 = torch.as_tensor(scales, dtype=Q.dtype, device=Q.device) ** 2
+                h = torch.mv(Q, row).div_(norms2)
                 row.addmv_(Q.T, h, alpha=-1.0)
-                b = float(torch.linalg.vector_norm(row))
+                b = float(torch.linalg.vector_norm(row)) / abs(sigma)
                 if b < 0.5 * n0:
-                    h2 = torch.mv(Q, row)
+                    h2 = torch.mv(Q, row).div_(norms2)
                     row.addmv_(Q.T, h2, alpha=-1.0)
-                    b = float(torch.linalg.vector_norm(row))
+                    b = float(torch.linalg.vector_norm(row)) / abs(sigma)
                     h = h + h2
-                if col is not None:
-                    col[: j + 1] += h.to(f64).cpu().numpy()
+                if col is not None:  # the projection on q_i, per unit of A q_j
+                    col[: j + 1] += h.to(f64).cpu().numpy() * np.asarray(scales, dtype=np.float64) / sigma
             else:
                 b = n0
             reorthogonalised = reorth and not reorthogonalised  # the next vector too (pairs)
             beta.append(b)
             if hess is not None:
-                col[j + 1] = 1.0  # row m as stored (undivided, norm b)
+                col[j + 1] = b
                 hess.append(col)
+            scales.append(sigma * b)  # row m = sigma b q_{m+1}
             scale = max(scale, abs(a) + b + (beta[-2] if len(beta) > 1 else 0.0))
             broke = b <= _breakdown_threshold(mv.dtype, scale)
             if tol is not None and m >= k and (not passed or broke or m == P):
@@ -1144,9 +1163,11 @@ def _lanczos_run(  # noqa: C901 - one Lanczos iteration with its reorthogonalisa
                 # A q_j = ... + b q_{j+1} loses the (tiny) b row: its norm is added to the residuals
                 if rng is None:
                     rng = torch.Generator(device="cpu").manual_seed(10_000 + (restart_seed or 0))
+                Q = basis.rows
+                norms2 = torch.as_tensor(scales[:m], dtype=Q.dtype, device=Q.device) ** 2
                 for _ in range(5):
                     r = torch.randn(P, generator=rng, dtype=f64).to(device=dev, dtype=bd)
-                    r, _ = _orthogonalise(r, basis.rows)
+                    r, _ = _orthogonalise(r, Q, norms2)
                     nr = float(torch.linalg.vector_norm(r, dtype=f64))
                     if nr > 1e-3:
                         break
@@ -1155,14 +1176,16 @@ def _lanczos_run(  # noqa: C901 - one Lanczos iteration with its reorthogonalisa
                 if hess is not None:
                     col[j + 1] = 0.0
                 row.copy_(r).div_(nr)
+                scales[-1] = 1.0
                 basis.size += 1
                 continue
-            row.div_(b)
-            if hess is not None:
-                col[j + 1] = b  # row m is now the unit q_{m+1}
+            c = scales[-1]
+            if not 1e-6 <= abs(c) <= 1e6:  # keep the stored rows' scale near one (rarely needed)
+                row.div_(c)
+                scales[-1] = 1.0
             basis.size += 1
         if tol is not None and ritz is None:
-            ritz = _ritz(alpha, beta, basis, hess, k, mv.dtype, scale, lost)
+            ritz = _ritz(alpha, beta, basis, scales, hess, k, mv.dtype, scale, lost)
             converged = converged and accept(ritz)
     finally:
         basis.release()
@@ -1177,8 +1200,8 @@ class EigenResult:
         eigenvalues: ``[k]``, descending.
         eigenvectors: ``[P, k]``, orthonormal columns, in the operator's dtype/device.
         residuals: ``[k]``, :math:`\\|A u_j - \\lambda_j u_j\\|` (for :func:`lanczos` a bound:
-            the explicit residual from the stored products plus the rounding floor
-            :math:`(2+\\sqrt m)\\,\\varepsilon\\,\\|T_m\\|` of the operator's dtype).
+            the explicit residual from the recorded Lanczos relation plus the rounding floor
+            :math:`(2+5\\sqrt m)\\,\\varepsilon\\,\\|T_m\\|` of the operator's dtype).
         num_matvecs: operator products this call made.
         converged: whether the stopping rule was met (for :func:`lanczos`: the reported residuals,
             or with ``stop="eigenvalue"`` the error bounds, are at most ``tol`` times the
@@ -1220,14 +1243,19 @@ def lanczos(
     :math:`(\theta_j, Q_m s_j)` come from LAPACK's ``dstev`` on :math:`T_m`; their
     residual norms are :math:`\|Au_j-\theta_ju_j\| = |\beta_m s_{m,j}|` at no extra product. It
     stops once the top ``k`` satisfy :math:`|\beta_m s_{m,j}|\le \mathrm{tol}\,|\theta_j|` and
-    their explicit residuals, :math:`\|Ws_j-\theta_jQ_ms_j\|` with the stored products
-    :math:`W=[Aq_1,\dots,Aq_m]` plus the rounding floor
-    :math:`(2+\sqrt m)\,\varepsilon\,\|T_m\|` of the operator's dtype, confirm it; these bounds
-    are the reported ``residuals`` (they hold for the returned unit vectors whatever the basis'
-    orthogonality). The returned eigenvalues are the float64 Rayleigh quotients
-    :math:`\theta_j=u_j^\top(Au_j)` of the returned unit vectors, with :math:`Au_j` combined
-    from the stored products (no extra product): in float32 they are accurate to the rounding
-    of the products, not to that of the tridiagonal matrix (~1e-5 after semi-orthogonal steps).
+    their explicit residuals confirm it. The explicit residual is
+    :math:`\|Q_{m+1}H_ms_j-\theta_jQ_ms_j\|` (over :math:`\|Q_ms_j\|`) plus the rounding floor
+    :math:`(2+5\sqrt m)\,\varepsilon\,\|T_m\|` of the operator's dtype, where
+    :math:`AQ_m=Q_{m+1}H_m` is the relation the run recorded: every coefficient by which each
+    product was reduced to the next basis vector (:math:`\alpha`, :math:`\beta` and the
+    re-orthogonalisation's), exact but for the rounding of those updates, which the floor
+    covers. These bounds are the reported ``residuals``: they hold for the returned unit
+    vectors whatever the basis' orthogonality, and need no stored product (each product is
+    written into the next basis row and reduced there). The returned eigenvalues are the
+    float64 Rayleigh quotients :math:`\theta_j=u_j^\top(Au_j)` of the returned unit vectors,
+    with :math:`Au_j=Q_{m+1}H_ms_j/\|Q_ms_j\|` (no extra product; one pass over the basis
+    forms :math:`u_j` and :math:`Au_j`): in float32 they are accurate to a few roundings of
+    :math:`\|A\|`, not to that of the tridiagonal matrix (~1e-5 after semi-orthogonal steps).
 
     Error bound (``error_bounds``, and the test of ``stop="eigenvalue"``). By Bauer-Fike some
     eigenvalue lies within :math:`r_j` of :math:`\theta_j`. Kato-Temple: if :math:`\lambda_j` is
@@ -1263,13 +1291,15 @@ def lanczos(
 
     Precision: the basis is stored as contiguous rows ``[m, P]`` in the operator's dtype
     (float32 or float64; float32 for other dtypes), so the operator multiplies exactly the
-    stored vectors; :math:`\alpha`, :math:`\beta` and the Gram-Schmidt coefficients are BLAS
-    dot products in the basis dtype (float32: about :math:`10^{-7}` relative), which only steer
-    the run: the returned eigenvalues are the float64 Rayleigh quotients above. A ``tol`` below
-    what the operator's dtype allows (about :math:`10^{-6}` relative in float32) stops the run
-    once the free estimate reaches the rounding floor, with ``converged=False`` and an honest
-    residual. CPU buffers are reused across calls (a pool of at most 256 MiB), since
-    first-touch page faults of a fresh basis cost as much as the re-orthogonalisation.
+    stored vectors (row :math:`i` is :math:`c_iq_i` with a known scale :math:`c_i`: the
+    division of each new vector by its norm is folded into the next step's first update);
+    :math:`\alpha`, :math:`\beta` and the Gram-Schmidt coefficients are BLAS dot products in
+    the basis dtype (float32: about :math:`10^{-7}` relative), which only steer the run: the
+    returned eigenvalues are the float64 Rayleigh quotients above. A ``tol`` below what the
+    operator's dtype allows (about :math:`10^{-6}` relative in float32) stops the run once the free
+    estimate reaches the rounding floor, with ``converged=False`` and an honest residual. CPU
+    buffers are reused across calls (a pool of at most 256 MiB), since first-touch page faults of a
+    fresh basis cost as much as the re-orthogonalisation.
 
     Warm start: pass the previous top eigenvector as ``v0`` when tracking along training. An
     invariant subspace (:math:`\beta\approx0`) ends the run when it holds ``k`` Ritz pairs (they
