@@ -784,7 +784,7 @@ def _power_law_with_negative_tail(P: int, seed: int) -> torch.Tensor:
 def test_float32_eigenvalues_are_float64_rayleigh_quotients(k, stop):
     # the case: float32 tridiagonal Ritz values were 5e-6 (k = 1) and 3-5e-5 (k = 3)
     # off on this spectrum; the float64 Rayleigh quotients of the returned vectors, from the
-    # stored products, are within 1e-6 of the float64 eigenvalues (of the float32-rounded
+    # recorded Lanczos relation, are within 1e-6 of the float64 eigenvalues (of the float32-rounded
     # operator: the oracle), at no extra product
     P = 200_000
     d = _power_law_with_negative_tail(P, seed=0)
