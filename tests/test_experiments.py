@@ -144,3 +144,41 @@ def test_progress_bar_is_silent_under_pytest_and_with_env(monkeypatch):
     monkeypatch.delenv("PYTEST_CURRENT_TEST", raising=False)
     monkeypatch.setenv("SHARPJAC_PROGRESS", "0")
     assert progress_enabled(None) is False
+
+
+@dataclasses.dataclass(frozen=True)
+class _ThreadsStudy(experiments.StudyConfig):
+    """A study whose one table is the torch thread count its compute ran with."""
+
+    PRESETS = {"smoke": {}, "quick": {}, "paper": {}}
+
+    def compute(self, *, store, progress):
+        return {"threads": pd.DataFrame({"threads": [torch.get_num_threads()]})}
+
+
+def _threads_runner(config, *, store, force, progress):
+    return pd.DataFrame({"threads": [torch.get_num_threads()]})
+
+
+def test_measurements_run_with_the_configs_threads_and_restore_the_count(tmp_path, monkeypatch):
+    # a study's compute and a custom runner measure outside training: they must use config.threads,
+    # not the process's count (two chapters at once with one thread per core each oversubscribe)
+    from sharpjac.experiments.base import run_study
+
+    # the store keys a study by the code of a sharpjac module: this test's study is computed, not kept
+    monkeypatch.setattr(RunStore, "study", lambda self, name, spec, compute, code: compute())
+    study = experiments.register("threads_test_study", _ThreadsStudy, "thread count of compute (test)")
+    runner = experiments.register("threads_test_runner", _ThreadsStudy, "thread count (test)", runner=_threads_runner)
+    try:
+        torch.set_num_threads(2)
+        for threads in (1, 3):
+            cfg = _ThreadsStudy(threads=threads)
+            assert study.run(cfg, store=None)["threads"]["threads"].item() == threads
+            assert study.run(cfg, store=RunStore(tmp_path))["threads"]["threads"].item() == threads
+            assert run_study(cfg, name="threads_test_study", store=None)["threads"]["threads"].item() == threads
+            assert runner.run(cfg)["threads"].item() == threads
+            assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(1)
+        experiments._REGISTRY.pop("threads_test_study", None)
+        experiments._REGISTRY.pop("threads_test_runner", None)

@@ -576,6 +576,25 @@ def test_the_code_digest_follows_numerics_not_comments(src_copy, case):
     assert (_edit(src_copy, module, old, new) != base) is changes
 
 
+def test_the_code_digest_is_its_documented_formula_over_each_files_normalised_source():
+    # the key of every stored run: recomputed by hand from the files (normalised_source parses each
+    # one on its own), so that a faster reading of the modules can never change the stored keys
+    import hashlib
+    import sys
+
+    closure = codekey.module_closure([codekey.RUN_ENTRY])
+    h = hashlib.sha256(f"python {sys.version_info.major}.{sys.version_info.minor}\n".encode())
+    for name in sorted(closure):
+        path = SRC.joinpath(*name.split("."))
+        path = path / "__init__.py" if path.is_dir() else path.with_suffix(".py")
+        source = codekey.normalised_source(path.read_text(encoding="utf-8"))
+        assert closure[name] == source, name
+        h.update(f"{name}\n{len(source)}\n".encode())
+        h.update(source.encode())
+    assert {"sharpjac.training", "sharpjac.curvature", "sharpjac.losses"} <= set(closure)
+    assert codekey.code_digest(codekey.RUN_ENTRY, root=SRC) == h.hexdigest()
+
+
 def test_a_study_key_follows_its_experiment_module(src_copy):
     path = src_copy / "sharpjac" / "experiments" / "t3_low_loss.py"
     text = path.read_text()

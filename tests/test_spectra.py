@@ -81,6 +81,22 @@ def test_residual_operator_and_extremes_against_dense():
         spectra.ResidualOperator(model, lf, (x, y), sign=2)
 
 
+@pytest.mark.parametrize("loss", ["mse", "ce"])
+@pytest.mark.parametrize("batch_size", [None, 4])
+def test_residual_operator_direct_product_against_dense_difference(loss, batch_size):
+    # R @ v is the Hessian product of the loss with its output gradient frozen, not H @ v - G @ v:
+    # checked against the dense H - G of the oracles, also with uneven physical batches (9 = 4 + 4 + 1)
+    model, x, y = _problem(seed=3, widths=(5, 4), N=9)
+    lf = losses.get_loss(loss)
+    H, G = _dense(model, lf, x, y)
+    for sign in (1, -1):
+        R = spectra.ResidualOperator(model, lf, (x, y), batch_size=batch_size, sign=sign)
+        assert torch.allclose(R.to_dense(), sign * (H - G), atol=1e-12)
+        v = torch.randn(R.shape[0], dtype=DT)
+        assert torch.allclose(R @ v, sign * (H - G) @ v, atol=1e-12) and R.num_matvecs == 1
+    assert (H - G).abs().max() > 1e-3  # a non-trivial residual: the check can fail
+
+
 def test_residual_vanishes_for_linear_model():
     model, x, y = _problem(widths=(), N=8)
     for name in ("mse", "ce"):

@@ -58,7 +58,12 @@ def _strip_docstrings(tree: ast.AST) -> ast.AST:
 
 def normalised_source(text: str) -> str:
     """``text`` (Python source) parsed, docstrings removed, dumped without positions."""
-    return ast.dump(_strip_docstrings(ast.parse(text)), annotate_fields=True, include_attributes=False)
+    return _dump(ast.parse(text))
+
+
+def _dump(tree: ast.AST) -> str:
+    """:func:`normalised_source` of a parsed module (its docstrings are removed in place)."""
+    return ast.dump(_strip_docstrings(tree), annotate_fields=True, include_attributes=False)
 
 
 def _module_path(name: str, root: Path) -> Path | None:
@@ -136,9 +141,9 @@ def _read_module(name: str, root: str, path: str, mtime_ns: int, size: int) -> t
     """(normalised source, sharpjac imports) of one module file, parsed once per process and file
     version: every study and run key of a chapter shares most of its closure, so a chapter that
     keys dozens of runs parses each module once, not once per key."""
-    text = Path(path).read_text(encoding="utf-8")
-    tree = ast.parse(text)
-    return normalised_source(text), frozenset(_imports(name, tree, Path(root)))
+    tree = ast.parse(Path(path).read_text(encoding="utf-8"))
+    imports = frozenset(_imports(name, tree, Path(root)))  # before _dump strips the docstrings
+    return _dump(tree), imports  # one parse: compiling the source is most of a chapter's keying time
 
 
 @functools.lru_cache(maxsize=64)

@@ -111,35 +111,65 @@ def top_spectra(
     )
 
 
+class _LinearisedLoss:
+    r"""The loss with its output gradient frozen: :math:`s(z, y)=\langle\operatorname{sg}(\nabla_z
+    \mathcal L(z, y)), z\rangle` (``sg``: no gradient flows through it).
+
+    Composed with the network, :math:`s(\theta)=\sum_{i,c}\operatorname{sg}(\partial_{z_{ic}}\mathcal L)\,
+    f_c(\theta, x_i)`, whose gradient is :math:`\Phi^\top\nabla_z\mathcal L` (that of the loss) and
+    whose Hessian is :math:`\sum_{i,c}\partial_{z_{ic}}\mathcal L\,\nabla^2_\theta f_c(x_i)=R`: the
+    second-order term of the loss through :math:`z` (the Gauss-Newton part) is gone. With a batch mean
+    loss the batch weights of :class:`sharpjac.curvature.HessianOperator` apply as they do to
+    :math:`H`.
+    """
+
+    def __init__(self, loss_fn: LossFn):
+        self.loss_fn = loss_fn
+
+    def __call__(self, z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        zd = z.detach().requires_grad_(True)
+        with torch.enable_grad():
+            loss = self.loss_fn(zd, y)
+            if not isinstance(loss, torch.Tensor) or loss.numel() != 1:
+                return loss  # HessianOperator's own check reports it
+            (gz,) = torch.autograd.grad(loss.reshape(()), zd)
+        return (gz.detach() * z).sum()
+
+
 class ResidualOperator:
     r"""The residual term :math:`R=H-G` of the Hessian as a matrix-free operator.
 
-    ``R @ v`` is ``H @ v - G @ v`` with the two operators of :mod:`sharpjac.curvature` on the same
-    data; ``shape``, ``dtype``, ``device`` and ``num_matvecs`` (products of R) as for them.
-    Negate it with ``ResidualOperator(..., sign=-1)`` to find :math:`\lambda_{\min}(R)` with a
-    top-eigenvalue solver.
+    ``R @ v`` is computed directly, as the Hessian-vector product (through a kept graph, see
+    :class:`sharpjac.curvature.HessianOperator`) of the loss with its output gradient frozen,
+    :math:`s(\theta)=\sum_{i,c}\operatorname{sg}(\partial_{z_{ic}}\mathcal L)\,f_c(\theta,x_i)`, whose
+    Hessian is :math:`\sum_{i,c}\partial_{z_{ic}}\mathcal L\,\nabla^2_\theta f_c(x_i)=H-G`: one
+    product costs about one Hessian product, not a Hessian and a Gauss-Newton product, and has no
+    cancellation between them. ``shape``, ``dtype``, ``device`` and ``num_matvecs`` (products of R)
+    as for the curvature operators. Negate it with ``ResidualOperator(..., sign=-1)`` to find
+    :math:`\lambda_{\min}(R)` with a top-eigenvalue solver.
     """
 
     def __init__(
         self, model: nn.Module, loss_fn: LossFn, data: Any, *, batch_size: int | None = None, sign: float = 1.0
     ):
         V.one_of("sign", sign, (1, -1))
-        self.H = _curv.HessianOperator(model, loss_fn, data, batch_size=batch_size)
-        self.G = _curv.GaussNewtonOperator(model, loss_fn, data, batch_size=batch_size)
+        self.op = _curv.HessianOperator(model, _LinearisedLoss(loss_fn), data, batch_size=batch_size)
         self.sign = float(sign)
-        self.shape = self.H.shape
-        self.dtype = self.H.dtype
-        self.device = self.H.device
+        self.shape = self.op.shape
+        self.dtype = self.op.dtype
+        self.device = self.op.device
         self.num_matvecs = 0
 
     def __matmul__(self, v: torch.Tensor) -> torch.Tensor:
-        out = self.sign * (self.H @ v - self.G @ v)
+        out = self.op @ v
+        if self.sign != 1.0:
+            out = out.neg_()
         self.num_matvecs += 1 if v.ndim == 1 else v.shape[1]
         return out
 
     def to_dense(self) -> torch.Tensor:
         """Dense [P, P] matrix (small models only)."""
-        return self.sign * (self.H.to_dense() - self.G.to_dense())
+        return self.sign * self.op.to_dense()
 
 
 def residual_extremes(

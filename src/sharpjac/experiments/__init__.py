@@ -27,6 +27,7 @@ from typing import Any
 
 import pandas as pd
 
+from ..training import _Threads
 from .base import (
     PRESET_NAMES,
     ExperimentConfig,
@@ -143,7 +144,8 @@ class Experiment:
     def run(
         self, config: ExperimentConfig | None = None, *, store=None, force: bool = False, progress: bool | None = None
     ) -> Result:
-        """Run ``config`` (default: the quick preset), reusing the store.
+        """Run ``config`` (default: the quick preset), reusing the store, with exactly ``config.threads``
+        torch threads (restored after).
 
         A grid experiment returns one DataFrame (one stored run per grid point); a study
         (:class:`~sharpjac.experiments.base.StudyConfig`, the theory chapters) returns
@@ -155,11 +157,14 @@ class Experiment:
             raise TypeError(
                 f"config for experiment {self.name!r} must be a {self.config_cls.__name__}, got {type(config).__name__}"
             )
-        if self.runner is not None:
-            return self.runner(config, store=store, force=force, progress=progress)
-        if isinstance(config, StudyConfig):
-            return run_study(config, name=self.name, store=store, force=force, progress=progress)
-        return run_experiment(config, name=self.name, store=store, force=force, progress=progress)
+        # measurements outside training (a runner's or a study's) use the runs' thread count too
+        # (see run_study): results independent of the machine, no oversubscribed cores
+        with _Threads(config.threads):
+            if self.runner is not None:
+                return self.runner(config, store=store, force=force, progress=progress)
+            if isinstance(config, StudyConfig):
+                return run_study(config, name=self.name, store=store, force=force, progress=progress)
+            return run_experiment(config, name=self.name, store=store, force=force, progress=progress)
 
 
 def register(

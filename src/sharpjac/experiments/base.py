@@ -32,7 +32,7 @@ import torch
 
 from .. import rehearsal, request_log
 from .._util import jsonable, progress_enabled
-from ..training import TrainConfig
+from ..training import TrainConfig, _Threads
 
 PRESET_NAMES = ("smoke", "quick", "paper")
 
@@ -67,7 +67,8 @@ class ExperimentConfig:
         device: ``"auto"`` (CUDA if available, else CPU), ``"cpu"`` or ``"cuda"``.
         dtype: ``"float32"`` or ``"float64"``.
         threads: torch threads of every run (part of each run's key, see
-            :class:`~sharpjac.training.TrainConfig`).
+            :class:`~sharpjac.training.TrainConfig`) and of the measurements made outside
+            training (a study's ``compute``, a custom runner's).
     """
 
     seeds: tuple[int, ...] = (0,)
@@ -532,6 +533,14 @@ def run_study(
     then :meth:`StudyConfig.compute` reads them from the store; with the serial one, ``compute``
     trains them itself, as it always has. ``$SHARPJAC_TRAINING=never`` raises :class:`MissingRuns`
     instead of training (or recomputing) anything.
+
+    ``compute`` (its measurements: Lanczos, Jacobians, ...) runs with exactly ``config.threads``
+    torch threads, like the runs it trains, so that the stored tables do not depend on the
+    machine's core count, and two chapters executed at once on two cores do not each start one
+    OpenMP thread per core: oversubscribed, the many small products of a Lanczos run wait on
+    descheduled threads (measured on 2 cores, four chapters two at a time: the quick
+    ``hessian_structure`` chapter's measurements took 122 s with torch's default two threads,
+    9.5 s with one, with the same tables).
     """
     from ..executors import make_executor
     from ..runs import as_store, run
@@ -551,7 +560,8 @@ def run_study(
         if missing:
             raise MissingRuns(name, missing, st.root if st is not None else "(none)")
     if st is None:
-        return config.compute(store=None, progress=progress)
+        with _Threads(config.threads):
+            return config.compute(store=None, progress=progress)
     if force:
         st.delete_study(name, spec, code=type(config).__module__)
     if ex.name != "serial":
@@ -563,4 +573,5 @@ def run_study(
 
             ex.map(train_point, todo, name=name, progress=progress_enabled(progress))
     # keyed by the code of the experiment's module (its import closure), not this module's
-    return st.study(name, spec, lambda: config.compute(store=st, progress=progress), code=type(config).__module__)
+    with _Threads(config.threads):
+        return st.study(name, spec, lambda: config.compute(store=st, progress=progress), code=type(config).__module__)

@@ -425,8 +425,9 @@ def _execute_planned(root: Path, name: str, parameters: dict[str, Any]) -> Chapt
 def default_jobs() -> int:
     """Chapters executed at once by ``make notebooks``: ``$SHARPJAC_JOBS``, else one per core, at most 2.
 
-    Every chapter trains with one torch thread, so two chapters use two cores; chapters that need the
-    same stored run wait for each other on the run store's lock instead of training it twice."""
+    Every chapter trains and measures with one torch thread (``threads`` of its configs), so two
+    chapters use two cores; chapters that need the same stored run wait for each other on the run
+    store's lock instead of training it twice."""
     text = os.environ.get("SHARPJAC_JOBS")
     if text is None:
         return max(1, min(2, os.cpu_count() or 1))
