@@ -46,6 +46,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from scipy.sparse.linalg import LinearOperator, eigsh
+from threadpoolctl import threadpool_limits
 from torch import nn
 
 from sharpjac.curvature import GaussNewtonOperator, HessianOperator, lanczos, power_iteration, trace
@@ -683,10 +684,14 @@ def main(argv=None):
     if args.write_readme and "v" not in sections:
         ap.error("--write-readme writes section v's table: include v in --sections")
     torch.set_num_threads(args.threads)
+    # scipy's and numpy's BLAS (eigsh's ARPACK, our tridiagonal solves) too: with their default of one
+    # thread per core, a contender's CPU time included a second thread's spinning
+    threadpool_limits(limits=args.threads)
     n_mlp, n_cnn, steps, reps = (250, 128, 15, 3) if args.quick else (1000, 512, 50, 5)
     reps = args.reps or reps
     print(
-        f"sharpjac curvature benchmark: torch {torch.__version__}, {torch.get_num_threads()} threads, "
+        f"sharpjac curvature benchmark: torch {torch.__version__}, {torch.get_num_threads()} threads "
+        "(torch and every BLAS), "
         f"float32 (references in float64), CPU time{' [quick]' if args.quick else ''}"
     )
     problems = [problem_mlp(n_mlp, args.seed), problem_cnn(n_cnn, args.seed)]
@@ -713,7 +718,8 @@ def main(argv=None):
         command = "python benchmarks/curvature.py " + " ".join(sys.argv[1:] if argv is None else argv)
         note = (
             f"Written by `{command.strip()}` ({time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, "
-            f"torch {torch.__version__}, {torch.get_num_threads()} thread(s), best of {reps}, one-minute "
+            f"torch {torch.__version__}, {torch.get_num_threads()} thread(s) (torch and every BLAS), "
+            f"best of {reps}, one-minute "
             f"load average {load0:.1f} at the start of (v) and {load1:.1f} at its end); do not edit by hand:"
         )
         write_readme(note + "\n\n" + markdown(header, rows) + "\n\n" + judged)

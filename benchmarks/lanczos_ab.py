@@ -22,6 +22,7 @@ import tempfile
 from pathlib import Path
 
 import torch
+from threadpoolctl import threadpool_limits
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from curvature import _TimedHessian, cpu, num_params, problem_mlp, reference_top  # noqa: E402 - after the path
@@ -53,6 +54,7 @@ def main(argv=None):
     ap.add_argument("--reps", type=int, default=9, help="best-of repetitions (default 9)")
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
+    threadpool_limits(limits=1)  # scipy's BLAS too (the tridiagonal solves)
     before = module_at(args.before)
     print(f"lanczos before ({args.before}) and after (working tree), CPU time, 1 thread, best of {args.reps}")
     print("| N | solver | stop | products | gradients | solver / product | product | rel. error |")
