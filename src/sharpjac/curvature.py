@@ -737,21 +737,14 @@ def _tridiag_eig(alpha: Sequence[float], beta: Sequence[float]) -> tuple[np.ndar
     return np.linalg.eigh(T)
 
 
-def _orthogonalise(
-    w: torch.Tensor, Q: torch.Tensor, norms2: torch.Tensor | None = None
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Classical Gram-Schmidt twice against the orthogonal **rows** of ``Q`` [j, P] (contiguous
-    rows, one matrix-vector product per pass; ``norms2`` [j] their squared norms, default ones),
-    in place on ``w`` [P]; returns ``(w, coefficients)`` (of the rows as stored)."""
-    c1 = torch.mv(Q, w)
-    if norms2 is not None:
-        c1.div_(norms2)
-    w.addmv_(Q.T, c1, alpha=-1.0)
-    c2 = torch.mv(Q, w)
-    if norms2 is not None:
-        c2.div_(norms2)
-    w.addmv_(Q.T, c2, alpha=-1.0)
-    return w, c1 + c2
+def _project_out(w: torch.Tensor, Q: torch.Tensor, norms2: torch.Tensor) -> torch.Tensor:
+    """One classical Gram-Schmidt pass against the orthogonal **rows** of ``Q`` [j, P] (contiguous
+    rows: one matrix-vector product each way) with squared norms ``norms2`` [j], in place on ``w``
+    [P]: :math:`w\\leftarrow w-Q^\\top c`, :math:`c=(Qw)/\\text{norms2}`; returns ``c`` [j] (the
+    coefficients of the rows as stored)."""
+    c = torch.mv(Q, w).div_(norms2)
+    w.addmv_(Q.T, c, alpha=-1.0)
+    return c
 
 
 class _Workspace:
@@ -1127,14 +1120,11 @@ def _lanczos_run(  # noqa: C901 - one Lanczos iteration with its reorthogonalisa
                 # matrix-vector product each way on the contiguous basis
                 Q = basis.rows
                 norms2 = torch.as_tensor(scales, dtype=Q.dtype, device=Q.device) ** 2
-                h = torch.mv(Q, row).div_(norms2)
-                row.addmv_(Q.T, h, alpha=-1.0)
+                h = _project_out(row, Q, norms2)
                 b = float(torch.linalg.vector_norm(row)) / abs(sigma)
                 if b < 0.5 * n0:
-                    h2 = torch.mv(Q, row).div_(norms2)
-                    row.addmv_(Q.T, h2, alpha=-1.0)
+                    h = h + _project_out(row, Q, norms2)
                     b = float(torch.linalg.vector_norm(row)) / abs(sigma)
-                    h = h + h2
                 if col is not None:  # the projection on q_i, per unit of A q_j
                     col[: j + 1] += h.to(f64).cpu().numpy() * np.asarray(scales, dtype=np.float64) / sigma
             else:
@@ -1167,7 +1157,8 @@ def _lanczos_run(  # noqa: C901 - one Lanczos iteration with its reorthogonalisa
                 norms2 = torch.as_tensor(scales[:m], dtype=Q.dtype, device=Q.device) ** 2
                 for _ in range(5):
                     r = torch.randn(P, generator=rng, dtype=f64).to(device=dev, dtype=bd)
-                    r, _ = _orthogonalise(r, Q, norms2)
+                    _project_out(r, Q, norms2)  # twice is enough
+                    _project_out(r, Q, norms2)
                     nr = float(torch.linalg.vector_norm(r, dtype=f64))
                     if nr > 1e-3:
                         break
